@@ -1,0 +1,106 @@
+# serlua build. `make` builds libser.a, libser.so, ser.so and serlua.
+# Sources are discovered by folder: a new src/<area>/*.c is built without editing this file.
+#   make test        C unit tests, busted specs, compare.lua smoke run; ends "N passed, N failed"
+#   make check-asan  the same under AddressSanitizer + UBSan (separate build dir)
+#   make bench       ours vs PyTorch, side by side (needs scripts/install-deps.sh --bench)
+#   make NATIVE=1    -march=native instead of the portable x86-64-v2 baseline
+#   make WERROR=1    warnings are errors (CI)
+#   make install PREFIX=/usr/local
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+LUA_PKG := lua5.4
+PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson
+MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
+OPT     ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
+               -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \
+               -MMD -MP -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+               -I/usr/include/x86_64-linux-gnu/openblas-openmp
+CFLAGS  += $(CFLAGS_BASE) $(SANITIZE)
+LDLIBS_CORE := $(shell pkg-config --libs sndfile fftw3f soxr libcjson 2>/dev/null) -lopenblas -lm -fopenmp
+LDLIBS_LUA  := $(shell pkg-config --libs $(LUA_PKG) 2>/dev/null)
+LDFLAGS += $(SANITIZE)
+
+CORE_DIRS := core ops autograd optim audio augment eval io
+CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
+LUA_SRC   := $(wildcard src/lua/*.c)
+LUA_FILES := $(shell find lua -name '*.lua' | sort)
+REPL_SRC  := $(wildcard src/serlua/*.c)
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+LUA_OBJ   := $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded_lua.o
+REPL_OBJ  := $(REPL_SRC:%.c=$(BUILD)/%.o)
+
+CTEST_SRC := $(wildcard tests/c/test_*.c)
+CTEST_BIN := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+GRADCHECK_SRC := $(wildcard tests/c/gradcheck/*.c)
+GRADCHECK_OBJ := $(GRADCHECK_SRC:%.c=$(BUILD)/%.o)
+TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/c/lib/*.c))
+
+.PHONY: all test check-asan bench install clean deps fuzz ravdess
+all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua
+
+# Installs missing Debian packages (and says which) before the first build.
+deps: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok: scripts/install-deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/install-deps.sh
+	@touch $@
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libser.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libser.so: $(CORE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS_CORE)
+
+# Lua sources are compiled into the binaries (package.preload), so ser.so and
+# serlua are self-contained; chunk names keep the lua/ser/... paths for tracebacks.
+$(BUILD)/gen/embedded_lua.c: scripts/embed-lua.lua $(LUA_FILES) | deps
+	@mkdir -p $(dir $@)
+	lua5.4 scripts/embed-lua.lua $@ $(LUA_FILES)
+
+$(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ser.so: $(LUA_OBJ) $(BUILD)/libser.a
+	$(CC) -shared -o $@ $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_CORE)
+
+$(BUILD)/serlua: $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a
+	$(CC) -o $@ $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_LUA) -lreadline $(LDLIBS_CORE) -Wl,-E
+
+$(BUILD)/tests/test_gradcheck: $(GRADCHECK_OBJ) $(TESTLIB_OBJ) $(BUILD)/libser.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(GRADCHECK_OBJ) $(TESTLIB_OBJ) $(BUILD)/libser.a $(LDFLAGS) -lcmocka $(LDLIBS_CORE)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/c/test_%.o $(TESTLIB_OBJ) $(BUILD)/libser.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(TESTLIB_OBJ) $(BUILD)/libser.a $(LDFLAGS) -lcmocka $(LDLIBS_CORE)
+
+test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck)
+	@BUILD=$(BUILD) scripts/run-tests.sh
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+bench: all
+	@BUILD=$(BUILD) scripts/run-bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/ser \
+	           $(DESTDIR)$(PREFIX)/lib/lua/5.4
+	install -m 755 $(BUILD)/serlua $(DESTDIR)$(PREFIX)/bin/serlua
+	install -m 644 $(BUILD)/libser.a $(DESTDIR)$(PREFIX)/lib/libser.a
+	install -m 755 $(BUILD)/libser.so $(DESTDIR)$(PREFIX)/lib/libser.so
+	install -m 755 $(BUILD)/ser.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ser.so
+	cd src && find . -name '*.h' ! -path './lua/*' ! -path './serlua/*' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/include/ser/{} \;
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

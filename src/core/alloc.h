@@ -1,0 +1,18 @@
+/* Aligned allocation with accounting.
+ *
+ * Every tensor buffer goes through here so that the live byte count is known:
+ * the Lua binding uses it to drive the garbage collector (Lua cannot see tensor
+ * memory otherwise — Torch7's lesson) and ser.memory() reports it. Buffers are
+ * 64-byte aligned for AVX-512 loads. */
+#ifndef SER_CORE_ALLOC_H
+#define SER_CORE_ALLOC_H
+#include <stddef.h>
+
+void *ser_alloc(size_t bytes);          /* NULL (with ser_error set) on failure; 0 bytes ok */
+void *ser_calloc(size_t bytes);         /* zero-filled */
+void ser_free(void *p, size_t bytes);   /* bytes must equal the allocated size */
+size_t ser_memory_live(void);           /* bytes currently allocated through ser_alloc */
+size_t ser_memory_peak(void);
+void ser_memory_reset_peak(void);
+
+#endif

@@ -1,0 +1,31 @@
+/* Seeded random numbers.
+ *
+ * Algorithm: PCG32 (O'Neill 2014, XSH-RR output, 64-bit LCG state with
+ * multiplier 6364136223846793005) seeded through SplitMix64. Uniforms are the
+ * top 24 bits of one draw scaled to [0,1); normals use the Box–Muller
+ * transform (both values of a pair are used, the spare is cached in the state).
+ * One global generator serves ser.manual_seed; components that need an
+ * independent stream (augmentation workers, UMAP) derive one with
+ * ser_rng_derive so results do not depend on call interleaving. */
+#ifndef SER_CORE_RNG_H
+#define SER_CORE_RNG_H
+#include <stdint.h>
+
+typedef struct ser_rng {
+  uint64_t state, inc;
+  int has_spare;
+  float spare;
+} ser_rng;
+
+void ser_rng_seed(ser_rng *r, uint64_t seed);
+uint32_t ser_rng_u32(ser_rng *r);
+float ser_rng_uniform(ser_rng *r);                 /* [0, 1) */
+float ser_rng_normal(ser_rng *r);                  /* N(0, 1) */
+uint32_t ser_rng_below(ser_rng *r, uint32_t n);    /* uniform integer in [0, n), unbiased */
+/* A new generator whose stream depends on r's next draw and `stream`. */
+void ser_rng_derive(ser_rng *r, uint64_t stream, ser_rng *out);
+
+ser_rng *ser_rng_global(void);                     /* the generator behind ser.manual_seed */
+void ser_manual_seed(uint64_t seed);
+
+#endif
