@@ -1,0 +1,48 @@
+/* Shared helpers of the Lua bindings: tensor userdata, error raising, option tables.
+ * The only header that includes both lua.h and the core. */
+#ifndef SER_LUA_LUAT_H
+#define SER_LUA_LUAT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ser.h"
+
+#define SER_TENSOR_MT "ser.Tensor"
+
+/* Tensor userdata: a box holding one reference (NULL after __gc/__close). */
+ser_tensor *ser_lua_checktensor(lua_State *L, int idx);
+ser_tensor *ser_lua_opttensor(lua_State *L, int idx);      /* nil/none -> NULL */
+ser_tensor *ser_lua_totensor(lua_State *L, int idx);       /* NULL if not a live tensor */
+/* Pushes t as userdata, taking over the caller's reference. t == NULL raises
+ * the pending core error (so `ser_lua_pushtensor(L, ser_tensor_zeros(...))` is safe). */
+void ser_lua_pushtensor(lua_State *L, ser_tensor *t);
+/* Accepts a tensor, a number (-> 0-d... 1-element tensor) or a nested table of numbers.
+ * Returns a new reference. */
+ser_tensor *ser_lua_checktensorlike(lua_State *L, int idx, const char *fname);
+
+/* Raises "fname: <message of the last core error>". Never returns. */
+int ser_lua_fail(lua_State *L, const char *fname);
+#define SER_LUA_TRY(L, fname, expr)            \
+  do {                                         \
+    if ((expr) < 0) ser_lua_fail(L, fname);    \
+  } while (0)
+
+/* Lua dim (1-based, negative from the end) -> 0-based, checked against ndim. */
+int ser_lua_checkdim(lua_State *L, int idx, int ndim, const char *fname);
+/* Reads a shape from varargs (T.zeros(2,3)) or one table (T.zeros{2,3}) starting at idx. */
+int ser_lua_checkshape(lua_State *L, int idx, int64_t *shape, const char *fname);
+
+/* Option tables: opts may be nil. Wrong types raise "fname: option 'key' must be ...". */
+double ser_lua_optnumber(lua_State *L, int opts, const char *key, double def, const char *fname);
+lua_Integer ser_lua_optinteger(lua_State *L, int opts, const char *key, lua_Integer def, const char *fname);
+int ser_lua_optboolean(lua_State *L, int opts, const char *key, int def, const char *fname);
+const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const char *def, const char *fname);
+
+/* Tells the garbage collector about tensor memory (called after allocations). */
+void ser_lua_account(lua_State *L);
+
+/* Module openers, registered in src/lua/module.c as package.preload["ser.core.<area>"]. */
+int ser_lua_open_tensor(lua_State *L);
+
+#endif

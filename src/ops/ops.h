@@ -1,0 +1,11 @@
+/* Umbrella for the op headers (one per file in src/ops/). */
+#ifndef SER_OPS_OPS_H
+#define SER_OPS_OPS_H
+
+#include "elementwise.h"
+#include "reduce.h"
+#include "matmul.h"
+#include "softmax.h"
+#include "shape.h"
+
+#endif

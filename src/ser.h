@@ -1,0 +1,16 @@
+/* serlua's public C API: link libser.a (or libser.so) and include this header.
+ * Nothing here depends on Lua. */
+#ifndef SER_H
+#define SER_H
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/threads.h"
+#include "autograd/autograd.h"
+#include "ops/ops.h"
+
+#define SER_VERSION "0.1.0"
+
+#endif
