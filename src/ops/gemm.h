@@ -1,0 +1,43 @@
+/* Our one GEMM entry point: every conv/linear product goes through here so
+ * that precision (fp32 / bf16 "amp") is chosen in one place.
+ *
+ * fp32: OpenBLAS cblas_sgemm (the OpenMP build, so inside our own parallel
+ * regions it runs single-threaded instead of oversubscribing the cores).
+ * bf16 (amp on and the CPU has AVX512-BF16): A and B are rounded to bfloat16
+ * (round to nearest even) while being packed into panels, products are summed
+ * in fp32 with vdpbf16ps, and C stays fp32 — the master weights and every
+ * activation buffer remain fp32; only the GEMM inputs lose precision. Small
+ * products (any of M, N, K below SER_GEMM_BF16_MIN) stay on fp32, where
+ * packing would cost more than it saves. */
+#ifndef SER_OPS_GEMM_H
+#define SER_OPS_GEMM_H
+
+#define SER_GEMM_BF16_MIN 16
+
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major.
+ * op(A) is [M,K]: A is [M,K] (lda >= K) or, with ta, [K,M] (lda >= M).
+ * op(B) is [K,N]: B is [K,N] (ldb >= N) or, with tb, [N,K] (ldb >= K).
+ * beta == 0 overwrites C (NaNs in C do not propagate). Dimensions are trusted
+ * (callers check shapes); M, N or K == 0 is allowed. */
+void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same product forced to one precision (tests and benchmarks compare the two). */
+void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+/* Returns SER_EUNSUPPORTED (with a message) when the CPU lacks AVX512-BF16. */
+int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Mixed precision switch (global, default off). Turning it on where the CPU
+ * has no AVX512-BF16 prints one notice on stderr and keeps fp32; the return
+ * value says whether bf16 is actually in use. */
+int ser_set_amp(int on);
+int ser_amp_enabled(void);      /* 1 when bf16 GEMMs are in use */
+int ser_bf16_supported(void);   /* the CPU has avx512_bf16 (and AVX512F/BW) */
+
+/* float -> bfloat16 bits, round to nearest even; NaN stays NaN. */
+unsigned short ser_f32_to_bf16(float f);
+float ser_bf16_to_f32(unsigned short h);
+
+#endif

@@ -1,0 +1,29 @@
+/* Per-thread, grow-only scratch buffers for kernels (im2col columns, packed
+ * GEMM panels, per-thread gradient partials).
+ *
+ * Hot loops must not allocate (DESIGN.md), and a fixed pool overflows (ggml#322),
+ * so each thread keeps a few numbered slots that only ever grow: the first
+ * training step sizes them for the largest layer and later steps reuse them.
+ * The memory goes through ser_alloc, so ser.memory() and the peak counters
+ * see it. A slot's contents are undefined on return; callers that need zeros
+ * clear it. Slots are per thread (OpenMP workers keep theirs for the life of
+ * the pool), so two threads never share one. */
+#ifndef SER_OPS_SCRATCH_H
+#define SER_OPS_SCRATCH_H
+#include <stddef.h>
+
+enum {
+  SER_SCRATCH_COL = 0,     /* im2col / col2im columns */
+  SER_SCRATCH_GEMM_A,      /* packed bf16 A panels */
+  SER_SCRATCH_GEMM_B,      /* packed bf16 B panels */
+  SER_SCRATCH_PARTIAL,     /* per-thread weight-gradient partial sums */
+  SER_SCRATCH_SLOTS
+};
+
+/* A buffer of at least `bytes` (64-byte aligned) for this thread's slot, or
+ * NULL with ser_error set when memory runs out. */
+void *ser_scratch(int slot, size_t bytes);
+/* Frees the calling thread's slots (tests, or a thread about to exit). */
+void ser_scratch_release(void);
+
+#endif
