@@ -1,0 +1,56 @@
+-- BatchNorm1d / BatchNorm2d: weight 1, bias 0, running_mean 0, running_var 1,
+-- num_batches_tracked (a float tensor here; PyTorch stores int64, and the
+-- value carries across either way). Train mode normalises with the batch
+-- statistics and updates the running ones (momentum 0.1, unbiased variance);
+-- eval mode uses the running statistics.
+local Module = require "ser.nn.module"
+local F = require "ser.nn.functional"
+local tensor = require "ser.nn.tensor"
+local u = require "ser.nn.util"
+
+local ALLOWED = { eps = true, momentum = true, affine = true, track_running_stats = true }
+
+local function make(name, ranks)
+  local BN = Module.class(name)
+  function BN:init(num_features, opts)
+    opts = u.opts(opts, name, ALLOWED)
+    self.num_features = u.positive_int(num_features, "num_features", name)
+    self.eps = opts.eps or 1e-5
+    self.momentum = opts.momentum or 0.1
+    self.affine = opts.affine ~= false
+    self.track_running_stats = opts.track_running_stats ~= false
+    local c = { self.num_features }
+    self:register_parameter("weight", self.affine and tensor.ones(c) or nil)
+    self:register_parameter("bias", self.affine and tensor.zeros(c) or nil)
+    if self.track_running_stats then
+      self:register_buffer("running_mean", tensor.zeros(c))
+      self:register_buffer("running_var", tensor.ones(c))
+      self:register_buffer("num_batches_tracked", tensor.zeros({ 1 }))
+    end
+  end
+
+  function BN:forward(x)
+    local nd = #x:shape()
+    if not ranks[nd] then
+      error(("%s(%d): expected a %s input, got shape [%s]"):format(name, self.num_features,
+        ranks.text, table.concat(x:shape(), ",")), 2)
+    end
+    local use_batch = self.training or not self.track_running_stats
+    if self.training and self.track_running_stats then
+      tensor.add_scalar_(self.num_batches_tracked, 1)
+    end
+    return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+      { training = use_batch, momentum = self.momentum, eps = self.eps })
+  end
+
+  function BN:extra_repr()
+    return ("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s"):format(self.num_features,
+      u.pyfloat(self.eps), u.pyfloat(self.momentum), u.pybool(self.affine), u.pybool(self.track_running_stats))
+  end
+  return BN
+end
+
+return {
+  BatchNorm1d = make("BatchNorm1d", { [2] = true, [3] = true, text = "2-d [N,C] or 3-d [N,C,L]" }),
+  BatchNorm2d = make("BatchNorm2d", { [4] = true, text = "4-d [N,C,H,W]" }),
+}
