@@ -32,7 +32,7 @@ function Dropout:init(p)
 end
 function Dropout:forward(x)
   if not self.training or self.p == 0 then return x end
-  return F.dropout(x, { p = self.p, training = true })
+  return F.dropout(x, self.p, true)
 end
 function Dropout:extra_repr()
   return ("p=%s, inplace=False"):format(u.pyfloat(self.p))

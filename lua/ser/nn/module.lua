@@ -218,7 +218,9 @@ function Module:load_state_dict(sd, opts)
       wrong[#wrong + 1] = ("%s: expected a tensor, got %s"):format(key, type(src))
     else
       local a, b = shape_str(own[key]:shape()), shape_str(src:shape())
-      if a ~= b then wrong[#wrong + 1] = ("%s: checkpoint has %s, model has %s"):format(key, b, a) end
+      -- PyTorch stores num_batches_tracked as a 0-d tensor; ours is [1].
+      local scalars = tensor.numel(own[key]) == 1 and tensor.numel(src) == 1
+      if a ~= b and not scalars then wrong[#wrong + 1] = ("%s: checkpoint has %s, model has %s"):format(key, b, a) end
     end
   end
   for key in pairs(sd) do

@@ -40,7 +40,7 @@ local function make(name, ranks)
       tensor.add_scalar_(self.num_batches_tracked, 1)
     end
     return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-      { training = use_batch, momentum = self.momentum, eps = self.eps })
+      use_batch, self.momentum, self.eps)
   end
 
   function BN:extra_repr()

@@ -1,0 +1,114 @@
+-- The three reference architectures of the PyTorch notebook, layer for layer.
+-- Module and parameter names equal the PyTorch state_dict keys
+-- (features.0.weight, features.1.running_mean, rnn.weight_ih_l0_reverse, ...;
+-- tests/lua/helpers/models_ref.py is the PyTorch side), so checkpoints carry across.
+-- Each model has embed(x): the penultimate representation, used for UMAP.
+-- model.input names the features the model expects ("logmel" or "waveform").
+local nn = require "ser.nn"
+
+local models = {}
+
+local function check_classes(name, o)
+  o = o or {}
+  if type(o) ~= "table" then error(("ser.models.%s: expected an options table, got %s"):format(name, type(o)), 3) end
+  local c = o.classes
+  if type(c) ~= "number" or c ~= math.floor(c) or c < 2 then
+    error(("ser.models.%s: classes must be a whole number >= 2, got %s"):format(name, tostring(c)), 3)
+  end
+  return o
+end
+
+-- CNN2D on log-mel [B,1,64,T]: 4 x [Conv 3x3 -> BN -> ReLU -> MaxPool 2]
+-- (the last block pools adaptively to 1x1), then a 2-layer classifier.
+local CNN2D = nn.Module.class("CNN2D")
+function CNN2D:init(o)
+  o = check_classes("CNN2D", o)
+  self.classes, self.input = o.classes, "logmel"
+  local layers, c_in = {}, 1
+  for i, c in ipairs { 32, 64, 128, 256 } do
+    for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.BatchNorm2d(c), nn.ReLU(),
+                         i < 4 and nn.MaxPool2d(2) or nn.AdaptiveAvgPool2d(1) } do
+      layers[#layers + 1] = m
+    end
+    c_in = c
+  end
+  self:add_module("features", nn.Sequential(layers))
+  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, 128), nn.ReLU(),
+                                               nn.Dropout(0.3), nn.Linear(128, o.classes) })
+end
+function CNN2D:forward(x)
+  return self.classifier(self.features(x))
+end
+function CNN2D:embed(x)   -- [B,128]: the input of the last Linear
+  local h = self.features(x)
+  for i = 1, self.classifier:len() - 1 do h = self.classifier:get(i)(h) end
+  return h
+end
+models.CNN2D = CNN2D
+
+-- CRNN on log-mel [B,1,64,T]: 3 x [Conv 3x3 -> ReLU -> MaxPool 2], mean over
+-- frequency, BiLSTM over time, mean over time, Linear.
+local CRNN = nn.Module.class("CRNN")
+function CRNN:init(o)
+  o = check_classes("CRNN", o)
+  local hidden = o.hidden or 128
+  self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
+  local layers, c_in = {}, 1
+  for _, c in ipairs { 32, 64, 128 } do
+    for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2) } do
+      layers[#layers + 1] = m
+    end
+    c_in = c
+  end
+  self:add_module("features", nn.Sequential(layers))
+  self:add_module("rnn", nn.LSTM(128, hidden, { batch_first = true, bidirectional = true }))
+  self:add_module("fc", nn.Linear(2 * hidden, o.classes))
+end
+function CRNN:embed(x)    -- [B,2*hidden]: the BiLSTM output averaged over time
+  local f = self.features(x):mean(3)          -- [B,128,F,T] -> [B,128,T]
+  local out = self.rnn(f:permute(1, 3, 2))    -- [B,T,128] -> [B,T,2H]
+  return out:mean(2)
+end
+function CRNN:forward(x)
+  return self.fc(self:embed(x))
+end
+models.CRNN = CRNN
+
+-- CNN1D on the waveform [B,1,N]: 4 x [Conv1d k9 s2 p4 -> BN -> ReLU],
+-- global average pool, Dropout, Linear.
+local CNN1D = nn.Module.class("CNN1D")
+function CNN1D:init(o)
+  o = check_classes("CNN1D", o)
+  self.classes, self.input = o.classes, "waveform"
+  local layers, c_in = {}, 1
+  for _, c in ipairs { 32, 64, 128, 256 } do
+    for _, m in ipairs { nn.Conv1d(c_in, c, 9, { stride = 2, padding = 4 }), nn.BatchNorm1d(c), nn.ReLU() } do
+      layers[#layers + 1] = m
+    end
+    c_in = c
+  end
+  layers[#layers + 1] = nn.AdaptiveAvgPool1d(1)
+  self:add_module("features", nn.Sequential(layers))
+  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, o.classes) })
+end
+function CNN1D:forward(x)
+  return self.classifier(self.features(x))
+end
+function CNN1D:embed(x)   -- [B,256]: the pooled features
+  return self.classifier:get(1)(self.features(x))
+end
+models.CNN1D = CNN1D
+
+-- Lower-case names as used on the command line and in file names.
+models.by_name = { cnn2d = CNN2D, crnn = CRNN, cnn1d = CNN1D }
+
+-- ser.models.create("crnn", { classes = 8 }) with a clear error for unknown names.
+function models.create(name, o)
+  local cls = models.by_name[tostring(name):lower()]
+  if cls == nil then
+    error(("ser.models.create: unknown model '%s' (expected cnn2d, crnn or cnn1d)"):format(tostring(name)), 2)
+  end
+  return cls(o)
+end
+
+return models

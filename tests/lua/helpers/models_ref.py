@@ -1,0 +1,70 @@
+"""PyTorch versions of ser.models (CNN2D, CRNN, CNN1D), written as the notebook's
+modules, so models_spec.lua can compare state_dict keys and shapes with ours.
+
+Usage: python3 models_ref.py [classes] [hidden]
+Prints one line per state_dict entry: "<model> <key> <d0>x<d1>x..." in PyTorch order.
+"""
+import sys
+
+import torch
+import torch.nn as nn
+
+
+class CNN2D(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        layers, c_in = [], 1
+        for i, c in enumerate([32, 64, 128, 256]):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+                       nn.MaxPool2d(2) if i < 3 else nn.AdaptiveAvgPool2d(1)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, 128), nn.ReLU(),
+                                        nn.Dropout(0.3), nn.Linear(128, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class CRNN(nn.Module):
+    def __init__(self, classes, hidden=128):
+        super().__init__()
+        layers, c_in = [], 1
+        for c in [32, 64, 128]:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.rnn = nn.LSTM(128, hidden, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x):
+        f = self.features(x).mean(dim=2)          # [B,128,T]
+        out, _ = self.rnn(f.permute(0, 2, 1))     # [B,T,2H]
+        return self.fc(out.mean(dim=1))
+
+
+class CNN1D(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        layers, c_in = [], 1
+        for c in [32, 64, 128, 256]:
+            layers += [nn.Conv1d(c_in, c, 9, stride=2, padding=4), nn.BatchNorm1d(c), nn.ReLU()]
+            c_in = c
+        layers.append(nn.AdaptiveAvgPool1d(1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def main():
+    classes = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    hidden = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+    for name, model in (("cnn2d", CNN2D(classes)), ("crnn", CRNN(classes, hidden)), ("cnn1d", CNN1D(classes))):
+        for key, t in model.state_dict().items():
+            print(name, key, "x".join(str(d) for d in t.shape) or "1")
+
+
+if __name__ == "__main__":
+    main()
