@@ -2,6 +2,12 @@
 #ifndef SER_AUTOGRAD_OPLIST_NN_H
 #define SER_AUTOGRAD_OPLIST_NN_H
 
-#define SER_OPS_NN(X)
+#define SER_OPS_NN(X) \
+  X(CONV2D, "conv2d", ser_conv2d_backward_node) \
+  X(CONV1D, "conv1d", ser_conv1d_backward_node) \
+  X(LSTM, "lstm", ser_lstm_backward) \
+  X(CROSS_ENTROPY, "cross_entropy", ser_cross_entropy_backward_op) \
+  X(NLL_LOSS, "nll_loss", ser_nll_loss_backward_op) \
+  X(MSE_LOSS, "mse_loss", ser_mse_loss_backward_op)
 
 #endif

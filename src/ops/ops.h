@@ -7,5 +7,9 @@
 #include "matmul.h"
 #include "softmax.h"
 #include "shape.h"
+#include "gemm.h"
+#include "conv.h"
+#include "lstm.h"
+#include "loss.h"
 
 #endif
