@@ -9,6 +9,8 @@
 #include "shape.h"
 #include "gemm.h"
 #include "conv.h"
+#include "gemm.h"
+#include "conv.h"
 #include "lstm.h"
 #include "loss.h"
 

@@ -1,0 +1,320 @@
+#include "conv.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "gemm.h"
+#include "scratch.h"
+
+int ser_conv_geom_init(ser_conv_geom *g, const char *op) {
+  if (g->sh < 1 || g->sw < 1)
+    return ser_error(SER_EINVAL, "%s: stride must be >= 1, got %dx%d", op, g->sh, g->sw);
+  if (g->ph < 0 || g->pw < 0)
+    return ser_error(SER_EINVAL, "%s: padding must be >= 0, got %dx%d", op, g->ph, g->pw);
+  if (g->dh < 1 || g->dw < 1)
+    return ser_error(SER_EINVAL, "%s: dilation must be >= 1, got %dx%d", op, g->dh, g->dw);
+  long eh = (long)g->dh * (g->KH - 1) + 1, ew = (long)g->dw * (g->KW - 1) + 1;
+  long oh = ((long)g->H + 2L * g->ph - eh) / g->sh + 1, ow = ((long)g->W + 2L * g->pw - ew) / g->sw + 1;
+  if ((long)g->H + 2L * g->ph < eh || (long)g->W + 2L * g->pw < ew || oh < 1 || ow < 1)
+    return ser_error(SER_EINVAL,
+                     "%s: kernel %dx%d (dilation %dx%d, so %ldx%ld) does not fit the input %dx%d with "
+                     "padding %dx%d; expected a kernel extent <= input + 2*padding",
+                     op, g->KH, g->KW, g->dh, g->dw, eh, ew, g->H, g->W, g->ph, g->pw);
+  g->OH = (int)oh;
+  g->OW = (int)ow;
+  return 0;
+}
+
+/* Output columns [lo, hi) whose input position ow*s + off lies in [0, n). */
+static void valid_range(int n_out, int n_in, int s, int off, int *lo, int *hi) {
+  int a = off >= 0 ? 0 : (-off + s - 1) / s;
+  int b = n_in - off <= 0 ? 0 : (n_in - off + s - 1) / s;
+  if (b > n_out) b = n_out;
+  if (a > b) a = b;
+  *lo = a;
+  *hi = b;
+}
+
+/* col [C*KH*KW, OH*OW] <- one image [C,H,W]; zero where the kernel hits padding. */
+static void im2col(float *col, const float *img, const ser_conv_geom *g) {
+  int OHW = g->OH * g->OW;
+  for (int c = 0; c < g->C; c++)
+    for (int kh = 0; kh < g->KH; kh++)
+      for (int kw = 0; kw < g->KW; kw++) {
+        float *dst = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * OHW;
+        int offw = kw * g->dw - g->pw, lo, hi;
+        valid_range(g->OW, g->W, g->sw, offw, &lo, &hi);
+        for (int oh = 0; oh < g->OH; oh++, dst += g->OW) {
+          int ih = oh * g->sh - g->ph + kh * g->dh;
+          if (ih < 0 || ih >= g->H) {
+            memset(dst, 0, sizeof(float) * g->OW);
+            continue;
+          }
+          const float *src = img + ((size_t)c * g->H + ih) * g->W + offw;
+          memset(dst, 0, sizeof(float) * lo);
+          if (g->sw == 1)
+            memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+          else
+            for (int ow = lo; ow < hi; ow++) dst[ow] = src[(size_t)ow * g->sw];
+          memset(dst + hi, 0, sizeof(float) * (g->OW - hi));
+        }
+      }
+}
+
+/* img [C,H,W] += col2im(col): the adjoint of im2col. */
+static void col2im_add(float *img, const float *col, const ser_conv_geom *g) {
+  int OHW = g->OH * g->OW;
+  for (int c = 0; c < g->C; c++)
+    for (int kh = 0; kh < g->KH; kh++)
+      for (int kw = 0; kw < g->KW; kw++) {
+        const float *s = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * OHW;
+        int offw = kw * g->dw - g->pw, lo, hi;
+        valid_range(g->OW, g->W, g->sw, offw, &lo, &hi);
+        for (int oh = 0; oh < g->OH; oh++, s += g->OW) {
+          int ih = oh * g->sh - g->ph + kh * g->dh;
+          if (ih < 0 || ih >= g->H) continue;
+          float *dst = img + ((size_t)c * g->H + ih) * g->W + offw;
+          if (g->sw == 1)
+            for (int ow = lo; ow < hi; ow++) dst[ow] += s[ow];
+          else
+            for (int ow = lo; ow < hi; ow++) dst[(size_t)ow * g->sw] += s[ow];
+        }
+      }
+}
+
+/* A 1x1 kernel with stride 1 and no padding reads the image as it is. */
+static int col_is_input(const ser_conv_geom *g) {
+  return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+/* Images go to threads (each with a single-threaded GEMM) when there are
+ * enough of them; a small batch uses one thread per image and threaded GEMMs.
+ * The batch split measured faster for these layer sizes: the im2col work
+ * parallelises too, and the GEMMs are small enough that OpenBLAS's own
+ * threading loses to its synchronisation. */
+static int split_batch(const ser_conv_geom *g) {
+  int nt = omp_get_max_threads();
+  return nt > 1 && g->B >= nt && !omp_in_parallel();
+}
+
+int ser_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
+                       const ser_conv_geom *g) {
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
+  int direct = col_is_input(g), failed = 0;
+#pragma omp parallel for schedule(static) if (split_batch(g)) reduction(| : failed)
+  for (int b = 0; b < g->B; b++) {
+    const float *img = in + b * in_sz;
+    float *o = out + b * out_sz;
+    const float *col = img;
+    if (!direct) {
+      float *c = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * OHW);
+      if (!c) {
+        failed = 1;
+        continue;
+      }
+      im2col(c, img, g);
+      col = c;
+    }
+    if (bias)
+      for (int oc = 0; oc < g->OC; oc++)
+        for (int i = 0; i < OHW; i++) o[(size_t)oc * OHW + i] = bias[oc];
+    ser_gemm(0, 0, g->OC, OHW, CKK, 1.0f, weight, CKK, col, OHW, bias ? 1.0f : 0.0f, o, OHW);
+  }
+  return failed ? SER_ENOMEM : 0;
+}
+
+/* One image's share of the backward pass: dW += dout col^T, din += col2im(W^T dout). */
+static int backward_image(float *din_b, float *dw, const float *dout_b, const float *in_b,
+                          const float *weight, const ser_conv_geom *g) {
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  int direct = col_is_input(g);
+  float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * OHW);
+  if (!col) return SER_ENOMEM;
+  if (dw) {
+    const float *c = in_b;
+    if (!direct) {
+      im2col(col, in_b, g);
+      c = col;
+    }
+    ser_gemm(0, 1, g->OC, CKK, OHW, 1.0f, dout_b, OHW, c, OHW, 1.0f, dw, CKK);
+  }
+  if (din_b) {
+    if (direct) {
+      ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
+    } else {
+      ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 0.0f, col, OHW);
+      col2im_add(din_b, col, g);
+    }
+  }
+  return 0;
+}
+
+int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                        const float *weight, const ser_conv_geom *g) {
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
+  size_t wn = (size_t)g->OC * CKK;
+  if (dbias)
+    for (int b = 0; b < g->B; b++)
+      for (int oc = 0; oc < g->OC; oc++) {
+        const float *d = dout + b * out_sz + (size_t)oc * OHW;
+        float s = 0.0f;
+        for (int i = 0; i < OHW; i++) s += d[i];
+        dbias[oc] += s;
+      }
+  if (!din && !dweight) return 0;
+  if (!split_batch(g)) {
+    for (int b = 0; b < g->B; b++) {
+      int rc = backward_image(din ? din + b * in_sz : NULL, dweight, dout + b * out_sz, in + b * in_sz,
+                              weight, g);
+      if (rc) return rc;
+    }
+    return 0;
+  }
+  /* Thread 0 accumulates straight into dweight, the others into their own
+   * partial sums, added in thread order afterwards (deterministic for a
+   * given thread count). */
+  int nt = omp_get_max_threads(), failed = 0;
+  float *part[nt];
+  memset(part, 0, sizeof part);
+#pragma omp parallel num_threads(nt) reduction(| : failed)
+  {
+    int t = omp_get_thread_num();
+    float *dw = NULL;
+    if (dweight) {
+      dw = t == 0 ? dweight : ser_scratch(SER_SCRATCH_PARTIAL, sizeof(float) * wn);
+      if (dw && t) memset(dw, 0, sizeof(float) * wn);
+      part[t] = dw;
+    }
+    if (dweight && !dw) failed = 1;
+#pragma omp for schedule(static)
+    for (int b = 0; b < g->B; b++) {
+      if (failed) continue;
+      if (backward_image(din ? din + b * in_sz : NULL, dw, dout + b * out_sz, in + b * in_sz, weight, g))
+        failed = 1;
+    }
+  }
+  if (failed) return SER_ENOMEM;
+  if (dweight)
+    for (int t = 1; t < nt; t++)
+      if (part[t])
+        for (size_t i = 0; i < wn; i++) dweight[i] += part[t][i];
+  return 0;
+}
+
+/* ---- autograd ops ------------------------------------------------------ */
+
+/* Builds the geometry from tensor shapes (conv1d: H = KH = 1) and the options. */
+static int geom_from(ser_conv_geom *g, const ser_tensor *x, const ser_tensor *w, const int64_t *arg, int is1d,
+                     const char *op) {
+  for (int i = 0; i < x->ndim; i++)
+    if (x->shape[i] > 0x3fffffff || w->shape[i] > 0x3fffffff)
+      return ser_error(SER_EINVAL, "%s: dimension too large; input %s, weight %s", op, SER_SHAPE(x),
+                       SER_SHAPE(w));
+  g->B = (int)x->shape[0];
+  g->C = (int)x->shape[1];
+  g->OC = (int)w->shape[0];
+  if (is1d) {
+    g->H = 1, g->W = (int)x->shape[2], g->KH = 1, g->KW = (int)w->shape[2];
+    g->sh = 1, g->ph = 0, g->dh = 1;
+    g->sw = (int)arg[0], g->pw = (int)arg[2], g->dw = (int)arg[4];
+  } else {
+    g->H = (int)x->shape[2], g->W = (int)x->shape[3], g->KH = (int)w->shape[2], g->KW = (int)w->shape[3];
+    g->sh = (int)arg[0], g->sw = (int)arg[1], g->ph = (int)arg[2], g->pw = (int)arg[3];
+    g->dh = (int)arg[4], g->dw = (int)arg[5];
+  }
+  int rc = ser_conv_geom_init(g, op);
+  if (rc) return rc;
+  if ((double)g->C * g->KH * g->KW * g->OH * g->OW > 2147483647.0)
+    return ser_error(SER_EINVAL, "%s: im2col of one image would exceed 2^31 elements; input %s, weight %s",
+                     op, SER_SHAPE(x), SER_SHAPE(w));
+  return 0;
+}
+
+static int conv_op(ser_tensor **out, ser_tensor *x, ser_tensor *w, ser_tensor *b, const ser_conv_opts *o,
+                   int is1d) {
+  const char *op = is1d ? "conv1d" : "conv2d";
+  const char *layout = is1d ? "[B,C,L]" : "[B,C,H,W]";
+  const char *wlayout = is1d ? "[OC,C,K]" : "[OC,C,KH,KW]";
+  int nd = is1d ? 3 : 4;
+  *out = NULL;
+  if (!x || !w) return ser_error(SER_EINVAL, "%s: input and weight are required", op);
+  if (x->ndim != nd)
+    return ser_error(SER_EINVAL, "%s: input must be %dD %s, got %s", op, nd, layout, SER_SHAPE(x));
+  if (w->ndim != nd)
+    return ser_error(SER_EINVAL, "%s: weight must be %dD %s, got %s", op, nd, wlayout, SER_SHAPE(w));
+  if (x->shape[1] != w->shape[1])
+    return ser_error(SER_EINVAL, "%s: input has %lld channels, weight expects %lld; input %s, weight %s", op,
+                     (long long)x->shape[1], (long long)w->shape[1], SER_SHAPE(x), SER_SHAPE(w));
+  if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+    return ser_error(SER_EINVAL, "%s: bias must be [%lld] (one per output channel), got %s; weight %s", op,
+                     (long long)w->shape[0], SER_SHAPE(b), SER_SHAPE(w));
+  ser_conv_opts d = SER_CONV_OPTS_DEFAULT;
+  if (!o) o = &d;
+  int64_t arg[6] = {o->stride[0], o->stride[1], o->padding[0], o->padding[1], o->dilation[0], o->dilation[1]};
+  ser_conv_geom g;
+  int rc = geom_from(&g, x, w, arg, is1d, op);
+  if (rc) return rc;
+
+  int64_t shape[4] = {g.B, g.OC, is1d ? g.OW : g.OH, g.OW};
+  ser_tensor *y = ser_tensor_empty(nd, shape);
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *wc = ser_tensor_contiguous_raw(w);
+  ser_tensor *bc = b ? ser_tensor_contiguous_raw(b) : NULL;
+  rc = SER_ENOMEM;
+  if (y && xc && wc && (!b || bc))
+    rc = ser_conv2d_forward(ser_tensor_data(y), ser_tensor_data(xc), ser_tensor_data(wc),
+                            bc ? ser_tensor_data(bc) : NULL, &g);
+  ser_tensor_release(xc);
+  ser_tensor_release(wc);
+  ser_tensor_release(bc);
+  if (rc) {
+    ser_tensor_release(y);
+    return ser_error_prefix(rc, "%s", op);
+  }
+  ser_tensor *inputs[3] = {x, w, b};
+  ser_node *node = NULL;
+  rc = ser_autograd_record(y, is1d ? SER_OP_CONV1D : SER_OP_CONV2D, 3, inputs, &node);
+  if (rc) {
+    ser_tensor_release(y);
+    return rc;
+  }
+  if (node)
+    for (int i = 0; i < 6; i++) node->iarg[i] = arg[i];
+  *out = y;
+  return 0;
+}
+
+int ser_conv2d(ser_tensor **out, ser_tensor *x, ser_tensor *w, ser_tensor *b, const ser_conv_opts *o) {
+  return conv_op(out, x, w, b, o, 0);
+}
+
+int ser_conv1d(ser_tensor **out, ser_tensor *x, ser_tensor *w, ser_tensor *b, const ser_conv_opts *o) {
+  return conv_op(out, x, w, b, o, 1);
+}
+
+static int conv_backward(ser_node *node, const ser_tensor *gout, ser_tensor **gin, int is1d) {
+  const char *op = is1d ? "conv1d backward" : "conv2d backward";
+  ser_tensor *x = node->inputs[0], *w = node->inputs[1];
+  ser_conv_geom g;
+  int rc = geom_from(&g, x, w, node->iarg, is1d, op);
+  if (rc) return rc;
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *wc = ser_tensor_contiguous_raw(w);
+  rc = SER_ENOMEM;
+  if (xc && wc)
+    rc = ser_conv2d_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL, gin[1] ? ser_tensor_data(gin[1]) : NULL,
+                             (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL,
+                             ser_tensor_data(gout), ser_tensor_data(xc), ser_tensor_data(wc), &g);
+  ser_tensor_release(xc);
+  ser_tensor_release(wc);
+  return rc ? ser_error_prefix(rc, "%s", op) : 0;
+}
+
+int ser_conv2d_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  return conv_backward(node, gout, gin, 0);
+}
+
+int ser_conv1d_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  return conv_backward(node, gout, gin, 1);
+}
