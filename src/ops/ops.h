@@ -9,8 +9,6 @@
 #include "shape.h"
 #include "gemm.h"
 #include "conv.h"
-#include "gemm.h"
-#include "conv.h"
 #include "lstm.h"
 #include "loss.h"
 
