@@ -1,0 +1,112 @@
+#include "input.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <readline/readline.h>
+
+#include "complete.h"
+#include "history.h"
+
+static int use_readline;
+static volatile sig_atomic_t interrupted;
+static char *got_line;
+static int got_eof;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+static void on_line(char *line) {
+  if (line) got_line = line;
+  else got_eof = 1;
+  /* Removing the handler here keeps readline from printing a new prompt while the
+   * chunk runs; serlua_input_read installs it again with the right prompt. */
+  rl_callback_handler_remove();
+}
+
+void serlua_input_open(lua_State *L, int terminal) {
+  use_readline = terminal;
+  if (!terminal) return;
+  rl_readline_name = "serlua";  /* for $if serlua in ~/.inputrc */
+  /* We handle SIGINT ourselves (clear the line); readline would re-raise it. */
+  rl_catch_signals = 0;
+  serlua_complete_init(L);
+  serlua_history_open();
+}
+
+/* The callback interface lets a Ctrl-C interrupt the wait for input: poll returns
+ * EINTR, and the half-typed line is thrown away instead of killing the process. */
+static int read_terminal(const char *prompt, char **line) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  interrupted = 0;
+  got_line = NULL;
+  got_eof = 0;
+  rl_callback_handler_install(prompt, on_line);
+  int status = SERLUA_LINE_OK;
+  while (!got_line && !got_eof) {
+    struct pollfd pfd = { .fd = fileno(rl_instream), .events = POLLIN };
+    int r = poll(&pfd, 1, -1);
+    if (r < 0 && errno != EINTR) {
+      rl_callback_handler_remove();
+      got_eof = 1;
+      break;
+    }
+    if (interrupted) {
+      interrupted = 0;
+      rl_echo_signal_char(SIGINT);
+      rl_replace_line("", 0);
+      rl_callback_sigcleanup();
+      rl_callback_handler_remove();
+      fputc('\n', rl_outstream);
+      fflush(rl_outstream);
+      status = SERLUA_LINE_INTERRUPTED;
+      break;
+    }
+    if (r > 0) rl_callback_read_char();
+  }
+  sigaction(SIGINT, &old, NULL);
+  if (status == SERLUA_LINE_OK && got_eof) {
+    fputc('\n', rl_outstream);  /* Ctrl-D leaves the cursor after the prompt */
+    status = SERLUA_LINE_EOF;
+  }
+  *line = got_line;
+  return status;
+}
+
+static int read_plain(char **line) {
+  char *buf = NULL;
+  size_t cap = 0;
+  ssize_t n = getline(&buf, &cap, stdin);
+  if (n < 0) {
+    free(buf);
+    return SERLUA_LINE_EOF;
+  }
+  if (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
+  if (n > 0 && buf[n - 1] == '\r') buf[--n] = '\0';
+  *line = buf;
+  return SERLUA_LINE_OK;
+}
+
+int serlua_input_read(const char *prompt, char **line) {
+  *line = NULL;
+  fflush(stdout);
+  return use_readline ? read_terminal(prompt, line) : read_plain(line);
+}
+
+void serlua_input_remember(const char *chunk) {
+  if (use_readline) serlua_history_add(chunk);
+}
+
+void serlua_input_close(void) {
+  if (use_readline) serlua_history_close();
+}
