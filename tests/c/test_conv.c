@@ -1,0 +1,224 @@
+/* conv2d / conv1d: PyTorch parity (../shared/fixtures, skipped when absent),
+ * the im2col kernel against a direct loop over odd geometries, shape errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/fixture.h"
+
+/* Direct-loop reference: out = conv(in, w) + b, and the three gradients for dout. */
+static void naive_conv(const ser_conv_geom *g, const float *in, const float *w, const float *b, float *out) {
+  for (int n = 0; n < g->B; n++)
+    for (int o = 0; o < g->OC; o++)
+      for (int y = 0; y < g->OH; y++)
+        for (int x = 0; x < g->OW; x++) {
+          double s = b ? b[o] : 0.0;
+          for (int c = 0; c < g->C; c++)
+            for (int i = 0; i < g->KH; i++)
+              for (int j = 0; j < g->KW; j++) {
+                int ih = y * g->sh - g->ph + i * g->dh, iw = x * g->sw - g->pw + j * g->dw;
+                if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                s += (double)in[((n * g->C + c) * g->H + ih) * g->W + iw] *
+                     w[((o * g->C + c) * g->KH + i) * g->KW + j];
+              }
+          out[((n * g->OC + o) * g->OH + y) * g->OW + x] = (float)s;
+        }
+}
+
+static void naive_conv_backward(const ser_conv_geom *g, const float *in, const float *w, const float *dout,
+                                float *din, float *dw, float *db) {
+  for (int n = 0; n < g->B; n++)
+    for (int o = 0; o < g->OC; o++)
+      for (int y = 0; y < g->OH; y++)
+        for (int x = 0; x < g->OW; x++) {
+          float d = dout[((n * g->OC + o) * g->OH + y) * g->OW + x];
+          db[o] += d;
+          for (int c = 0; c < g->C; c++)
+            for (int i = 0; i < g->KH; i++)
+              for (int j = 0; j < g->KW; j++) {
+                int ih = y * g->sh - g->ph + i * g->dh, iw = x * g->sw - g->pw + j * g->dw;
+                if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
+                size_t ii = ((size_t)(n * g->C + c) * g->H + ih) * g->W + iw;
+                size_t wi = ((size_t)(o * g->C + c) * g->KH + i) * g->KW + j;
+                din[ii] += d * w[wi];
+                dw[wi] += d * in[ii];
+              }
+        }
+}
+
+static float *randbuf(size_t n, unsigned seed) {
+  float *p = malloc(n * sizeof(float));
+  srand(seed);
+  for (size_t i = 0; i < n; i++) p[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+  return p;
+}
+
+static void check_geometry(ser_conv_geom g, int threads) {
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  ser_set_num_threads(threads);
+  size_t ni = (size_t)g.B * g.C * g.H * g.W, nw = (size_t)g.OC * g.C * g.KH * g.KW;
+  size_t no = (size_t)g.B * g.OC * g.OH * g.OW;
+  float *in = randbuf(ni, 1), *w = randbuf(nw, 2), *b = randbuf(g.OC, 3), *dout = randbuf(no, 4);
+  float *out = calloc(no, 4), *ref = calloc(no, 4);
+  /* backward accumulates: start both sides from the same non-zero values */
+  float *din = randbuf(ni, 5), *dw = randbuf(nw, 6), *db = randbuf(g.OC, 7);
+  float *rdin = randbuf(ni, 5), *rdw = randbuf(nw, 6), *rdb = randbuf(g.OC, 7);
+  assert_int_equal(ser_conv2d_forward(out, in, w, b, &g), 0);
+  naive_conv(&g, in, w, b, ref);
+  printf("geometry B%d C%d %dx%d OC%d k%dx%d s%dx%d p%dx%d d%dx%d, %d thread(s)\n", g.B, g.C, g.H, g.W, g.OC,
+         g.KH, g.KW, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, threads);
+  assert_close_abs("forward", out, ref, no, 1e-4);
+  assert_int_equal(ser_conv2d_backward(din, dw, db, dout, in, w, &g), 0);
+  naive_conv_backward(&g, in, w, dout, rdin, rdw, rdb);
+  assert_close_abs("din", din, rdin, ni, 1e-4);
+  assert_close_abs("dweight", dw, rdw, nw, 1e-4);
+  assert_close_abs("dbias", db, rdb, g.OC, 1e-4);
+  free(in), free(w), free(b), free(dout), free(out), free(ref);
+  free(din), free(dw), free(db), free(rdin), free(rdw), free(rdb);
+  ser_set_num_threads(0);
+}
+
+#define GEOM(B, C, H, W, OC, KH, KW, sh, sw, ph, pw, dh, dw) \
+  ((ser_conv_geom){B, C, H, W, OC, KH, KW, sh, sw, ph, pw, dh, dw, 0, 0})
+
+static void test_kernel_geometries(void **state) {
+  (void)state;
+  check_geometry(GEOM(3, 2, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1), 1);
+  check_geometry(GEOM(3, 2, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1), 2);
+  check_geometry(GEOM(2, 3, 8, 11, 4, 3, 2, 2, 3, 1, 2, 1, 1), 2);    /* strides, asymmetric kernel */
+  check_geometry(GEOM(2, 2, 9, 10, 3, 3, 3, 1, 2, 2, 0, 2, 3), 1);    /* dilation */
+  check_geometry(GEOM(4, 5, 6, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1), 2);     /* 1x1: GEMM on the input */
+  check_geometry(GEOM(5, 2, 1, 40, 3, 1, 9, 1, 2, 0, 4, 1, 1), 2);    /* conv1d geometry */
+  check_geometry(GEOM(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1), 2);     /* kernel = input, batch 1 */
+  check_geometry(GEOM(2, 17, 12, 13, 20, 3, 3, 1, 1, 1, 1, 1, 1), 2); /* big enough for the bf16 path */
+}
+
+/* amp: the bf16 GEMM is within bf16 rounding of fp32. Rounding both factors
+ * to 8 significant bits changes each product by at most 2^-8 of its size, so
+ * |amp - fp32| <= 2^-8 * sum |w| |x| per output (plus fp32 noise). */
+static void test_amp_close_to_fp32(void **state) {
+  (void)state;
+  if (!ser_bf16_supported()) {
+    printf("skip: no AVX512-BF16 on this CPU\n");
+    skip();
+  }
+  ser_conv_geom g = GEOM(4, 16, 16, 20, 32, 3, 3, 1, 1, 1, 1, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  size_t ni = (size_t)g.B * g.C * g.H * g.W, nw = (size_t)g.OC * g.C * 9, no = (size_t)g.B * g.OC * g.OH * g.OW;
+  float *in = randbuf(ni, 1), *w = randbuf(nw, 2), *out = calloc(no, 4), *ref = calloc(no, 4);
+  float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *bound = calloc(no, 4);
+  for (size_t i = 0; i < ni; i++) ain[i] = fabsf(in[i]);
+  for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+  naive_conv(&g, ain, aw, NULL, bound);
+  assert_int_equal(ser_conv2d_forward(ref, in, w, NULL, &g), 0);
+  assert_int_equal(ser_set_amp(1), 1);
+  assert_int_equal(ser_conv2d_forward(out, in, w, NULL, &g), 0);
+  ser_set_amp(0);
+  double worst = 0, worst_ratio = 0;
+  for (size_t i = 0; i < no; i++) {
+    double d = fabs(out[i] - ref[i]);
+    worst = fmax(worst, d);
+    worst_ratio = fmax(worst_ratio, d / (ldexp(bound[i], -8) + 1e-5));
+  }
+  printf("  amp vs fp32: worst abs err %.3g, worst err / bound %.3f\n", worst, worst_ratio);
+  assert_true(worst > 0.0); /* it really ran in bf16 */
+  assert_true(worst_ratio <= 1.0);
+  free(in), free(w), free(out), free(ref), free(ain), free(aw), free(bound);
+}
+
+/* PyTorch parity: forward, and the gradients of L = sum(y * R). */
+static void parity(const char *p, int is1d, const int64_t *xs, const int64_t *ws, int64_t oc, const int64_t *ys,
+                   ser_conv_opts o) {
+  int nd = is1d ? 3 : 4;
+  char name[64];
+#define FIX(suffix, shape) (snprintf(name, sizeof name, "%s_%s", p, suffix), fixture_tensor(name, nd, shape))
+  ser_tensor *x = FIX("x", xs), *w = FIX("weight", ws), *y_ref = FIX("y", ys), *R = FIX("R", ys);
+  ser_tensor *dx_ref = FIX("dx", xs), *dw_ref = FIX("dweight", ws);
+  snprintf(name, sizeof name, "%s_bias", p);
+  ser_tensor *b = fixture_tensor(name, 1, (int64_t[]){oc});
+  snprintf(name, sizeof name, "%s_dbias", p);
+  ser_tensor *db_ref = fixture_tensor(name, 1, (int64_t[]){oc});
+  x->requires_grad = w->requires_grad = b->requires_grad = 1;
+  ser_tensor *y = NULL;
+  assert_int_equal(is1d ? ser_conv1d(&y, x, w, b, &o) : ser_conv2d(&y, x, w, b, &o), 0);
+  assert_true(ser_tensor_same_shape(y, y_ref));
+  assert_close_abs("y", ser_tensor_data(y), ser_tensor_data(y_ref), ser_tensor_numel(y), 1e-4);
+  assert_int_equal(ser_backward(y, R, 0), 0);
+  assert_close_abs("dx", ser_tensor_data(x->grad), ser_tensor_data(dx_ref), ser_tensor_numel(x), 1e-4);
+  assert_close_abs("dweight", ser_tensor_data(w->grad), ser_tensor_data(dw_ref), ser_tensor_numel(w), 1e-4);
+  assert_close_abs("dbias", ser_tensor_data(b->grad), ser_tensor_data(db_ref), oc, 1e-4);
+  ser_tensor *all[] = {x, w, b, y, y_ref, R, dx_ref, dw_ref, db_ref};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
+#undef FIX
+}
+
+static void test_conv2d_parity(void **state) {
+  (void)state;
+  ser_conv_opts o = SER_CONV_OPTS_DEFAULT;
+  o.padding[0] = o.padding[1] = 1;
+  parity("conv2d", 0, SER_DIMS(2, 3, 5, 7), SER_DIMS(4, 3, 3, 3), 4, SER_DIMS(2, 4, 5, 7), o);
+}
+
+static void test_conv1d_parity(void **state) {
+  (void)state;
+  ser_conv_opts o = SER_CONV_OPTS_DEFAULT;
+  o.stride[0] = 2;
+  o.padding[0] = 4;
+  parity("conv1d", 1, SER_DIMS(2, 2, 40), SER_DIMS(3, 2, 9), 3, SER_DIMS(2, 3, 20), o);
+}
+
+static void expect_error(int rc, const char *needle) {
+  printf("  error: %s\n", ser_errmsg());
+  assert_int_equal(rc, SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), needle));
+}
+
+static void test_shape_errors(void **state) {
+  (void)state;
+  ser_tensor *x = ser_tensor_zeros(4, SER_DIMS(4, 8, 64, 128)), *w = ser_tensor_zeros(4, SER_DIMS(32, 16, 3, 3));
+  ser_tensor *w1 = ser_tensor_zeros(3, SER_DIMS(32, 8, 3)), *b = ser_tensor_zeros(1, SER_DIMS(31));
+  ser_tensor *w8 = ser_tensor_zeros(4, SER_DIMS(32, 8, 3, 3)), *big = ser_tensor_zeros(4, SER_DIMS(2, 8, 70, 3));
+  ser_tensor *y = NULL;
+  expect_error(ser_conv2d(&y, x, w, NULL, NULL),
+               "conv2d: input has 8 channels, weight expects 16; input [4,8,64,128], weight [32,16,3,3]");
+  expect_error(ser_conv2d(&y, x, w1, NULL, NULL), "weight must be 4D");
+  expect_error(ser_conv1d(&y, x, w1, NULL, NULL), "conv1d: input must be 3D [B,C,L], got [4,8,64,128]");
+  expect_error(ser_conv2d(&y, x, w8, b, NULL), "bias must be [32]");
+  ser_conv_opts o = SER_CONV_OPTS_DEFAULT;
+  o.stride[1] = 0;
+  expect_error(ser_conv2d(&y, x, w8, NULL, &o), "stride must be >= 1");
+  o = SER_CONV_OPTS_DEFAULT;
+  o.padding[0] = -1;
+  expect_error(ser_conv2d(&y, x, w8, NULL, &o), "padding must be >= 0");
+  ser_tensor *x2 = ser_tensor_zeros(4, SER_DIMS(2, 8, 2, 2));
+  expect_error(ser_conv2d(&y, x2, w8, NULL, NULL), "does not fit the input 2x2");
+  assert_null(y);
+  ser_tensor *all[] = {x, w, w1, b, w8, big, x2};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
+}
+
+/* A non-contiguous input (a permuted view) gives the same result as its copy. */
+static void test_noncontiguous_input(void **state) {
+  (void)state;
+  ser_tensor *base = ser_tensor_empty(4, SER_DIMS(2, 6, 5, 3)), *w = ser_tensor_empty(4, SER_DIMS(4, 3, 3, 3));
+  ser_tensor_fill_uniform(base, -1, 1, NULL);
+  ser_tensor_fill_uniform(w, -1, 1, NULL);
+  ser_tensor *xp = NULL;
+  assert_int_equal(ser_tensor_permute_raw(&xp, base, (int[]){0, 3, 2, 1}), 0); /* [2,3,5,6], strided */
+  ser_tensor *xc = ser_tensor_clone_raw(xp), *y1 = NULL, *y2 = NULL;
+  assert_int_equal(ser_conv2d(&y1, xp, w, NULL, NULL), 0);
+  assert_int_equal(ser_conv2d(&y2, xc, w, NULL, NULL), 0);
+  assert_close_abs("permuted input", ser_tensor_data(y1), ser_tensor_data(y2), ser_tensor_numel(y1), 0);
+  ser_tensor *all[] = {base, w, xp, xc, y1, y2};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_amp_close_to_fp32),
+      cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
+      cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
