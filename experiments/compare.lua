@@ -1,0 +1,119 @@
+-- The main job: train CNN2D and CRNN on log-mels and CNN1D on the waveform
+-- with speaker-independent splits, then compare them.
+--   serlua experiments/compare.lua --data ../shared/data/ravdess16k
+--   serlua experiments/compare.lua --quick          (a one-minute smoke run)
+-- Writes OUT/plots/*.png and OUT/results/* (see --help); names are stable.
+local ser = require "ser"
+local argparse = require "argparse"
+local files = require "ser.train.files"
+
+local parser = argparse("compare.lua", "Train CNN2D, CRNN and CNN1D for speech emotion recognition and compare them.")
+  :epilog("Artefacts: plots/<model>_curves.png, <model>_confusion.png, model_comparison.png, umap_<model>.png;\n" ..
+          "results/<model>_report.txt, <model>.safetensors, results.csv, results.md.")
+parser:option("--data", "Corpus folder (RAVDESS, CREMA-D, TESS, SAVEE, EMO-DB names or one folder per label). " ..
+              "Default: data/ravdess if present, else a synthetic corpus.")
+parser:option("--out", "Output folder; PNGs go to OUT/plots, the rest to OUT/results.", ".")
+parser:option("--epochs", "Maximum epochs per model.", "35"):convert(tonumber)
+parser:option("--batch", "Batch size.", "8"):convert(tonumber)
+parser:option("--seconds", "Clip length in seconds (pad or trim).", "4.0"):convert(tonumber)
+parser:option("--lr", "Peak learning rate (OneCycle).", "1e-3"):convert(tonumber)
+parser:option("--models", "Comma-separated models to train.", "cnn2d,crnn,cnn1d")
+parser:option("--seed", "Random seed (weights, shuffling, augmentation).", "42"):convert(tonumber)
+parser:option("--folds", "Speaker k-fold cross-validation with K folds instead of the fixed split."):convert(tonumber)
+parser:option("--patience", "Early-stopping patience in epochs.", "10"):convert(tonumber)
+parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
+parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
+local args = parser:parse(arg)
+
+-- Validate everything before any training starts.
+local function bad(msg) parser:error(msg) end
+for _, k in ipairs { "epochs", "batch", "patience" } do
+  local v = args[k]
+  if not v or v < 1 or v ~= math.floor(v) then bad(("--%s must be a whole number >= 1"):format(k)) end
+end
+if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
+if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
+if not args.seed then bad("--seed must be a number") end
+if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
+local model_names = {}
+for name in args.models:gmatch("[^,%s]+") do
+  if not ser.models.by_name[name] then bad(("--models: unknown model '%s' (expected cnn2d, crnn, cnn1d)"):format(name)) end
+  model_names[#model_names + 1] = name
+end
+if #model_names == 0 then bad("--models is empty") end
+if args.quick then args.epochs, args.seconds = math.min(args.epochs, 2), 1.0 end
+local plots, results = files.prepare_output(args.out)   -- creates and test-writes both folders
+
+-- The corpus and its speaker-independent split.
+local corpus
+local data_dir = args.data or (files.is_dir("data/ravdess") and "data/ravdess") or nil
+if data_dir then
+  if not files.is_dir(data_dir) then bad(("--data %s is not a folder"):format(data_dir)) end
+  corpus = ser.data.scan(data_dir)
+  if args.quick then corpus = corpus:sample{ per_speaker_class = 1 } end
+else
+  print(("!"):rep(72))
+  print("!! No corpus given and none at data/ravdess: using a SYNTHETIC corpus.")
+  print("!! Results say nothing about real speech. Use --data DIR or `make ravdess`.")
+  print(("!"):rep(72))
+  corpus = ser.data.synthetic{ speakers = 24, per_class = args.quick and 1 or 4, seconds = args.seconds,
+                               seed = args.seed }
+end
+print(corpus:summary())
+
+local runs = {}   -- { name = "fold1"/"", train, val, test }
+if args.folds then
+  for i, f in ipairs(corpus:folds{ by = "speaker", k = args.folds }) do
+    runs[#runs + 1] = { name = "fold" .. i, f.train, f.val }
+  end
+else
+  local train, val, test = corpus:split{ by = "speaker" }
+  runs[1] = { name = "", train, val, test }
+end
+
+local TITLES = { cnn2d = "CNN2D (log-mel)", crnn = "CRNN (log-mel)", cnn1d = "CNN1D (waveform)" }
+local rows, best = {}, nil
+for _, name in ipairs(model_names) do
+  local confusion, curves, reports, fold_rows = nil, nil, {}, {}
+  for _, run in ipairs(runs) do
+    ser.manual_seed(args.seed)
+    local model = ser.models.create(name, { classes = #corpus.classes })
+    local _, history, result = ser.train.fit(model, run, {
+      epochs = args.epochs, batch = args.batch, lr = args.lr, seed = args.seed, amp = args.amp,
+      patience = args.patience, seconds = args.seconds, features = model.input, augment = "reference",
+      classes = corpus.classes, embeddings = true, name = name,
+      checkpoint = results .. "/" .. name .. ".safetensors",
+    })
+    curves = curves or history                      -- with --folds: the first fold's curves
+    confusion = files.add_confusion(confusion, result.confusion)   -- with --folds: summed over folds
+    for _, split in ipairs { "val", "test" } do
+      local r = result.splits[split]
+      if r then
+        local label = run.name ~= "" and run.name or split
+        local row = { model = name, split = label, accuracy = r.accuracy, weighted_f1 = r.weighted_f1,
+                      macro_f1 = r.macro_f1, uar = r.uar, epochs = result.epochs,
+                      train_seconds = result.train_seconds }
+        rows[#rows + 1], fold_rows[#fold_rows + 1] = row, row
+        reports[#reports + 1] = ("== %s, %s split (best epoch %d; %s)\n%s"):format(TITLES[name], label,
+          result.best_epoch, result.stop_reason, r.text)
+      end
+    end
+    if not best or result.weighted_f1 > best.result.weighted_f1 then best = { name = name, result = result } end
+  end
+  if args.folds then rows[#rows + 1] = files.mean_row(fold_rows, name) end
+  ser.plot.curves(curves, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
+  ser.plot.confusion(confusion, corpus.classes, { title = TITLES[name], out = plots .. "/" .. name .. "_confusion.png" })
+  files.write(results .. "/" .. name .. "_report.txt", table.concat(reports, "\n"))
+end
+
+ser.plot.comparison(rows, { out = plots .. "/model_comparison.png" })
+if best.result.embeddings then
+  local xy = ser.umap(best.result.embeddings, { seed = args.seed })
+  ser.plot.scatter(xy, best.result.targets, corpus.classes, { title = ("UMAP of %s embeddings (%s split)")
+    :format(best.name:upper(), best.result.split), out = plots .. "/umap_" .. best.name .. ".png" })
+end
+files.write_results(results, plots, rows, best.name, model_names)
+print(files.table(rows))
+if not args.folds and not best.result.splits.test then
+  print("note: the test split is empty (no test speakers in this corpus); the table shows validation results.")
+end

@@ -1,0 +1,314 @@
+-- ser.train.fit(model, { train, val, test }, opts) -> model, history, result
+--
+-- The training loop of the main job: AdamW with OneCycleLR (or cosine /
+-- constant), class weights from the training label counts, label smoothing,
+-- gradient clipping, early stopping on validation weighted F1 with patience,
+-- the best weights kept in memory (and written with ser.save when
+-- opts.checkpoint is given) and restored before the final evaluation.
+-- A NaN/inf loss or Ctrl-C stops training cleanly; the best weights are kept.
+local progress = require "ser.train.progress"
+local batches = require "ser.train.batches"
+
+local M = {}
+
+M.defaults = {
+  epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, schedule = "onecycle",
+  label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
+  seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
+  min_epochs = 1, name = nil,
+}
+
+local CHECKS = {
+  epochs = "posint", batch = "posint", lr = "posnum", weight_decay = "nonneg",
+  label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false", min_epochs = "posint",
+}
+
+local function check_opts(opts)
+  local o = {}
+  for k, v in pairs(M.defaults) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if M.defaults[k] == nil and not M.passthrough[k] then
+      local names = {}
+      for n in pairs(M.defaults) do names[#names + 1] = n end
+      for n in pairs(M.passthrough) do names[#names + 1] = n end
+      table.sort(names)
+      error(("ser.train.fit: unknown option '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")), 3)
+    end
+    o[k] = v
+  end
+  for k, kind in pairs(CHECKS) do
+    local v = o[k]
+    local ok = type(v) == "number"
+    if kind == "posint" then ok = ok and v >= 1 and v == math.floor(v)
+    elseif kind == "posnum" then ok = ok and v > 0
+    elseif kind == "nonneg" then ok = ok and v >= 0
+    elseif kind == "unit" then ok = ok and v >= 0 and v < 1
+    elseif kind == "nonneg_or_false" then ok = v == false or (ok and v >= 0) end
+    if not ok then
+      error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(v), ({
+        posint = "a whole number >= 1", posnum = "a number > 0", nonneg = "a number >= 0",
+        unit = "a number in [0, 1)", nonneg_or_false = "a number >= 0 or false" })[kind]), 3)
+    end
+  end
+  if not ({ onecycle = true, cosine = true, constant = true })[o.schedule] then
+    error(("ser.train.fit: schedule '%s' is unknown (expected onecycle, cosine or constant)"):format(
+      tostring(o.schedule)), 3)
+  end
+  if not ({ auto = true, bar = true, epoch = true, quiet = true })[o.progress] then
+    error(("ser.train.fit: progress '%s' is unknown (expected auto, bar, epoch or quiet)"):format(
+      tostring(o.progress)), 3)
+  end
+  return o
+end
+
+-- Options handed through to the data loaders (see ser.train.batches).
+M.passthrough = { features = true, augment = true, seconds = true, sr = true, classes = true }
+
+-- w_c = N / (C * n_c): the usual "balanced" weights; a class absent from the
+-- training data gets weight 0 (it cannot be learned) and a warning.
+function M.class_weights(labels, n_classes, warn)
+  local counts = {}
+  for c = 1, n_classes do counts[c] = 0 end
+  for _, y in ipairs(labels) do counts[y] = counts[y] + 1 end
+  local w = {}
+  for c = 1, n_classes do
+    if counts[c] == 0 then
+      w[c] = 0
+      if warn then warn(("class %d has no training examples; its weight is 0"):format(c)) end
+    else
+      w[c] = #labels / (n_classes * counts[c])
+    end
+  end
+  return w, counts
+end
+
+local function argmax_rows(rows)
+  local pred = {}
+  for i, r in ipairs(rows) do
+    local best, bi = -math.huge, 1
+    for c, v in ipairs(r) do
+      if v > best then best, bi = v, c end
+    end
+    pred[i] = bi
+  end
+  return pred
+end
+M.argmax_rows = argmax_rows
+
+-- Deep copy of the model's state (parameters and buffers), for "best so far".
+local function snapshot(model)
+  local copy = {}
+  for k, t in pairs(model:state_dict()) do copy[k] = t:clone() end
+  return copy
+end
+
+-- Runs the model over a loader without gradients; returns logits rows,
+-- targets, mean loss, and embeddings rows when asked.
+function M.evaluate(model, loader, criterion, opts)
+  local ser = require "ser"
+  opts = opts or {}
+  model:eval()
+  local logits, targets, embeds, loss_sum, n = {}, {}, {}, 0, 0
+  ser.no_grad(function()
+    for b in batches.iterate(loader, 0) do
+      local out = model(b.x)
+      local rows = out:totable()
+      local ys = batches.labels(b.y)
+      if criterion then
+        loss_sum = loss_sum + criterion(out, b.y):item() * #ys
+      end
+      for i = 1, #rows do
+        logits[#logits + 1] = rows[i]
+        targets[#targets + 1] = ys[i]
+      end
+      n = n + #ys
+      if opts.embeddings then
+        for _, r in ipairs(model:embed(b.x):totable()) do embeds[#embeds + 1] = r end
+      end
+    end
+  end)
+  return { logits = logits, targets = targets, loss = n > 0 and loss_sum / n or nil,
+           embeddings = opts.embeddings and embeds or nil, n = n }
+end
+
+-- Metrics of one evaluation: ser.metrics.report plus predictions and logits.
+local function report(ev, classes)
+  local ser = require "ser"
+  local pred = argmax_rows(ev.logits)
+  local r = ser.metrics.report(pred, ev.targets, classes)
+  r.predictions, r.targets, r.logits, r.loss = pred, ev.targets, ev.logits, ev.loss
+  if ev.embeddings then r.embeddings = ser.tensor.new(ev.embeddings) end
+  return r
+end
+M.report = report
+
+local function make_scheduler(ser, opt, o, steps_per_epoch)
+  if o.schedule == "onecycle" then
+    return ser.optim.OneCycleLR(opt, { max_lr = o.lr, total_steps = o.epochs * steps_per_epoch })
+  elseif o.schedule == "cosine" then
+    -- Stepped once per epoch, as the PyTorch notebook does.
+    return ser.optim.CosineAnnealingLR(opt, { T_max = o.epochs }), "epoch"
+  end
+  return nil
+end
+
+function M.fit(model, parts, opts)
+  local ser = require "ser"
+  local nn = require "ser.nn"
+  local F = nn.functional
+  if not nn.is_module(model) then
+    error(("ser.train.fit: expected an nn module as the first argument, got %s"):format(type(model)), 2)
+  end
+  if type(parts) ~= "table" or parts[1] == nil then
+    error("ser.train.fit: expected { train, val, test } as the second argument (val and test may be nil)", 2)
+  end
+  local o = check_opts(opts)
+  local mode = o.progress
+  if mode == "auto" then mode = progress.is_terminal() and "bar" or "epoch" end
+  local show = progress.new(mode)
+  if o.seed then ser.manual_seed(o.seed) end
+
+  local loaders = batches.loaders(parts, o, model)
+  local train, val, test = loaders.train, loaders.val, loaders.test
+  local classes = loaders.classes
+  local n_classes = #classes
+  if batches.count(train) == 0 then error("ser.train.fit: the training split is empty", 2) end
+
+  local weights = nil
+  if o.class_weights then
+    weights = ser.tensor.new((M.class_weights(batches.all_labels(train), n_classes, show.message)))
+  end
+  local function criterion(logits, y)
+    return F.cross_entropy(logits, y, { weight = weights, label_smoothing = o.label_smoothing })
+  end
+
+  local params = model:parameters()
+  local opt = ser.optim.AdamW(params, { lr = o.lr, weight_decay = o.weight_decay })
+  local n_batches = batches.count(train)
+  local sched, sched_unit = make_scheduler(ser, opt, o, n_batches)
+  local prev_amp = ser.set_amp and ser.set_amp(o.amp)
+
+  local history, best = {}, { f1 = -math.huge, epoch = 0 }
+  local stop_reason, since_best = "completed", 0
+  local t_start = os.clock()
+  local now = progress.now
+  local wall0 = now()
+
+  -- One epoch of training; returns its row or raises {stop = reason}.
+  local function train_epoch(epoch)
+    model:train()
+    local t0, seen, correct, loss_sum = now(), 0, 0, 0
+    local preds, targets = {}, {}
+    local lr = opt:get_lr()
+    local i = 0
+    for b in batches.iterate(train, epoch) do
+      i = i + 1
+      opt:zero_grad()
+      local logits = model(b.x)
+      local loss = criterion(logits, b.y)
+      local lv = loss:item()
+      if lv ~= lv or lv == math.huge or lv == -math.huge then
+        error({ stop = ("loss is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
+          :format(tostring(lv), epoch, i, n_batches, best.epoch) })
+      end
+      loss:backward()
+      if o.clip then ser.optim.clip_grad_norm(params, o.clip) end
+      lr = opt:get_lr()
+      opt:step()
+      if sched and sched_unit ~= "epoch" then sched:step() end
+      local ys = batches.labels(b.y)
+      local p = argmax_rows(logits:totable())
+      for k = 1, #ys do
+        preds[#preds + 1], targets[#targets + 1] = p[k], ys[k]
+        if p[k] == ys[k] then correct = correct + 1 end
+      end
+      seen = seen + #ys
+      loss_sum = loss_sum + lv * #ys
+      local dt = math.max(now() - t0, 1e-9)
+      show.batch(epoch, o.epochs, i, n_batches, loss_sum / seen, correct / seen, seen / dt,
+        dt / i * (n_batches - i))
+      if ser.interrupted and ser.interrupted() then
+        error({ stop = ("interrupted at epoch %d, batch %d/%d; best weights (epoch %d) kept"):format(
+          epoch, i, n_batches, best.epoch) })
+      end
+    end
+    if sched and sched_unit == "epoch" then sched:step() end
+    local rep = ser.metrics.report(preds, targets, classes)
+    return { epoch = epoch, train_loss = loss_sum / seen, train_acc = correct / seen,
+             train_f1 = rep.weighted_f1, lr = lr, t0 = t0 }
+  end
+
+  local function run()
+    for epoch = 1, o.epochs do
+      local row = train_epoch(epoch)
+      local note = ""
+      if val then
+        local r = report(M.evaluate(model, val, criterion), classes)
+        row.val_loss, row.val_acc, row.val_f1 = r.loss, r.accuracy, r.weighted_f1
+        if r.weighted_f1 > best.f1 then
+          best = { f1 = r.weighted_f1, epoch = epoch, state = snapshot(model) }
+          since_best = 0
+          note = "  * best"
+          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch) end
+        else
+          since_best = since_best + 1
+        end
+      end
+      row.seconds = now() - row.t0
+      row.t0 = nil
+      history[#history + 1] = row
+      show.epoch(row, o.epochs, note)
+      if val and since_best >= o.patience and epoch >= o.min_epochs then
+        stop_reason = ("early stop: no better validation weighted F1 for %d epochs (best %.3f at epoch %d)")
+          :format(o.patience, best.f1, best.epoch)
+        return
+      end
+    end
+  end
+
+  local ok, err = pcall(run)
+  if not ok then
+    if type(err) == "table" and err.stop then
+      stop_reason = err.stop
+    elseif type(err) == "string" and err:find("interrupted!", 1, true) then
+      -- lua.c's SIGINT hook raises "interrupted!" between instructions: the
+      -- interrupted batch is abandoned, the run ends as a clean stop.
+      stop_reason = ("interrupted during epoch %d; best weights (epoch %d) kept"):format(#history + 1, best.epoch)
+    else
+      if ser.set_amp then ser.set_amp(prev_amp) end
+      error(err, 0)
+    end
+  end
+  show.message(stop_reason)
+  if best.state then model:load_state_dict(best.state) end
+  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history) end
+
+  local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
+                   train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {} }
+  for _, name in ipairs { "val", "test" } do
+    local l = loaders[name]
+    if l and batches.count(l) > 0 then
+      result.splits[name] = report(M.evaluate(model, l, criterion, { embeddings = o.embeddings }), classes)
+    end
+  end
+  local main = result.splits.test or result.splits.val
+  if main then
+    for k, v in pairs(main) do result[k] = v end
+    result.split = result.splits.test and "test" or "val"
+  end
+  if ser.set_amp then ser.set_amp(prev_amp) end
+  return model, history, result
+end
+
+-- Writes the model's weights with the class list and training settings
+-- (ser.save writes atomically).
+function M.save_checkpoint(path, model, classes, o, epoch)
+  local ser = require "ser"
+  local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
+                 input = model.input, hidden = model.hidden, seconds = o.seconds, sr = o.sr }
+  for k, v in pairs(o.meta or {}) do meta[k] = v end
+  local ok, err = ser.save(path, model:state_dict(), meta)
+  if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end
+end
+
+return M

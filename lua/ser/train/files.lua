@@ -1,0 +1,160 @@
+-- Output helpers of the experiment scripts: folders checked before training,
+-- text files written atomically (temp + rename), results.csv / results.md
+-- and the final table.
+local M = {}
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function M.is_dir(path)
+  local ok = os.execute("test -d " .. shell_quote(path))
+  return ok == true or ok == 0
+end
+
+-- Writes text to path atomically: a reader sees the old file or the new one.
+function M.write(path, text)
+  local tmp = ("%s.tmp%d"):format(path, math.random(1, 1 << 30))
+  local f, err = io.open(tmp, "wb")
+  if not f then error(("cannot write %s: %s"):format(path, err), 2) end
+  local ok, werr = f:write(text)
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    error(("cannot write %s: %s"):format(path, tostring(werr or cerr)), 2)
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    error(("cannot write %s: %s"):format(path, rerr), 2)
+  end
+end
+
+-- Creates OUT/plots and OUT/results and checks both are writable, so a bad
+-- --out fails in a second rather than after an hour of training.
+function M.prepare_output(out)
+  local dirs = { out .. "/plots", out .. "/results" }
+  for _, d in ipairs(dirs) do
+    if not M.is_dir(d) then
+      local ok = os.execute("mkdir -p " .. shell_quote(d) .. " 2>/dev/null")
+      if not (ok == true or ok == 0) or not M.is_dir(d) then
+        error(("output folder %s cannot be created (check --out %s)"):format(d, out), 0)
+      end
+    end
+    local probe = d .. "/.write-test"
+    local f = io.open(probe, "wb")
+    if not f then error(("output folder %s is not writable (check --out %s)"):format(d, out), 0) end
+    f:close()
+    os.remove(probe)
+  end
+  return dirs[1], dirs[2]
+end
+
+-- Sums confusion matrices (tables of rows); nil + cm = a copy of cm.
+function M.add_confusion(acc, cm)
+  if cm == nil then return acc end
+  if type(cm) ~= "table" then cm = cm:totable() end
+  acc = acc or {}
+  for i, row in ipairs(cm) do
+    acc[i] = acc[i] or {}
+    for j, v in ipairs(row) do acc[i][j] = (acc[i][j] or 0) + v end
+  end
+  return acc
+end
+
+M.COLUMNS = { "model", "split", "accuracy", "weighted_f1", "macro_f1", "uar", "epochs", "train_seconds" }
+local METRICS = { "accuracy", "weighted_f1", "macro_f1", "uar" }
+
+-- The mean over folds, with the spread (population std) in *_std fields.
+function M.mean_row(rows, model)
+  local out = { model = model, split = "mean", epochs = 0, train_seconds = 0 }
+  for _, k in ipairs(METRICS) do
+    local s, s2 = 0, 0
+    for _, r in ipairs(rows) do s, s2 = s + r[k], s2 + r[k] ^ 2 end
+    out[k] = s / #rows
+    out[k .. "_std"] = math.sqrt(math.max(0, s2 / #rows - out[k] ^ 2))
+  end
+  for _, r in ipairs(rows) do
+    out.epochs = out.epochs + r.epochs / #rows
+    out.train_seconds = out.train_seconds + r.train_seconds
+  end
+  return out
+end
+
+local function cell(r, k)
+  local v = r[k]
+  if type(v) ~= "number" then return tostring(v) end
+  if k == "epochs" then return ("%g"):format(v) end
+  if k == "train_seconds" then return ("%.1f"):format(v) end
+  return ("%.4f"):format(v)
+end
+
+function M.csv(rows)
+  local lines = { table.concat(M.COLUMNS, ",") }
+  for _, r in ipairs(rows) do
+    local c = {}
+    for i, k in ipairs(M.COLUMNS) do c[i] = cell(r, k) end
+    lines[#lines + 1] = table.concat(c, ",")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- The final table, aligned for a terminal.
+function M.table(rows)
+  local w = {}
+  for i, k in ipairs(M.COLUMNS) do
+    w[i] = #k
+    for _, r in ipairs(rows) do w[i] = math.max(w[i], #cell(r, k)) end
+  end
+  local function line(get)
+    local c = {}
+    for i, k in ipairs(M.COLUMNS) do c[i] = ("%" .. (i <= 2 and "-" or "") .. w[i] .. "s"):format(get(k)) end
+    return table.concat(c, "  ")
+  end
+  local out = { line(function(k) return k end) }
+  out[2] = ("-"):rep(#out[1])
+  for _, r in ipairs(rows) do out[#out + 1] = line(function(k) return cell(r, k) end) end
+  return table.concat(out, "\n")
+end
+
+-- results.csv and results.md (the table, then the pictures, linked relative
+-- to the results folder).
+function M.write_results(results, plots, rows, best, models)
+  M.write(results .. "/results.csv", M.csv(rows))
+  local rel = M.relative(plots, results)
+  local md = { "# Results", "", "| " .. table.concat(M.COLUMNS, " | ") .. " |",
+               "|" .. ("---|"):rep(#M.COLUMNS) }
+  for _, r in ipairs(rows) do
+    local c = {}
+    for i, k in ipairs(M.COLUMNS) do c[i] = cell(r, k) end
+    md[#md + 1] = "| " .. table.concat(c, " | ") .. " |"
+  end
+  md[#md + 1] = ""
+  md[#md + 1] = ("![Model comparison](%s/model_comparison.png)"):format(rel)
+  md[#md + 1] = ""
+  md[#md + 1] = ("![UMAP of the %s embeddings](%s/umap_%s.png)"):format(best, rel, best)
+  for _, m in ipairs(models) do
+    md[#md + 1] = ""
+    md[#md + 1] = "## " .. m
+    md[#md + 1] = ""
+    md[#md + 1] = ("![%s curves](%s/%s_curves.png) ![%s confusion](%s/%s_confusion.png)"):format(m, rel, m, m, rel, m)
+    md[#md + 1] = ""
+    md[#md + 1] = ("[classification report](%s_report.txt), checkpoint `%s.safetensors`"):format(m, m)
+  end
+  M.write(results .. "/results.md", table.concat(md, "\n") .. "\n")
+end
+
+-- Path of folder `to` as seen from folder `from` (both under the same --out).
+function M.relative(to, from)
+  local a, b = {}, {}
+  for p in to:gmatch("[^/]+") do if p ~= "." then a[#a + 1] = p end end
+  for p in from:gmatch("[^/]+") do if p ~= "." then b[#b + 1] = p end end
+  local i = 1
+  while a[i] and b[i] and a[i] == b[i] do i = i + 1 end
+  local parts = {}
+  for _ = i, #b do parts[#parts + 1] = ".." end
+  for k = i, #a do parts[#parts + 1] = a[k] end
+  return #parts > 0 and table.concat(parts, "/") or "."
+end
+
+return M

@@ -1,0 +1,78 @@
+-- Training progress display. On a terminal: one line per batch rewritten in
+-- place with \r (bar, i/N, loss, running accuracy, clips/s, ETA). Otherwise
+-- (a log file, a pipe): one line per epoch, so logs stay readable.
+local M = {}
+
+-- Wall-clock seconds with sub-second resolution. Lua's os.time counts whole
+-- seconds and os.clock counts CPU time of all threads; prefer ser.time when
+-- the binding has it, else Linux's /proc/uptime (10 ms ticks).
+function M.now()
+  local ok, ser = pcall(require, "ser")
+  if ok and type(ser) == "table" and rawget(ser, "time") then return ser.time() end
+  local f = io.open("/proc/uptime", "r")
+  if f then
+    local t = f:read("n")
+    f:close()
+    if t then return t end
+  end
+  return os.time()
+end
+
+local tty_cache
+-- True when stdout is a terminal. Lua has no isatty; the shell started by
+-- os.execute inherits our stdout, so `test -t 1` answers for us (once).
+function M.is_terminal()
+  if tty_cache == nil then
+    local ok = os.execute("test -t 1")
+    tty_cache = ok == true or ok == 0
+  end
+  return tty_cache
+end
+
+local function clock(s)
+  if s ~= s or s == math.huge then return "--:--" end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then return ("%d:%02d:%02d"):format(s // 3600, s % 3600 // 60, s % 60) end
+  return ("%d:%02d"):format(s // 60, s % 60)
+end
+M.clock = clock
+
+-- A progress reporter for one run. mode: "bar", "epoch" or "quiet".
+function M.new(mode, out)
+  out = out or io.stdout
+  local self = { mode = mode, out = out, width = 0 }
+
+  -- Called after each training batch.
+  function self.batch(epoch, epochs, i, n, loss, acc, clips_per_s, eta)
+    if mode ~= "bar" then return end
+    local w = 20
+    local filled = math.floor(w * i / n + 0.5)
+    local line = ("epoch %d/%d [%s%s] %d/%d loss %.4f acc %5.1f%% %.1f clips/s ETA %s"):format(
+      epoch, epochs, ("="):rep(filled), ("."):rep(w - filled), i, n, loss, 100 * acc, clips_per_s, clock(eta))
+    local pad = math.max(0, self.width - #line)
+    self.width = #line
+    out:write("\r", line, (" "):rep(pad))
+    out:flush()
+  end
+
+  -- Called after each epoch with its history row.
+  function self.epoch(h, epochs, note)
+    if mode == "quiet" then return end
+    if mode == "bar" then out:write("\r", (" "):rep(self.width), "\r") self.width = 0 end
+    local val = h.val_loss and ("val loss %.4f acc %5.1f%% wF1 %.3f"):format(h.val_loss, 100 * h.val_acc, h.val_f1)
+      or "no validation"
+    out:write(("epoch %3d/%d  train loss %.4f acc %5.1f%% wF1 %.3f | %s | lr %.2e | %.1f s%s\n"):format(
+      h.epoch, epochs, h.train_loss, 100 * h.train_acc, h.train_f1, val, h.lr, h.seconds, note or ""))
+    out:flush()
+  end
+
+  function self.message(text)
+    if mode == "quiet" then return end
+    if mode == "bar" and self.width > 0 then out:write("\r", (" "):rep(self.width), "\r") self.width = 0 end
+    out:write(text, "\n")
+    out:flush()
+  end
+  return self
+end
+
+return M
