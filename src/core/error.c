@@ -16,13 +16,19 @@ int ser_error(int code, const char *fmt, ...) {
 }
 
 int ser_error_prefix(int code, const char *fmt, ...) {
-  char prefix[SER_ERRMSG_MAX], old[SER_ERRMSG_MAX];
+  char joined[2 * SER_ERRMSG_MAX + 2];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int len = vsnprintf(joined, SER_ERRMSG_MAX, fmt, ap);
   va_end(ap);
-  memcpy(old, errmsg, sizeof old);
-  snprintf(errmsg, sizeof errmsg, "%s: %s", prefix, old);
+  if (len < 0) len = 0;
+  if (len >= SER_ERRMSG_MAX) len = SER_ERRMSG_MAX - 1;
+  joined[len++] = ':';
+  joined[len++] = ' ';
+  memcpy(joined + len, errmsg, SER_ERRMSG_MAX);
+  /* the joined message may be longer than the buffer: keep its start */
+  memcpy(errmsg, joined, SER_ERRMSG_MAX - 1);
+  errmsg[SER_ERRMSG_MAX - 1] = 0;
   return code;
 }
 

@@ -17,8 +17,9 @@ ser_tensor *ser_lua_totensor(lua_State *L, int idx);       /* NULL if not a live
 /* Pushes t as userdata, taking over the caller's reference. t == NULL raises
  * the pending core error (so `ser_lua_pushtensor(L, ser_tensor_zeros(...))` is safe). */
 void ser_lua_pushtensor(lua_State *L, ser_tensor *t);
-/* Accepts a tensor, a number (-> 0-d... 1-element tensor) or a nested table of numbers.
- * Returns a new reference. */
+/* Accepts a tensor, a number (-> 0-d tensor) or a nested table of numbers.
+ * Returns a borrowed tensor: a converted value replaces the stack slot idx, so
+ * the Lua stack owns it and a later error leaks nothing. */
 ser_tensor *ser_lua_checktensorlike(lua_State *L, int idx, const char *fname);
 
 /* Raises "fname: <message of the last core error>". Never returns. */
@@ -43,6 +44,9 @@ const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const cha
 void ser_lua_account(lua_State *L);
 
 /* Module openers, registered in src/lua/module.c as package.preload["ser.core.<area>"]. */
+int luaopen_ser(lua_State *L);
+int ser_lua_open_base(lua_State *L);
 int ser_lua_open_tensor(lua_State *L);
+int ser_lua_open_data(lua_State *L);
 
 #endif

@@ -9,6 +9,7 @@
 #include "shape.h"
 #include "gemm.h"
 #include "conv.h"
+#include "batchnorm.h"
 #include "lstm.h"
 #include "loss.h"
 

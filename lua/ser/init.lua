@@ -1,0 +1,34 @@
+-- The `ser` table. C modules and Lua modules are loaded on first use, so
+-- `require "ser"` stays cheap and a script pays only for what it touches.
+local ser = ...
+if type(ser) ~= "table" then ser = {} end
+
+local base = require "ser.core.base"
+for k, v in pairs(base) do ser[k] = v end
+ser.tensor = require "ser.tensor"
+
+-- name in `ser` -> module (or {module, field}) loaded on first access.
+-- Each area adds its line here.
+local lazy = {
+  nn = "ser.nn",
+  models = "ser.models",
+  train = "ser.train",
+  data = "ser.data",
+  plot = "ser.plot",
+}
+ser._lazy = lazy
+
+return setmetatable(ser, {
+  __index = function(t, key)
+    local spec = lazy[key]
+    if spec == nil then return nil end
+    local value
+    if type(spec) == "table" then
+      value = require(spec[1])[spec[2]]
+    else
+      value = require(spec)
+    end
+    rawset(t, key, value)
+    return value
+  end,
+})

@@ -1,0 +1,116 @@
+/* ser.core.base: process-wide switches — seed, grad mode, threads, memory, version. */
+#include <signal.h>
+
+#include "luat.h"
+
+static int l_manual_seed(lua_State *L) {
+  lua_Integer seed = luaL_checkinteger(L, 1);
+  ser_manual_seed((uint64_t)seed);
+  return 0;
+}
+
+static int l_memory(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ser_memory_live());
+  lua_pushinteger(L, (lua_Integer)ser_memory_peak());
+  return 2;
+}
+
+static int l_reset_peak_memory(lua_State *L) {
+  ser_memory_reset_peak();
+  return 0;
+}
+
+static int l_set_grad_enabled(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, ser_set_grad_enabled(lua_toboolean(L, 1)));
+  return 1;
+}
+
+static int l_is_grad_enabled(lua_State *L) {
+  lua_pushboolean(L, ser_grad_enabled());
+  return 1;
+}
+
+/* no_grad(fn, ...): runs fn with grad mode off and restores it even on error. */
+static int l_no_grad(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int prev = ser_set_grad_enabled(0);
+  int nargs = lua_gettop(L) - 1;
+  int status = lua_pcall(L, nargs, LUA_MULTRET, 0);
+  ser_set_grad_enabled(prev);
+  if (status != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+static int l_num_threads(lua_State *L) {
+  lua_pushinteger(L, ser_num_threads());
+  return 1;
+}
+
+static int l_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 0 || n > 1024) return luaL_error(L, "set_num_threads: %d threads; expected 1..1024 (0 = all cores)", (int)n);
+  ser_set_num_threads((int)n);
+  return 0;
+}
+
+static int l_blas_info(lua_State *L) {
+  lua_pushstring(L, ser_blas_info());
+  return 1;
+}
+
+static int l_op_names(lua_State *L) {
+  lua_createtable(L, SER_OP_COUNT, 0);
+  for (int i = 0; i < SER_OP_COUNT; i++) {
+    lua_pushstring(L, ser_op_table[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* SIGINT -> a flag the training loop polls, so Ctrl-C stops after the batch.
+ * A second Ctrl-C restores the default handler's effect (terminates). */
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+  if (interrupted) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  interrupted = 1;
+}
+
+static int l_catch_interrupt(lua_State *L) {
+  int on = lua_toboolean(L, 1);
+  interrupted = 0;
+  signal(SIGINT, on ? on_sigint : SIG_DFL);
+  return 0;
+}
+
+static int l_interrupted(lua_State *L) {
+  lua_pushboolean(L, interrupted);
+  if (lua_toboolean(L, 1)) interrupted = 0;
+  return 1;
+}
+
+static const luaL_Reg functions[] = {{"manual_seed", l_manual_seed},
+                                     {"memory", l_memory},
+                                     {"reset_peak_memory", l_reset_peak_memory},
+                                     {"set_grad_enabled", l_set_grad_enabled},
+                                     {"is_grad_enabled", l_is_grad_enabled},
+                                     {"no_grad", l_no_grad},
+                                     {"num_threads", l_num_threads},
+                                     {"set_num_threads", l_set_num_threads},
+                                     {"blas_info", l_blas_info},
+                                     {"op_names", l_op_names},
+                                     {"catch_interrupt", l_catch_interrupt},
+                                     {"interrupted", l_interrupted},
+                                     {NULL, NULL}};
+
+int ser_lua_open_base(lua_State *L) {
+  ser_threads_init();
+  luaL_newlib(L, functions);
+  lua_pushstring(L, SER_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}
