@@ -5,6 +5,7 @@
 #define SER_OPS_NN(X) \
   X(CONV2D, "conv2d", ser_conv2d_backward_node) \
   X(CONV1D, "conv1d", ser_conv1d_backward_node) \
+  X(BATCH_NORM, "batch_norm", ser_batch_norm_backward_node) \
   X(LSTM, "lstm", ser_lstm_backward) \
   X(CROSS_ENTROPY, "cross_entropy", ser_cross_entropy_backward_op) \
   X(NLL_LOSS, "nll_loss", ser_nll_loss_backward_op) \

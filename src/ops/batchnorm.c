@@ -1,0 +1,182 @@
+#include "batchnorm.h"
+
+#include <math.h>
+
+#include "../core/error.h"
+
+/* Statistics are summed in double: n reaches B*H*W = 128k per channel in the
+ * first CNN2D layer, where a float sum loses digits PyTorch keeps. */
+void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
+                                 const float *bias, float *running_mean, float *running_var, int B, int C, int S,
+                                 float momentum, float eps) {
+  size_t plane = (size_t)C * S;
+  double n = (double)B * S;
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+  for (int c = 0; c < C; c++) {
+    double s = 0.0;
+    for (int b = 0; b < B; b++) {
+      const float *p = in + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) s += p[i];
+    }
+    double mu = s / n, ss = 0.0;
+    for (int b = 0; b < B; b++) {
+      const float *p = in + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) {
+        double d = p[i] - mu;
+        ss += d * d;
+      }
+    }
+    double var = ss / n;
+    float is = (float)(1.0 / sqrt(var + eps));
+    mean[c] = (float)mu;
+    invstd[c] = is;
+    if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
+    if (running_var) running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * n / (n - 1.0));
+    float scale = is * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - (float)mu * scale;
+    for (int b = 0; b < B; b++) {
+      const float *p = in + b * plane + (size_t)c * S;
+      float *q = out + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
+    }
+  }
+}
+
+void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, const float *invstd,
+                                const float *weight, const float *bias, int B, int C, int S) {
+  size_t plane = (size_t)C * S;
+#pragma omp parallel for collapse(2) schedule(static) if ((double)B * C * S > 32768)
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      float scale = invstd[c] * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - mean[c] * scale;
+      const float *p = in + b * plane + (size_t)c * S;
+      float *q = out + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
+    }
+}
+
+void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                            const float *mean, const float *invstd, const float *weight, int B, int C, int S,
+                            int training) {
+  size_t plane = (size_t)C * S;
+  double n = (double)B * S;
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+  for (int c = 0; c < C; c++) {
+    double sdy = 0.0, sdyx = 0.0;  /* sum dy, sum dy * xhat */
+    float mu = mean[c], is = invstd[c];
+    for (int b = 0; b < B; b++) {
+      const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) {
+        sdy += dy[i];
+        sdyx += (double)dy[i] * ((x[i] - mu) * is);
+      }
+    }
+    if (dbias) dbias[c] += (float)sdy;
+    if (dweight) dweight[c] += (float)sdyx;
+    if (!din) continue;
+    float g = is * (weight ? weight[c] : 1.0f);
+    /* training: d/dx of (x - mean(x)) / std(x) also moves the statistics:
+     * dx = g (dy - mean(dy) - xhat mean(dy xhat)) */
+    float mdy = training ? (float)(sdy / n) : 0.0f, mdyx = training ? (float)(sdyx / n) : 0.0f;
+    for (int b = 0; b < B; b++) {
+      const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
+      float *dx = din + b * plane + (size_t)c * S;
+      for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * is * mdyx);
+    }
+  }
+}
+
+static int check_vec(const char *what, const ser_tensor *t, int64_t C, const ser_tensor *x) {
+  if (!t) return 0;
+  if (t->ndim != 1 || t->shape[0] != C)
+    return ser_error(SER_EINVAL, "batch_norm: %s must be [%lld] (one per channel), got %s; input %s", what,
+                     (long long)C, SER_SHAPE(t), SER_SHAPE(x));
+  return 0;
+}
+
+int ser_batch_norm(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
+                   ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps) {
+  *out = NULL;
+  if (!x) return ser_error(SER_EINVAL, "batch_norm: input is required");
+  if (x->ndim < 2 || x->ndim > 4)
+    return ser_error(SER_EINVAL, "batch_norm: input must be [B,C], [B,C,L] or [B,C,H,W], got %s", SER_SHAPE(x));
+  int64_t B = x->shape[0], C = x->shape[1], S = 1;
+  for (int i = 2; i < x->ndim; i++) S *= x->shape[i];
+  if ((double)B * C * S > 2147483647.0)
+    return ser_error(SER_EINVAL, "batch_norm: input %s is too large (2^31 elements at most)", SER_SHAPE(x));
+  int rc;
+  if ((rc = check_vec("running_mean", running_mean, C, x)) || (rc = check_vec("running_var", running_var, C, x)) ||
+      (rc = check_vec("weight", weight, C, x)) || (rc = check_vec("bias", bias, C, x)))
+    return rc;
+  if (!training && (!running_mean || !running_var))
+    return ser_error(SER_EINVAL, "batch_norm: evaluation mode needs running_mean and running_var");
+  if ((running_mean && !ser_tensor_is_contiguous(running_mean)) ||
+      (running_var && !ser_tensor_is_contiguous(running_var)))
+    return ser_error(SER_EINVAL, "batch_norm: running statistics must be contiguous (they are updated in place)");
+  if (training && B * S < 2)
+    return ser_error(SER_EINVAL,
+                     "batch_norm: expected more than 1 value per channel when training, got input %s", SER_SHAPE(x));
+  if (!(eps > 0.0) || !(momentum >= 0.0 && momentum <= 1.0))
+    return ser_error(SER_EINVAL, "batch_norm: need eps > 0 and momentum in [0, 1], got eps %g, momentum %g", eps,
+                     momentum);
+
+  ser_tensor *stats = ser_tensor_empty(2, SER_DIMS(2, C)); /* row 0 mean, row 1 invstd */
+  ser_tensor *y = ser_tensor_empty(x->ndim, x->shape);
+  ser_tensor *xc = ser_tensor_contiguous_raw(x);
+  ser_tensor *wc = weight ? ser_tensor_contiguous_raw(weight) : NULL, *bc = bias ? ser_tensor_contiguous_raw(bias) : NULL;
+  if (!stats || !y || !xc || (weight && !wc) || (bias && !bc)) {
+    rc = SER_ENOMEM;
+    goto done;
+  }
+  float *mean = ser_tensor_data(stats), *invstd = mean + C;
+  const float *w = wc ? ser_tensor_data(wc) : NULL, *bb = bc ? ser_tensor_data(bc) : NULL;
+  if (training) {
+    ser_batchnorm_forward_train(ser_tensor_data(y), mean, invstd, ser_tensor_data(xc), w, bb,
+                                running_mean ? ser_tensor_data(running_mean) : NULL,
+                                running_var ? ser_tensor_data(running_var) : NULL, (int)B, (int)C, (int)S,
+                                (float)momentum, (float)eps);
+  } else {
+    const float *rm = ser_tensor_data(running_mean), *rv = ser_tensor_data(running_var);
+    for (int64_t c = 0; c < C; c++) {
+      mean[c] = rm[c];
+      invstd[c] = (float)(1.0 / sqrt((double)rv[c] + eps));
+    }
+    ser_batchnorm_forward_eval(ser_tensor_data(y), ser_tensor_data(xc), mean, invstd, w, bb, (int)B, (int)C, (int)S);
+  }
+  ser_node *node = NULL;
+  rc = ser_autograd_record(y, SER_OP_BATCH_NORM, 3, (ser_tensor *[]){x, weight, bias}, &node);
+  if (rc) goto done;
+  if (node) {
+    node->saved[0] = ser_tensor_retain(stats);
+    node->iarg[0] = training;
+  }
+  *out = y;
+  y = NULL;
+done:
+  ser_tensor_release(stats);
+  ser_tensor_release(y);
+  ser_tensor_release(xc);
+  ser_tensor_release(wc);
+  ser_tensor_release(bc);
+  return rc;
+}
+
+int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  ser_tensor *x = node->inputs[0], *w = node->inputs[1];
+  int64_t B = x->shape[0], C = x->shape[1], S = 1;
+  for (int i = 2; i < x->ndim; i++) S *= x->shape[i];
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *wc = w ? ser_tensor_contiguous_raw(w) : NULL;
+  if (!xc || (w && !wc)) {
+    ser_tensor_release(xc);
+    ser_tensor_release(wc);
+    return SER_ENOMEM;
+  }
+  const float *stats = ser_tensor_data(node->saved[0]);
+  ser_batchnorm_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL,
+                         (gin[1] && w) ? ser_tensor_data(gin[1]) : NULL,
+                         (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL, ser_tensor_data(gout),
+                         ser_tensor_data(xc), stats, stats + C, wc ? ser_tensor_data(wc) : NULL, (int)B, (int)C,
+                         (int)S, (int)node->iarg[0]);
+  ser_tensor_release(xc);
+  ser_tensor_release(wc);
+  return 0;
+}
