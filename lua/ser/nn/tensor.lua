@@ -1,6 +1,7 @@
 -- The few tensor operations the nn layer needs, in one place, so layers read
 -- as architecture and the binding's names are looked up once.
 local T = require "ser.core.tensor"
+local base = require "ser.core.base"
 
 local M = { T = T }
 
@@ -19,7 +20,7 @@ end
 
 -- U(-bound, bound) from the generator behind ser.manual_seed.
 function M.uniform(shape, bound)
-  return T.uniform(shape, -bound, bound)
+  return T.empty(shape):uniform_(-bound, bound)
 end
 
 function M.zeros(shape) return T.zeros(shape) end
@@ -29,18 +30,22 @@ function M.zero_grad(p)
   p:zero_grad()
 end
 
--- In-place copy with no autograd record (loading weights is not a graph op).
-function M.copy_into(dst, src)
-  dst:copy_(src)
+-- Runs fn with autograd recording off.
+function M.no_grad(fn, ...)
+  return base.no_grad(fn, ...)
 end
 
--- Runs fn with autograd recording off.
-function M.no_grad(fn)
-  return T.no_grad(fn)
+-- In-place copy outside autograd (loading weights is not a graph op). A
+-- source of another shape but the same size (PyTorch's 0-d
+-- num_batches_tracked into our [1]) is reshaped first.
+function M.copy_into(dst, src)
+  local ds, ss = dst:shape(), src:shape()
+  if table.concat(ds, ",") ~= table.concat(ss, ",") then src = src:reshape(ds) end
+  base.no_grad(function() dst:copy_(src) end)
 end
 
 function M.add_scalar_(x, v)
-  x:add_(v)
+  base.no_grad(function() x:add_(v) end)
 end
 
 return M

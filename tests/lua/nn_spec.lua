@@ -1,0 +1,217 @@
+-- nn.Module base and layer classes: names, order, state dicts, modes,
+-- initialisation, printing, errors.
+local ser = require "ser"
+local nn = ser.nn
+local T = ser.tensor
+
+local function shape(t) return table.concat(t:shape(), "x") end
+
+local function small()
+  return nn.Sequential{ nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3) }
+end
+
+local function flat(t)
+  local out = {}
+  local function walk(v) if type(v) == "table" then for _, x in ipairs(v) do walk(x) end else out[#out + 1] = v end end
+  walk(t:totable())
+  return out
+end
+
+describe("nn.Module", function()
+  it("names parameters and buffers like PyTorch, in PyTorch's order", function()
+    local m = small()
+    local names = {}
+    for _, np in ipairs(m:named_parameters()) do names[#names + 1] = np[1] .. ":" .. shape(np[2]) end
+    assert.are.same({ "0.weight:4x1x3x3", "0.bias:4", "1.weight:4", "1.bias:4", "6.weight:3x4", "6.bias:3" }, names)
+    assert.are.same({ "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+                      "1.num_batches_tracked", "6.weight", "6.bias" }, m:state_dict_keys())
+    assert.are.equal(4 * 9 + 4 + 4 + 4 + 12 + 3, m:num_parameters())
+    for _, p in ipairs(m:parameters()) do assert.is_true(p:requires_grad()) end
+  end)
+
+  it("is callable and train()/eval() reach every submodule", function()
+    local m = small()
+    assert.is_true(m:get(2).training)
+    m:eval()
+    for _, sub in ipairs(m:modules()) do assert.is_false(sub.training) end
+    m:train()
+    for _, sub in ipairs(m:modules()) do assert.is_true(sub.training) end
+    local seen = {}
+    m:apply(function(sub) seen[#seen + 1] = sub.__name end)
+    assert.are.equal("Sequential", seen[#seen])   -- children first, like PyTorch
+    assert.are.equal(8, #seen)
+  end)
+
+  it("gives the same weights for the same seed and different ones otherwise", function()
+    ser.manual_seed(7)
+    local a = flat(nn.Linear(5, 4).weight)
+    ser.manual_seed(7)
+    local b = flat(nn.Linear(5, 4).weight)
+    ser.manual_seed(8)
+    local c = flat(nn.Linear(5, 4).weight)
+    assert.are.same(a, b)
+    assert.are_not.same(a, c)
+  end)
+
+  it("initialises like PyTorch: U(+-1/sqrt(fan_in)) for conv/linear, U(+-1/sqrt(H)) for LSTM, BN 1/0", function()
+    ser.manual_seed(1)
+    local cases = {
+      { nn.Conv2d(8, 16, 3).weight, 1 / math.sqrt(8 * 9) },
+      { nn.Conv2d(8, 16, 3).bias, 1 / math.sqrt(8 * 9) },
+      { nn.Conv1d(4, 32, 9).weight, 1 / math.sqrt(4 * 9) },
+      { nn.Linear(100, 64).weight, 1 / math.sqrt(100) },
+      { nn.LSTM(10, 25).weight_hh_l0, 1 / math.sqrt(25) },
+    }
+    for _, c in ipairs(cases) do
+      local v, bound = flat(c[1]), c[2]
+      local s2, maxabs = 0, 0
+      for _, x in ipairs(v) do
+        s2 = s2 + x * x
+        maxabs = math.max(maxabs, math.abs(x))
+      end
+      assert.is_true(maxabs <= bound * (1 + 1e-6), "values exceed the bound")
+      assert.is_true(maxabs > bound * 0.8, "values do not fill the range")
+      -- the standard deviation of U(-b, b) is b / sqrt(3)
+      local std = math.sqrt(s2 / #v)
+      assert.is_true(math.abs(std - bound / math.sqrt(3)) < 0.25 * bound / math.sqrt(3),
+        ("std %.4f, expected about %.4f"):format(std, bound / math.sqrt(3)))
+    end
+    local bn = nn.BatchNorm1d(3)
+    assert.are.same({ 1, 1, 1 }, flat(bn.weight))
+    assert.are.same({ 0, 0, 0 }, flat(bn.bias))
+    assert.are.same({ 0, 0, 0 }, flat(bn.running_mean))
+    assert.are.same({ 1, 1, 1 }, flat(bn.running_var))
+    assert.are.same({ 0 }, flat(bn.num_batches_tracked))
+  end)
+
+  it("names LSTM weights weight_ih_l0 ... _reverse in PyTorch's order", function()
+    local l = nn.LSTM(6, 5, { num_layers = 2, bidirectional = true, batch_first = true })
+    local names = {}
+    for _, np in ipairs(l:named_parameters()) do names[#names + 1] = np[1] .. ":" .. shape(np[2]) end
+    assert.are.same({
+      "weight_ih_l0:20x6", "weight_hh_l0:20x5", "bias_ih_l0:20", "bias_hh_l0:20",
+      "weight_ih_l0_reverse:20x6", "weight_hh_l0_reverse:20x5", "bias_ih_l0_reverse:20", "bias_hh_l0_reverse:20",
+      "weight_ih_l1:20x10", "weight_hh_l1:20x5", "bias_ih_l1:20", "bias_hh_l1:20",
+      "weight_ih_l1_reverse:20x10", "weight_hh_l1_reverse:20x5", "bias_ih_l1_reverse:20", "bias_hh_l1_reverse:20",
+    }, names)
+  end)
+
+  it("prints as PyTorch's repr tree", function()
+    local m = nn.Sequential{ nn.Conv1d(1, 32, 9, { stride = 2, padding = 4 }), nn.BatchNorm1d(32), nn.LeakyReLU(0.2),
+                             nn.Dropout(0.3), nn.Linear(32, 8, { bias = false }), nn.LSTM(8, 4, { batch_first = true }) }
+    assert.are.equal([[Sequential(
+  (0): Conv1d(1, 32, kernel_size=(9,), stride=(2,), padding=(4,))
+  (1): BatchNorm1d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+  (2): LeakyReLU(negative_slope=0.2)
+  (3): Dropout(p=0.3, inplace=False)
+  (4): Linear(in_features=32, out_features=8, bias=False)
+  (5): LSTM(8, 4, batch_first=True)
+)]], tostring(m))
+  end)
+
+  it("round-trips state_dict through load_state_dict", function()
+    ser.manual_seed(1)
+    local a = small()
+    ser.manual_seed(2)
+    local b = small()
+    assert.are_not.same(flat(a:get(1).weight), flat(b:get(1).weight))
+    b:load_state_dict(a:state_dict())
+    for _, k in ipairs(a:state_dict_keys()) do
+      assert.are.same(flat(a:state_dict()[k]), flat(b:state_dict()[k]), k)
+    end
+    -- copies, not shared tensors
+    assert.are_not.equal(a:get(1).weight, b:get(1).weight)
+  end)
+
+  it("reports every mismatch of load_state_dict in one error and loads nothing", function()
+    local m = small()
+    local before = flat(m:get(1).weight)
+    local sd = {}
+    for k, v in pairs(small():state_dict()) do sd[k] = v end
+    sd["6.bias"] = nil                      -- missing
+    sd["7.weight"] = T.zeros(2, 2)           -- unexpected
+    sd["6.weight"] = T.zeros(3, 5)           -- wrong shape
+    local ok, err = pcall(m.load_state_dict, m, sd)
+    assert.is_false(ok)
+    assert.matches("missing keys %(1%): 6%.bias", err)
+    assert.matches("unexpected keys %(1%): 7%.weight", err)
+    assert.matches("6%.weight: checkpoint has %[3,5%], model has %[3,4%]", err)
+    assert.matches("3 problem", err)
+    assert.are.same(before, flat(m:get(1).weight))
+    -- strict = false tolerates missing/unexpected, never a wrong shape
+    sd["6.weight"] = T.zeros(3, 4)
+    local r = m:load_state_dict(sd, { strict = false })
+    assert.are.same({ "6.bias" }, r.missing)
+    assert.are.same({ "7.weight" }, r.unexpected)
+    for _, v in ipairs(flat(m:get(7).weight)) do assert.are.equal(0, v) end
+  end)
+
+  it("accepts a 0-d num_batches_tracked the way PyTorch saves it", function()
+    local m = nn.BatchNorm1d(2)
+    local sd = {}
+    for k, v in pairs(m:state_dict()) do sd[k] = v:clone() end
+    sd.num_batches_tracked = T.new(5):reshape({})
+    m:load_state_dict(sd)
+    assert.are.same({ 5 }, flat(m.num_batches_tracked))
+  end)
+
+  it("rejects bad constructor arguments with clear messages", function()
+    assert.has_error(function() nn.Conv2d(1, 0, 3) end, nil)
+    local ok, err = pcall(nn.Conv2d, 1, 4, 3, { pading = 1 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'pading'", err)
+    ok, err = pcall(nn.Conv2d, 1, 4, { 3, 3, 3 })
+    assert.matches("kernel_size must be a number or a table of 2 numbers", err)
+    ok, err = pcall(nn.Dropout, 1.5)
+    assert.matches("probability", err)
+    ok, err = pcall(nn.Linear, 4.5, 2)
+    assert.matches("in_features must be a positive whole number, got 4.5", err)
+    ok, err = pcall(function() return nn.Sequential{}:add_module("a.b", nn.ReLU()) end)
+    assert.matches("without '%.'", err)
+  end)
+end)
+
+describe("nn layers forward", function()
+  local has_cnn = pcall(require, "ser.core.nn_cnn")
+  local it_cnn = has_cnn and it or pending
+
+  it_cnn("computes output shapes as PyTorch does and summary() lists them", function()
+    ser.manual_seed(3)
+    local m = small()
+    local y = m(T.randn(2, 1, 9, 11))
+    assert.are.same({ 2, 3 }, y:shape())
+    local s = m:summary({ 2, 1, 9, 11 })
+    assert.matches("0 %(Conv2d%)%s+%[2,4,9,11%]%s+40", s)
+    assert.matches("3 %(MaxPool2d%)%s+%[2,4,4,5%]%s+0", s)
+    assert.matches("6 %(Linear%)%s+%[2,3%]%s+15", s)
+    assert.matches("Total params: 67", s)
+    -- summary runs in eval mode and restores the mode; running stats untouched
+    assert.is_true(m.training)
+    assert.are.same({ 0, 0, 0, 0 }, flat(m:get(2).running_mean))
+  end)
+
+  it_cnn("updates BatchNorm running statistics and num_batches_tracked only in train mode", function()
+    local bn = nn.BatchNorm1d(2)
+    local x = T.new{ { { 1, 2, 3 }, { 4, 5, 6 } }, { { 3, 4, 5 }, { 0, 0, 0 } } }
+    bn(x)
+    assert.are.same({ 1 }, flat(bn.num_batches_tracked))
+    local rm = flat(bn.running_mean)
+    assert.is_true(math.abs(rm[1] - 0.1 * 3) < 1e-6)
+    bn:eval()
+    bn(x)
+    assert.are.same({ 1 }, flat(bn.num_batches_tracked))
+    assert.are.same(rm, flat(bn.running_mean))
+  end)
+
+  it_cnn("drops out only in train mode", function()
+    local d = nn.Dropout(0.5)
+    local x = T.ones(1000)
+    local y = flat(d(x))
+    local zeros = 0
+    for _, v in ipairs(y) do if v == 0 then zeros = zeros + 1 else assert.is_true(math.abs(v - 2) < 1e-6) end end
+    assert.is_true(zeros > 400 and zeros < 600, "zeros: " .. zeros)
+    d:eval()
+    assert.are.same(flat(x), flat(d(x)))
+  end)
+end)
