@@ -1,0 +1,330 @@
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sndfile.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audio/resample.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+ser_audio_opts ser_audio_opts_default(void) {
+  ser_audio_opts o = {.sr = 16000, .mono = 1, .offset = 0.0, .seconds = 0.0, .normalize = 0};
+  return o;
+}
+
+void ser_audio_free(ser_audio *a) {
+  if (!a) return;
+  if (a->data) ser_free(a->data, (size_t)(a->frames * a->channels) * sizeof(float));
+  a->data = NULL;
+  a->frames = 0;
+}
+
+int64_t ser_audio_find_nonfinite(const float *x, int64_t n, int64_t *count) {
+  int64_t first = -1, c = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) {
+      if (first < 0) first = i;
+      c++;
+    }
+  if (count) *count = c;
+  return first;
+}
+
+void ser_audio_peak_normalize(float *x, int64_t n) {
+  float peak = 0.0f;
+  for (int64_t i = 0; i < n; i++) peak = fmaxf(peak, fabsf(x[i]));
+  if (peak > 0.0f) {
+    float s = 1.0f / peak;
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+  }
+}
+
+/* Checks what libsndfile would report vaguely ("System error", "Format not
+ * recognised") so that the message says what is wrong with the path itself. */
+static int check_path(const char *path) {
+  struct stat st;
+  if (!path || !*path) return ser_error(SER_EINVAL, "audio: empty path");
+  if (stat(path, &st) != 0) return ser_error(SER_EIO, "cannot open '%s': %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) return ser_error(SER_EIO, "cannot open '%s': it is a directory, expected an audio file", path);
+  if (st.st_size == 0) return ser_error(SER_EFORMAT, "cannot decode '%s': the file is empty (0 bytes)", path);
+  return 0;
+}
+
+static SNDFILE *open_read(const char *path, SF_INFO *info) {
+  if (check_path(path) < 0) return NULL;
+  memset(info, 0, sizeof *info);
+  SNDFILE *f = sf_open(path, SFM_READ, info);
+  if (!f) {
+    ser_error(SER_EFORMAT, "cannot decode '%s': %s (expected WAV, FLAC, OGG, AIFF or another libsndfile format)",
+              path, sf_strerror(NULL));
+    return NULL;
+  }
+  if (info->channels < 1 || info->samplerate < 1) {
+    ser_error(SER_EFORMAT, "cannot decode '%s': header declares %d channels at %d Hz", path,
+              info->channels, info->samplerate);
+    sf_close(f);
+    return NULL;
+  }
+  return f;
+}
+
+int ser_audio_info_get(ser_audio_info *out, const char *path) {
+  SF_INFO info;
+  SNDFILE *f = open_read(path, &info);
+  if (!f) return SER_EFORMAT;
+  out->frames = info.frames;
+  out->channels = info.channels;
+  out->sr = info.samplerate;
+  out->format = info.format;
+  SF_FORMAT_INFO major = {.format = info.format & SF_FORMAT_TYPEMASK};
+  SF_FORMAT_INFO sub = {.format = info.format & SF_FORMAT_SUBMASK};
+  sf_command(NULL, SFC_GET_FORMAT_INFO, &major, sizeof major);
+  sf_command(NULL, SFC_GET_FORMAT_INFO, &sub, sizeof sub);
+  snprintf(out->format_name, sizeof out->format_name, "%s / %s", major.name ? major.name : "?",
+           sub.name ? sub.name : "?");
+  sf_close(f);
+  return 0;
+}
+
+/* Reads up to `want` frames (interleaved) starting at frame `start`. Seeks when
+ * the format allows it, else reads and discards. A read that ends before the
+ * frame count the header promised is reported as truncation. */
+static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_t start, int64_t want,
+                       float *buf, int64_t *got_out) {
+  int64_t got = 0;
+  if (start > 0) {
+    if (info->seekable && sf_seek(f, start, SEEK_SET) == start) {
+      /* positioned */
+    } else {
+      float tmp[4096];
+      int64_t skip = start, per = 4096 / info->channels;
+      while (skip > 0) {
+        int64_t k = skip < per ? skip : per;
+        sf_count_t r = sf_readf_float(f, tmp, k);
+        if (r <= 0) break;
+        skip -= r;
+      }
+    }
+  }
+  while (got < want) {
+    sf_count_t r = sf_readf_float(f, buf + got * info->channels, want - got);
+    if (r <= 0) break;
+    got += r;
+  }
+  int err = sf_error(f);
+  if (err != SF_ERR_NO_ERROR)
+    return ser_error(SER_EFORMAT, "cannot decode '%s': %s after %lld frames (corrupt or truncated file)", path,
+                     sf_error_number(err), (long long)(start + got));
+  if (got < want)
+    return ser_error(SER_EFORMAT,
+                     "cannot decode '%s': truncated, the header promises %lld frames but only %lld could be read",
+                     path, (long long)info->frames, (long long)(start + got));
+  *got_out = got;
+  return 0;
+}
+
+int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_in) {
+  ser_audio_opts opts = opts_in ? *opts_in : ser_audio_opts_default();
+  memset(out, 0, sizeof *out);
+  if (opts.sr < 0) return ser_error(SER_EINVAL, "audio.load: sr must be positive (or 0 to keep the file's rate), got %d", opts.sr);
+  if (!(opts.offset >= 0) || !isfinite(opts.offset))
+    return ser_error(SER_EINVAL, "audio.load: offset must be >= 0 seconds, got %g", opts.offset);
+  if (!(opts.seconds >= 0) || !isfinite(opts.seconds))
+    return ser_error(SER_EINVAL, "audio.load: seconds must be > 0 (or 0 for the whole file), got %g", opts.seconds);
+
+  SF_INFO info;
+  SNDFILE *f = open_read(path, &info);
+  if (!f) return SER_EFORMAT;
+  if (info.frames <= 0) {
+    sf_close(f);
+    return ser_error(SER_EFORMAT, "cannot decode '%s': it holds no audio frames (header only)", path);
+  }
+  int C = info.channels, file_sr = info.samplerate;
+  int64_t start = (int64_t)llround(opts.offset * file_sr);
+  int64_t avail = info.frames > start ? info.frames - start : 0;
+  int64_t want = avail;
+  /* Keep only `seconds` at the file's rate before resampling, as librosa.load(duration=) does. */
+  if (opts.seconds > 0) {
+    int64_t lim = (int64_t)llround(opts.seconds * file_sr);
+    if (lim < want) want = lim;
+  }
+  int64_t got = 0;
+  float *inter = NULL;
+  size_t inter_bytes = (size_t)(want > 0 ? want : 1) * (size_t)C * sizeof(float);
+  if (want > 0) {
+    inter = ser_alloc(inter_bytes);
+    if (!inter) {
+      sf_close(f);
+      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+    }
+    int rc = read_frames(f, &info, path, start, want, inter, &got);
+    if (rc < 0) {
+      ser_free(inter, inter_bytes);
+      sf_close(f);
+      return rc;
+    }
+  }
+  sf_close(f);
+
+  int64_t nbad = 0, bad = inter ? ser_audio_find_nonfinite(inter, got * C, &nbad) : -1;
+  if (bad >= 0) {
+    ser_free(inter, inter_bytes);
+    return ser_error(SER_EFORMAT, "'%s' contains %lld non-finite samples (NaN/Inf), the first at frame %lld",
+                     path, (long long)nbad, (long long)(start + bad / C));
+  }
+
+  /* De-interleave (or average) into channel-major planes. */
+  int OC = opts.mono ? 1 : C;
+  size_t plane_bytes = (size_t)(got > 0 ? got : 1) * (size_t)OC * sizeof(float);
+  float *planes = ser_alloc(plane_bytes);
+  if (!planes) {
+    if (inter) ser_free(inter, inter_bytes);
+    return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+  }
+  if (opts.mono) {
+    float inv = 1.0f / (float)C;
+    for (int64_t t = 0; t < got; t++) {
+      float s = 0.0f;
+      for (int c = 0; c < C; c++) s += inter[t * C + c];
+      planes[t] = C == 1 ? s : s * inv;
+    }
+  } else {
+    for (int64_t t = 0; t < got; t++)
+      for (int c = 0; c < C; c++) planes[(int64_t)c * got + t] = inter[t * C + c];
+  }
+  if (inter) ser_free(inter, inter_bytes);
+
+  int sr = opts.sr > 0 ? opts.sr : file_sr;
+  int64_t n = got;
+  if (sr != file_sr && got > 0) {
+    int64_t rn = ser_resample_length(got, file_sr, sr, SER_RESAMPLE_SOXR);
+    size_t rb = (size_t)(rn > 0 ? rn : 1) * (size_t)OC * sizeof(float);
+    float *rs = ser_alloc(rb);
+    if (!rs) {
+      ser_free(planes, plane_bytes);
+      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+    }
+    for (int c = 0; c < OC; c++) {
+      int rc = ser_resample_soxr(rs + (int64_t)c * rn, planes + (int64_t)c * got, got, file_sr, sr);
+      if (rc < 0) {
+        ser_free(rs, rb);
+        ser_free(planes, plane_bytes);
+        return ser_error_prefix(rc, "audio.load '%s'", path);
+      }
+    }
+    ser_free(planes, plane_bytes);
+    planes = rs;
+    plane_bytes = rb;
+    n = rn;
+  }
+
+  /* Fixed length: pad with zeros or trim, per channel. */
+  int64_t final_n = opts.seconds > 0 ? (int64_t)llround(opts.seconds * sr) : n;
+  if (final_n <= 0) {
+    ser_free(planes, plane_bytes);
+    return ser_error(SER_EFORMAT, "'%s': nothing left to load (offset %g s is past the end, %lld frames at %d Hz)",
+                     path, opts.offset, (long long)info.frames, file_sr);
+  }
+  size_t out_bytes = (size_t)final_n * (size_t)OC * sizeof(float);
+  float *data = planes;
+  if (final_n != n || out_bytes != plane_bytes) {
+    data = ser_alloc(out_bytes);
+    if (!data) {
+      ser_free(planes, plane_bytes);
+      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+    }
+    int64_t keep = n < final_n ? n : final_n;
+    for (int c = 0; c < OC; c++) {
+      memcpy(data + (int64_t)c * final_n, planes + (int64_t)c * n, (size_t)keep * sizeof(float));
+      memset(data + (int64_t)c * final_n + keep, 0, (size_t)(final_n - keep) * sizeof(float));
+    }
+    ser_free(planes, plane_bytes);
+  }
+  if (opts.normalize) ser_audio_peak_normalize(data, final_n * OC);
+  out->data = data;
+  out->frames = final_n;
+  out->channels = OC;
+  out->sr = sr;
+  return 0;
+}
+
+static int format_for(const char *path, int *format) {
+  const char *dot = strrchr(path, '.');
+  const char *slash = strrchr(path, '/');
+  if (!dot || (slash && dot < slash)) dot = "";
+  if (!strcasecmp(dot, ".wav")) *format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+  else if (!strcasecmp(dot, ".flac")) *format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
+  else if (!strcasecmp(dot, ".aif") || !strcasecmp(dot, ".aiff")) *format = SF_FORMAT_AIFF | SF_FORMAT_PCM_16;
+  else if (!strcasecmp(dot, ".ogg")) *format = SF_FORMAT_OGG | SF_FORMAT_VORBIS;
+  else
+    return ser_error(SER_EINVAL, "audio.save: cannot tell the format of '%s' from its extension '%s' (expected .wav, .flac, .aif, .aiff or .ogg)",
+                     path, dot);
+  return 0;
+}
+
+int ser_audio_save(const char *path, const float *data, int64_t frames, int channels, int sr) {
+  int format = 0;
+  if (!path || !*path) return ser_error(SER_EINVAL, "audio.save: empty path");
+  if (format_for(path, &format) < 0) return SER_EINVAL;
+  if (channels < 1 || frames < 1)
+    return ser_error(SER_EINVAL, "audio.save '%s': need at least one channel and one frame, got %d x %lld", path,
+                     channels, (long long)frames);
+  if (sr < 1 || sr > 1000000) return ser_error(SER_EINVAL, "audio.save '%s': sample rate %d Hz out of range (1..1000000)", path, sr);
+  int64_t nbad, bad = ser_audio_find_nonfinite(data, frames * channels, &nbad);
+  if (bad >= 0)
+    return ser_error(SER_EINVAL, "audio.save '%s': %lld non-finite samples (NaN/Inf), the first at index %lld", path,
+                     (long long)nbad, (long long)bad);
+
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 16);
+  if (!tmp) return ser_error(SER_ENOMEM, "audio.save: out of memory");
+  snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    int rc = ser_error(SER_EIO, "audio.save: cannot create a temporary file next to '%s': %s", path, strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  fchmod(fd, 0644);
+  SF_INFO info = {.samplerate = sr, .channels = channels, .format = format};
+  SNDFILE *f = sf_open_fd(fd, SFM_WRITE, &info, 1);
+  if (!f) {
+    int rc = ser_error(SER_EIO, "audio.save '%s': libsndfile refused %d ch at %d Hz: %s", path, channels, sr,
+                       sf_strerror(NULL));
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return rc;
+  }
+  /* Integer formats: clip instead of wrapping around on |x| > 1. */
+  sf_command(f, SFC_SET_CLIPPING, NULL, SF_TRUE);
+  float buf[4096];
+  int64_t per = 4096 / channels, done = 0;
+  int rc = 0;
+  while (done < frames) {
+    int64_t k = frames - done < per ? frames - done : per;
+    for (int64_t t = 0; t < k; t++)
+      for (int c = 0; c < channels; c++) buf[t * channels + c] = data[(int64_t)c * frames + done + t];
+    if (sf_writef_float(f, buf, k) != k) {
+      rc = ser_error(SER_EIO, "audio.save '%s': write failed after %lld frames: %s", path, (long long)done, sf_strerror(f));
+      break;
+    }
+    done += k;
+  }
+  /* Data on disk before the rename makes it visible. */
+  if (rc == 0) sf_write_sync(f);
+  if (sf_close(f) != 0 && rc == 0) rc = ser_error(SER_EIO, "audio.save '%s': closing the file failed", path);
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = ser_error(SER_EIO, "audio.save: cannot rename the temporary file to '%s': %s", path, strerror(errno));
+  if (rc != 0) unlink(tmp);
+  free(tmp);
+  return rc;
+}
