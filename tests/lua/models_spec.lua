@@ -1,0 +1,121 @@
+-- ser.models: structure equal to the PyTorch notebook's modules (keys and
+-- shapes checked against tests/lua/helpers/models_ref.py when python3-torch
+-- is installed), forward shapes, embed(), and each model overfitting a tiny batch.
+local ser = require "ser"
+local T, F = ser.tensor, ser.nn.functional
+
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+
+-- Debian's python3 has torch; a pyenv python on PATH may not.
+local function torch_python()
+  for _, py in ipairs { "/usr/bin/python3", "python3" } do
+    local ok = os.execute(py .. " -c 'import torch' >/dev/null 2>&1")
+    if ok == true or ok == 0 then return py end
+  end
+end
+
+local function keys_and_shapes(model)
+  local out = {}
+  for _, k in ipairs(model:state_dict_keys()) do
+    local t = model:state_dict()[k]
+    local s = table.concat(t:shape(), "x")
+    if k:match("num_batches_tracked$") then s = "1" end   -- PyTorch: 0-d int64
+    out[#out + 1] = k .. " " .. s
+  end
+  return out
+end
+
+describe("ser.models", function()
+  local py = torch_python()
+  local it_torch = py and it or pending
+
+  it_torch("have exactly the PyTorch state_dict keys and shapes, in order", function()
+    local p = assert(io.popen(py .. " " .. here .. "helpers/models_ref.py 8 16"))
+    local ref = { cnn2d = {}, crnn = {}, cnn1d = {} }
+    for line in p:lines() do
+      local name, rest = line:match("^(%S+) (.*)$")
+      table.insert(ref[name], rest)
+    end
+    assert.is_true(p:close())
+    assert.are.same(ref.cnn2d, keys_and_shapes(ser.models.CNN2D{ classes = 8 }))
+    assert.are.same(ref.crnn, keys_and_shapes(ser.models.CRNN{ classes = 8, hidden = 16 }))
+    assert.are.same(ref.cnn1d, keys_and_shapes(ser.models.CNN1D{ classes = 8 }))
+    assert.are.equal(32, #ref.cnn2d)
+  end)
+
+  it("use the issue's architecture (spot checks that need no PyTorch)", function()
+    local sd = ser.models.CRNN{ classes = 8 }:state_dict()
+    assert.are.same({ 512, 128 }, sd["rnn.weight_ih_l0_reverse"]:shape())
+    assert.are.same({ 8, 256 }, sd["fc.weight"]:shape())
+    sd = ser.models.CNN2D{ classes = 5 }:state_dict()
+    assert.are.same({ 256, 128, 3, 3 }, sd["features.12.weight"]:shape())
+    assert.are.same({ 5, 128 }, sd["classifier.5.weight"]:shape())
+    assert.is_not_nil(sd["features.1.running_mean"])
+    sd = ser.models.CNN1D{ classes = 8 }:state_dict()
+    assert.are.same({ 32, 1, 9 }, sd["features.0.weight"]:shape())
+    assert.are.same({ 8, 256 }, sd["classifier.2.weight"]:shape())
+  end)
+
+  it("reject a bad class count and unknown names clearly", function()
+    local ok, err = pcall(ser.models.CNN2D, { classes = 1 })
+    assert.is_false(ok)
+    assert.matches("classes must be a whole number >= 2, got 1", err)
+    ok, err = pcall(ser.models.create, "resnet", { classes = 8 })
+    assert.matches("unknown model 'resnet'", err)
+    assert.are.equal("CRNN", ser.models.create("crnn", { classes = 4 }).__name)
+  end)
+
+  local ready = pcall(require, "ser.core.nn_cnn") and pcall(require, "ser.core.nn_rnn") and ser.optim ~= nil
+  local it_run = ready and it or pending
+
+  it_run("give logits and embeddings of the right shapes", function()
+    ser.manual_seed(1)
+    local x = T.randn(2, 1, 64, 40)
+    local m = ser.models.CNN2D{ classes = 8 }
+    assert.are.same({ 2, 8 }, m(x):shape())
+    assert.are.same({ 2, 128 }, m:embed(x):shape())
+    m = ser.models.CRNN{ classes = 8, hidden = 16 }
+    assert.are.same({ 2, 8 }, m(x):shape())
+    assert.are.same({ 2, 32 }, m:embed(x):shape())
+    m = ser.models.CNN1D{ classes = 8 }
+    local w = T.randn(2, 1, 800)
+    assert.are.same({ 2, 8 }, m(w):shape())
+    assert.are.same({ 2, 256 }, m:embed(w):shape())
+  end)
+
+  -- A tiny batch with random labels can only be fitted by memorising it:
+  -- the loss must fall close to zero.
+  local function overfit(model, x, steps, lr)
+    local y = T.new{ 1, 2, 3, 4, 5, 6, 7, 8 }
+    local opt = ser.optim.AdamW(model:parameters(), { lr = lr, weight_decay = 0 })
+    local first, last
+    for i = 1, steps do
+      opt:zero_grad()
+      local loss = F.cross_entropy(model(x), y)
+      loss:backward()
+      opt:step()
+      last = loss:item()
+      first = first or last
+      if last < 0.02 then break end
+    end
+    model:eval()
+    local pred = ser.train.argmax_rows(model(x):totable())
+    return first, last, pred
+  end
+
+  for _, case in ipairs {
+    { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 32, 24 }, 3e-3 },
+    { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 32, 24 }, 3e-3 },
+    { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 8, 1, 400 }, 3e-3 },
+  } do
+    it_run(case[1] .. " overfits a tiny batch", function()
+      ser.manual_seed(5)
+      local model = case[2]()
+      local x = T.randn(case[3])
+      local first, last, pred = overfit(model, x, 300, case[4])
+      assert.is_true(first > 1.5, ("initial loss %.3f should be near log(8)"):format(first))
+      assert.is_true(last < 0.05, ("loss went from %.3f to %.4f only"):format(first, last))
+      assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, pred)
+    end)
+  end
+end)
