@@ -31,6 +31,10 @@ void serlua_history_open(void) {
     if (path) snprintf(path, n, "%s/.serlua_history", home);
   }
   if (!path) return;
+  /* Timestamp lines ("#1700000000") mark where an entry begins; without a comment
+   * character readline writes none, and a multi-line chunk would come back as
+   * several entries. */
+  history_comment_char = '#';
   history_write_timestamps = 1;
   history_multiline_entries = 1;
   stifle_history(SERLUA_HISTORY_MAX);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <readline/readline.h>
 
@@ -16,6 +17,8 @@ static int use_readline;
 static volatile sig_atomic_t interrupted;
 static char *got_line;
 static int got_eof;
+
+static int getc_interruptible(FILE *stream);
 
 static void on_sigint(int sig) {
   (void)sig;
@@ -36,8 +39,24 @@ void serlua_input_open(lua_State *L, int terminal) {
   rl_readline_name = "serlua";  /* for $if serlua in ~/.inputrc */
   /* We handle SIGINT ourselves (clear the line); readline would re-raise it. */
   rl_catch_signals = 0;
+  rl_getc_function = getc_interruptible;
   serlua_complete_init(L);
   serlua_history_open();
+}
+
+/* Reads one key for readline. Unlike readline's own, it gives up when Ctrl-C is
+ * pressed: the terminal discards pending input on Ctrl-C, so a read that started
+ * just before could otherwise block until the next key. READERR makes readline end
+ * the line as at end of input; read_terminal then sees the interrupt flag. */
+static int getc_interruptible(FILE *stream) {
+  for (;;) {
+    if (interrupted) return RL_ISSTATE(RL_STATE_READCMD) ? READERR : EOF;
+    unsigned char c;
+    ssize_t n = read(fileno(stream), &c, 1);
+    if (n == 1) return c;
+    if (n == 0 || errno != EINTR) return RL_ISSTATE(RL_STATE_READCMD) ? READERR : EOF;
+    if (rl_pending_signal()) rl_check_signals();  /* e.g. a window resize */
+  }
 }
 
 /* The callback interface lets a Ctrl-C interrupt the wait for input: poll returns
@@ -53,32 +72,34 @@ static int read_terminal(const char *prompt, char **line) {
   got_eof = 0;
   rl_callback_handler_install(prompt, on_line);
   int status = SERLUA_LINE_OK;
-  while (!got_line && !got_eof) {
+  while (!got_line && !got_eof && !interrupted) {
     struct pollfd pfd = { .fd = fileno(rl_instream), .events = POLLIN };
     int r = poll(&pfd, 1, -1);
     if (r < 0 && errno != EINTR) {
       rl_callback_handler_remove();
       got_eof = 1;
-      break;
+    } else if (r > 0 && !interrupted) {
+      rl_callback_read_char();
     }
-    if (interrupted) {
-      interrupted = 0;
-      rl_echo_signal_char(SIGINT);
+  }
+  if (interrupted) {
+    interrupted = 0;
+    rl_echo_signal_char(SIGINT);
+    if (!got_line && !got_eof) {  /* otherwise on_line already tore the line down */
       rl_replace_line("", 0);
       rl_callback_sigcleanup();
       rl_callback_handler_remove();
-      fputc('\n', rl_outstream);
-      fflush(rl_outstream);
-      status = SERLUA_LINE_INTERRUPTED;
-      break;
     }
-    if (r > 0) rl_callback_read_char();
-  }
-  sigaction(SIGINT, &old, NULL);
-  if (status == SERLUA_LINE_OK && got_eof) {
+    free(got_line);  /* a line finished in the same instant goes with the Ctrl-C */
+    got_line = NULL;
+    fputc('\n', rl_outstream);
+    fflush(rl_outstream);
+    status = SERLUA_LINE_INTERRUPTED;
+  } else if (got_eof) {
     fputc('\n', rl_outstream);  /* Ctrl-D leaves the cursor after the prompt */
     status = SERLUA_LINE_EOF;
   }
+  sigaction(SIGINT, &old, NULL);
   *line = got_line;
   return status;
 }
