@@ -23,8 +23,8 @@ for t in "$BUILD"/tests/test_*; do
   name=$(basename "$t")
   CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$log/$name.log" 2>&1
   rc=$?
-  p=$(grep -oE '^\[  PASSED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
-  f=$(grep -oE '^\[  FAILED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
+  p=$(grep -oE '\[  PASSED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
+  f=$(grep -oE '\[  FAILED  \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
   p=${p:-0}; f=${f:-0}
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
   printf '  %-28s %3d passed, %d failed\n' "$name" "$p" "$f"
