@@ -1,0 +1,131 @@
+-- What ser.train.fit accepts as a split, turned into one batch interface.
+-- A split may be:
+--   * a ser.data loader (ser.data.loader(part, {...})): used as it is;
+--   * a corpus part (from corpus:split / corpus:folds): wrapped in a loader
+--     with fit's options (batch, seconds, features, augment on train only);
+--   * an in-memory dataset { x = tensor [N, ...], y = labels (N, 1-based),
+--     classes = {...} }: batched here (PyTorch's TensorDataset + DataLoader),
+--     for tests, notebooks and features computed elsewhere.
+-- Every batch is { x = tensor [B, ...], y = tensor or array of 1-based labels }.
+local M = {}
+
+local function is_loader(v)
+  return type(v) == "table" and type(v.epoch) == "function" and type(v.size) == "function"
+    or (type(v) == "table" and getmetatable(v) and getmetatable(v).__name == "ser.data.Loader")
+end
+
+local function is_part(v)
+  return type(v) == "table" and type(v.items) == "table"
+end
+
+local function is_dataset(v)
+  local T = require "ser.core.tensor"
+  return type(v) == "table" and T.is_tensor(v.x) and v.y ~= nil
+end
+
+function M.labels(y)
+  local T = require "ser.core.tensor"
+  if T.is_tensor(y) then
+    local out = {}
+    for i, v in ipairs(y:totable()) do out[i] = math.tointeger(v) or v end
+    return out
+  end
+  return y
+end
+
+-- In-memory dataset loader ----------------------------------------------------
+local TensorLoader = {}
+TensorLoader.__index = TensorLoader
+
+local function tensor_loader(ds, batch, shuffle, what)
+  local T = require "ser.core.tensor"
+  local n = ds.x:shape()[1]
+  local y = M.labels(ds.y)
+  if #y ~= n then
+    error(("ser.train: %s has %d examples in x but %d labels in y"):format(what, n, #y), 0)
+  end
+  for i, v in ipairs(y) do
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 1 then
+      error(("ser.train: %s label %d is %s; labels are whole numbers from 1"):format(what, i, tostring(v)), 0)
+    end
+  end
+  return setmetatable({ x = ds.x, y = y, n = n, batch = batch, shuffle = shuffle, T = T }, TensorLoader)
+end
+
+function TensorLoader:size() return self.n end
+function TensorLoader:count() return (self.n + self.batch - 1) // self.batch end
+function TensorLoader:all_labels() return self.y end
+
+-- Shuffled with random keys from ser's generator, so ser.manual_seed decides the order.
+function TensorLoader:iterate()
+  local order = {}
+  for i = 1, self.n do order[i] = i end
+  if self.shuffle and self.n > 1 then
+    local keys = self.T.rand(self.n):totable()
+    table.sort(order, function(a, b) return keys[a] < keys[b] end)
+  end
+  local start = 1
+  return function()
+    if start > self.n then return nil end
+    local stop = math.min(self.n, start + self.batch - 1)
+    local rows, ys = {}, {}
+    for k = start, stop do
+      rows[#rows + 1] = self.x:narrow(1, order[k], 1)
+      ys[#ys + 1] = self.y[order[k]]
+    end
+    start = stop + 1
+    return { x = #rows == 1 and rows[1] or self.T.cat(rows, 1), y = self.T.new(ys) }
+  end
+end
+
+-- The common interface --------------------------------------------------------
+function M.iterate(l, epoch)
+  if getmetatable(l) == TensorLoader then return l:iterate() end
+  return l:epoch(epoch)
+end
+
+function M.count(l)
+  if getmetatable(l) == TensorLoader then return l:count() end
+  return l:num_batches()
+end
+
+function M.all_labels(l)
+  if getmetatable(l) == TensorLoader then return l:all_labels() end
+  return l:labels()
+end
+
+-- Builds the three loaders and the class list from fit's parts and options.
+function M.loaders(parts, o, model)
+  local out = {}
+  local classes = o.classes
+  for i, name in ipairs { "train", "val", "test" } do
+    local p = parts[i]
+    if p == nil or p == false then
+      out[name] = nil
+    elseif is_dataset(p) then
+      out[name] = tensor_loader(p, o.batch, name == "train", name)
+      classes = classes or p.classes
+    elseif is_part(p) then
+      if #p.items > 0 then
+        local ser = require "ser"
+        out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
+          seconds = o.seconds, sr = o.sr, features = o.features or model.input,
+          augment = name == "train" and o.augment or nil })
+      end
+      classes = classes or p.classes
+    elseif is_loader(p) then
+      out[name] = p
+      classes = classes or p.classes
+    else
+      error(("ser.train.fit: the %s split is a %s; expected a ser.data loader, a corpus part or { x = tensor, y = labels }")
+        :format(name, type(p)), 0)
+    end
+  end
+  if type(classes) ~= "table" or #classes < 2 then
+    error("ser.train.fit: the class names are unknown; pass opts.classes (a list of at least 2 names)", 0)
+  end
+  out.classes = classes
+  return out
+end
+
+return M

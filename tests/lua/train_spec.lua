@@ -1,0 +1,202 @@
+-- ser.train: class weights, option checks, output helpers, and fit() on
+-- small in-memory datasets (history, early stopping, best-weights restore,
+-- NaN stop, checkpoint, results).
+local ser = require "ser"
+local T, nn = ser.tensor, ser.nn
+local train = require "ser.train"
+local files = require "ser.train.files"
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. d))
+  return d
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("ser.train helpers", function()
+  it("computes balanced class weights N / (C * n_c) from label counts", function()
+    local warned
+    local w, counts = train.class_weights({ 1, 1, 1, 2, 3, 3 }, 4, function(m) warned = m end)
+    assert.are.same({ 3, 1, 2, 0 }, counts)
+    assert.are.near(6 / (4 * 3), w[1], 1e-12)
+    assert.are.near(6 / (4 * 1), w[2], 1e-12)
+    assert.are.near(6 / (4 * 2), w[3], 1e-12)
+    assert.are.equal(0, w[4])
+    assert.matches("class 4 has no training examples", warned)
+  end)
+
+  it("takes the argmax of each row (first maximum on ties)", function()
+    assert.are.same({ 2, 1, 3 }, train.argmax_rows{ { 0, 5, 1 }, { 2, 2, 1 }, { -3, -2, -1 } })
+  end)
+
+  it("writes results.csv with the stable header and one row per model and split", function()
+    local rows = {
+      { model = "cnn2d", split = "val", accuracy = 0.5, weighted_f1 = 0.45, macro_f1 = 0.4, uar = 0.5, epochs = 3,
+        train_seconds = 12.345 },
+      { model = "crnn", split = "val", accuracy = 0.625, weighted_f1 = 0.6, macro_f1 = 0.55, uar = 0.6, epochs = 2,
+        train_seconds = 7 },
+    }
+    local csv = files.csv(rows)
+    assert.are.equal("model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds\n" ..
+      "cnn2d,val,0.5000,0.4500,0.4000,0.5000,3,12.3\ncrnn,val,0.6250,0.6000,0.5500,0.6000,2,7.0\n", csv)
+    local d = tmpdir()
+    local plots, results = files.prepare_output(d)
+    files.write_results(results, plots, rows, "crnn", { "cnn2d", "crnn" })
+    assert.are.equal(csv, read(results .. "/results.csv"))
+    local md = read(results .. "/results.md")
+    assert.matches("| crnn | val | 0.6250 |", md, 1, true)
+    assert.matches("(../plots/model_comparison.png)", md, 1, true)
+    assert.matches("(../plots/umap_crnn.png)", md, 1, true)
+    assert.matches("(../plots/cnn2d_confusion.png)", md, 1, true)
+    local tbl = files.table(rows)
+    assert.matches("^model%s+split%s+accuracy", tbl)
+    assert.matches("crnn%s+val%s+0.6250", tbl)
+    os.execute("rm -rf " .. d)
+  end)
+
+  it("averages folds with their spread", function()
+    local r = files.mean_row({ { accuracy = 0.5, weighted_f1 = 0.4, macro_f1 = 0.3, uar = 0.2, epochs = 2, train_seconds = 1 },
+                               { accuracy = 0.7, weighted_f1 = 0.6, macro_f1 = 0.5, uar = 0.4, epochs = 4, train_seconds = 2 } }, "x")
+    assert.are.near(0.6, r.accuracy, 1e-12)
+    assert.are.near(0.1, r.accuracy_std, 1e-12)
+    assert.are.equal(3, r.epochs)
+    assert.are.equal(3, r.train_seconds)
+    assert.are.equal("mean", r.split)
+  end)
+
+  it("refuses an output folder it cannot write, before any training", function()
+    local ok, err = pcall(files.prepare_output, "/proc/serlua-no-such-dir")
+    assert.is_false(ok)
+    assert.matches("cannot be created", err)
+  end)
+
+  it("writes files atomically (no temp file left behind)", function()
+    local d = tmpdir()
+    files.write(d .. "/a.txt", "one")
+    files.write(d .. "/a.txt", "two")
+    assert.are.equal("two", read(d .. "/a.txt"))
+    local p = io.popen("ls " .. d)
+    local listing = p:read("a")
+    p:close()
+    assert.are.equal("a.txt\n", listing)
+    os.execute("rm -rf " .. d)
+  end)
+
+  it("computes relative paths between output folders", function()
+    assert.are.equal("../plots", files.relative("out/plots", "out/results"))
+    assert.are.equal("../plots", files.relative("./plots", "./results"))
+  end)
+end)
+
+describe("ser.train.fit", function()
+  local ready = pcall(require, "ser.core.nn_cnn") and pcall(require, "ser.core.nn_rnn")
+    and ser.optim ~= nil and ser.metrics ~= nil and ser.save ~= nil
+  local it_fit = ready and it or pending
+
+  -- Two Gaussian blobs per class in 6-d, easy to separate: a linear model learns it.
+  local function blobs(n_per_class, classes, seed)
+    ser.manual_seed(seed)
+    local centers = T.randn(classes, 6):totable()
+    local noise = T.randn(n_per_class * classes, 6):totable()
+    local xs, ys = {}, {}
+    for c = 1, classes do
+      for k = 1, n_per_class do
+        local i = (c - 1) * n_per_class + k
+        local row = {}
+        for j = 1, 6 do row[j] = 2 * centers[c][j] + 0.3 * noise[i][j] end
+        xs[i], ys[i] = row, c
+      end
+    end
+    local names = {}
+    for c = 1, classes do names[c] = "c" .. c end
+    return { x = T.new(xs), y = ys, classes = names }
+  end
+
+  local function mlp(classes)
+    return nn.Sequential{ nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, classes) }
+  end
+
+  it_fit("learns a separable problem and reports history and metrics", function()
+    local tr, va = blobs(12, 3, 1), blobs(6, 3, 2)
+    ser.manual_seed(3)
+    local model, history, result = ser.train.fit(mlp(3), { tr, va }, {
+      epochs = 8, batch = 4, lr = 1e-2, progress = "quiet", patience = 8, embeddings = true })
+    assert.are.equal(8, #history)
+    for _, k in ipairs { "epoch", "train_loss", "val_loss", "train_acc", "val_acc", "train_f1", "val_f1", "lr", "seconds" } do
+      assert.is_number(history[1][k], k)
+    end
+    assert.is_true(history[8].train_loss < history[1].train_loss)
+    assert.are.equal("val", result.split)
+    assert.is_true(result.accuracy >= 0.9, "val accuracy " .. result.accuracy)
+    for _, k in ipairs { "weighted_f1", "macro_f1", "uar" } do assert.is_number(result[k], k) end
+    assert.are.equal(18, #result.predictions)
+    assert.are.equal(18, #result.logits)
+    assert.are.same({ 18, 16 }, result.embeddings:shape())
+    assert.is_not_nil(result.confusion)
+    assert.is_true(model.training == false)
+  end)
+
+  it_fit("stops early, restores the best epoch's weights and writes the checkpoint", function()
+    local tr, va = blobs(8, 2, 4), blobs(4, 2, 5)
+    local d = tmpdir()
+    ser.manual_seed(6)
+    local model, history, result = ser.train.fit(mlp(2), { tr, va }, {
+      epochs = 30, batch = 4, lr = 5e-2, progress = "quiet", patience = 2, checkpoint = d .. "/m.safetensors" })
+    assert.is_true(#history < 30, "did not stop early")
+    assert.matches("early stop", result.stop_reason)
+    local best = 0
+    for _, h in ipairs(history) do best = math.max(best, h.val_f1) end
+    assert.are.near(best, result.splits.val.weighted_f1, 1e-9)
+    local sd, meta = ser.load(d .. "/m.safetensors")
+    assert.is_not_nil(sd, meta)
+    local fresh = mlp(2)
+    fresh:load_state_dict(sd)
+    assert.are.same(model:state_dict()["0.weight"]:totable(), fresh:state_dict()["0.weight"]:totable())
+    os.execute("rm -rf " .. d)
+  end)
+
+  it_fit("stops on a NaN loss naming the epoch and batch", function()
+    local tr = blobs(4, 2, 7)
+    local rows = tr.x:totable()
+    rows[6][1] = 0 / 0
+    tr.x = T.new(rows)
+    local _, history, result = ser.train.fit(mlp(2), { tr, blobs(2, 2, 8) }, {
+      epochs = 3, batch = 8, progress = "quiet" })
+    assert.matches("loss is [-]?nan at epoch 1, batch 1/1", result.stop_reason)
+    assert.are.equal(0, #history)
+  end)
+
+  it("prints one line per epoch when not on a terminal", function()
+    local out = {}
+    local real = io.stdout
+    local fake = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = s end end, flush = function() end }
+    local progress = require "ser.train.progress"
+    local show = progress.new("epoch", fake)
+    show.epoch({ epoch = 2, train_loss = 1.5, train_acc = 0.5, train_f1 = 0.4, val_loss = 1.2, val_acc = 0.6,
+                 val_f1 = 0.55, lr = 1e-3, seconds = 3.2 }, 10)
+    show.batch(2, 10, 1, 5, 1, 0.5, 10, 3)   -- ignored in epoch mode
+    assert.are.equal(real, io.stdout)
+    local text = table.concat(out)
+    assert.matches("^epoch   2/10  train loss 1.5000 acc  50.0%% wF1 0.400 | val loss 1.2000 acc  60.0%% wF1 0.550", text)
+    assert.are.equal(1, select(2, text:gsub("\n", "")))
+  end)
+
+  it("rejects bad options with the option's name and value", function()
+    local ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { epochs = 0 })
+    assert.is_false(ok)
+    assert.matches("option epochs = 0 is invalid", err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { schedul = "x" })
+    assert.matches("unknown option 'schedul'", err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { schedule = "step" })
+    assert.matches("schedule 'step' is unknown", err)
+    ok, err = pcall(ser.train.fit, {}, { {} })
+    assert.matches("expected an nn module", err)
+  end)
+end)
