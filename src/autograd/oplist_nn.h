@@ -6,6 +6,12 @@
   X(CONV2D, "conv2d", ser_conv2d_backward_node) \
   X(CONV1D, "conv1d", ser_conv1d_backward_node) \
   X(BATCH_NORM, "batch_norm", ser_batch_norm_backward_node) \
+  X(MAX_POOL, "max_pool", ser_max_pool_backward_node) \
+  X(AVG_POOL, "avg_pool", ser_avg_pool_backward_node) \
+  X(ADAPTIVE_AVG_POOL, "adaptive_avg_pool", ser_adaptive_avg_pool_backward_node) \
+  X(LINEAR, "linear", ser_linear_backward_node) \
+  X(DROPOUT, "dropout", ser_dropout_backward_node) \
+  X(LEAKY_RELU, "leaky_relu", ser_leaky_relu_backward_node) \
   X(LSTM, "lstm", ser_lstm_backward) \
   X(CROSS_ENTROPY, "cross_entropy", ser_cross_entropy_backward_op) \
   X(NLL_LOSS, "nll_loss", ser_nll_loss_backward_op) \

@@ -10,6 +10,10 @@
 #include "gemm.h"
 #include "conv.h"
 #include "batchnorm.h"
+#include "pool.h"
+#include "linear.h"
+#include "dropout.h"
+#include "activation.h"
 #include "lstm.h"
 #include "loss.h"
 

@@ -1,0 +1,364 @@
+#include "pool.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/alloc.h"
+#include "../core/error.h"
+
+int ser_pool_geom_init(ser_pool_geom *g, const char *op) {
+  if (g->KH < 1 || g->KW < 1)
+    return ser_error(SER_EINVAL, "%s: kernel size must be >= 1, got %dx%d", op, g->KH, g->KW);
+  if (g->sh < 1 || g->sw < 1) return ser_error(SER_EINVAL, "%s: stride must be >= 1, got %dx%d", op, g->sh, g->sw);
+  if (g->ph < 0 || g->pw < 0 || g->ph > g->KH / 2 || g->pw > g->KW / 2)
+    return ser_error(SER_EINVAL, "%s: padding must be in [0, kernel/2], got %dx%d for kernel %dx%d", op, g->ph,
+                     g->pw, g->KH, g->KW);
+  if (g->H + 2 * g->ph < g->KH || g->W + 2 * g->pw < g->KW)
+    return ser_error(SER_EINVAL, "%s: window %dx%d does not fit the input %dx%d with padding %dx%d", op, g->KH,
+                     g->KW, g->H, g->W, g->ph, g->pw);
+  g->OH = (g->H + 2 * g->ph - g->KH) / g->sh + 1;
+  g->OW = (g->W + 2 * g->pw - g->KW) / g->sw + 1;
+  return 0;
+}
+
+#define PAR_IF(n) if ((double)(n) > 32768)
+
+void ser_maxpool2d_forward(float *out, int32_t *idx, const float *in, const ser_pool_geom *g) {
+  int planes = g->B * g->C;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * g->H * g->W)
+  for (int p = 0; p < planes; p++) {
+    const float *x = in + (size_t)p * g->H * g->W;
+    float *y = out + (size_t)p * g->OH * g->OW;
+    int32_t *ix = idx + (size_t)p * g->OH * g->OW;
+    for (int oh = 0; oh < g->OH; oh++) {
+      int h0 = oh * g->sh - g->ph, h1 = h0 + g->KH;
+      if (h0 < 0) h0 = 0;
+      if (h1 > g->H) h1 = g->H;
+      for (int ow = 0; ow < g->OW; ow++) {
+        int w0 = ow * g->sw - g->pw, w1 = w0 + g->KW;
+        if (w0 < 0) w0 = 0;
+        if (w1 > g->W) w1 = g->W;
+        float best = -INFINITY;
+        int at = h0 * g->W + w0;
+        for (int h = h0; h < h1; h++)
+          for (int w = w0; w < w1; w++) {
+            float v = x[h * g->W + w];
+            /* NaN wins and stays (PyTorch propagates it) */
+            if (v > best || isnan(v)) {
+              best = v;
+              at = h * g->W + w;
+              if (isnan(v)) goto found;
+            }
+          }
+      found:
+        y[oh * g->OW + ow] = best;
+        ix[oh * g->OW + ow] = at;
+      }
+    }
+  }
+}
+
+void ser_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g) {
+  int planes = g->B * g->C, n = g->OH * g->OW;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * n)
+  for (int p = 0; p < planes; p++) {
+    float *dx = din + (size_t)p * g->H * g->W;
+    const float *dy = dout + (size_t)p * n;
+    const int32_t *ix = idx + (size_t)p * n;
+    for (int i = 0; i < n; i++) dx[ix[i]] += dy[i];
+  }
+}
+
+void ser_avgpool2d_forward(float *out, const float *in, const ser_pool_geom *g) {
+  int planes = g->B * g->C;
+  float inv = 1.0f / (float)(g->KH * g->KW);
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * g->H * g->W)
+  for (int p = 0; p < planes; p++) {
+    const float *x = in + (size_t)p * g->H * g->W;
+    float *y = out + (size_t)p * g->OH * g->OW;
+    for (int oh = 0; oh < g->OH; oh++) {
+      int h0 = oh * g->sh - g->ph, h1 = h0 + g->KH;
+      if (h0 < 0) h0 = 0;
+      if (h1 > g->H) h1 = g->H;
+      for (int ow = 0; ow < g->OW; ow++) {
+        int w0 = ow * g->sw - g->pw, w1 = w0 + g->KW;
+        if (w0 < 0) w0 = 0;
+        if (w1 > g->W) w1 = g->W;
+        float s = 0.0f;
+        for (int h = h0; h < h1; h++)
+          for (int w = w0; w < w1; w++) s += x[h * g->W + w];
+        y[oh * g->OW + ow] = s * inv;
+      }
+    }
+  }
+}
+
+void ser_avgpool2d_backward(float *din, const float *dout, const ser_pool_geom *g) {
+  int planes = g->B * g->C;
+  float inv = 1.0f / (float)(g->KH * g->KW);
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * g->H * g->W)
+  for (int p = 0; p < planes; p++) {
+    float *dx = din + (size_t)p * g->H * g->W;
+    const float *dy = dout + (size_t)p * g->OH * g->OW;
+    for (int oh = 0; oh < g->OH; oh++) {
+      int h0 = oh * g->sh - g->ph, h1 = h0 + g->KH;
+      if (h0 < 0) h0 = 0;
+      if (h1 > g->H) h1 = g->H;
+      for (int ow = 0; ow < g->OW; ow++) {
+        int w0 = ow * g->sw - g->pw, w1 = w0 + g->KW;
+        if (w0 < 0) w0 = 0;
+        if (w1 > g->W) w1 = g->W;
+        float d = dy[oh * g->OW + ow] * inv;
+        for (int h = h0; h < h1; h++)
+          for (int w = w0; w < w1; w++) dx[h * g->W + w] += d;
+      }
+    }
+  }
+}
+
+/* PyTorch's adaptive window: [floor(i*n/o), ceil((i+1)*n/o)). */
+static int win_start(int i, int n, int o) { return (int)(((int64_t)i * n) / o); }
+static int win_end(int i, int n, int o) { return (int)((((int64_t)i + 1) * n + o - 1) / o); }
+
+void ser_adaptive_avgpool2d_forward(float *out, const float *in, int B, int C, int H, int W, int OH, int OW) {
+  int planes = B * C;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * H * W)
+  for (int p = 0; p < planes; p++) {
+    const float *x = in + (size_t)p * H * W;
+    float *y = out + (size_t)p * OH * OW;
+    for (int oh = 0; oh < OH; oh++) {
+      int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
+      for (int ow = 0; ow < OW; ow++) {
+        int w0 = win_start(ow, W, OW), w1 = win_end(ow, W, OW);
+        double s = 0.0; /* a whole 64x251 plane in the OH=OW=1 case */
+        for (int h = h0; h < h1; h++)
+          for (int w = w0; w < w1; w++) s += x[h * W + w];
+        y[oh * OW + ow] = (float)(s / ((double)(h1 - h0) * (w1 - w0)));
+      }
+    }
+  }
+}
+
+void ser_adaptive_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int OH, int OW) {
+  int planes = B * C;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * H * W)
+  for (int p = 0; p < planes; p++) {
+    float *dx = din + (size_t)p * H * W;
+    const float *dy = dout + (size_t)p * OH * OW;
+    for (int oh = 0; oh < OH; oh++) {
+      int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
+      for (int ow = 0; ow < OW; ow++) {
+        int w0 = win_start(ow, W, OW), w1 = win_end(ow, W, OW);
+        float d = dy[oh * OW + ow] / (float)((h1 - h0) * (w1 - w0));
+        for (int h = h0; h < h1; h++)
+          for (int w = w0; w < w1; w++) dx[h * W + w] += d;
+      }
+    }
+  }
+}
+
+/* ---- autograd ops ------------------------------------------------------ */
+
+typedef struct idx_ctx {
+  size_t bytes;
+  int32_t idx[];
+} idx_ctx;
+
+static void idx_ctx_free(void *p) {
+  if (p) ser_free(p, ((idx_ctx *)p)->bytes);
+}
+
+/* Reads x's shape into a geometry (1-d: H = KH = 1); checks rank and sizes. */
+static int pool_geom(ser_pool_geom *g, const ser_tensor *x, const int64_t *arg, int is1d, const char *op) {
+  int nd = is1d ? 3 : 4;
+  if (x->ndim != nd)
+    return ser_error(SER_EINVAL, "%s: input must be %dD %s, got %s", op, nd, is1d ? "[B,C,L]" : "[B,C,H,W]",
+                     SER_SHAPE(x));
+  for (int i = 0; i < nd; i++)
+    if (x->shape[i] > 0x3fffffff) return ser_error(SER_EINVAL, "%s: input %s is too large", op, SER_SHAPE(x));
+  if ((double)x->shape[0] * x->shape[1] * x->shape[2] * (is1d ? 1 : x->shape[3]) > 2147483647.0)
+    return ser_error(SER_EINVAL, "%s: input %s is too large (2^31 elements at most)", op, SER_SHAPE(x));
+  g->B = (int)x->shape[0], g->C = (int)x->shape[1];
+  if (is1d) {
+    g->H = 1, g->W = (int)x->shape[2], g->KH = 1, g->sh = 1, g->ph = 0;
+    g->KW = (int)arg[0], g->sw = (int)(arg[2] ? arg[2] : arg[0]), g->pw = (int)arg[4];
+  } else {
+    g->H = (int)x->shape[2], g->W = (int)x->shape[3];
+    g->KH = (int)arg[0], g->KW = (int)arg[1];
+    g->sh = (int)(arg[2] ? arg[2] : arg[0]), g->sw = (int)(arg[3] ? arg[3] : arg[1]);
+    g->ph = (int)arg[4], g->pw = (int)arg[5];
+  }
+  int rc = ser_pool_geom_init(g, op);
+  return rc ? ser_error_prefix(rc, "input %s", SER_SHAPE(x)) : 0;
+}
+
+static void opts_args(int64_t *arg, const ser_pool_opts *o) {
+  arg[0] = o->kernel[0], arg[1] = o->kernel[1], arg[2] = o->stride[0], arg[3] = o->stride[1];
+  arg[4] = o->padding[0], arg[5] = o->padding[1];
+}
+
+static int out_tensor(ser_tensor **y, const ser_pool_geom *g, int is1d) {
+  *y = is1d ? ser_tensor_empty(3, SER_DIMS(g->B, g->C, g->OW)) : ser_tensor_empty(4, SER_DIMS(g->B, g->C, g->OH, g->OW));
+  return *y ? 0 : SER_ENOMEM;
+}
+
+static int max_pool(ser_tensor **out, ser_tensor **indices, ser_tensor *x, const ser_pool_opts *o, int is1d) {
+  const char *op = is1d ? "max_pool1d" : "max_pool2d";
+  *out = NULL;
+  if (indices) *indices = NULL;
+  if (!x || !o) return ser_error(SER_EINVAL, "%s: input and options are required", op);
+  int64_t arg[6];
+  opts_args(arg, o);
+  ser_pool_geom g;
+  int rc = pool_geom(&g, x, arg, is1d, op);
+  if (rc) return rc;
+  size_t n = (size_t)g.B * g.C * g.OH * g.OW;
+  idx_ctx *ctx = ser_alloc(sizeof(idx_ctx) + n * sizeof(int32_t));
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *y = NULL;
+  if (!ctx || !xc || out_tensor(&y, &g, is1d)) {
+    rc = SER_ENOMEM;
+    goto fail;
+  }
+  ctx->bytes = sizeof(idx_ctx) + n * sizeof(int32_t);
+  ser_maxpool2d_forward(ser_tensor_data(y), ctx->idx, ser_tensor_data(xc), &g);
+  if (indices) {
+    *indices = ser_tensor_empty(y->ndim, y->shape);
+    if (!*indices) {
+      rc = SER_ENOMEM;
+      goto fail;
+    }
+    float *d = ser_tensor_data(*indices);
+    for (size_t i = 0; i < n; i++) d[i] = (float)ctx->idx[i];
+  }
+  ser_node *node = NULL;
+  rc = ser_autograd_record(y, SER_OP_MAX_POOL, 1, &x, &node);
+  if (rc) goto fail;
+  if (node) {
+    for (int i = 0; i < 6; i++) node->iarg[i] = arg[i];
+    node->iarg[6] = is1d;
+    node->ctx = ctx;
+    node->ctx_free = idx_ctx_free;
+    ctx = NULL;
+  }
+  idx_ctx_free(ctx);
+  ser_tensor_release(xc);
+  *out = y;
+  return 0;
+fail:
+  idx_ctx_free(ctx);
+  ser_tensor_release(xc);
+  ser_tensor_release(y);
+  if (indices) {
+    ser_tensor_release(*indices);
+    *indices = NULL;
+  }
+  return rc;
+}
+
+int ser_max_pool2d(ser_tensor **out, ser_tensor **indices, ser_tensor *x, const ser_pool_opts *o) {
+  return max_pool(out, indices, x, o, 0);
+}
+int ser_max_pool1d(ser_tensor **out, ser_tensor **indices, ser_tensor *x, const ser_pool_opts *o) {
+  return max_pool(out, indices, x, o, 1);
+}
+
+int ser_max_pool_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  if (!gin[0]) return 0;
+  ser_pool_geom g;
+  int rc = pool_geom(&g, node->inputs[0], node->iarg, (int)node->iarg[6], "max_pool backward");
+  if (rc) return rc;
+  ser_maxpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), ((idx_ctx *)node->ctx)->idx, &g);
+  return 0;
+}
+
+static int avg_pool(ser_tensor **out, ser_tensor *x, const ser_pool_opts *o, int is1d) {
+  const char *op = is1d ? "avg_pool1d" : "avg_pool2d";
+  *out = NULL;
+  if (!x || !o) return ser_error(SER_EINVAL, "%s: input and options are required", op);
+  int64_t arg[6];
+  opts_args(arg, o);
+  ser_pool_geom g;
+  int rc = pool_geom(&g, x, arg, is1d, op);
+  if (rc) return rc;
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *y = NULL;
+  if (!xc || out_tensor(&y, &g, is1d)) {
+    ser_tensor_release(xc);
+    return SER_ENOMEM;
+  }
+  ser_avgpool2d_forward(ser_tensor_data(y), ser_tensor_data(xc), &g);
+  ser_tensor_release(xc);
+  ser_node *node = NULL;
+  rc = ser_autograd_record(y, SER_OP_AVG_POOL, 1, &x, &node);
+  if (rc) {
+    ser_tensor_release(y);
+    return rc;
+  }
+  if (node) {
+    for (int i = 0; i < 6; i++) node->iarg[i] = arg[i];
+    node->iarg[6] = is1d;
+  }
+  *out = y;
+  return 0;
+}
+
+int ser_avg_pool2d(ser_tensor **out, ser_tensor *x, const ser_pool_opts *o) { return avg_pool(out, x, o, 0); }
+int ser_avg_pool1d(ser_tensor **out, ser_tensor *x, const ser_pool_opts *o) { return avg_pool(out, x, o, 1); }
+
+int ser_avg_pool_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  if (!gin[0]) return 0;
+  ser_pool_geom g;
+  int rc = pool_geom(&g, node->inputs[0], node->iarg, (int)node->iarg[6], "avg_pool backward");
+  if (rc) return rc;
+  ser_avgpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), &g);
+  return 0;
+}
+
+static int adaptive(ser_tensor **out, ser_tensor *x, int oh, int ow, int is1d) {
+  const char *op = is1d ? "adaptive_avg_pool1d" : "adaptive_avg_pool2d";
+  int nd = is1d ? 3 : 4;
+  *out = NULL;
+  if (!x) return ser_error(SER_EINVAL, "%s: input is required", op);
+  if (x->ndim != nd)
+    return ser_error(SER_EINVAL, "%s: input must be %dD %s, got %s", op, nd, is1d ? "[B,C,L]" : "[B,C,H,W]",
+                     SER_SHAPE(x));
+  if (oh < 1 || ow < 1)
+    return is1d ? ser_error(SER_EINVAL, "%s: output size must be >= 1, got %d", op, ow)
+                : ser_error(SER_EINVAL, "%s: output size must be >= 1, got %dx%d", op, oh, ow);
+  int64_t H = is1d ? 1 : x->shape[2], W = x->shape[nd - 1];
+  if (H < 1 || W < 1) return ser_error(SER_EINVAL, "%s: empty input %s", op, SER_SHAPE(x));
+  if ((double)x->shape[0] * x->shape[1] * H * W > 2147483647.0)
+    return ser_error(SER_EINVAL, "%s: input %s is too large (2^31 elements at most)", op, SER_SHAPE(x));
+  ser_tensor *xc = ser_tensor_contiguous_raw(x);
+  ser_tensor *y = is1d ? ser_tensor_empty(3, SER_DIMS(x->shape[0], x->shape[1], ow))
+                       : ser_tensor_empty(4, SER_DIMS(x->shape[0], x->shape[1], oh, ow));
+  if (!xc || !y) {
+    ser_tensor_release(xc);
+    ser_tensor_release(y);
+    return SER_ENOMEM;
+  }
+  ser_adaptive_avgpool2d_forward(ser_tensor_data(y), ser_tensor_data(xc), (int)x->shape[0], (int)x->shape[1], (int)H,
+                                 (int)W, oh, ow);
+  ser_tensor_release(xc);
+  ser_node *node = NULL;
+  int rc = ser_autograd_record(y, SER_OP_ADAPTIVE_AVG_POOL, 1, &x, &node);
+  if (rc) {
+    ser_tensor_release(y);
+    return rc;
+  }
+  *out = y;
+  return 0;
+}
+
+int ser_adaptive_avg_pool2d(ser_tensor **out, ser_tensor *x, int oh, int ow) { return adaptive(out, x, oh, ow, 0); }
+int ser_adaptive_avg_pool1d(ser_tensor **out, ser_tensor *x, int ol) { return adaptive(out, x, 1, ol, 1); }
+
+int ser_adaptive_avg_pool_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  if (!gin[0]) return 0;
+  const ser_tensor *x = node->inputs[0];
+  int is1d = x->ndim == 3;
+  int H = is1d ? 1 : (int)x->shape[2], W = (int)x->shape[x->ndim - 1];
+  int OH = is1d ? 1 : (int)gout->shape[2], OW = (int)gout->shape[gout->ndim - 1];
+  ser_adaptive_avgpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), (int)x->shape[0], (int)x->shape[1],
+                                  H, W, OH, OW);
+  return 0;
+}
