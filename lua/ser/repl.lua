@@ -14,7 +14,9 @@ local getmetatable = debug.getmetatable  -- ignores __metatable, which hides not
 
 -- Printing --------------------------------------------------------------------------------
 
-M.options = { depth = 3, items = 100, width = 80 }
+-- depth: tables nested deeper print as {...}; items: entries shown per table;
+-- width: a table that fits on one line this wide is printed on one line.
+M.options = { depth = 2, items = 100, width = 80 }
 
 local function is_identifier(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil and not M.is_keyword(s)
@@ -47,9 +49,9 @@ local function has_tostring(v)
   return mt ~= nil and mt.__tostring ~= nil
 end
 
--- Indents every line after the first, so a multi-line __tostring nests inside a table.
-local function indent_tail(s, pad)
-  return (s:gsub("\n", "\n" .. pad))
+-- Indents every line by pad.
+local function indent_all(s, pad)
+  return pad .. (s:gsub("\n", "\n" .. pad))
 end
 
 local format_value
@@ -59,26 +61,35 @@ local function format_table(t, indent, depth, seen)
   if depth >= M.options.depth then return "{...}" end
   seen[t] = true
   local n = rawlen(t)
-  local keys, extra = {}, 0
+  local keys = {}
   for k in next, t do
     if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
   end
   table.sort(keys, key_less)
   local pad = indent .. "  "
-  local parts, multiline = {}, false
-  local limit = M.options.items
-  local function add(s)
-    if #parts >= limit then
+  local parts, multiline, extra = {}, false, 0
+  -- A value whose text spans lines (a tensor's __tostring) starts on its own line,
+  -- indented one step further, so that its columns stay aligned.
+  local function add(label, v)
+    if #parts >= M.options.items then
       extra = extra + 1
       return
+    end
+    local s, block = format_value(v, pad, depth + 1, seen, true)
+    if block and label then
+      s = label .. "\n" .. indent_all(s, pad .. "  ")
+    elseif block then
+      s = s:gsub("\n", "\n" .. pad)  -- the first line gets pad from the separator
+    elseif label then
+      s = label .. " " .. s
     end
     if s:find("\n", 1, true) then multiline = true end
     parts[#parts + 1] = s
   end
-  for i = 1, n do add(format_value(rawget(t, i), pad, depth + 1, seen, true)) end
+  for i = 1, n do add(nil, rawget(t, i)) end
   for _, k in ipairs(keys) do
-    local ks = is_identifier(k) and k or ("[" .. format_value(k, pad, depth + 1, seen, true) .. "]")
-    add(ks .. " = " .. format_value(rawget(t, k), pad, depth + 1, seen, true))
+    local ks = is_identifier(k) and k or ("[" .. (format_value(k, pad, depth + 1, seen, true)) .. "]")
+    add(ks .. " =", rawget(t, k))
   end
   seen[t] = nil  -- a table shared by two fields is not a cycle; only an ancestor is
   if extra > 0 then parts[#parts + 1] = ("... (%d more)"):format(extra) end
@@ -88,12 +99,15 @@ local function format_table(t, indent, depth, seen)
   return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. "\n" .. indent .. "}"
 end
 
--- nested: inside a table, where strings are quoted so that "1" and 1 differ.
+-- Returns the text of v and whether it is a block: several lines of someone else's
+-- __tostring, which a table shows on lines of their own. nested: inside a table,
+-- where strings are quoted so that "1" and 1 differ.
 function format_value(v, indent, depth, seen, nested)
   local tv = type(v)
-  if tv == "string" then return nested and quote(v) or v end
-  if tv == "table" and not has_tostring(v) then return format_table(v, indent, depth, seen) end
-  return indent_tail(tostring(v), indent)
+  if tv == "string" then return nested and quote(v) or v, false end
+  if tv == "table" and not has_tostring(v) then return format_table(v, indent, depth, seen), false end
+  local s = tostring(v)
+  return s, nested and s:find("\n", 1, true) ~= nil
 end
 
 -- The text echoed for the values of an expression: each value formatted, tab-separated
@@ -101,12 +115,25 @@ end
 function M.format(...)
   local out = {}
   for i = 1, select("#", ...) do
-    out[i] = format_value((select(i, ...)), "", 0, {}, false)
+    out[i] = (format_value((select(i, ...)), "", 0, {}, false))
   end
   return table.concat(out, "\t")
 end
 
 -- Completion ------------------------------------------------------------------------------
+
+-- Where a lookup that misses in v goes next: the metatable's __index table, or, when
+-- __index is a function (the tensor binding: numbers index elements, names methods),
+-- the metatable's __methods table, which holds what that function looks names up in.
+local function next_index(v)
+  local mt = getmetatable(v)
+  if not mt then return nil end
+  local idx = rawget(mt, "__index")
+  if type(idx) == "table" then return idx end
+  local methods = rawget(mt, "__methods")
+  if type(methods) == "table" then return methods end
+  return nil
+end
 
 -- Calls fn(key, value) for the string keys of v and of the tables its __index chain goes
 -- through (for userdata and strings, only the metatable's). Stops at cycles.
@@ -119,10 +146,7 @@ local function each_field(v, fn)
         if type(k) == "string" then fn(k, x) end
       end
     end
-    local mt = getmetatable(v)
-    local idx = mt and rawget(mt, "__index")
-    if type(idx) ~= "table" then break end
-    v = idx
+    v = next_index(v)
   end
 end
 
@@ -135,16 +159,24 @@ local function field(v, key)
       local x = rawget(v, key)
       if x ~= nil then return x end
     end
-    local mt = getmetatable(v)
-    local idx = mt and rawget(mt, "__index")
-    if type(idx) ~= "table" then return nil end
-    v = idx
+    v = next_index(v)
   end
   return nil
 end
 
+-- A module listed in v._lazy (ser.nn, ...) is loaded when the path goes through it:
+-- completing "ser.nn." means the user is about to use ser.nn anyway.
+local function lazy_field(v, name)
+  local lazy = type(v) == "table" and rawget(v, "_lazy")
+  if type(lazy) ~= "table" or rawget(lazy, name) == nil then return nil end
+  local ok, x = pcall(function() return v[name] end)
+  return ok and x or nil
+end
+
 -- Candidates for the word before the cursor: "pri" -> {"print"}, "string.fo" ->
 -- {"string.format"}, "t:res" -> {"t:reshape", ...}. Returns a sorted array of full words.
+-- Names starting with "_" are offered only once the word has the "_"; after ":" only
+-- functions are offered.
 function M.complete(word, env)
   env = env or _G
   local found, seen = {}, {}
@@ -158,7 +190,10 @@ function M.complete(word, env)
   if not path then
     if not word:match("^[%a_]?[%w_]*$") then return {} end
     each_field(env, function(k)
-      if k:sub(1, #word) == word and is_identifier(k) then offer(k) end
+      if k:sub(1, #word) == word and is_identifier(k)
+          and (k:sub(1, 1) ~= "_" or word:sub(1, 1) == "_") then
+        offer(k)
+      end
     end)
     for _, k in ipairs(KEYWORDS) do
       if k:sub(1, #word) == word then offer(k) end
@@ -168,16 +203,27 @@ function M.complete(word, env)
     local v = env
     for name in (path .. "."):gmatch("(.-)%.") do
       if not is_identifier(name) then return {} end
-      v = field(v, name)
-      if v == nil then return {} end
+      local x = field(v, name)
+      if x == nil then x = lazy_field(v, name) end
+      if x == nil then return {} end
+      v = x
     end
-    each_field(v, function(k, x)
+    local function consider(k, x)
       if k:sub(1, #prefix) == prefix and is_identifier(k)
           and (sep == "." or type(x) == "function")
-          and not (sep == ":" and k:sub(1, 2) == "__") then
+          and (k:sub(1, 1) ~= "_" or prefix:sub(1, 1) == "_") then
         offer(path .. sep .. k)
       end
-    end)
+    end
+    each_field(v, consider)
+    -- Modules loaded on first access (ser.nn, ser.models, ...) are listed in a
+    -- `_lazy` table (lua/ser/init.lua): offer them without loading them.
+    local lazy = type(v) == "table" and rawget(v, "_lazy")
+    if sep == "." and type(lazy) == "table" then
+      for k in next, lazy do
+        if type(k) == "string" then consider(k, true) end
+      end
+    end
   end
   table.sort(found)
   return found
