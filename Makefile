@@ -38,6 +38,9 @@ GRADCHECK_SRC := $(wildcard tests/c/gradcheck/*.c)
 GRADCHECK_OBJ := $(GRADCHECK_SRC:%.c=$(BUILD)/%.o)
 TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/c/lib/*.c))
 
+# test objects are intermediate in the pattern chain; keep them for incremental builds
+.SECONDARY:
+
 .PHONY: all test check-asan bench install clean deps fuzz ravdess
 all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua
 

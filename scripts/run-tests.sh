@@ -28,7 +28,7 @@ for t in "$BUILD"/tests/test_*; do
   p=${p:-0}; f=${f:-0}
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
   printf '  %-28s %3d passed, %d failed\n' "$name" "$p" "$f"
-  [ "$f" -ne 0 ] && sed -n '1,200p' "$log/$name.log" | grep -E 'FAIL|ERROR|error|Assert|\.c:[0-9]+' | head -30
+  [ "$f" -ne 0 ] && grep -vE '^\[ +(RUN|OK) +\]|worst (relative|rel|abs) err' "$log/$name.log" | head -40
   count "$p" "$f"
 done
 
