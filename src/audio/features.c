@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "audio/fft.h"
+#include "audio/kernels.h"
 #include "audio/mel.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -82,18 +83,19 @@ typedef struct clip_ws {
   const ser_melbank *mb; /* NULL for stft/power */
   const float *win;
   float *dct;            /* [n_mfcc][n_mels], mfcc only */
-  float *frame, *spec, *pw;
-  float *melT;           /* [frames][n_mels] */
+  float *frame, *spec;
+  float *pb;             /* [n_freqs][SER_K_BLOCK] power of a block of frames */
+  float *melM;           /* [n_mels][frames], mfcc only (logmel works in its output) */
   int64_t frames;
-  size_t melT_bytes;
+  size_t melM_bytes;
 } clip_ws;
 
 static void ws_free(clip_ws *w) {
   ser_fft_free(w->frame);
   ser_fft_free(w->spec);
-  free(w->pw);
+  ser_fft_free(w->pb);
   free(w->dct);
-  if (w->melT) ser_free(w->melT, w->melT_bytes);
+  if (w->melM) ser_free(w->melM, w->melM_bytes);
   memset(w, 0, sizeof *w);
 }
 
@@ -106,18 +108,18 @@ static int ws_init(clip_ws *w, const ser_feat_opts *o, int64_t n, ser_feat_kind 
   if (kind != SER_FEAT_POWER) {
     w->mb = ser_melbank_get(o->sr, o->n_fft, o->n_mels, o->fmin, o->fmax, o->htk, o->slaney_norm);
     if (!w->mb) return SER_EINVAL;
-    w->melT_bytes = (size_t)w->frames * (size_t)o->n_mels * sizeof(float);
-    if (!(w->melT = ser_alloc(w->melT_bytes))) return SER_ENOMEM;
   }
   if (kind == SER_FEAT_MFCC) {
+    w->melM_bytes = (size_t)w->frames * (size_t)o->n_mels * sizeof(float);
+    if (!(w->melM = ser_alloc(w->melM_bytes))) return SER_ENOMEM;
     if (!(w->dct = malloc(sizeof(float) * (size_t)o->n_mfcc * (size_t)o->n_mels)))
       return ser_error(SER_ENOMEM, "mfcc: out of memory");
     ser_dct_matrix(w->dct, o->n_mfcc, o->n_mels);
   }
   w->frame = ser_fft_alloc((size_t)o->n_fft);
   w->spec = ser_fft_alloc((size_t)nf * 2);
-  w->pw = malloc(sizeof(float) * (size_t)nf);
-  if (!w->frame || !w->spec || !w->pw) return ser_error(SER_ENOMEM, "stft: out of memory for n_fft %d", o->n_fft);
+  w->pb = ser_fft_alloc((size_t)nf * SER_K_BLOCK);
+  if (!w->frame || !w->spec || !w->pb) return ser_error(SER_ENOMEM, "stft: out of memory for n_fft %d", o->n_fft);
   return 0;
 }
 
@@ -125,8 +127,7 @@ static int ws_init(clip_ws *w, const ser_feat_opts *o, int64_t n, ser_feat_kind 
  * the end near the edges, where numpy-style reflection applies). */
 static void load_frame(float *dst, const float *x, int64_t n, int64_t start, int nfft, const float *win) {
   if (start >= 0 && start + nfft <= n) {
-    const float *src = x + start;
-    for (int i = 0; i < nfft; i++) dst[i] = src[i] * win[i];
+    ser_k_window(dst, x + start, win, nfft);
     return;
   }
   for (int i = 0; i < nfft; i++) {
@@ -137,63 +138,55 @@ static void load_frame(float *dst, const float *x, int64_t n, int64_t start, int
   }
 }
 
-enum { OUT_COMPLEX, OUT_POWER, OUT_MELT };
+enum { OUT_COMPLEX, OUT_POWER, OUT_MEL };
 
-/* Runs the STFT over the clip; per frame writes the complex spectrum or the
- * power spectrum into out ([n_freqs][frames](x2)), or mel power into ws->melT. */
+/* Runs the STFT over the clip, writing out[n_freqs][frames][2] (complex),
+ * out[n_freqs][frames] (power) or out[n_mels][frames] (mel power). Frames go
+ * in blocks of SER_K_BLOCK so that the filterbank runs across frames. */
 static void spectra(clip_ws *w, const float *x, int64_t n, int what, float *out) {
   const ser_feat_opts *o = w->o;
   int nfft = o->n_fft, nf = nfft / 2 + 1, pad = nfft / 2;
   int64_t frames = w->frames;
   int magnitude = o->power == 1.0;
-  for (int64_t f = 0; f < frames; f++) {
-    load_frame(w->frame, x, n, f * o->hop - pad, nfft, w->win);
-    ser_fft_exec_r2c(w->plan, w->frame, w->spec);
-    const float *s = w->spec;
-    if (what == OUT_COMPLEX) {
-      for (int k = 0; k < nf; k++) {
-        out[((int64_t)k * frames + f) * 2] = s[2 * k];
-        out[((int64_t)k * frames + f) * 2 + 1] = s[2 * k + 1];
+  for (int64_t f0 = 0; f0 < frames; f0 += SER_K_BLOCK) {
+    int jn = frames - f0 < SER_K_BLOCK ? (int)(frames - f0) : SER_K_BLOCK;
+    for (int j = 0; j < jn; j++) {
+      int64_t f = f0 + j;
+      load_frame(w->frame, x, n, f * o->hop - pad, nfft, w->win);
+      ser_fft_exec_r2c(w->plan, w->frame, w->spec);
+      if (what == OUT_COMPLEX) {
+        const float *s = w->spec;
+        for (int k = 0; k < nf; k++) {
+          out[((int64_t)k * frames + f) * 2] = s[2 * k];
+          out[((int64_t)k * frames + f) * 2 + 1] = s[2 * k + 1];
+        }
+      } else {
+        ser_k_power_lane(w->pb, w->spec, nf, j, magnitude);
       }
-      continue;
     }
-    float *pw = w->pw;
-    for (int k = 0; k < nf; k++) pw[k] = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
-    if (magnitude)
-      for (int k = 0; k < nf; k++) pw[k] = sqrtf(pw[k]);
-    if (what == OUT_POWER)
-      for (int k = 0; k < nf; k++) out[(int64_t)k * frames + f] = pw[k];
-    else
-      ser_melbank_apply(w->mb, pw, w->melT + f * o->n_mels);
+    if (what == OUT_POWER) {
+      for (int k = 0; k < nf; k++)
+        for (int j = 0; j < jn; j++) out[(int64_t)k * frames + f0 + j] = w->pb[k * SER_K_BLOCK + j];
+    } else if (what == OUT_MEL) {
+      const ser_melbank *mb = w->mb;
+      ser_k_mel_block(out + f0, frames, w->pb, mb->n_mels, mb->w, mb->lo, mb->len, jn);
+    }
   }
 }
 
 void ser_amplitude_to_db(float *x, int64_t n, double top_db, double floor_db) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; i++) {
-    float v = 10.0f * log10f(fmaxf(x[i], 1e-10f));
-    x[i] = v;
-    mx = fmaxf(mx, v);
-  }
+  float mx = ser_k_db(x, n);
   float lo = -INFINITY;
   if (!isnan(top_db)) lo = mx - (float)top_db;
   if (!isnan(floor_db) && (float)floor_db > lo) lo = (float)floor_db;
-  if (lo > -INFINITY)
-    for (int64_t i = 0; i < n; i++) x[i] = fmaxf(x[i], lo);
+  if (lo > -INFINITY) ser_k_clamp_min(x, n, lo);
 }
 
 void ser_feat_normalize(float *x, int64_t n) {
   if (n < 2) return; /* unbiased std undefined; torch would give NaN, we leave x alone */
-  double s = 0.0;
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  double mean = s / (double)n, ss = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = x[i] - mean;
-    ss += d * d;
-  }
-  double sd = sqrt(ss / (double)(n - 1));
-  float m = (float)mean, inv = (float)(1.0 / (sd + 1e-6));
-  for (int64_t i = 0; i < n; i++) x[i] = (x[i] - m) * inv;
+  double mean = ser_k_sum(x, n) / (double)n;
+  double sd = sqrt(ser_k_sqdev(x, n, mean) / (double)(n - 1));
+  ser_k_affine(x, n, (float)mean, (float)(1.0 / (sd + 1e-6)));
 }
 
 /* torchaudio.functional.create_dct evaluated in float32 as torch does it
@@ -208,49 +201,30 @@ void ser_dct_matrix(float *dct, int n_mfcc, int n_mels) {
     }
 }
 
-static void transpose_out(float *out, const float *src, int64_t frames, int rows) {
-  for (int64_t f = 0; f < frames; f++)
-    for (int r = 0; r < rows; r++) out[(int64_t)r * frames + f] = src[f * rows + r];
-}
-
 /* The per-clip work for every kind, on a prepared workspace. */
 static void run_clip(clip_ws *w, float *out, const float *x, int64_t n, ser_feat_kind kind) {
   const ser_feat_opts *o = w->o;
-  int64_t frames = w->frames;
+  int64_t frames = w->frames, cnt = frames * o->n_mels;
   if (kind == SER_FEAT_POWER) {
     spectra(w, x, n, OUT_POWER, out);
     return;
   }
-  spectra(w, x, n, OUT_MELT, NULL);
-  int64_t cnt = frames * o->n_mels;
-  float *mt = w->melT;
-  if (kind == SER_FEAT_MELPOWER) {
-    transpose_out(out, mt, frames, o->n_mels);
-    return;
-  }
-  if (kind == SER_FEAT_LOGMEL) {
-    ser_amplitude_to_db(mt, cnt, o->top_db, o->floor_db);
-    if (o->normalize) ser_feat_normalize(mt, cnt);
-    transpose_out(out, mt, frames, o->n_mels);
-    return;
-  }
-  /* MFCC */
-  if (o->log_mels)
-    for (int64_t i = 0; i < cnt; i++) mt[i] = logf(mt[i] + 1e-6f);
-  else
-    ser_amplitude_to_db(mt, cnt, o->top_db, NAN);
-  int nm = o->n_mels, nc = o->n_mfcc;
-  for (int64_t f = 0; f < frames; f++) {
-    const float *row = mt + f * nm;
-    for (int k = 0; k < nc; k++) {
-      const float *d = w->dct + (size_t)k * nm;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int m = 0; m < nm; m++) acc += d[m] * row[m];
-      out[(int64_t)k * frames + f] = acc;
+  if (kind != SER_FEAT_MFCC) {
+    spectra(w, x, n, OUT_MEL, out);
+    if (kind == SER_FEAT_LOGMEL) {
+      ser_amplitude_to_db(out, cnt, o->top_db, o->floor_db);
+      if (o->normalize) ser_feat_normalize(out, cnt);
     }
+    return;
   }
-  if (o->normalize) ser_feat_normalize(out, (int64_t)nc * frames);
+  float *mm = w->melM;
+  spectra(w, x, n, OUT_MEL, mm);
+  if (o->log_mels)
+    for (int64_t i = 0; i < cnt; i++) mm[i] = logf(mm[i] + 1e-6f);
+  else
+    ser_amplitude_to_db(mm, cnt, o->top_db, NAN);
+  ser_k_matmul_cols(out, w->dct, mm, o->n_mfcc, o->n_mels, frames);
+  if (o->normalize) ser_feat_normalize(out, (int64_t)o->n_mfcc * frames);
 }
 
 static const char *kind_name(ser_feat_kind k) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/kernels.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
@@ -158,11 +159,6 @@ const ser_melbank *ser_melbank_get(int sr, int n_fft, int n_mels, double fmin, d
 
 void ser_melbank_apply(const ser_melbank *mb, const float *p, float *mel) {
   for (int m = 0; m < mb->n_mels; m++) {
-    const float *w = mb->w[m], *pp = p + mb->lo[m];
-    int len = mb->len[m];
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int k = 0; k < len; k++) acc += w[k] * pp[k];
-    mel[m] = acc;
+    mel[m] = ser_k_dot(mb->w[m], p + mb->lo[m], mb->len[m]);
   }
 }
