@@ -39,7 +39,8 @@ function M.new(items, fields)
   fields = fields or {}
   local self = setmetatable({
     items = items, skipped = fields.skipped or {}, root = fields.root, name = fields.name or "corpus",
-    audio = fields.audio, sr = fields.sr, synthetic = fields.synthetic, warnings = fields.warnings or {},
+    audio = fields.audio, sr = fields.sr, seconds = fields.seconds, synthetic = fields.synthetic,
+    warnings = fields.warnings or {},
   }, Corpus)
   local classes = fields.classes
   if not classes then
@@ -95,7 +96,22 @@ function Corpus:subset(keep, name)
     if keep(it) then items[#items + 1] = it end
   end
   return M.new(items, { classes = self.classes, root = self.root, name = name or self.name,
-    audio = self.audio, sr = self.sr, synthetic = self.synthetic })
+    audio = self.audio, sr = self.sr, seconds = self.seconds, synthetic = self.synthetic })
+end
+
+-- A smaller corpus with at most per_speaker_class items of each (speaker, class), the first
+-- ones in path order (deterministic), e.g. for a quick smoke run.
+function Corpus:sample(spec)
+  local k = spec and spec.per_speaker_class
+  if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
+    error(("sample: per_speaker_class must be a whole number >= 1, got %s"):format(tostring(k)), 2)
+  end
+  local seen = {}
+  return self:subset(function(it)
+    local key = tostring(it.speaker) .. "\0" .. it.label
+    seen[key] = (seen[key] or 0) + 1
+    return seen[key] <= k
+  end, self.name)
 end
 
 local function fmt_speakers(list, max)

@@ -1,0 +1,22 @@
+-- ser.data: corpora (scan, manifest, synthetic), speaker-independent splits and folds,
+-- and the batch loader. See docs/data.md.
+local corpus = require "ser.data.corpus"
+local names = require "ser.data.names"
+
+local M = {
+  scan = require("ser.data.scan").scan,
+  manifest = require("ser.data.manifest").manifest,
+  synthetic = require("ser.data.synthetic").synthetic,
+  loader = require("ser.data.loader").loader,
+  corpus = corpus.new,          -- ser.data.corpus(items, {classes = ...}) for hand-made lists
+  canonical = names.canonical,  -- canonical emotion names in their stable order
+  infer = names.infer,          -- label/speaker of one path: ser.data.infer("x/03-01-05-01-01-01-12.wav")
+}
+
+-- Warnings (empty split parts, missing classes, missing files) go to stderr; replace to capture.
+function M.set_warn(fn)
+  if type(fn) ~= "function" then error("set_warn: expected a function(message)", 2) end
+  corpus.warn = fn
+end
+
+return M
