@@ -111,4 +111,26 @@ function models.create(name, o)
   return cls(o)
 end
 
+-- Model and metadata from a checkpoint written by ser.train (or compare.lua):
+-- the architecture comes from meta.model / meta.classes / meta.hidden.
+-- Returns model, meta or nil, message.
+function models.load(path)
+  local ser = require "ser"
+  local sd, meta = ser.load(path)
+  if not sd then return nil, meta end
+  meta = meta or {}
+  local name = meta.model
+  if type(name) ~= "string" or not models.by_name[name:lower()] then
+    return nil, ("%s: metadata names model '%s'; expected cnn2d, crnn or cnn1d"):format(path, tostring(name))
+  end
+  if type(meta.classes) ~= "table" or #meta.classes < 2 then
+    return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
+  end
+  local model = models.create(name, { classes = #meta.classes, hidden = tonumber(meta.hidden) })
+  local ok, err = pcall(model.load_state_dict, model, sd)
+  if not ok then return nil, ("%s: %s"):format(path, tostring(err)) end
+  model:eval()
+  return model, meta
+end
+
 return models

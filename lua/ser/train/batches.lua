@@ -10,8 +10,8 @@
 local M = {}
 
 local function is_loader(v)
-  return type(v) == "table" and type(v.epoch) == "function" and type(v.size) == "function"
-    or (type(v) == "table" and getmetatable(v) and getmetatable(v).__name == "ser.data.Loader")
+  return type(v) == "table" and type(v.iter) == "function" and type(v.count) == "function"
+    and type(v.labels) == "function"
 end
 
 local function is_part(v)
@@ -81,17 +81,42 @@ end
 -- The common interface --------------------------------------------------------
 function M.iterate(l, epoch)
   if getmetatable(l) == TensorLoader then return l:iterate() end
-  return l:epoch(epoch)
+  return l:iter(epoch)
 end
 
 function M.count(l)
-  if getmetatable(l) == TensorLoader then return l:count() end
-  return l:num_batches()
+  return l:count()
 end
 
 function M.all_labels(l)
   if getmetatable(l) == TensorLoader then return l:all_labels() end
   return l:labels()
+end
+
+-- The features each model input needs: the notebook's log-mel (64 mels,
+-- n_fft 1024, hop 256, 20-7600 Hz, dB clamped at -80, per-utterance z-norm)
+-- or the raw waveform.
+function M.feature_spec(kind)
+  if kind == "logmel" then return { kind = "logmel" } end
+  return kind
+end
+
+-- The same features for a [B, samples] batch outside a loader (predict.lua).
+function M.transform(kind, wav)
+  local s = wav:shape()
+  if kind == "waveform" then return wav:view(s[1], 1, s[2]) end
+  local ser = require "ser"
+  return ser.features[kind](wav, {})
+end
+
+-- "reference" = the notebook's augmentation recipe from ser.augment; a
+-- function or chain is used as given.
+function M.augment_spec(a)
+  if a == "reference" then
+    local ser = require "ser"
+    return ser.augment.reference()
+  end
+  return a
 end
 
 -- Builds the three loaders and the class list from fit's parts and options.
@@ -109,8 +134,8 @@ function M.loaders(parts, o, model)
       if #p.items > 0 then
         local ser = require "ser"
         out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
-          seconds = o.seconds, sr = o.sr, features = o.features or model.input,
-          augment = name == "train" and o.augment or nil })
+          seconds = o.seconds, sr = o.sr, features = M.feature_spec(o.features or model.input),
+          augment = name == "train" and M.augment_spec(o.augment) or nil, name = name })
       end
       classes = classes or p.classes
     elseif is_loader(p) then

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# End-to-end smoke run, called by `make test` as: scripts/smoke.sh BUILD OUTDIR
+# Writes a tiny made-up corpus (synthetic speech, RAVDESS-style names) as WAV,
+# runs experiments/compare.lua --quick on it, checks that every artefact exists
+# and is sane, then runs predict.lua and embed.lua on the checkpoint.
+set -euo pipefail
+BUILD=${1:?usage: scripts/smoke.sh BUILD OUTDIR}
+OUT=${2:?usage: scripts/smoke.sh BUILD OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+serlua="$BUILD/serlua"
+[ -x "$serlua" ] || { echo "smoke: $serlua is not built" >&2; exit 1; }
+rm -rf "$OUT"
+mkdir -p "$OUT"
+fail() { echo "smoke: FAILED: $*" >&2; exit 1; }
+
+echo "== corpus: 24 synthetic speakers x 8 emotions, 1 clip each, 1 s"
+"$serlua" -e "require('ser').data.synthetic{ speakers = 24, per_class = 1, seconds = 1.0, seed = 3, out = '$OUT/corpus' }"
+n=$(find "$OUT/corpus" -name '*.wav' | wc -l)
+[ "$n" -eq 192 ] || fail "expected 192 WAV files, found $n"
+
+echo "== compare.lua --quick"
+start=$(date +%s)
+"$serlua" experiments/compare.lua --quick --data "$OUT/corpus" --out "$OUT/run" --seed 1
+echo "compare.lua --quick took $(( $(date +%s) - start )) s"
+
+plots=$OUT/run/plots
+results=$OUT/run/results
+check_png() {
+  [ -s "$1" ] || fail "missing $1"
+  [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "$1 is not a PNG"
+  [ "$(stat -c %s "$1")" -gt 4000 ] || fail "$1 is suspiciously small (blank?)"
+}
+for m in cnn2d crnn cnn1d; do
+  check_png "$plots/${m}_curves.png"
+  check_png "$plots/${m}_confusion.png"
+  [ -s "$results/${m}_report.txt" ] || fail "missing $results/${m}_report.txt"
+  grep -q "weighted avg" "$results/${m}_report.txt" || fail "$results/${m}_report.txt has no classification report"
+  [ -s "$results/${m}.safetensors" ] || fail "missing $results/${m}.safetensors"
+done
+check_png "$plots/model_comparison.png"
+ls "$plots"/umap_*.png >/dev/null 2>&1 || fail "missing $plots/umap_<model>.png"
+check_png "$(ls "$plots"/umap_*.png | head -1)"
+head -1 "$results/results.csv" | grep -q '^model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds' \
+  || fail "results.csv header is wrong: $(head -1 "$results/results.csv")"
+rows=$(tail -n +2 "$results/results.csv" | wc -l)
+[ "$rows" -eq 6 ] || fail "results.csv should have 6 rows (3 models x val, test), has $rows"
+grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does not link the comparison chart"
+ls "$results" | grep -q '\.tmp' && fail "temporary files left in $results"
+
+echo "== checkpoints load into fresh models"
+"$serlua" -e "
+local ser = require 'ser'
+for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
+  local sd, meta = ser.load('$results/' .. m .. '.safetensors')
+  assert(sd, meta)
+  local model = ser.models.create(m, { classes = #meta.classes, hidden = meta.hidden })
+  model:load_state_dict(sd)
+end"
+
+echo "== predict.lua and embed.lua"
+wav=$(find "$OUT/corpus" -name '*.wav' | sort | head -1)
+"$serlua" experiments/predict.lua "$results/crnn.safetensors" "$wav" | tee "$OUT/predict.txt"
+grep -q "$(basename "$wav")" "$OUT/predict.txt" || fail "predict.lua did not report $wav"
+"$serlua" experiments/embed.lua "$results/cnn2d.safetensors" "$OUT/corpus" --out "$OUT/embed.png"
+check_png "$OUT/embed.png"
+echo "smoke: all artefacts present"
