@@ -14,13 +14,19 @@ LUA_PKG := lua5.4
 PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson
 MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
 OPT     ?= -O2
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
+# pkg-config runs lazily, once, on first use: on a fresh machine the packages
+# (and pkg-config itself) are installed by the `deps` step before anything compiles.
+lazy_once = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy_once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
+PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson)
+PKG_LIBS_LUA = $(call lazy_once,PKG_LIBS_LUA,pkg-config --libs $(LUA_PKG))
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
                -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \
-               -MMD -MP -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+               -MMD -MP -Isrc $(PKG_CFLAGS) \
                -I/usr/include/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += $(CFLAGS_BASE) $(SANITIZE)
-LDLIBS_CORE := $(shell pkg-config --libs sndfile fftw3f soxr libcjson 2>/dev/null) -lopenblas -lm -fopenmp
-LDLIBS_LUA  := $(shell pkg-config --libs $(LUA_PKG) 2>/dev/null)
+LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
+LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
 CORE_DIRS := core ops autograd optim audio augment eval io
