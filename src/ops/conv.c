@@ -1,6 +1,7 @@
 #include "conv.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/error.h"
@@ -226,7 +227,11 @@ static int geom_from(ser_conv_geom *g, const ser_tensor *x, const ser_tensor *w,
     g->dh = (int)arg[4], g->dw = (int)arg[5];
   }
   int rc = ser_conv_geom_init(g, op);
-  if (rc) return rc;
+  if (rc) { /* append the shapes; the message buffer cannot be its own argument */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", ser_errmsg());
+    return ser_error(rc, "%s; input %s, weight %s", msg, SER_SHAPE(x), SER_SHAPE(w));
+  }
   if ((double)g->C * g->KH * g->KW * g->OH * g->OW > 2147483647.0)
     return ser_error(SER_EINVAL, "%s: im2col of one image would exceed 2^31 elements; input %s, weight %s",
                      op, SER_SHAPE(x), SER_SHAPE(w));

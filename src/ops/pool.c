@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/alloc.h"
@@ -189,7 +190,12 @@ static int pool_geom(ser_pool_geom *g, const ser_tensor *x, const int64_t *arg, 
     g->ph = (int)arg[4], g->pw = (int)arg[5];
   }
   int rc = ser_pool_geom_init(g, op);
-  return rc ? ser_error_prefix(rc, "input %s", SER_SHAPE(x)) : 0;
+  if (rc) { /* append the shape; the message buffer cannot be its own argument */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", ser_errmsg());
+    return ser_error(rc, "%s; input %s", msg, SER_SHAPE(x));
+  }
+  return 0;
 }
 
 static void opts_args(int64_t *arg, const ser_pool_opts *o) {
