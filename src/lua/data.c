@@ -1,6 +1,6 @@
 /* ser.core.data: the C half of ser.data — folder walking, synthetic speech, writing a
  * corpus to disk, and assembling batches from the in-memory waveform matrix.
- * lua/ser/data/*.lua is the public surface; these functions check their arguments but
+ * the Lua files under lua/ser/data/ are the public surface; these functions check their arguments but
  * expect the Lua side to have validated the user's options. */
 #include <stdlib.h>
 #include <string.h>
