@@ -15,6 +15,7 @@ local lazy = {
   train = "ser.train",
   data = "ser.data",
   plot = "ser.plot",
+  set_amp = { "ser.core.nn_cnn", "set_amp" },
 }
 ser._lazy = lazy
 

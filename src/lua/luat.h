@@ -48,5 +48,6 @@ int luaopen_ser(lua_State *L);
 int ser_lua_open_base(lua_State *L);
 int ser_lua_open_tensor(lua_State *L);
 int ser_lua_open_data(lua_State *L);
+int ser_lua_open_nn_functional_cnn(lua_State *L);
 
 #endif

@@ -33,8 +33,9 @@ int ser_set_amp(int on) {
     warned = 1;
     on = 0;
   }
+  int prev = amp_on;
   amp_on = on ? 1 : 0;
-  return amp_on;
+  return prev;
 }
 
 int ser_amp_enabled(void) { return amp_on; }

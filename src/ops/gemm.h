@@ -29,9 +29,10 @@ void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float 
 int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Mixed precision switch (global, default off). Turning it on where the CPU
- * has no AVX512-BF16 prints one notice on stderr and keeps fp32; the return
- * value says whether bf16 is actually in use. */
+/* Mixed precision switch (global, default off). Returns the previous
+ * setting (like ser_set_grad_enabled), so a caller can restore it. Turning it
+ * on where the CPU has no AVX512-BF16 prints one notice on stderr and keeps
+ * fp32; ser_amp_enabled() then stays 0. */
 int ser_set_amp(int on);
 int ser_amp_enabled(void);      /* 1 when bf16 GEMMs are in use */
 int ser_bf16_supported(void);   /* the CPU has avx512_bf16 (and AVX512F/BW) */
