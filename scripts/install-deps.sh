@@ -21,6 +21,7 @@ packages=(
   lua-busted                      # Lua specs
   lua-argparse                    # command-line flags of the experiment scripts
   gnuplot-nox                     # charts rendered to PNG (pngcairo terminal)
+  curl unzip                      # make ravdess: download (resumable) and unpack the corpus
 )
 extra=()
 for a in "$@"; do
