@@ -152,7 +152,7 @@ static void echo_values(lua_State *L, int base) {
   int status = serlua_docall(L, n, 1);
   if (status != LUA_OK) {
     serlua_message(serlua_progname,
-                   lua_pushfstring(L, "error showing the values (%s)", lua_tostring(L, -2)));
+                   lua_pushfstring(L, "error showing the values (%s)", lua_tostring(L, -1)));
     lua_pop(L, 2);
     return;
   }
