@@ -14,6 +14,8 @@ local lazy = {
   models = "ser.models",
   train = "ser.train",
   data = "ser.data",
+  audio = "ser.core.audio",
+  features = "ser.core.features",
   plot = "ser.plot",
   set_amp = { "ser.core.nn_cnn", "set_amp" },
 }

@@ -48,6 +48,8 @@ int luaopen_ser(lua_State *L);
 int ser_lua_open_base(lua_State *L);
 int ser_lua_open_tensor(lua_State *L);
 int ser_lua_open_data(lua_State *L);
+int ser_lua_open_audio(lua_State *L);
+int ser_lua_open_features(lua_State *L);
 int ser_lua_open_nn_functional_cnn(lua_State *L);
 
 #endif

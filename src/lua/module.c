@@ -20,6 +20,8 @@ static const struct {
     {"ser.core.base", ser_lua_open_base},
     {"ser.core.tensor", ser_lua_open_tensor},
     {"ser.core.data", ser_lua_open_data},
+    {"ser.core.audio", ser_lua_open_audio},
+    {"ser.core.features", ser_lua_open_features},
     {"ser.core.nn_cnn", ser_lua_open_nn_functional_cnn},
     {NULL, NULL},
 };

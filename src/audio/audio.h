@@ -1,0 +1,11 @@
+/* The audio front end (no Lua): files, resampling, cache, STFT / mel / MFCC. */
+#ifndef SER_AUDIO_AUDIO_H
+#define SER_AUDIO_AUDIO_H
+
+#include "audio/cache.h"
+#include "audio/features.h"
+#include "audio/io.h"
+#include "audio/mel.h"
+#include "audio/resample.h"
+
+#endif
