@@ -12,18 +12,13 @@
 
 #include "complete.h"
 #include "history.h"
+#include "run.h"
 
 static int use_readline;
-static volatile sig_atomic_t interrupted;
 static char *got_line;
 static int got_eof;
 
 static int getc_interruptible(FILE *stream);
-
-static void on_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
 
 static void on_line(char *line) {
   if (line) got_line = line;
@@ -37,7 +32,8 @@ void serlua_input_open(lua_State *L, int terminal) {
   use_readline = terminal;
   if (!terminal) return;
   rl_readline_name = "serlua";  /* for $if serlua in ~/.inputrc */
-  /* We handle SIGINT ourselves (clear the line); readline would re-raise it. */
+  /* SIGINT is serlua's (src/serlua/run.c: it clears the line); readline's handler
+   * would re-raise it. */
   rl_catch_signals = 0;
   rl_getc_function = getc_interruptible;
   serlua_complete_init(L);
@@ -50,7 +46,7 @@ void serlua_input_open(lua_State *L, int terminal) {
  * the line as at end of input; read_terminal then sees the interrupt flag. */
 static int getc_interruptible(FILE *stream) {
   for (;;) {
-    if (interrupted) return RL_ISSTATE(RL_STATE_READCMD) ? READERR : EOF;
+    if (serlua_sigint_pending) return RL_ISSTATE(RL_STATE_READCMD) ? READERR : EOF;
     unsigned char c;
     ssize_t n = read(fileno(stream), &c, 1);
     if (n == 1) return c;
@@ -62,28 +58,23 @@ static int getc_interruptible(FILE *stream) {
 /* The callback interface lets a Ctrl-C interrupt the wait for input: poll returns
  * EINTR, and the half-typed line is thrown away instead of killing the process. */
 static int read_terminal(const char *prompt, char **line) {
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
-  interrupted = 0;
+  serlua_sigint_pending = 0;  /* a Ctrl-C before the prompt appeared is not for it */
   got_line = NULL;
   got_eof = 0;
   rl_callback_handler_install(prompt, on_line);
   int status = SERLUA_LINE_OK;
-  while (!got_line && !got_eof && !interrupted) {
+  while (!got_line && !got_eof && !serlua_sigint_pending) {
     struct pollfd pfd = { .fd = fileno(rl_instream), .events = POLLIN };
     int r = poll(&pfd, 1, -1);
     if (r < 0 && errno != EINTR) {
       rl_callback_handler_remove();
       got_eof = 1;
-    } else if (r > 0 && !interrupted) {
+    } else if (r > 0 && !serlua_sigint_pending) {
       rl_callback_read_char();
     }
   }
-  if (interrupted) {
-    interrupted = 0;
+  if (serlua_sigint_pending) {
+    serlua_sigint_pending = 0;
     rl_echo_signal_char(SIGINT);
     if (!got_line && !got_eof) {  /* otherwise on_line already tore the line down */
       rl_replace_line("", 0);
@@ -99,7 +90,6 @@ static int read_terminal(const char *prompt, char **line) {
     fputc('\n', rl_outstream);  /* Ctrl-D leaves the cursor after the prompt */
     status = SERLUA_LINE_EOF;
   }
-  sigaction(SIGINT, &old, NULL);
   *line = got_line;
   return status;
 }

@@ -187,6 +187,7 @@ void serlua_repl(lua_State *L, int terminal) {
   int have_ser = preload_ser(L);
   if (terminal) serlua_banner(have_ser);
   serlua_input_open(L, terminal);
+  if (terminal) serlua_catch_sigint();
   for (;;) {
     int echo = 0;
     int status = read_chunk(L, &echo);
@@ -200,6 +201,7 @@ void serlua_repl(lua_State *L, int terminal) {
     serlua_report(L, status);
     lua_settop(L, 0);
   }
+  if (terminal) serlua_release_sigint();
   serlua_input_close();
   lua_settop(L, 0);
   serlua_progname = saved;

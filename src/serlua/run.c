@@ -7,8 +7,10 @@
 
 const char *serlua_progname = "serlua";
 
-/* The state the signal handler hooks into. Only one call runs at a time. */
-static lua_State *running;
+/* The state running a call, which the signal handler hooks into; NULL between calls. */
+static lua_State *volatile running;
+volatile sig_atomic_t serlua_sigint_pending;
+static struct sigaction before_repl;
 
 /* Raising from a hook, rather than from the handler itself, is what makes Ctrl-C
  * safe: the error unwinds from a point where the interpreter is consistent. */
@@ -18,12 +20,38 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
-/* lua_sethook is documented as safe to call from a signal handler. The handler is
- * reset to the default first, so a second Ctrl-C still kills a process stuck in C
- * code that never returns to the interpreter. */
+static void interrupt(lua_State *L) {
+  lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+/* lua_sethook is documented as safe to call from a signal handler. While a call runs
+ * the handler is reset to the default first, so a second Ctrl-C still kills a process
+ * stuck in C code that never returns to the interpreter. */
 static void on_sigint(int sig) {
-  signal(sig, SIG_DFL);
-  lua_sethook(running, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+  lua_State *L = running;
+  if (L) {
+    signal(sig, SIG_DFL);
+    interrupt(L);
+  } else {
+    serlua_sigint_pending = 1;
+  }
+}
+
+static void set_handler(struct sigaction *old) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;  /* no SA_RESTART: a Ctrl-C must end a wait for input */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, old);
+}
+
+void serlua_catch_sigint(void) {
+  serlua_sigint_pending = 0;
+  set_handler(&before_repl);
+}
+
+void serlua_release_sigint(void) {
+  sigaction(SIGINT, &before_repl, NULL);
 }
 
 static int traceback_handler(lua_State *L) {
@@ -40,16 +68,19 @@ int serlua_docall(lua_State *L, int narg, int nres) {
   int base = lua_gettop(L) - narg;
   lua_pushcfunction(L, traceback_handler);
   lua_insert(L, base);
+  struct sigaction old;
+  set_handler(&old);
   running = L;
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
+  /* A Ctrl-C pressed while the chunk was being read or compiled stops it at once. */
+  if (serlua_sigint_pending) {
+    serlua_sigint_pending = 0;
+    interrupt(L);
+  }
   int status = lua_pcall(L, narg, nres, base);
-  sigaction(SIGINT, &old, NULL);
+  running = NULL;
   /* A Ctrl-C that arrived just as the call returned must not interrupt the next one. */
   lua_sethook(L, NULL, 0, 0);
+  sigaction(SIGINT, &old, NULL);
   lua_remove(L, base);
   return status;
 }

@@ -361,6 +361,16 @@ describe("REPL on a terminal", function()
     assert.are.equal("[exit 0]", status)
   end)
 
+  it("survives a Ctrl-C pressed together with Enter, whichever moment it lands", function()
+    for _ = 1, 3 do
+      local out, status = pty({
+        "expect > ", "send while true do end\\r\\003", "expect > ", "send 1 + 1\\r", "expect 2",
+        "expect > ", "send \\004",
+      })
+      assert.are.equal("[exit 0]", status, out)
+    end
+  end)
+
   it("reports errors and goes on", function()
     local out, status = pty({ "expect > ", "send error('bad')\\r", "expect stack traceback", "expect > ",
       "send 1 + 1\\r", "expect 2", "expect > ", "send \\004" })
