@@ -341,6 +341,42 @@ describe("REPL on a terminal", function()
     assert.are.equal("[exit 0]", status)
   end)
 
+  it("keeps the last 1000 history entries when it rewrites the file on exit", function()
+    local hist = tmp("history")
+    local old = {}
+    for i = 1, 1100 do old[#old + 1] = ("#%d\nold_%d = %d\n"):format(1700000000 + i, i, i) end
+    write(hist, table.concat(old))
+    local _, status = pty({ "expect > ", "send newest = 1\\r", "expect > ", "send \\004" }, hist)
+    assert.are.equal("[exit 0]", status)
+    local text = read(hist)
+    local entries = select(2, text:gsub("#%d+\n", ""))
+    assert.are.equal(1000, entries)
+    assert.matches("newest = 1\n$", text)
+    assert.is_nil(text:find("old_101 = ", 1, true))
+    assert.matches("\nold_102 = 102\n", text, 1, true)
+    -- Written by rename: no temporary file is left next to it.
+    local p = io.popen("ls " .. q(tmpdir))
+    local listing = p:read("a")
+    p:close()
+    assert.is_nil(listing:find("history.tmp", 1, true))
+  end)
+
+  it("warns once and goes on when the history file cannot be written", function()
+    local out, status = pty({ "expect > ", "send 1\\r", "expect > ", "send 2\\r", "expect > ", "send \\004" },
+      tmp("no-such-dir/history"))
+    assert.are.equal("[exit 0]", status)
+    local _, warnings = out:gsub("cannot write history file", "")
+    assert.are.equal(1, warnings)
+    assert.matches("> 2\n2\n", out, 1, true)
+  end)
+
+  it("uses _PROMPT and _PROMPT2 as lua does", function()
+    -- Built by concatenation so that the echo of this line does not match the prompt.
+    local out, status = pty({ "expect > ", "send _PROMPT = 'P' .. '1> '; _PROMPT2 = 'P' .. '2> '\\r",
+      "expect P1> ", "send f = function()\\r", "expect P2> ", "send end\\r", "expect P1> ", "send \\004" })
+    assert.are.equal("[exit 0]", status, out)
+  end)
+
   it("interrupts a running computation with Ctrl-C and keeps the session", function()
     local out, status = pty({
       "expect > ", "send n = 0\\r", "expect > ", "send while true do n = n + 1 end\\r", "sleep 300", "send \\003",
