@@ -17,6 +17,9 @@ local lazy = {
   audio = "ser.core.audio",
   features = "ser.core.features",
   plot = "ser.plot",
+  optim = "ser.optim",
+  save = { "ser.core.checkpoint", "save" },
+  load = { "ser.core.checkpoint", "load" },
   set_amp = { "ser.core.nn_cnn", "set_amp" },
 }
 ser._lazy = lazy

@@ -23,6 +23,9 @@ static const struct {
     {"ser.core.audio", ser_lua_open_audio},
     {"ser.core.features", ser_lua_open_features},
     {"ser.core.nn_cnn", ser_lua_open_nn_functional_cnn},
+    {"ser.core.nn_rnn", ser_lua_open_nn_rnn},
+    {"ser.core.optim", ser_lua_open_optim},
+    {"ser.core.checkpoint", ser_lua_open_checkpoint},
     {NULL, NULL},
 };
 
