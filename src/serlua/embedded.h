@@ -4,10 +4,11 @@
 
 #include <lua.h>
 
-/* Loads the embedded module `name` (e.g. "ser.repl") directly from the table in
- * build/gen/embedded_lua.c and pushes what it returns. The REPL uses this for its
- * own helpers so that it does not depend on how luaopen_ser registers modules.
- * Returns a Lua status; on failure the message is on the stack. */
+/* require for one embedded module (e.g. "ser.repl"): pushes package.loaded[name], or
+ * runs the source from build/gen/embedded_lua.c and stores what it returns there.
+ * The REPL uses this for its own helpers so that it does not depend on how
+ * luaopen_ser registers modules. Returns a Lua status; on failure the message is
+ * on the stack. */
 int serlua_require_embedded(lua_State *L, const char *name);
 
 #endif

@@ -10,19 +10,13 @@
 #include "input.h"
 #include "run.h"
 
-#define HELPERS_KEY "serlua.repl.helpers"
 #define EOF_MARK "<eof>"
 
 int serlua_repl_helper(lua_State *L, const char *name) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, HELPERS_KEY) != LUA_TTABLE) {
+  if (serlua_require_embedded(L, "ser.repl") != LUA_OK || !lua_istable(L, -1)) {
     lua_pop(L, 1);
-    if (serlua_require_embedded(L, "ser.repl") != LUA_OK || !lua_istable(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
-      return LUA_TNIL;
-    }
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, HELPERS_KEY);
+    lua_pushnil(L);
+    return LUA_TNIL;
   }
   int type = lua_getfield(L, -1, name);
   lua_remove(L, -2);

@@ -114,6 +114,12 @@ describe("REPL through a pipe", function()
     assert.are.equal("{}", l[4])
   end)
 
+  it("takes the printing limits from require('ser.repl').options", function()
+    local out = repl("R = require 'ser.repl'\nR.options.depth = 1\n{ a = { b = 1 } }\n"
+      .. "R.options.width = 10\n{ 1, 2, 3, 4, 5 }\n")
+    assert.are.same({ "{ a = {...} }", "{", "  1,", "  2,", "  3,", "  4,", "  5", "}" }, lines(out))
+  end)
+
   it("keeps print as Lua's own", function()
     local out = repl("print({})\nprint(1, 'a', nil)\nprint == _G.print\nprint\n")
     local l = lines(out)
