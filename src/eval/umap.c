@@ -155,10 +155,18 @@ int ser_umap_embed(float *out, const float *X, int64_t n, int64_t d, const ser_u
     goto done;
   }
   {
-    int64_t m = 0;
+    /* Edges go in "slot-major" order (every vertex's first edge, then every
+     * vertex's second, ...) rather than row by row: consecutive updates then
+     * move different vertices and the CPU overlaps them, where row order makes
+     * each update wait for the previous one on the same vertex (about 1.5x
+     * faster; umap-learn's order is arbitrary too, its parallel loop unordered). */
+    int64_t maxdeg = 0, m = 0;
     for (int64_t i = 0; i < n; i++)
-      for (int64_t e = g.rowptr[i]; e < g.rowptr[i + 1]; e++) {
-        if (g.val[e] < thr) continue;
+      if (g.rowptr[i + 1] - g.rowptr[i] > maxdeg) maxdeg = g.rowptr[i + 1] - g.rowptr[i];
+    for (int64_t slot = 0; slot < maxdeg; slot++)
+      for (int64_t i = 0; i < n; i++) {
+        int64_t e = g.rowptr[i] + slot;
+        if (e >= g.rowptr[i + 1] || g.val[e] < thr) continue;
         head[m] = (int32_t)i;
         tail[m] = g.col[e];
         /* make_epochs_per_sample: n_epochs / (n_epochs * w / wmax) */
