@@ -113,6 +113,8 @@ static int l_lstm(lua_State *L) {
   lua_pop(L, 1);
   /* hidden_size defaults to what weight_ih_l0 [4H, in] says */
   const lua_Integer H_def = w0 && w0->ndim == 2 ? w0->shape[0] / 4 : 0;
+  /* the input size the weights were made for, so a wrong input is the reported mismatch */
+  if (w0 && w0->ndim == 2) o.input_size = w0->shape[1];
   o.hidden_size = ser_lua_optinteger(L, 3, "hidden_size", H_def, fn);
   if (o.num_layers < 1 || o.num_layers > 64 || o.hidden_size < 1)
     luaL_error(L, "%s: num_layers %d, hidden_size %d; expected num_layers in 1..64 and hidden_size >= 1", fn,
