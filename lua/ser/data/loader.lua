@@ -130,7 +130,7 @@ function Loader:waveforms()
     end
     local paths = {}
     for i, it in ipairs(self.items) do paths[i] = it.path end
-    local lopts = { sr = self.sr, mono = true, seconds = self.seconds }
+    local lopts = { sr = self.sr, mono = true, seconds = self.seconds, stack = true }
     local list, err
     if audio.load_many then
       list, err = audio.load_many(paths, lopts)
