@@ -94,7 +94,7 @@ static int read_terminal(const char *prompt, char **line) {
   return status;
 }
 
-static int read_plain(char **line) {
+static int read_plain(char **line, size_t *len) {
   char *buf = NULL;
   size_t cap = 0;
   ssize_t n = getline(&buf, &cap, stdin);
@@ -105,13 +105,18 @@ static int read_plain(char **line) {
   if (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
   if (n > 0 && buf[n - 1] == '\r') buf[--n] = '\0';
   *line = buf;
+  *len = (size_t)n;
   return SERLUA_LINE_OK;
 }
 
-int serlua_input_read(const char *prompt, char **line) {
+int serlua_input_read(const char *prompt, char **line, size_t *len) {
   *line = NULL;
+  *len = 0;
   fflush(stdout);
-  return use_readline ? read_terminal(prompt, line) : read_plain(line);
+  if (!use_readline) return read_plain(line, len);
+  int status = read_terminal(prompt, line);
+  if (*line) *len = strlen(*line);
+  return status;
 }
 
 void serlua_input_remember(const char *chunk) {

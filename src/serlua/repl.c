@@ -46,7 +46,8 @@ static int incomplete(lua_State *L, int status) {
 }
 
 static int load(lua_State *L, const char *code, size_t len) {
-  return luaL_loadbuffer(L, code, len, "=stdin");
+  /* Text only: precompiled bytecode is not verified by Lua and could crash it. */
+  return luaL_loadbufferx(L, code, len, "=stdin", "t");
 }
 
 static int load_return(lua_State *L, const char *expr, size_t len) {
@@ -97,11 +98,12 @@ static int compile(lua_State *L, int *echo, int *more) {
  * message pushed, -1 at end of input, or -2 when Ctrl-C abandoned the chunk. */
 static int read_chunk(lua_State *L, int *echo) {
   char *line;
-  int r = serlua_input_read(prompt(L, 1), &line);
+  size_t len;
+  int r = serlua_input_read(prompt(L, 1), &line, &len);
   lua_pop(L, 1);
   if (r == SERLUA_LINE_EOF) return -1;
   if (r == SERLUA_LINE_INTERRUPTED) return -2;
-  lua_pushstring(L, line);
+  lua_pushlstring(L, line, len);
   free(line);
   for (;;) {
     lua_pushvalue(L, -1);
@@ -113,7 +115,7 @@ static int read_chunk(lua_State *L, int *echo) {
       return status;
     }
     lua_pop(L, 1);  /* the "unfinished" message */
-    r = serlua_input_read(prompt(L, 0), &line);
+    r = serlua_input_read(prompt(L, 0), &line, &len);
     lua_pop(L, 1);
     if (r == SERLUA_LINE_INTERRUPTED) {
       lua_pop(L, 1);
@@ -127,7 +129,7 @@ static int read_chunk(lua_State *L, int *echo) {
       return status;
     }
     lua_pushliteral(L, "\n");
-    lua_pushstring(L, line);
+    lua_pushlstring(L, line, len);
     free(line);
     lua_concat(L, 3);
   }

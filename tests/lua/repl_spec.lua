@@ -155,6 +155,12 @@ describe("REPL through a pipe", function()
     assert.matches("no show", err, 1, true)
   end)
 
+  it("keeps NUL bytes of a piped line and refuses precompiled bytecode", function()
+    local out, err = repl('x = "a\0b"\n#x\n' .. string.dump(function() end) .. "\n7\n")
+    assert.are.same({ "3", "7" }, lines(out))
+    assert.matches("attempt to load a binary chunk", err, 1, true)
+  end)
+
   it("has ser as a global in the REPL only", function()
     local out = repl("type(ser)\n")
     assert.are.same({ "table" }, lines(out))
