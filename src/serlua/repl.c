@@ -23,15 +23,13 @@ int serlua_repl_helper(lua_State *L, const char *name) {
   return type;
 }
 
+/* _PROMPT / _PROMPT2 as in lua.c, but only strings and numbers: calling a __tostring
+ * here would run outside any protected call, and its error would end the session. */
 static const char *prompt(lua_State *L, int first) {
-  const char *name = first ? "_PROMPT" : "_PROMPT2";
-  const char *def = first ? "> " : ">> ";
-  if (lua_getglobal(L, name) == LUA_TNIL) {
+  lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
+  if (!lua_isstring(L, -1)) {
     lua_pop(L, 1);
-    lua_pushstring(L, def);
-  } else {
-    luaL_tolstring(L, -1, NULL);  /* any value prints, as in lua.c */
-    lua_remove(L, -2);
+    lua_pushstring(L, first ? "> " : ">> ");
   }
   return lua_tostring(L, -1);
 }
