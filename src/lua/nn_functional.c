@@ -8,9 +8,12 @@
  *   F.max_pool2d(x, kernel, {stride=, padding=})          also max_pool1d, avg_pool2d, avg_pool1d
  *   F.adaptive_avg_pool2d(x, size)                        also adaptive_avg_pool1d
  *   F.linear(x, w, b)   F.dropout(x, p, training)   F.leaky_relu(x, slope)
- *   ser.set_amp(on) -> previous setting;  ser.amp() -> bool;  ser.bf16_supported() -> bool */
+ *   F.relu(x)   F.sigmoid(x)   F.tanh(x)   (the core's activations)
+ *   ser.set_amp(on) -> previous setting; in this module also amp() -> bool,
+ *   bf16_supported() -> bool and monotonic() -> seconds (benchmark clock) */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "luat.h"
 
@@ -171,6 +174,17 @@ static int l_leaky_relu(lua_State *L) {
   return 1;
 }
 
+/* The core's activations under their F names (nn.ReLU, nn.Sigmoid, nn.Tanh call these). */
+static int unary(lua_State *L, int (*fn)(ser_tensor **, ser_tensor *), const char *fname) {
+  ser_tensor *x = ser_lua_checktensor(L, 1), *y = NULL;
+  SER_LUA_TRY(L, fname, fn(&y, x));
+  ser_lua_pushtensor(L, y);
+  return 1;
+}
+static int l_relu(lua_State *L) { return unary(L, ser_relu, "relu"); }
+static int l_sigmoid(lua_State *L) { return unary(L, ser_sigmoid, "sigmoid"); }
+static int l_tanh(lua_State *L) { return unary(L, ser_tanh, "tanh"); }
+
 static int l_set_amp(lua_State *L) {
   luaL_checkany(L, 1);
   lua_pushboolean(L, ser_set_amp(lua_toboolean(L, 1)));
@@ -179,6 +193,16 @@ static int l_set_amp(lua_State *L) {
 
 static int l_amp(lua_State *L) {
   lua_pushboolean(L, ser_amp_enabled());
+  return 1;
+}
+
+/* Monotonic wall-clock seconds for the benchmarks (os.clock counts CPU time of
+ * all threads, os.time whole seconds); ser.time, when the core gets one, is
+ * the general-purpose version. */
+static int l_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
   return 1;
 }
 
@@ -201,9 +225,13 @@ int ser_lua_open_nn_functional_cnn(lua_State *L) {
       {"linear", l_linear},
       {"dropout", l_dropout},
       {"leaky_relu", l_leaky_relu},
+      {"relu", l_relu},
+      {"sigmoid", l_sigmoid},
+      {"tanh", l_tanh},
       {"set_amp", l_set_amp},
       {"amp", l_amp},
       {"bf16_supported", l_bf16_supported},
+      {"monotonic", l_monotonic},
       {NULL, NULL},
   };
   luaL_newlib(L, fns);

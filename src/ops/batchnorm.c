@@ -4,8 +4,36 @@
 
 #include "../core/error.h"
 
-/* Statistics are summed in double: n reaches B*H*W = 128k per channel in the
- * first CNN2D layer, where a float sum loses digits PyTorch keeps. */
+/* Statistics: each row of S values is summed in float across SIMD lanes
+ * (omp simd reduction: 8-16 partial sums, so the rounding error grows with
+ * S/16, not S), and rows are added in double: n reaches B*H*W = 128k per
+ * channel in the first CNN2D layer, where one float sum would lose digits
+ * PyTorch keeps. */
+static inline float row_sum(const float *p, int S) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < S; i++) s += p[i];
+  return s;
+}
+
+static inline float row_sqdev(const float *p, int S, float mu) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < S; i++) s += (p[i] - mu) * (p[i] - mu);
+  return s;
+}
+
+/* sum dy and sum dy * (x - mu) over one row */
+static inline void row_dsums(const float *dy, const float *x, int S, float mu, double *sdy, double *sdyx) {
+  float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+  for (int i = 0; i < S; i++) {
+    a += dy[i];
+    b += dy[i] * (x[i] - mu);
+  }
+  *sdy += a;
+  *sdyx += b;
+}
 void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
                                  const float *bias, float *running_mean, float *running_var, int B, int C, int S,
                                  float momentum, float eps) {
@@ -14,18 +42,9 @@ void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const f
 #pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
   for (int c = 0; c < C; c++) {
     double s = 0.0;
-    for (int b = 0; b < B; b++) {
-      const float *p = in + b * plane + (size_t)c * S;
-      for (int i = 0; i < S; i++) s += p[i];
-    }
+    for (int b = 0; b < B; b++) s += row_sum(in + b * plane + (size_t)c * S, S);
     double mu = s / n, ss = 0.0;
-    for (int b = 0; b < B; b++) {
-      const float *p = in + b * plane + (size_t)c * S;
-      for (int i = 0; i < S; i++) {
-        double d = p[i] - mu;
-        ss += d * d;
-      }
-    }
+    for (int b = 0; b < B; b++) ss += row_sqdev(in + b * plane + (size_t)c * S, S, (float)mu);
     double var = ss / n;
     float is = (float)(1.0 / sqrt(var + eps));
     mean[c] = (float)mu;
@@ -63,13 +82,9 @@ void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const floa
   for (int c = 0; c < C; c++) {
     double sdy = 0.0, sdyx = 0.0;  /* sum dy, sum dy * xhat */
     float mu = mean[c], is = invstd[c];
-    for (int b = 0; b < B; b++) {
-      const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
-      for (int i = 0; i < S; i++) {
-        sdy += dy[i];
-        sdyx += (double)dy[i] * ((x[i] - mu) * is);
-      }
-    }
+    for (int b = 0; b < B; b++)
+      row_dsums(dout + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S, S, mu, &sdy, &sdyx);
+    sdyx *= is;
     if (dbias) dbias[c] += (float)sdy;
     if (dweight) dweight[c] += (float)sdyx;
     if (!din) continue;
@@ -80,7 +95,9 @@ void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const floa
     for (int b = 0; b < B; b++) {
       const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
       float *dx = din + b * plane + (size_t)c * S;
-      for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * is * mdyx);
+      float k = is * mdyx;
+#pragma omp simd
+      for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * k);
     }
   }
 }

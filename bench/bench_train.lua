@@ -1,0 +1,118 @@
+-- Training / inference throughput of the three reference models, our side.
+-- Run by bench/bench_train.sh next to bench_train.py (PyTorch); prints one
+-- "RESULT key=value ..." line per configuration for the shell script to join.
+--
+--   serlua bench/bench_train.lua --model cnn2d [--threads 1,2] [--amp] [--steps N] [--repeats R]
+--
+-- Train step = forward, cross-entropy, backward, AdamW step (batch 8). Times
+-- are medians over R repeats of N steps each (after warm-up), wall clock.
+local ser = require "ser"
+local T, F = ser.tensor, ser.nn.functional
+local cnn = require "ser.core.nn_cnn"
+
+local args = { model = "cnn2d", threads = "1,2", amp = false, steps = 5, repeats = 3 }
+local i = 1
+while i <= #arg do
+  local a = arg[i]
+  if a == "--amp" then args.amp = true
+  elseif a:match("^%-%-") and arg[i + 1] then
+    local key = a:sub(3)
+    if args[key] == nil then error("bench_train.lua: unknown option " .. a) end
+    args[key] = arg[i + 1]
+    i = i + 1
+  else error("bench_train.lua: unexpected argument " .. a) end
+  i = i + 1
+end
+args.steps, args.repeats = tonumber(args.steps), tonumber(args.repeats)
+
+local shapes = { cnn2d = { 1, 64, 251 }, crnn = { 1, 64, 251 }, cnn1d = { 1, 64000 } }
+local in_shape = shapes[args.model] or error("bench_train.lua: unknown model " .. args.model)
+local function batch_shape(b)
+  local s = { b }
+  for _, d in ipairs(in_shape) do s[#s + 1] = d end
+  return s
+end
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+-- seconds per call of fn: median over repeats of `steps` calls
+local function time_it(fn, steps, repeats)
+  fn(); fn() -- warm-up: scratch buffers, allocator, OpenMP pool
+  local per = {}
+  for r = 1, repeats do
+    collectgarbage()
+    local t0 = cnn.monotonic()
+    for _ = 1, steps do fn() end
+    per[r] = (cnn.monotonic() - t0) / steps
+  end
+  return median(per)
+end
+
+local function peak_rss_mb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmHWM:%s*(%d+)") or 0) / 1024
+end
+
+ser.manual_seed(0)
+local model = ser.models.create(args.model, { classes = 8 })
+local params = model:parameters()
+local opt_name, step
+local has_optim, optim = pcall(function() return ser.optim end)
+if has_optim and optim and optim.AdamW then
+  local opt = optim.AdamW(params, { lr = 1e-3, weight_decay = 1e-4 })
+  opt_name = "AdamW"
+  step = function() opt:step() end
+  function model.zero(_) opt:zero_grad() end
+else
+  -- ser.optim not built yet: the step is left out on our side and said so.
+  opt_name = "none (ser.optim missing)"
+  step = function() end
+  function model.zero(_) for _, p in ipairs(params) do p:zero_grad() end end
+end
+if args.amp then
+  ser.set_amp(true)
+  if not cnn.amp() then print("NOTE amp requested but unavailable; fp32") end
+end
+
+local x8, y8 = T.randn(batch_shape(8)), T.new { 1, 2, 3, 4, 5, 6, 7, 8 }
+-- The same mean cross-entropy written with tensor ops, for builds where
+-- F.cross_entropy cannot be used (SER_BENCH_ONEHOT_CE=1); costs the same on 8x8 logits.
+local onehot = T.zeros(8, 8)
+for r = 1, 8 do onehot[r][r] = 1 end
+local function loss_of(logits)
+  if os.getenv("SER_BENCH_ONEHOT_CE") == "1" then
+    return (logits:log_softmax(2) * onehot):sum():neg() / 8
+  end
+  return F.cross_entropy(logits, y8)
+end
+local x1 = T.randn(batch_shape(1))
+
+for th in tostring(args.threads):gmatch("%d+") do
+  ser.set_num_threads(tonumber(th))
+  model:train()
+  local _, peak0 = ser.memory()
+  ser.reset_peak_memory()
+  local live0 = ser.memory()
+  local train_s = time_it(function()
+    model:zero()
+    local loss = loss_of(model(x8))
+    loss:backward()
+    step()
+  end, args.steps, args.repeats)
+  local _, peak = ser.memory()
+  model:eval()
+  local infer8 = time_it(function() ser.no_grad(function() return model(x8) end) end, args.steps, args.repeats)
+  local infer1 = time_it(function() ser.no_grad(function() return model(x1) end) end, args.steps * 4, args.repeats)
+  print(("RESULT side=ours model=%s threads=%s amp=%s train=%.2f infer8=%.2f infer1=%.2f step_mb=%.1f rss_mb=%.0f opt=%s")
+    :format(args.model, th, tostring(cnn.amp()), 8 / train_s, 8 / infer8, 1 / infer1,
+      (peak - live0) / 2 ^ 20, peak_rss_mb(), opt_name:gsub(" ", "_")))
+  io.stdout:flush()
+  _ = peak0
+end

@@ -1,0 +1,72 @@
+"""Training / inference throughput of the three reference models, PyTorch side.
+
+Run by bench/bench_train.sh next to bench_train.lua (ours). Same protocol:
+train step = forward, cross-entropy, backward, AdamW step on batch 8; medians
+over R repeats of N steps after two warm-up calls; wall clock. Prints one
+"RESULT key=value ..." line per configuration.
+
+    OPENBLAS_NUM_THREADS=1 python3 bench/bench_train.py --model cnn2d --threads 1,2
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lua", "helpers"))
+import models_ref  # noqa: E402  (the PyTorch twins of ser.models)
+
+SHAPES = {"cnn2d": (1, 64, 251), "crnn": (1, 64, 251), "cnn1d": (1, 64000)}
+
+
+def time_it(fn, steps, repeats):
+    fn()
+    fn()
+    per = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        per.append((time.perf_counter() - t0) / steps)
+    return statistics.median(per)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cnn2d", choices=sorted(SHAPES))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    model = {"cnn2d": lambda: models_ref.CNN2D(8), "crnn": lambda: models_ref.CRNN(8),
+             "cnn1d": lambda: models_ref.CNN1D(8)}[a.model]()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    x8 = torch.randn(8, *SHAPES[a.model])
+    x1 = torch.randn(1, *SHAPES[a.model])
+    y8 = torch.arange(8)
+
+    def train_step():
+        opt.zero_grad()
+        F.cross_entropy(model(x8), y8).backward()
+        opt.step()
+
+    for th in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(th)
+        model.train()
+        train_s = time_it(train_step, a.steps, a.repeats)
+        model.eval()
+        with torch.no_grad():
+            infer8 = time_it(lambda: model(x8), a.steps, a.repeats)
+            infer1 = time_it(lambda: model(x1), a.steps * 4, a.repeats)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"RESULT side=torch model={a.model} threads={th} amp=false train={8 / train_s:.2f} "
+              f"infer8={8 / infer8:.2f} infer1={1 / infer1:.2f} step_mb=nan rss_mb={rss:.0f} opt=AdamW", flush=True)
+
+
+if __name__ == "__main__":
+    main()
