@@ -10,6 +10,7 @@
  *     A file from a newer serlua format is refused with a message saying so. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,8 +34,13 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char **err) {
       return cJSON_CreateNumber(v);
     }
     case LUA_TTABLE: break;
-    default: *err = lua_pushfstring(L, "a %s (only strings, numbers, booleans and tables)", luaL_typename(L, idx));
+    default: {
+      /* not pushed on the Lua stack: the callers' table traversals rely on its layout */
+      static _Thread_local char msg[96];
+      snprintf(msg, sizeof msg, "a %s (only strings, numbers, booleans and tables)", luaL_typename(L, idx));
+      *err = msg;
       return NULL;
+    }
   }
   if (depth >= JSON_MAX_DEPTH) {
     *err = "a table nested too deeply (a cycle?)";
