@@ -98,6 +98,43 @@ static void test_maxpool_nan_propagates(void **state) {
   ser_tensor_release(y);
 }
 
+/* The vectorised 2x2 path (16 windows per step plus a scalar tail) against a
+ * plain loop, with ties and NaNs planted: the same values and argmax indices. */
+static void test_maxpool_2x2_fast_path(void **state) {
+  (void)state;
+  const int B = 2, C = 3, H = 10, W = 71; /* OW = 35: two vector blocks and a tail of 3 */
+  ser_tensor *x = ser_tensor_empty(4, SER_DIMS(B, C, H, W)), *y = NULL, *idx = NULL;
+  ser_tensor_fill_normal(x, 0, 1, NULL);
+  float *d = ser_tensor_data(x);
+  for (int i = 0; i < B * C * H * W; i += 37) d[i] = NAN;
+  for (int i = 5; i < B * C * H * W; i += 23) d[i] = d[i - 1]; /* ties: the first one wins */
+  ser_pool_opts o = {{2, 2}, {0, 0}, {0, 0}};
+  assert_int_equal(ser_max_pool2d(&y, &idx, x, &o), 0);
+  const int OH = H / 2, OW = W / 2;
+  int bad = 0;
+  for (int p = 0; p < B * C; p++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        float best = -INFINITY;
+        int at = 0;
+        for (int h = 2 * oh; h < 2 * oh + 2; h++)
+          for (int w = 2 * ow; w < 2 * ow + 2; w++) {
+            float v = d[(p * H + h) * W + w];
+            if (isnan(best)) continue;
+            if (v > best || isnan(v) || (h == 2 * oh && w == 2 * ow)) best = v, at = h * W + w;
+          }
+        int oi = (p * OH + oh) * OW + ow;
+        float got = ser_tensor_data(y)[oi];
+        int same = isnan(best) ? isnan(got) : got == best;
+        if (!same || ser_tensor_data(idx)[oi] != (float)at) {
+          if (bad++ < 5) printf("  window %d: got %g at %g, want %g at %d\n", oi, got, ser_tensor_data(idx)[oi], best, at);
+        }
+      }
+  assert_int_equal(bad, 0);
+  ser_tensor *all[] = {x, y, idx};
+  release_all(all, sizeof all / sizeof *all);
+}
+
 static void test_avgpool(void **state) {
   (void)state;
   /* [1,1,4,4] ramp, kernel 2, stride 2 -> means of 2x2 blocks; padded case
@@ -174,7 +211,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_maxpool2d_parity),      cmocka_unit_test(test_adaptive2d_parity),
       cmocka_unit_test(test_adaptive1d_parity),     cmocka_unit_test(test_maxpool_padding_stride_1d),
-      cmocka_unit_test(test_maxpool_nan_propagates), cmocka_unit_test(test_avgpool),
+      cmocka_unit_test(test_maxpool_nan_propagates), cmocka_unit_test(test_maxpool_2x2_fast_path),
+      cmocka_unit_test(test_avgpool),
       cmocka_unit_test(test_adaptive_general_size), cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
