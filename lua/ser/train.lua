@@ -18,6 +18,13 @@ M.defaults = {
   min_epochs = 1, name = nil,
 }
 
+-- Every option fit knows (those defaulting to nil included).
+M.known = {}
+for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
+  "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name" } do
+  M.known[k] = true
+end
+
 local CHECKS = {
   epochs = "posint", batch = "posint", lr = "posnum", weight_decay = "nonneg",
   label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false", min_epochs = "posint",
@@ -27,9 +34,9 @@ local function check_opts(opts)
   local o = {}
   for k, v in pairs(M.defaults) do o[k] = v end
   for k, v in pairs(opts or {}) do
-    if M.defaults[k] == nil and not M.passthrough[k] then
+    if not M.known[k] and not M.passthrough[k] then
       local names = {}
-      for n in pairs(M.defaults) do names[#names + 1] = n end
+      for n in pairs(M.known) do names[#names + 1] = n end
       for n in pairs(M.passthrough) do names[#names + 1] = n end
       table.sort(names)
       error(("ser.train.fit: unknown option '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")), 3)
@@ -102,6 +109,17 @@ local function snapshot(model)
   return copy
 end
 
+-- The penultimate representation: model:embed(x) when the model has one,
+-- else for a Sequential the output of every layer but the last.
+function M.embed(model, x)
+  if type(model.embed) == "function" then return model:embed(x) end
+  if model.__name == "Sequential" and model:len() >= 2 then
+    for i = 1, model:len() - 1 do x = model:get(i)(x) end
+    return x
+  end
+  error(("ser.train: %s has no embed(x) method, so embeddings cannot be computed"):format(model.__name), 0)
+end
+
 -- Runs the model over a loader without gradients; returns logits rows,
 -- targets, mean loss, and embeddings rows when asked.
 function M.evaluate(model, loader, criterion, opts)
@@ -123,7 +141,7 @@ function M.evaluate(model, loader, criterion, opts)
       end
       n = n + #ys
       if opts.embeddings then
-        for _, r in ipairs(model:embed(b.x):totable()) do embeds[#embeds + 1] = r end
+        for _, r in ipairs(M.embed(model, b.x):totable()) do embeds[#embeds + 1] = r end
       end
     end
   end)
@@ -212,7 +230,13 @@ function M.fit(model, parts, opts)
           :format(tostring(lv), epoch, i, n_batches, best.epoch) })
       end
       loss:backward()
-      if o.clip then ser.optim.clip_grad_norm(params, o.clip) end
+      -- The norm is computed even without clipping: a NaN/inf gradient stops
+      -- training before the step, so the weights stay finite.
+      local norm = ser.optim.clip_grad_norm(params, o.clip or math.huge)
+      if norm ~= norm or norm == math.huge then
+        error({ stop = ("gradient norm is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
+          :format(tostring(norm), epoch, i, n_batches, best.epoch) })
+      end
       lr = opt:get_lr()
       opt:step()
       if sched and sched_unit ~= "epoch" then sched:step() end

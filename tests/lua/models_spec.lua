@@ -2,6 +2,10 @@
 -- shapes checked against tests/lua/helpers/models_ref.py when python3-torch
 -- is installed), forward shapes, embed(), and each model overfitting a tiny batch.
 local ser = require "ser"
+-- Opening ser.core.audio pins ser.so (RTLD_NODELETE): without that, lua5.4's
+-- dlclose at exit unmaps the code of live OpenMP worker threads (segfault).
+-- The pin belongs in luaopen_ser; until the lead moves it there, this does it.
+require "ser.core.audio"
 local T, F = ser.tensor, ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"

@@ -1,6 +1,10 @@
 -- nn.Module base and layer classes: names, order, state dicts, modes,
 -- initialisation, printing, errors.
 local ser = require "ser"
+-- Opening ser.core.audio pins ser.so (RTLD_NODELETE): without that, lua5.4's
+-- dlclose at exit unmaps the code of live OpenMP worker threads (segfault).
+-- The pin belongs in luaopen_ser; until the lead moves it there, this does it.
+require "ser.core.audio"
 local nn = ser.nn
 local T = ser.tensor
 
@@ -181,14 +185,15 @@ describe("nn layers forward", function()
     local m = small()
     local y = m(T.randn(2, 1, 9, 11))
     assert.are.same({ 2, 3 }, y:shape())
+    local rm = flat(m:get(2).running_mean)
     local s = m:summary({ 2, 1, 9, 11 })
     assert.matches("0 %(Conv2d%)%s+%[2,4,9,11%]%s+40", s)
     assert.matches("3 %(MaxPool2d%)%s+%[2,4,4,5%]%s+0", s)
     assert.matches("6 %(Linear%)%s+%[2,3%]%s+15", s)
-    assert.matches("Total params: 67", s)
+    assert.matches("Total params: 63", s)
     -- summary runs in eval mode and restores the mode; running stats untouched
     assert.is_true(m.training)
-    assert.are.same({ 0, 0, 0, 0 }, flat(m:get(2).running_mean))
+    assert.are.same(rm, flat(m:get(2).running_mean))
   end)
 
   it_cnn("updates BatchNorm running statistics and num_batches_tracked only in train mode", function()

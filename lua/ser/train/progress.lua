@@ -5,17 +5,28 @@ local M = {}
 
 -- Wall-clock seconds with sub-second resolution. Lua's os.time counts whole
 -- seconds and os.clock counts CPU time of all threads; prefer ser.time when
--- the binding has it, else Linux's /proc/uptime (10 ms ticks).
+-- the core has one, else the CNN binding's monotonic clock, else Linux's
+-- /proc/uptime (10 ms ticks).
+local clock_fn
 function M.now()
+  if clock_fn then return clock_fn() end
   local ok, ser = pcall(require, "ser")
-  if ok and type(ser) == "table" and rawget(ser, "time") then return ser.time() end
-  local f = io.open("/proc/uptime", "r")
-  if f then
-    local t = f:read("n")
-    f:close()
-    if t then return t end
+  if ok and type(ser) == "table" and rawget(ser, "time") then
+    clock_fn = ser.time
+  else
+    local ok2, cnn = pcall(require, "ser.core.nn_cnn")
+    if ok2 and type(cnn) == "table" and cnn.monotonic then
+      clock_fn = cnn.monotonic
+    else
+      clock_fn = function()
+        local f = io.open("/proc/uptime", "r")
+        local t = f and f:read("n")
+        if f then f:close() end
+        return t or os.time()
+      end
+    end
   end
-  return os.time()
+  return clock_fn()
 end
 
 local tty_cache
