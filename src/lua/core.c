@@ -1,5 +1,6 @@
 /* ser.core.base: process-wide switches — seed, grad mode, threads, memory, version. */
 #include <signal.h>
+#include <string.h>
 
 #include "luat.h"
 
@@ -69,8 +70,13 @@ static int l_op_names(lua_State *L) {
 }
 
 /* SIGINT -> a flag the training loop polls, so Ctrl-C stops after the batch.
- * A second Ctrl-C restores the default handler's effect (terminates). */
+ * A second Ctrl-C while the flag is still set terminates, as users expect.
+ * catch_interrupt(false) puts back whatever handler was there before (the
+ * REPL's own, for instance), not the default one. */
 static volatile sig_atomic_t interrupted;
+static struct sigaction previous_sigint;
+static int catching;
+
 static void on_sigint(int sig) {
   if (interrupted) {
     signal(sig, SIG_DFL);
@@ -83,7 +89,17 @@ static void on_sigint(int sig) {
 static int l_catch_interrupt(lua_State *L) {
   int on = lua_toboolean(L, 1);
   interrupted = 0;
-  signal(SIGINT, on ? on_sigint : SIG_DFL);
+  if (on && !catching) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &previous_sigint);
+    catching = 1;
+  } else if (!on && catching) {
+    sigaction(SIGINT, &previous_sigint, NULL);
+    catching = 0;
+  }
   return 0;
 }
 
