@@ -119,6 +119,20 @@ static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_
     if (r <= 0) break;
     got += r;
   }
+  /* libsndfile reads what is there of a cut-off file without failing: a WAV
+   * whose data chunk is shorter than its header says shows up only in the
+   * log ("data : 32000 (should be 16000)"), a damaged FLAC as "ERROR : ...". */
+  char log[8192];
+  log[0] = 0;
+  sf_command(f, SFC_GET_LOG_INFO, log, sizeof log);
+  for (char *line = log; line && *line;) {
+    char *next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    int chunk = !strncmp(line, "data", 4) || !strncmp(line, "SSND", 4);
+    if ((chunk && strstr(line, "(should be")) || !strncmp(line, "ERROR", 5))
+      return ser_error(SER_EFORMAT, "cannot decode '%s': truncated or corrupt (libsndfile: \"%s\")", path, line);
+    line = next;
+  }
   int err = sf_error(f);
   if (err != SF_ERR_NO_ERROR)
     return ser_error(SER_EFORMAT, "cannot decode '%s': %s after %lld frames (corrupt or truncated file)", path,
