@@ -97,7 +97,8 @@ end
 function H.err(fn, ...)
   local ok, msg = pcall(fn, ...)
   assert(not ok, "expected an error, got success")
-  return (tostring(msg):gsub("^[^\n]-:%d+: ", ""))
+  local m = tostring(msg)
+  return (m:gsub("^[^\n ]-%.lua:%d+: ", ""):gsub("^%[string [^\n]-%]:%d+: ", ""))
 end
 
 -- A number out of whatever a reduction returned (a Lua number or a 0-d tensor).
