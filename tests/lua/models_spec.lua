@@ -108,8 +108,8 @@ describe("ser.models", function()
   end
 
   for _, case in ipairs {
-    { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 32, 24 }, 3e-3 },
-    { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 32, 24 }, 3e-3 },
+    { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 16, 16 }, 3e-3 },
+    { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 8, 1, 400 }, 3e-3 },
   } do
     it_run(case[1] .. " overfits a tiny batch", function()

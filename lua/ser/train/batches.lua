@@ -109,14 +109,16 @@ function M.transform(kind, wav)
   return ser.features[kind](wav, {})
 end
 
--- "reference" = the notebook's augmentation recipe from ser.augment; a
--- function or chain is used as given.
-function M.augment_spec(a)
+-- "reference" = the notebook's augmentation recipe (gain, noise, pitch on
+-- the waveform; one time and one frequency mask on spectrogram features).
+-- Anything else (a recipe table, a function, a chain) is handed to the loader
+-- as given. Returns augment, spec_augment.
+function M.augment_spec(a, kind)
   if a == "reference" then
-    local ser = require "ser"
-    return ser.augment.reference()
+    local data = require "ser.data"
+    return data.reference_augment, kind ~= "waveform" and data.reference_spec_augment or nil
   end
-  return a
+  return a, nil
 end
 
 -- Builds the three loaders and the class list from fit's parts and options.
@@ -133,9 +135,12 @@ function M.loaders(parts, o, model)
     elseif is_part(p) then
       if #p.items > 0 then
         local ser = require "ser"
+        local kind = o.features or model.input
+        local aug, spec_aug
+        if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind) end
         out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
-          seconds = o.seconds, sr = o.sr, features = M.feature_spec(o.features or model.input),
-          augment = name == "train" and M.augment_spec(o.augment) or nil, name = name })
+          seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
+          spec_augment = spec_aug, name = name })
       end
       classes = classes or p.classes
     elseif is_loader(p) then
