@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "audio/corpus_prefetch.h"
 #include "audio/io.h"
 #include "audio/synth.h"
 #include "io/corpus_walk.h"
@@ -202,12 +205,211 @@ static int l_fit_rows(lua_State *L) {
   return 1;
 }
 
+/* ---- prefetch: the loader's background worker (src/audio/corpus_prefetch.c) ---- */
+
+#define PREFETCH_MT "ser.data.Prefetch"
+
+typedef struct {
+  ser_prefetch *pf;
+} prefetch_box;
+
+static double field_num(lua_State *L, int t, const char *key, double def, const char *where) {
+  lua_getfield(L, t, key);
+  double v = def;
+  if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "prefetch: %s field '%s' must be a number, got %s", where, key, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Like field_num, but false switches a dB step off (NAN), as in ser.features. */
+static double field_db(lua_State *L, int t, const char *key, double def) {
+  lua_getfield(L, t, key);
+  double v = def;
+  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) v = NAN;
+  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "prefetch: feature option '%s' must be a number (dB) or false", key);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int field_bool(lua_State *L, int t, const char *key, int def) {
+  lua_getfield(L, t, key);
+  int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *field_str(lua_State *L, int t, const char *key, const char *def) {
+  lua_getfield(L, t, key);
+  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
+  lua_pop(L, 1);
+  if (!v) luaL_error(L, "prefetch: feature option '%s' must be a string", key);
+  return v;
+}
+
+/* Feature options with ser.features' names and defaults (src/lua/features.c read_opts);
+ * the loader spec checks that both give the same features. */
+static ser_feat_opts read_feat_opts(lua_State *L, int t, int is_mfcc) {
+  ser_feat_opts o = ser_feat_opts_default();
+  if (lua_isnil(L, t)) {
+    if (is_mfcc) o.top_db = 80.0, o.floor_db = NAN;
+    else o.top_db = NAN;
+    return o;
+  }
+  o.sr = (int)field_num(L, t, "sr", o.sr, "feature");
+  o.n_fft = (int)field_num(L, t, "n_fft", o.n_fft, "feature");
+  if ((int)field_num(L, t, "win_length", o.n_fft, "feature") != o.n_fft)
+    luaL_error(L, "prefetch: win_length must equal n_fft (the only case implemented)");
+  o.hop = (int)field_num(L, t, "hop", o.hop, "feature");
+  o.n_mels = (int)field_num(L, t, "n_mels", o.n_mels, "feature");
+  o.fmin = field_num(L, t, "fmin", o.fmin, "feature");
+  o.fmax = field_num(L, t, "fmax", o.sr / 2.0 < o.fmax ? o.sr / 2.0 : o.fmax, "feature");
+  const char *scale = field_str(L, t, "mel_scale", "htk"), *norm = field_str(L, t, "norm", "none");
+  if (strcmp(scale, "htk") && strcmp(scale, "slaney")) luaL_error(L, "prefetch: mel_scale must be 'htk' or 'slaney', got '%s'", scale);
+  if (strcmp(norm, "none") && strcmp(norm, "slaney")) luaL_error(L, "prefetch: norm must be 'none' or 'slaney', got '%s'", norm);
+  o.htk = !strcmp(scale, "htk");
+  o.slaney_norm = !strcmp(norm, "slaney");
+  o.power = field_num(L, t, "power", o.power, "feature");
+  o.top_db = field_db(L, t, "top_db", is_mfcc ? 80.0 : NAN);
+  o.floor_db = field_db(L, t, "floor", is_mfcc ? NAN : o.floor_db);
+  o.normalize = field_bool(L, t, "normalize", o.normalize);
+  o.n_mfcc = (int)field_num(L, t, "n_mfcc", is_mfcc ? o.n_mfcc : 1, "feature");
+  o.log_mels = field_bool(L, t, "log_mels", 0);
+  return o;
+}
+
+/* prefetch(wav [N, T], recipe) -> worker. recipe = {sr =, steps = {{kind = "gain", p =, a =, b =},
+ * {kind = "speed", p =, factors = {...}}, ...}, features = "waveform"|"logmel"|"mfcc",
+ * fopts = {...}, time_masks =, time_width =, freq_masks =, freq_width =, mask_p =, mask_value =}. */
+static int l_prefetch(lua_State *L) {
+  ser_tensor *wav = ser_lua_checktensor(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ser_pf_recipe r;
+  memset(&r, 0, sizeof r);
+  r.sr = (int)field_num(L, 2, "sr", 16000, "recipe");
+  const char *feat = field_str(L, 2, "features", "waveform");
+  r.features = !strcmp(feat, "waveform") ? 0 : !strcmp(feat, "logmel") ? 1 : !strcmp(feat, "mfcc") ? 2 : -1;
+  if (r.features < 0) return luaL_error(L, "prefetch: features '%s' unknown (waveform, logmel, mfcc)", feat);
+  lua_getfield(L, 2, "fopts");
+  r.fopts = read_feat_opts(L, lua_gettop(L), r.features == 2);
+  lua_pop(L, 1);
+  r.time_masks = (int)field_num(L, 2, "time_masks", 0, "recipe");
+  r.time_width = (int)field_num(L, 2, "time_width", 0, "recipe");
+  r.freq_masks = (int)field_num(L, 2, "freq_masks", 0, "recipe");
+  r.freq_width = (int)field_num(L, 2, "freq_width", 0, "recipe");
+  r.mask_p = (float)field_num(L, 2, "mask_p", 1, "recipe");
+  r.mask_value = (float)field_num(L, 2, "mask_value", 0, "recipe");
+  lua_getfield(L, 2, "steps");
+  int steps = lua_gettop(L);
+  if (!lua_isnil(L, steps)) {
+    luaL_checktype(L, steps, LUA_TTABLE);
+    r.n_steps = (int)lua_rawlen(L, steps);
+    if (r.n_steps > SER_PF_MAX_STEPS) return luaL_error(L, "prefetch: %d steps, at most %d", r.n_steps, SER_PF_MAX_STEPS);
+    static const char *const kinds[] = { "gain", "noise", "noise_snr", "pitch", "speed", "shift", NULL };
+    for (int i = 0; i < r.n_steps; i++) {
+      lua_rawgeti(L, steps, i + 1);
+      int t = lua_gettop(L);
+      if (!lua_istable(L, t)) return luaL_error(L, "prefetch: step %d must be a table", i + 1);
+      const char *k = field_str(L, t, "kind", "");
+      int kind = -1;
+      for (int j = 0; kinds[j]; j++)
+        if (!strcmp(kinds[j], k)) kind = j;
+      if (kind < 0) return luaL_error(L, "prefetch: step %d kind '%s' unknown (gain, noise, noise_snr, pitch, speed, shift)", i + 1, k);
+      ser_pf_step *st = &r.steps[i];
+      st->kind = (ser_pf_kind)kind;
+      st->p = (float)field_num(L, t, "p", 1, "step");
+      st->a = (float)field_num(L, t, "a", 0, "step");
+      st->b = (float)field_num(L, t, "b", 0, "step");
+      st->roll = field_bool(L, t, "roll", 0);
+      lua_getfield(L, t, "factors");
+      if (lua_istable(L, -1)) {
+        st->nf = (int)lua_rawlen(L, -1);
+        if (st->nf > SER_PF_MAX_FACTORS) return luaL_error(L, "prefetch: step %d has %d speed factors, at most %d", i + 1, st->nf, SER_PF_MAX_FACTORS);
+        for (int j = 0; j < st->nf; j++) {
+          lua_rawgeti(L, -1, j + 1);
+          st->factors[j] = (float)lua_tonumber(L, -1);
+          lua_pop(L, 1);
+        }
+      }
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+  /* the box exists (empty) before the worker does, so a failure leaks nothing */
+  prefetch_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->pf = NULL;
+  luaL_setmetatable(L, PREFETCH_MT);
+  if (ser_prefetch_new(&box->pf, wav, &r) < 0) return ser_lua_fail(L, "prefetch");
+  return 1;
+}
+
+static prefetch_box *check_prefetch(lua_State *L) {
+  prefetch_box *b = luaL_checkudata(L, 1, PREFETCH_MT);
+  if (!b->pf) luaL_error(L, "prefetch: the worker was closed");
+  return b;
+}
+
+/* pf:submit(rows (1-based), seed) */
+static int l_pf_submit(lua_State *L) {
+  prefetch_box *b = check_prefetch(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer seed = luaL_checkinteger(L, 3);
+  int count = (int)lua_rawlen(L, 2);
+  if (count < 1) return luaL_error(L, "prefetch: empty batch");
+  int64_t *rows = lua_newuserdatauv(L, (size_t)count * sizeof *rows, 0);
+  for (int i = 0; i < count; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    int ok = 0;
+    lua_Integer r = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok) return luaL_error(L, "prefetch: batch entry %d is not a whole number", i + 1);
+    rows[i] = r - 1;
+  }
+  if (ser_prefetch_submit(b->pf, rows, count, (uint64_t)seed) < 0) return ser_lua_fail(L, "prefetch");
+  return 0;
+}
+
+/* pf:next() -> tensor of the oldest submitted batch (waits for it). */
+static int l_pf_next(lua_State *L) {
+  prefetch_box *b = check_prefetch(L);
+  ser_tensor *out;
+  if (ser_prefetch_next(b->pf, &out) < 0) return ser_lua_fail(L, "prefetch");
+  ser_lua_pushtensor(L, out);
+  return 1;
+}
+
+static int l_pf_pending(lua_State *L) {
+  prefetch_box *b = check_prefetch(L);
+  lua_pushinteger(L, ser_prefetch_pending(b->pf));
+  return 1;
+}
+
+static int l_pf_close(lua_State *L) {
+  prefetch_box *b = luaL_checkudata(L, 1, PREFETCH_MT);
+  ser_prefetch_free(b->pf);
+  b->pf = NULL;
+  return 0;
+}
+
 int ser_lua_open_data(lua_State *L) {
   static const luaL_Reg fns[] = {
     { "walk", l_walk }, { "synth", l_synth }, { "save_rows", l_save_rows }, { "gather", l_gather },
     { "cat_rows", l_cat_rows },
-    { "stack", l_stack },  { "fit_rows", l_fit_rows }, { NULL, NULL },
+    { "stack", l_stack },  { "fit_rows", l_fit_rows }, { "prefetch", l_prefetch }, { NULL, NULL },
   };
+  static const luaL_Reg pf_methods[] = {
+    { "submit", l_pf_submit }, { "next", l_pf_next }, { "pending", l_pf_pending }, { "close", l_pf_close }, { NULL, NULL },
+  };
+  if (luaL_newmetatable(L, PREFETCH_MT)) {
+    luaL_newlib(L, pf_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_pf_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_pf_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, fns);
   lua_pushinteger(L, SER_SYNTH_EMOTIONS);
   lua_setfield(L, -2, "synth_emotions");

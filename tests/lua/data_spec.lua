@@ -437,6 +437,105 @@ describe("ser.data.loader", function()
   end)
 end)
 
+describe("ser.data.loader background worker", function()
+  local core = require "ser.core.data"
+  local syn, train
+  setup(function()
+    syn = data.synthetic{ speakers = 4, per_class = 2, classes = 4, seconds = 1.0, seed = 8 }
+    train = syn:subset(function(it) return it.speaker <= 3 end, "train")
+  end)
+  local function sums(L, epoch, limit)
+    local out = {}
+    for b in L:iter(epoch) do
+      out[#out + 1] = num(b.x:sum())
+      if limit and #out >= limit then break end
+    end
+    return out
+  end
+  local aug = { { "gain", lo = 0.7, hi = 1.3 }, { "noise", std = 0.01, p = 0.5 }, { "pitch", semitones = 2, p = 0.5 },
+    { "speed", factors = { 0.9, 1.1 }, p = 0.5 }, { "shift", seconds = 0.05, p = 0.5 } }
+
+  it("gives the same batches prefetched and synchronous, new ones each epoch", function()
+    if not ser.features then pending("ser.features is not built yet") return end
+    local opts = { batch = 4, shuffle = true, seed = 5, seconds = 1.0, transform = "logmel", augment = aug,
+      spec_augment = { time_masks = 1, time_width = 10, freq_masks = 1, freq_width = 6 } }
+    local A = data.loader(train, opts)
+    opts.prefetch = false
+    local B = data.loader(train, opts)
+    assert.matches("background worker", tostring(A))
+    local a1, b1 = sums(A, 1), sums(B, 1)
+    assert.are.equal(6, #a1)
+    assert.are.same(a1, b1)
+    assert.are_not.same(a1, sums(A, 2))
+    assert.are.same(a1, sums(A, 1)) -- (seed, epoch) decides, not how often it ran
+  end)
+  it("survives a loop left early and closing", function()
+    if not ser.features then pending("ser.features is not built yet") return end
+    local L = data.loader(train, { batch = 2, seconds = 1.0, transform = "mfcc", augment = aug, seed = 1 })
+    local first = sums(L, 1, 1)
+    assert.are.same(first, sums(L, 1, 1)) -- the batches left behind were drained, not returned
+    L:close()
+    assert.are.same(first, sums(L, 1, 1)) -- a new worker starts on demand
+    L:close()
+    L = nil
+    collectgarbage()
+  end)
+  it("masks the features it reports", function()
+    if not ser.features then pending("ser.features is not built yet") return end
+    local L = data.loader(train, { batch = 24, seconds = 1.0, transform = { kind = "logmel", normalize = false },
+      spec_augment = { time_masks = 2, time_width = 20, freq_masks = 0, value = -123 } })
+    local x = L:iter()().x:totable()
+    local masked_clips = 0
+    for _, ex in ipairs(x) do
+      local m = ex[1]
+      local cols = 0
+      for t = 1, #m[1] do
+        local all = true
+        for f = 1, #m do if m[f][t] ~= -123 then all = false break end end
+        if all then cols = cols + 1 end
+      end
+      assert.is_true(cols <= 40)
+      if cols > 0 then masked_clips = masked_clips + 1 end
+    end
+    assert.is_true(masked_clips >= 12, "only " .. masked_clips .. " of 24 clips were masked")
+  end)
+  it("computes the same features as ser.features with the same options", function()
+    if not ser.features then pending("ser.features is not built yet") return end
+    local wav = core.gather(syn.audio, { 1, 2, 3 })
+    for _, case in ipairs({ { "logmel", {} }, { "logmel", { n_mels = 40, hop = 160, normalize = false, floor = false } },
+      { "mfcc", { n_mfcc = 13 } }, { "logmel", { mel_scale = "slaney", norm = "slaney", top_db = 60 } } }) do
+      local kind, fo = case[1], case[2]
+      local pf = core.prefetch(syn.audio, { sr = 16000, features = kind, fopts = fo })
+      pf:submit({ 1, 2, 3 }, 1)
+      local got = pf:next()
+      pf:close()
+      local want = ser.features[kind](wav, fo)
+      assert.are.same(want:shape(), got:shape())
+      assert.are.equal(0, num((want - got):abs():max()), kind)
+    end
+  end)
+  it("rejects bad recipes with clear messages", function()
+    assert.has_error(function() data.loader(train, { augment = { { "echo" } } }) end,
+      "loader: augment step 1 kind 'echo' is unknown (gain, noise, pitch, speed, shift)")
+    assert.has_error(function() data.loader(train, { augment = { { "gain", lo = 1.2, hi = 0.8 } } }) end,
+      "loader: augment step 1 (gain): lo 1.2 > hi 0.8")
+    assert.has_error(function() data.loader(train, { augment = { { "pitch", semitones = 20 } } }) end,
+      "loader: augment step 1 (pitch): semitones must be a number in 0..12, got 20")
+    assert.has_error(function() data.loader(train, { augment = { { "noise", sdt = 1 } } }) end,
+      "loader: augment step 1 (noise) has an unknown field 'sdt'")
+    assert.has_error(function() data.loader(train, { spec_augment = { time_masks = 1 } }) end)
+    assert.has_error(function() data.loader(train, { transform = "logmel", spec_augment = { widht = 3 } }) end)
+    assert.has_error(function() data.loader(train, { augment = aug, cache = true }) end)
+    assert.has_error(function() core.prefetch(syn.audio, { features = "cqt" }) end,
+      "prefetch: features 'cqt' unknown (waveform, logmel, mfcc)")
+    local pf = core.prefetch(syn.audio, { sr = 16000 })
+    assert.has_error(function() pf:submit({ 0 }, 1) end)
+    assert.has_error(function() pf:next() end, "prefetch: no batch was submitted")
+    pf:close()
+    assert.has_error(function() pf:submit({ 1 }, 1) end, "prefetch: the worker was closed")
+  end)
+end)
+
 describe("scripts/fetch-ravdess.sh", function()
   local have = sh("command -v curl >/dev/null && command -v unzip >/dev/null && command -v zip >/dev/null && command -v md5sum >/dev/null")
   local function md5(path)

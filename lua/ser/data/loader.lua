@@ -1,14 +1,16 @@
 -- ser.data.loader(part, opts): batches {x, y, paths, index} over a corpus part.
 --
 -- Audio is decoded and resampled once (ser.audio.load_many) into one [N, T] matrix kept in
--- memory; a synthetic corpus hands over its rendered matrix directly. Per batch the rows are
--- gathered, augmented (training) and turned into features; without augmentation the features
--- are deterministic, so they are computed once for the whole part (batched, threaded in C)
--- and later epochs only gather rows. Shuffling is a seeded permutation per epoch.
---
--- Work happens synchronously on the calling thread, batched: the feature code threads over
--- the clips of a batch. (A background C prefetch of augmented batches is not done: see
--- docs/data.md.)
+-- memory; a synthetic corpus hands over its rendered matrix directly. Then, per batch:
+--   * no augmentation and a feature spec (or cache = true): features of every clip are
+--     computed once (batched, threaded) and later epochs only gather rows;
+--   * an augmentation recipe (a list of steps, see recipe.lua) and/or SpecAugment masks: a C
+--     worker thread (src/audio/corpus_prefetch.c) augments and featurises batch k+2 while
+--     the trainer works on batch k; results depend on (seed, epoch, batch) only;
+--   * an augmentation *function* (Lua): applied on the calling thread, batch by batch.
+-- Shuffling is a seeded permutation per epoch.
+local recipe = require "ser.data.recipe"
+
 local M = {}
 
 local Loader = {}
@@ -16,23 +18,20 @@ Loader.__index = Loader
 Loader.__name = "ser.data.Loader"
 
 local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = true, transform = true,
-  features = true, augment = true, drop_last = true, cache = true, name = true, classes = true }
+  features = true, augment = true, spec_augment = true, drop_last = true, cache = true, name = true,
+  classes = true, prefetch = true }
 
-local function callable(f)
-  if type(f) == "function" then return true end
-  local mt = getmetatable(f)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
 -- The feature step: nil/"waveform" -> [B, 1, T]; "logmel"/"mfcc" or {kind = "logmel", n_mels = ...}
 -- -> ser.features.<kind>(wav [B, T], opts) = [B, 1, F, frames]; a function -> whatever it returns.
--- Returns fn, deterministic, description.
+-- Returns fn, spec (nil for a function), description.
 local function make_transform(spec)
   if spec == nil or spec == "waveform" or (type(spec) == "table" and spec.kind == "waveform") then
     return function(w)
       local s = w:shape()
       return w:view(s[1], 1, s[2])
-    end, true, "waveform"
+    end, { kind = "waveform" }, "waveform"
   end
   if type(spec) == "string" then spec = { kind = spec } end
   if type(spec) == "table" and spec.kind then
@@ -44,9 +43,9 @@ local function make_transform(spec)
     return function(w)
       local ser = require "ser"
       return ser.features[kind](w, fopts)
-    end, true, kind
+    end, { kind = kind, fopts = fopts }, kind
   end
-  if callable(spec) then return spec, false, "function" end
+  if recipe.callable(spec) then return spec, nil, "function" end
   error(("loader: transform must be \"waveform\", \"logmel\", \"mfcc\", {kind = ..., options} or a function, got %s")
     :format(type(spec)), 3)
 end
@@ -79,19 +78,42 @@ function M.loader(part, opts)
   if type(seconds) ~= "number" or seconds <= 0 then
     error(("loader: seconds must be a positive number, got %s"):format(tostring(seconds)), 2)
   end
-  if opts.augment ~= nil and not callable(opts.augment) then
-    error(("loader: augment must be a function or a callable chain (ser.augment.chain), got %s"):format(type(opts.augment)), 2)
-  end
-  local transform, deterministic, kind = make_transform(opts.transform or opts.features)
+  local transform, tspec, kind = make_transform(opts.transform or opts.features)
   local self = setmetatable({
     part = part, items = part.items, classes = part.classes, n = #part.items, batch = batch,
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
-    samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind, augment = opts.augment,
+    samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
   }, Loader)
-  -- features can be cached when nothing random happens between the waveform and the model
+  -- augmentation: a recipe (data) runs in the C worker; a function runs here
+  local steps = recipe.steps(opts.augment, sr, 2)
+  local masks = recipe.masks(opts.spec_augment, 2)
+  if opts.augment ~= nil and not steps then
+    if not recipe.callable(opts.augment) then
+      error(("loader: augment must be a list of steps ({{\"gain\", lo = 0.8, hi = 1.2}, ...}), a chain or a function, got %s")
+        :format(type(opts.augment)), 2)
+    end
+    self.augment_fn = opts.augment
+  end
+  if masks and (self.augment_fn or not tspec or tspec.kind == "waveform") then
+    error("loader: spec_augment needs spectral features from a feature spec (transform = \"logmel\" or \"mfcc\") "
+      .. "and augmentation given as a list of steps, not a function", 2)
+  end
+  self.random = (steps and #steps > 0) or masks ~= nil or self.augment_fn ~= nil
   self.cache = opts.cache
-  if self.cache == nil then self.cache = deterministic and opts.augment == nil end
+  if self.cache == nil then self.cache = tspec ~= nil and not self.random end
+  if self.cache and self.random then
+    error("loader: cache = true would freeze the random augmentation; leave cache unset for augmented loaders", 2)
+  end
+  if (steps and #steps > 0) or masks then
+    -- the worker computes spec features itself; a Lua transform is applied to its waveforms
+    local in_c = tspec and tspec.kind ~= "waveform"
+    self.recipe = { sr = sr, steps = steps or {}, features = in_c and tspec.kind or "waveform",
+      fopts = in_c and tspec.fopts or nil }
+    if masks then for k, v in pairs(masks) do self.recipe[k] = v end end
+    self.post = not in_c and tspec == nil and transform or nil
+    self.depth = opts.prefetch == false and 1 or PREFETCH_DEPTH
+  end
   return self
 end
 
@@ -130,29 +152,19 @@ function Loader:waveforms()
     end
     local paths = {}
     for i, it in ipairs(self.items) do paths[i] = it.path end
-    local lopts = { sr = self.sr, mono = true, seconds = self.seconds, stack = true }
     local list, err
     if audio.load_many then
-      list, err = audio.load_many(paths, lopts)
+      list, err = audio.load_many(paths, { sr = self.sr, mono = true, seconds = self.seconds, stack = true })
       if not list then error(("loader %s: %s"):format(self.name, tostring(err)), 2) end
     else
       list = {}
       for i, p in ipairs(paths) do
-        local w, msg = audio.load(p, lopts)
+        local w, msg = audio.load(p, { sr = self.sr, mono = true, seconds = self.seconds })
         if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 2) end
         list[i] = w
       end
     end
-    if type(list) == "table" and getmetatable(list) == nil then
-      for i = 1, self.n do
-        if type(list[i]) ~= "userdata" then
-          error(("loader %s: %s did not decode: %s"):format(self.name, paths[i], tostring(list[i])), 2)
-        end
-      end
-      wav = data.stack(list)
-    else
-      wav = list
-    end
+    wav = type(list) == "table" and data.stack(list) or list
   end
   if wav:shape()[2] ~= self.samples then wav = data.fit_rows(wav, self.samples) end
   self.wav = wav
@@ -167,8 +179,7 @@ function Loader:features()
   for start = 1, self.n, chunk do
     local rows = {}
     for i = start, math.min(self.n, start + chunk - 1) do rows[#rows + 1] = i end
-    local x = self.transform(data.gather(wav, rows))
-    chunks[#chunks + 1] = x:contiguous()
+    chunks[#chunks + 1] = self.transform(data.gather(wav, rows)):contiguous()
   end
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
   return self.feats
@@ -188,6 +199,18 @@ function Loader:order(epoch)
   return order
 end
 
+-- Rows of batch b (1-based) in an epoch's order.
+function Loader:batch_rows(order, b)
+  local rows = {}
+  for i = (b - 1) * self.batch + 1, math.min(self.n, b * self.batch) do rows[#rows + 1] = order[i] end
+  return rows
+end
+
+-- The augmentation seed of a batch: a function of (seed, epoch, batch) only.
+function Loader:batch_seed(epoch, b)
+  return ((self.seed * 1000003 + epoch) * 65537 + b) & 0x7fffffffffffffff
+end
+
 -- for b in loader:iter([epoch]) do ... end; b = {x =, y =, paths =, index =, epoch =, batch =}.
 -- Without an epoch argument each call starts the next epoch.
 function Loader:iter(epoch)
@@ -198,29 +221,50 @@ function Loader:iter(epoch)
   local n_batches = self:count()
   if n_batches == 0 then return function() return nil end end
   local data, T = require "ser.core.data", require "ser.tensor"
-  local source = self.cache and self:features() or self:waveforms()
   local order, b = self:order(epoch), 0
+  local source, pf
+  if self.recipe then
+    if not self.pf then self.pf = data.prefetch(self:waveforms(), self.recipe) end
+    pf = self.pf
+    while pf:pending() > 0 do pf:next() end -- a loop left early leaves batches behind
+    for k = 1, math.min(self.depth, n_batches) do pf:submit(self:batch_rows(order, k), self:batch_seed(epoch, k)) end
+  else
+    source = self.cache and self:features() or self:waveforms()
+  end
   return function()
     b = b + 1
     if b > n_batches then return nil end
-    local rows, ys, paths = {}, {}, {}
-    for i = (b - 1) * self.batch + 1, math.min(self.n, b * self.batch) do
-      local k = order[i]
-      rows[#rows + 1], ys[#ys + 1], paths[#paths + 1] = k, self.items[k].y, self.items[k].path
-    end
-    local x = data.gather(source, rows)
-    if not self.cache then
-      if self.augment then x = self.augment(x) end
-      x = self.transform(x)
+    local rows = self:batch_rows(order, b)
+    local ys, paths = {}, {}
+    for i, k in ipairs(rows) do ys[i], paths[i] = self.items[k].y, self.items[k].path end
+    local x
+    if pf then
+      x = pf:next()
+      if b + self.depth <= n_batches then
+        pf:submit(self:batch_rows(order, b + self.depth), self:batch_seed(epoch, b + self.depth))
+      end
+      if self.post then x = self.post(x:view(#rows, self.samples)) end
+    else
+      x = data.gather(source, rows)
+      if not self.cache then
+        if self.augment_fn then x = self.augment_fn(x) end
+        x = self.transform(x)
+      end
     end
     return { x = x, y = T.new(ys), paths = paths, index = rows, epoch = epoch, batch = b }
   end
 end
 Loader.__call = Loader.iter
 
+-- Stops the background worker now (it also stops when the loader is collected).
+function Loader:close()
+  if self.pf then self.pf:close(); self.pf = nil end
+end
+
 function Loader:__tostring()
-  return ("Loader(%s: %d clips, %d batches of %d, %s%s, %s)"):format(self.name, self.n, self:count(), self.batch,
-    self.kind, self.augment and " + augment" or "", self.shuffle and "shuffled" or "in order")
+  local aug = self.recipe and " + augment (background worker)" or self.augment_fn and " + augment (Lua)" or ""
+  return ("Loader(%s: %d clips, %d batches of %d, %s%s, %s%s)"):format(self.name, self.n, self:count(), self.batch,
+    self.kind, aug, self.shuffle and "shuffled" or "in order", self.cache and ", features cached" or "")
 end
 
 return M

@@ -1,0 +1,63 @@
+/* Background batch preparation for the data loader.
+ *
+ * One worker thread turns batch jobs (a list of rows of an in-memory [N][T] waveform matrix
+ * and a seed) into finished model inputs: it gathers the rows, applies the waveform
+ * augmentation recipe clip by clip, computes the features, applies SpecAugment masks, and
+ * queues the result. The trainer submits batch k+2 while it trains on batch k and takes
+ * results in submission order, so data preparation overlaps training.
+ *
+ * The worker uses one thread (the per-clip feature functions, not the OpenMP batch
+ * ones) so it takes one core's share at most while the trainer's GEMMs use the rest.
+ * Clip b of a job draws from ser_aug_derive(job seed, b): results depend on the seed only,
+ * never on timing. Nothing here touches Lua; the binding (src/lua/data.c) owns the object. */
+#ifndef SER_AUDIO_CORPUS_PREFETCH_H
+#define SER_AUDIO_CORPUS_PREFETCH_H
+
+#include <stdint.h>
+
+#include "audio/features.h"
+#include "core/tensor.h"
+
+typedef enum {
+  SER_PF_GAIN,      /* a = lo, b = hi */
+  SER_PF_NOISE,     /* a = std */
+  SER_PF_NOISE_SNR, /* a = snr dB */
+  SER_PF_PITCH,     /* a = max semitones */
+  SER_PF_SPEED,     /* factors[0..nf) */
+  SER_PF_SHIFT      /* a = max shift in samples, roll */
+} ser_pf_kind;
+
+#define SER_PF_MAX_STEPS 16
+#define SER_PF_MAX_FACTORS 8
+
+typedef struct {
+  ser_pf_kind kind;
+  float p, a, b;
+  float factors[SER_PF_MAX_FACTORS];
+  int nf, roll;
+} ser_pf_step;
+
+typedef struct {
+  int sr;
+  int n_steps;
+  ser_pf_step steps[SER_PF_MAX_STEPS];
+  int features;            /* 0: waveform out [B, 1, T]; 1: logmel, 2: mfcc -> [B, 1, F, frames] */
+  ser_feat_opts fopts;
+  int time_masks, time_width, freq_masks, freq_width; /* SpecAugment on the features */
+  float mask_p, mask_value;
+} ser_pf_recipe;
+
+typedef struct ser_prefetch ser_prefetch;
+
+/* Checks the recipe and starts the worker; wav [N, T] is retained until ser_prefetch_free. */
+int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *recipe);
+/* Queues a job: count rows (0-based) of the matrix; copied, so rows may be freed after. */
+int ser_prefetch_submit(ser_prefetch *pf, const int64_t *rows, int count, uint64_t seed);
+/* Waits for the oldest job and hands over its result (new reference). A job that failed
+ * returns its error here. SER_ESTATE when no job is outstanding. */
+int ser_prefetch_next(ser_prefetch *pf, ser_tensor **out);
+int ser_prefetch_pending(const ser_prefetch *pf); /* jobs submitted and not yet taken */
+/* Stops the worker (after its current job), drops queued work and results. NULL-safe. */
+void ser_prefetch_free(ser_prefetch *pf);
+
+#endif
