@@ -41,10 +41,10 @@ int64_t ser_audio_find_nonfinite(const float *x, int64_t n, int64_t *count) {
 void ser_audio_peak_normalize(float *x, int64_t n) {
   float peak = 0.0f;
   for (int64_t i = 0; i < n; i++) peak = fmaxf(peak, fabsf(x[i]));
-  if (peak > 0.0f) {
-    float s = 1.0f / peak;
-    for (int64_t i = 0; i < n; i++) x[i] *= s;
-  }
+  /* Divide rather than multiply by 1/peak: for a subnormal peak the
+   * reciprocal overflows to Inf, while x / peak stays within [-1, 1]. */
+  if (peak > 0.0f)
+    for (int64_t i = 0; i < n; i++) x[i] /= peak;
 }
 
 /* Checks what libsndfile would report vaguely ("System error", "Format not
@@ -204,11 +204,12 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
     return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
   }
   if (opts.mono) {
+    /* Scale before summing: channels near FLT_MAX would overflow the sum. */
     float inv = 1.0f / (float)C;
     for (int64_t t = 0; t < got; t++) {
       float s = 0.0f;
-      for (int c = 0; c < C; c++) s += inter[t * C + c];
-      planes[t] = C == 1 ? s : s * inv;
+      for (int c = 0; c < C; c++) s += C == 1 ? inter[t * C + c] : inter[t * C + c] * inv;
+      planes[t] = s;
     }
   } else {
     for (int64_t t = 0; t < got; t++)

@@ -1,7 +1,6 @@
 /* The inner loops of the feature pipeline, vectorised: built for the portable
- * baseline and for x86-64-v3 (AVX2 + FMA), the variant picked at load time
- * (GCC target_clones). Exact IEEE semantics are kept except in
- * ser_k_db, which uses its own log (error < 1e-6 dB, far below the 1e-3 dB
+ * baseline and for AVX2 + FMA, the variant picked per call from the CPU.
+ * Exact IEEE semantics are kept except in ser_k_db, which uses its own log (error < 1e-6 dB, far below the 1e-3 dB
  * parity tolerance) because glibc's log10f is a scalar call per element. */
 #ifndef SER_AUDIO_KERNELS_H
 #define SER_AUDIO_KERNELS_H

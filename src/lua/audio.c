@@ -44,8 +44,8 @@ static ser_audio_opts load_opts(lua_State *L, int idx, const char *fname, int *c
   o.seconds = ser_lua_optnumber(L, idx, "seconds", 0.0, fname);
   o.offset = ser_lua_optnumber(L, idx, "offset", 0.0, fname);
   o.normalize = ser_lua_optboolean(L, idx, "normalize", 0, fname);
-  if (!(o.seconds >= 0)) luaL_error(L, "%s: option 'seconds' must be > 0, got %g", fname, o.seconds);
-  if (!(o.offset >= 0)) luaL_error(L, "%s: option 'offset' must be >= 0, got %g", fname, o.offset);
+  if (!(o.seconds >= 0)) luaL_error(L, "%s: option 'seconds' must be > 0, got %f", fname, o.seconds);
+  if (!(o.offset >= 0)) luaL_error(L, "%s: option 'offset' must be >= 0, got %f", fname, o.offset);
   if (cache) *cache = ser_lua_optboolean(L, idx, "cache", 1, fname);
   if (stack) *stack = ser_lua_optboolean(L, idx, "stack", 0, fname);
   return o;
@@ -179,9 +179,9 @@ static int l_load_many(lua_State *L) {
     int64_t T = m->a[0].frames;
     for (int i = 0; i < n; i++)
       if (m->a[i].frames != T || m->a[i].channels != 1)
-        return luaL_error(L, "audio.load_many: cannot stack: '%s' gives %d x %lld samples, '%s' gives 1 x %lld "
+        return luaL_error(L, "audio.load_many: cannot stack: '%s' gives %d x %I samples, '%s' gives 1 x %I "
                           "(set seconds for a fixed length, and mono)",
-                          m->paths[i], m->a[i].channels, (long long)m->a[i].frames, m->paths[0], (long long)T);
+                          m->paths[i], m->a[i].channels, (lua_Integer)m->a[i].frames, m->paths[0], (lua_Integer)T);
     ser_tensor *t = ser_tensor_empty(2, SER_DIMS(n, T));
     ser_lua_pushtensor(L, t);
     for (int i = 0; i < n; i++) memcpy(ser_tensor_data(t) + (int64_t)i * T, m->a[i].data, (size_t)T * sizeof(float));
@@ -254,7 +254,7 @@ static int l_cache_clear(lua_State *L) {
 /* cache_limit(megabytes): 0 disables keeping new results. */
 static int l_cache_limit(lua_State *L) {
   lua_Number mb = luaL_checknumber(L, 1);
-  if (!(mb >= 0)) return luaL_error(L, "audio.cache_limit: megabytes must be >= 0, got %g", mb);
+  if (!(mb >= 0)) return luaL_error(L, "audio.cache_limit: megabytes must be >= 0, got %f", mb);
   ser_audio_cache_set_limit((size_t)(mb * 1048576.0));
   return 0;
 }

@@ -44,7 +44,7 @@ static ser_rng *opt_generator(lua_State *L, int opts) {
 
 static float opt_prob(lua_State *L, int opts, const char *fname) {
   double p = ser_lua_optnumber(L, opts, "p", 1.0, fname);
-  if (!(p >= 0.0 && p <= 1.0)) luaL_error(L, "%s: p must be in [0, 1], got %g", fname, p);
+  if (!(p >= 0.0 && p <= 1.0)) luaL_error(L, "%s: p must be in [0, 1], got %f", fname, p);
   return (float)p;
 }
 
@@ -112,7 +112,7 @@ static int l_gain(lua_State *L) {
   wave_job j = {.kind = K_GAIN};
   j.a = (float)ser_lua_optnumber(L, 2, "min", 0.8, f);
   j.b = (float)ser_lua_optnumber(L, 2, "max", 1.2, f);
-  if (!(j.a <= j.b) || !isfinite(j.a) || !isfinite(j.b)) return luaL_error(L, "%s: need min <= max, got %g, %g", f, j.a, j.b);
+  if (!(j.a <= j.b) || !isfinite(j.a) || !isfinite(j.b)) return luaL_error(L, "%s: need min <= max, got %f, %f", f, (double)j.a, (double)j.b);
   j.p = opt_prob(L, 2, f);
   return run_wave(L, f, &j, opt_generator(L, 2));
 }
@@ -130,7 +130,7 @@ static int l_noise(lua_State *L) {
     if (!isfinite(j.a)) return luaL_error(L, "%s: snr_db must be finite", f);
   } else {
     j.a = (float)ser_lua_optnumber(L, 2, "std", 0.005, f);
-    if (!(j.a >= 0) || !isfinite(j.a)) return luaL_error(L, "%s: std must be >= 0, got %g", f, j.a);
+    if (!(j.a >= 0) || !isfinite(j.a)) return luaL_error(L, "%s: std must be >= 0, got %f", f, (double)j.a);
   }
   j.p = opt_prob(L, 2, f);
   return run_wave(L, f, &j, opt_generator(L, 2));
@@ -142,7 +142,7 @@ static int l_pitch(lua_State *L) {
   j.sr = (int)ser_lua_optinteger(L, 2, "sr", 16000, f);
   j.a = (float)ser_lua_optnumber(L, 2, "semitones", 2.0, f);
   if (j.sr < 1) return luaL_error(L, "%s: sr must be positive, got %d", f, j.sr);
-  if (!(j.a >= 0 && j.a <= 24)) return luaL_error(L, "%s: semitones (the largest shift) must be in 0..24, got %g", f, j.a);
+  if (!(j.a >= 0 && j.a <= 24)) return luaL_error(L, "%s: semitones (the largest shift) must be in 0..24, got %f", f, (double)j.a);
   j.p = opt_prob(L, 2, f);
   return run_wave(L, f, &j, opt_generator(L, 2));
 }

@@ -138,7 +138,7 @@ static int l_amplitude_to_db(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   double top_db = opt_number_or_false(L, 2, "top_db", NAN, fname);
   double floor_db = opt_number_or_false(L, 2, "floor", NAN, fname);
-  if (!isnan(top_db) && !(top_db >= 0)) return luaL_error(L, "%s: top_db must be >= 0, got %g", fname, top_db);
+  if (!isnan(top_db) && !(top_db >= 0)) return luaL_error(L, "%s: top_db must be >= 0, got %f", fname, top_db);
   ser_tensor *out = ser_tensor_clone_raw(x);
   ser_lua_pushtensor(L, out);
   ser_amplitude_to_db(ser_tensor_data(out), ser_tensor_numel(out), top_db, floor_db);
