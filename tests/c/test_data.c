@@ -1,0 +1,244 @@
+/* The C half of ser.data: folder walking (order, hidden files, symlink cycles, dangling
+ * links), the synthetic speech generator (determinism across thread counts, argument
+ * checks, emotion cues), and the prefetch worker (results equal the direct computation,
+ * order, errors, shutdown with work queued). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audio/corpus_prefetch.h"
+#include "audio/synth.h"
+#include "augment/augment.h"
+#include "io/corpus_walk.h"
+#include "lib/fixture.h"
+
+static char root[256];
+
+static void touch(const char *rel) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fclose(f);
+}
+
+static void sub(const char *rel) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static int setup_tree(void **state) {
+  (void)state;
+  snprintf(root, sizeof root, "/tmp/ser-test-data.XXXXXX");
+  if (!mkdtemp(root)) return -1;
+  return 0;
+}
+
+static int teardown_tree(void **state) {
+  (void)state;
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_walk_sorted_hidden_cycles(void **state) {
+  (void)state;
+  sub("b");
+  sub("a");
+  sub(".git");
+  touch("b/2.wav");
+  touch("b/1.wav");
+  touch("a/z.flac");
+  touch(".git/x.wav");
+  touch("a/.hidden.wav");
+  char link[512], target[512];
+  snprintf(link, sizeof link, "%s/a/loop", root);
+  assert_int_equal(symlink("..", link), 0); /* a/loop -> root: a cycle */
+  snprintf(link, sizeof link, "%s/b/gone.wav", root);
+  snprintf(target, sizeof target, "%s/nowhere.wav", root);
+  assert_int_equal(symlink(target, link), 0);
+  ser_filelist l;
+  assert_int_equal(ser_corpus_walk(&l, root, 0), 0);
+  assert_int_equal(l.n, 3);
+  char want[3][512];
+  snprintf(want[0], 512, "%s/a/z.flac", root);
+  snprintf(want[1], 512, "%s/b/1.wav", root);
+  snprintf(want[2], 512, "%s/b/2.wav", root);
+  for (int i = 0; i < 3; i++) assert_string_equal(l.paths[i], want[i]);
+  assert_int_equal(l.n_problems, 2);
+  int cycle = 0, dangling = 0;
+  for (size_t i = 0; i < l.n_problems; i++) {
+    cycle |= strstr(l.problems[i], "cycle") != NULL;
+    dangling |= strstr(l.problems[i], "dangling symbolic link") != NULL;
+  }
+  assert_true(cycle && dangling);
+  ser_filelist_free(&l);
+  /* max_depth 1: the files in a/ and b/ are one level down and still found; deeper ones not */
+  sub("b/c");
+  touch("b/c/deep.wav");
+  assert_int_equal(ser_corpus_walk(&l, root, 1), 0);
+  assert_int_equal(l.n, 3);
+  ser_filelist_free(&l);
+}
+
+static void test_walk_errors(void **state) {
+  (void)state;
+  ser_filelist l;
+  assert_int_equal(ser_corpus_walk(&l, "/nonexistent/ser", 0), SER_EIO);
+  assert_non_null(strstr(ser_errmsg(), "cannot open folder '/nonexistent/ser'"));
+  char f[512];
+  snprintf(f, sizeof f, "%s/file.wav", root);
+  touch("file.wav");
+  assert_int_equal(ser_corpus_walk(&l, f, 0), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "is not a folder"));
+  assert_int_equal(ser_corpus_walk(&l, "", 0), SER_EINVAL);
+}
+
+static double rms(const float *x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return sqrt(s / (double)n);
+}
+
+static void test_synth_deterministic_across_threads(void **state) {
+  (void)state;
+  enum { N = 6, T = 16000 };
+  ser_synth_clip c[N];
+  for (int i = 0; i < N; i++) c[i] = (ser_synth_clip){ .speaker = 1 + i % 3, .emotion = i % 8, .intensity = i % 2, .statement = 1, .repetition = 1 };
+  float *a = malloc(sizeof(float) * N * T), *b = malloc(sizeof(float) * N * T);
+  ser_set_num_threads(1);
+  assert_int_equal(ser_synth_render_many(a, T, 16000, c, N, 42), 0);
+  ser_set_num_threads(2);
+  assert_int_equal(ser_synth_render_many(b, T, 16000, c, N, 42), 0);
+  assert_memory_equal(a, b, sizeof(float) * N * T);
+  for (int i = 0; i < N * T; i++) assert_true(isfinite(a[i]) && fabsf(a[i]) <= 0.99f);
+  for (int i = 0; i < N; i++) assert_true(rms(a + i * T, T) > 0.005); /* every clip has speech in it */
+  assert_int_equal(ser_synth_render_many(b, T, 16000, c, N, 43), 0);
+  assert_true(memcmp(a, b, sizeof(float) * N * T) != 0);
+  free(a);
+  free(b);
+}
+
+static void test_synth_emotion_cues(void **state) {
+  (void)state;
+  enum { T = 32000 };
+  static float x[T];
+  double loud[SER_SYNTH_EMOTIONS] = { 0 };
+  for (int e = 0; e < SER_SYNTH_EMOTIONS; e++)
+    for (int spk = 1; spk <= 4; spk++) {
+      ser_synth_clip c = { .speaker = spk, .emotion = e, .intensity = 0, .statement = 1, .repetition = 1 };
+      assert_int_equal(ser_synth_render(x, T, 16000, &c, 7), 0);
+      loud[e] += rms(x, T) / 4;
+    }
+  /* angry (4) louder than neutral (0), neutral louder than sad (3) */
+  assert_true(loud[4] > 1.3 * loud[0]);
+  assert_true(loud[0] > 1.3 * loud[3]);
+}
+
+static void test_synth_errors(void **state) {
+  (void)state;
+  float x[16];
+  ser_synth_clip c = { .speaker = 1, .emotion = 8, .intensity = 0, .statement = 1, .repetition = 1 };
+  assert_int_equal(ser_synth_render(x, 16, 16000, &c, 1), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "emotion index 8 is out of range (0..7)"));
+  c.emotion = 0;
+  assert_int_equal(ser_synth_render(x, 16, 100, &c, 1), SER_EINVAL);
+  c.speaker = 0;
+  assert_int_equal(ser_synth_render_many(x, 16, 16000, &c, 1, 1), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "clip 1 of 1"));
+}
+
+/* A waveform matrix with different content per row. */
+static ser_tensor *matrix(int rows, int64_t T) {
+  ser_tensor *w = ser_tensor_empty(2, SER_DIMS(rows, T));
+  float *d = ser_tensor_data(w);
+  for (int r = 0; r < rows; r++)
+    for (int64_t i = 0; i < T; i++) d[r * T + i] = 0.3f * sinf(0.01f * (float)(r + 1) * (float)i) + 0.01f * (float)r;
+  return w;
+}
+
+static void test_prefetch_matches_direct_computation(void **state) {
+  (void)state;
+  enum { R = 5, T = 8000 };
+  ser_tensor *w = matrix(R, T);
+  ser_pf_recipe r;
+  memset(&r, 0, sizeof r);
+  r.sr = 16000;
+  r.n_steps = 1;
+  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 0.5f, .b = 2.0f };
+  r.features = 1;
+  r.fopts = ser_feat_opts_default();
+  ser_prefetch *pf;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), 0);
+  int64_t rows1[3] = { 4, 0, 2 }, rows2[2] = { 1, 3 };
+  assert_int_equal(ser_prefetch_submit(pf, rows1, 3, 99), 0);
+  assert_int_equal(ser_prefetch_submit(pf, rows2, 2, 100), 0);
+  assert_int_equal(ser_prefetch_pending(pf), 2);
+  ser_tensor *a, *b;
+  assert_int_equal(ser_prefetch_next(pf, &a), 0);
+  assert_int_equal(ser_prefetch_next(pf, &b), 0);
+  assert_int_equal(a->shape[0], 3);
+  assert_int_equal(b->shape[0], 2);
+  /* the same gain draws and the same features, computed here directly */
+  int64_t frames = ser_stft_frames(T, r.fopts.hop), per = 64 * frames;
+  float *clip = malloc(sizeof(float) * T), *spec = malloc(sizeof(float) * per);
+  ser_rng base, rng;
+  ser_rng_seed(&base, 99);
+  for (int k = 0; k < 3; k++) {
+    ser_aug_derive(&base, (uint64_t)k, &rng);
+    memcpy(clip, ser_tensor_data(w) + rows1[k] * T, sizeof(float) * T);
+    float g;
+    ser_aug_gain(clip, T, 0.5f, 2.0f, 1, &rng, &g);
+    assert_int_equal(ser_logmel_clip(spec, clip, T, &r.fopts), 0);
+    assert_memory_equal(spec, ser_tensor_data(a) + k * per, sizeof(float) * per);
+  }
+  free(clip);
+  free(spec);
+  ser_tensor_release(a);
+  ser_tensor_release(b);
+  assert_int_equal(ser_prefetch_next(pf, &a), SER_ESTATE);
+  ser_prefetch_free(pf);
+  ser_tensor_release(w);
+}
+
+static void test_prefetch_errors_and_shutdown(void **state) {
+  (void)state;
+  ser_tensor *w = matrix(4, 4000);
+  ser_pf_recipe r;
+  memset(&r, 0, sizeof r);
+  r.sr = 16000;
+  r.n_steps = 1;
+  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 2.0f, .b = 1.0f };
+  ser_prefetch *pf;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "gain range 2..1"));
+  r.steps[0] = (ser_pf_step){ .kind = SER_PF_PITCH, .p = 0.5f, .a = 2.0f };
+  r.time_masks = 1;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* masks need spectral features */
+  r.time_masks = 0;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), 0);
+  int64_t bad[1] = { 4 };
+  assert_int_equal(ser_prefetch_submit(pf, bad, 1, 1), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "row 5 of batch entry 1 is outside 1..4"));
+  int64_t rows[4] = { 0, 1, 2, 3 };
+  for (int i = 0; i < 6; i++) assert_int_equal(ser_prefetch_submit(pf, rows, 4, (uint64_t)i), 0);
+  ser_prefetch_free(pf); /* work still queued: stops after the current job, frees the rest */
+  ser_tensor_release(w);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_walk_sorted_hidden_cycles, setup_tree, teardown_tree),
+    cmocka_unit_test_setup_teardown(test_walk_errors, setup_tree, teardown_tree),
+    cmocka_unit_test(test_synth_deterministic_across_threads),
+    cmocka_unit_test(test_synth_emotion_cues),
+    cmocka_unit_test(test_synth_errors),
+    cmocka_unit_test(test_prefetch_matches_direct_computation),
+    cmocka_unit_test(test_prefetch_errors_and_shutdown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
