@@ -27,7 +27,9 @@ static void check_keys(lua_State *L, int opts, const char *const *known, const c
         if (k[1]) luaL_addstring(&b, ", ");
       }
       luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname, luaL_tolstring(L, -2, NULL), lua_tostring(L, -2));
+      const char *known_list = lua_tostring(L, -1);
+      const char *key = luaL_tolstring(L, -2, NULL);
+      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname, key, known_list);
     }
   }
 }
