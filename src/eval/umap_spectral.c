@@ -12,9 +12,28 @@
 extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
                    double *w, double *work, const int *lwork, int *info, size_t jobz_len,
                    size_t uplo_len);
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+/* dsyev on one thread. The matrices here are small (<= 200) and OpenBLAS
+ * would still fork its inner BLAS calls over threads; on a busy 2-core
+ * machine each of those waits for a descheduled thread, which made the
+ * initialisation take seconds instead of milliseconds (measured). */
+static void syev1(const char *jobz, int n, double *a, double *w, double *work, int lwork, int *info) {
+  int threads = openblas_get_num_threads();
+  if (threads > 1) openblas_set_num_threads(1);
+  dsyev_(jobz, "U", &n, a, &n, w, work, &lwork, info, 1, 1);
+  if (threads > 1) openblas_set_num_threads(threads);
+}
 
 #define DENSE_MAX 200        /* components up to this size use the dense solve */
-#define LANCZOS_TOL 1e-4     /* residual norm of a unit Ritz vector, as umap-learn's eigsh tol */
+/* Convergence: the residual ||S y - theta y|| of each wanted unit Ritz vector
+ * must be below umap-learn's eigsh tolerance (1e-4) and below 1% of the gap
+ * to the first unwanted Ritz value: the error of an eigenvector is about
+ * residual / gap, and kNN graphs with nearly equal leading eigenvalues would
+ * otherwise get vectors mixed with the next ones. */
+#define LANCZOS_TOL 1e-4
+#define LANCZOS_GAP_FRACTION 1e-2
 
 int64_t ser_umap_components(int32_t *label, const ser_umap_graph *g) {
   int64_t n = g->n, count = 0;
@@ -50,7 +69,7 @@ int ser_umap_dense_smallest(double *w, double *v, double *A, int n, int nev) {
   size_t ev_bytes = (size_t)n * sizeof(double);
   double *ev = ser_alloc(ev_bytes);
   if (!ev) return SER_ENOMEM;
-  dsyev_("V", "U", &n, A, &n, ev, &q, &lwork, &info, 1, 1);
+  syev1("V", n, A, ev, &q, lwork, &info);
   lwork = (int)q;
   size_t work_bytes = (size_t)(lwork > 1 ? lwork : 1) * sizeof(double);
   double *work = ser_alloc(work_bytes);
@@ -58,7 +77,7 @@ int ser_umap_dense_smallest(double *w, double *v, double *A, int n, int nev) {
     ser_free(ev, ev_bytes);
     return SER_ENOMEM;
   }
-  dsyev_("V", "U", &n, A, &n, ev, work, &lwork, &info, 1, 1);
+  syev1("V", n, A, ev, work, lwork, &info);
   ser_free(work, work_bytes);
   if (info != 0) {
     ser_free(ev, ev_bytes);
@@ -70,6 +89,36 @@ int ser_umap_dense_smallest(double *w, double *v, double *A, int n, int nev) {
   }
   ser_free(ev, ev_bytes);
   return 0;
+}
+
+/* Small dense kernels on column-major double matrices. The Lanczos vectors
+ * are short (one component) and the calls many, so plain loops beat BLAS
+ * here: OpenBLAS would spread each call over threads, and on a shared machine
+ * waiting for a descheduled thread made the initialisation 10-100x slower. */
+static double vdot(int64_t n, const double *x, const double *y) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i] * y[i];
+  return s;
+}
+static void vaxpy(int64_t n, double a, const double *x, double *y) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void vscal(int64_t n, double a, double *x) {
+  for (int64_t i = 0; i < n; i++) x[i] *= a;
+}
+static double vnrm2(int64_t n, const double *x) { return sqrt(vdot(n, x, x)); }
+/* C [m, p] = A^T B for A [n, m], B [n, p] */
+static void gemm_tn(double *C, const double *A, const double *B, int64_t n, int m, int p) {
+  for (int j = 0; j < p; j++)
+    for (int i = 0; i < m; i++) C[i + (int64_t)j * m] = vdot(n, A + (int64_t)i * n, B + (int64_t)j * n);
+}
+/* C [n, p] = A S for A [n, m], S [m, p] (leading dimension m) */
+static void gemm_nn(double *C, const double *A, const double *S, int64_t n, int m, int p) {
+  for (int j = 0; j < p; j++) {
+    double *c = C + (int64_t)j * n;
+    memset(c, 0, (size_t)n * sizeof(double));
+    for (int i = 0; i < m; i++) vaxpy(n, S[i + (int64_t)j * m], A + (int64_t)i * n, c);
+  }
 }
 
 /* One component as a local CSR matrix S = D^-1/2 W D^-1/2 and the trivial
@@ -95,12 +144,9 @@ static void op_apply(double *y, const local_op *op, const double *x) {
 static void orthogonalise(double *w, const double *u0, const double *V, int64_t n, int cols,
                           double *h) {
   for (int pass = 0; pass < 2; pass++) {
-    double c = cblas_ddot((int)n, u0, 1, w, 1);
-    cblas_daxpy((int)n, -c, u0, 1, w, 1);
-    if (cols > 0) {
-      cblas_dgemv(CblasColMajor, CblasTrans, (int)n, cols, 1.0, V, (int)n, w, 1, 0.0, h, 1);
-      cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, cols, -1.0, V, (int)n, h, 1, 1.0, w, 1);
-    }
+    vaxpy(n, -vdot(n, u0, w), u0, w);
+    for (int c = 0; c < cols; c++) h[c] = vdot(n, V + (int64_t)c * n, w);
+    for (int c = 0; c < cols; c++) vaxpy(n, -h[c], V + (int64_t)c * n, w);
   }
 }
 
@@ -110,9 +156,9 @@ static void random_orthonormal(double *w, const local_op *op, const double *V, i
   for (int attempt = 0; attempt < 8; attempt++) {
     for (int64_t i = 0; i < op->n; i++) w[i] = ser_rng_uniform(rng) - 0.5;
     orthogonalise(w, op->u0, V, op->n, cols, h);
-    double nrm = cblas_dnrm2((int)op->n, w, 1);
+    double nrm = vnrm2(op->n, w);
     if (nrm > 1e-8) {
-      cblas_dscal((int)op->n, 1.0 / nrm, w, 1);
+      vscal(op->n, 1.0 / nrm, w);
       return;
     }
   }
@@ -121,50 +167,57 @@ static void random_orthonormal(double *w, const local_op *op, const double *V, i
 /* Largest `nev` eigenpairs of S restricted to u0's complement (= the smallest
  * non-trivial ones of L = I - S): vectors into evec [n, nev] column-major,
  * in order of decreasing eigenvalue of S. Returns 0 when converged, 1 when not
- * (the caller falls back to a random layout), SER_ENOMEM. */
+ * (the caller falls back to a random layout), SER_ENOMEM.
+ *
+ * Block Krylov with block size nev: a single start vector spans only one
+ * direction of each degenerate eigenspace (a ring's cos/sin pair, nearly
+ * symmetric clusters), so a single-vector Lanczos returns the wrong pair. The
+ * basis V has m columns plus nev continuation columns; each restart keeps the
+ * best `keep` Ritz vectors and the continuation block (Krylov-Schur style). */
 static int lanczos_top(double *evec, const local_op *op, int nev, ser_rng *rng) {
   int64_t n = op->n;
+  const int bs = nev;
   int m = (int)sqrt((double)n);
   if (m < 40) m = 40;
   if (m > 120) m = 120;
-  if (m > n - 2) m = (int)(n - 2);
-  if (m < 2 * nev + 1) return 1;
+  if (m > n - 1 - bs) m = (int)(n - 1 - bs);
+  if (m < 4 * nev + 2) return 1;
   int keep = nev + (m - nev) / 2;
   int64_t max_matvec = 5 * n > 20000 ? 5 * n : 20000;
 
-  size_t nm_bytes = (size_t)n * m * sizeof(double), n_bytes = (size_t)n * sizeof(double);
-  size_t mm_bytes = (size_t)m * m * sizeof(double), m_bytes = (size_t)m * sizeof(double);
+  size_t nm_bytes = (size_t)n * (m + bs) * sizeof(double), n_bytes = (size_t)n * sizeof(double);
+  size_t mm_bytes = (size_t)m * m * sizeof(double), m_bytes = (size_t)(m + bs) * sizeof(double);
   double *V = ser_alloc(nm_bytes), *AV = ser_alloc(nm_bytes), *T = ser_alloc(nm_bytes);
-  double *f = ser_alloc(n_bytes), *r = ser_alloc(n_bytes);
+  double *r = ser_alloc(n_bytes);
   double *H = ser_alloc(mm_bytes), *S = ser_alloc(mm_bytes), *theta = ser_alloc(m_bytes),
          *h = ser_alloc(m_bytes);
   int rc = 1;
-  if (!V || !AV || !T || !f || !r || !H || !S || !theta || !h) {
+  if (!V || !AV || !T || !r || !H || !S || !theta || !h) {
     rc = SER_ENOMEM;
     goto done;
   }
 
-  random_orthonormal(V, op, V, 0, h, rng);
+  for (int c = 0; c < bs; c++) random_orthonormal(V + (size_t)c * n, op, V, c, h, rng);
   int kept = 0;
   int64_t matvecs = 0;
   for (;;) {
+    /* V[:, 0 .. j+bs) are set when column j is expanded into column j + bs. */
     for (int j = kept; j < m; j++) {
       double *aj = AV + (size_t)j * n;
       op_apply(aj, op, V + (size_t)j * n);
       matvecs++;
-      double *next = j + 1 < m ? V + (size_t)(j + 1) * n : f;
+      double *next = V + (size_t)(j + bs) * n;
       memcpy(next, aj, n_bytes);
-      orthogonalise(next, op->u0, V, n, j + 1, h);
-      double nrm = cblas_dnrm2((int)n, next, 1);
+      orthogonalise(next, op->u0, V, n, j + bs, h);
+      double nrm = vnrm2(n, next);
       if (nrm > 1e-10)
-        cblas_dscal((int)n, 1.0 / nrm, next, 1);
+        vscal(n, 1.0 / nrm, next);
       else /* invariant subspace reached: continue from a fresh direction */
-        random_orthonormal(next, op, V, j + 1, h, rng);
+        random_orthonormal(next, op, V, j + bs, h, rng);
     }
-    /* Rayleigh-Ritz on the whole basis: H = V^T S V computed explicitly, so
-     * the restarts need no recurrence bookkeeping. */
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, m, (int)n, 1.0, V, (int)n, AV, (int)n,
-                0.0, H, m);
+    /* Rayleigh-Ritz on the first m columns: H = V^T S V computed explicitly,
+     * so the restarts need no recurrence bookkeeping. */
+    gemm_tn(H, V, AV, n, m, m);
     for (int a = 0; a < m; a++)
       for (int b = a + 1; b < m; b++) {
         double s = 0.5 * (H[a + b * m] + H[b + a * m]);
@@ -172,18 +225,19 @@ static int lanczos_top(double *evec, const local_op *op, int nev, ser_rng *rng) 
       }
     /* S (m*m doubles, >= dsyev's minimum 3m-1) is the LAPACK workspace here. */
     int info = 0, lw = m * m;
-    dsyev_("V", "U", &m, H, &m, theta, S, &lw, &info, 1, 1);
+    syev1("V", m, H, theta, S, lw, &info);
     if (info != 0) goto done;
     /* Ritz vectors of the largest eigenvalues, descending: columns of H from the end. */
-    for (int t = 0; t < keep; t++) memcpy(S + (size_t)t * m, H + (size_t)(m - 1 - t) * m, m_bytes);
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, keep, m, 1.0, V, (int)n, S, m,
-                0.0, T, (int)n);
+    for (int t = 0; t < keep; t++) memcpy(S + (size_t)t * m, H + (size_t)(m - 1 - t) * m, (size_t)m * sizeof(double));
+    gemm_nn(T, V, S, n, m, keep);
     int converged = 1;
+    double tol = LANCZOS_GAP_FRACTION * (theta[m - nev] - theta[m - 1 - nev]);
+    if (tol > LANCZOS_TOL) tol = LANCZOS_TOL;
+    if (tol < 1e-10) tol = 1e-10;
     for (int t = 0; t < nev && converged; t++) {
-      cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, m, 1.0, AV, (int)n, S + (size_t)t * m, 1, 0.0,
-                  r, 1);
-      cblas_daxpy((int)n, -theta[m - 1 - t], T + (size_t)t * n, 1, r, 1);
-      if (cblas_dnrm2((int)n, r, 1) > LANCZOS_TOL) converged = 0;
+      gemm_nn(r, AV, S + (size_t)t * m, n, m, 1);
+      vaxpy(n, -theta[m - 1 - t], T + (size_t)t * n, r);
+      if (vnrm2(n, r) > tol) converged = 0;
     }
     if (converged) {
       memcpy(evec, T, (size_t)n * nev * sizeof(double));
@@ -191,21 +245,19 @@ static int lanczos_top(double *evec, const local_op *op, int nev, ser_rng *rng) 
       goto done;
     }
     if (matvecs > max_matvec) goto done;
-    /* Restart from the kept Ritz vectors plus the next Krylov direction f. */
+    /* Restart: kept Ritz vectors, then the continuation block (orthogonal to
+     * all of V[:, 0..m), hence to the Ritz vectors). */
     memcpy(V, T, (size_t)n * keep * sizeof(double));
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, keep, m, 1.0, AV, (int)n, S, m,
-                0.0, T, (int)n);
+    memmove(V + (size_t)keep * n, V + (size_t)m * n, (size_t)n * bs * sizeof(double));
+    gemm_nn(T, AV, S, n, m, keep);
     memcpy(AV, T, (size_t)n * keep * sizeof(double));
-    memcpy(V + (size_t)keep * n, f, n_bytes);
     kept = keep;
-    /* AV[:, keep] is recomputed by the next sweep, which starts at j = keep. */
   }
 
 done:
   ser_free(V, nm_bytes);
   ser_free(AV, nm_bytes);
   ser_free(T, nm_bytes);
-  ser_free(f, n_bytes);
   ser_free(r, n_bytes);
   ser_free(H, mm_bytes);
   ser_free(S, mm_bytes);
@@ -369,8 +421,7 @@ static int layout_component(float *out, const ser_umap_graph *g, const int32_t *
       ser_free(v, (size_t)s * (dim + 1) * sizeof(double));
     } else {
       for (int64_t a = 0; a < s; a++) dinv[a] = 1.0 / dinv[a]; /* sqrt(deg) */
-      double nrm = cblas_dnrm2((int)s, dinv, 1);
-      cblas_dscal((int)s, 1.0 / nrm, dinv, 1);
+      vscal(s, 1.0 / vnrm2(s, dinv), dinv);
       size_t vec_bytes = (size_t)s * dim * sizeof(double);
       double *vec = ser_alloc(vec_bytes);
       if (!vec) {
