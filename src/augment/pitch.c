@@ -12,25 +12,30 @@
 #define PV_NFFT 2048
 #define PV_HOP 512
 
-/* Scratch of one pitch shift; everything freed by pv_free. */
+/* Scratch of a pitch shift. Each thread keeps its own between calls (grown
+ * as needed, never shrunk; about 3 MB for a 4 s clip): fresh buffers per clip
+ * cost more in page faults than the transform itself. */
 typedef struct {
   float *frame, *spec;       /* FFT buffers (fftw-aligned) */
   float *mag, *ph;           /* [frames][nb] magnitude, [frames][nb][2] unit phasor */
   float *acc;                /* [nb][2] accumulated phasor */
   float *ola, *wss;          /* overlap-add output and window-square sum */
-  float *stretched;
+  float *stretched, *resampled;
+  size_t cap_mag, cap_ph, cap_ola, cap_wss, cap_len, cap_res;
   float win[PV_NFFT];
+  int ready;
 } pv_ws;
 
-static void pv_free(pv_ws *w) {
-  ser_fft_free(w->frame);
-  ser_fft_free(w->spec);
-  free(w->mag);
-  free(w->ph);
-  free(w->acc);
-  free(w->ola);
-  free(w->wss);
-  free(w->stretched);
+static _Thread_local pv_ws tls_ws;
+
+/* Makes sure *p holds n floats (contents not kept). */
+static int grow(float **p, size_t *cap, size_t n) {
+  if (*cap >= n) return 0;
+  float *q = realloc(*p, sizeof(float) * n);
+  if (!q) return -1;
+  *p = q;
+  *cap = n;
+  return 0;
 }
 
 /* librosa.effects.time_stretch(x, rate) with n_fft 2048, hop 512, periodic
@@ -45,17 +50,21 @@ static int time_stretch(pv_ws *w, const float *x, int64_t n, double rate, int64_
   int64_t len = (int64_t)llround((double)n / rate);
   /* istft of out_frames frames covers (out_frames - 1) * H + N samples before trimming. */
   int64_t ola_len = (out_frames - 1) * H + N;
-  w->frame = ser_fft_alloc(N);
-  w->spec = ser_fft_alloc(2 * (size_t)nb);
-  w->mag = malloc(sizeof(float) * (size_t)(frames + 2) * nb);
-  w->ph = malloc(sizeof(float) * (size_t)(frames + 2) * nb * 2);
-  w->acc = malloc(sizeof(float) * (size_t)nb * 2);
-  w->ola = calloc((size_t)ola_len, sizeof(float));
-  w->wss = calloc((size_t)ola_len, sizeof(float));
-  w->stretched = malloc(sizeof(float) * (size_t)(len > 0 ? len : 1));
-  if (!w->frame || !w->spec || !w->mag || !w->ph || !w->acc || !w->ola || !w->wss || !w->stretched)
+  if (!w->ready) {
+    w->frame = ser_fft_alloc(N);
+    w->spec = ser_fft_alloc(2 * (size_t)nb);
+    w->acc = malloc(sizeof(float) * (size_t)nb * 2);
+    if (!w->frame || !w->spec || !w->acc) return ser_error(SER_ENOMEM, "pitch_shift: out of memory");
+    for (int i = 0; i < N; i++) w->win[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / N));
+    w->ready = 1;
+  }
+  size_t nfr = (size_t)(frames + 2);
+  if (grow(&w->mag, &w->cap_mag, nfr * nb) < 0 || grow(&w->ph, &w->cap_ph, nfr * nb * 2) < 0 ||
+      grow(&w->ola, &w->cap_ola, (size_t)ola_len) < 0 || grow(&w->wss, &w->cap_wss, (size_t)ola_len) < 0 ||
+      grow(&w->stretched, &w->cap_len, (size_t)(len > 0 ? len : 1)) < 0)
     return ser_error(SER_ENOMEM, "pitch_shift: out of memory for %lld samples", (long long)n);
-  for (int i = 0; i < N; i++) w->win[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / N));
+  memset(w->ola, 0, sizeof(float) * (size_t)ola_len);
+  memset(w->wss, 0, sizeof(float) * (size_t)ola_len);
 
   /* Analysis: magnitude and unit phasor of every frame; two zero frames at
    * the end as librosa pads them, so interpolation past the last is defined. */
@@ -66,22 +75,29 @@ static int time_stretch(pv_ws *w, const float *x, int64_t n, double rate, int64_
       continue;
     }
     int64_t s = f * H - pad;
-    for (int i = 0; i < N; i++) {
-      int64_t j = s + i;
-      w->frame[i] = (j >= 0 && j < n) ? x[j] * w->win[i] : 0.0f;
+    if (s >= 0 && s + N <= n) {
+#pragma omp simd
+      for (int i = 0; i < N; i++) w->frame[i] = x[s + i] * w->win[i];
+    } else {
+      for (int i = 0; i < N; i++) {
+        int64_t j = s + i;
+        w->frame[i] = (j >= 0 && j < n) ? x[j] * w->win[i] : 0.0f;
+      }
     }
     ser_fft_exec_r2c(fw, w->frame, w->spec);
+    const float *sp = w->spec;
+#pragma omp simd
     for (int k = 0; k < nb; k++) {
-      float re = w->spec[2 * k], im = w->spec[2 * k + 1], m = sqrtf(re * re + im * im);
-      mg[k] = m;
+      float re = sp[2 * k], im = sp[2 * k + 1], m = sqrtf(re * re + im * im);
       /* angle(0) is 0 in numpy: the unit phasor of a zero bin is 1. */
-      ph[2 * k] = m > 0.0f ? re / m : 1.0f;
-      ph[2 * k + 1] = m > 0.0f ? im / m : 0.0f;
+      float inv = m > 0.0f ? 1.0f / m : 0.0f;
+      mg[k] = m;
+      ph[2 * k] = m > 0.0f ? re * inv : 1.0f;
+      ph[2 * k + 1] = im * inv;
     }
   }
   /* phase_acc starts at angle(D[:, 0]). */
   memcpy(w->acc, w->ph, sizeof(float) * 2 * nb);
-  const ser_fft_plan *inv = bw;
   for (int64_t t = 0; t < out_frames; t++) {
     double step = (double)t * rate;
     int64_t i0 = (int64_t)step;
@@ -89,6 +105,7 @@ static int time_stretch(pv_ws *w, const float *x, int64_t n, double rate, int64_
     const float *m0 = w->mag + i0 * nb, *m1 = w->mag + (i0 + 1) * nb;
     const float *p0 = w->ph + i0 * nb * 2, *p1 = w->ph + (i0 + 1) * nb * 2;
     float *a = w->acc, *sp = w->spec;
+#pragma omp simd
     for (int k = 0; k < nb; k++) {
       float mag = (1.0f - alpha) * m0[k] + alpha * m1[k];
       sp[2 * k] = mag * a[2 * k];
@@ -106,9 +123,10 @@ static int time_stretch(pv_ws *w, const float *x, int64_t n, double rate, int64_
     /* irfft ignores the imaginary parts of the DC and Nyquist bins. */
     sp[1] = 0.0f;
     sp[2 * (nb - 1) + 1] = 0.0f;
-    ser_fft_exec_c2r(inv, sp, w->frame);
+    ser_fft_exec_c2r(bw, sp, w->frame);
     float *o = w->ola + t * H, *ws = w->wss + t * H;
     const float scale = 1.0f / (float)N;
+#pragma omp simd
     for (int i = 0; i < N; i++) {
       o[i] += w->frame[i] * scale * w->win[i];
       ws[i] += w->win[i] * w->win[i];
@@ -134,24 +152,19 @@ int ser_pitch_shift(float *out, const float *x, int64_t n, int sr, double semito
     return 0;
   }
   double rate = pow(2.0, -semitones / 12.0);
-  pv_ws w;
-  memset(&w, 0, sizeof w);
+  pv_ws *w = &tls_ws;
   int64_t len = 0;
-  int rc = time_stretch(&w, x, n, rate, &len);
-  if (rc == 0) {
-    double from = (double)sr / rate;
-    int64_t rl = (int64_t)ceil((double)len * sr / from);
-    float *rs = malloc(sizeof(float) * (size_t)(rl > 0 ? rl : 1));
-    if (!rs) rc = ser_error(SER_ENOMEM, "pitch_shift: out of memory");
-    else if ((rc = ser_resample_soxr(rs, w.stretched, len, from, sr)) == 0) {
-      int64_t keep = rl < n ? rl : n;
-      memcpy(out, rs, (size_t)keep * sizeof *out);
-      memset(out + keep, 0, (size_t)(n - keep) * sizeof *out);
-    }
-    free(rs);
-  }
-  pv_free(&w);
-  return rc;
+  int rc = time_stretch(w, x, n, rate, &len);
+  if (rc < 0) return rc;
+  double from = (double)sr / rate;
+  int64_t rl = (int64_t)ceil((double)len * sr / from);
+  if (grow(&w->resampled, &w->cap_res, (size_t)(rl > 0 ? rl : 1)) < 0)
+    return ser_error(SER_ENOMEM, "pitch_shift: out of memory");
+  if ((rc = ser_resample_soxr(w->resampled, w->stretched, len, from, sr)) < 0) return rc;
+  int64_t keep = rl < n ? rl : n;
+  memcpy(out, w->resampled, (size_t)keep * sizeof *out);
+  memset(out + keep, 0, (size_t)(n - keep) * sizeof *out);
+  return 0;
 }
 
 int ser_aug_pitch(float *x, int64_t n, int sr, float max_semitones, float p, ser_rng *rng, float *semitones) {
