@@ -37,51 +37,73 @@ static void valid_range(int n_out, int n_in, int s, int off, int *lo, int *hi) {
   *hi = b;
 }
 
-/* col [C*KH*KW, OH*OW] <- one image [C,H,W]; zero where the kernel hits padding. */
-static void im2col(float *col, const float *img, const ser_conv_geom *g) {
-  int OHW = g->OH * g->OW;
+/* The columns of output positions [n0, n1) (flat oh*OW + ow) of one image:
+ * col [C*KH*KW, n1-n0] <- img [C,H,W], zero where the kernel hits padding.
+ * Working on a range keeps the column block in L2 (see chunk_of below). */
+static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0, int n1) {
+  int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;
   for (int c = 0; c < g->C; c++)
     for (int kh = 0; kh < g->KH; kh++)
       for (int kw = 0; kw < g->KW; kw++) {
-        float *dst = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * OHW;
+        float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * nb;
         int offw = kw * g->dw - g->pw, lo, hi;
         valid_range(g->OW, g->W, g->sw, offw, &lo, &hi);
-        for (int oh = 0; oh < g->OH; oh++, dst += g->OW) {
+        for (int oh = oh0; oh <= oh1; oh++) {
+          int a = oh == oh0 ? n0 - oh * g->OW : 0, b = oh == oh1 ? n1 - oh * g->OW : g->OW;
+          float *dst = row + (oh * g->OW - n0); /* dst[ow] for ow in [a, b) */
           int ih = oh * g->sh - g->ph + kh * g->dh;
           if (ih < 0 || ih >= g->H) {
-            memset(dst, 0, sizeof(float) * g->OW);
+            memset(dst + a, 0, sizeof(float) * (b - a));
             continue;
           }
           const float *src = img + ((size_t)c * g->H + ih) * g->W + offw;
-          memset(dst, 0, sizeof(float) * lo);
+          int l = lo > a ? lo : a, h = hi < b ? hi : b;
+          if (l > h) l = h = b;
+          memset(dst + a, 0, sizeof(float) * (l - a));
           if (g->sw == 1)
-            memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+            memcpy(dst + l, src + l, sizeof(float) * (h - l));
           else
-            for (int ow = lo; ow < hi; ow++) dst[ow] = src[(size_t)ow * g->sw];
-          memset(dst + hi, 0, sizeof(float) * (g->OW - hi));
+            for (int ow = l; ow < h; ow++) dst[ow] = src[(size_t)ow * g->sw];
+          memset(dst + h, 0, sizeof(float) * (b - h));
         }
       }
 }
 
-/* img [C,H,W] += col2im(col): the adjoint of im2col. */
-static void col2im_add(float *img, const float *col, const ser_conv_geom *g) {
-  int OHW = g->OH * g->OW;
+/* img [C,H,W] += the adjoint of im2col for output positions [n0, n1). */
+static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int n0, int n1) {
+  int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;
   for (int c = 0; c < g->C; c++)
     for (int kh = 0; kh < g->KH; kh++)
       for (int kw = 0; kw < g->KW; kw++) {
-        const float *s = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * OHW;
+        const float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * nb;
         int offw = kw * g->dw - g->pw, lo, hi;
         valid_range(g->OW, g->W, g->sw, offw, &lo, &hi);
-        for (int oh = 0; oh < g->OH; oh++, s += g->OW) {
+        for (int oh = oh0; oh <= oh1; oh++) {
           int ih = oh * g->sh - g->ph + kh * g->dh;
           if (ih < 0 || ih >= g->H) continue;
+          int a = oh == oh0 ? n0 - oh * g->OW : 0, b = oh == oh1 ? n1 - oh * g->OW : g->OW;
+          int l = lo > a ? lo : a, h = hi < b ? hi : b;
+          const float *s = row + (oh * g->OW - n0);
           float *dst = img + ((size_t)c * g->H + ih) * g->W + offw;
           if (g->sw == 1)
-            for (int ow = lo; ow < hi; ow++) dst[ow] += s[ow];
+            for (int ow = l; ow < h; ow++) dst[ow] += s[ow];
           else
-            for (int ow = lo; ow < hi; ow++) dst[(size_t)ow * g->sw] += s[ow];
+            for (int ow = l; ow < h; ow++) dst[(size_t)ow * g->sw] += s[ow];
         }
       }
+}
+
+/* Output positions per column block: the whole image when its columns fit in
+ * about 512 KB (half of Zen 4's L2), else blocks of that size (at least 256
+ * positions so the GEMMs stay efficient). A whole-image column matrix of
+ * CNN1D's second layer is 18 MB: written by im2col and read back by the
+ * GEMM's packing from DRAM, that cost as much as the GEMM's arithmetic. */
+static int chunk_of(const ser_conv_geom *g) {
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  long nb = 131072L / CKK;
+  if (nb >= OHW) return OHW;
+  nb = nb < 256 ? 256 : (nb + 15) / 16 * 16;
+  return nb < OHW ? (int)nb : OHW;
 }
 
 /* A 1x1 kernel with stride 1 and no padding reads the image as it is. */
@@ -101,52 +123,56 @@ static int split_batch(const ser_conv_geom *g) {
 
 int ser_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                        const ser_conv_geom *g) {
-  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, NB = chunk_of(g);
   size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
   int direct = col_is_input(g), failed = 0;
 #pragma omp parallel for schedule(static) if (split_batch(g)) reduction(| : failed)
   for (int b = 0; b < g->B; b++) {
     const float *img = in + b * in_sz;
     float *o = out + b * out_sz;
-    const float *col = img;
-    if (!direct) {
-      float *c = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * OHW);
-      if (!c) {
-        failed = 1;
-        continue;
-      }
-      im2col(c, img, g);
-      col = c;
-    }
     if (bias)
       for (int oc = 0; oc < g->OC; oc++)
         for (int i = 0; i < OHW; i++) o[(size_t)oc * OHW + i] = bias[oc];
-    ser_gemm(0, 0, g->OC, OHW, CKK, 1.0f, weight, CKK, col, OHW, bias ? 1.0f : 0.0f, o, OHW);
+    float beta = bias ? 1.0f : 0.0f;
+    if (direct) {
+      ser_gemm(0, 0, g->OC, OHW, CKK, 1.0f, weight, CKK, img, OHW, beta, o, OHW);
+      continue;
+    }
+    float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
+    if (!col) {
+      failed = 1;
+      continue;
+    }
+    for (int n0 = 0; n0 < OHW; n0 += NB) {
+      int n1 = n0 + NB < OHW ? n0 + NB : OHW;
+      im2col(col, img, g, n0, n1);
+      ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, beta, o + n0, OHW);
+    }
   }
   return failed ? SER_ENOMEM : 0;
 }
 
-/* One image's share of the backward pass: dW += dout col^T, din += col2im(W^T dout). */
+/* One image's share of the backward pass, block by block of output
+ * positions: dW += dout col^T, din += col2im(W^T dout). */
 static int backward_image(float *din_b, float *dw, const float *dout_b, const float *in_b,
                           const float *weight, const ser_conv_geom *g) {
-  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
-  int direct = col_is_input(g);
-  float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * OHW);
-  if (!col) return SER_ENOMEM;
-  if (dw) {
-    const float *c = in_b;
-    if (!direct) {
-      im2col(col, in_b, g);
-      c = col;
-    }
-    ser_gemm(0, 1, g->OC, CKK, OHW, 1.0f, dout_b, OHW, c, OHW, 1.0f, dw, CKK);
+  int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, NB = chunk_of(g);
+  if (col_is_input(g)) {
+    if (dw) ser_gemm(0, 1, g->OC, CKK, OHW, 1.0f, dout_b, OHW, in_b, OHW, 1.0f, dw, CKK);
+    if (din_b) ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
+    return 0;
   }
-  if (din_b) {
-    if (direct) {
-      ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
-    } else {
-      ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 0.0f, col, OHW);
-      col2im_add(din_b, col, g);
+  float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
+  if (!col) return SER_ENOMEM;
+  for (int n0 = 0; n0 < OHW; n0 += NB) {
+    int n1 = n0 + NB < OHW ? n0 + NB : OHW, nb = n1 - n0;
+    if (dw) {
+      im2col(col, in_b, g, n0, n1);
+      ser_gemm(0, 1, g->OC, CKK, nb, 1.0f, dout_b + n0, OHW, col, nb, 1.0f, dw, CKK);
+    }
+    if (din_b) {
+      ser_gemm(1, 0, CKK, nb, g->OC, 1.0f, weight, CKK, dout_b + n0, OHW, 0.0f, col, nb);
+      col2im_add(din_b, col, g, n0, n1);
     }
   }
   return 0;
