@@ -11,8 +11,13 @@ local T = require "ser.core.tensor"
 
 local M = {}
 
+local THIS = debug.getinfo(1, "S").source
+
+-- Raises at the caller's line: the first stack level outside this file.
 local function fail(fname, fmt, ...)
-  error(("metrics.%s: " .. fmt):format(fname, ...), 3)
+  local level = 2
+  while debug.getinfo(level, "S") and debug.getinfo(level, "S").source == THIS do level = level + 1 end
+  error(("metrics.%s: " .. fmt):format(fname, ...), level)
 end
 
 -- Class ids as a Lua array (validated: whole numbers >= 1).

@@ -13,20 +13,13 @@
 #include "eval/umap.h"
 #include "luat.h"
 
-/* A 2-D float matrix argument: a tensor (borrowed) or a nested table (converted
- * and left on the stack, owned by the GC). */
+/* A 2-D float matrix argument: a tensor or a nested table (converted in place
+ * on the stack by ser_lua_checktensorlike, so the GC owns it). Borrowed. */
 static ser_tensor *arg_matrix(lua_State *L, int idx, const char *fname, const char *what) {
-  ser_tensor *t;
-  if (lua_isuserdata(L, idx)) {
-    t = ser_lua_checktensor(L, idx); /* raises on other userdata and on a released tensor */
-  } else if (lua_istable(L, idx)) {
-    t = ser_lua_checktensorlike(L, idx, fname);
-    ser_lua_pushtensor(L, t);
-  } else {
+  if (!lua_isuserdata(L, idx) && !lua_istable(L, idx))
     luaL_error(L, "%s: %s must be a 2-D tensor or a table of rows, got %s", fname, what,
                luaL_typename(L, idx));
-    return NULL;
-  }
+  ser_tensor *t = ser_lua_checktensorlike(L, idx, fname);
   if (t->ndim != 2)
     luaL_error(L, "%s: %s must be 2-D [n, features], got shape %s", fname, what, SER_SHAPE(t));
   return t;
@@ -68,9 +61,14 @@ static int32_t *arg_labels(lua_State *L, int idx, const char *fname, const char 
       lua_pop(L, 1);
     }
     if (!(v >= 1) || v != floor(v) || v > INT32_MAX || (k > 0 && v > k)) {
+      /* whole numbers print without a fraction ("4", not "4.0") */
+      if (v == floor(v) && fabs(v) < 1e15)
+        lua_pushfstring(L, "%I", (lua_Integer)v);
+      else
+        lua_pushfstring(L, "%f", (lua_Number)v);
       if (k > 0)
-        luaL_error(L, "%s: %s[%d] is %g; expected a class id 1..%d", fname, what, (int)(i + 1), v, k);
-      luaL_error(L, "%s: %s[%d] is %g; expected a whole class id >= 1", fname, what, (int)(i + 1), v);
+        luaL_error(L, "%s: %s[%d] is %s; expected a class id 1..%d", fname, what, (int)(i + 1), lua_tostring(L, -1), k);
+      luaL_error(L, "%s: %s[%d] is %s; expected a whole class id >= 1", fname, what, (int)(i + 1), lua_tostring(L, -1));
     }
     ids[i] = (int32_t)v - 1;
   }
@@ -96,6 +94,7 @@ static void check_keys(lua_State *L, int opts, const char *const *keys, const ch
       for (int i = 0; keys[i]; i++) ok |= strcmp(k, keys[i]) == 0;
     }
     if (!ok) {
+      const char *key = luaL_tolstring(L, -1, NULL); /* pushed above the key */
       luaL_Buffer b;
       luaL_buffinit(L, &b);
       for (int i = 0; keys[i]; i++) {
@@ -103,8 +102,7 @@ static void check_keys(lua_State *L, int opts, const char *const *keys, const ch
         luaL_addstring(&b, keys[i]);
       }
       luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s'; known options: %s", fname, luaL_tolstring(L, -2, NULL),
-                 lua_tostring(L, -2));
+      luaL_error(L, "%s: unknown option '%s'; known options: %s", fname, key, lua_tostring(L, -1));
     }
   }
 }
