@@ -188,6 +188,7 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
       for (int oc = 0; oc < g->OC; oc++) {
         const float *d = dout + b * out_sz + (size_t)oc * OHW;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int i = 0; i < OHW; i++) s += d[i];
         dbias[oc] += s;
       }
