@@ -251,7 +251,7 @@ function M.fit(model, parts, opts)
       local dt = math.max(now() - t0, 1e-9)
       show.batch(epoch, o.epochs, i, n_batches, loss_sum / seen, correct / seen, seen / dt,
         dt / i * (n_batches - i))
-      if ser.interrupted and ser.interrupted() then
+      if ser.interrupted() then
         error({ stop = ("interrupted at epoch %d, batch %d/%d; best weights (epoch %d) kept"):format(
           epoch, i, n_batches, best.epoch) })
       end
@@ -290,7 +290,11 @@ function M.fit(model, parts, opts)
     end
   end
 
+  -- Ctrl-C sets a flag (ser.catch_interrupt) polled after every batch, so the
+  -- batch in flight finishes and the run ends like an early stop.
+  ser.catch_interrupt(true)
   local ok, err = pcall(run)
+  ser.catch_interrupt(false)
   if not ok then
     if type(err) == "table" and err.stop then
       stop_reason = err.stop

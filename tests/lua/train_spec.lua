@@ -202,6 +202,38 @@ describe("ser.train.fit", function()
     assert.are.equal(1, select(2, text:gsub("\n", "")))
   end)
 
+  it_fit("stops cleanly after the batch on Ctrl-C (SIGINT) and still evaluates", function()
+    local d = tmpdir()
+    local script = d .. "/run.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local ser = require "ser"
+      require "ser.core.audio"
+      local T, nn = ser.tensor, ser.nn
+      ser.manual_seed(1)
+      local x, y = T.randn(64, 6), {}
+      for i = 1, 64 do y[i] = (i % 2) + 1 end
+      io.stdout:setvbuf("no")
+      print("started")
+      local _, history, result = ser.train.fit(nn.Sequential{ nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2) },
+        { { x = x, y = y, classes = { "a", "b" } }, { x = x, y = y, classes = { "a", "b" } } },
+        { epochs = 100000, batch = 4, progress = "quiet", patience = 100000 })
+      print("stop: " .. result.stop_reason)
+      print("evaluated: " .. tostring(result.accuracy ~= nil))
+    ]])
+    f:close()
+    -- the script runs in the background; SIGINT arrives once it printed "started" and trains
+    local cmd = ("lua5.4 %s > %s/out.txt 2>&1 & pid=$!; " ..
+      "for i in $(seq 1 100); do grep -q started %s/out.txt 2>/dev/null && break; sleep 0.1; done; " ..
+      "sleep 1; kill -INT $pid; wait $pid"):format(script, d, d)
+    local ok = os.execute(cmd)
+    local out = read(d .. "/out.txt")
+    assert.is_true(ok == true or ok == 0, out)
+    assert.matches("stop: interrupted at epoch %d+, batch %d+/16; best weights %(epoch %d+%) kept", out)
+    assert.matches("evaluated: true", out, 1, true)
+    os.execute("rm -rf " .. d)
+  end)
+
   it("rejects bad options with the option's name and value", function()
     local ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { epochs = 0 })
     assert.is_false(ok)
