@@ -121,6 +121,11 @@ static int split_batch(const ser_conv_geom *g) {
   return nt > 1 && g->B >= nt && !omp_in_parallel();
 }
 
+static int scratch_failed(const ser_conv_geom *g, int nb) {
+  return ser_error(SER_ENOMEM, "out of memory for the im2col scratch (%zu bytes per thread)",
+                   sizeof(float) * (size_t)g->C * g->KH * g->KW * (size_t)nb);
+}
+
 int ser_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                        const ser_conv_geom *g) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, NB = chunk_of(g);
@@ -149,7 +154,8 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
       ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, beta, o + n0, OHW);
     }
   }
-  return failed ? SER_ENOMEM : 0;
+  /* the allocation failed on a worker thread, whose error message we cannot see */
+  return failed ? scratch_failed(g, NB) : 0;
 }
 
 /* One image's share of the backward pass, block by block of output
@@ -163,7 +169,7 @@ static int backward_image(float *din_b, float *dw, const float *dout_b, const fl
     return 0;
   }
   float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
-  if (!col) return SER_ENOMEM;
+  if (!col) return scratch_failed(g, NB);
   for (int n0 = 0; n0 < OHW; n0 += NB) {
     int n1 = n0 + NB < OHW ? n0 + NB : OHW, nb = n1 - n0;
     if (dw) {
@@ -224,7 +230,7 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
         failed = 1;
     }
   }
-  if (failed) return SER_ENOMEM;
+  if (failed) return scratch_failed(g, chunk_of(g));
   if (dweight)
     for (int t = 1; t < nt; t++)
       if (part[t])
