@@ -42,13 +42,14 @@ for name in args.models:gmatch("[^,%s]+") do
 end
 if #model_names == 0 then bad("--models is empty") end
 if args.quick then args.epochs, args.seconds = math.min(args.epochs, 2), 1.0 end
-local plots, results = files.prepare_output(args.out)   -- creates and test-writes both folders
+local data_dir = args.data or (files.is_dir("data/ravdess") and "data/ravdess") or nil
+if data_dir and not files.is_dir(data_dir) then bad(("--data %s is not a folder"):format(data_dir)) end
+local ok, plots, results = pcall(files.prepare_output, args.out)   -- creates and test-writes both folders
+if not ok then bad(plots) end
 
 -- The corpus and its speaker-independent split.
 local corpus
-local data_dir = args.data or (files.is_dir("data/ravdess") and "data/ravdess") or nil
 if data_dir then
-  if not files.is_dir(data_dir) then bad(("--data %s is not a folder"):format(data_dir)) end
   corpus = ser.data.scan(data_dir)
   if args.quick then corpus = corpus:sample{ per_speaker_class = 1 } end
 else

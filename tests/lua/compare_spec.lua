@@ -1,0 +1,65 @@
+-- experiments/compare.lua, predict.lua, embed.lua: generated --help and flag
+-- validation that fails before any training starts (the full run is
+-- scripts/smoke.sh). The scripts run under the serlua of the build.
+local build = os.getenv("SER_TEST_BUILD") or "build"
+local serlua = build .. "/serlua"
+
+local function run(args)
+  local p = assert(io.popen(("%s %s 2>&1; echo \"rc=$?\""):format(serlua, args)))
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return out, rc
+end
+
+local have = io.open(serlua, "rb")
+if have then have:close() end
+local it_bin = have and it or pending
+
+describe("experiments/compare.lua", function()
+  it_bin("prints generated help with every flag", function()
+    local out, rc = run("experiments/compare.lua --help")
+    assert.are.equal(0, rc)
+    for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
+                            "--seed", "--folds", "--quick", "--patience" } do
+      assert.matches(flag, out, 1, true)
+    end
+    assert.matches("results.csv", out, 1, true)
+  end)
+
+  it_bin("rejects bad flags with a message and no training", function()
+    local cases = {
+      { "--models cnn2d,resnet", "unknown model 'resnet'" },
+      { "--epochs 0", "--epochs must be a whole number >= 1" },
+      { "--batch 2.5", "--batch must be a whole number >= 1" },
+      { "--seconds=-1", "--seconds must be a number > 0" },
+      { "--lr abc", "--lr" },
+      { "--folds 1", "--folds must be a whole number >= 2" },
+      { "--data /nonexistent/corpus", "is not a folder" },
+      { "--out /proc/serlua-cannot-write", "cannot be created" },
+    }
+    for _, c in ipairs(cases) do
+      local out, rc = run("experiments/compare.lua " .. c[1])
+      assert.are_not.equal(0, rc, c[1])
+      assert.matches(c[2], out, 1, true)
+      assert.is_nil(out:find("epoch ", 1, true), c[1] .. " started training")
+    end
+  end)
+end)
+
+describe("experiments/predict.lua and embed.lua", function()
+  it_bin("report a checkpoint that does not load", function()
+    local out, rc = run("experiments/predict.lua /nonexistent.safetensors a.wav")
+    assert.are_not.equal(0, rc)
+    assert.matches("nonexistent.safetensors", out, 1, true)
+    out, rc = run("experiments/embed.lua /nonexistent.safetensors .")
+    assert.are_not.equal(0, rc)
+    assert.matches("nonexistent.safetensors", out, 1, true)
+  end)
+
+  it_bin("need their arguments", function()
+    local out, rc = run("experiments/predict.lua")
+    assert.are_not.equal(0, rc)
+    assert.matches("Usage", out, 1, true)
+  end)
+end)
