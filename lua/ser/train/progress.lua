@@ -54,8 +54,13 @@ function M.new(mode, out)
   local self = { mode = mode, out = out, width = 0 }
 
   -- Called after each training batch.
+  -- Redraws at most ten times a second (and always on the last batch).
+  local last_draw = -math.huge
   function self.batch(epoch, epochs, i, n, loss, acc, clips_per_s, eta)
     if mode ~= "bar" then return end
+    local t = M.now()
+    if i < n and t - last_draw < 0.1 then return end
+    last_draw = t
     local w = 20
     local filled = math.floor(w * i / n + 0.5)
     local line = ("epoch %d/%d [%s%s] %d/%d loss %.4f acc %5.1f%% %.1f clips/s ETA %s"):format(
