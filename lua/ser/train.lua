@@ -164,7 +164,7 @@ local function make_scheduler(ser, opt, o, steps_per_epoch)
   if o.schedule == "onecycle" then
     return ser.optim.OneCycleLR(opt, { max_lr = o.lr, total_steps = o.epochs * steps_per_epoch })
   elseif o.schedule == "cosine" then
-    -- Stepped once per epoch, as the PyTorch notebook does.
+    -- Stepped once per epoch (T_max in epochs), the usual PyTorch use.
     return ser.optim.CosineAnnealingLR(opt, { T_max = o.epochs }), "epoch"
   end
   return nil
