@@ -82,17 +82,6 @@ if args.amp then
 end
 
 local x8, y8 = T.randn(batch_shape(8)), T.new { 1, 2, 3, 4, 5, 6, 7, 8 }
--- The same mean cross-entropy written with tensor ops, for builds where
--- F.cross_entropy cannot be used (SER_BENCH_ONEHOT_CE=1); costs the same on 8x8 logits.
-local onehot = T.zeros(8, 8)
-for r = 1, 8 do onehot[r][r] = 1 end
-local function loss_of(logits)
-  if os.getenv("SER_BENCH_ONEHOT_CE") == "1" then
-    return (logits:log_softmax(2) * onehot):sum():neg() / 8
-  end
-  return F.cross_entropy(logits, y8)
-end
-local x1 = T.randn(batch_shape(1))
 
 for th in tostring(args.threads):gmatch("%d+") do
   ser.set_num_threads(tonumber(th))
@@ -102,7 +91,7 @@ for th in tostring(args.threads):gmatch("%d+") do
   local live0 = ser.memory()
   local train_s = time_it(function()
     model:zero()
-    local loss = loss_of(model(x8))
+    local loss = F.cross_entropy(model(x8), y8)
     loss:backward()
     step()
   end, args.steps, args.repeats)
