@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Data pipeline: ours (serlua, bench/bench_data.lua) beside the original pipeline's
+# per-epoch data preparation in torchaudio (bench/bench_data.py), one invocation.
+#   bench/bench_data.sh [DATA_DIR] [N_CLIPS]     (defaults ../shared/data/ravdess16k 960)
+# The machine is shared and noisy: compare only ratios taken in one run.
+set -euo pipefail
+BUILD=${BUILD:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+dir=${1:-../shared/data/ravdess16k}
+n=${2:-960}
+[ -x "$BUILD/serlua" ] || { echo "bench_data.sh: build first (make BUILD=$BUILD)" >&2; exit 1; }
+"$BUILD/serlua" bench/bench_data.lua "$dir" "$n"
+if [ -d "$dir" ] && /usr/bin/python3 -c "import torchaudio" 2>/dev/null; then
+  /usr/bin/python3 bench/bench_data.py "$dir" "$n"
+else
+  echo "reference  skipped (no $dir or no python3-torchaudio; BASELINES.md: ~7 s per 960-clip epoch of data preparation)"
+fi
