@@ -170,6 +170,11 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
     int64_t lim = (int64_t)llround(opts.seconds * file_sr);
     if (lim < want) want = lim;
   }
+  if (avail == 0) {
+    sf_close(f);
+    return ser_error(SER_EINVAL, "audio.load '%s': offset %g s is at or past the end (%.3f s, %lld frames at %d Hz)",
+                     path, opts.offset, (double)info.frames / file_sr, (long long)info.frames, file_sr);
+  }
   int64_t got = 0;
   float *inter = NULL;
   size_t inter_bytes = (size_t)(want > 0 ? want : 1) * (size_t)C * sizeof(float);

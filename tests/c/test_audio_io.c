@@ -126,6 +126,11 @@ static void test_seconds_offset_normalize(void **state) {
   assert_true(fabsf(a.data[0]) < 1e-5f);
   ser_audio_free(&a);
   o = ser_audio_opts_default();
+  o.offset = 5.0;
+  o.seconds = 4.0;
+  assert_int_equal(ser_audio_load(&a, tmp("one.wav"), &o), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "past the end (1.000 s"));
+  o = ser_audio_opts_default();
   o.offset = -1;
   assert_int_equal(ser_audio_load(&a, tmp("one.wav"), &o), SER_EINVAL);
   assert_non_null(strstr(ser_errmsg(), "offset"));
