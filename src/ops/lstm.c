@@ -7,7 +7,120 @@
 
 #include "gemm.h"
 
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+/* Elementwise math of the cell. The gate nonlinearities are most of the
+ * LSTM's time outside the GEMMs, and glibc's scalar expf/tanhf keep the
+ * compiler from vectorising, so exp is Cephes' expf (range reduction by ln 2,
+ * degree-6 polynomial, about 1 ulp) written on GCC vector types of 8 floats:
+ * plain arithmetic and masks, no branches, no libm. target_clones builds the
+ * row functions for x86-64-v4 (AVX-512), v3 (AVX2+FMA) and the baseline, picked
+ * at load time by ISA level (not CPU model, which would never match AMD). */
+/* The vector helpers are static inline, so passing v8f by value in the
+ * baseline clone has no ABI to keep; GCC warns about it anyway. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f v8_load(const float *p) {
+  v8f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+/* mask ? a : b, mask lanes all-ones or zero */
+static inline v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+
+static inline v8f v8_exp(v8f x) {
+  const v8i is_num = x == x;
+  v8f xc = v8_select(is_num, x, v8_splat(0.0f)); /* NaN computes on 0, returned as is below */
+  xc = v8_select(xc < v8_splat(-87.3f), v8_splat(-87.3f), xc);
+  xc = v8_select(xc > v8_splat(88.7f), v8_splat(88.7f), xc);
+  /* round to nearest through the 1.5*2^23 magic number: n in the float and in the low bits */
+  const v8f magic = v8_splat(12582912.0f);
+  const v8f t = xc * v8_splat(1.44269504088896341f) + magic;
+  const v8f n = t - magic;
+  const v8i ni = (v8i)t - (v8i)magic;
+  v8f r = xc - n * v8_splat(0.693359375f);
+  r = r - n * v8_splat(-2.12194440e-4f);
+  const v8f r2 = r * r;
+  v8f p = v8_splat(1.9875691500e-4f);
+  p = p * r + v8_splat(1.3981999507e-3f);
+  p = p * r + v8_splat(8.3334519073e-3f);
+  p = p * r + v8_splat(4.1665795894e-2f);
+  p = p * r + v8_splat(1.6666665459e-1f);
+  p = p * r + v8_splat(5.0000001201e-1f);
+  p = p * r2 + r + v8_splat(1.0f);
+  const v8f y = p * (v8f)((ni + 127) << 23);
+  return v8_select(is_num, y, x);
+}
+static inline v8f v8_sigmoid(v8f x) { return v8_splat(1.0f) / (v8_splat(1.0f) + v8_exp(-x)); }
+/* tanh x = 2σ(2x) - 1: absolute error ~1e-7, which is all the cell needs */
+static inline v8f v8_tanh(v8f x) { return v8_splat(2.0f) / (v8_splat(1.0f) + v8_exp(x * v8_splat(-2.0f))) - v8_splat(1.0f); }
+
+/* Scalar tails (H not a multiple of 8) go through the same vector code. */
+static inline float sigmoid1(float x) { return v8_sigmoid(v8_splat(x))[0]; }
+static inline float tanh1(float x) { return v8_tanh(v8_splat(x))[0]; }
+
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* One row of pre-activations [i f g o] (4H) -> activated, in place. */
+SIMD_CLONES static void activate_row(float *g, int H) {
+  const int n8 = H / 8 * 8;
+  for (int k = 0; k < 4; k++) {
+    float *q = g + k * H;
+    const int is_tanh = k == 2;
+    for (int j = 0; j < n8; j += 8) v8_store(q + j, is_tanh ? v8_tanh(v8_load(q + j)) : v8_sigmoid(v8_load(q + j)));
+    for (int j = n8; j < H; j++) q[j] = is_tanh ? tanh1(q[j]) : sigmoid1(q[j]);
+  }
+}
+
+/* c = f c_prev + i g (c_prev NULL = 0), tc = tanh c, h = o tc */
+SIMD_CLONES static void cell_row(float *c, float *tc, float *h, const float *g, const float *cp, int H) {
+  const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
+  const int n8 = H / 8 * 8;
+  for (int j = 0; j < n8; j += 8) {
+    v8f cv = v8_load(ig + j) * v8_load(gg + j);
+    if (cp) cv += v8_load(fg + j) * v8_load(cp + j);
+    const v8f t = v8_tanh(cv);
+    v8_store(c + j, cv);
+    v8_store(tc + j, t);
+    v8_store(h + j, v8_load(og + j) * t);
+  }
+  for (int j = n8; j < H; j++) {
+    c[j] = ig[j] * gg[j] + (cp ? fg[j] * cp[j] : 0.0f);
+    tc[j] = tanh1(c[j]);
+    h[j] = og[j] * tc[j];
+  }
+}
+
+/* Gradients of one row: dG = d(pre-activations) from dh (the row's output
+ * gradient plus the recurrent one) and dc (from the next step, updated in place). */
+SIMD_CLONES static void cell_row_backward(float *dg, float *dc, const float *dh_out, const float *dh_rec,
+                                          const float *g, const float *tc, const float *cp, int H) {
+  const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
+  const v8f one = v8_splat(1.0f);
+  const int n8 = H / 8 * 8;
+  for (int j = 0; j < n8; j += 8) {
+    const v8f i = v8_load(ig + j), f = v8_load(fg + j), gv = v8_load(gg + j), o = v8_load(og + j);
+    const v8f t = v8_load(tc + j);
+    const v8f dhv = v8_load(dh_out + j) + v8_load(dh_rec + j);
+    const v8f dcv = v8_load(dc + j) + dhv * o * (one - t * t);
+    v8_store(dg + j, dcv * gv * i * (one - i));
+    v8_store(dg + H + j, cp ? dcv * v8_load(cp + j) * f * (one - f) : v8_splat(0.0f));
+    v8_store(dg + 2 * H + j, dcv * i * (one - gv * gv));
+    v8_store(dg + 3 * H + j, dhv * t * o * (one - o));
+    v8_store(dc + j, dcv * f);
+  }
+  for (int j = n8; j < H; j++) {
+    const float dhv = dh_out[j] + dh_rec[j];
+    const float dcv = dc[j] + dhv * og[j] * (1.0f - tc[j] * tc[j]);
+    dg[j] = dcv * gg[j] * ig[j] * (1.0f - ig[j]);
+    dg[H + j] = cp ? dcv * cp[j] * fg[j] * (1.0f - fg[j]) : 0.0f;
+    dg[2 * H + j] = dcv * ig[j] * (1.0f - gg[j] * gg[j]);
+    dg[3 * H + j] = dhv * tc[j] * og[j] * (1.0f - og[j]);
+    dc[j] = dcv * fg[j];
+  }
+}
 
 /* Row index of (b, t). */
 static inline int64_t row_of(const ser_lstm_dims *d, int b, int t) {
@@ -18,9 +131,9 @@ static inline int64_t row_of(const ser_lstm_dims *d, int b, int t) {
 static inline int64_t batch_stride(const ser_lstm_dims *d) { return d->batch_first ? d->T : 1; }
 static inline int64_t time_stride(const ser_lstm_dims *d) { return d->batch_first ? 1 : d->B; }
 
-void ser_lstm_dir_forward(float *h, float *gates, float *cell, const float *x, const float *w_ih,
+void ser_lstm_dir_forward(float *h, float *gates, float *cell, float *tcell, const float *x, const float *w_ih,
                           const float *w_hh, const float *b_ih, const float *b_hh, const ser_lstm_dims *d) {
-  const int B = d->B, T = d->T, I = d->I, H = d->H, G = 4 * H;
+  const int B = d->B, T = d->T, I = d->I, H = d->H, G = 4 * H, ldh = d->ldh ? d->ldh : H;
   const int64_t rows = (int64_t)B * T, sb = batch_stride(d);
 
   /* Input projections of every time step in one GEMM: gates = x W_ih^T + b_ih + b_hh. */
@@ -37,30 +150,21 @@ void ser_lstm_dir_forward(float *h, float *gates, float *cell, const float *x, c
     const int tp = d->reverse ? t + 1 : t - 1; /* the step before in processing order */
     float *g_t = gates + row_of(d, 0, t) * G;
     /* Recurrent term for the B rows of this step: one strided GEMM (h_{-1} = 0 adds nothing). */
-    if (s > 0) ser_gemm(0, 1, B, G, H, 1.0f, h + row_of(d, 0, tp) * H, (int)(sb * H), w_hh, H, 1.0f, g_t, (int)(sb * G));
+    if (s > 0)
+      ser_gemm(0, 1, B, G, H, 1.0f, h + row_of(d, 0, tp) * ldh, (int)(sb * ldh), w_hh, H, 1.0f, g_t, (int)(sb * G));
     for (int b = 0; b < B; b++) {
       const int64_t r = row_of(d, b, t);
-      float *g = gates + r * G, *c = cell + r * H, *hh = h + r * H;
-      const float *cp = s > 0 ? cell + row_of(d, b, tp) * H : NULL;
-      for (int j = 0; j < H; j++) {
-        const float ig = sigmoidf(g[j]), fg = sigmoidf(g[H + j]);
-        const float gg = tanhf(g[2 * H + j]), og = sigmoidf(g[3 * H + j]);
-        g[j] = ig;
-        g[H + j] = fg;
-        g[2 * H + j] = gg;
-        g[3 * H + j] = og;
-        const float cv = (cp ? fg * cp[j] : 0.0f) + ig * gg;
-        c[j] = cv;
-        hh[j] = og * tanhf(cv);
-      }
+      activate_row(gates + r * G, H);
+      cell_row(cell + r * H, tcell + r * H, h + r * ldh, gates + r * G, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
     }
   }
 }
 
 void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dgates,
-                           float *dstate, const float *dh, const float *gates, const float *cell, const float *h,
-                           const float *x, const float *w_ih, const float *w_hh, const ser_lstm_dims *d) {
-  const int B = d->B, T = d->T, I = d->I, H = d->H, G = 4 * H;
+                           float *dstate, const float *dh, const float *gates, const float *cell, const float *tcell,
+                           const float *h, const float *x, const float *w_ih, const float *w_hh,
+                           const ser_lstm_dims *d) {
+  const int B = d->B, T = d->T, I = d->I, H = d->H, G = 4 * H, ldh = d->ldh ? d->ldh : H;
   const int64_t rows = (int64_t)B * T, sb = batch_stride(d), st = time_stride(d);
   float *dh_rec = dstate;          /* [B,H] gradient reaching h_t from step t+1 (dG_{t+1} W_hh) */
   float *dc = dstate + (size_t)B * H; /* [B,H] gradient reaching c_t from step t+1 */
@@ -71,20 +175,8 @@ void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, 
     const int tp = d->reverse ? t + 1 : t - 1;
     for (int b = 0; b < B; b++) {
       const int64_t r = row_of(d, b, t);
-      const float *g = gates + r * G, *c = cell + r * H, *dhr = dh + r * H;
-      const float *cp = s > 0 ? cell + row_of(d, b, tp) * H : NULL;
-      float *dg = dgates + r * G, *dhb = dh_rec + (size_t)b * H, *dcb = dc + (size_t)b * H;
-      for (int j = 0; j < H; j++) {
-        const float ig = g[j], fg = g[H + j], gg = g[2 * H + j], og = g[3 * H + j];
-        const float dhv = dhr[j] + dhb[j];
-        const float tc = tanhf(c[j]);
-        const float dcv = dcb[j] + dhv * og * (1.0f - tc * tc);
-        dg[j] = dcv * gg * ig * (1.0f - ig);
-        dg[H + j] = (cp ? dcv * cp[j] : 0.0f) * fg * (1.0f - fg);
-        dg[2 * H + j] = dcv * ig * (1.0f - gg * gg);
-        dg[3 * H + j] = dhv * tc * og * (1.0f - og);
-        dcb[j] = dcv * fg;
-      }
+      cell_row_backward(dgates + r * G, dc + (size_t)b * H, dh + r * ldh, dh_rec + (size_t)b * H, gates + r * G,
+                        tcell + r * H, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
     }
     /* dh_{t-1} from the recurrent product: dG_t W_hh ([B,4H] x [4H,H]). */
     if (s > 0)
@@ -112,7 +204,7 @@ void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, 
     const int64_t g_off = d->reverse ? 0 : st, h_off = d->reverse ? st : 0;
     for (int o = 0; o < outer; o++) {
       const int64_t base = d->batch_first ? (int64_t)o * sb : 0;
-      ser_gemm(1, 0, G, H, k, 1.0f, dgates + (base + g_off) * G, G, h + (base + h_off) * H, H, 1.0f, dw_hh, H);
+      ser_gemm(1, 0, G, H, k, 1.0f, dgates + (base + g_off) * G, G, h + (base + h_off) * ldh, ldh, 1.0f, dw_hh, H);
     }
   }
 }

@@ -26,23 +26,27 @@ typedef struct ser_lstm_dims {
   int I, H;          /* input width, hidden size */
   int batch_first;   /* row layout, see above */
   int reverse;       /* runs t = T-1 .. 0 */
+  int ldh;           /* row stride of h and dh in floats (0 = H); 2H lets the two
+                        directions write their halves of one [rows, 2H] output */
 } ser_lstm_dims;
 
 /* One direction of one layer, forward.
- *   x [rows, I] -> h [rows, H]; also keeps what backward needs:
- *   gates [rows, 4H] (activated i, f, g, o) and cell [rows, H] (c_t).
- *   b_ih, b_hh may be NULL (bias=False). Overwrites h, gates, cell. */
-void ser_lstm_dir_forward(float *h, float *gates, float *cell, const float *x, const float *w_ih,
+ *   x [rows, I] -> h [rows, H] (row stride ldh); also keeps what backward needs:
+ *   gates [rows, 4H] (activated i, f, g, o), cell [rows, H] (c_t) and
+ *   tcell [rows, H] (tanh c_t). b_ih, b_hh may be NULL (bias=False).
+ *   Overwrites h, gates, cell, tcell. */
+void ser_lstm_dir_forward(float *h, float *gates, float *cell, float *tcell, const float *x, const float *w_ih,
                           const float *w_hh, const float *b_ih, const float *b_hh, const ser_lstm_dims *d);
 
 /* One direction of one layer, backward through time.
- *   dh [rows, H]: gradient w.r.t. h (the layer output; read only).
+ *   dh [rows, H] (row stride ldh): gradient w.r.t. h (the layer output; read only).
  *   Accumulates (+=) into dx [rows, I], dw_ih [4H, I], dw_hh [4H, H], db_ih, db_hh [4H];
  *   any of them may be NULL (not needed). dgates [rows, 4H] and dstate [2*B*H] are
  *   scratch. */
 void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dgates,
-                           float *dstate, const float *dh, const float *gates, const float *cell, const float *h,
-                           const float *x, const float *w_ih, const float *w_hh, const ser_lstm_dims *d);
+                           float *dstate, const float *dh, const float *gates, const float *cell, const float *tcell,
+                           const float *h, const float *x, const float *w_ih, const float *w_hh,
+                           const ser_lstm_dims *d);
 
 typedef struct ser_lstm_opts {
   int64_t input_size, hidden_size;
@@ -64,12 +68,14 @@ const char *ser_lstm_weight_name(const ser_lstm_opts *o, int i, char *buf, int b
 int ser_lstm(ser_tensor **out, ser_tensor **h_n, ser_tensor **c_n, ser_tensor *x, ser_tensor *const *weights,
              const ser_lstm_opts *o);
 
-/* One layer and direction as an autograd op (inputs x, w_ih, w_hh, b_ih, b_hh;
- * biases may be NULL). x is [rows, in] in the layout of d (B, T, batch_first,
- * reverse are taken from d; I and H from the weights). Outputs h [B,T,H]
- * (or [T,B,H]) and, when not NULL, the final h and c as [B, H]. */
-int ser_lstm_layer(ser_tensor **h, ser_tensor **h_last, ser_tensor **c_last, ser_tensor *x, ser_tensor *w_ih,
-                   ser_tensor *w_hh, ser_tensor *b_ih, ser_tensor *b_hh, int batch_first, int reverse);
+/* One layer (D = 1 or 2 directions) as one autograd op, the directions run
+ * concurrently on two threads when there are. w holds 3 tensors per direction:
+ * w_ih [4H,in], w_hh [4H,H], b [4H] = b_ih + b_hh or NULL (ser_lstm adds the two
+ * bias vectors with a recorded ser_add, so both get their gradient). x is
+ * [B,T,in] (batch_first), [T,B,in] or [T,in]. h gets [..., D*H] (forward
+ * direction first); h_last and c_last, when not NULL, the final states [D,B,H]. */
+int ser_lstm_layer(ser_tensor **h, ser_tensor **h_last, ser_tensor **c_last, ser_tensor *x, ser_tensor *const *w,
+                   int D, int batch_first);
 
 int ser_lstm_backward(struct ser_node *node, const ser_tensor *gout, ser_tensor **gin);
 

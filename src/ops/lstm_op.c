@@ -1,20 +1,26 @@
-/* LSTM as autograd ops: one node per layer and direction (inputs x, w_ih, w_hh,
- * b_ih, b_hh), the directions joined with ser_cat. One node per direction keeps
- * every node within SER_NODE_MAX_INPUTS and lets layer k+1 see layer k's
- * output as an ordinary tensor. */
+/* LSTM as autograd ops: one node per layer covering both directions (inputs
+ * x and, per direction, w_ih, w_hh and the summed bias: at most 7, within
+ * SER_NODE_MAX_INPUTS). The two directions are independent recurrences, so
+ * they run on two threads; inside that parallel region OpenBLAS (the OpenMP
+ * build) runs each direction's small per-step GEMMs single-threaded, which is
+ * what they want: thread hand-offs cost more than a [B,4H]x[4H,H] product. */
 #include <stdio.h>
 #include <string.h>
 
 #include "../autograd/autograd.h"
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/threads.h"
+#include "elementwise.h"
+#include "gemm.h"
 #include "lstm.h"
-#include "shape.h"
 
 typedef struct lstm_ctx {
-  ser_lstm_dims d;
-  float *gates; /* [rows, 4H] activated gates */
-  float *cell;  /* [rows, H] */
+  int D;
+  ser_lstm_dims d[2];
+  float *gates[2]; /* [rows, 4H] activated gates per direction */
+  float *cell[2];  /* [rows, H] c_t */
+  float *tcell[2]; /* [rows, H] tanh c_t */
 } lstm_ctx;
 
 static size_t gates_bytes(const ser_lstm_dims *d) { return sizeof(float) * (size_t)d->B * d->T * 4 * d->H; }
@@ -22,8 +28,11 @@ static size_t cell_bytes(const ser_lstm_dims *d) { return sizeof(float) * (size_
 
 static void lstm_ctx_free(void *p) {
   lstm_ctx *c = p;
-  ser_free(c->gates, gates_bytes(&c->d));
-  ser_free(c->cell, cell_bytes(&c->d));
+  for (int i = 0; i < c->D; i++) {
+    ser_free(c->gates[i], gates_bytes(&c->d[i]));
+    ser_free(c->cell[i], cell_bytes(&c->d[i]));
+    ser_free(c->tcell[i], cell_bytes(&c->d[i]));
+  }
   ser_free(c, sizeof *c);
 }
 
@@ -50,103 +59,125 @@ static int check_param(const ser_tensor *w, int ndim, int64_t d0, int64_t d1, co
   return 0;
 }
 
-/* Copies the rows of the last processed step into a new [B,H] tensor. */
-static ser_tensor *final_state(const float *buf, const ser_lstm_dims *d) {
-  ser_tensor *t = ser_tensor_empty(2, SER_DIMS(d->B, d->H));
-  if (!t) return NULL;
+/* Copies the last processed step's rows of buf (row stride ld) into out [B,H]. */
+static void final_state(float *out, const float *buf, int64_t ld, const ser_lstm_dims *d) {
   const int t_last = d->reverse ? 0 : d->T - 1;
   for (int b = 0; b < d->B; b++) {
     const int64_t r = d->batch_first ? (int64_t)b * d->T + t_last : (int64_t)t_last * d->B + b;
-    memcpy(ser_tensor_data(t) + (size_t)b * d->H, buf + r * d->H, sizeof(float) * (size_t)d->H);
+    memcpy(out + (size_t)b * d->H, buf + r * ld, sizeof(float) * (size_t)d->H);
   }
-  return t;
 }
 
-int ser_lstm_layer(ser_tensor **h, ser_tensor **h_last, ser_tensor **c_last, ser_tensor *x, ser_tensor *w_ih,
-                   ser_tensor *w_hh, ser_tensor *b_ih, ser_tensor *b_hh, int batch_first, int reverse) {
+/* Both directions concurrently when there are two and threads to run them. */
+static int run_parallel(int D) { return D > 1 && ser_num_threads() > 1; }
+
+int ser_lstm_layer(ser_tensor **h, ser_tensor **h_last, ser_tensor **c_last, ser_tensor *x, ser_tensor *const *w,
+                   int D, int batch_first) {
   *h = NULL;
   if (h_last) *h_last = NULL;
   if (c_last) *c_last = NULL;
+  if (D != 1 && D != 2) return ser_error(SER_EINVAL, "lstm: %d directions, expected 1 or 2", D);
   if (x->ndim != 3 && x->ndim != 2)
     return ser_error(SER_EINVAL, "lstm: input has shape %s, expected %s or unbatched [T,in]", SER_SHAPE(x),
                      batch_first ? "[B,T,in]" : "[T,B,in]");
-  if (!w_ih || w_ih->ndim != 2 || w_ih->shape[0] % 4 != 0 || w_ih->shape[0] == 0)
+  if (!w[0] || w[0]->ndim != 2 || w[0]->shape[0] % 4 != 0 || w[0]->shape[0] == 0)
     return ser_error(SER_EINVAL, "lstm: weight_ih has shape %s, expected [4*hidden, in]",
-                     w_ih ? SER_SHAPE(w_ih) : "(missing)");
-  ser_lstm_dims d;
-  d.H = (int)(w_ih->shape[0] / 4);
-  d.I = (int)x->shape[x->ndim - 1];
-  d.batch_first = x->ndim == 3 && batch_first;
-  d.reverse = reverse;
+                     w[0] ? SER_SHAPE(w[0]) : "(missing)");
+  ser_lstm_dims d[2];
+  memset(d, 0, sizeof d);
+  d[0].H = (int)(w[0]->shape[0] / 4);
+  d[0].I = (int)x->shape[x->ndim - 1];
+  d[0].batch_first = x->ndim == 3 && batch_first;
   if (x->ndim == 2) { /* unbatched: [T,in] is time-major with B = 1 */
-    d.T = (int)x->shape[0];
-    d.B = 1;
+    d[0].T = (int)x->shape[0];
+    d[0].B = 1;
   } else {
-    d.B = (int)x->shape[batch_first ? 0 : 1];
-    d.T = (int)x->shape[batch_first ? 1 : 0];
+    d[0].B = (int)x->shape[batch_first ? 0 : 1];
+    d[0].T = (int)x->shape[batch_first ? 1 : 0];
   }
-  if (d.B < 1 || d.T < 1)
+  if (d[0].B < 1 || d[0].T < 1)
     return ser_error(SER_EINVAL, "lstm: input %s has an empty batch or sequence; expected at least one step",
                      SER_SHAPE(x));
+  d[0].ldh = D * d[0].H;
+  d[1] = d[0];
+  d[1].reverse = 1;
+  const int64_t H = d[0].H, G = 4 * H;
   int rc;
-  if (w_ih->shape[1] != d.I)
-    return ser_error(SER_EINVAL, "lstm: input %s has %d features, weight_ih %s expects %lld", SER_SHAPE(x), d.I,
-                     SER_SHAPE(w_ih), (long long)w_ih->shape[1]);
-  if ((rc = check_param(w_hh, 2, 4 * (int64_t)d.H, d.H, "weight_hh"))) return rc;
-  if (b_ih && (rc = check_param(b_ih, 1, 4 * (int64_t)d.H, 0, "bias_ih"))) return rc;
-  if (b_hh && (rc = check_param(b_hh, 1, 4 * (int64_t)d.H, 0, "bias_hh"))) return rc;
+  for (int dir = 0; dir < D; dir++) {
+    ser_tensor *const *wd = w + 3 * dir;
+    if (!wd[0] || wd[0]->ndim != 2 || wd[0]->shape[1] != d[0].I)
+      return ser_error(SER_EINVAL, "lstm: input %s has %d features, weight_ih %s expects %lld", SER_SHAPE(x),
+                       d[0].I, wd[0] ? SER_SHAPE(wd[0]) : "(missing)", wd[0] && wd[0]->ndim == 2 ? (long long)wd[0]->shape[1] : 0LL);
+    if ((rc = check_param(wd[0], 2, G, d[0].I, "weight_ih"))) return rc;
+    if ((rc = check_param(wd[1], 2, G, H, "weight_hh"))) return rc;
+    if (wd[2] && (rc = check_param(wd[2], 1, G, 0, "bias"))) return rc;
+  }
 
-  ser_tensor *xc = ser_tensor_contiguous_raw(x), *wi = ser_tensor_contiguous_raw(w_ih),
-             *wh = ser_tensor_contiguous_raw(w_hh);
-  ser_tensor *bi = b_ih ? ser_tensor_contiguous_raw(b_ih) : NULL, *bh = b_hh ? ser_tensor_contiguous_raw(b_hh) : NULL;
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *wc[6] = {0};
   int64_t oshape[3];
   memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
-  oshape[x->ndim - 1] = d.H;
+  oshape[x->ndim - 1] = D * H;
   ser_tensor *out = ser_tensor_empty(x->ndim, oshape);
   lstm_ctx *ctx = ser_calloc(sizeof *ctx);
+  int ok = xc && out && ctx;
   if (ctx) {
-    ctx->d = d;
-    ctx->gates = ser_alloc(gates_bytes(&d));
-    ctx->cell = ser_alloc(cell_bytes(&d));
+    ctx->D = D;
+    for (int dir = 0; dir < D; dir++) {
+      ctx->d[dir] = d[dir];
+      ctx->gates[dir] = ser_alloc(gates_bytes(&d[dir]));
+      ctx->cell[dir] = ser_alloc(cell_bytes(&d[dir]));
+      ctx->tcell[dir] = ser_alloc(cell_bytes(&d[dir]));
+      ok = ok && ctx->gates[dir] && ctx->cell[dir] && ctx->tcell[dir];
+    }
   }
-  if (!xc || !wi || !wh || (b_ih && !bi) || (b_hh && !bh) || !out || !ctx || !ctx->gates || !ctx->cell) {
+  for (int i = 0; i < 3 * D; i++)
+    if (w[i]) ok = ok && (wc[i] = ser_tensor_contiguous_raw(w[i]));
+  if (!ok) {
     rc = SER_ENOMEM;
     goto done;
   }
-  ser_lstm_dir_forward(ser_tensor_data(out), ctx->gates, ctx->cell, ser_tensor_data(xc), ser_tensor_data(wi),
-                       ser_tensor_data(wh), bi ? ser_tensor_data(bi) : NULL, bh ? ser_tensor_data(bh) : NULL, &d);
-  if (h_last && !(*h_last = final_state(ser_tensor_data(out), &d))) {
-    rc = SER_ENOMEM;
-    goto done;
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (run_parallel(D))
+  for (int dir = 0; dir < D; dir++) {
+    const float *b = wc[3 * dir + 2] ? ser_tensor_data(wc[3 * dir + 2]) : NULL;
+    ser_lstm_dir_forward(ser_tensor_data(out) + dir * H, ctx->gates[dir], ctx->cell[dir], ctx->tcell[dir],
+                         ser_tensor_data(xc),
+                         ser_tensor_data(wc[3 * dir]), ser_tensor_data(wc[3 * dir + 1]), b, NULL, &d[dir]);
   }
-  if (c_last && !(*c_last = final_state(ctx->cell, &d))) {
-    rc = SER_ENOMEM;
-    goto done;
+  if (h_last || c_last) {
+    const int64_t sshape[3] = {D, d[0].B, H};
+    if (h_last && !(*h_last = ser_tensor_empty(3, sshape))) rc = SER_ENOMEM;
+    if (c_last && !(*c_last = ser_tensor_empty(3, sshape))) rc = SER_ENOMEM;
+    if (rc) goto done;
+    for (int dir = 0; dir < D; dir++) {
+      if (h_last)
+        final_state(ser_tensor_data(*h_last) + dir * d[0].B * H, ser_tensor_data(out) + dir * H, D * H, &d[dir]);
+      if (c_last) final_state(ser_tensor_data(*c_last) + dir * d[0].B * H, ctx->cell[dir], H, &d[dir]);
+    }
   }
   ser_node *node;
-  ser_tensor *inputs[5] = {x, w_ih, w_hh, b_ih, b_hh};
-  if ((rc = ser_autograd_record(out, SER_OP_LSTM, 5, inputs, &node))) goto done;
+  ser_tensor *inputs[7] = {x};
+  for (int i = 0; i < 3 * D; i++) inputs[1 + i] = w[i];
+  if ((rc = ser_autograd_record(out, SER_OP_LSTM, 1 + 3 * D, inputs, &node))) goto done;
   if (node) {
-    ser_tensor *h_alias = ser_tensor_alias(out);
-    if (!h_alias) {
+    if (!(node->saved[0] = ser_tensor_alias(out))) {
       rc = SER_ENOMEM;
       goto done;
     }
-    node->saved[0] = h_alias;
     node->saved[1] = xc;
-    node->saved[2] = wi;
-    node->saved[3] = wh;
-    xc = wi = wh = NULL;
+    xc = NULL;
+    for (int dir = 0; dir < D; dir++) { /* contiguous copies of w_ih, w_hh */
+      node->saved[2 + 2 * dir] = wc[3 * dir];
+      node->saved[3 + 2 * dir] = wc[3 * dir + 1];
+      wc[3 * dir] = wc[3 * dir + 1] = NULL;
+    }
+    node->iarg[0] = D;
     node->ctx = ctx;
     node->ctx_free = lstm_ctx_free;
     ctx = NULL;
   }
 done:
   ser_tensor_release(xc);
-  ser_tensor_release(wi);
-  ser_tensor_release(wh);
-  ser_tensor_release(bi);
-  ser_tensor_release(bh);
+  for (int i = 0; i < 6; i++) ser_tensor_release(wc[i]);
   if (ctx) lstm_ctx_free(ctx);
   if (rc) {
     ser_tensor_release(out);
@@ -166,32 +197,37 @@ done:
 
 int ser_lstm_backward(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
   const lstm_ctx *c = node->ctx;
-  const ser_lstm_dims *d = &c->d;
-  float *dgates = ser_alloc(gates_bytes(d));
-  float *dstate = ser_alloc(sizeof(float) * 2 * (size_t)d->B * d->H);
-  if (!dgates || !dstate) {
-    ser_free(dgates, gates_bytes(d));
-    ser_free(dstate, sizeof(float) * 2 * (size_t)d->B * d->H);
-    return SER_ENOMEM;
+  const int D = c->D;
+  const ser_lstm_dims *d0 = &c->d[0];
+  const int64_t H = d0->H, I = d0->I, rows = (int64_t)d0->B * d0->T;
+  const size_t gb = gates_bytes(d0), sb = sizeof(float) * 2 * (size_t)d0->B * d0->H;
+  float *dgates[2] = {NULL, NULL}, *dstate[2] = {NULL, NULL};
+  int rc = 0;
+  for (int dir = 0; dir < D; dir++)
+    if (!(dgates[dir] = ser_alloc(gb)) || !(dstate[dir] = ser_alloc(sb))) rc = SER_ENOMEM;
+  if (!rc) {
+    /* Each direction's recurrence on its own thread; dx, which both directions
+     * add into, is done after the region with full-width GEMMs. */
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (run_parallel(D))
+    for (int dir = 0; dir < D; dir++) {
+      float *g1 = gin[1 + 3 * dir] ? ser_tensor_data(gin[1 + 3 * dir]) : NULL;
+      float *g2 = gin[2 + 3 * dir] ? ser_tensor_data(gin[2 + 3 * dir]) : NULL;
+      float *g3 = gin[3 + 3 * dir] ? ser_tensor_data(gin[3 + 3 * dir]) : NULL;
+      ser_lstm_dir_backward(NULL, g1, g2, g3, NULL, dgates[dir], dstate[dir], ser_tensor_data(gout) + dir * H,
+                            c->gates[dir], c->cell[dir], c->tcell[dir], ser_tensor_data(node->saved[0]) + dir * H,
+                            ser_tensor_data(node->saved[1]), ser_tensor_data(node->saved[2 + 2 * dir]),
+                            ser_tensor_data(node->saved[3 + 2 * dir]), &c->d[dir]);
+    }
+    if (gin[0])
+      for (int dir = 0; dir < D; dir++)
+        ser_gemm(0, 0, (int)rows, (int)I, (int)(4 * H), 1.0f, dgates[dir], (int)(4 * H),
+                 ser_tensor_data(node->saved[2 + 2 * dir]), (int)I, 1.0f, ser_tensor_data(gin[0]), (int)I);
   }
-  float *g[5];
-  for (int i = 0; i < 5; i++) g[i] = gin[i] ? ser_tensor_data(gin[i]) : NULL;
-  ser_lstm_dir_backward(g[0], g[1], g[2], g[3], g[4], dgates, dstate, ser_tensor_data(gout), c->gates, c->cell,
-                        ser_tensor_data(node->saved[0]), ser_tensor_data(node->saved[1]),
-                        ser_tensor_data(node->saved[2]), ser_tensor_data(node->saved[3]), d);
-  ser_free(dgates, gates_bytes(d));
-  ser_free(dstate, sizeof(float) * 2 * (size_t)d->B * d->H);
-  return 0;
-}
-
-/* Stacks L*D final states [B,H] into [L*D, B, H] (or [L*D, H] unbatched). */
-static int stack_states(ser_tensor **out, ser_tensor **parts, int n, int unbatched) {
-  const int64_t B = parts[0]->shape[0], H = parts[0]->shape[1];
-  *out = unbatched ? ser_tensor_empty(2, SER_DIMS(n, H)) : ser_tensor_empty(3, SER_DIMS(n, B, H));
-  if (!*out) return SER_ENOMEM;
-  for (int i = 0; i < n; i++)
-    memcpy(ser_tensor_data(*out) + (size_t)i * B * H, ser_tensor_data(parts[i]), sizeof(float) * (size_t)(B * H));
-  return 0;
+  for (int dir = 0; dir < D; dir++) {
+    ser_free(dgates[dir], gb);
+    ser_free(dstate[dir], sb);
+  }
+  return rc;
 }
 
 int ser_lstm(ser_tensor **out, ser_tensor **h_n, ser_tensor **c_n, ser_tensor *x, ser_tensor *const *weights,
@@ -199,9 +235,9 @@ int ser_lstm(ser_tensor **out, ser_tensor **h_n, ser_tensor **c_n, ser_tensor *x
   *out = NULL;
   if (h_n) *h_n = NULL;
   if (c_n) *c_n = NULL;
-  if (o->num_layers < 1 || o->hidden_size < 1 || o->input_size < 1)
-    return ser_error(SER_EINVAL, "lstm: input_size %lld, hidden_size %lld, num_layers %d; expected all >= 1",
-                     (long long)o->input_size, (long long)o->hidden_size, o->num_layers);
+  if (o->num_layers < 1 || o->num_layers > 64 || o->hidden_size < 1 || o->input_size < 1)
+    return ser_error(SER_EINVAL, "lstm: input_size %lld, hidden_size %lld, num_layers %d; expected sizes >= 1 and "
+                     "1 to 64 layers", (long long)o->input_size, (long long)o->hidden_size, o->num_layers);
   if ((x->ndim != 3 && x->ndim != 2) || x->shape[x->ndim - 1] != o->input_size)
     return ser_error(SER_EINVAL, "lstm: input has shape %s, expected %s with in = input_size %lld (or unbatched [T,%lld])",
                      SER_SHAPE(x), o->batch_first ? "[B,T,in]" : "[T,B,in]", (long long)o->input_size,
@@ -218,41 +254,46 @@ int ser_lstm(ser_tensor **out, ser_tensor **h_n, ser_tensor **c_n, ser_tensor *x
                                : check_param(weights[i], 1, 4 * H, 0, name);
     if (rc) return rc;
   }
-
-  ser_tensor *hs[2 * 64] = {0}, *cs[2 * 64] = {0}; /* final states per layer and direction */
-  if (L * D > 2 * 64) return ser_error(SER_EINVAL, "lstm: num_layers %d exceeds the supported 64", L);
-  ser_tensor *layer_in = ser_tensor_retain(x), *layer_out = NULL;
+  const int unbatched = x->ndim == 2;
+  const int64_t B = unbatched ? 1 : x->shape[o->batch_first ? 0 : 1];
+  if (h_n && !(*h_n = unbatched ? ser_tensor_empty(2, SER_DIMS(L * D, H)) : ser_tensor_empty(3, SER_DIMS(L * D, B, H))))
+    return SER_ENOMEM;
+  if (c_n && !(*c_n = unbatched ? ser_tensor_empty(2, SER_DIMS(L * D, H)) : ser_tensor_empty(3, SER_DIMS(L * D, B, H)))) {
+    ser_tensor_release(*h_n);
+    return SER_ENOMEM;
+  }
+  ser_tensor *layer_in = ser_tensor_retain(x);
   int rc = 0;
   for (int l = 0; l < L && !rc; l++) {
-    ser_tensor *dir_out[2] = {NULL, NULL};
+    ser_tensor *w[6] = {0}, *hl = NULL, *cl = NULL, *layer_out = NULL;
     for (int dir = 0; dir < D && !rc; dir++) {
-      ser_tensor *const *w = weights + (l * D + dir) * per;
-      rc = ser_lstm_layer(&dir_out[dir], h_n ? &hs[l * D + dir] : NULL, c_n ? &cs[l * D + dir] : NULL, layer_in,
-                          w[0], w[1], per == 4 ? w[2] : NULL, per == 4 ? w[3] : NULL, o->batch_first, dir);
+      ser_tensor *const *src = weights + (l * D + dir) * per;
+      w[3 * dir] = ser_tensor_retain(src[0]);
+      w[3 * dir + 1] = ser_tensor_retain(src[1]);
+      /* b_ih + b_hh as a recorded add, so each bias still receives the gradient */
+      if (per == 4) rc = ser_add(&w[3 * dir + 2], src[2], src[3]);
     }
+    if (!rc) rc = ser_lstm_layer(&layer_out, h_n ? &hl : NULL, c_n ? &cl : NULL, layer_in, w, D, o->batch_first);
     if (!rc) {
-      if (D == 2)
-        rc = ser_cat(&layer_out, dir_out, 2, layer_in->ndim - 1);
-      else
-        layer_out = ser_tensor_retain(dir_out[0]);
+      const size_t n = (size_t)(D * B * H);
+      if (hl) memcpy(ser_tensor_data(*h_n) + (size_t)l * n, ser_tensor_data(hl), n * sizeof(float));
+      if (cl) memcpy(ser_tensor_data(*c_n) + (size_t)l * n, ser_tensor_data(cl), n * sizeof(float));
     }
-    ser_tensor_release(dir_out[0]);
-    ser_tensor_release(dir_out[1]);
+    for (int i = 0; i < 6; i++) ser_tensor_release(w[i]);
+    ser_tensor_release(hl);
+    ser_tensor_release(cl);
     ser_tensor_release(layer_in);
     layer_in = layer_out;
-    layer_out = NULL;
-  }
-  if (!rc && h_n) rc = stack_states(h_n, hs, L * D, x->ndim == 2);
-  if (!rc && c_n) rc = stack_states(c_n, cs, L * D, x->ndim == 2);
-  for (int i = 0; i < L * D; i++) {
-    ser_tensor_release(hs[i]);
-    ser_tensor_release(cs[i]);
   }
   if (rc) {
     ser_tensor_release(layer_in);
     if (h_n) {
       ser_tensor_release(*h_n);
       *h_n = NULL;
+    }
+    if (c_n) {
+      ser_tensor_release(*c_n);
+      *c_n = NULL;
     }
     return rc;
   }
