@@ -21,6 +21,9 @@ parser:option("--models", "Comma-separated models to train.", "cnn2d,crnn,cnn1d"
 parser:option("--seed", "Random seed (weights, shuffling, augmentation).", "42"):convert(tonumber)
 parser:option("--folds", "Speaker k-fold cross-validation with K folds instead of the fixed split."):convert(tonumber)
 parser:option("--patience", "Early-stopping patience in epochs.", "10"):convert(tonumber)
+parser:option("--augment", "Training augmentation: reference (gain, noise, pitch, SpecAugment masks), " ..
+              "speed (reference + speed perturbation and time shift) or none.", "reference")
+  :choices { "reference", "speed", "none" }
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 local args = parser:parse(arg)
@@ -81,7 +84,7 @@ for _, name in ipairs(model_names) do
     local model = ser.models.create(name, { classes = #corpus.classes })
     local _, history, result = ser.train.fit(model, run, {
       epochs = args.epochs, batch = args.batch, lr = args.lr, seed = args.seed, amp = args.amp,
-      patience = args.patience, seconds = args.seconds, features = model.input, augment = "reference",
+      patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
       classes = corpus.classes, embeddings = true, name = name,
       checkpoint = results .. "/" .. name .. ".safetensors",
     })

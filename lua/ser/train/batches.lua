@@ -113,11 +113,20 @@ end
 -- the waveform; one time and one frequency mask on spectrogram features).
 -- Anything else (a recipe table, a function, a chain) is handed to the loader
 -- as given. Returns augment, spec_augment.
+-- "speed" = the reference recipe plus speed perturbation (0.9/1.0/1.1, the
+-- augmentation the SER literature finds most useful) and a random time shift
+-- of up to 0.25 s. "none" = no augmentation.
 function M.augment_spec(a, kind)
-  if a == "reference" then
+  if a == "reference" or a == "speed" then
     local data = require "ser.data"
-    return data.reference_augment, kind ~= "waveform" and data.reference_spec_augment or nil
+    local recipe = data.reference_augment
+    if a == "speed" then
+      recipe = { { "speed", factors = { 0.9, 1.0, 1.1 }, p = 1 }, { "shift", seconds = 0.25, p = 0.5 } }
+      for _, step in ipairs(data.reference_augment) do recipe[#recipe + 1] = step end
+    end
+    return recipe, kind ~= "waveform" and data.reference_spec_augment or nil
   end
+  if a == "none" then return nil, nil end
   return a, nil
 end
 
