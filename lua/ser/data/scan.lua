@@ -24,11 +24,12 @@ function M.scan(dir, opts)
   if opts.vocal_channel ~= nil and opts.vocal_channel ~= "speech" and opts.vocal_channel ~= "song" then
     error(("scan: vocal_channel must be \"speech\" or \"song\", got %s"):format(tostring(opts.vocal_channel)), 2)
   end
-  local core = require "ser.core.data"
-  local ok, paths, problems = pcall(core.walk, dir, opts.max_depth or 0)
-  if not ok then return nil, paths end
   local root = dir:gsub("/+$", "")
-  if root == "" then root = "/" end
+  if root == "" then root = dir ~= "" and "/" or "" end
+  local prefix = root == "/" and "/" or root .. "/"
+  local core = require "ser.core.data"
+  local ok, paths, problems = pcall(core.walk, root, opts.max_depth or 0)
+  if not ok then return nil, paths end
   local items, skipped = {}, {}
   for _, p in ipairs(problems) do
     local path, reason = p:match("^(.*): ([^:]*)$")
@@ -45,7 +46,7 @@ function M.scan(dir, opts)
       skipped[#skipped + 1] = { path = path, reason = ("not an audio file (.%s)"):format(ext) }
     else
       -- infer from the path below the root so the root's own folder name is never a label
-      local rel = path:sub(#root + 2)
+      local rel = path:sub(1, #prefix) == prefix and path:sub(#prefix + 1) or path
       local info, why = names.infer(rel, opts)
       if not info then
         skipped[#skipped + 1] = { path = path, reason = why }

@@ -11,7 +11,8 @@ local known = { speakers = true, per_class = true, classes = true, seconds = tru
 
 local function check_int(name, v, lo, hi)
   if type(v) ~= "number" or v ~= math.floor(v) or v < lo or (hi and v > hi) then
-    error(("synthetic: %s must be a whole number in %d..%s, got %s"):format(name, lo, hi or "", tostring(v)), 3)
+    error(("synthetic: %s must be a whole number %s, got %s"):format(name,
+      hi and ("in %d..%d"):format(lo, hi) or (">= %d"):format(lo), tostring(v)), 3)
   end
 end
 

@@ -76,7 +76,10 @@ function M.render(fname, script, out, w, h)
       error(("plot.%s: cannot create the folder '%s' for %s"):format(fname, dir, out), 3)
     end
   end
-  local tmp_png = out:gsub("%.png$", "") .. (".tmp%d.png"):format(math.random(1, 1e9))
+  -- a unique name beside the target (same file system, so the final rename is atomic)
+  local unique = os.tmpname()
+  os.remove(unique)
+  local tmp_png = out:gsub("%.png$", "") .. "." .. unique:match("[^/]+$") .. ".tmp.png"
   local script_path, err_path = os.tmpname(), os.tmpname()
   local f = assert(io.open(script_path, "w"))
   f:write(("set terminal pngcairo size %d,%d noenhanced font %s\n"):format(w, h, M.str(M.font .. ",12")))
