@@ -172,8 +172,10 @@ function M.comparison(rows, opts)
     ("$d using ($1+%g):3:(%g) with boxes fs solid 0.9 noborder lc rgb '%s' title 'weighted F1'"):format(bw / 2, bw, gp.palette[2]),
   }
   if any_sd then
-    plots[#plots + 1] = ("$d using ($1-%g):2:4 with yerrorbars lc rgb '#333333' pt 7 ps 0 lw 1.5 notitle"):format(bw / 2)
-    plots[#plots + 1] = ("$d using ($1+%g):3:5 with yerrorbars lc rgb '#333333' pt 7 ps 0 lw 1.5 notitle"):format(bw / 2)
+    -- vectors with flat heads: gnuplot's yerrorbars leave a gap around the (hidden) point
+    local bar = "with vectors heads size screen 0.008,90 lw 1.5 lc rgb '#333333' notitle"
+    plots[#plots + 1] = ("$d using ($1-%g):($4 > 0 ? $2-$4 : NaN):(0):(2*$4) %s"):format(bw / 2, bar)
+    plots[#plots + 1] = ("$d using ($1+%g):($5 > 0 ? $3-$5 : NaN):(0):(2*$5) %s"):format(bw / 2, bar)
   end
   plots[#plots + 1] = ("$d using ($1-%g):($2+$4):(sprintf('%%.3f', $2)) with labels offset 0,0.8 font ',11' notitle"):format(bw / 2)
   plots[#plots + 1] = ("$d using ($1+%g):($3+$5):(sprintf('%%.3f', $3)) with labels offset 0,0.8 font ',11' notitle"):format(bw / 2)
