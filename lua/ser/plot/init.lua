@@ -66,11 +66,13 @@ function M.curves(history, opts)
   local script = {
     block("h", rows), common,
     ("set multiplot layout 1,2 title %s font ',15'"):format(str(opts.title or "Training curves")),
-    "set xlabel 'epoch'", "set key top right",
+    -- headroom above the data holds the legend, so it never covers a curve
+    "set xlabel 'epoch'", "set key top right horizontal", "set offsets 0, 0, graph 0.2, 0",
     #history < 12 and "set xtics 1" or "set xtics autofreq",
     "set ylabel 'loss'", "set title 'Loss'",
     "plot " .. table.concat(loss, ", "),
-    "set ylabel 'score'", "set title 'Weighted F1 and accuracy'", "set yrange [0:1]", "set key bottom right",
+    "set ylabel 'score'", "set title 'Weighted F1 and accuracy'", "set offsets 0, 0, 0, 0",
+    "set yrange [0:1.3]", "set ytics 0, 0.2, 1", "set key top left horizontal maxcols 2",
   }
   if best then
     script[#script + 1] = ("set arrow from %s, graph 0 to %s, graph 1 nohead dt 3 lw 1.5 lc rgb '#888888'"):format(
