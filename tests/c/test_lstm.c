@@ -123,6 +123,27 @@ static void unbatched_equals_batch_of_one(void **state) {
   for (int i = 0; i < 6; i++) ser_tensor_release(ts[i]);
 }
 
+/* A one-direction LSTM with the forward weights is the first half of the bidirectional output. */
+static void unidirectional_is_the_forward_half(void **state) {
+  ser_tensor *x = fixture_tensor("lstm_x", 3, SER_DIMS(2, 6, 4)), *w[8];
+  for (int i = 0; i < 8; i++) w[i] = load_weight(i);
+  ser_lstm_opts o = fixture_opts;
+  o.bidirectional = 0;
+  ser_tensor *bi, *uni, *hn;
+  assert_int_equal(ser_lstm(&bi, NULL, NULL, x, w, &fixture_opts), 0);
+  assert_int_equal(ser_lstm(&uni, &hn, NULL, x, w, &o), 0);
+  assert_int_equal(uni->shape[2], 3);
+  assert_int_equal(hn->shape[0], 1);
+  for (int r = 0; r < 12; r++)
+    for (int j = 0; j < 3; j++)
+      assert_float_equal(ser_tensor_data(uni)[r * 3 + j], ser_tensor_data(bi)[r * 6 + j], 1e-6);
+  for (int i = 0; i < 8; i++) ser_tensor_release(w[i]);
+  ser_tensor_release(bi);
+  ser_tensor_release(uni);
+  ser_tensor_release(hn);
+  ser_tensor_release(x);
+}
+
 static void no_grad_records_nothing(void **state) {
   ser_tensor *x = ser_tensor_zeros(3, SER_DIMS(1, 2, 4)), *w[8];
   for (int i = 0; i < 8; i++) {
@@ -194,6 +215,7 @@ int main(void) {
       cmocka_unit_test(fixture_parity),
       cmocka_unit_test(time_major_matches_batch_first),
       cmocka_unit_test(unbatched_equals_batch_of_one),
+      cmocka_unit_test(unidirectional_is_the_forward_half),
       cmocka_unit_test(no_grad_records_nothing),
       cmocka_unit_test(bad_shapes_are_reported),
       cmocka_unit_test(weight_names_follow_pytorch),

@@ -42,6 +42,17 @@ GRADCHECK_CASE(LSTM, lstm_time_major_no_bias) {
   check_lstm(&o, 3, 3);
 }
 
+/* One direction, unbatched [T, in] input (time-major with B = 1). */
+GRADCHECK_CASE(LSTM, lstm_unidirectional_unbatched) {
+  ser_lstm_opts o = {.input_size = 3, .hidden_size = 4, .num_layers = 1};
+  lstm_case c = {o};
+  ser_tensor *in[5] = {gc_randn(2, SER_DIMS(5, 3), 1), gc_uniform(2, SER_DIMS(16, 3), -0.6f, 0.6f, 1),
+                       gc_uniform(2, SER_DIMS(16, 4), -0.6f, 0.6f, 1), gc_uniform(1, SER_DIMS(16), -0.6f, 0.6f, 1),
+                       gc_uniform(1, SER_DIMS(16), -0.6f, 0.6f, 1)};
+  gc_assert(f_lstm, &c, 5, in, EPS, TOL);
+  gc_release(5, in);
+}
+
 /* Targets: 0-based classes, one per row. */
 static ser_tensor *targets_of(int n, const float *v) { return ser_tensor_from_data(1, SER_DIMS(n), v); }
 
