@@ -19,7 +19,7 @@ Loader.__name = "ser.data.Loader"
 
 local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = true, transform = true,
   features = true, augment = true, spec_augment = true, drop_last = true, cache = true, name = true,
-  classes = true, prefetch = true }
+  prefetch = true }
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
