@@ -28,6 +28,14 @@ void ser_audio_free(ser_audio *a) {
 }
 
 int64_t ser_audio_find_nonfinite(const float *x, int64_t n, int64_t *count) {
+  /* Fast vectorised pass: x - x is 0 for finite x, NaN for NaN/Inf. */
+  int any = 0;
+#pragma omp simd reduction(| : any)
+  for (int64_t i = 0; i < n; i++) any |= (x[i] - x[i]) != 0.0f;
+  if (!any) {
+    if (count) *count = 0;
+    return -1;
+  }
   int64_t first = -1, c = 0;
   for (int64_t i = 0; i < n; i++)
     if (!isfinite(x[i])) {
@@ -175,98 +183,75 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
     return ser_error(SER_EINVAL, "audio.load '%s': offset %g s is at or past the end (%.3f s, %lld frames at %d Hz)",
                      path, opts.offset, (double)info.frames / file_sr, (long long)info.frames, file_sr);
   }
-  int64_t got = 0;
-  float *inter = NULL;
-  size_t inter_bytes = (size_t)(want > 0 ? want : 1) * (size_t)C * sizeof(float);
-  if (want > 0) {
-    inter = ser_alloc(inter_bytes);
-    if (!inter) {
-      sf_close(f);
-      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
-    }
-    int rc = read_frames(f, &info, path, start, want, inter, &got);
-    if (rc < 0) {
-      ser_free(inter, inter_bytes);
-      sf_close(f);
-      return rc;
-    }
-  }
-  sf_close(f);
-
-  int64_t nbad = 0, bad = inter ? ser_audio_find_nonfinite(inter, got * C, &nbad) : -1;
-  if (bad >= 0) {
-    ser_free(inter, inter_bytes);
-    return ser_error(SER_EFORMAT, "'%s' contains %lld non-finite samples (NaN/Inf), the first at frame %lld",
-                     path, (long long)nbad, (long long)(start + bad / C));
-  }
-
-  /* De-interleave (or average) into channel-major planes. */
   int OC = opts.mono ? 1 : C;
-  size_t plane_bytes = (size_t)(got > 0 ? got : 1) * (size_t)OC * sizeof(float);
+  int sr = opts.sr > 0 ? opts.sr : file_sr;
+  int64_t n = sr != file_sr ? ser_resample_length(want, file_sr, sr, SER_RESAMPLE_SOXR) : want;
+  int64_t final_n = opts.seconds > 0 ? (int64_t)llround(opts.seconds * sr) : n;
+  if (final_n < 1) final_n = 1;
+
+  /* Decode: a one-channel file straight into its plane, others through an
+   * interleaved buffer that is then mixed or split. Every buffer here is
+   * fresh memory (page faults), so there are as few as the work allows. */
+  size_t plane_bytes = (size_t)want * (size_t)OC * sizeof(float);
   float *planes = ser_alloc(plane_bytes);
-  if (!planes) {
-    if (inter) ser_free(inter, inter_bytes);
+  float *inter = C == 1 ? planes : NULL;
+  size_t inter_bytes = (size_t)want * (size_t)C * sizeof(float);
+  if (planes && C > 1) inter = ser_alloc(inter_bytes);
+  if (!planes || !inter) {
+    if (planes) ser_free(planes, plane_bytes);
+    sf_close(f);
     return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
   }
-  if (opts.mono) {
-    /* Scale before summing: channels near FLT_MAX would overflow the sum. */
-    float inv = 1.0f / (float)C;
-    for (int64_t t = 0; t < got; t++) {
-      float s = 0.0f;
-      for (int c = 0; c < C; c++) s += C == 1 ? inter[t * C + c] : inter[t * C + c] * inv;
-      planes[t] = s;
-    }
-  } else {
-    for (int64_t t = 0; t < got; t++)
-      for (int c = 0; c < C; c++) planes[(int64_t)c * got + t] = inter[t * C + c];
+  int64_t got = 0;
+  int rc = read_frames(f, &info, path, start, want, inter, &got);
+  sf_close(f);
+  int64_t nbad = 0, bad = rc < 0 ? -1 : ser_audio_find_nonfinite(inter, got * C, &nbad);
+  if (bad >= 0)
+    rc = ser_error(SER_EFORMAT, "'%s' contains %lld non-finite samples (NaN/Inf), the first at frame %lld", path,
+                   (long long)nbad, (long long)(start + bad / C));
+  if (rc < 0) {
+    if (inter != planes) ser_free(inter, inter_bytes);
+    ser_free(planes, plane_bytes);
+    return rc;
   }
-  if (inter) ser_free(inter, inter_bytes);
-
-  int sr = opts.sr > 0 ? opts.sr : file_sr;
-  int64_t n = got;
-  if (sr != file_sr && got > 0) {
-    int64_t rn = ser_resample_length(got, file_sr, sr, SER_RESAMPLE_SOXR);
-    size_t rb = (size_t)(rn > 0 ? rn : 1) * (size_t)OC * sizeof(float);
-    float *rs = ser_alloc(rb);
-    if (!rs) {
-      ser_free(planes, plane_bytes);
-      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
-    }
-    for (int c = 0; c < OC; c++) {
-      int rc = ser_resample_soxr(rs + (int64_t)c * rn, planes + (int64_t)c * got, got, file_sr, sr);
-      if (rc < 0) {
-        ser_free(rs, rb);
-        ser_free(planes, plane_bytes);
-        return ser_error_prefix(rc, "audio.load '%s'", path);
+  if (C > 1) {
+    if (opts.mono) {
+      /* Scale before summing: channels near FLT_MAX would overflow the sum. */
+      float inv = 1.0f / (float)C;
+      for (int64_t t = 0; t < want; t++) {
+        float acc = 0.0f;
+        for (int c = 0; c < C; c++) acc += inter[t * C + c] * inv;
+        planes[t] = acc;
       }
+    } else {
+      for (int64_t t = 0; t < want; t++)
+        for (int c = 0; c < C; c++) planes[(int64_t)c * want + t] = inter[t * C + c];
     }
-    ser_free(planes, plane_bytes);
-    planes = rs;
-    plane_bytes = rb;
-    n = rn;
+    ser_free(inter, inter_bytes);
   }
 
-  /* Fixed length: pad with zeros or trim, per channel. */
-  int64_t final_n = opts.seconds > 0 ? (int64_t)llround(opts.seconds * sr) : n;
-  if (final_n <= 0) {
-    ser_free(planes, plane_bytes);
-    return ser_error(SER_EFORMAT, "'%s': nothing left to load (offset %g s is past the end, %lld frames at %d Hz)",
-                     path, opts.offset, (long long)info.frames, file_sr);
-  }
-  size_t out_bytes = (size_t)final_n * (size_t)OC * sizeof(float);
+  /* Resample (or copy) each plane into the output, trimmed or zero-padded to final_n. */
   float *data = planes;
-  if (final_n != n || out_bytes != plane_bytes) {
+  size_t out_bytes = (size_t)final_n * (size_t)OC * sizeof(float);
+  if (sr != file_sr || final_n != want) {
     data = ser_alloc(out_bytes);
     if (!data) {
       ser_free(planes, plane_bytes);
       return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
     }
     int64_t keep = n < final_n ? n : final_n;
-    for (int c = 0; c < OC; c++) {
-      memcpy(data + (int64_t)c * final_n, planes + (int64_t)c * n, (size_t)keep * sizeof(float));
-      memset(data + (int64_t)c * final_n + keep, 0, (size_t)(final_n - keep) * sizeof(float));
+    for (int c = 0; c < OC && rc == 0; c++) {
+      float *dst = data + (int64_t)c * final_n;
+      const float *src = planes + (int64_t)c * want;
+      if (sr != file_sr) rc = ser_resample_soxr_n(dst, keep, src, want, file_sr, sr);
+      else memcpy(dst, src, (size_t)keep * sizeof(float));
+      memset(dst + keep, 0, (size_t)(final_n - keep) * sizeof(float));
     }
     ser_free(planes, plane_bytes);
+    if (rc < 0) {
+      ser_free(data, out_bytes);
+      return ser_error_prefix(rc, "audio.load '%s'", path);
+    }
   }
   if (opts.normalize) ser_audio_peak_normalize(data, final_n * OC);
   out->data = data;

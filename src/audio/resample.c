@@ -29,19 +29,28 @@ int64_t ser_resample_length(int64_t n, int from, int to, ser_resample_method met
 int ser_resample_soxr(float *out, const float *in, int64_t n, double from, double to) {
   if (!(from > 0) || !(to > 0))
     return ser_error(SER_EINVAL, "resample: rates must be positive, got %g -> %g Hz", from, to);
-  int64_t olen = (int64_t)ceil((double)n * to / from);
+  return ser_resample_soxr_n(out, (int64_t)ceil((double)n * to / from), in, n, from, to);
+}
+
+int ser_resample_soxr_n(float *out, int64_t olen, const float *in, int64_t n, double from, double to) {
+  if (!(from > 0) || !(to > 0))
+    return ser_error(SER_EINVAL, "resample: rates must be positive, got %g -> %g Hz", from, to);
   if (from == to) {
-    memcpy(out, in, (size_t)n * sizeof *out);
+    int64_t k = olen < n ? olen : n;
+    memcpy(out, in, (size_t)k * sizeof *out);
+    for (int64_t i = k; i < olen; i++) out[i] = 0.0f;
     return 0;
   }
-  if (n == 0) return 0;
+  if (n == 0 || olen == 0) {
+    for (int64_t i = 0; i < olen; i++) out[i] = 0.0f;
+    return 0;
+  }
   soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
   soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
   /* One thread per conversion: our callers already run files/rows in parallel. */
   soxr_runtime_spec_t rt = soxr_runtime_spec(1);
   size_t idone = 0, odone = 0;
-  soxr_error_t err = soxr_oneshot(from, to, 1, in, (size_t)n, &idone, out, (size_t)olen, &odone,
-                                  &io, &q, &rt);
+  soxr_error_t err = soxr_oneshot(from, to, 1, in, (size_t)n, &idone, out, (size_t)olen, &odone, &io, &q, &rt);
   if (err) return ser_error(SER_EINVAL, "resample: libsoxr failed (%s) for %g -> %g Hz", err, from, to);
   /* soxr may deliver a sample or two fewer than ceil(); the tail is silence-level. */
   for (int64_t i = (int64_t)odone; i < olen; i++) out[i] = 0.0f;

@@ -21,6 +21,8 @@ typedef enum { SER_RESAMPLE_SINC = 0, SER_RESAMPLE_SOXR = 1 } ser_resample_metho
 int64_t ser_resample_length(int64_t n, int from, int to, ser_resample_method method);
 /* out must hold ser_resample_length(n, ...) samples. Rates must be positive. */
 int ser_resample_soxr(float *out, const float *in, int64_t n, double from, double to);
+/* The first olen samples of the soxr output (the stream is the same, it just stops early). */
+int ser_resample_soxr_n(float *out, int64_t olen, const float *in, int64_t n, double from, double to);
 int ser_resample_sinc(float *out, const float *in, int64_t n, int from, int to);
 
 /* Tensor front: [T] -> [T'], or [B, T] -> [B, T'] (rows in parallel). */
