@@ -24,15 +24,17 @@ SHAPES = {"cnn2d": (1, 64, 251), "crnn": (1, 64, 251), "cnn1d": (1, 64000)}
 
 
 def time_it(fn, steps, repeats):
+    """Wall and CPU (all threads) seconds per call, medians over repeats."""
     fn()
     fn()
-    per = []
+    per, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             fn()
         per.append((time.perf_counter() - t0) / steps)
-    return statistics.median(per)
+        cpu.append((time.process_time() - c0) / steps)
+    return statistics.median(per), statistics.median(cpu)
 
 
 def main():
@@ -58,14 +60,14 @@ def main():
     for th in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(th)
         model.train()
-        train_s = time_it(train_step, a.steps, a.repeats)
+        train_s, train_cpu = time_it(train_step, a.steps, a.repeats)
         model.eval()
         with torch.no_grad():
-            infer8 = time_it(lambda: model(x8), a.steps, a.repeats)
-            infer1 = time_it(lambda: model(x1), a.steps * 4, a.repeats)
+            infer8 = time_it(lambda: model(x8), a.steps, a.repeats)[0]
+            infer1 = time_it(lambda: model(x1), a.steps * 4, a.repeats)[0]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"RESULT side=torch model={a.model} threads={th} amp=false train={8 / train_s:.2f} "
-              f"infer8={8 / infer8:.2f} infer1={1 / infer1:.2f} step_mb=nan rss_mb={rss:.0f} opt=AdamW", flush=True)
+              f"train_cpu={8 / train_cpu:.2f} infer8={8 / infer8:.2f} infer1={1 / infer1:.2f} step_mb=nan rss_mb={rss:.0f} opt=AdamW", flush=True)
 
 
 if __name__ == "__main__":
