@@ -13,25 +13,38 @@
 #include "io/corpus_walk.h"
 #include "luat.h"
 
+/* The file list lives in a userdata while it is copied into Lua tables, so an allocation
+ * error raised by Lua on the way frees it (__gc) instead of leaking it. */
+#define FILELIST_MT "ser.data.FileList"
+
+static int filelist_gc(lua_State *L) {
+  ser_filelist_free(luaL_checkudata(L, 1, FILELIST_MT));
+  return 0;
+}
+
 /* walk(dir [, max_depth]) -> {paths...}, {"path: reason"...} */
 static int l_walk(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   int max_depth = (int)luaL_optinteger(L, 2, 0);
-  ser_filelist list;
-  if (ser_corpus_walk(&list, dir, max_depth) < 0) return ser_lua_fail(L, "scan");
-  /* copy into Lua before anything can raise, then free (lua_createtable may raise on OOM:
-   * accept that rare leak path rather than complicate every push) */
-  lua_createtable(L, (int)list.n, 0);
-  for (size_t i = 0; i < list.n; i++) {
-    lua_pushstring(L, list.paths[i]);
+  ser_filelist *list = lua_newuserdatauv(L, sizeof *list, 0);
+  memset(list, 0, sizeof *list);
+  if (luaL_newmetatable(L, FILELIST_MT)) {
+    lua_pushcfunction(L, filelist_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (ser_corpus_walk(list, dir, max_depth) < 0) return ser_lua_fail(L, "scan");
+  lua_createtable(L, (int)list->n, 0);
+  for (size_t i = 0; i < list->n; i++) {
+    lua_pushstring(L, list->paths[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  lua_createtable(L, (int)list.n_problems, 0);
-  for (size_t i = 0; i < list.n_problems; i++) {
-    lua_pushstring(L, list.problems[i]);
+  lua_createtable(L, (int)list->n_problems, 0);
+  for (size_t i = 0; i < list->n_problems; i++) {
+    lua_pushstring(L, list->problems[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  ser_filelist_free(&list);
+  ser_filelist_free(list); /* now, not at the next collection: lists can be large */
   return 2;
 }
 
