@@ -97,11 +97,13 @@ static inline float clip4(float v) {
 }
 
 /* x^b for x > 0 in float, branch-free so that a loop over it vectorises
- * (libm's powf is a call per element). log via the atanh series on a mantissa
- * in [sqrt(1/2), sqrt(2)) (truncation 3e-8), exp2 via Taylor on [-1/2, 1/2]
- * (1.2e-7); measured maximum relative error 1e-6. Its latency is longer than
- * powf's, so it is used only where many independent values are needed. */
+ * (libm's powf is one call per element; it was a third of the whole run time).
+ * log via the atanh series on a mantissa in [sqrt(1/2), sqrt(2)) (truncation
+ * 3e-8), exp2 via Taylor on [-1/2, 1/2] (1.2e-7); measured maximum relative
+ * error 1e-6. Its latency is longer than powf's, so it serves only the batched
+ * repulsions below, where many independent values are needed at once. */
 static inline float fast_pow(float x, float b) {
+  /* Selects are written as arithmetic on 0/1 so that GCC's if-conversion is not needed. */
   x += (float)(x < FLT_MIN) * FLT_MIN;
   union { float f; int32_t i; } u = {x};
   int32_t e = ((u.i >> 23) & 0xff) - 127;
@@ -122,20 +124,63 @@ static inline float fast_pow(float x, float b) {
   return pf * v.f;
 }
 
-/* Negative samples are drawn in groups of up to NEG_BLOCK; their repulsions
- * are all computed at the head's position after the attraction step and then
- * applied together. umap-learn applies them one after another, which makes
- * every sample wait for the previous one's pow() and division (a latency
- * chain that dominated the run time); computed together they are independent
- * and the CPU overlaps them (measured: SGD 0.87 s -> 0.48 s on 1440 x 256).
- * Each step is at most 4 * alpha per coordinate, so the
- * difference is second order in the learning rate and does not show in the
- * quality metrics (tests/c/test_umap.c). */
-#define NEG_BLOCK 16
+/* Repulsion coefficients 2 gamma b / ((0.001 + d^2)(1 + a d^(2b))) of n lanes
+ * (d^2 = 0 lanes get a finite dummy; the caller ignores them). Compiled for
+ * AVX2+FMA and for the x86-64-v2 baseline, chosen at run time. */
+#define REPEL_COEF_BODY                                                              \
+  _Pragma("omp simd") for (int q = 0; q < n; q++) {                                 \
+    float s = d2[q] + (float)(d2[q] <= 0.0f);                                       \
+    gc[q] = repel / ((0.001f + s) * (a * fast_pow(s, b) + 1.0f));                   \
+  }
+__attribute__((target("avx2,fma"))) static void repel_coef_avx2(float *gc, const float *d2, int n, float a,
+                                                                float b, float repel) {
+  REPEL_COEF_BODY
+}
+static void repel_coef_base(float *gc, const float *d2, int n, float a, float b, float repel) {
+  REPEL_COEF_BODY
+}
+
+/* The 2-D case in one pass: from the differences dx, dy (head - other) to the
+ * clipped gradient gx, gy; a lane with d^2 = 0 pushes by 4 in both coordinates
+ * (umap-learn's rule) when other[q] is not the head itself (notself[q] = 1). */
+#define REPEL_2D_BODY                                                                \
+  _Pragma("omp simd") for (int q = 0; q < n; q++) {                                 \
+    float d2 = dx[q] * dx[q] + dy[q] * dy[q];                                       \
+    float pos = (float)(d2 > 0.0f), s = d2 + (1.0f - pos);                          \
+    float gc = repel / ((0.001f + s) * (a * fast_pow(s, b) + 1.0f));                \
+    float push = (1.0f - pos) * notself[q] * 4.0f;                                  \
+    gx[q] = pos * clip4(gc * dx[q]) + push;                                         \
+    gy[q] = pos * clip4(gc * dy[q]) + push;                                         \
+  }
+__attribute__((target("avx2,fma"))) static void repel_2d_avx2(float *gx, float *gy, const float *dx,
+                                                              const float *dy, const float *notself, int n,
+                                                              float a, float b, float repel) {
+  REPEL_2D_BODY
+}
+static void repel_2d_base(float *gx, float *gy, const float *dx, const float *dy, const float *notself, int n,
+                          float a, float b, float repel) {
+  REPEL_2D_BODY
+}
+
+/* Negative samples are buffered over up to GROUP_EDGES consecutive sampled
+ * edges (after each edge's attraction step), then their repulsions are all
+ * computed from the current positions and applied together, lane by lane.
+ * umap-learn applies each one immediately, so every sample waits for the
+ * previous one's pow() and division; batched they are independent and
+ * vectorise (SGD 0.87 s -> about 0.3 s on 1440 x 256, measured). Each step is
+ * at most 4 * alpha per coordinate, so the change is second order in the
+ * learning rate and does not show in the quality metrics (tests/c/test_umap.c). */
+#define GROUP_EDGES 16
+#define GROUP_LANES 128
 
 typedef struct {
-  float a, b, repel, alpha;
-} sgd_consts;
+  int n;                            /* lanes in use */
+  int32_t head[GROUP_LANES];
+  uint32_t other[GROUP_LANES];
+  float d2[GROUP_LANES], gc[GROUP_LANES];
+  float dx[GROUP_LANES], dy[GROUP_LANES], notself[GROUP_LANES], gx[GROUP_LANES], gy[GROUP_LANES];
+  float *grad;                      /* [GROUP_LANES, dim] */
+} neg_batch;
 
 /* A uniform vertex in [0, n): multiply-shift (Lemire) instead of a modulo;
  * its bias, at most n / 2^32, is far below umap-learn's own (a modulo of a
@@ -144,87 +189,98 @@ static inline uint32_t draw_vertex(ser_rng *rng, uint32_t n) {
   return (uint32_t)(((uint64_t)ser_rng_u32(rng) * n) >> 32);
 }
 
-/* Repulsion of cur (vertex j) from the vertices nb[0..cnt), 2-D. Lanes with
- * d^2 = 0 push by 4 (umap-learn's rule) unless the vertex is j itself.
- * Three passes: gather, powf (independent calls that pipeline), then the
- * branch-free update (vectorised). */
-static void repel_2d(float *cur, const float *emb, const uint32_t *nb, int cnt, int32_t j,
-                     const sgd_consts *c) {
-  float dx[NEG_BLOCK], dy[NEG_BLOCK], s[NEG_BLOCK], pw[NEG_BLOCK], push[NEG_BLOCK];
-  float cx = cur[0], cy = cur[1], ax = 0, ay = 0;
-  for (int q = 0; q < cnt; q++) {
-    dx[q] = cx - emb[2 * (int64_t)nb[q]];
-    dy[q] = cy - emb[2 * (int64_t)nb[q] + 1];
-    float d2 = dx[q] * dx[q] + dy[q] * dy[q];
-    push[q] = d2 > 0.0f ? 0.0f : ((int32_t)nb[q] != j ? 4.0f : 0.0f);
-    s[q] = d2 > 0.0f ? d2 : 1.0f; /* such lanes get dx = dy = 0, so only push counts */
+typedef struct {
+  float a, b, repel, alpha;
+  int dim, avx2;
+} sgd_consts;
+
+static void flush_2d(neg_batch *nb, float *emb, const sgd_consts *c) {
+  const int n = nb->n;
+  for (int q = 0; q < n; q++) {
+    int64_t h = nb->head[q], o = nb->other[q];
+    nb->dx[q] = emb[2 * h] - emb[2 * o];
+    nb->dy[q] = emb[2 * h + 1] - emb[2 * o + 1];
+    nb->notself[q] = (float)(h != o);
   }
-  int padded = (cnt + 3) & ~3;
-  for (int q = cnt; q < padded; q++) s[q] = 1.0f;
-#pragma omp simd
-  for (int q = 0; q < padded; q++) pw[q] = fast_pow(s[q], c->b);
-  for (int q = 0; q < cnt; q++) {
-    float gc = c->repel / ((0.001f + s[q]) * (c->a * pw[q] + 1.0f));
-    ax += clip4(gc * dx[q]) + push[q];
-    ay += clip4(gc * dy[q]) + push[q];
+  if (c->avx2)
+    repel_2d_avx2(nb->gx, nb->gy, nb->dx, nb->dy, nb->notself, n, c->a, c->b, c->repel);
+  else
+    repel_2d_base(nb->gx, nb->gy, nb->dx, nb->dy, nb->notself, n, c->a, c->b, c->repel);
+  for (int q = 0; q < n; q++) {
+    int64_t h = nb->head[q];
+    emb[2 * h] += nb->gx[q] * c->alpha;
+    emb[2 * h + 1] += nb->gy[q] * c->alpha;
   }
-  cur[0] = cx + ax * c->alpha;
-  cur[1] = cy + ay * c->alpha;
+  nb->n = 0;
 }
 
-/* The same for any dimension. */
-static void repel_nd(float *cur, const float *emb, const uint32_t *nb, int cnt, int32_t j, int dim,
-                     const sgd_consts *c) {
-  float d2s[NEG_BLOCK], gcs[NEG_BLOCK];
-  for (int q = 0; q < cnt; q++) {
-    const float *o = emb + (int64_t)nb[q] * dim;
+static void flush(neg_batch *nb, float *emb, const sgd_consts *c) {
+  const int n = nb->n, dim = c->dim;
+  if (n == 0) return;
+  if (dim == 2) {
+    flush_2d(nb, emb, c);
+    return;
+  }
+  /* 1. distances, 2. coefficients, 3. gradients (positions are only read),
+   * 4. updates in lane order: deterministic whatever repeats among heads. */
+  for (int q = 0; q < n; q++) {
+    const float *h = emb + (int64_t)nb->head[q] * dim, *o = emb + (int64_t)nb->other[q] * dim;
     float s = 0;
-    for (int t = 0; t < dim; t++) s += (cur[t] - o[t]) * (cur[t] - o[t]);
-    d2s[q] = s;
+    for (int t = 0; t < dim; t++) s += (h[t] - o[t]) * (h[t] - o[t]);
+    nb->d2[q] = s;
   }
-  for (int q = cnt; q < ((cnt + 3) & ~3); q++) d2s[q] = 1.0f;
-#pragma omp simd
-  for (int q = 0; q < ((cnt + 3) & ~3); q++) {
-    float s = d2s[q] + (float)(d2s[q] <= 0.0f);
-    gcs[q] = c->repel / ((0.001f + s) * (c->a * fast_pow(s, c->b) + 1.0f));
-  }
-  for (int t = 0; t < dim; t++) {
-    float acc = 0, x = cur[t];
-    for (int q = 0; q < cnt; q++) {
-      if (d2s[q] > 0)
-        acc += clip4(gcs[q] * (x - emb[(int64_t)nb[q] * dim + t]));
-      else if ((int32_t)nb[q] != j)
-        acc += 4.0f;
+  if (c->avx2)
+    repel_coef_avx2(nb->gc, nb->d2, n, c->a, c->b, c->repel);
+  else
+    repel_coef_base(nb->gc, nb->d2, n, c->a, c->b, c->repel);
+  for (int q = 0; q < n; q++) {
+    const float *h = emb + (int64_t)nb->head[q] * dim, *o = emb + (int64_t)nb->other[q] * dim;
+    float *g = nb->grad + (int64_t)q * dim;
+    if (nb->d2[q] > 0) {
+      for (int t = 0; t < dim; t++) g[t] = clip4(nb->gc[q] * (h[t] - o[t]));
+    } else { /* a coincident other vertex: umap-learn pushes by 4; the head itself: nothing */
+      float push = (int32_t)nb->other[q] != nb->head[q] ? 4.0f : 0.0f;
+      for (int t = 0; t < dim; t++) g[t] = push;
     }
-    cur[t] = x + acc * c->alpha;
   }
+  for (int q = 0; q < n; q++) {
+    float *h = emb + (int64_t)nb->head[q] * dim;
+    const float *g = nb->grad + (int64_t)q * dim;
+    for (int t = 0; t < dim; t++) h[t] += g[t] * c->alpha;
+  }
+  nb->n = 0;
 }
 
 int ser_umap_optimize(float *emb, const ser_umap_sgd *p, ser_rng *rng) {
   int64_t E = p->n_edges;
-  size_t bytes = (size_t)(E ? E : 1) * sizeof(double);
+  const int dim = p->dim;
+  size_t bytes = (size_t)(E ? E : 1) * sizeof(double), g_bytes = (size_t)GROUP_LANES * dim * sizeof(float);
   double *next = ser_alloc(bytes), *next_neg = ser_alloc(bytes), *per_neg = ser_alloc(bytes);
-  if (!next || !next_neg || !per_neg) {
-    ser_free(next, bytes);
-    ser_free(next_neg, bytes);
-    ser_free(per_neg, bytes);
-    return ser_error_prefix(SER_ENOMEM, "umap: layout optimisation of %lld edges", (long long)E);
+  neg_batch *nb = ser_alloc(sizeof *nb);
+  float *grad = ser_alloc(g_bytes);
+  int rc = 0;
+  if (!next || !next_neg || !per_neg || !nb || !grad) {
+    rc = ser_error_prefix(SER_ENOMEM, "umap: layout optimisation of %lld edges", (long long)E);
+    goto done;
   }
+  nb->n = 0;
+  nb->grad = grad;
   for (int64_t e = 0; e < E; e++) {
     next[e] = p->epochs_per_sample[e];
     /* with no negative samples the next one is never due */
     per_neg[e] = p->negative_sample_rate > 0 ? p->epochs_per_sample[e] / p->negative_sample_rate : INFINITY;
     next_neg[e] = per_neg[e];
   }
-  const int dim = p->dim;
-  sgd_consts c = {(float)p->a, (float)p->b, (float)(2.0 * p->gamma * p->b), 0};
+  __builtin_cpu_init();
+  sgd_consts c = {(float)p->a, (float)p->b, (float)(2.0 * p->gamma * p->b), 0, dim,
+                  __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")};
   const float attract = (float)(-2.0 * p->a * p->b);
   const uint32_t nv = (uint32_t)p->n_vertices;
   double alpha_d = p->initial_alpha;
-  uint32_t nb[NEG_BLOCK];
   for (int ep = 0; ep < p->n_epochs; ep++) {
     c.alpha = (float)alpha_d;
     const double epoch = ep;
+    int edges_in_batch = 0;
     for (int64_t e = 0; e < E; e++) {
       if (next[e] > epoch) continue;
       int32_t j = p->head[e], k = p->tail[e];
@@ -244,19 +300,25 @@ int ser_umap_optimize(float *emb, const ser_umap_sgd *p, ser_rng *rng) {
       next[e] += p->epochs_per_sample[e];
       int64_t n_neg = next_neg[e] <= epoch ? (int64_t)((epoch - next_neg[e]) / per_neg[e]) : 0;
       next_neg[e] += (double)n_neg * per_neg[e];
-      for (int64_t q0 = 0; q0 < n_neg; q0 += NEG_BLOCK) {
-        int cnt = n_neg - q0 < NEG_BLOCK ? (int)(n_neg - q0) : NEG_BLOCK;
-        for (int q = 0; q < cnt; q++) nb[q] = draw_vertex(rng, nv);
-        if (dim == 2)
-          repel_2d(cur, emb, nb, cnt, j, &c);
-        else
-          repel_nd(cur, emb, nb, cnt, j, dim, &c);
+      for (int64_t q = 0; q < n_neg; q++) {
+        if (nb->n == GROUP_LANES) flush(nb, emb, &c);
+        nb->head[nb->n] = j;
+        nb->other[nb->n] = draw_vertex(rng, nv);
+        nb->n++;
+      }
+      if (++edges_in_batch == GROUP_EDGES) {
+        flush(nb, emb, &c);
+        edges_in_batch = 0;
       }
     }
+    flush(nb, emb, &c); /* before the learning rate changes */
     alpha_d = p->initial_alpha * (1.0 - (double)ep / (double)p->n_epochs);
   }
+done:
   ser_free(next, bytes);
   ser_free(next_neg, bytes);
   ser_free(per_neg, bytes);
-  return 0;
+  ser_free(nb, sizeof *nb);
+  ser_free(grad, g_bytes);
+  return rc;
 }
