@@ -9,6 +9,11 @@
 #include "scratch.h"
 
 int ser_conv_geom_init(ser_conv_geom *g, const char *op) {
+  if (g->KH < 1 || g->KW < 1)
+    return ser_error(SER_EINVAL, "%s: kernel size must be >= 1, got %dx%d", op, g->KH, g->KW);
+  if (g->B < 0 || g->C < 0 || g->H < 0 || g->W < 0 || g->OC < 0)
+    return ser_error(SER_EINVAL, "%s: negative dimension in input %dx%dx%dx%d or %d output channels", op, g->B, g->C,
+                     g->H, g->W, g->OC);
   if (g->sh < 1 || g->sw < 1)
     return ser_error(SER_EINVAL, "%s: stride must be >= 1, got %dx%d", op, g->sh, g->sw);
   if (g->ph < 0 || g->pw < 0)
@@ -100,6 +105,7 @@ static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int
  * GEMM's packing from DRAM, that cost as much as the GEMM's arithmetic. */
 static int chunk_of(const ser_conv_geom *g) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
+  if (CKK == 0 || OHW == 0) return OHW > 0 ? OHW : 1; /* zero input channels: the output is the bias */
   long nb = 131072L / CKK;
   if (nb >= OHW) return OHW;
   nb = nb < 256 ? 256 : (nb + 15) / 16 * 16;

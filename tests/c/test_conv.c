@@ -206,10 +206,29 @@ static void test_shape_errors(void **state) {
   o = SER_CONV_OPTS_DEFAULT;
   o.padding[0] = -1;
   expect_error(ser_conv2d(&y, x, w8, NULL, &o), "padding must be >= 0");
+  ser_tensor *w0 = ser_tensor_zeros(4, SER_DIMS(32, 8, 0, 3));
+  expect_error(ser_conv2d(&y, x, w0, NULL, NULL), "conv2d: kernel size must be >= 1, got 0x3");
+  ser_tensor_release(w0);
   ser_tensor *x2 = ser_tensor_zeros(4, SER_DIMS(2, 8, 2, 2));
   expect_error(ser_conv2d(&y, x2, w8, NULL, NULL), "does not fit the input 2x2");
   assert_null(y);
   ser_tensor *all[] = {x, w, w1, b, w8, big, x2};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
+}
+
+/* Empty sizes are valid, as in PyTorch: an empty batch gives an empty output,
+ * zero input channels leave only the bias. */
+static void test_empty_sizes(void **state) {
+  (void)state;
+  ser_tensor *x = ser_tensor_zeros(4, SER_DIMS(0, 3, 5, 5)), *w = ser_tensor_zeros(4, SER_DIMS(2, 3, 3, 3)), *y = NULL;
+  assert_int_equal(ser_conv2d(&y, x, w, NULL, NULL), 0);
+  assert_int_equal(y->shape[0], 0);
+  assert_int_equal(y->shape[2], 3);
+  ser_tensor *x0 = ser_tensor_zeros(4, SER_DIMS(2, 0, 5, 5)), *w0 = ser_tensor_zeros(4, SER_DIMS(2, 0, 3, 3));
+  ser_tensor *b = ser_tensor_full(1, SER_DIMS(2), 1.5f), *y0 = NULL;
+  assert_int_equal(ser_conv2d(&y0, x0, w0, b, NULL), 0);
+  for (int64_t i = 0; i < ser_tensor_numel(y0); i++) assert_float_equal(ser_tensor_data(y0)[i], 1.5f, 0);
+  ser_tensor *all[] = {x, w, y, x0, w0, b, y0};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
 }
 
@@ -234,6 +253,7 @@ int main(void) {
       cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_amp_close_to_fp32),
       cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),
+      cmocka_unit_test(test_empty_sizes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
