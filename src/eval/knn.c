@@ -93,7 +93,9 @@ int ser_knn_exact(int32_t *idx, float *dist, const float *X, int64_t n, int64_t 
     int64_t rows = n - r0 < B ? n - r0 : B;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d, -2.0f,
                 Xc + r0 * d, (int)d, Xc, (int)d, 0.0f, G, (int)n);
-#pragma omp parallel for num_threads(nt) schedule(static)
+    /* dynamic: on a shared machine a descheduled thread's rows are taken over
+     * instead of being waited for; each row's result does not depend on who computes it */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
     for (int64_t r = 0; r < rows; r++) {
       int64_t i = r0 + r;
       const float *g = G + r * n;

@@ -49,7 +49,9 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
   if (k < 1 || 2 * k >= n)
     return ser_error(SER_EINVAL, "trustworthiness: k = %lld must be in 1..%lld (less than n / 2 for n = %lld)",
                      (long long)k, (long long)((n - 1) / 2), (long long)n);
-  const int64_t B = 64;
+  /* rows per block: about 16 MB of distances, at most 256 rows */
+  int64_t B = ((int64_t)1 << 21) / n;
+  B = B > 256 ? 256 : (B < 8 ? 8 : B);
   size_t nn_bytes = (size_t)n * k * sizeof(int32_t), xd_bytes = (size_t)n * dx * sizeof(double);
   size_t sq_bytes = (size_t)n * sizeof(double), blk_bytes = (size_t)B * n * sizeof(double);
   size_t pen_bytes = (size_t)n * sizeof(double);
@@ -81,7 +83,8 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
   for (int64_t r0 = 0; r0 < n; r0 += B) {
     int64_t rows = n - r0 < B ? n - r0 : B;
     ser_knn_sqdist_block_f64(blk, Xd, sq, n, dx, r0, rows);
-#pragma omp parallel for num_threads(nt) schedule(static)
+/* dynamic: see knn.c; each row's penalty lands in its own slot, summed in order */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
     for (int64_t r = 0; r < rows; r++) {
       int64_t i = r0 + r;
       const double *di = blk + r * n;
