@@ -83,7 +83,7 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
   for (int64_t r0 = 0; r0 < n; r0 += B) {
     int64_t rows = n - r0 < B ? n - r0 : B;
     ser_knn_sqdist_block_f64(blk, Xd, sq, n, dx, r0, rows);
-/* dynamic: see knn.c; each row's penalty lands in its own slot, summed in order */
+    /* dynamic: see knn.c; each row's penalty lands in its own slot, summed in order */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
     for (int64_t r = 0; r < rows; r++) {
       int64_t i = r0 + r;
