@@ -23,7 +23,7 @@ end
 -- Class ids as a Lua array (validated: whole numbers >= 1).
 local function ids(x, fname, what)
   if T.is_tensor(x) then
-    x = x:view(-1):totable()
+    x = x:reshape(-1):totable() -- any layout (a column of a matrix, a transposed view)
   elseif type(x) ~= "table" then
     fail(fname, "%s must be a Lua array or a tensor of class ids, got %s", what, type(x))
   end

@@ -78,6 +78,10 @@ describe("ser.metrics", function()
     assert.equal(M.report(pred, target, names).text, r.text)
     assert.same({ { 2, 0, 0 }, { 0, 2, 1 }, { 1, 0, 1 } }, M.confusion(T.new(pred), target, 3))
     assert.same({ { 2, 0, 0 }, { 0, 2, 1 }, { 1, 0, 1 } }, M.confusion(pred, target)) -- count from the ids
+    -- a strided view (a column of a [7, 2] tensor) and a [7, 1] column
+    local both = T.new({ pred, target }):transpose(1, 2)
+    assert.equal(M.accuracy(pred, target), M.accuracy(both:select(2, 1), both:select(2, 2)))
+    assert.equal(M.accuracy(pred, target), M.accuracy(T.new(pred):view(7, 1), target))
     local pc = M.per_class(pred, target, 3)
     assert.truthy(close(pc.precision[1], 2 / 3))
   end)
