@@ -196,6 +196,17 @@ describe("nn layers forward", function()
     assert.are.same(rm, flat(m:get(2).running_mean))
   end)
 
+  it_cnn("summarises a CRNN, LSTM included, without changing what it returns", function()
+    ser.manual_seed(4)
+    local m = ser.models.CRNN{ classes = 8, hidden = 16 }
+    local s = m:summary({ 1, 1, 64, 40 })
+    assert.matches("rnn %(LSTM%)%s+%[1,5,32%]%s+18688", s)
+    assert.matches("fc %(Linear%)%s+%[1,8%]%s+264", s)
+    local out, hc = m.rnn(T.zeros(1, 5, 128))
+    assert.are.same({ 1, 5, 32 }, out:shape())
+    assert.are.same({ 2, 1, 16 }, hc[1]:shape())
+  end)
+
   it_cnn("updates BatchNorm running statistics and num_batches_tracked only in train mode", function()
     local bn = nn.BatchNorm1d(2)
     local x = T.new{ { { 1, 2, 3 }, { 4, 5, 6 } }, { { 3, 4, 5 }, { 0, 0, 0 } } }

@@ -29,9 +29,9 @@ return function(self, input_shape)
     if #m._children == 0 and name ~= "" then
       local cls_forward = getmetatable(m).forward
       rawset(m, "forward", function(mod, ...)
-        local out = cls_forward(mod, ...)
-        rows[#rows + 1] = { name, m.__name, shape_of(out), own_params(m) }
-        return out
+        local out = table.pack(cls_forward(mod, ...))
+        rows[#rows + 1] = { name, m.__name, shape_of(out[1]), own_params(m) }
+        return table.unpack(out, 1, out.n)
       end)
     end
   end
