@@ -269,8 +269,9 @@ static int format_for(const char *path, int *format) {
   else if (!strcasecmp(dot, ".flac")) *format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
   else if (!strcasecmp(dot, ".aif") || !strcasecmp(dot, ".aiff")) *format = SF_FORMAT_AIFF | SF_FORMAT_PCM_16;
   else if (!strcasecmp(dot, ".ogg")) *format = SF_FORMAT_OGG | SF_FORMAT_VORBIS;
+  else if (!strcasecmp(dot, ".mp3")) *format = SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III;
   else
-    return ser_error(SER_EINVAL, "audio.save: cannot tell the format of '%s' from its extension '%s' (expected .wav, .flac, .aif, .aiff or .ogg)",
+    return ser_error(SER_EINVAL, "audio.save: cannot tell the format of '%s' from its extension '%s' (expected .wav, .flac, .aif, .aiff, .ogg or .mp3)",
                      path, dot);
   return 0;
 }

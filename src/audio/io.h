@@ -52,7 +52,7 @@ int ser_audio_load_tensor(ser_tensor **out, int *sr_out, const char *path, const
 
 /* Writes [channels][frames] channel-major samples. The format follows the
  * extension: .wav (32-bit float), .flac (16-bit), .aif/.aiff (16-bit), .ogg
- * (Vorbis). Atomic: written to a temporary file in the same folder, then
+ * (Vorbis), .mp3 (when libsndfile was built with LAME, as Debian's is). Atomic: written to a temporary file in the same folder, then
  * renamed over `path`. Non-finite samples are refused. */
 int ser_audio_save(const char *path, const float *data, int64_t frames, int channels, int sr);
 /* Tensor front: [T] (mono) or [C, T]. */

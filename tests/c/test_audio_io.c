@@ -74,8 +74,14 @@ static void test_formats_resample_mono(void **state) {
       {"a32.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_32, 1e-3}, {"u8.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 1e-2},
       {"f32.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1e-3},  {"a.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 1e-3},
       {"a.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 1e-3}, {"a.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS, 2e-2},
+      {"a.mp3", SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III, 2e-2},
   };
   for (size_t i = 0; i < sizeof fm / sizeof fm[0]; i++) {
+    SF_INFO chk = {.samplerate = 44100, .channels = 2, .format = fm[i].format};
+    if (!sf_format_check(&chk)) {
+      printf("  %s: this libsndfile cannot write it, skipped\n", fm[i].name);
+      continue;
+    }
     write_tone(tmp(fm[i].name), fm[i].format, 44100, 2, 44100, 1000.0, 0.5);
     ser_audio a;
     ser_audio_opts o = ser_audio_opts_default();
