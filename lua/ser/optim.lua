@@ -110,10 +110,13 @@ function Optimizer:param_groups()
   end
   return out
 end
--- Changes fields of group g (default: every group): opt:set_group({lr = 1e-4}, 2).
+-- Changes fields of group g (default: every group): opt:set_group({lr = 1e-4}, 2);
+-- the constructor's option names (betas = {b1, b2}, ...), checked the same way.
 function Optimizer:set_group(fields, g)
+  if type(fields) ~= "table" then fail(self.name, "set_group: expected a table of options, got %s", type(fields)) end
+  local h = hparams(self.name, fields)
   local first, last = g or 1, g or self._c:num_groups()
-  for i = first, last do self._c:set_group(i, fields) end
+  for i = first, last do self._c:set_group(i, h) end
 end
 
 function Optimizer:get_lr(g) return self._c:group(g or 1).lr end
@@ -128,7 +131,7 @@ end
 function Optimizer:set_betas(b1, b2, g)
   if self.kind ~= "adamw" then fail(self.name, "set_betas: %s has no betas", self.name) end
   local h = self._c:group(g or 1)
-  self:set_group({ beta1 = b1 or h.beta1, beta2 = b2 or h.beta2 }, g)
+  self:set_group({ betas = { b1 or h.beta1, b2 or h.beta2 } }, g)
 end
 
 local STATE_NAMES = { adamw = { "exp_avg", "exp_avg_sq" }, sgd = { "momentum_buffer" } }
