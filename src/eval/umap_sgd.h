@@ -33,4 +33,8 @@ typedef struct ser_umap_sgd {
  * the generator's state. Returns 0 or SER_ENOMEM. */
 int ser_umap_optimize(float *emb, const ser_umap_sgd *p, ser_rng *rng);
 
+/* x^b for x > 0 as the batched repulsions compute it (relative error < 3e-6);
+ * exposed for tests. */
+float ser_umap_fast_pow(float x, float b);
+
 #endif

@@ -127,6 +127,20 @@ static void test_find_ab_errors(void **state) {
   assert_int_equal(ser_umap_find_ab(&a, &b, NAN, 0.1), SER_EINVAL);
 }
 
+static void test_fast_pow_accuracy(void **state) {
+  (void)state;
+  const float bs[4] = {0.7904945f, 0.8950609f, 1.334167f, 1.9f};
+  double worst = 0;
+  for (int k = 0; k < 4; k++)
+    for (double x = 1e-6; x < 1e6; x *= 1.0007) {
+      double want = pow((double)(float)x, (double)bs[k]), got = ser_umap_fast_pow((float)x, bs[k]);
+      worst = fmax(worst, fabs(got - want) / want);
+    }
+  printf("fast_pow: worst relative error %.3g\n", worst);
+  assert_true(worst < 3e-6);
+  assert_true(ser_umap_fast_pow(0.0f, 0.9f) >= 0 && ser_umap_fast_pow(0.0f, 0.9f) < 1e-30);
+}
+
 /* ---- kNN ---- */
 
 static void test_knn_matches_brute_force(void **state) {
@@ -415,6 +429,17 @@ static void test_umap_generated_clusters(void **state) {
     assert_true(agree > 0.99);
     free(P);
   }
+  /* three output dimensions go through the general-dimension update */
+  float *Y3 = malloc(sizeof(float) * n * 3);
+  ser_umap_opts o3;
+  ser_umap_opts_init(&o3);
+  o3.n_components = 3;
+  assert_int_equal(ser_umap_embed(Y3, X, n, d, &o3, NULL), 0);
+  double t3;
+  assert_int_equal(ser_metrics_trustworthiness(&t3, X, Y3, n, d, 3, 15), 0);
+  printf("clusters in 3-D: trust@15 %.4f\n", t3);
+  assert_true(t3 > 0.98);
+  free(Y3);
   free(label);
   free(X);
   free(Y);
@@ -549,6 +574,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_find_ab_matches_scipy),
       cmocka_unit_test(test_find_ab_errors),
+      cmocka_unit_test(test_fast_pow_accuracy),
       cmocka_unit_test(test_knn_matches_brute_force),
       cmocka_unit_test(test_knn_errors),
       cmocka_unit_test(test_smooth_knn_dist_hits_log2k),
