@@ -15,10 +15,13 @@ static void K(ser_k_power)(float *p, const float *s, int nf, int magnitude) {
 }
 
 static void K(ser_k_power_lane)(float *pb, const float *s, int nf, int j, int magnitude) {
-  for (int k = 0; k < nf; k++) {
-    float v = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
-    pb[k * SER_K_BLOCK + j] = magnitude ? sqrtf(v) : v;
+  float *col = pb + j;
+  if (magnitude) {
+    for (int k = 0; k < nf; k++) col[k * SER_K_BLOCK] = sqrtf(s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1]);
+    return;
   }
+#pragma omp simd
+  for (int k = 0; k < nf; k++) col[k * SER_K_BLOCK] = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
 }
 
 static void K(ser_k_mel_block)(float *out, int64_t ostride, const float *pb, int n_mels, float *const *w,
@@ -61,29 +64,28 @@ static float K(ser_k_dot)(const float *w, const float *p, int n) {
  * [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172,
  * series to s^9 (truncation < 1e-9). */
 static inline float K(db_of)(float x) {
-  x = x > 1e-10f ? x : 1e-10f;
-  uint32_t u;
-  memcpy(&u, &x, 4);
+  union {
+    float f;
+    uint32_t u;
+  } v = {.f = x > 1e-10f ? x : 1e-10f};
   /* Shift the mantissa range so that m lands in [sqrt(1/2), sqrt(2)). */
-  uint32_t adj = u + (0x3f800000u - 0x3f3504f3u);
+  uint32_t adj = v.u + (0x3f800000u - 0x3f3504f3u);
   int32_t e = (int32_t)(adj >> 23) - 127;
-  uint32_t mu = (adj & 0x007fffffu) + 0x3f3504f3u;
-  float m;
-  memcpy(&m, &mu, 4);
+  v.u = (adj & 0x007fffffu) + 0x3f3504f3u;
+  float m = v.f;
   float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
   float poly = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
   float ln = 2.0f * s * poly + (float)e * 0.693147180559945f;
   return ln * 4.342944819032518f; /* 10 / ln 10 */
 }
 
+/* Two passes (convert, then max) so that both loops vectorise. */
 static float K(ser_k_db)(float *x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) x[i] = K(db_of)(x[i]);
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-  for (int64_t i = 0; i < n; i++) {
-    float v = K(db_of)(x[i]);
-    x[i] = v;
-    mx = mx > v ? mx : v;
-  }
+  for (int64_t i = 0; i < n; i++) mx = mx > x[i] ? mx : x[i];
   return mx;
 }
 
