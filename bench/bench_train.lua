@@ -86,6 +86,7 @@ if args.amp then
 end
 
 local x8, y8 = T.randn(batch_shape(8)), T.new { 1, 2, 3, 4, 5, 6, 7, 8 }
+local x1 = T.randn(batch_shape(1))
 
 for th in tostring(args.threads):gmatch("%d+") do
   ser.set_num_threads(tonumber(th))
