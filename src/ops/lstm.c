@@ -10,83 +10,83 @@
 /* Elementwise math of the cell. The gate nonlinearities are most of the
  * LSTM's time outside the GEMMs, and glibc's scalar expf/tanhf keep the
  * compiler from vectorising, so exp is Cephes' expf (range reduction by ln 2,
- * degree-6 polynomial, about 1 ulp) written on GCC vector types of 8 floats:
- * plain arithmetic and masks, no branches, no libm. target_clones builds the
- * row functions for x86-64-v4 (AVX-512), v3 (AVX2+FMA) and the baseline, picked
- * at load time by ISA level (not CPU model, which would never match AMD). */
-/* The vector helpers are static inline, so passing v8f by value in the
- * baseline clone has no ABI to keep; GCC warns about it anyway. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+ * degree-6 polynomial, about 1 ulp) written on vector types of 4 floats (GCC
+ * and clang vector extensions): plain arithmetic and masks, no branches, no
+ * libm. Four lanes because that is the baseline ABI: 8-float types passed
+ * between functions compiled without AVX are an error in clang (the fuzz
+ * build) and an ABI warning in GCC. target_clones builds the row functions for
+ * x86-64-v4, v3 (FMA) and the baseline, picked at load time by ISA level (not
+ * CPU model, which would never match AMD). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline v8f v8_load(const float *p) {
-  v8f v;
+static inline v4f v4_load(const float *p) {
+  v4f v;
   memcpy(&v, p, sizeof v);
   return v;
 }
-static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-static inline v8f v8_splat(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v4f v4_splat(float x) { return (v4f){x, x, x, x}; }
 /* mask ? a : b, mask lanes all-ones or zero */
-static inline v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask)); }
+static inline v4f v4_select(v4i mask, v4f a, v4f b) { return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask)); }
 
-static inline v8f v8_exp(v8f x) {
-  const v8i is_num = x == x;
-  v8f xc = v8_select(is_num, x, v8_splat(0.0f)); /* NaN computes on 0, returned as is below */
-  xc = v8_select(xc < v8_splat(-87.3f), v8_splat(-87.3f), xc);
-  xc = v8_select(xc > v8_splat(88.7f), v8_splat(88.7f), xc);
+static inline v4f v4_exp(v4f x) {
+  const v4i is_num = x == x;
+  v4f xc = v4_select(is_num, x, v4_splat(0.0f)); /* NaN computes on 0, returned as is below */
+  xc = v4_select(xc < v4_splat(-87.3f), v4_splat(-87.3f), xc);
+  xc = v4_select(xc > v4_splat(88.7f), v4_splat(88.7f), xc);
   /* round to nearest through the 1.5*2^23 magic number: n in the float and in the low bits */
-  const v8f magic = v8_splat(12582912.0f);
-  const v8f t = xc * v8_splat(1.44269504088896341f) + magic;
-  const v8f n = t - magic;
-  const v8i ni = (v8i)t - (v8i)magic;
-  v8f r = xc - n * v8_splat(0.693359375f);
-  r = r - n * v8_splat(-2.12194440e-4f);
-  const v8f r2 = r * r;
-  v8f p = v8_splat(1.9875691500e-4f);
-  p = p * r + v8_splat(1.3981999507e-3f);
-  p = p * r + v8_splat(8.3334519073e-3f);
-  p = p * r + v8_splat(4.1665795894e-2f);
-  p = p * r + v8_splat(1.6666665459e-1f);
-  p = p * r + v8_splat(5.0000001201e-1f);
-  p = p * r2 + r + v8_splat(1.0f);
-  const v8f y = p * (v8f)((ni + 127) << 23);
-  return v8_select(is_num, y, x);
+  const v4f magic = v4_splat(12582912.0f);
+  const v4f t = xc * v4_splat(1.44269504088896341f) + magic;
+  const v4f n = t - magic;
+  const v4i ni = (v4i)t - (v4i)magic;
+  v4f r = xc - n * v4_splat(0.693359375f);
+  r = r - n * v4_splat(-2.12194440e-4f);
+  const v4f r2 = r * r;
+  v4f p = v4_splat(1.9875691500e-4f);
+  p = p * r + v4_splat(1.3981999507e-3f);
+  p = p * r + v4_splat(8.3334519073e-3f);
+  p = p * r + v4_splat(4.1665795894e-2f);
+  p = p * r + v4_splat(1.6666665459e-1f);
+  p = p * r + v4_splat(5.0000001201e-1f);
+  p = p * r2 + r + v4_splat(1.0f);
+  const v4f y = p * (v4f)((ni + 127) << 23);
+  return v4_select(is_num, y, x);
 }
-static inline v8f v8_sigmoid(v8f x) { return v8_splat(1.0f) / (v8_splat(1.0f) + v8_exp(-x)); }
+static inline v4f v4_sigmoid(v4f x) { return v4_splat(1.0f) / (v4_splat(1.0f) + v4_exp(-x)); }
 /* tanh x = 2σ(2x) - 1: absolute error ~1e-7, which is all the cell needs */
-static inline v8f v8_tanh(v8f x) { return v8_splat(2.0f) / (v8_splat(1.0f) + v8_exp(x * v8_splat(-2.0f))) - v8_splat(1.0f); }
+static inline v4f v4_tanh(v4f x) { return v4_splat(2.0f) / (v4_splat(1.0f) + v4_exp(x * v4_splat(-2.0f))) - v4_splat(1.0f); }
 
-/* Scalar tails (H not a multiple of 8) go through the same vector code. */
-static inline float sigmoid1(float x) { return v8_sigmoid(v8_splat(x))[0]; }
-static inline float tanh1(float x) { return v8_tanh(v8_splat(x))[0]; }
+/* Scalar tails (H not a multiple of 4) go through the same vector code. */
+static inline float sigmoid1(float x) { return v4_sigmoid(v4_splat(x))[0]; }
+static inline float tanh1(float x) { return v4_tanh(v4_splat(x))[0]; }
 
 #define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 /* One row of pre-activations [i f g o] (4H) -> activated, in place. */
 SIMD_CLONES static void activate_row(float *g, int H) {
-  const int n8 = H / 8 * 8;
+  const int n4 = H / 4 * 4;
   for (int k = 0; k < 4; k++) {
     float *q = g + k * H;
     const int is_tanh = k == 2;
-    for (int j = 0; j < n8; j += 8) v8_store(q + j, is_tanh ? v8_tanh(v8_load(q + j)) : v8_sigmoid(v8_load(q + j)));
-    for (int j = n8; j < H; j++) q[j] = is_tanh ? tanh1(q[j]) : sigmoid1(q[j]);
+    for (int j = 0; j < n4; j += 4) v4_store(q + j, is_tanh ? v4_tanh(v4_load(q + j)) : v4_sigmoid(v4_load(q + j)));
+    for (int j = n4; j < H; j++) q[j] = is_tanh ? tanh1(q[j]) : sigmoid1(q[j]);
   }
 }
 
 /* c = f c_prev + i g (c_prev NULL = 0), tc = tanh c, h = o tc */
 SIMD_CLONES static void cell_row(float *c, float *tc, float *h, const float *g, const float *cp, int H) {
   const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
-  const int n8 = H / 8 * 8;
-  for (int j = 0; j < n8; j += 8) {
-    v8f cv = v8_load(ig + j) * v8_load(gg + j);
-    if (cp) cv += v8_load(fg + j) * v8_load(cp + j);
-    const v8f t = v8_tanh(cv);
-    v8_store(c + j, cv);
-    v8_store(tc + j, t);
-    v8_store(h + j, v8_load(og + j) * t);
+  const int n4 = H / 4 * 4;
+  for (int j = 0; j < n4; j += 4) {
+    v4f cv = v4_load(ig + j) * v4_load(gg + j);
+    if (cp) cv += v4_load(fg + j) * v4_load(cp + j);
+    const v4f t = v4_tanh(cv);
+    v4_store(c + j, cv);
+    v4_store(tc + j, t);
+    v4_store(h + j, v4_load(og + j) * t);
   }
-  for (int j = n8; j < H; j++) {
+  for (int j = n4; j < H; j++) {
     c[j] = ig[j] * gg[j] + (cp ? fg[j] * cp[j] : 0.0f);
     tc[j] = tanh1(c[j]);
     h[j] = og[j] * tc[j];
@@ -98,20 +98,20 @@ SIMD_CLONES static void cell_row(float *c, float *tc, float *h, const float *g, 
 SIMD_CLONES static void cell_row_backward(float *dg, float *dc, const float *dh_out, const float *dh_rec,
                                           const float *g, const float *tc, const float *cp, int H) {
   const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
-  const v8f one = v8_splat(1.0f);
-  const int n8 = H / 8 * 8;
-  for (int j = 0; j < n8; j += 8) {
-    const v8f i = v8_load(ig + j), f = v8_load(fg + j), gv = v8_load(gg + j), o = v8_load(og + j);
-    const v8f t = v8_load(tc + j);
-    const v8f dhv = v8_load(dh_out + j) + v8_load(dh_rec + j);
-    const v8f dcv = v8_load(dc + j) + dhv * o * (one - t * t);
-    v8_store(dg + j, dcv * gv * i * (one - i));
-    v8_store(dg + H + j, cp ? dcv * v8_load(cp + j) * f * (one - f) : v8_splat(0.0f));
-    v8_store(dg + 2 * H + j, dcv * i * (one - gv * gv));
-    v8_store(dg + 3 * H + j, dhv * t * o * (one - o));
-    v8_store(dc + j, dcv * f);
+  const v4f one = v4_splat(1.0f);
+  const int n4 = H / 4 * 4;
+  for (int j = 0; j < n4; j += 4) {
+    const v4f i = v4_load(ig + j), f = v4_load(fg + j), gv = v4_load(gg + j), o = v4_load(og + j);
+    const v4f t = v4_load(tc + j);
+    const v4f dhv = v4_load(dh_out + j) + v4_load(dh_rec + j);
+    const v4f dcv = v4_load(dc + j) + dhv * o * (one - t * t);
+    v4_store(dg + j, dcv * gv * i * (one - i));
+    v4_store(dg + H + j, cp ? dcv * v4_load(cp + j) * f * (one - f) : v4_splat(0.0f));
+    v4_store(dg + 2 * H + j, dcv * i * (one - gv * gv));
+    v4_store(dg + 3 * H + j, dhv * t * o * (one - o));
+    v4_store(dc + j, dcv * f);
   }
-  for (int j = n8; j < H; j++) {
+  for (int j = n4; j < H; j++) {
     const float dhv = dh_out[j] + dh_rec[j];
     const float dcv = dc[j] + dhv * og[j] * (1.0f - tc[j] * tc[j]);
     dg[j] = dcv * gg[j] * ig[j] * (1.0f - ig[j]);
