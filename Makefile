@@ -77,8 +77,10 @@ $(BUILD)/gen/embedded_lua.c: scripts/embed-lua.lua $(LUA_FILES) | deps
 $(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# -z nodelete: lua_close() dlcloses ser.so while OpenMP worker threads from
+# libgomp may still reference it; keeping it mapped avoids a crash at exit.
 $(BUILD)/ser.so: $(LUA_OBJ) $(BUILD)/libser.a
-	$(CC) -shared -o $@ $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_CORE)
+	$(CC) -shared -o $@ $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_CORE) -Wl,-z,nodelete
 
 $(BUILD)/serlua: $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a
 	$(CC) -o $@ $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_LUA) -lreadline $(LDLIBS_CORE) -Wl,-E

@@ -10,6 +10,8 @@
 #include "core/threads.h"
 #include "autograd/autograd.h"
 #include "ops/ops.h"
+#include "audio/audio.h"
+#include "augment/augment.h"
 
 #define SER_VERSION "0.1.0"
 
