@@ -12,6 +12,10 @@
 #include "ops/ops.h"
 #include "audio/audio.h"
 #include "augment/augment.h"
+#include "optim/optim.h"
+#include "io/safetensors.h"
+#include "eval/metrics.h"
+#include "eval/umap.h"
 
 #define SER_VERSION "0.1.0"
 
