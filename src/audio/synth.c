@@ -53,6 +53,14 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 
 static float urange(ser_rng *r, float lo, float hi) { return lo + (hi - lo) * ser_rng_uniform(r); }
 
+/* Approximately N(0, 1) noise from four 16-bit uniforms (Irwin-Hall): two generator draws
+ * and no log/sin/cos, for the per-sample noises where the exact tails do not matter. */
+static inline float fast_noise(ser_rng *r) {
+  uint32_t a = ser_rng_u32(r), b = ser_rng_u32(r);
+  float sum = (float)(a & 0xffff) + (float)(a >> 16) + (float)(b & 0xffff) + (float)(b >> 16);
+  return (sum - 131070.0f) * (1.0f / 37837.2f);
+}
+
 static voice speaker_voice(int speaker, uint64_t seed) {
   ser_rng r;
   ser_rng_seed(&r, mix(mix(seed, 0x5EA4E7ull), (uint64_t)speaker));
@@ -176,7 +184,7 @@ int ser_synth_render(float *out, int64_t n, int sr, const ser_synth_clip *c, uin
   const float bw[4] = { 80, 100, 150, 250 };
   float phase = 0, period_f0x = 1, period_amp = 1, prev_flow = 0, tilt_state = 0, fric_prev = 0, fric_hp_prev = 0;
   int period_index = 0, syl = 0;
-  float tremor_phase0 = urange(&r, 0, 6.2832f);
+  float tremor_phase0 = urange(&r, 0, 6.2832f), f0_block = f0;
   double sum_sq = 0, hiss_sq = 0;
   int64_t n_voiced = 0, n_hiss = 0;
   float *hiss_buf = malloc((size_t)n * sizeof *hiss_buf);
@@ -200,13 +208,17 @@ int ser_synth_render(float *out, int64_t n, int sr, const ser_synth_clip *c, uin
       reson_set(&formant[3], 3500 * v.formant_scale, bw[3], sr);
     }
 
-    /* pitch in semitones relative to f0: declination + accents + final move + tremor */
-    float u = in_utt ? (t - start[0]) / total : 0;
-    float st = range * e.decl * u;
-    if (in_utt && stressed[syl]) st += range * e.accent * sinf((float)M_PI * fminf(1, ts / d));
-    if (in_utt && syl == nsyl - 1) st += range * e.final * (ts / d);
-    if (e.tremor_st > 0) st += e.tremor_st * sinf(2 * (float)M_PI * e.tremor_hz * t + tremor_phase0);
-    float f0_now = f0 * exp2f(st / 12.0f) * period_f0x;
+    /* pitch in semitones relative to f0: declination + accents + final move + tremor; the
+     * contour is smooth, so it is evaluated once per block (the phase still integrates per sample) */
+    if (i % update == 0) {
+      float u = in_utt ? (t - start[0]) / total : 0;
+      float st = range * e.decl * u;
+      if (in_utt && stressed[syl]) st += range * e.accent * sinf((float)M_PI * fminf(1, ts / d));
+      if (in_utt && syl == nsyl - 1) st += range * e.final * (ts / d);
+      if (e.tremor_st > 0) st += e.tremor_st * sinf(2 * (float)M_PI * e.tremor_hz * t + tremor_phase0);
+      f0_block = f0 * exp2f(st / 12.0f);
+    }
+    float f0_now = f0_block * period_f0x;
 
     phase += f0_now / (float)sr;
     if (phase >= 1) { /* a new glottal period: draw its jitter and shimmer */
@@ -228,12 +240,12 @@ int ser_synth_render(float *out, int64_t n, int sr, const ser_synth_clip *c, uin
       if (ts < cons_len) noise_amp = 0.35f * amp * ramp(ts, 0.008f) * ramp(cons_len - ts, 0.01f);
     }
     tilt_state = (1 - tilt) * src + tilt * tilt_state;
-    float excitation = voiced * (tilt_state + breath * 0.2f * ser_rng_normal(&r));
+    float excitation = voiced > 0 ? voiced * (tilt_state + breath * 0.2f * fast_noise(&r)) : 0;
     float y = excitation;
     for (int k = 0; k < 4; k++) y = reson_run(&formant[k], y);
     float hiss = 0;
     if (noise_amp > 0 || fric.y1 != 0 || fric.y2 != 0) {
-      float fr = reson_run(&fric, ser_rng_normal(&r) * noise_amp);
+      float fr = reson_run(&fric, fast_noise(&r) * noise_amp);
       float hp = fr - fric_prev; /* second difference: hiss above ~3 kHz like /s/ */
       fric_prev = fr;
       hiss = hp - fric_hp_prev;
@@ -260,7 +272,7 @@ int ser_synth_render(float *out, int64_t n, int sr, const ser_synth_clip *c, uin
   float hiss_gain = hiss_rms > 0 ? 0.15f * target / hiss_rms : 0;
   float peak = 0;
   for (int64_t i = 0; i < n; i++) {
-    out[i] = out[i] * gain + hiss_buf[i] * hiss_gain + 3e-4f * ser_rng_normal(&r); /* noise floor near -70 dBFS */
+    out[i] = out[i] * gain + hiss_buf[i] * hiss_gain + 3e-4f * fast_noise(&r); /* noise floor near -70 dBFS */
     float a = fabsf(out[i]);
     if (a > peak) peak = a;
   }
