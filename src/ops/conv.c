@@ -127,6 +127,18 @@ static int split_batch(const ser_conv_geom *g) {
   return nt > 1 && g->B >= nt && !omp_in_parallel();
 }
 
+/* o[oc, n0:n1] += bias[oc], right after the GEMM wrote that block, while it is
+ * still in L2 (filling the bias first and using beta = 1 costs an extra pass
+ * over the whole output through memory). */
+static void add_bias(float *o, const float *bias, int OC, int OHW, int n0, int n1) {
+  if (!bias) return;
+  for (int oc = 0; oc < OC; oc++) {
+    float *r = o + (size_t)oc * OHW, v = bias[oc];
+#pragma omp simd
+    for (int i = n0; i < n1; i++) r[i] += v;
+  }
+}
+
 static int scratch_failed(const ser_conv_geom *g, int nb) {
   return ser_error(SER_ENOMEM, "out of memory for the im2col scratch (%zu bytes per thread)",
                    sizeof(float) * (size_t)g->C * g->KH * g->KW * (size_t)nb);
@@ -141,12 +153,9 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
   for (int b = 0; b < g->B; b++) {
     const float *img = in + b * in_sz;
     float *o = out + b * out_sz;
-    if (bias)
-      for (int oc = 0; oc < g->OC; oc++)
-        for (int i = 0; i < OHW; i++) o[(size_t)oc * OHW + i] = bias[oc];
-    float beta = bias ? 1.0f : 0.0f;
     if (direct) {
-      ser_gemm(0, 0, g->OC, OHW, CKK, 1.0f, weight, CKK, img, OHW, beta, o, OHW);
+      ser_gemm(0, 0, g->OC, OHW, CKK, 1.0f, weight, CKK, img, OHW, 0.0f, o, OHW);
+      add_bias(o, bias, g->OC, OHW, 0, OHW);
       continue;
     }
     float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
@@ -157,7 +166,8 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
     for (int n0 = 0; n0 < OHW; n0 += NB) {
       int n1 = n0 + NB < OHW ? n0 + NB : OHW;
       im2col(col, img, g, n0, n1);
-      ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, beta, o + n0, OHW);
+      ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, 0.0f, o + n0, OHW);
+      add_bias(o, bias, g->OC, OHW, n0, n1);
     }
   }
   /* the allocation failed on a worker thread, whose error message we cannot see */
