@@ -155,12 +155,24 @@ function Loader:waveforms()
     local list, err
     if audio.load_many then
       list, err = audio.load_many(paths, { sr = self.sr, mono = true, seconds = self.seconds, stack = true })
-      if not list then error(("loader %s: %s"):format(self.name, tostring(err)), 2) end
+      if not list then
+        -- name every file that failed, not just the first (the good ones come from the cache)
+        local each, errors = audio.load_many(paths, { sr = self.sr, mono = true, seconds = self.seconds })
+        local bad = {}
+        for i = 1, #paths do
+          if errors and errors[i] then bad[#bad + 1] = tostring(errors[i]) end
+          if #bad >= 5 then break end
+        end
+        local n_bad = 0
+        for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
+        error(("loader %s: %d of %d files did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
+          #paths, #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
+      end
     else
       list = {}
       for i, p in ipairs(paths) do
         local w, msg = audio.load(p, { sr = self.sr, mono = true, seconds = self.seconds })
-        if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 2) end
+        if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 0) end
         list[i] = w
       end
     end
