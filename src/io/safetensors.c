@@ -136,6 +136,8 @@ static int json_uint(const cJSON *j, uint64_t *v) {
 
 static int parse_entry(entry *e, const cJSON *j, const char *label) {
   e->name = j->string;
+  if (!e->name || !*e->name)
+    return ser_error(SER_EFORMAT, "%s: a tensor has an empty name; expected a state_dict key", label);
   if (!cJSON_IsObject(j))
     return ser_error(SER_EFORMAT, "%s: entry '%s' is not a JSON object; expected {\"dtype\", \"shape\", "
                      "\"data_offsets\"}", label, e->name);
@@ -305,6 +307,14 @@ int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_
     return ser_error(SER_EFORMAT, "%s: header is not valid JSON (error near header byte %ld of %llu)", label, at,
                      (unsigned long long)hlen);
   }
+  /* JSON forbids raw control bytes; cJSON accepts them and ends a name at a
+   * NUL, so "fc.weight\0junk" would load as "fc.weight" (found by fuzzing). */
+  for (const char *p = (const char *)buf + 8; p < end; p++)
+    if ((unsigned char)*p < 0x20 && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+      cJSON_Delete(root);
+      return ser_error(SER_EFORMAT, "%s: header holds a raw control byte 0x%02x at header byte %ld (not valid JSON)",
+                       label, (unsigned)(unsigned char)*p, (long)(p - (const char *)buf - 8));
+    }
   /* Only the space padding the writer adds may follow the JSON object. */
   for (const char *p = end; p < (const char *)buf + 8 + hlen; p++)
     if (*p != ' ' && *p != '\0') {
