@@ -614,6 +614,12 @@ describe("scripts/fetch-ravdess.sh", function()
     assert.is_false(exists(dir .. "/good/.ravdess-download/corpus.zip"))
     -- a second run finds the corpus complete and leaves it alone
     assert.is_true(fetch("file:///nonexistent.zip", md5(zip), dir .. "/good/ravdess"))
+    -- the same from Lua
+    local c2 = assert(data.fetch_ravdess(dir .. "/lua/ravdess", { url = "file://" .. zip, md5 = md5(zip), files = 4, quiet = true }))
+    assert.are.equal(4, #c2.items)
+    local none, msg = data.fetch_ravdess(dir .. "/lua2/ravdess", { url = "file://" .. zip, md5 = ("f"):rep(32), files = 4, quiet = true })
+    assert.is_nil(none)
+    assert.matches("fetch%-ravdess%.sh failed %(fetch%-ravdess: MD5 mismatch .* expected f+; ", msg)
     sh("rm -rf '" .. dir .. "'")
   end)
   it("serves over HTTP from a local server", function()

@@ -8,6 +8,7 @@ local M = {
   manifest = require("ser.data.manifest").manifest,
   synthetic = require("ser.data.synthetic").synthetic,
   loader = require("ser.data.loader").loader,
+  fetch_ravdess = require("ser.data.fetch").fetch_ravdess,
   corpus = corpus.new,          -- ser.data.corpus(items, {classes = ...}) for hand-made lists
   canonical = names.canonical,  -- canonical emotion names in their stable order
   infer = names.infer,          -- label/speaker of one path: ser.data.infer("x/03-01-05-01-01-01-12.wav")
