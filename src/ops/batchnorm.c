@@ -55,6 +55,7 @@ void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const f
     for (int b = 0; b < B; b++) {
       const float *p = in + b * plane + (size_t)c * S;
       float *q = out + b * plane + (size_t)c * S;
+      #pragma omp simd
       for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
     }
   }
@@ -69,6 +70,7 @@ void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, 
       float scale = invstd[c] * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - mean[c] * scale;
       const float *p = in + b * plane + (size_t)c * S;
       float *q = out + b * plane + (size_t)c * S;
+      #pragma omp simd
       for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
     }
 }

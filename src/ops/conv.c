@@ -90,9 +90,10 @@ static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int
           int l = lo > a ? lo : a, h = hi < b ? hi : b;
           const float *s = row + (oh * g->OW - n0);
           float *dst = img + ((size_t)c * g->H + ih) * g->W + offw;
-          if (g->sw == 1)
+          if (g->sw == 1) {
+#pragma omp simd
             for (int ow = l; ow < h; ow++) dst[ow] += s[ow];
-          else
+          } else
             for (int ow = l; ow < h; ow++) dst[(size_t)ow * g->sw] += s[ow];
         }
       }
