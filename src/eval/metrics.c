@@ -92,9 +92,16 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
       for (int64_t a = 0; a < k; a++) {
         int64_t j = nnY[i * k + a];
         double dj = di[j];
-        int64_t rank = 1; /* 1 + points (other than i) strictly closer, ties to the smaller index */
-        for (int64_t l = 0; l < n; l++)
-          rank += (l != i) & ((di[l] < dj) | ((di[l] == dj) & (l < j)));
+        /* rank = 1 + points other than i strictly closer + equally close ones
+         * with a smaller index; two branch-free counts that vectorise */
+        int64_t less = 0, tie = 0;
+#pragma omp simd reduction(+ : less)
+        for (int64_t l = 0; l < n; l++) less += di[l] < dj;
+#pragma omp simd reduction(+ : tie)
+        for (int64_t l = 0; l < j; l++) tie += di[l] == dj;
+        less -= di[i] < dj; /* i itself (distance 0) */
+        tie -= (i < j) & (di[i] == dj);
+        int64_t rank = 1 + less + tie;
         if (rank > k) p += (double)(rank - k);
       }
       pen[i] = p;
