@@ -2,7 +2,8 @@
 --   serlua bench/bench_umap.lua --fixtures DIR --threads 1,2 --repeats 5 --out DIR
 -- For each data set (the umap-learn reference data in DIR when present, else
 -- generated clusters of the same sizes) prints one line per thread count:
---   RESULT data=... n=... d=... threads=... seconds=<median> min=... knn=... graph=... init=... sgd=...
+--   RESULT data=... n=... d=... threads=... seconds=<median wall> cpu=<median CPU, all threads>
+--          min=... knn=... graph=... init=... sgd=...
 --          trust5=... trust15=... recall15=...
 -- and writes the embedding of the first run to OUT/<data>.f32 so that the
 -- shell script can score it with scikit-learn as a cross-check.
@@ -71,12 +72,12 @@ for _, s in ipairs(sets) do
   end
   for th in a.threads:gmatch("%d+") do
     ser.set_num_threads(tonumber(th))
-    local times, parts, Y = {}, { knn = {}, graph = {}, init = {}, sgd = {} }, nil
+    local times, cpu, parts, Y = {}, {}, { knn = {}, graph = {}, init = {}, sgd = {} }, nil
     ser.umap(X, { seed = 42, n_epochs = 5 }) -- warm-up: page in the libraries, start the thread pool
     for r = 1, repeats do
-      local t0 = clock()
+      local t0, c0 = clock(), os.clock()
       local y, info = ser.umap(X, { seed = 42 })
-      times[r] = clock() - t0
+      times[r], cpu[r] = clock() - t0, os.clock() - c0
       for k, v in pairs(info.seconds) do parts[k][r] = v end
       Y = Y or y
     end
@@ -84,8 +85,8 @@ for _, s in ipairs(sets) do
     local t15 = ser.metrics.trustworthiness(X, Y, 15)
     local r15 = ser.metrics.knn_recall(X, Y, 15)
     if a.out then Y:tofile(("%s/%s_t%s.f32"):format(a.out, s.name, th)) end
-    print(("RESULT data=%s source=%s n=%d d=%d threads=%s seconds=%.4f min=%.4f knn=%.4f graph=%.4f init=%.4f sgd=%.4f trust5=%.4f trust15=%.4f recall15=%.4f")
-      :format(s.name, source, s.n, s.d, th, median(times), math.min(table.unpack(times)), median(parts.knn),
+    print(("RESULT data=%s source=%s n=%d d=%d threads=%s seconds=%.4f cpu=%.4f min=%.4f knn=%.4f graph=%.4f init=%.4f sgd=%.4f trust5=%.4f trust15=%.4f recall15=%.4f")
+      :format(s.name, source, s.n, s.d, th, median(times), median(cpu), math.min(table.unpack(times)), median(parts.knn),
         median(parts.graph), median(parts.init), median(parts.sgd), t5, t15, r15))
   end
 end
