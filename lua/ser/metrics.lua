@@ -129,27 +129,33 @@ function M.uar(pred, target, n_classes)
   return mean(per_class(core.confusion(p, t, class_count(p, t, n_classes, "uar"))).recall)
 end
 
+-- Characters, not bytes, as Python's len() counts them (class names may be UTF-8).
+local function chars(str) return utf8.len(str) or #str end
+
+-- Right-aligns str in w characters (string.format pads by bytes).
+local function rjust(str, w) return (" "):rep(math.max(0, w - chars(str))) .. str end
+
 -- sklearn's classification_report text.
 local function report_text(r, names, digits, heading)
-  local width = #"weighted avg"
-  for i = 1, #names do width = math.max(width, #names[i]) end
+  local width = chars("weighted avg")
+  for i = 1, #names do width = math.max(width, chars(names[i])) end
   width = math.max(width, digits)
   local num = "%9." .. digits .. "f"
   local lines = { (" "):rep(width) .. " " .. (" %9s"):rep(4):format("precision", "recall", "f1-score", "support"), "" }
-  local row = "%" .. width .. "s " .. (" " .. num):rep(3) .. " %9d"
+  local row = "%s " .. (" " .. num):rep(3) .. " %9d"
   local pc = r.per_class
   for c = 1, #names do
-    lines[#lines + 1] = row:format(names[c], pc.precision[c], pc.recall[c], pc.f1[c], pc.support[c])
+    lines[#lines + 1] = row:format(rjust(names[c], width), pc.precision[c], pc.recall[c], pc.f1[c], pc.support[c])
   end
   lines[#lines + 1] = ""
   if heading == "accuracy" then
-    lines[#lines + 1] = ("%" .. width .. "s " .. " %9s %9s " .. num .. " %9d")
-      :format("accuracy", "", "", r.accuracy, r.n)
+    lines[#lines + 1] = ("%s  %9s %9s " .. num .. " %9d"):format(rjust("accuracy", width), "", "", r.accuracy, r.n)
   else
-    lines[#lines + 1] = row:format("micro avg", r.accuracy, r.accuracy, r.accuracy, r.n)
+    lines[#lines + 1] = row:format(rjust("micro avg", width), r.accuracy, r.accuracy, r.accuracy, r.n)
   end
-  lines[#lines + 1] = row:format("macro avg", r.macro_precision, r.uar, r.macro_f1, r.n)
-  lines[#lines + 1] = row:format("weighted avg", r.weighted_precision, r.weighted_recall, r.weighted_f1, r.n)
+  lines[#lines + 1] = row:format(rjust("macro avg", width), r.macro_precision, r.uar, r.macro_f1, r.n)
+  lines[#lines + 1] = row:format(rjust("weighted avg", width), r.weighted_precision, r.weighted_recall,
+    r.weighted_f1, r.n)
   return table.concat(lines, "\n") .. "\n"
 end
 

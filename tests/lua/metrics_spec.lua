@@ -33,6 +33,16 @@ describe("ser.metrics", function()
       .. "weighted avg      0.762     0.714     0.714         7\n", r3.text)
   end)
 
+  it("aligns UTF-8 class names by characters, as Python does", function()
+    local r = M.report({ 1, 2, 1, 1 }, { 1, 2, 2, 1 }, { "überraschung-überrascht", "ärger" })
+    assert.equal("                         precision    recall  f1-score   support\n\n"
+      .. "überraschung-überrascht       0.67      1.00      0.80         2\n"
+      .. "                  ärger       1.00      0.50      0.67         2\n\n"
+      .. "               accuracy                           0.75         4\n"
+      .. "              macro avg       0.83      0.75      0.73         4\n"
+      .. "           weighted avg       0.83      0.75      0.73         4\n", r.text)
+  end)
+
   it("computes the averages of sklearn's precision_recall_fscore_support", function()
     local r = M.report(pred, target, names)
     assert.truthy(close(r.accuracy, 5 / 7))
