@@ -59,7 +59,7 @@ int ser_knn_exact(int32_t *idx, float *dist, const float *X, int64_t n, int64_t 
   int64_t B = block_rows(n);
   size_t xc_bytes = (size_t)n * d * sizeof(float), sq_bytes = (size_t)n * sizeof(float);
   size_t g_bytes = (size_t)B * n * sizeof(float);
-  size_t tk_bytes = (size_t)B * k * (sizeof(float) + sizeof(double));
+  size_t tk_bytes = (size_t)B * k * (sizeof(float) + sizeof(int32_t)); /* per-row top-k: distances, indices */
   float *Xc = ser_alloc(xc_bytes), *sq = ser_alloc(sq_bytes), *G = ser_alloc(g_bytes);
   void *tk = ser_alloc(tk_bytes);
   size_t mean_bytes = (size_t)d * sizeof(double);
