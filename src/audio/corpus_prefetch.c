@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +153,11 @@ static void run_job(ser_prefetch *pf, job *j) {
 
 static void *worker(void *arg) {
   ser_prefetch *pf = arg;
+  /* Lowest priority for this thread only (Linux applies setpriority to a thread id): it
+   * fills the cores' idle moments and never slows the trainer's OpenMP team, whose barriers
+   * wait for their slowest thread. When the trainer waits for a batch it sleeps, and then
+   * this thread gets a core whatever its priority. Failure only costs overlap. */
+  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
   pthread_mutex_lock(&pf->lock);
   while (!pf->stop) {
     job *j = pf->todo;
