@@ -8,6 +8,23 @@
 #include "core/error.h"
 #include "core/threads.h"
 
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+int ser_knn_threads(int64_t n, int64_t d) {
+  return (double)n * (double)n * (double)d < 1e9 ? 1 : ser_num_threads();
+}
+
+int ser_knn_blas_limit(int nt) {
+  int previous = openblas_get_num_threads();
+  if (nt < previous) openblas_set_num_threads(nt);
+  return previous;
+}
+
+void ser_knn_blas_restore(int previous) {
+  if (openblas_get_num_threads() != previous) openblas_set_num_threads(previous);
+}
+
 /* Rows per GEMM block: the block's distance rows are B x n floats; keep that
  * near 16 MB so large n does not need a huge scratch buffer. */
 static int64_t block_rows(int64_t n) {
@@ -86,7 +103,7 @@ int ser_knn_exact(int32_t *idx, float *dist, const float *X, int64_t n, int64_t 
     sq[i] = (float)s;
   }
 
-  int nt = ser_num_threads();
+  int nt = ser_knn_threads(n, d), blas_prev = ser_knn_blas_limit(nt);
   float *kd_all = (float *)tk;
   int32_t *ki_all = (int32_t *)((char *)tk + (size_t)B * k * sizeof(float));
   for (int64_t r0 = 0; r0 < n; r0 += B) {
@@ -131,6 +148,8 @@ int ser_knn_exact(int32_t *idx, float *dist, const float *X, int64_t n, int64_t 
       }
     }
   }
+
+  ser_knn_blas_restore(blas_prev);
 
 done:
   ser_free(Xc, xc_bytes);

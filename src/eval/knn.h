@@ -27,4 +27,14 @@ int ser_knn_exact(int32_t *idx, float *dist, const float *X, int64_t n, int64_t 
 void ser_knn_sqdist_block_f64(double *out, const double *Xd, const double *sq, int64_t n, int64_t d,
                               int64_t r0, int64_t rows);
 
+/* Threads worth using for all-pairs work on n points of d features: one
+ * below about 1e9 multiply-adds (a few milliseconds of GEMM), where forking
+ * saves little and, on a busy machine, waiting for a descheduled thread costs
+ * far more (measured: kNN of 1440 x 256 took 0.05 s on one thread, 0.2 s on
+ * two under load); above it, ser_num_threads(). */
+int ser_knn_threads(int64_t n, int64_t d);
+/* Caps OpenBLAS at nt threads; returns the previous count for ser_knn_blas_restore. */
+int ser_knn_blas_limit(int nt);
+void ser_knn_blas_restore(int previous);
+
 #endif

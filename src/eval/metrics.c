@@ -79,7 +79,8 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
     for (int64_t t = 0; t < dx; t++) s += Xd[i * dx + t] * Xd[i * dx + t];
     sq[i] = s;
   }
-  int nt = ser_num_threads();
+  /* per pair: dx multiply-adds for the distance, about 2k comparisons for the ranks */
+  int nt = ser_knn_threads(n, dx + 2 * k), blas_prev = ser_knn_blas_limit(nt);
   for (int64_t r0 = 0; r0 < n; r0 += B) {
     int64_t rows = n - r0 < B ? n - r0 : B;
     ser_knn_sqdist_block_f64(blk, Xd, sq, n, dx, r0, rows);
@@ -107,6 +108,7 @@ int ser_metrics_trustworthiness(double *out, const float *X, const float *Y, int
       pen[i] = p;
     }
   }
+  ser_knn_blas_restore(blas_prev);
   double t = 0;
   for (int64_t i = 0; i < n; i++) t += pen[i];
   *out = 1.0 - t * (2.0 / ((double)n * k * (2.0 * n - 3.0 * k - 1.0)));
