@@ -104,10 +104,13 @@ static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int
  * positions so the GEMMs stay efficient). A whole-image column matrix of
  * CNN1D's second layer is 18 MB: written by im2col and read back by the
  * GEMM's packing from DRAM, that cost as much as the GEMM's arithmetic. */
+#ifndef SER_CONV_COL_FLOATS
+#define SER_CONV_COL_FLOATS 131072 /* 512 KB of columns per block */
+#endif
 static int chunk_of(const ser_conv_geom *g) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
   if (CKK == 0 || OHW == 0) return OHW > 0 ? OHW : 1; /* zero input channels: the output is the bias */
-  long nb = 131072L / CKK;
+  long nb = (long)SER_CONV_COL_FLOATS / CKK;
   if (nb >= OHW) return OHW;
   nb = nb < 256 ? 256 : (nb + 15) / 16 * 16;
   return nb < OHW ? (int)nb : OHW;
