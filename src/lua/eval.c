@@ -6,7 +6,6 @@
  * Class ids are 1-based here (Lua arrays or tensors of whole numbers); the
  * core takes 0-based ones. Scratch arrays are Lua userdata so that an error
  * raised halfway leaks nothing. */
-#include <dlfcn.h>
 #include <math.h>
 #include <string.h>
 
@@ -222,24 +221,7 @@ static int l_trustworthiness(lua_State *L) {
 }
 static int l_knn_recall(lua_State *L) { return pair_call(L, "knn_recall", ser_metrics_knn_recall); }
 
-/* UMAP and the metrics run OpenMP loops (and OpenBLAS's OpenMP build runs
- * GEMMs on the same libgomp pool). Its worker threads outlive the call,
- * spinning and then sleeping in libgomp; when lua_close() dlclose()s ser.so,
- * libgomp goes with it and a worker that wakes up jumps into unmapped code
- * (busted specs crashed at exit with SIGSEGV/SIGFPE). Marking the loaded
- * library RTLD_NODELETE keeps it, and so libgomp, mapped until the process
- * ends. Harmless in serlua, where the library is linked in. The build could do
- * the same for everyone with -Wl,-z,nodelete on ser.so. */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname) {
-    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    if (h) dlclose(h); /* drops only the reference taken here; NODELETE stays */
-  }
-}
-
 int ser_lua_open_eval(lua_State *L) {
-  pin_library();
   static const luaL_Reg fns[] = {{"umap", l_umap},
                                  {"confusion", l_confusion},
                                  {"trustworthiness", l_trustworthiness},
