@@ -315,6 +315,23 @@ int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_
       return ser_error(SER_EFORMAT, "%s: header holds a raw control byte 0x%02x at header byte %ld (not valid JSON)",
                        label, (unsigned)(unsigned char)*p, (long)(p - (const char *)buf - 8));
     }
+  /* The escaped form "\u0000" decodes to a NUL too, with the same truncation.
+   * Walk the strings (an escaped backslash is skipped as a pair, so "\\u0000"
+   * is the harmless literal text). */
+  for (const char *p = (const char *)buf + 8, *in = NULL; p < end; p++) {
+    if (!in) {
+      if (*p == '"') in = p;
+    } else if (*p == '"') {
+      in = NULL;
+    } else if (*p == '\\' && p + 1 < end) {
+      if (p[1] == 'u' && end - p >= 6 && strncmp(p + 2, "0000", 4) == 0) {
+        cJSON_Delete(root);
+        return ser_error(SER_EFORMAT, "%s: header holds an escaped NUL (\\u0000) in a string at header byte %ld; "
+                         "names and metadata cannot contain NUL", label, (long)(p - (const char *)buf - 8));
+      }
+      p++;
+    }
+  }
   /* Only the space padding the writer adds may follow the JSON object. */
   for (const char *p = end; p < (const char *)buf + 8 + hlen; p++)
     if (*p != ' ' && *p != '\0') {

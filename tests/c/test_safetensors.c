@@ -163,6 +163,16 @@ static void read_errors(void **state) {
   expect_error("{\"__metadata__\": {\"epochs\": 35}}", NULL, 0, "not a string");
   expect_error("{\"w\": 3}", NULL, 0, "not a JSON object");
   expect_error("{} x", NULL, 0, "after the JSON header");
+  /* an escaped NUL would cut the name short ("fc.weight\u0000junk" -> "fc.weight") */
+  expect_error("{\"fc.weight\\u0000junk\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", d, 4,
+               "escaped NUL");
+  /* ... but an escaped backslash followed by the text u0000 is an ordinary name */
+  size_t len;
+  unsigned char *ok = craft("{\"a\\\\u0000\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", d, 4, &len);
+  assert_int_equal(ser_safetensors_parse(&st, ok, len, "ok"), 0);
+  assert_string_equal(st->names[0], "a\\u0000");
+  ser_safetensors_free(st);
+  free(ok);
   assert_int_equal(ser_safetensors_read(&st, "/nonexistent/file.safetensors"), SER_EIO);
   printf("  %s\n", ser_errmsg());
 }
