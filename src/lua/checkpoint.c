@@ -24,7 +24,15 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char **err) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TSTRING: {
+      size_t len;
+      const char *str = lua_tolstring(L, idx, &len);
+      if (strlen(str) != len) {
+        *err = "a string with a NUL byte (the file's JSON strings cannot hold one)";
+        return NULL;
+      }
+      return cJSON_CreateString(str);
+    }
     case LUA_TNUMBER: {
       const double v = lua_tonumber(L, idx);
       if (!isfinite(v)) {
@@ -135,6 +143,8 @@ static int l_save(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING)
       return luaL_error(L, "ser.save: state_dict key %s is a %s, expected a string name",
                         luaL_tolstring(L, -2, NULL), luaL_typename(L, -3));
+    if (strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+      return luaL_error(L, "ser.save: state_dict key '%s...' contains a NUL byte", lua_tostring(L, -2));
     if (!ser_lua_totensor(L, -1))
       return luaL_error(L, "ser.save: state_dict['%s'] is a %s, expected a tensor", lua_tostring(L, -2),
                         luaL_typename(L, -1));
@@ -156,8 +166,8 @@ static int l_save(lua_State *L) {
   if (lua_istable(L, 3)) {
     lua_pushnil(L);
     while (lua_next(L, 3)) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L, "ser.save: meta key %s is not a string", luaL_tolstring(L, -2, NULL));
+      if (lua_type(L, -2) != LUA_TSTRING || strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+        return luaL_error(L, "ser.save: meta key %s is not a string without NUL bytes", luaL_tolstring(L, -2, NULL));
       if (strcmp(lua_tostring(L, -2), SER_CHECKPOINT_FORMAT_KEY) == 0)
         return luaL_error(L, "ser.save: meta key '%s' is reserved (it records the file format version)",
                           SER_CHECKPOINT_FORMAT_KEY);
