@@ -8,36 +8,11 @@
 #include "audio/audio.h"
 #include "luat.h"
 
-/* Raises on option keys the function does not know (a typo would otherwise be ignored). */
-static void check_keys(lua_State *L, int opts, const char *const *known, const char *fname) {
-  if (lua_isnoneornil(L, opts)) return;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = known; *k; k++)
-        if (!strcmp(*k, lua_tostring(L, -1))) ok = 1;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *const *k = known; *k; k++) {
-        luaL_addstring(&b, *k);
-        if (k[1]) luaL_addstring(&b, ", ");
-      }
-      luaL_pushresult(&b);
-      const char *known_list = lua_tostring(L, -1);
-      const char *key = luaL_tolstring(L, -2, NULL);
-      luaL_error(L, "%s: unknown option '%s' (known: %s)", fname, key, known_list);
-    }
-  }
-}
 
 static const char *const load_keys[] = {"sr", "mono", "seconds", "offset", "normalize", "cache", "stack", NULL};
 
 static ser_audio_opts load_opts(lua_State *L, int idx, const char *fname, int *cache, int *stack) {
-  check_keys(L, idx, load_keys, fname);
+  ser_lua_checkoptions(L, idx, load_keys, fname);
   ser_audio_opts o = ser_audio_opts_default();
   lua_Integer sr = ser_lua_optinteger(L, idx, "sr", 0, fname);
   if (sr < 0 || sr > 1000000) luaL_error(L, "%s: option 'sr' must be in 1..1000000 Hz (or nil for the file's rate), got %d", fname, (int)sr);
@@ -215,7 +190,7 @@ static int l_resample(lua_State *L) {
   ser_tensor *w = ser_lua_checktensor(L, 1);
   lua_Integer from = luaL_checkinteger(L, 2), to = luaL_checkinteger(L, 3);
   static const char *const keys[] = {"method", NULL};
-  check_keys(L, 4, keys, "audio.resample");
+  ser_lua_checkoptions(L, 4, keys, "audio.resample");
   const char *method = ser_lua_optstring(L, 4, "method", "sinc", "audio.resample");
   ser_resample_method m;
   if (!strcmp(method, "sinc")) m = SER_RESAMPLE_SINC;

@@ -81,36 +81,11 @@ static const char *const umap_keys[] = {
     "learning_rate", "negative_sample_rate", "repulsion_strength", "local_connectivity",
     "set_op_mix_ratio", "a", "b", NULL};
 
-/* Unknown keys are errors: a misspelt option would otherwise be ignored silently. */
-static void check_keys(lua_State *L, int opts, const char *const *keys, const char *fname) {
-  if (lua_isnoneornil(L, opts)) return;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -1);
-      for (int i = 0; keys[i]; i++) ok |= strcmp(k, keys[i]) == 0;
-    }
-    if (!ok) {
-      const char *key = luaL_tolstring(L, -1, NULL); /* pushed above the key */
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; keys[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, keys[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s'; known options: %s", fname, key, lua_tostring(L, -1));
-    }
-  }
-}
 
 static int l_umap(lua_State *L) {
   const char *F = "umap";
   ser_tensor *X = arg_matrix(L, 1, F, "X");
-  check_keys(L, 2, umap_keys, F);
+  ser_lua_checkoptions(L, 2, umap_keys, F);
   ser_umap_opts o;
   ser_umap_opts_init(&o);
   o.n_neighbors = (int)ser_lua_optinteger(L, 2, "n_neighbors", o.n_neighbors, F);

@@ -12,22 +12,6 @@ static const char *const feat_keys[] = {"sr",   "n_fft",  "hop",   "n_mels",    
                                         "norm", "power",  "top_db", "floor",    "normalize", "n_mfcc", "log_mels",
                                         "win_length", NULL};
 
-static void check_keys(lua_State *L, int opts, const char *fname) {
-  if (lua_isnoneornil(L, opts)) return;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = feat_keys; *k; k++)
-        if (!strcmp(*k, lua_tostring(L, -1))) ok = 1;
-    if (!ok)
-      luaL_error(L, "%s: unknown option '%s' (known: sr, n_fft, hop, n_mels, fmin, fmax, mel_scale, norm, power, "
-                 "top_db, floor, normalize, n_mfcc, log_mels)",
-                 fname, luaL_tolstring(L, -1, NULL));
-  }
-}
 
 /* A number, or false to switch the step off; nil keeps the default. */
 static double opt_number_or_false(lua_State *L, int opts, const char *key, double def, const char *fname) {
@@ -50,7 +34,7 @@ static int opt_int(lua_State *L, int opts, const char *key, int def, int lo, con
 
 /* is_mfcc: MFCC defaults for top_db (80, as T.MFCC) and floor (none). */
 static ser_feat_opts read_opts(lua_State *L, int idx, const char *fname, int is_mfcc) {
-  check_keys(L, idx, fname);
+  ser_lua_checkoptions(L, idx, feat_keys, fname);
   ser_feat_opts o = ser_feat_opts_default();
   o.sr = opt_int(L, idx, "sr", o.sr, 1, fname);
   o.n_fft = opt_int(L, idx, "n_fft", o.n_fft, 2, fname);

@@ -199,3 +199,27 @@ const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const cha
   lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
   return v;
 }
+
+void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, const char *fname) {
+  if (lua_isnoneornil(L, opts)) return;
+  opts = lua_absindex(L, opts);
+  luaL_checktype(L, opts, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -1)) == 0;
+    if (!ok) {
+      const char *key = luaL_tolstring(L, -1, NULL);
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *const *k = known; *k; k++) {
+        if (k != known) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *k);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (expected %s)", fname, key, lua_tostring(L, -1));
+    }
+  }
+}

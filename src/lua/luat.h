@@ -40,6 +40,11 @@ lua_Integer ser_lua_optinteger(lua_State *L, int opts, const char *key, lua_Inte
 int ser_lua_optboolean(lua_State *L, int opts, const char *key, int def, const char *fname);
 const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const char *def, const char *fname);
 
+/* Raises "fname: unknown option 'k' (expected a, b, c)" for any key of the
+ * options table (may be nil) not in the NULL-terminated list: a misspelt
+ * option would otherwise be ignored silently. */
+void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, const char *fname);
+
 /* Tells the garbage collector about tensor memory (called after allocations). */
 void ser_lua_account(lua_State *L);
 

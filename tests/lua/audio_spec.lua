@@ -103,7 +103,7 @@ describe("ser.audio", function()
   it("bad arguments raise", function()
     assert.has_error(function() ser.audio.load(dir .. "/a.wav", { sr = -1 }) end)
     assert.has_error(function() ser.audio.load(dir .. "/a.wav", { secs = 4 }) end,
-      "audio.load: unknown option 'secs' (known: sr, mono, seconds, offset, normalize, cache, stack)")
+      "audio.load: unknown option 'secs' (expected sr, mono, seconds, offset, normalize, cache, stack)")
     assert.has_error(function() ser.audio.save(dir .. "/x.mp4", T.zeros(10), 16000) end)
     assert.has_error(function() ser.audio.resample(T.zeros(10), 48000, 16000, { method = "linear" }) end,
       "audio.resample: method must be 'sinc' (torchaudio) or 'soxr', got 'linear'")

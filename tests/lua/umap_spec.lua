@@ -59,7 +59,7 @@ describe("ser.umap", function()
 
   it("rejects bad options and data with a clear message", function()
     assert.error_matches(function() ser.umap(X, { n_neighbour = 5 }) end,
-      "umap: unknown option 'n_neighbour'; known options: n_neighbors,", nil, true)
+      "umap: unknown option 'n_neighbour' (expected n_neighbors,", nil, true)
     assert.error_matches(function() ser.umap(X, { init = "pca" }) end,
       "umap: option 'init' is 'pca'; expected 'spectral' or 'random'", nil, true)
     assert.error_matches(function() ser.umap(X, { n_neighbors = 1 }) end,
