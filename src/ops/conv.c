@@ -1,5 +1,6 @@
 #include "conv.h"
 
+#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,39 @@ static void valid_range(int n_out, int n_in, int s, int off, int *lo, int *hi) {
   *hi = b;
 }
 
+/* Stride-2 rows (CNN1D's convolutions) with AVX-512: the scalar strided
+ * loops were 11% (gather) and 5% (scatter-add) of a CNN1D step. The last
+ * vector of each block touches element 2i+30 at most, so the upper loads and
+ * stores are masked to 15 lanes: nothing past the row is read or written. */
+__attribute__((target("avx512f"))) static void gather_s2(float *dst, const float *src, int n) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 a = _mm512_loadu_ps(src + 2 * i), b = _mm512_maskz_loadu_ps(0x7fff, src + 2 * i + 16);
+    _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(a, even, b));
+  }
+  for (; i < n; i++) dst[i] = src[2 * i];
+}
+
+__attribute__((target("avx512f"))) static void scatter_add_s2(float *dst, const float *src, int n) {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_loadu_ps(src + i);
+    __m512 e0 = _mm512_maskz_expand_ps(0x5555, v);                               /* src[i..i+7] to even lanes */
+    __m512 e1 = _mm512_maskz_expand_ps(0x5555, _mm512_shuffle_f32x4(v, v, 0xEE)); /* src[i+8..i+15] */
+    _mm512_storeu_ps(dst + 2 * i, _mm512_add_ps(_mm512_loadu_ps(dst + 2 * i), e0));
+    _mm512_mask_storeu_ps(dst + 2 * i + 16, 0x7fff,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(0x7fff, dst + 2 * i + 16), e1));
+  }
+  for (; i < n; i++) dst[2 * i] += src[i];
+}
+
+static int have_avx512(void) {
+  static int cached = -1;
+  if (cached < 0) cached = __builtin_cpu_supports("avx512f");
+  return cached;
+}
+
 /* The columns of output positions [n0, n1) (flat oh*OW + ow) of one image:
  * col [C*KH*KW, n1-n0] <- img [C,H,W], zero where the kernel hits padding.
  * Working on a range keeps the column block in L2 (see chunk_of below). */
@@ -67,6 +101,8 @@ static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0,
           memset(dst + a, 0, sizeof(float) * (l - a));
           if (g->sw == 1)
             memcpy(dst + l, src + l, sizeof(float) * (h - l));
+          else if (g->sw == 2 && have_avx512())
+            gather_s2(dst + l, src + (size_t)2 * l, h - l);
           else
             for (int ow = l; ow < h; ow++) dst[ow] = src[(size_t)ow * g->sw];
           memset(dst + h, 0, sizeof(float) * (b - h));
@@ -93,8 +129,11 @@ static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int
           if (g->sw == 1) {
 #pragma omp simd
             for (int ow = l; ow < h; ow++) dst[ow] += s[ow];
-          } else
+          } else if (g->sw == 2 && have_avx512()) {
+            scatter_add_s2(dst + (size_t)2 * l, s + l, h - l);
+          } else {
             for (int ow = l; ow < h; ow++) dst[(size_t)ow * g->sw] += s[ow];
+          }
         }
       }
 }
