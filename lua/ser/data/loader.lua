@@ -71,7 +71,7 @@ function M.loader(part, opts)
   if type(batch) ~= "number" or batch < 1 or batch ~= math.floor(batch) then
     error(("loader: batch must be a whole number >= 1, got %s"):format(tostring(batch)), 2)
   end
-  local sr, seconds = opts.sr or part.sr or 16000, opts.seconds or 4.0
+  local sr, seconds = opts.sr or part.sr or 16000, opts.seconds or part.seconds or 4.0
   if type(sr) ~= "number" or sr < 1000 or sr ~= math.floor(sr) then
     error(("loader: sr must be a whole number of Hz >= 1000, got %s"):format(tostring(sr)), 2)
   end
@@ -79,6 +79,8 @@ function M.loader(part, opts)
     error(("loader: seconds must be a positive number, got %s"):format(tostring(seconds)), 2)
   end
   local transform, tspec, kind = make_transform(opts.transform or opts.features)
+  -- features are computed at the loader's rate unless the spec says otherwise
+  if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
   local self = setmetatable({
     part = part, items = part.items, classes = part.classes, n = #part.items, batch = batch,
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
