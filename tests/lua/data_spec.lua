@@ -557,6 +557,16 @@ describe("ser.data.loader background worker", function()
       assert.are.equal(0, num((want - got):abs():max()), kind)
     end
   end)
+  it("computes spec features at the corpus's rate and clip length by default", function()
+    if not ser.features then pending("ser.features is not built yet") return end
+    local s = data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 1.0, sr = 22050, seed = 3 }
+    local want = ser.features.logmel(s.audio, { sr = 22050 })
+    local cached = data.loader(s, { batch = 4, transform = "logmel" }):iter()().x
+    local worker = data.loader(s, { batch = 4, transform = "logmel", augment = { { "gain", lo = 1, hi = 1 } } }):iter()().x
+    assert.are.same(want:shape(), cached:shape())
+    assert.are.equal(0, num((want - cached):abs():max()))
+    assert.are.equal(0, num((want - worker):abs():max()))
+  end)
   it("rejects bad recipes with clear messages", function()
     assert.has_error(function() data.loader(train, { augment = { { "echo" } } }) end,
       "loader: augment step 1 kind 'echo' is unknown (gain, noise, pitch, speed, shift)")
