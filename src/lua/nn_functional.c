@@ -21,8 +21,9 @@
  * (a 1-element table is accepted for 1-d). Raises with fname and what. */
 static void size_value(lua_State *L, int idx, int nd, int *out, int min, const char *fname, const char *what) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
-    lua_Integer v = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (lua_Integer)min - 1;
-    if (v < min || v > 0x3fffffff)
+    int isint = 0; /* 2.0 (say, from n / 2) counts as the integer 2 */
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint || v < min || v > 0x3fffffff)
       luaL_error(L, "%s: %s must be an integer >= %d, got %s", fname, what, min, luaL_tolstring(L, idx, NULL));
     for (int i = 0; i < nd; i++) out[i] = (int)v;
     return;

@@ -75,6 +75,7 @@ describe("ser.nn.functional (cnn)", function()
     assert.same({ 2, 3, 4 }, F.max_pool1d(l, 2):shape())
     assert.same({ 2, 3, 3 }, F.avg_pool1d(l, 3):shape())
     assert.same({ 2, 3, 1 }, F.adaptive_avg_pool1d(l, 1):shape())
+    assert.same({ 2, 3, 4, 5 }, F.max_pool2d(x, 4 / 2):shape()) -- 2.0 is the integer 2
   end)
 
   it("trains a tiny conv net: every parameter gets a gradient", function()
