@@ -88,7 +88,9 @@ static int check_recipe(const ser_pf_recipe *r, int64_t T, int64_t *F, int64_t *
       r->freq_width > *F)
     return ser_error(SER_EINVAL, "prefetch: masks (%d x %d frames, %d x %d bins) do not fit features [%lld, %lld]",
                      r->time_masks, r->time_width, r->freq_masks, r->freq_width, (long long)*F, (long long)*frames);
-  if (!(r->mask_p >= 0 && r->mask_p <= 1)) return ser_error(SER_EINVAL, "prefetch: mask probability %g is not in 0..1", r->mask_p);
+  if (!(r->time_p >= 0 && r->time_p <= 1 && r->freq_p >= 0 && r->freq_p <= 1))
+    return ser_error(SER_EINVAL, "prefetch: mask probabilities %g (time) and %g (frequency) must be in 0..1", r->time_p,
+                     r->freq_p);
   return 0;
 }
 
@@ -134,10 +136,10 @@ static void run_job(ser_prefetch *pf, job *j) {
       int64_t starts[64], widths[64];
       if (rc == 0 && r->time_masks > 0)
         ser_aug_mask(spec, pf->F, pf->frames, 1, r->time_masks > 64 ? 64 : r->time_masks, r->time_width, r->mask_value,
-                     r->mask_p, &rng, starts, widths);
+                     r->time_p, &rng, starts, widths);
       if (rc == 0 && r->freq_masks > 0)
         ser_aug_mask(spec, pf->F, pf->frames, 0, r->freq_masks > 64 ? 64 : r->freq_masks, r->freq_width, r->mask_value,
-                     r->mask_p, &rng, starts, widths);
+                     r->freq_p, &rng, starts, widths);
     }
     if (rc < 0) ser_error_prefix(rc, "prefetch: clip %lld (row %lld)", (long long)b + 1, (long long)j->rows[b] + 1);
   }

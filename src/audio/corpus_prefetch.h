@@ -44,7 +44,7 @@ typedef struct {
   int features;            /* 0: waveform out [B, 1, T]; 1: logmel, 2: mfcc -> [B, 1, F, frames] */
   ser_feat_opts fopts;
   int time_masks, time_width, freq_masks, freq_width; /* SpecAugment on the features */
-  float mask_p, mask_value;
+  float time_p, freq_p, mask_value;                   /* probability of each mask; its fill value */
 } ser_pf_recipe;
 
 typedef struct ser_prefetch ser_prefetch;

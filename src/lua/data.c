@@ -294,7 +294,7 @@ static ser_feat_opts read_feat_opts(lua_State *L, int t, int is_mfcc) {
 
 /* prefetch(wav [N, T], recipe) -> worker. recipe = {sr =, steps = {{kind = "gain", p =, a =, b =},
  * {kind = "speed", p =, factors = {...}}, ...}, features = "waveform"|"logmel"|"mfcc",
- * fopts = {...}, time_masks =, time_width =, freq_masks =, freq_width =, mask_p =, mask_value =}. */
+ * fopts = {...}, time_masks =, time_width =, time_p =, freq_masks =, freq_width =, freq_p =, mask_value =}. */
 static int l_prefetch(lua_State *L) {
   ser_tensor *wav = ser_lua_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -311,7 +311,8 @@ static int l_prefetch(lua_State *L) {
   r.time_width = (int)field_num(L, 2, "time_width", 0, "recipe");
   r.freq_masks = (int)field_num(L, 2, "freq_masks", 0, "recipe");
   r.freq_width = (int)field_num(L, 2, "freq_width", 0, "recipe");
-  r.mask_p = (float)field_num(L, 2, "mask_p", 1, "recipe");
+  r.time_p = (float)field_num(L, 2, "time_p", 1, "recipe");
+  r.freq_p = (float)field_num(L, 2, "freq_p", 1, "recipe");
   r.mask_value = (float)field_num(L, 2, "mask_value", 0, "recipe");
   lua_getfield(L, 2, "steps");
   int steps = lua_gettop(L);

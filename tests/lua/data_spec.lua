@@ -567,6 +567,27 @@ describe("ser.data.loader background worker", function()
     assert.are.equal(0, num((want - cached):abs():max()))
     assert.are.equal(0, num((want - worker):abs():max()))
   end)
+  it("runs a ser.augment chain in the worker, as the equivalent recipe", function()
+    if not (ser.features and ser.augment and ser.augment.reference) then pending("ser.augment is not built yet") return end
+    local A = ser.augment
+    local function run(opts)
+      opts.batch, opts.transform, opts.shuffle, opts.seed, opts.seconds = 4, "logmel", true, 4, 1.0
+      return sums(data.loader(train, opts), 1)
+    end
+    local chained = run({ augment = A.reference() })
+    assert.are.same(run({ augment = data.reference_augment, spec_augment = data.reference_spec_augment }), chained)
+    assert.are_not.same(run({}), chained)
+    local custom = A.chain{ A.Gain{ min = 0.5, max = 0.6 }, A.TimeMask{ max_width = 5, count = 2, p = 0.5 } }
+    assert.are.same(run({ augment = { { "gain", lo = 0.5, hi = 0.6 } },
+      spec_augment = { time_masks = 2, time_width = 5, time_p = 0.5, freq_masks = 0 } }), run({ augment = custom }))
+    -- a waveform model takes the chain's waveform stages only
+    local W = data.loader(train, { batch = 4, seconds = 1.0, augment = A.reference() })
+    assert.are.same({ 4, 1, 16000 }, W:iter()().x:shape())
+    assert.has_error(function() data.loader(train, { transform = "logmel", augment = A.reference(), spec_augment = {} }) end,
+      "loader: masks come both from the augment chain and from spec_augment; give them once")
+    assert.has_error(function() data.loader(train, { augment = A.chain{ A.PitchShift{ sr = 8000 } } }) end,
+      "loader: augment chain stage 1 (PitchShift) is set for 8000 Hz but the loader runs at 16000 Hz")
+  end)
   it("rejects bad recipes with clear messages", function()
     assert.has_error(function() data.loader(train, { augment = { { "echo" } } }) end,
       "loader: augment step 1 kind 'echo' is unknown (gain, noise, pitch, speed, shift)")

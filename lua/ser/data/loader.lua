@@ -87,15 +87,27 @@ function M.loader(part, opts)
     samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
   }, Loader)
-  -- augmentation: a recipe (data) runs in the C worker; a function runs here
-  local steps = recipe.steps(opts.augment, sr, 2)
-  local masks = recipe.masks(opts.spec_augment, 2)
-  if opts.augment ~= nil and not steps then
-    if not recipe.callable(opts.augment) then
-      error(("loader: augment must be a list of steps ({{\"gain\", lo = 0.8, hi = 1.2}, ...}), a chain or a function, got %s")
-        :format(type(opts.augment)), 2)
+  -- augmentation: a recipe (data) or a ser.augment chain runs in the C worker; a function here
+  local augment, spec_augment = opts.augment, opts.spec_augment
+  if recipe.is_chain(augment) then
+    local chain_masks
+    augment, chain_masks = recipe.from_chain(augment, sr, 2)
+    if chain_masks and spec_augment then
+      error("loader: masks come both from the augment chain and from spec_augment; give them once", 2)
     end
-    self.augment_fn = opts.augment
+    if chain_masks and (not tspec or tspec.kind == "waveform") then
+      chain_masks = nil -- a chain's spectrogram stages have nothing to act on in a waveform model
+    end
+    spec_augment = chain_masks
+  end
+  local steps = recipe.steps(augment, sr, 2)
+  local masks = recipe.masks(spec_augment, 2)
+  if augment ~= nil and not steps then
+    if not recipe.callable(augment) then
+      error(("loader: augment must be a list of steps ({{\"gain\", lo = 0.8, hi = 1.2}, ...}), a chain or a function, got %s")
+        :format(type(augment)), 2)
+    end
+    self.augment_fn = augment
   end
   if masks and (self.augment_fn or not tspec or tspec.kind == "waveform") then
     error("loader: spec_augment needs spectral features from a feature spec (transform = \"logmel\" or \"mfcc\") "

@@ -7,7 +7,8 @@
 --     {"speed", factors = {0.9, 1.0, 1.1}, p = 1} resample as sox speed, length kept
 --     {"shift", seconds = 0.1, roll = false, p = 0.5} }
 -- SpecAugment on the features: spec_augment = {time_masks = 1, time_width = 16,
---   freq_masks = 1, freq_width = 8, p = 1, value = 0}.
+--   freq_masks = 1, freq_width = 8, p = 1 (or time_p =, freq_p =), value = 0}.
+-- A ser.augment chain (ser.augment.chain{...} / ser.augment.reference()) converts to both.
 local M = {}
 
 function M.callable(f)
@@ -30,6 +31,56 @@ local known = {
   gain = { lo = true, hi = true }, noise = { std = true, snr_db = true }, pitch = { semitones = true },
   speed = { factors = true }, shift = { seconds = true, samples = true, roll = true },
 }
+
+local function chain_meta(x)
+  local mt = type(x) == "table" and getmetatable(x)
+  return type(mt) == "table" and mt.__name == "ser.augment.Chain"
+end
+M.is_chain = chain_meta
+
+-- A ser.augment chain as a recipe: its waveform stages become steps, its TimeMask/FreqMask
+-- stages spec_augment fields. The worker draws from (seed, epoch, batch), so the stages'
+-- own `generator` options do not apply there. Returns steps, spec_augment (or nil).
+function M.from_chain(chain, sr, level)
+  local steps, masks = {}, nil
+  for i, t in ipairs(chain.stages) do
+    local o, p = t.opts or {}, t.opts and t.opts.p
+    if (t.name == "PitchShift" or t.name == "Speed") and o.sr and o.sr ~= sr then
+      error(("loader: augment chain stage %d (%s) is set for %d Hz but the loader runs at %d Hz"):format(i, t.name,
+        o.sr, sr), level + 1)
+    end
+    if t.name == "Gain" then
+      steps[#steps + 1] = { "gain", lo = o.min, hi = o.max, p = p }
+    elseif t.name == "Noise" then
+      steps[#steps + 1] = { "noise", std = o.std, snr_db = o.snr_db, p = p }
+    elseif t.name == "PitchShift" then
+      steps[#steps + 1] = { "pitch", semitones = o.semitones, p = p }
+    elseif t.name == "Speed" then
+      steps[#steps + 1] = { "speed", factors = o.factors, p = p }
+    elseif t.name == "TimeShift" then
+      steps[#steps + 1] = { "shift", samples = o.max or 1600, roll = o.roll, p = p }
+    elseif t.name == "TimeMask" or t.name == "FreqMask" then
+      masks = masks or { time_masks = 0, freq_masks = 0 }
+      local axis = t.name == "TimeMask" and "time" or "freq"
+      if masks[axis .. "_masks"] > 0 then
+        error(("loader: augment chain has two %s stages; give one with count = n"):format(t.name), level + 1)
+      end
+      masks[axis .. "_masks"] = o.count or 1
+      masks[axis .. "_width"] = o.max_width or (axis == "time" and 16 or 8)
+      masks[axis .. "_p"] = p or 1
+      if o.value ~= nil then
+        if masks.value ~= nil and masks.value ~= o.value then
+          error("loader: augment chain masks fill with different values; the loader uses one", level + 1)
+        end
+        masks.value = o.value
+      end
+    else
+      error(("loader: augment chain stage %d (%s) has no counterpart in the loader's worker"):format(i, tostring(t.name)),
+        level + 1)
+    end
+  end
+  return steps, masks
+end
 
 -- The C form of a recipe ({kind, p, a, b, factors, roll} per step), or nil when augment is
 -- not a recipe (a function, or nil). A chain object may carry its recipe in .recipe.
@@ -88,7 +139,8 @@ end
 function M.masks(spec, level)
   if spec == nil or spec == false then return nil end
   if type(spec) ~= "table" then error(("loader: spec_augment must be a table, got %s"):format(type(spec)), level + 1) end
-  local fields = { time_masks = 1, time_width = 16, freq_masks = 1, freq_width = 8, p = 1, value = 0 }
+  local fields = { time_masks = 1, time_width = 16, freq_masks = 1, freq_width = 8, p = 1, value = 0,
+    time_p = false, freq_p = false }
   for k in pairs(spec) do
     if fields[k] == nil then
       error(("loader: spec_augment has an unknown field '%s' (time_masks, time_width, freq_masks, freq_width, p, value)")
@@ -99,14 +151,17 @@ function M.masks(spec, level)
   for k, def in pairs(fields) do
     local v = spec[k]
     if v == nil then v = def end
+    if v == false then v = spec.p or 1 end -- time_p / freq_p default to p
     if type(v) ~= "number" or v ~= v or (k ~= "value" and v < 0) then
       error(("loader: spec_augment.%s must be a number%s, got %s"):format(k, k == "value" and "" or " >= 0", tostring(v)), level + 1)
     end
     m[k] = v
   end
-  if m.p > 1 then error(("loader: spec_augment.p must be in 0..1, got %g"):format(m.p), level + 1) end
+  for _, k in ipairs({ "p", "time_p", "freq_p" }) do
+    if m[k] > 1 then error(("loader: spec_augment.%s must be in 0..1, got %g"):format(k, m[k]), level + 1) end
+  end
   return { time_masks = m.time_masks, time_width = m.time_width, freq_masks = m.freq_masks,
-    freq_width = m.freq_width, mask_p = m.p, mask_value = m.value }
+    freq_width = m.freq_width, time_p = m.time_p, freq_p = m.freq_p, mask_value = m.value }
 end
 
 -- The reference pipeline's augmentation (the PyTorch notebook's recipe).
