@@ -36,6 +36,9 @@ local function class_codes(classes)
       error(("synthetic: class '%s' cannot be synthesised (expected some of %s)"):format(tostring(c),
         table.concat(ravdess_order, " ")), 3)
     end
+    for _, seen in ipairs(codes) do
+      if seen == code then error(("synthetic: class '%s' is listed twice"):format(tostring(c)), 3) end
+    end
     codes[#codes + 1] = code
   end
   table.sort(codes)
