@@ -101,6 +101,8 @@ static void test_kernel_geometries(void **state) {
   check_geometry(GEOM(4, 5, 6, 6, 7, 1, 1, 1, 1, 0, 0, 1, 1), 2);     /* 1x1: GEMM on the input */
   check_geometry(GEOM(5, 2, 1, 40, 3, 1, 9, 1, 2, 0, 4, 1, 1), 2);    /* conv1d geometry */
   check_geometry(GEOM(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1), 2);     /* kernel = input, batch 1 */
+  check_geometry(GEOM(1, 3, 20, 30, 5, 3, 3, 1, 1, 1, 1, 1, 1), 2);   /* batch 1: column blocks per thread */
+  check_geometry(GEOM(1, 4, 6, 50, 3, 1, 1, 1, 1, 0, 0, 1, 1), 2);    /* batch 1, 1x1: blocks of the input */
   check_geometry(GEOM(2, 17, 12, 13, 20, 3, 3, 1, 1, 1, 1, 1, 1), 2); /* big enough for the bf16 path */
   /* Column blocks (more than 128k column floats per image): block edges fall
    * inside output rows; the 1-d case has blocks of a strided conv. */
