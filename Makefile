@@ -111,6 +111,10 @@ install: all
 	install -m 755 $(BUILD)/ser.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ser.so
 	cd src && find . -name '*.h' ! -path './lua/*' ! -path './serlua/*' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/include/ser/{} \;
 
+# Downloads RAVDESS speech (1440 files, MD5-checked, resumable) into data/ravdess.
+ravdess:
+	scripts/fetch-ravdess.sh data/ravdess
+
 clean:
 	rm -rf build build-asan
 
