@@ -10,10 +10,17 @@ static int l_manual_seed(lua_State *L) {
   return 0;
 }
 
+/* live tensor bytes, peak, and freed blocks kept for reuse */
 static int l_memory(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ser_memory_live());
   lua_pushinteger(L, (lua_Integer)ser_memory_peak());
-  return 2;
+  lua_pushinteger(L, (lua_Integer)ser_memory_cached());
+  return 3;
+}
+
+static int l_empty_cache(lua_State *L) {
+  ser_memory_trim();
+  return 0;
 }
 
 static int l_reset_peak_memory(lua_State *L) {
@@ -112,6 +119,7 @@ static int l_interrupted(lua_State *L) {
 static const luaL_Reg functions[] = {{"manual_seed", l_manual_seed},
                                      {"memory", l_memory},
                                      {"reset_peak_memory", l_reset_peak_memory},
+                                     {"empty_cache", l_empty_cache},
                                      {"set_grad_enabled", l_set_grad_enabled},
                                      {"is_grad_enabled", l_is_grad_enabled},
                                      {"no_grad", l_no_grad},

@@ -74,6 +74,7 @@ static void inner_axpy(int64_t n, float *d, int64_t sd, const float *s, int64_t 
                        const void *arg) {
   float alpha = *(const float *)arg;
   if (sd == 1 && ss == 1) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) d[i] += alpha * s[i];
   } else {
     for (int64_t i = 0; i < n; i++) d[i * sd] += alpha * s[i * ss];
@@ -123,10 +124,11 @@ static void inner_binary(int64_t n, float *o, int64_t so, const float *a, int64_
   binop op = *(const binop *)arg;
   if (so == 1 && sa == 1 && sb == 1) {
     switch (op) {
-      case BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
-      case BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
-      case BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
-      case BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
+      /* o is a fresh output, never aliasing a or b */
+      case BIN_ADD: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
+      case BIN_SUB: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
+      case BIN_MUL: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
+      case BIN_DIV: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
     }
     return;
   }
