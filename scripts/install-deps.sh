@@ -26,7 +26,7 @@ packages=(
 extra=()
 for a in "$@"; do
   case "$a" in
-    --bench) extra+=(python3-torch python3-torchaudio python3-numpy python3-sklearn) ;;  # sklearn: reference metrics for bench/bench_umap.sh
+    --bench) extra+=(python3-torch python3-torchaudio python3-numpy python3-sklearn libdnnl-dev) ;;  # sklearn: reference metrics for bench/bench_umap.sh; libdnnl-dev: oneDNN bf16 column of bench/bench_gemm.sh
     --fuzz)  extra+=(clang libclang-rt-14-dev) ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz or --help)" >&2; exit 2 ;;
