@@ -15,6 +15,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+enum { SER_AUDIO_MIN_SR = 1000, SER_AUDIO_MAX_SR = 768000, SER_AUDIO_MAX_CHANNELS = 64 };
+
 ser_audio_opts ser_audio_opts_default(void) {
   ser_audio_opts o = {.sr = 16000, .mono = 1, .offset = 0.0, .seconds = 0.0, .normalize = 0};
   return o;
@@ -75,9 +77,13 @@ static SNDFILE *open_read(const char *path, SF_INFO *info) {
               path, sf_strerror(NULL));
     return NULL;
   }
-  if (info->channels < 1 || info->samplerate < 1) {
-    ser_error(SER_EFORMAT, "cannot decode '%s': header declares %d channels at %d Hz", path,
-              info->channels, info->samplerate);
+  /* Bounds on what a header may declare: a 100-byte file claiming 1.3 GHz or
+   * 254 channels made the loader allocate gigabytes or run soxr for seconds
+   * (found by fuzz_audio); no speech recording is outside these. */
+  if (info->channels < 1 || info->channels > SER_AUDIO_MAX_CHANNELS || info->samplerate < SER_AUDIO_MIN_SR ||
+      info->samplerate > SER_AUDIO_MAX_SR) {
+    ser_error(SER_EFORMAT, "cannot decode '%s': header declares %d channels at %d Hz; expected 1..%d channels at %d..%d Hz",
+              path, info->channels, info->samplerate, SER_AUDIO_MAX_CHANNELS, SER_AUDIO_MIN_SR, SER_AUDIO_MAX_SR);
     sf_close(f);
     return NULL;
   }
@@ -251,6 +257,15 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
     if (rc < 0) {
       ser_free(data, out_bytes);
       return ser_error_prefix(rc, "audio.load '%s'", path);
+    }
+  }
+  if (sr != file_sr) {
+    /* Decoded samples were checked above; the resampler must not create non-finite ones. */
+    int64_t nbad2, bad2 = ser_audio_find_nonfinite(data, final_n * OC, &nbad2);
+    if (bad2 >= 0) {
+      ser_free(data, out_bytes);
+      return ser_error(SER_EFORMAT, "'%s': resampling %d Hz -> %d Hz produced %lld non-finite samples", path, file_sr,
+                       sr, (long long)nbad2);
     }
   }
   if (opts.normalize) ser_audio_peak_normalize(data, final_n * OC);

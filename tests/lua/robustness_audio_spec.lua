@@ -99,6 +99,19 @@ describe("robustness: audio files", function()
     end
   end)
 
+  it("absurd rates and channel counts in a header are refused, not allocated (fuzz_audio OOM)", function()
+    for _, case in ipairs{ { sr = 1346273280, ch = 1 }, { sr = 2, ch = 1 }, { sr = 15937, ch = 254 } } do
+      local p = H.write(path(("odd_%d_%d.wav"):format(case.sr, case.ch)),
+        H.wav{ sr = case.sr, channels = case.ch, frames = 4, float = true })
+      for _, sr in ipairs{ 0, 16000 } do
+        local w, msg = load(p, { sr = sr, seconds = 0.25, mono = false })
+        assert.is_nil(w)
+        assert.are.equal(("cannot decode '%s': header declares %d channels at %d Hz; expected 1..64 channels at "
+          .. "1000..768000 Hz"):format(p, case.ch, case.sr), msg)
+      end
+    end
+  end)
+
   it("8/16/24/32-bit integer and 32-bit float WAVs decode to the same signal", function()
     local tol = { [8] = 1 / 120, [16] = 1e-4, [24] = 1e-6, [32] = 1e-6 }
     for bits, eps in pairs(tol) do

@@ -71,7 +71,8 @@ function H.wav(opts)
   end
   local data = table.concat(parts)
   local block = ch * bits // 8
-  local fmt = string.pack("<I2I2I4I4I2I2", float and 3 or 1, ch, sr, sr * block, block, bits)
+  -- byte rate wraps like a 32-bit header field would (absurd rates are written on purpose)
+  local fmt = string.pack("<I2I2I4I4I2I2", float and 3 or 1, ch, sr, (sr * block) % 4294967296, block, bits)
   local claimed = opts.data_bytes or #data
   return "RIFF" .. string.pack("<I4", 4 + 8 + #fmt + 8 + claimed) .. "WAVE" ..
     "fmt " .. string.pack("<I4", #fmt) .. fmt .. "data" .. string.pack("<I4", claimed) .. data
