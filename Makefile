@@ -119,3 +119,10 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+
+# Fuzzing (issue 6; needs `scripts/install-deps.sh --fuzz`): tests/fuzz/run.sh builds the libFuzzer
+# targets with clang (-fsanitize=fuzzer,address,undefined) into build-fuzz/, replays every input
+# in tests/fuzz/regress/<target>/, then fuzzes each target FUZZ_SECONDS seconds, one at a time.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
