@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A short training run under valgrind's leak checker (issue 6; not part of `make test`, it
-# takes several minutes): the path of experiments/compare.lua on a small scale — a synthetic
+# A short training run under valgrind's leak checker (issue 6; not part of `make test`: ~35 min
+# under valgrind on the 2-core machine): the path of experiments/compare.lua on a small scale — a synthetic
 # corpus written to WAV files, scanned, split by speaker, and CNN2D, CRNN and CNN1D each trained
 # for 2 epochs through ser.train.fit (loader, prefetch thread, features, augmentation-free
 # batches, AdamW, evaluation, checkpoint), then every checkpoint loaded back with
 # ser.models.load. (compare.lua --quick itself takes ~2 min natively, over an hour under
-# valgrind; the same code runs here on 0.5 s clips and 6 speakers.)
+# valgrind; the same code runs here on 0.25 s clips and 4 speakers.)
 # Passes when valgrind reports 0 bytes "definitely lost" and no invalid reads/writes.
 #
 #   scripts/valgrind-train.sh [BUILD]     BUILD defaults to build (built with `make BUILD=...`)
@@ -27,15 +27,15 @@ cat >"$out/train.lua" <<'LUA'
 local ser = require "ser"
 local out = arg[1]
 ser.manual_seed(1)
-ser.data.synthetic{ speakers = 6, per_class = 1, seconds = 0.5, seed = 3, out = out .. "/corpus" }
+ser.data.synthetic{ speakers = 4, per_class = 1, seconds = 0.25, seed = 3, out = out .. "/corpus" }
 local corpus = assert(ser.data.scan(out .. "/corpus"))
-local train, val, test = corpus:split{ train = { 1, 4 }, val = { 5, 5 }, test = { 6, 6 }, quiet = true }
+local train, val, test = corpus:split{ train = { 1, 2 }, val = { 3, 3 }, test = { 4, 4 }, quiet = true }
 local rows = { "model,split,accuracy" }
 for _, name in ipairs { "cnn2d", "crnn", "cnn1d" } do
   ser.manual_seed(1)
   local model = ser.models.create(name, { classes = #corpus.classes })
   local _, history, result = ser.train.fit(model, { train, val, test }, {
-    epochs = 2, batch = 8, seconds = 0.5, features = model.input, classes = corpus.classes,
+    epochs = 2, batch = 8, seconds = 0.25, features = model.input, classes = corpus.classes,
     progress = "epoch", name = name, checkpoint = out .. "/results/" .. name .. ".safetensors" })
   assert(#history == 2, name .. ": expected 2 epochs, got " .. #history)
   rows[#rows + 1] = ("%s,%s,%.4f"):format(name, result.split, result.accuracy)
