@@ -135,7 +135,7 @@ describe("robustness: NaN loss in training", function()
     -- 2 batches per epoch); evaluation calls run in eval mode and are left alone.
     local calls = 0
     local poison = nn.Lambda(function(x)
-      if ser.is_grad_enabled and not ser.is_grad_enabled() then return x end
+      if not ser.is_grad_enabled() then return x end
       calls = calls + 1
       if calls >= 3 then return x * (0 / 0) end
       return x
