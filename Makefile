@@ -97,7 +97,8 @@ test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck)
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 check-asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	SER_TEST_SANITIZED=1 $(MAKE) BUILD=build-asan OPT=-O1 \
+	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 bench: all
 	@BUILD=$(BUILD) scripts/run-bench.sh

@@ -34,8 +34,14 @@ done
 
 echo "== busted specs"
 if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
-  LUA_CPATH="$root/$BUILD/?.so;;" SER_TEST_BUILD="$root/$BUILD" \
-    lua5.4 /usr/bin/busted --output=plainTerminal --pattern=_spec tests/lua >"$log/busted.log" 2>&1
+  # Specs run in stock lua5.4 against ser.so. A sanitizer build cannot be
+  # dlopen'ed into an uninstrumented interpreter (the ASan runtime must come
+  # first), so check-asan runs them in its own instrumented serlua instead.
+  lua=lua5.4
+  [ -n "${SER_TEST_SANITIZED:-}" ] && lua="$root/$BUILD/serlua"
+  # SER_TEST_LUA: the interpreter specs use for the child processes they start
+  LUA_CPATH="$root/$BUILD/?.so;;" SER_TEST_BUILD="$root/$BUILD" SER_TEST_LUA="$lua" \
+    "$lua" /usr/bin/busted --output=plainTerminal --pattern=_spec tests/lua >"$log/busted.log" 2>&1
   rc=$?
   summary=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log/busted.log" | tail -1)
   p=$(echo "$summary" | grep -oE '^[0-9]+')

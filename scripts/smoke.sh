@@ -60,7 +60,9 @@ end"
 
 echo "== predict.lua and embed.lua"
 wav=$(find "$OUT/corpus" -name '*.wav' | sort | head -1)
-"$serlua" experiments/predict.lua "$results/crnn.safetensors" "$wav" | tee "$OUT/predict.txt"
+"$serlua" experiments/predict.lua "$results/crnn.safetensors" "$wav" >"$OUT/predict.txt" \
+  || fail "predict.lua exited with status $? ($(cat "$OUT/predict.txt"))"
+cat "$OUT/predict.txt"
 grep -q "$(basename "$wav")" "$OUT/predict.txt" || fail "predict.lua did not report $wav"
 "$serlua" experiments/embed.lua "$results/cnn2d.safetensors" "$OUT/corpus" --out "$OUT/embed.png"
 check_png "$OUT/embed.png"

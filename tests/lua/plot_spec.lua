@@ -157,9 +157,9 @@ describe("ser.plot", function()
 
   it("says so when gnuplot is not installed", function()
     local lua = arg and arg[-1] or "lua5.4"
-    local cmd = ("cd '%s' && env PATH=/nonexistent LUA_CPATH='%s' /usr/bin/lua5.4 -e "
+    local cmd = ("cd '%s' && env PATH=/nonexistent LUA_CPATH='%s' %s -e "
       .. "'local ok, e = pcall(require(\"ser\").plot.lr, {1,2}, {out = \"%s/n.png\"}); io.write(tostring(e))' 2>&1")
-      :format(os.getenv("PWD") or ".", package.cpath, dir)
+      :format(os.getenv("PWD") or ".", package.cpath, os.getenv("SER_TEST_LUA") or "/usr/bin/lua5.4", dir)
     local p = io.popen(cmd)
     local out = p:read("a")
     p:close()

@@ -223,9 +223,9 @@ describe("ser.train.fit", function()
     ]])
     f:close()
     -- the script runs in the background; SIGINT arrives once it printed "started" and trains
-    local cmd = ("lua5.4 %s > %s/out.txt 2>&1 & pid=$!; " ..
+    local cmd = ("%s %s > %s/out.txt 2>&1 & pid=$!; " ..
       "for i in $(seq 1 100); do grep -q started %s/out.txt 2>/dev/null && break; sleep 0.1; done; " ..
-      "sleep 1; kill -INT $pid; wait $pid"):format(script, d, d)
+      "sleep 1; kill -INT $pid; wait $pid"):format(os.getenv("SER_TEST_LUA") or "lua5.4", script, d, d)
     local ok = os.execute(cmd)
     local out = read(d .. "/out.txt")
     assert.is_true(ok == true or ok == 0, out)
