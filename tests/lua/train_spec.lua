@@ -156,6 +156,7 @@ describe("ser.train.fit", function()
     local model, history, result = ser.train.fit(mlp(2), { tr, va }, {
       epochs = 30, batch = 4, lr = 5e-2, progress = "quiet", patience = 2, checkpoint = d .. "/m.safetensors" })
     assert.is_true(#history < 30, "did not stop early")
+    assert.is_true(#history >= 15, "stopped in the first half of a OneCycle run")
     assert.matches("early stop", result.stop_reason)
     local best = 0
     for _, h in ipairs(history) do best = math.max(best, h.val_f1) end
@@ -242,6 +243,8 @@ describe("ser.train.fit", function()
     assert.matches("unknown option 'schedul'", err)
     ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { schedule = "step" })
     assert.matches("schedule 'step' is unknown", err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), { { x = T.zeros(2, 2), y = { 1, 2 } } }, { min_epochs = 0 })
+    assert.matches("option min_epochs = 0 is invalid", err)
     ok, err = pcall(ser.train.fit, {}, { {} })
     assert.matches("expected an nn module", err)
   end)
