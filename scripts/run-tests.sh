@@ -37,7 +37,7 @@ if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   # Specs run in stock lua5.4 against ser.so. A sanitizer build cannot be
   # dlopen'ed into an uninstrumented interpreter (the ASan runtime must come
   # first), so check-asan runs them in its own instrumented serlua instead.
-  lua=lua5.4
+  lua=$(command -v lua5.4)
   [ -n "${SER_TEST_SANITIZED:-}" ] && lua="$root/$BUILD/serlua"
   # SER_TEST_LUA: the interpreter specs use for the child processes they start
   LUA_CPATH="$root/$BUILD/?.so;;" SER_TEST_BUILD="$root/$BUILD" SER_TEST_LUA="$lua" \
