@@ -203,7 +203,7 @@ const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const cha
 void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, const char *fname) {
   if (lua_isnoneornil(L, opts)) return;
   opts = lua_absindex(L, opts);
-  luaL_checktype(L, opts, LUA_TTABLE);
+  if (!lua_istable(L, opts)) luaL_error(L, "%s: options must be a table, got %s", fname, luaL_typename(L, opts));
   lua_pushnil(L);
   while (lua_next(L, opts)) {
     lua_pop(L, 1);

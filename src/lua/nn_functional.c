@@ -57,33 +57,12 @@ static void opt_size(lua_State *L, int opts, const char *key, int nd, int *out, 
   lua_pop(L, 1);
 }
 
-static void check_option_names(lua_State *L, int opts, const char *const *allowed, const char *fname) {
-  if (lua_isnoneornil(L, opts)) return;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; allowed[i]; i++) ok |= strcmp(lua_tostring(L, -1), allowed[i]) == 0;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; allowed[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, allowed[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (expected %s)", fname, luaL_tolstring(L, -2, NULL), lua_tostring(L, -1));
-    }
-  }
-}
 
 static int conv(lua_State *L, int nd) {
   const char *fname = nd == 2 ? "conv2d" : "conv1d";
   static const char *const allowed[] = {"stride", "padding", "dilation", NULL};
   ser_tensor *x = ser_lua_checktensor(L, 1), *w = ser_lua_checktensor(L, 2), *b = ser_lua_opttensor(L, 3);
-  check_option_names(L, 4, allowed, fname);
+  ser_lua_checkoptions(L, 4, allowed, fname);
   ser_conv_opts o = SER_CONV_OPTS_DEFAULT;
   opt_size(L, 4, "stride", nd, o.stride, 1, 1, fname);
   opt_size(L, 4, "padding", nd, o.padding, 0, 0, fname);
@@ -109,7 +88,7 @@ static int l_batch_norm(lua_State *L) {
 
 static void pool_opts(lua_State *L, int nd, ser_pool_opts *o, const char *fname) {
   static const char *const allowed[] = {"stride", "padding", NULL};
-  check_option_names(L, 3, allowed, fname);
+  ser_lua_checkoptions(L, 3, allowed, fname);
   memset(o, 0, sizeof *o);
   size_value(L, 2, nd, o->kernel, 1, fname, "kernel size");
   opt_size(L, 3, "stride", nd, o->stride, 0, 1, fname); /* 0 = the kernel size */

@@ -66,31 +66,6 @@ static ser_tensor *opt_tensor_field(lua_State *L, int opts, const char *key, con
   return t; /* borrowed: the options table keeps it alive during the call */
 }
 
-/* The options table at idx is nil or a table whose keys are all in `known`
- * (NULL-terminated): a misspelt option is an error, not silently ignored. */
-static void check_opts_table(lua_State *L, int idx, const char *fname, const char *const *known) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx)) luaL_error(L, "%s: options must be a table, got %s", fname, luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int ok = 0;
-    if (lua_type(L, -2) == LUA_TSTRING)
-      for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -2)) == 0;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *const *k = known; *k; k++) {
-        if (k != known) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, *k);
-      }
-      luaL_pushresult(&b);
-      const char *expected = lua_tostring(L, -1);
-      const char *key = luaL_tolstring(L, -3, NULL); /* pushes; `expected` stays on the stack below it */
-      luaL_error(L, "%s: unknown option '%s' (expected %s)", fname, key, expected);
-    }
-    lua_pop(L, 1);
-  }
-}
 
 static const char *const ce_keys[] = {"weight", "label_smoothing", NULL};
 static const char *const nll_keys[] = {"weight", NULL};
@@ -99,7 +74,7 @@ static const char *const lstm_keys[] = {"hidden_size", "num_layers", "bias", "ba
 static int l_cross_entropy(lua_State *L) {
   const char *fn = "cross_entropy";
   ser_tensor *z = ser_lua_checktensor(L, 1);
-  check_opts_table(L, 3, fn, ce_keys);
+  ser_lua_checkoptions(L, 3, ce_keys, fn);
   if (z->ndim != 2) luaL_error(L, "%s: input has shape %s, expected [N, C] logits", fn, SER_SHAPE(z));
   ser_tensor *w = opt_tensor_field(L, 3, "weight", fn);
   const double ls = ser_lua_optnumber(L, 3, "label_smoothing", 0.0, fn);
@@ -115,7 +90,7 @@ static int l_cross_entropy(lua_State *L) {
 static int l_nll_loss(lua_State *L) {
   const char *fn = "nll_loss";
   ser_tensor *z = ser_lua_checktensor(L, 1);
-  check_opts_table(L, 3, fn, nll_keys);
+  ser_lua_checkoptions(L, 3, nll_keys, fn);
   if (z->ndim != 2) luaL_error(L, "%s: input has shape %s, expected [N, C] log-probabilities", fn, SER_SHAPE(z));
   ser_tensor *w = opt_tensor_field(L, 3, "weight", fn);
   ser_tensor *y = check_targets(L, 2, z->shape[0], z->shape[1], fn);
@@ -138,7 +113,7 @@ static int l_lstm(lua_State *L) {
   const char *fn = "lstm";
   ser_tensor *x = ser_lua_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  check_opts_table(L, 3, fn, lstm_keys);
+  ser_lua_checkoptions(L, 3, lstm_keys, fn);
   if (x->ndim != 2 && x->ndim != 3)
     luaL_error(L, "%s: input has shape %s, expected [B,T,in] (batch_first), [T,B,in] or [T,in]", fn, SER_SHAPE(x));
   ser_lstm_opts o = {0};

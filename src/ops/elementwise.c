@@ -138,14 +138,14 @@ static void inner_binary(int64_t n, float *o, int64_t so, const float *a, int64_
   }
 }
 
-static const char *binop_name[] = {"add", "sub", "mul", "div"};
-static const ser_op binop_op[] = {SER_OP_ADD, SER_OP_SUB, SER_OP_MUL, SER_OP_DIV};
-
-static int binary(ser_tensor **out, ser_tensor *a, ser_tensor *b, binop op) {
+/* A new contiguous tensor of the broadcast shape of a and b, filled by fn
+ * walking all three with broadcast strides. */
+static int broadcast_apply(ser_tensor **out, const char *name, ser_tensor *a, ser_tensor *b, inner_fn fn,
+                           const void *arg) {
   *out = NULL;
   int nd;
   int64_t shape[SER_MAX_DIMS];
-  int rc = ser_broadcast_shape(binop_name[op], a, b, &nd, shape);
+  int rc = ser_broadcast_shape(name, a, b, &nd, shape);
   if (rc) return rc;
   ser_tensor *o = ser_tensor_empty(nd, shape);
   if (!o) return SER_ENOMEM;
@@ -154,7 +154,19 @@ static int binary(ser_tensor **out, ser_tensor *a, ser_tensor *b, binop op) {
   broadcast_strides(o, nd, shape, w.stride[0]);
   broadcast_strides(a, nd, shape, w.stride[1]);
   broadcast_strides(b, nd, shape, w.stride[2]);
-  walk(&w, ser_tensor_data(o), ser_tensor_data(a), ser_tensor_data(b), inner_binary, &op);
+  walk(&w, ser_tensor_data(o), ser_tensor_data(a), ser_tensor_data(b), fn, arg);
+  *out = o;
+  return 0;
+}
+
+static const char *binop_name[] = {"add", "sub", "mul", "div"};
+static const ser_op binop_op[] = {SER_OP_ADD, SER_OP_SUB, SER_OP_MUL, SER_OP_DIV};
+
+static int binary(ser_tensor **out, ser_tensor *a, ser_tensor *b, binop op) {
+  ser_tensor *o;
+  int rc = broadcast_apply(&o, binop_name[op], a, b, inner_binary, &op);
+  if (rc) return rc;
+  *out = NULL;
   ser_node *node;
   rc = ser_autograd_record(o, binop_op[op], 2, (ser_tensor *[]){a, b}, &node);
   if (rc) {
@@ -379,19 +391,5 @@ static void inner_compare(int64_t n, float *o, int64_t so, const float *a, int64
 }
 
 int ser_compare(ser_tensor **out, ser_tensor *a, ser_tensor *b, ser_cmp cmp) {
-  *out = NULL;
-  int nd;
-  int64_t shape[SER_MAX_DIMS];
-  int rc = ser_broadcast_shape("compare", a, b, &nd, shape);
-  if (rc) return rc;
-  ser_tensor *o = ser_tensor_empty(nd, shape);
-  if (!o) return SER_ENOMEM;
-  strided3 w = {.ndim = nd};
-  memcpy(w.shape, shape, sizeof shape);
-  broadcast_strides(o, nd, shape, w.stride[0]);
-  broadcast_strides(a, nd, shape, w.stride[1]);
-  broadcast_strides(b, nd, shape, w.stride[2]);
-  walk(&w, ser_tensor_data(o), ser_tensor_data(a), ser_tensor_data(b), inner_compare, &cmp);
-  *out = o;
-  return 0;
+  return broadcast_apply(out, "compare", a, b, inner_compare, &cmp);
 }
