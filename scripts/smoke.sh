@@ -40,13 +40,14 @@ for m in cnn2d crnn cnn1d; do
 done
 check_png "$plots/model_comparison.png"
 ls "$plots"/umap_*.png >/dev/null 2>&1 || fail "missing $plots/umap_<model>.png"
-check_png "$(ls "$plots"/umap_*.png | head -1)"
+check_png "$(ls "$plots"/umap_*.png | sed -n 1p)"
 head -1 "$results/results.csv" | grep -q '^model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds' \
   || fail "results.csv header is wrong: $(head -1 "$results/results.csv")"
 rows=$(tail -n +2 "$results/results.csv" | wc -l)
 [ "$rows" -eq 6 ] || fail "results.csv should have 6 rows (3 models x val, test), has $rows"
 grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does not link the comparison chart"
-ls "$results" | grep -q '\.tmp' && fail "temporary files left in $results"
+leftover=$(find "$results" -name '*.tmp*')
+[ -z "$leftover" ] || fail "temporary files left in $results: $leftover"
 
 echo "== checkpoints load into fresh models"
 "$serlua" -e "
@@ -59,7 +60,8 @@ for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
 end"
 
 echo "== predict.lua and embed.lua"
-wav=$(find "$OUT/corpus" -name '*.wav' | sort | head -1)
+# sed, not head: head's early exit would SIGPIPE sort and, under pipefail, end the script silently
+wav=$(find "$OUT/corpus" -name '*.wav' | sort | sed -n 1p)
 "$serlua" experiments/predict.lua "$results/crnn.safetensors" "$wav" >"$OUT/predict.txt" \
   || fail "predict.lua exited with status $? ($(cat "$OUT/predict.txt"))"
 cat "$OUT/predict.txt"
