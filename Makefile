@@ -117,7 +117,7 @@ ravdess:
 	scripts/fetch-ravdess.sh data/ravdess
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
 

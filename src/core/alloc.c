@@ -17,7 +17,17 @@ static atomic_size_t peak_bytes;
 
 #define CACHE_MIN_BYTES (64u << 10)   /* smaller blocks: malloc's own bins are fast */
 #define CACHE_SLOTS 512
-static size_t cache_cap_bytes = (size_t)1 << 30;
+static size_t cache_cap_bytes = (size_t)1 << 30; /* SER_CACHE_MB overrides (0 = no cache) */
+static pthread_once_t cache_cap_once = PTHREAD_ONCE_INIT;
+
+static void read_cache_cap(void) {
+  const char *env = getenv("SER_CACHE_MB");
+  if (env && *env) {
+    char *end;
+    unsigned long long mb = strtoull(env, &end, 10);
+    if (*end == 0) cache_cap_bytes = (size_t)mb << 20;
+  }
+}
 static struct {
   void *ptr;
   size_t size;
@@ -47,6 +57,7 @@ static void *cache_take(size_t rounded) {
 
 static int cache_put(void *p, size_t rounded) {
   int kept = 0;
+  pthread_once(&cache_cap_once, read_cache_cap);
   pthread_mutex_lock(&cache_lock);
   if (cache_count < CACHE_SLOTS && cache_bytes + rounded <= cache_cap_bytes) {
     cache[cache_count].ptr = p;
@@ -117,6 +128,7 @@ void ser_memory_trim(void) {
 }
 
 void ser_memory_set_cache_limit(size_t bytes) {
+  pthread_once(&cache_cap_once, read_cache_cap);
   pthread_mutex_lock(&cache_lock);
   cache_cap_bytes = bytes;
   pthread_mutex_unlock(&cache_lock);

@@ -5,6 +5,7 @@
 #   tests/fuzz/run.sh [TARGET...]     targets: audio safetensors manifest names (default: all)
 #   FUZZ_SECONDS=N   seconds of fuzzing per target (default 60)
 #   FUZZ_BUILD_ONLY=1  build the targets and the seed corpora, do not run
+#   FUZZ_REPLAY_ONLY=1 only replay the committed regression inputs (deterministic; CI)
 #   FUZZ_KEEP_GOING=1  long runs: keep fuzzing after a crash (libFuzzer fork mode), so
 #                      every distinct crasher of the run ends up in crashes/<t>/
 #
@@ -14,6 +15,8 @@
 # A crash stops the run with exit status 1 and leaves the input in build-fuzz/fuzz/crashes/<t>/;
 # copy it into tests/fuzz/regress/<t>/ once fixed.
 set -euo pipefail
+# The tensor block cache would count kept blocks against libFuzzer's RSS limit.
+export SER_CACHE_MB=0
 cd "$(dirname "$0")/../.."
 B=${FUZZ_BUILD:-build-fuzz}   # FUZZ_BUILD: another folder, e.g. to rebuild while a run is going
 F=$B/fuzz
@@ -71,6 +74,7 @@ for t in "${targets[@]}"; do
       [ "${FUZZ_KEEP_GOING:-0}" = 1 ] || continue
     fi
   fi
+  [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ] && continue
   echo "== fuzz_$t: ${SECONDS_EACH}s"
   # -rss_limit_mb/-malloc_limit_mb: a loader that trusts a header's frame count would
   # allocate gigabytes for a 100-byte file; that is a bug to find, not to survive.
