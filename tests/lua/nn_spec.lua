@@ -231,3 +231,15 @@ describe("nn layers forward", function()
     assert.are.same(flat(x), flat(d(x)))
   end)
 end)
+
+describe("ser.nn constructors", function()
+  local nn = require("ser").nn
+  it("refuse sizes a layer could never run with, naming the layer and the value", function()
+    assert.error_matches(function() nn.Conv2d(1, 8, 0) end, "Conv2d: kernel_size must be at least 1, got 0")
+    assert.error_matches(function() nn.Conv1d(1, 8, 3, { stride = 0 }) end, "Conv1d: stride must be at least 1, got 0")
+    assert.error_matches(function() nn.Conv2d(1, 8, 3, { padding = { 1, -1 } }) end,
+      "Conv2d: padding%[2%] must be at least 0, got %-1")
+    assert.error_matches(function() nn.MaxPool2d(0) end, "MaxPool2d: kernel_size must be at least 1, got 0")
+    assert.error_matches(function() nn.AdaptiveAvgPool2d(0) end, "output_size must be at least 1")
+  end)
+end)

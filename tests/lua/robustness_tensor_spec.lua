@@ -90,7 +90,9 @@ describe("robustness: layers and models", function()
     -- after another error, so a stale message would show (it did: "conv2d: max_pool2d: ...")
     pcall(function() return nn.MaxPool2d(16)(T.zeros(1, 1, 8, 8)) end)
     fails("conv2d: kernel size must be >= 1, got 0x0; input [1,1,8,8], weight [4,1,0,0]",
-      function() return nn.Conv2d(1, 4, 0)(T.zeros(1, 1, 8, 8)) end)
+      function() return F.conv2d(T.zeros(1, 1, 8, 8), T.zeros(4, 1, 0, 0)) end)
+    -- the layer refuses it already when it is built
+    fails("Conv2d: kernel_size must be at least 1, got 0", function() return nn.Conv2d(1, 4, 0) end)
   end)
 
   it("loss targets out of range, fractional, or of the wrong length", function()

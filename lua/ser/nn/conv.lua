@@ -14,10 +14,10 @@ local function make(name, nd, fn)
     opts = u.opts(opts, name, ALLOWED)
     self.in_channels = u.positive_int(in_channels, "in_channels", name)
     self.out_channels = u.positive_int(out_channels, "out_channels", name)
-    self.kernel_size = u.tuple(kernel_size, nd, "kernel_size", name)
-    self.stride = u.tuple(opts.stride or 1, nd, "stride", name)
-    self.padding = u.tuple(opts.padding or 0, nd, "padding", name)
-    self.dilation = u.tuple(opts.dilation or 1, nd, "dilation", name)
+    self.kernel_size = u.tuple(kernel_size, nd, "kernel_size", name, 1)
+    self.stride = u.tuple(opts.stride or 1, nd, "stride", name, 1)
+    self.padding = u.tuple(opts.padding or 0, nd, "padding", name, 0)
+    self.dilation = u.tuple(opts.dilation or 1, nd, "dilation", name, 1)
     local shape, fan_in = { self.out_channels, self.in_channels }, self.in_channels
     for i = 1, nd do
       shape[#shape + 1] = self.kernel_size[i]

@@ -10,9 +10,9 @@ local function pool(name, nd, fn)
   local P = Module.class(name)
   function P:init(kernel_size, opts)
     opts = u.opts(opts, name, ALLOWED)
-    self.kernel_size = u.tuple(kernel_size, nd, "kernel_size", name)
-    self.stride = u.tuple(opts.stride or kernel_size, nd, "stride", name)
-    self.padding = u.tuple(opts.padding or 0, nd, "padding", name)
+    self.kernel_size = u.tuple(kernel_size, nd, "kernel_size", name, 1)
+    self.stride = u.tuple(opts.stride or kernel_size, nd, "stride", name, 1)
+    self.padding = u.tuple(opts.padding or 0, nd, "padding", name, 0)
     -- PyTorch shows the arguments as given (an int stays an int).
     self._repr = { kernel_size = kernel_size, stride = opts.stride or kernel_size, padding = opts.padding or 0 }
   end
@@ -32,7 +32,7 @@ end
 local function adaptive(name, nd, fn)
   local P = Module.class(name)
   function P:init(output_size)
-    self.output_size = u.tuple(output_size, nd, "output_size", name)
+    self.output_size = u.tuple(output_size, nd, "output_size", name, 1)
     self._repr = output_size
   end
   function P:forward(x)

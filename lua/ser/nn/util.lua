@@ -2,9 +2,12 @@
 -- for a 2-d kernel; errors name the layer and the bad value.
 local M = {}
 
-function M.tuple(v, n, what, layer)
+-- `min` (optional): the smallest allowed value (1 for kernels, strides and
+-- dilations, 0 for padding), so a layer that could never run is refused when built.
+function M.tuple(v, n, what, layer, min)
   if type(v) == "number" then
     if v ~= math.floor(v) then error(("%s: %s must be a whole number, got %s"):format(layer, what, v), 3) end
+    if min and v < min then error(("%s: %s must be at least %d, got %s"):format(layer, what, min, v), 3) end
     local t = {}
     for i = 1, n do t[i] = v end
     return t
@@ -15,6 +18,9 @@ function M.tuple(v, n, what, layer)
   for i = 1, n do
     if type(v[i]) ~= "number" or v[i] ~= math.floor(v[i]) then
       error(("%s: %s[%d] must be a whole number, got %s"):format(layer, what, i, tostring(v[i])), 3)
+    end
+    if min and v[i] < min then
+      error(("%s: %s[%d] must be at least %d, got %s"):format(layer, what, i, min, v[i]), 3)
     end
   end
   return { table.unpack(v, 1, n) }
