@@ -168,15 +168,8 @@ int ser_backward(ser_tensor *root, const ser_tensor *grad, int retain_graph) {
   if (!root->grad_fn) { /* a leaf: its gradient is the seed */
     ser_tensor *g = grad_target(root);
     if (!g) return SER_ENOMEM;
-    if (grad) {
-      ser_tensor *gc = ser_tensor_clone_raw(grad);
-      if (!gc) return SER_ENOMEM;
-      float *a = ser_tensor_data(g), *b = ser_tensor_data(gc);
-      for (int64_t i = 0, n = ser_tensor_numel(g); i < n; i++) a[i] += b[i];
-      ser_tensor_release(gc);
-    } else {
-      ser_tensor_data(g)[0] += 1.0f;
-    }
+    if (grad) return ser_tensor_add_(g, grad, 1.0f); /* reads any view of grad, no copy */
+    ser_tensor_data(g)[0] += 1.0f;
     return 0;
   }
   if (root->grad_fn->freed)

@@ -206,6 +206,16 @@ static void autograd_accumulates_and_frees(void **state) {
   assert_int_equal(ser_mul(&y, x, x), 0);
   assert_int_equal(ser_backward(y, NULL, 0), SER_EINVAL);
   ser_tensor_release(y);
+  /* a leaf as the root: the given gradient (here a transposed view) is added as it reads */
+  ser_tensor *leaf = ser_tensor_zeros(2, SER_DIMS(2, 2)), *g2 = from(2, SER_DIMS(2, 2), (float[]){1, 2, 3, 4}), *g2t;
+  leaf->requires_grad = 1;
+  assert_int_equal(ser_tensor_permute_raw(&g2t, g2, (int[]){1, 0}), 0);
+  assert_int_equal(ser_backward(leaf, g2t, 0), 0);
+  assert_int_equal(ser_backward(leaf, g2t, 0), 0);
+  expect_values(leaf->grad, (float[]){2, 6, 4, 8}, 4);
+  ser_tensor_release(g2t);
+  ser_tensor_release(g2);
+  ser_tensor_release(leaf);
   ser_tensor_release(x);
   assert_int_equal(ser_memory_live(), base); /* the whole graph was released */
 }
