@@ -59,17 +59,18 @@ void ser_audio_peak_normalize(float *x, int64_t n) {
 
 /* Checks what libsndfile would report vaguely ("System error", "Format not
  * recognised") so that the message says what is wrong with the path itself. */
-static int check_path(const char *path) {
+static int check_path(const char *path, int64_t *file_bytes) {
   struct stat st;
   if (!path || !*path) return ser_error(SER_EINVAL, "audio: empty path");
   if (stat(path, &st) != 0) return ser_error(SER_EIO, "cannot open '%s': %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode)) return ser_error(SER_EIO, "cannot open '%s': it is a directory, expected an audio file", path);
   if (st.st_size == 0) return ser_error(SER_EFORMAT, "cannot decode '%s': the file is empty (0 bytes)", path);
+  if (file_bytes) *file_bytes = (int64_t)st.st_size;
   return 0;
 }
 
-static SNDFILE *open_read(const char *path, SF_INFO *info) {
-  if (check_path(path) < 0) return NULL;
+static SNDFILE *open_read(const char *path, SF_INFO *info, int64_t *file_bytes) {
+  if (check_path(path, file_bytes) < 0) return NULL;
   memset(info, 0, sizeof *info);
   SNDFILE *f = sf_open(path, SFM_READ, info);
   if (!f) {
@@ -92,7 +93,7 @@ static SNDFILE *open_read(const char *path, SF_INFO *info) {
 
 int ser_audio_info_get(ser_audio_info *out, const char *path) {
   SF_INFO info;
-  SNDFILE *f = open_read(path, &info);
+  SNDFILE *f = open_read(path, &info, NULL);
   if (!f) return SER_EFORMAT;
   out->frames = info.frames;
   out->channels = info.channels;
@@ -108,18 +109,32 @@ int ser_audio_info_get(ser_audio_info *out, const char *path) {
   return 0;
 }
 
-/* Reads up to `want` frames (interleaved) starting at frame `start`. Seeks when
- * the format allows it, else reads and discards. A read that ends before the
- * frame count the header promised is reported as truncation. */
-static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_t start, int64_t want,
-                       float *buf, int64_t *got_out) {
+/* A header's frame count is a claim, not a size to allocate: a 93-byte FLAC whose
+ * STREAMINFO claims 4.3 billion frames made the loader ask for 17 + 34 GB before
+ * reading a byte (found by fuzz_audio). The decode buffer therefore starts at what
+ * the file could hold uncompressed (one float per byte of file, the ratio of 8-bit
+ * PCM; exact for honest WAVs, so they are decoded without a copy), at least this
+ * much, and doubles as frames arrive, never past the frames the caller asked for. */
+enum { SER_AUDIO_FIRST_BUFFER_BYTES = 4 << 20 };
+
+/* Reads up to `want` frames (interleaved, `C` channels) starting at frame `start`
+ * into a buffer that it allocates and grows with what the decoder actually
+ * delivers, so memory follows the data and the request, never the header alone.
+ * Seeks when the format allows it, else reads and discards. A read that ends
+ * before the frame count the header promised is reported as truncation. On
+ * success *buf_out holds exactly `want` frames in *bytes_out bytes. */
+static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_t file_bytes, int64_t start,
+                       int64_t want, float **buf_out, size_t *bytes_out) {
+  const int C = info->channels;
   int64_t got = 0;
+  *buf_out = NULL;
+  *bytes_out = 0;
   if (start > 0) {
     if (info->seekable && sf_seek(f, start, SEEK_SET) == start) {
       /* positioned */
     } else {
       float tmp[4096];
-      int64_t skip = start, per = 4096 / info->channels;
+      int64_t skip = start, per = 4096 / C;
       while (skip > 0) {
         int64_t k = skip < per ? skip : per;
         sf_count_t r = sf_readf_float(f, tmp, k);
@@ -128,14 +143,33 @@ static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_
       }
     }
   }
+  int64_t first = SER_AUDIO_FIRST_BUFFER_BYTES / ((int64_t)C * (int64_t)sizeof(float));
+  if (file_bytes / C > first) first = file_bytes / C;
+  int64_t cap = want < first ? want : first;
+  size_t bytes = (size_t)cap * (size_t)C * sizeof(float);
+  float *buf = ser_alloc(bytes);
+  if (!buf) return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
   while (got < want) {
-    sf_count_t r = sf_readf_float(f, buf + got * info->channels, want - got);
+    if (got == cap) {
+      int64_t ncap = cap > want / 2 ? want : 2 * cap;
+      size_t nbytes = (size_t)ncap * (size_t)C * sizeof(float);
+      float *nbuf = ser_alloc(nbytes);
+      if (!nbuf) {
+        ser_free(buf, bytes);
+        return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+      }
+      memcpy(nbuf, buf, (size_t)got * (size_t)C * sizeof(float));
+      ser_free(buf, bytes);
+      buf = nbuf, bytes = nbytes, cap = ncap;
+    }
+    sf_count_t r = sf_readf_float(f, buf + got * C, cap - got);
     if (r <= 0) break;
     got += r;
   }
   /* libsndfile reads what is there of a cut-off file without failing: a WAV
    * whose data chunk is shorter than its header says shows up only in the
    * log ("data : 32000 (should be 16000)"), a damaged FLAC as "ERROR : ...". */
+  int rc = 0;
   char log[8192];
   log[0] = 0;
   sf_command(f, SFC_GET_LOG_INFO, log, sizeof log);
@@ -143,19 +177,28 @@ static int read_frames(SNDFILE *f, const SF_INFO *info, const char *path, int64_
     char *next = strchr(line, '\n');
     if (next) *next++ = 0;
     int chunk = !strncmp(line, "data", 4) || !strncmp(line, "SSND", 4);
-    if ((chunk && strstr(line, "(should be")) || !strncmp(line, "ERROR", 5))
-      return ser_error(SER_EFORMAT, "cannot decode '%s': truncated or corrupt (libsndfile: \"%s\")", path, line);
+    if ((chunk && strstr(line, "(should be")) || !strncmp(line, "ERROR", 5)) {
+      rc = ser_error(SER_EFORMAT, "cannot decode '%s': truncated or corrupt (libsndfile: \"%s\")", path, line);
+      break;
+    }
     line = next;
   }
-  int err = sf_error(f);
+  int err = rc < 0 ? SF_ERR_NO_ERROR : sf_error(f);
   if (err != SF_ERR_NO_ERROR)
-    return ser_error(SER_EFORMAT, "cannot decode '%s': %s after %lld frames (corrupt or truncated file)", path,
-                     sf_error_number(err), (long long)(start + got));
-  if (got < want)
-    return ser_error(SER_EFORMAT,
-                     "cannot decode '%s': truncated, the header promises %lld frames but only %lld could be read",
-                     path, (long long)info->frames, (long long)(start + got));
-  *got_out = got;
+    rc = ser_error(SER_EFORMAT, "cannot decode '%s': %s after %lld frames (corrupt or truncated file)", path,
+                   sf_error_number(err), (long long)(start + got));
+  else if (rc == 0 && got < want)
+    rc = ser_error(SER_EFORMAT,
+                   "cannot decode '%s': truncated or corrupt, the header promises %lld frames (%.1f s at %d Hz) "
+                   "but only %lld could be read",
+                   path, (long long)info->frames, (double)info->frames / info->samplerate, info->samplerate,
+                   (long long)(start + got));
+  if (rc < 0) {
+    ser_free(buf, bytes);
+    return rc;
+  }
+  *buf_out = buf;
+  *bytes_out = bytes;
   return 0;
 }
 
@@ -169,7 +212,8 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
     return ser_error(SER_EINVAL, "audio.load: seconds must be > 0 (or 0 for the whole file), got %g", opts.seconds);
 
   SF_INFO info;
-  SNDFILE *f = open_read(path, &info);
+  int64_t file_bytes = 0;
+  SNDFILE *f = open_read(path, &info, &file_bytes);
   if (!f) return SER_EFORMAT;
   if (info.frames <= 0) {
     sf_close(f);
@@ -195,32 +239,28 @@ int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts_
   int64_t final_n = opts.seconds > 0 ? (int64_t)llround(opts.seconds * sr) : n;
   if (final_n < 1) final_n = 1;
 
-  /* Decode: a one-channel file straight into its plane, others through an
-   * interleaved buffer that is then mixed or split. Every buffer here is
-   * fresh memory (page faults), so there are as few as the work allows. */
-  size_t plane_bytes = (size_t)want * (size_t)OC * sizeof(float);
-  float *planes = ser_alloc(plane_bytes);
-  float *inter = C == 1 ? planes : NULL;
-  size_t inter_bytes = (size_t)want * (size_t)C * sizeof(float);
-  if (planes && C > 1) inter = ser_alloc(inter_bytes);
-  if (!planes || !inter) {
-    if (planes) ser_free(planes, plane_bytes);
-    sf_close(f);
-    return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
-  }
-  int64_t got = 0;
-  int rc = read_frames(f, &info, path, start, want, inter, &got);
+  /* Decode into an interleaved buffer that grows with the data (read_frames), then
+   * mix or split it into planes. A one-channel file is its own plane. */
+  float *inter = NULL;
+  size_t inter_bytes = 0;
+  int rc = read_frames(f, &info, path, file_bytes, start, want, &inter, &inter_bytes);
   sf_close(f);
-  int64_t nbad = 0, bad = rc < 0 ? -1 : ser_audio_find_nonfinite(inter, got * C, &nbad);
-  if (bad >= 0)
-    rc = ser_error(SER_EFORMAT, "'%s' contains %lld non-finite samples (NaN/Inf), the first at frame %lld", path,
-                   (long long)nbad, (long long)(start + bad / C));
-  if (rc < 0) {
-    if (inter != planes) ser_free(inter, inter_bytes);
-    ser_free(planes, plane_bytes);
-    return rc;
+  if (rc < 0) return rc;
+  int64_t nbad = 0, bad = ser_audio_find_nonfinite(inter, want * C, &nbad);
+  if (bad >= 0) {
+    ser_free(inter, inter_bytes);
+    return ser_error(SER_EFORMAT, "'%s' contains %lld non-finite samples (NaN/Inf), the first at frame %lld", path,
+                     (long long)nbad, (long long)(start + bad / C));
   }
+  float *planes = inter;
+  size_t plane_bytes = inter_bytes;
   if (C > 1) {
+    plane_bytes = (size_t)want * (size_t)OC * sizeof(float);
+    planes = ser_alloc(plane_bytes);
+    if (!planes) {
+      ser_free(inter, inter_bytes);
+      return ser_error_prefix(SER_ENOMEM, "audio.load '%s'", path);
+    }
     if (opts.mono) {
       /* Scale before summing: channels near FLT_MAX would overflow the sum. */
       float inv = 1.0f / (float)C;

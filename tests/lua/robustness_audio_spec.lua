@@ -174,6 +174,59 @@ describe("robustness: audio files", function()
     assert.is_true(used < 2 * 1024 * 1024, ("peak %d bytes over the start for a 4 s load"):format(used))
   end)
 
+  -- fuzz_audio OOM (tests/fuzz/regress/audio/oom-70457360...): a FLAC header's frame count
+  -- was used as the size of the decode buffers, so 93 bytes claiming 4.3 billion frames asked
+  -- for 17 + 34 GB (1.4 GB RSS under ASan, "out of memory" without it). Memory now follows
+  -- the frames that are actually decoded, bounded by the frames asked for.
+  local function peak_of(fn)
+    collectgarbage("collect")
+    local live0 = ser.memory()
+    ser.reset_peak_memory()
+    local a, b = fn()
+    local _, peak = ser.memory()
+    return peak - live0, a, b
+  end
+
+  it("a 93-byte FLAC claiming 4.3 billion frames: nil, corrupt, a few MB at most (fuzz_audio OOM)", function()
+    local bytes = ("664c614300000022100010000002e00002e00ac44370fefffed37d5204d1c5838d11a67718bddf0ea48e8400"
+      .. "002820000000a380bcb089c23383695bcee3d574fdcfffffffffffffffffffffffffffffffffffffff6be1e71cc7538f47")
+      :gsub("..", function(h) return string.char(tonumber(h, 16)) end)
+    local p = H.write(path("claims_27h.flac"), bytes)
+    assert.are.equal(4278189779, ser.audio.info(p).frames)
+    for _, o in ipairs{ {}, { sr = 0 }, { mono = false }, { seconds = 0.25 }, { seconds = 0.75, offset = 0.01 } } do
+      local used, w, msg = peak_of(function() return load(p, o) end)
+      assert.is_nil(w)
+      -- libFLAC's "BAD_METADATA" from the start; with an offset the seek lands past it and
+      -- the read comes up short of the claim instead. Either way: corrupt, named, no alloc.
+      local prefix = ("cannot decode '%s': truncated or corrupt"):format(p)
+      assert.are.equal(prefix, msg:sub(1, #prefix), msg)
+      assert.is_true(used < 8 * 1024 * 1024, ("peak %d bytes for a 93-byte file"):format(used))
+    end
+  end)
+
+  it("a real 1 s FLAC whose header claims 2^36 frames: truncated, memory for 1 s", function()
+    local v = {}
+    for i = 1, 16000 do v[i] = 0.5 * math.sin(i / 10) end
+    local ok = path("one_second.flac")
+    ser.audio.save(ok, T.new(v), 16000)
+    local b = H.read(ok)
+    -- STREAMINFO follows "fLaC" and its 4-byte block header; total samples are the low
+    -- 4 bits of its byte 13 and its bytes 14..17 (1-based: 9 + 13 = 22).
+    local p = H.write(path("claims_2e36.flac"),
+      b:sub(1, 21) .. string.char((b:byte(22) & 0xF0) | 0x0F) .. "\xff\xff\xff\xff" .. b:sub(27))
+    assert.are.equal(68719476735, ser.audio.info(p).frames)
+    local used, w, msg = peak_of(function() return load(p) end)
+    assert.is_nil(w)
+    assert.are.equal(("cannot decode '%s': truncated or corrupt, the header promises 68719476735 frames "
+      .. "(4294967.3 s at 16000 Hz) but only 16000 could be read"):format(p), msg)
+    assert.is_true(used < 8 * 1024 * 1024, ("peak %d bytes for 1 s of audio"):format(used))
+    -- What the caller bounds still loads: the first 0.25 s, equal to the honest file's.
+    used, w = peak_of(function() return load(p, { seconds = 0.25 }) end)
+    assert.are.same({ 4000 }, w:shape())
+    assert.are.equal(0, H.num((w - load(ok, { seconds = 0.25 })):abs():max()))
+    assert.is_true(used < 1024 * 1024, ("peak %d bytes for a 0.25 s load"):format(used))
+  end)
+
   it("unreadable permissions: nil, permission denied (skipped as root)", function()
     local p = H.write(path("locked.wav"), H.wav{ frames = 160 })
     H.sh("chmod 000 " .. H.quote(p))
