@@ -26,7 +26,8 @@ parser:option("--augment", "Training augmentation: reference (gain, noise, pitch
   :choices { "reference", "speed", "none" }
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
-local args = parser:parse(arg)
+-- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
+local args = require("ser.cli").parse(parser, arg)
 
 -- Validate everything before any training starts.
 local function bad(msg) parser:error(msg) end

@@ -10,7 +10,7 @@ parser:argument("dir", "Corpus folder (any layout ser.data.scan understands).")
 parser:option("--out", "PNG to write (default: plots/umap_<model>_<folder>.png).")
 parser:option("--seed", "UMAP seed.", "42"):convert(tonumber)
 parser:option("--neighbors", "UMAP n_neighbors.", "15"):convert(tonumber)
-local args = parser:parse(arg)
+local args = require("ser.cli").parse(parser, arg) -- `--seed -1` reads -1 as the value
 
 local model, meta = ser.models.load(args.checkpoint)
 if not model then parser:error(meta) end

@@ -56,6 +56,9 @@ describe_if("robustness: compare.lua configuration", function()
 
   it("negative or zero learning rate", function()
     refused("--lr=-1", "Error: --lr must be a number > 0", dir)
+    -- a space instead of `=`: read as the value (ser.cli), not as an unknown option '-1'
+    refused("--lr -1", "Error: --lr must be a number > 0", dir)
+    refused("--lr -1e-3", "Error: --lr must be a number > 0", dir)
     refused("--lr 0", "Error: --lr must be a number > 0", dir)
   end)
 

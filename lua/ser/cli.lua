@@ -1,0 +1,59 @@
+-- Command-line helpers shared by the experiments' argparse parsers.
+--
+-- lua-argparse (0.7) reads every word that starts with '-' as an option, so `--lr -1`
+-- stops with "unknown option '-1'" and only `--lr=-1` reaches the script's own check
+-- ("--lr must be a number > 0"); `features.lua --floor -80` could not be typed at all.
+-- cli.parse joins an option that takes a value with a negative number right after it
+-- (`--lr -1` -> `--lr=-1`, `-l -1` -> `-l-1`) and then parses as usual, so the number
+-- is read as the option's value. Nothing else changes: words after `--`, options that
+-- take no value, and words that are not numbers are left alone.
+local M = {}
+
+-- alias -> true for every option of `parser` that takes at least one value. Reads
+-- argparse's option list (`_options`, `_aliases`, `_maxargs`, stable since 0.6); if a
+-- future argparse lays them out differently, nothing is joined (`--lr=-1` still works).
+local function valued_aliases(parser)
+  local set = {}
+  if type(parser) ~= "table" or type(parser._options) ~= "table" then return set end
+  for _, opt in ipairs(parser._options) do
+    if type(opt) == "table" and type(opt._aliases) == "table" and type(opt._maxargs) == "number"
+        and opt._maxargs > 0 then
+      for _, alias in ipairs(opt._aliases) do set[alias] = true end
+    end
+  end
+  return set
+end
+
+local function is_negative_number(word)
+  return type(word) == "string" and word:sub(1, 1) == "-" and tonumber(word) ~= nil
+end
+
+-- Returns a new argument list with `--opt -N` written as `--opt=-N` for every option of
+-- `parser` that takes a value; `argv` itself is not modified.
+function M.join_negative_values(parser, argv)
+  local valued = valued_aliases(parser)
+  local out, i, n = {}, 1, #argv
+  while i <= n do
+    local word = argv[i]
+    if word == "--" then
+      table.move(argv, i, n, #out + 1, out)
+      break
+    end
+    if valued[word] and is_negative_number(argv[i + 1]) then
+      out[#out + 1] = word:sub(1, 2) == "--" and (word .. "=" .. argv[i + 1]) or (word .. argv[i + 1])
+      i = i + 2
+    else
+      out[#out + 1] = word
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- parser:parse(argv) with negative option values joined as above; argv defaults to the
+-- script's `arg`.
+function M.parse(parser, argv)
+  return parser:parse(M.join_negative_values(parser, argv or _G.arg or {}))
+end
+
+return M
