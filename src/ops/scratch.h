@@ -17,6 +17,8 @@ enum {
   SER_SCRATCH_GEMM_A,      /* packed bf16 A panels */
   SER_SCRATCH_GEMM_B,      /* packed bf16 B panels */
   SER_SCRATCH_PARTIAL,     /* per-thread weight-gradient partial sums */
+  SER_SCRATCH_WINO,        /* Winograd tiles of one block (padded rows, V, M) */
+  SER_SCRATCH_WINO_U,      /* Winograd-transformed weights (the calling thread's) */
   SER_SCRATCH_SLOTS
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/fixture.h"
+#include "ops/winograd.h"
 
 /* Direct-loop reference: out = conv(in, w) + b, and the three gradients for dout. */
 static void naive_conv(const ser_conv_geom *g, const float *in, const float *w, const float *b, float *out) {
@@ -108,6 +109,46 @@ static void test_kernel_geometries(void **state) {
    * inside output rows; the 1-d case has blocks of a strided conv. */
   check_geometry(GEOM(2, 16, 40, 40, 8, 3, 3, 1, 1, 1, 1, 1, 1), 2);
   check_geometry(GEOM(3, 40, 1, 2000, 6, 1, 9, 1, 2, 0, 4, 1, 1), 1);
+}
+
+/* Winograd F(2x2,3x3) against the direct loop: forward (with bias, overwrite)
+ * and the input-gradient form (flipped, transposed weight, padding 2 - p,
+ * accumulating), on odd sizes: odd OH/OW (half-empty edge tiles), more than 16
+ * tiles per row, output channels not a multiple of 8 and above the 64-channel
+ * pass, tile blocks that span images, paddings 0..2 in either dimension. */
+static void check_winograd(int B, int C, int H, int W, int OC, int ph, int pw, int threads) {
+  ser_conv_geom g = GEOM(B, C, H, W, OC, 3, 3, 1, 1, ph, pw, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  ser_set_num_threads(threads);
+  size_t ni = (size_t)B * C * H * W, nw = (size_t)OC * C * 9, no = (size_t)B * OC * g.OH * g.OW;
+  float *in = randbuf(ni, 11), *w = randbuf(nw, 12), *b = randbuf(OC, 13), *dout = randbuf(no, 14);
+  float *out = randbuf(no, 15), *ref = calloc(no, 4); /* garbage in out: the forward overwrites */
+  float *din = randbuf(ni, 16), *rdin = randbuf(ni, 16), *dw = calloc(nw, 4), *db = calloc(OC, 4);
+  printf("winograd B%d C%d %dx%d OC%d p%dx%d, %d thread(s)\n", B, C, H, W, OC, ph, pw, threads);
+  assert_int_equal(ser_conv3x3_winograd(out, in, w, b, B, C, H, W, OC, ph, pw, 0, 0), 0);
+  naive_conv(&g, in, w, b, ref);
+  assert_close_rel("forward", out, ref, no, 1.0, 2e-5);
+  assert_int_equal(ser_conv3x3_winograd(din, dout, w, NULL, B, OC, g.OH, g.OW, C, 2 - ph, 2 - pw, 1, 1), 0);
+  naive_conv_backward(&g, in, w, dout, rdin, dw, db);
+  assert_close_rel("din (flipped, accumulated)", din, rdin, ni, 1.0, 2e-5);
+  free(in), free(w), free(b), free(dout), free(out), free(ref), free(din), free(rdin), free(dw), free(db);
+  ser_set_num_threads(0);
+}
+
+static void test_winograd(void **state) {
+  (void)state;
+  if (!ser_winograd_supported()) {
+    printf("skip: no AVX-512 on this CPU\n");
+    skip();
+  }
+  check_winograd(1, 1, 2, 2, 1, 1, 1, 1);     /* one tile, one channel */
+  check_winograd(3, 9, 7, 37, 70, 1, 1, 2);   /* odd sizes, 19 tiles a row, 70 = 64 + 6 output channels */
+  check_winograd(2, 8, 9, 11, 13, 0, 2, 1);   /* padding 0 and 2: the gradient form uses 2 and 0 */
+  check_winograd(2, 16, 3, 50, 8, 2, 0, 2);   /* tile blocks spanning images */
+  check_winograd(5, 33, 6, 6, 9, 1, 1, 2);    /* many small images */
+  /* through the op (forward and backward, Winograd-eligible geometries) */
+  check_geometry(GEOM(2, 8, 5, 35, 9, 3, 3, 1, 1, 0, 2, 1, 1), 2);
+  check_geometry(GEOM(3, 12, 9, 9, 70, 3, 3, 1, 1, 2, 1, 1, 1), 1);
 }
 
 /* amp: the bf16 GEMM is within bf16 rounding of fp32. Rounding both factors
@@ -252,7 +293,8 @@ static void test_noncontiguous_input(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_amp_close_to_fp32),
+      cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_winograd),
+      cmocka_unit_test(test_amp_close_to_fp32),
       cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),
       cmocka_unit_test(test_empty_sizes),

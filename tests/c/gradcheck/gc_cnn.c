@@ -45,6 +45,16 @@ GRADCHECK_CASE(CONV2D, conv2d_same_padding_no_bias) {
   gc_release(2, in);
 }
 
+/* 3x3, stride 1, >= 8 channels each side: the Winograd path (forward and input
+ * gradient); odd width and padding 2 x 0 to reach the edge tiles */
+GRADCHECK_CASE(CONV2D, conv2d_winograd_3x3) {
+  ser_conv_opts o = {{1, 1}, {2, 0}, {1, 1}};
+  ser_tensor *in[3] = {gc_randn(4, SER_DIMS(2, 8, 3, 5), 1), gc_randn(4, SER_DIMS(9, 8, 3, 3), 1),
+                       gc_randn(1, SER_DIMS(9), 1)};
+  gc_assert(f_conv2d, &o, 3, in, EPS, TOL);
+  gc_release(3, in);
+}
+
 GRADCHECK_CASE(CONV1D, conv1d_stride2_pad4) {
   ser_conv_opts o = {{2, 1}, {4, 0}, {1, 1}};
   ser_tensor *in[3] = {gc_randn(3, SER_DIMS(2, 2, 13), 1), gc_randn(3, SER_DIMS(3, 2, 9), 1),
