@@ -289,13 +289,14 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
         dbias[oc] += s;
       }
   if (!din && !dweight) return 0;
-  if (din && use_winograd(g)) {
+  if (use_winograd(g)) {
     /* din = the 3x3 conv of dout with the flipped, transposed weight and padding 2 - p */
-    int rc = ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,
-                                  2 - g->pw, 1, 1);
-    if (rc) return rc;
-    din = NULL;
-    if (!dweight) return 0;
+    int rc = din ? ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,
+                                        2 - g->pw, 1, 1)
+                 : 0;
+    if (!rc && dweight)
+      rc = ser_conv3x3_winograd_dweight(dweight, in, dout, g->B, g->C, g->H, g->W, g->OC, g->ph, g->pw);
+    return rc;
   }
   if (!split_batch(g)) {
     for (int b = 0; b < g->B; b++) {

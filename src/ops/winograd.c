@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../core/error.h"
+#include "gemm.h"
 #include "scratch.h"
 
 int ser_winograd_supported(void) {
@@ -254,5 +255,127 @@ int ser_conv3x3_winograd(float *out, const float *in, const float *weight, const
   if (failed)
     return ser_error(SER_ENOMEM, "out of memory for the Winograd scratch (%zu bytes per thread)",
                      sizeof(float) * (pn + vn + mn));
+  return 0;
+}
+
+/* ---- weight gradient ----------------------------------------------------
+ * The adjoint of the forward transform: with Z = A dY A^T (dY the 2x2 output
+ * gradient of a tile, zero past the edge) and V = B^T d B as in the forward
+ * pass, dU[pos] = sum over tiles of Z[pos] V[pos]^T (16 GEMMs [Co,tiles] x
+ * [tiles,Ci]) and dW = G^T dU G. */
+
+/* Z[pos][co][j] for tile rows [q0, q1) of dout [B,Co,OH,OW]. */
+__attribute__((target("avx512f"))) static void dout_transform(float *Z, const float *dout, const wgeom *g, int q0,
+                                                                int q1) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  size_t oplane = (size_t)g->OH * g->OW, cstride = (size_t)g->Co * g->VS;
+  for (int q = q0; q < q1; q++) {
+    int b = q / g->TH, ty = q % g->TH, jrow = (q - q0) * g->TW;
+    int two = 2 * ty + 1 < g->OH;
+    for (int co = 0; co < g->Co; co++) {
+      const float *r0 = dout + ((size_t)b * g->Co + co) * oplane + (size_t)2 * ty * g->OW, *r1 = r0 + g->OW;
+      float *zb = Z + (size_t)co * g->VS + jrow;
+      for (int tx0 = 0; tx0 < g->TW; tx0 += 16) {
+        int ncol = g->OW - 2 * tx0;
+        __mmask16 mlo = mask_of(ncol), mhi = mask_of(ncol - 16);
+        __m512 a = _mm512_maskz_loadu_ps(mlo, r0 + 2 * tx0), c = _mm512_maskz_loadu_ps(mhi, r0 + 2 * tx0 + 16);
+        __m512 y00 = _mm512_permutex2var_ps(a, even, c), y01 = _mm512_permutex2var_ps(a, odd, c);
+        __m512 y10 = _mm512_setzero_ps(), y11 = _mm512_setzero_ps();
+        if (two) {
+          a = _mm512_maskz_loadu_ps(mlo, r1 + 2 * tx0);
+          c = _mm512_maskz_loadu_ps(mhi, r1 + 2 * tx0 + 16);
+          y10 = _mm512_permutex2var_ps(a, even, c);
+          y11 = _mm512_permutex2var_ps(a, odd, c);
+        }
+        __m512 t[4][2] = {/* A dY, A = [1 0; 1 1; 1 -1; 0 -1] */
+                          {y00, y01},
+                          {_mm512_add_ps(y00, y10), _mm512_add_ps(y01, y11)},
+                          {_mm512_sub_ps(y00, y10), _mm512_sub_ps(y01, y11)},
+                          {_mm512_sub_ps(_mm512_setzero_ps(), y10), _mm512_sub_ps(_mm512_setzero_ps(), y11)}};
+        __mmask16 m = mask_of(g->TW - tx0);
+        float *zt = zb + tx0;
+        for (int i = 0; i < 4; i++) { /* (A dY) A^T */
+          _mm512_mask_storeu_ps(zt + (size_t)(i * 4 + 0) * cstride, m, t[i][0]);
+          _mm512_mask_storeu_ps(zt + (size_t)(i * 4 + 1) * cstride, m, _mm512_add_ps(t[i][0], t[i][1]));
+          _mm512_mask_storeu_ps(zt + (size_t)(i * 4 + 2) * cstride, m, _mm512_sub_ps(t[i][0], t[i][1]));
+          _mm512_mask_storeu_ps(zt + (size_t)(i * 4 + 3) * cstride, m, _mm512_sub_ps(_mm512_setzero_ps(), t[i][1]));
+        }
+      }
+    }
+  }
+}
+
+int ser_conv3x3_winograd_dweight(float *dweight, const float *in, const float *dout, int B, int Ci, int H, int W,
+                                 int Co, int ph, int pw) {
+  wgeom g = {.B = B, .Ci = Ci, .H = H, .W = W, .Co = Co, .ph = ph, .pw = pw, .OH = H + 2 * ph - 2, .OW = W + 2 * pw - 2};
+  if (B <= 0 || Co <= 0 || Ci <= 0 || g.OH <= 0 || g.OW <= 0) return 0;
+  g.TH = (g.OH + 1) / 2;
+  g.TW = (g.OW + 1) / 2;
+  /* V and Z of a block in about 1 MB; the GEMMs run over the block's tiles */
+  int target = 16384 / (Ci + Co);
+  if (target > 128) target = 128;
+  if (target < 32) target = 32;
+  int rows = g.B * g.TH, nt = omp_get_max_threads(), par = nt > 1 && !omp_in_parallel();
+  int rb = target / g.TW;
+  if (rb < 1) rb = 1;
+  if (par && rows / rb < nt) rb = rows / nt > 0 ? rows / nt : 1;
+  g.rows_blk = rb;
+  g.VS = (rb * g.TW + 15) / 16 * 16;
+  g.OCC = Co;
+  g.PL = 2 * ((g.TW + 15) / 16 * 16) + 16;
+  int nblocks = (rows + rb - 1) / rb;
+  if (!par || nblocks < 2) nt = 1;
+  size_t un = (size_t)16 * Co * Ci, pn = (size_t)4 * g.PL, vn = (size_t)16 * Ci * g.VS, zn = (size_t)16 * Co * g.VS;
+  float *part[nt];
+  memset(part, 0, sizeof part);
+  int failed = 0;
+  /* static schedule and partial sums added in thread order: deterministic for
+   * a given thread count, like the im2col path */
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+  {
+    int t = omp_get_thread_num();
+    float *buf = ser_scratch(SER_SCRATCH_WINO, sizeof(float) * (un + pn + vn + zn));
+    if (buf) {
+      memset(buf, 0, sizeof(float) * un);
+      part[t] = buf;
+    } else {
+      failed = 1;
+    }
+#pragma omp for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+      if (!buf) continue;
+      int q0 = blk * rb, q1 = q0 + rb < rows ? q0 + rb : rows, ntb = (q1 - q0) * g.TW;
+      float *P = buf + un, *V = P + pn, *Z = V + vn;
+      input_transform(V, P, in, &g, q0, q1);
+      dout_transform(Z, dout, &g, q0, q1);
+      for (int p = 0; p < 16; p++)
+        ser_gemm_f32(0, 1, Co, Ci, ntb, 1.0f, Z + (size_t)p * Co * g.VS, g.VS, V + (size_t)p * Ci * g.VS, g.VS,
+                     1.0f, buf + (size_t)p * Co * Ci, Ci);
+    }
+  }
+  if (failed)
+    return ser_error(SER_ENOMEM, "out of memory for the Winograd scratch (%zu bytes per thread)",
+                     sizeof(float) * (un + pn + vn + zn));
+  float *dU = part[0];
+  for (int t = 1; t < nt; t++)
+    for (size_t i = 0; i < un; i++) dU[i] += part[t][i];
+  /* dW += G^T dU G, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+  for (int co = 0; co < Co; co++)
+    for (int ci = 0; ci < Ci; ci++) {
+      float u[4][4], t[3][4];
+      for (int p = 0; p < 16; p++) u[p / 4][p % 4] = dU[((size_t)p * Co + co) * Ci + ci];
+      for (int l = 0; l < 4; l++) {
+        t[0][l] = u[0][l] + 0.5f * (u[1][l] + u[2][l]);
+        t[1][l] = 0.5f * (u[1][l] - u[2][l]);
+        t[2][l] = 0.5f * (u[1][l] + u[2][l]) + u[3][l];
+      }
+      float *dw = dweight + ((size_t)co * Ci + ci) * 9;
+      for (int j = 0; j < 3; j++) {
+        dw[j * 3 + 0] += t[j][0] + 0.5f * (t[j][1] + t[j][2]);
+        dw[j * 3 + 1] += 0.5f * (t[j][1] - t[j][2]);
+        dw[j * 3 + 2] += 0.5f * (t[j][1] + t[j][2]) + t[j][3];
+      }
+    }
   return 0;
 }

@@ -27,4 +27,10 @@ int ser_winograd_supported(void);
 int ser_conv3x3_winograd(float *out, const float *in, const float *weight, const float *bias, int B, int Ci,
                          int H, int W, int Co, int ph, int pw, int flip, int accumulate);
 
+/* ACCUMULATES dweight [Co,Ci,3,3] += dL/dW of out = conv3x3(in [B,Ci,H,W], W,
+ * padding ph/pw <= 2) given dout [B,Co,OH,OW]. Returns SER_ENOMEM when the
+ * per-thread scratch cannot grow. */
+int ser_conv3x3_winograd_dweight(float *dweight, const float *in, const float *dout, int B, int Ci, int H, int W,
+                                 int Co, int ph, int pw);
+
 #endif

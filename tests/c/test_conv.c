@@ -131,6 +131,11 @@ static void check_winograd(int B, int C, int H, int W, int OC, int ph, int pw, i
   assert_int_equal(ser_conv3x3_winograd(din, dout, w, NULL, B, OC, g.OH, g.OW, C, 2 - ph, 2 - pw, 1, 1), 0);
   naive_conv_backward(&g, in, w, dout, rdin, dw, db);
   assert_close_rel("din (flipped, accumulated)", din, rdin, ni, 1.0, 2e-5);
+  float *wdw = randbuf(nw, 17), *rdw = randbuf(nw, 17);
+  assert_int_equal(ser_conv3x3_winograd_dweight(wdw, in, dout, B, C, H, W, OC, ph, pw), 0);
+  for (size_t i = 0; i < nw; i++) rdw[i] += dw[i]; /* dw: the reference gradient from zero */
+  assert_close_rel("dweight (accumulated)", wdw, rdw, nw, 1.0, 1e-4);
+  free(wdw), free(rdw);
   free(in), free(w), free(b), free(dout), free(out), free(ref), free(din), free(rdin), free(dw), free(db);
   ser_set_num_threads(0);
 }
