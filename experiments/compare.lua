@@ -18,6 +18,9 @@ parser:option("--batch", "Batch size.", "8"):convert(tonumber)
 parser:option("--seconds", "Clip length in seconds (pad or trim).", "4.0"):convert(tonumber)
 parser:option("--lr", "Peak learning rate (OneCycle).", "1e-3"):convert(tonumber)
 parser:option("--models", "Comma-separated models to train.", "cnn2d,crnn,cnn1d")
+parser:option("--trim", "Cut each clip's leading and trailing silence (frames more than TRIM dB below " ..
+              "its loudest) before taking the --seconds window; 0 keeps the clip as recorded.", "0")
+  :argname("<dB>"):convert(tonumber)
 parser:option("--seed", "Random seed (weights, shuffling, augmentation).", "42"):convert(tonumber)
 parser:option("--folds", "Speaker k-fold cross-validation with K folds instead of the fixed split."):convert(tonumber)
 parser:option("--patience", "Early-stopping patience in epochs.", "10"):convert(tonumber)
@@ -38,6 +41,7 @@ end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
 if not args.seed then bad("--seed must be a number") end
+if not args.trim or args.trim < 0 then bad("--trim must be a number of dB > 0 (or 0 for no trimming)") end
 if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
 local model_names = {}
 for name in args.models:gmatch("[^,%s]+") do
@@ -86,6 +90,7 @@ for _, name in ipairs(model_names) do
     local _, history, result = ser.train.fit(model, run, {
       epochs = args.epochs, batch = args.batch, lr = args.lr, seed = args.seed, amp = args.amp,
       patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
+      trim = args.trim > 0 and args.trim or nil,
       classes = corpus.classes, embeddings = true, name = name,
       checkpoint = results .. "/" .. name .. ".safetensors",
     })

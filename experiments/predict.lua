@@ -13,10 +13,14 @@ local args = parser:parse(arg)
 local model, meta = ser.models.load(args.checkpoint)
 if not model then parser:error(meta) end
 local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
+-- a model trained on silence-trimmed clips sees its input trimmed the same way
+local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
 
 local failed = 0
 for _, path in ipairs(args.files) do
-  local wav, err = ser.audio.load(path, { sr = sr, mono = true, seconds = seconds })
+  local wav, err = ser.audio.load(path, { sr = sr, mono = true,
+    seconds = trim and ser.data.trim_lookahead(seconds) or seconds })
+  if wav and trim then wav = ser.data.trim_window(wav, math.floor(seconds * sr + 0.5), trim) end
   if not wav then
     io.stderr:write(("%s: %s\n"):format(path, err))
     failed = failed + 1

@@ -7,5 +7,6 @@
 #include "audio/io.h"
 #include "audio/mel.h"
 #include "audio/resample.h"
+#include "audio/trim.h"
 
 #endif

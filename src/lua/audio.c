@@ -204,6 +204,46 @@ static int l_resample(lua_State *L) {
   return 1;
 }
 
+/* trim(wav [T] or [C, T] [, {top_db = 60, frame_length = 2048, hop_length = 512}])
+ *   -> trimmed copy, first, last (the 1-based sample range kept; last = first - 1 if nothing is kept)
+ * librosa.effects.trim's rule (see src/audio/trim.h). */
+static int l_trim(lua_State *L) {
+  ser_tensor *w = ser_lua_checktensor(L, 1);
+  static const char *const keys[] = {"top_db", "frame_length", "hop_length", NULL};
+  ser_lua_checkoptions(L, 2, keys, "audio.trim");
+  ser_trim_opts o = ser_trim_opts_default();
+  o.top_db = ser_lua_optnumber(L, 2, "top_db", o.top_db, "audio.trim");
+  lua_Integer fl = ser_lua_optinteger(L, 2, "frame_length", o.frame_length, "audio.trim");
+  lua_Integer hop = ser_lua_optinteger(L, 2, "hop_length", o.hop_length, "audio.trim");
+  if (fl < 1 || fl > (1 << 24) || hop < 1 || hop > (1 << 24))
+    return luaL_error(L, "audio.trim: frame_length and hop_length must be in 1..16777216, got %d and %d", (int)fl, (int)hop);
+  o.frame_length = (int)fl;
+  o.hop_length = (int)hop;
+  if (w->ndim != 1 && w->ndim != 2)
+    return luaL_error(L, "audio.trim: expected a waveform [T] or [C, T], got %s", SER_SHAPE(w));
+  int channels = w->ndim == 2 ? (int)w->shape[0] : 1;
+  int64_t frames = w->shape[w->ndim - 1];
+  ser_tensor *c = ser_tensor_contiguous_raw(w);
+  if (!c) return ser_lua_fail(L, "audio.trim");
+  int64_t start, end;
+  int rc = ser_audio_trim_bounds(&start, &end, ser_tensor_data(c), channels, frames, &o);
+  if (rc < 0) {
+    ser_tensor_release(c);
+    return ser_lua_fail(L, "audio.trim");
+  }
+  ser_tensor *out = w->ndim == 1 ? ser_tensor_empty(1, SER_DIMS(end - start))
+                                 : ser_tensor_empty(2, SER_DIMS(channels, end - start));
+  if (out)
+    for (int ch = 0; ch < channels; ch++)
+      memcpy(ser_tensor_data(out) + (int64_t)ch * (end - start), ser_tensor_data(c) + (int64_t)ch * frames + start,
+             (size_t)(end - start) * sizeof(float));
+  ser_tensor_release(c);
+  ser_lua_pushtensor(L, out);
+  lua_pushinteger(L, end > start ? start + 1 : 1);
+  lua_pushinteger(L, end);
+  return 3;
+}
+
 static int l_cache_stats(lua_State *L) {
   ser_audio_cache_stats s;
   ser_audio_cache_get_stats(&s);
@@ -252,7 +292,8 @@ static void pin_library(void) {
 int ser_lua_open_audio(lua_State *L) {
   static const luaL_Reg fns[] = {{"load", l_load},         {"load_many", l_load_many},     {"save", l_save},
                                  {"info", l_info},         {"resample", l_resample},       {"cache_stats", l_cache_stats},
-                                 {"cache_clear", l_cache_clear}, {"cache_limit", l_cache_limit}, {NULL, NULL}};
+                                 {"cache_clear", l_cache_clear}, {"cache_limit", l_cache_limit}, {"trim", l_trim},
+                                 {NULL, NULL}};
   pin_library();
   luaL_newlib(L, fns);
   return 1;

@@ -8,6 +8,10 @@ local M = {
   manifest = require("ser.data.manifest").manifest,
   synthetic = require("ser.data.synthetic").synthetic,
   loader = require("ser.data.loader").loader,
+  -- silence trimming as the loader's trim option does it, for one waveform (predict.lua)
+  trim_options = function(t) return require("ser.data.loader").trim_options(t, 2) end,
+  trim_window = require("ser.data.loader").trim_window,
+  trim_lookahead = require("ser.data.loader").trim_lookahead,
   fetch_ravdess = require("ser.data.fetch").fetch_ravdess,
   corpus = corpus.new,          -- ser.data.corpus(items, {classes = ...}) for hand-made lists
   canonical = names.canonical,  -- canonical emotion names in their stable order

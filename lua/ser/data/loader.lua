@@ -1,7 +1,9 @@
 -- ser.data.loader(part, opts): batches {x, y, paths, index} over a corpus part.
 --
 -- Audio is decoded and resampled once (ser.audio.load_many) into one [N, T] matrix kept in
--- memory; a synthetic corpus hands over its rendered matrix directly. Then, per batch:
+-- memory; a synthetic corpus hands over its rendered matrix directly. With trim (true, a
+-- top_db or ser.audio.trim options) each clip's leading and trailing silence is cut first
+-- and the rest centred in the `seconds` window. Then, per batch:
 --   * no augmentation and a feature spec (or cache = true): features of every clip are
 --     computed once (batched, threaded) and later epochs only gather rows;
 --   * an augmentation recipe (a list of steps, see recipe.lua) and/or SpecAugment masks: a C
@@ -19,7 +21,7 @@ Loader.__name = "ser.data.Loader"
 
 local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = true, transform = true,
   features = true, augment = true, spec_augment = true, drop_last = true, cache = true, name = true,
-  prefetch = true }
+  prefetch = true, trim = true }
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
@@ -59,6 +61,38 @@ local function stream(seed)
   end
 end
 
+-- opts.trim: nil/false (off), true (M.TRIM), a top_db number, or a table of
+-- ser.audio.trim options. Returns the options table or nil.
+M.TRIM = { top_db = 30, frame_length = 1024, hop_length = 256 }
+function M.trim_options(t, level)
+  if t == nil or t == false then return nil end
+  local o = { top_db = M.TRIM.top_db, frame_length = M.TRIM.frame_length, hop_length = M.TRIM.hop_length }
+  if type(t) == "number" then
+    o.top_db = t
+  elseif type(t) == "table" then
+    for k, v in pairs(t) do
+      if o[k] == nil then
+        error(("loader: trim has an unknown field '%s' (top_db, frame_length, hop_length)"):format(tostring(k)), level + 1)
+      end
+      o[k] = v
+    end
+  elseif t ~= true then
+    error(("loader: trim must be true, a top_db number or {top_db =, frame_length =, hop_length =}, got %s")
+      :format(type(t)), level + 1)
+  end
+  if type(o.top_db) ~= "number" or not (o.top_db > 0) or o.top_db == math.huge then
+    error(("loader: trim top_db must be a number > 0 (dB below the loudest frame), got %s"):format(tostring(o.top_db)),
+      level + 1)
+  end
+  for _, k in ipairs { "frame_length", "hop_length" } do
+    if math.type(o[k]) ~= "integer" and not (type(o[k]) == "number" and o[k] == math.floor(o[k])) or o[k] < 1 then
+      error(("loader: trim %s must be a whole number of samples >= 1, got %s"):format(k, tostring(o[k])), level + 1)
+    end
+    o[k] = math.tointeger(o[k])
+  end
+  return o
+end
+
 function M.loader(part, opts)
   if type(part) ~= "table" or type(part.items) ~= "table" then
     error("loader: first argument must be a corpus part (from ser.data.scan / split / synthetic)", 2)
@@ -78,6 +112,7 @@ function M.loader(part, opts)
   if type(seconds) ~= "number" or seconds <= 0 then
     error(("loader: seconds must be a positive number, got %s"):format(tostring(seconds)), 2)
   end
+  local trim = M.trim_options(opts.trim, 2)
   local transform, tspec, kind = make_transform(opts.transform or opts.features)
   -- features are computed at the loader's rate unless the spec says otherwise
   if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
@@ -86,6 +121,7 @@ function M.loader(part, opts)
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
     samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
+    trim = trim,
   }, Loader)
   -- augmentation: a recipe (data) or a ser.augment chain runs in the C worker; a function here
   local augment, spec_augment = opts.augment, opts.spec_augment
@@ -144,55 +180,111 @@ function Loader:labels()
   return y
 end
 
+-- Decodes paths into one [#paths, round(seconds * sr)] matrix; a failure names every bad file.
+function Loader:decode(paths, seconds, cache)
+  local ser = require "ser"
+  local audio = ser.audio
+  if not audio or not (audio.load_many or audio.load) then
+    error(("loader %s: ser.audio.load_many is not available to decode the files"):format(self.name), 3)
+  end
+  local opts = { sr = self.sr, mono = true, seconds = seconds, cache = cache }
+  local list, err
+  if audio.load_many then
+    opts.stack = true
+    list, err = audio.load_many(paths, opts)
+    if not list then
+      -- name every file that failed, not just the first (the good ones come from the cache)
+      opts.stack = nil
+      local each, errors = audio.load_many(paths, opts)
+      local bad = {}
+      for i = 1, #paths do
+        if errors and errors[i] then bad[#bad + 1] = tostring(errors[i]) end
+        if #bad >= 5 then break end
+      end
+      local n_bad = 0
+      for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
+      error(("loader %s: %d of %d files did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
+        #paths, #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
+    end
+  else
+    list = {}
+    for i, p in ipairs(paths) do
+      local w, msg = audio.load(p, opts)
+      if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 0) end
+      list[i] = w
+    end
+  end
+  return type(list) == "table" and require("ser.core.data").stack(list) or list
+end
+
+-- Silence trimming looks this far into each file (bounded, so that a long
+-- recording still costs memory in proportion to the clip asked for).
+function M.trim_lookahead(seconds) return math.max(3 * seconds, 10) end
+
+-- [samples]: the non-silent part of wav [T] (ser.audio.trim with trim options
+-- from M.trim_options) centred, zero-padded on both sides when shorter and
+-- its middle kept when longer. The loader and predict.lua share it.
+function M.trim_window(wav, samples, trim)
+  local ser = require "ser"
+  local y = ser.audio.trim(wav, trim)
+  local len = y:shape()[1]
+  if len == samples then return y end
+  local out = ser.tensor.zeros(samples)
+  if len > 0 then
+    local keep = math.min(len, samples)
+    out:narrow(1, (samples - keep) // 2 + 1, keep):copy_(y:narrow(1, (len - keep) // 2 + 1, keep))
+  end
+  return out
+end
+
+-- Rows first..last of the corpus before trimming: the in-memory audio or the
+-- files decoded up to the trim lookahead.
+function Loader:raw_rows(first, last)
+  local rows, paths = {}, {}
+  for i = first, last do
+    rows[#rows + 1], paths[#paths + 1] = self.items[i].row, self.items[i].path
+  end
+  if self.part.audio then return require("ser.core.data").gather(self.part.audio, rows) end
+  return self:decode(paths, M.trim_lookahead(self.seconds), false)
+end
+
+-- [N, samples]: every clip through M.trim_window, decoded in chunks so that
+-- only 64 clips at the lookahead length are in memory at once.
+function Loader:trimmed_waveforms()
+  local T = require "ser.tensor"
+  local out, chunk = T.zeros(self.n, self.samples), 64
+  for first = 1, self.n, chunk do
+    local last = math.min(self.n, first + chunk - 1)
+    local raw = self:raw_rows(first, last)
+    for i = first, last do
+      local row = M.trim_window(raw:select(1, i - first + 1), self.samples, self.trim)
+      out:select(1, i):copy_(row)
+    end
+  end
+  return out
+end
+
 -- The [N, samples] waveform matrix, decoded and resampled on first use.
 function Loader:waveforms()
   if self.wav then return self.wav end
   if self.n == 0 then error(("loader %s: the part is empty, there is no audio to load"):format(self.name), 2) end
-  local data = require "ser.core.data"
   local part, wav = self.part, nil
-  if part.audio then
-    if part.sr ~= self.sr then
-      error(("loader %s: the in-memory corpus is at %d Hz but the loader asks for %d Hz; create it with sr = %d")
-        :format(self.name, part.sr, self.sr, self.sr), 2)
-    end
+  if part.audio and part.sr ~= self.sr then
+    error(("loader %s: the in-memory corpus is at %d Hz but the loader asks for %d Hz; create it with sr = %d")
+      :format(self.name, part.sr, self.sr, self.sr), 2)
+  end
+  if self.trim then
+    wav = self:trimmed_waveforms()
+  elseif part.audio then
     local rows = {}
     for i, it in ipairs(self.items) do rows[i] = it.row end
-    wav = data.gather(part.audio, rows)
+    wav = require("ser.core.data").gather(part.audio, rows)
   else
-    local ser = require "ser"
-    local audio = ser.audio
-    if not audio or not (audio.load_many or audio.load) then
-      error(("loader %s: ser.audio.load_many is not available to decode the files"):format(self.name), 2)
-    end
     local paths = {}
     for i, it in ipairs(self.items) do paths[i] = it.path end
-    local list, err
-    if audio.load_many then
-      list, err = audio.load_many(paths, { sr = self.sr, mono = true, seconds = self.seconds, stack = true })
-      if not list then
-        -- name every file that failed, not just the first (the good ones come from the cache)
-        local each, errors = audio.load_many(paths, { sr = self.sr, mono = true, seconds = self.seconds })
-        local bad = {}
-        for i = 1, #paths do
-          if errors and errors[i] then bad[#bad + 1] = tostring(errors[i]) end
-          if #bad >= 5 then break end
-        end
-        local n_bad = 0
-        for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
-        error(("loader %s: %d of %d files did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
-          #paths, #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
-      end
-    else
-      list = {}
-      for i, p in ipairs(paths) do
-        local w, msg = audio.load(p, { sr = self.sr, mono = true, seconds = self.seconds })
-        if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 0) end
-        list[i] = w
-      end
-    end
-    wav = type(list) == "table" and data.stack(list) or list
+    wav = self:decode(paths, self.seconds)
   end
-  if wav:shape()[2] ~= self.samples then wav = data.fit_rows(wav, self.samples) end
+  if wav:shape()[2] ~= self.samples then wav = require("ser.core.data").fit_rows(wav, self.samples) end
   self.wav = wav
   return wav
 end

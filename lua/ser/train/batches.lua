@@ -149,7 +149,7 @@ function M.loaders(parts, o, model)
         if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind) end
         out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
           seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
-          spec_augment = spec_aug, name = name })
+          spec_augment = spec_aug, name = name, trim = o.trim })
       end
       classes = classes or p.classes
     elseif is_loader(p) then
