@@ -187,6 +187,27 @@ static void test_amp_close_to_fp32(void **state) {
   printf("  amp vs fp32: worst abs err %.3g, worst err / bound %.3f\n", worst, worst_ratio);
   assert_true(worst > 0.0); /* it really ran in bf16 */
   assert_true(worst_ratio <= 1.0);
+  /* The input gradient (Winograd in bf16 for this geometry): the same bound
+   * with the adjoint sum |w| |dout| per input element. */
+  float *dout = randbuf(no, 4), *adout = malloc(no * 4);
+  for (size_t i = 0; i < no; i++) adout[i] = fabsf(dout[i]);
+  float *din = calloc(ni, 4), *rdin = calloc(ni, 4), *dbound = calloc(ni, 4);
+  float *scratch_w = calloc(nw, 4), *scratch_b = calloc(g.OC, 4);
+  naive_conv_backward(&g, ain, aw, adout, dbound, scratch_w, scratch_b);
+  assert_int_equal(ser_conv2d_backward(rdin, NULL, NULL, dout, in, w, &g), 0);
+  assert_int_equal(ser_set_amp(1), 0);
+  assert_int_equal(ser_conv2d_backward(din, NULL, NULL, dout, in, w, &g), 0);
+  ser_set_amp(0);
+  worst = 0, worst_ratio = 0;
+  for (size_t i = 0; i < ni; i++) {
+    double d = fabs(din[i] - rdin[i]);
+    worst = fmax(worst, d);
+    worst_ratio = fmax(worst_ratio, d / (ldexp(dbound[i], -7) + 1e-5));
+  }
+  printf("  amp din vs fp32: worst abs err %.3g, worst err / bound %.3f\n", worst, worst_ratio);
+  assert_true(worst > 0.0);
+  assert_true(worst_ratio <= 1.0);
+  free(dout), free(adout), free(din), free(rdin), free(dbound), free(scratch_w), free(scratch_b);
   free(in), free(w), free(out), free(ref), free(ain), free(aw), free(bound);
 }
 
