@@ -51,6 +51,10 @@ struct ser_node {
   int out_ndim;
   int64_t out_shape[SER_MAX_DIMS];
   ser_tensor *grad_buf;                     /* engine: gradient of the output during backward */
+  int grad_buf_fresh;                       /* engine: grad_buf is not written yet (uninitialised) */
+  unsigned gin_fresh;                       /* engine -> backward: bit i set when gin[i] is uninitialised
+                                               memory the backward must overwrite rather than add to
+                                               (only for ops listed in overwrites_fresh, autograd.c) */
   int freed;                                /* inputs/saved released after backward */
   int mark;                                 /* engine: traversal state */
 };

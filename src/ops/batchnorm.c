@@ -75,9 +75,10 @@ void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, 
     }
 }
 
-void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                            const float *mean, const float *invstd, const float *weight, int B, int C, int S,
-                            int training) {
+/* din_overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
+static void batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                               const float *mean, const float *invstd, const float *weight, int B, int C, int S,
+                               int training, int din_overwrite) {
   size_t plane = (size_t)C * S;
   double n = (double)B * S;
 #pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
@@ -98,10 +99,21 @@ void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const floa
       const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
       float *dx = din + b * plane + (size_t)c * S;
       float k = is * mdyx;
+      if (din_overwrite) {
 #pragma omp simd
-      for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * k);
+        for (int i = 0; i < S; i++) dx[i] = g * (dy[i] - mdy - (x[i] - mu) * k);
+      } else {
+#pragma omp simd
+        for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * k);
+      }
     }
   }
+}
+
+void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                            const float *mean, const float *invstd, const float *weight, int B, int C, int S,
+                            int training) {
+  batchnorm_backward(din, dweight, dbias, dout, in, mean, invstd, weight, B, C, S, training, 0);
 }
 
 static int check_vec(const char *what, const ser_tensor *t, int64_t C, const ser_tensor *x) {
@@ -190,11 +202,11 @@ int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_ten
     return SER_ENOMEM;
   }
   const float *stats = ser_tensor_data(node->saved[0]);
-  ser_batchnorm_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL,
+  batchnorm_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL,
                          (gin[1] && w) ? ser_tensor_data(gin[1]) : NULL,
                          (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL, ser_tensor_data(gout),
                          ser_tensor_data(xc), stats, stats + C, wc ? ser_tensor_data(wc) : NULL, (int)B, (int)C,
-                         (int)S, (int)node->iarg[0]);
+                         (int)S, (int)node->iarg[0], (node->gin_fresh & 1u) != 0);
   ser_tensor_release(xc);
   ser_tensor_release(wc);
   return 0;

@@ -251,8 +251,9 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
 /* One image's share of the backward pass, block by block of output
  * positions: dW += dout col^T, din += col2im(W^T dout). */
 static int backward_image(float *din_b, float *dw, const float *dout_b, const float *in_b,
-                          const float *weight, const ser_conv_geom *g) {
+                          const float *weight, const ser_conv_geom *g, int din_overwrite) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, NB = chunk_of(g);
+  if (din_b && din_overwrite) memset(din_b, 0, sizeof(float) * (size_t)g->C * g->H * g->W);
   if (col_is_input(g)) {
     if (dw) ser_gemm(0, 1, g->OC, CKK, OHW, 1.0f, dout_b, OHW, in_b, OHW, 1.0f, dw, CKK);
     if (din_b) ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
@@ -274,8 +275,9 @@ static int backward_image(float *din_b, float *dw, const float *dout_b, const fl
   return 0;
 }
 
-int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                        const float *weight, const ser_conv_geom *g) {
+/* din_overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
+static int conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                           const float *weight, const ser_conv_geom *g, int din_overwrite) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
   size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
   size_t wn = (size_t)g->OC * CKK;
@@ -292,7 +294,7 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
   if (use_winograd(g)) {
     /* din = the 3x3 conv of dout with the flipped, transposed weight and padding 2 - p */
     int rc = din ? ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,
-                                        2 - g->pw, 1, 1)
+                                        2 - g->pw, 1, !din_overwrite)
                  : 0;
     if (!rc && dweight)
       rc = ser_conv3x3_winograd_dweight(dweight, in, dout, g->B, g->C, g->H, g->W, g->OC, g->ph, g->pw);
@@ -301,7 +303,7 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
   if (!split_batch(g)) {
     for (int b = 0; b < g->B; b++) {
       int rc = backward_image(din ? din + b * in_sz : NULL, dweight, dout + b * out_sz, in + b * in_sz,
-                              weight, g);
+                              weight, g, din_overwrite);
       if (rc) return rc;
     }
     return 0;
@@ -325,7 +327,8 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
 #pragma omp for schedule(static)
     for (int b = 0; b < g->B; b++) {
       if (failed) continue;
-      if (backward_image(din ? din + b * in_sz : NULL, dw, dout + b * out_sz, in + b * in_sz, weight, g))
+      if (backward_image(din ? din + b * in_sz : NULL, dw, dout + b * out_sz, in + b * in_sz, weight, g,
+                         din_overwrite))
         failed = 1;
     }
   }
@@ -335,6 +338,11 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
       if (part[t])
         for (size_t i = 0; i < wn; i++) dweight[i] += part[t][i];
   return 0;
+}
+
+int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                        const float *weight, const ser_conv_geom *g) {
+  return conv2d_backward(din, dweight, dbias, dout, in, weight, g, 0);
 }
 
 /* ---- autograd ops ------------------------------------------------------ */
@@ -440,9 +448,9 @@ static int conv_backward(ser_node *node, const ser_tensor *gout, ser_tensor **gi
   ser_tensor *xc = ser_tensor_contiguous_raw(x), *wc = ser_tensor_contiguous_raw(w);
   rc = SER_ENOMEM;
   if (xc && wc)
-    rc = ser_conv2d_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL, gin[1] ? ser_tensor_data(gin[1]) : NULL,
-                             (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL,
-                             ser_tensor_data(gout), ser_tensor_data(xc), ser_tensor_data(wc), &g);
+    rc = conv2d_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL, gin[1] ? ser_tensor_data(gin[1]) : NULL,
+                         (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL, ser_tensor_data(gout),
+                         ser_tensor_data(xc), ser_tensor_data(wc), &g, (node->gin_fresh & 1u) != 0);
   ser_tensor_release(xc);
   ser_tensor_release(wc);
   return rc ? ser_error_prefix(rc, "%s", op) : 0;

@@ -353,6 +353,13 @@ static int unary_backward(ser_node *n, const ser_tensor *gt, ser_tensor **gin, u
       }
       break;
     case UN_RELU:
+      if (n->gin_fresh & 1u) { /* a fresh gradient buffer (autograd.c): write, do not add */
+        SIMD_LOOP for (int64_t i = 0; i < len; i++) {
+          float gi = g[i];
+          d[i] = x[i] > 0 ? gi : 0.0f;
+        }
+        break;
+      }
       SIMD_LOOP for (int64_t i = 0; i < len; i++) {
         float gi = g[i];
         d[i] += x[i] > 0 ? gi : 0.0f;

@@ -150,15 +150,75 @@ void ser_maxpool2d_forward(float *out, int32_t *idx, const float *in, const ser_
   }
 }
 
-void ser_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g) {
+static inline __mmask16 mask_of(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 2x2 stride-2 windows do not overlap, so each input element receives at most
+ * one output's gradient: rows of din are written (or added to) 32 at a time
+ * from 16 outputs, a lane taking dout where the stored argmax names it, zero
+ * elsewhere, instead of a scalar scatter after a zero fill. */
+__attribute__((target("avx512f"))) static void maxpool_2x2_backward_avx512(float *din, const float *dout,
+                                                                          const int32_t *idx, const ser_pool_geom *g,
+                                                                          int overwrite) {
+  int planes = g->B * g->C, W = g->W, H = g->H, OW = g->OW, OH = g->OH;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * H * W)
+  for (int p = 0; p < planes; p++) {
+    const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ihi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __m512i two = _mm512_slli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    float *dx = din + (size_t)p * H * W;
+    const float *dy = dout + (size_t)p * OH * OW;
+    const int32_t *ix = idx + (size_t)p * OH * OW;
+    for (int oh = 0; oh < OH; oh++) {
+      int base = 2 * oh * W;
+      float *rows[2] = {dx + base, dx + base + W};
+      for (int ow = 0; ow < OW; ow += 16) {
+        int n = OW - ow < 16 ? OW - ow : 16;
+        __mmask16 m = mask_of(n), mlo = mask_of(2 * n), mhi = mask_of(2 * n - 16);
+        __m512 v = _mm512_maskz_loadu_ps(m, dy + oh * OW + ow);
+        __m512i at = _mm512_maskz_loadu_epi32(m, ix + oh * OW + ow);
+        __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32(base + 2 * ow), two);
+        for (int r = 0; r < 2; r++) {
+          __m512i ir = _mm512_add_epi32(i0, _mm512_set1_epi32(r * W));
+          __m512 e0 = _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, at, ir), v);
+          __m512 e1 = _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, at, _mm512_add_epi32(ir, _mm512_set1_epi32(1))), v);
+          __m512 lo = _mm512_permutex2var_ps(e0, ilo, e1), hi = _mm512_permutex2var_ps(e0, ihi, e1);
+          float *d = rows[r] + 2 * ow;
+          if (!overwrite) {
+            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(mlo, d));
+            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mhi, d + 16));
+          }
+          _mm512_mask_storeu_ps(d, mlo, lo);
+          _mm512_mask_storeu_ps(d + 16, mhi, hi);
+        }
+      }
+      if (overwrite && W > 2 * OW) /* an odd width's last column is in no window */
+        for (int r = 0; r < 2; r++) memset(rows[r] + 2 * OW, 0, sizeof(float) * (W - 2 * OW));
+    }
+    if (overwrite && H > 2 * OH) memset(dx + (size_t)2 * OH * W, 0, sizeof(float) * (size_t)(H - 2 * OH) * W);
+  }
+}
+
+/* overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
+static void maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g,
+                               int overwrite) {
+  if (g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+      __builtin_cpu_supports("avx512f")) {
+    maxpool_2x2_backward_avx512(din, dout, idx, g, overwrite);
+    return;
+  }
   int planes = g->B * g->C, n = g->OH * g->OW;
 #pragma omp parallel for schedule(static) PAR_IF((double)planes * n)
   for (int p = 0; p < planes; p++) {
     float *dx = din + (size_t)p * g->H * g->W;
     const float *dy = dout + (size_t)p * n;
     const int32_t *ix = idx + (size_t)p * n;
+    if (overwrite) memset(dx, 0, sizeof(float) * (size_t)g->H * g->W);
     for (int i = 0; i < n; i++) dx[ix[i]] += dy[i];
   }
+}
+
+void ser_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g) {
+  maxpool2d_backward(din, dout, idx, g, 0);
 }
 
 void ser_avgpool2d_forward(float *out, const float *in, const ser_pool_geom *g) {
@@ -371,7 +431,8 @@ int ser_max_pool_backward_node(ser_node *node, const ser_tensor *gout, ser_tenso
   ser_pool_geom g;
   int rc = pool_geom(&g, node->inputs[0], node->iarg, (int)node->iarg[6], "max_pool backward");
   if (rc) return rc;
-  ser_maxpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), ((idx_ctx *)node->ctx)->idx, &g);
+  maxpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), ((idx_ctx *)node->ctx)->idx, &g,
+                     (node->gin_fresh & 1u) != 0);
   return 0;
 }
 
