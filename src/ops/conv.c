@@ -281,9 +281,10 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
   size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
   size_t wn = (size_t)g->OC * CKK;
-  if (dbias)
-    for (int b = 0; b < g->B; b++)
-      for (int oc = 0; oc < g->OC; oc++) {
+  if (dbias) /* per channel, images in order: the same sums whatever the thread count */
+#pragma omp parallel for schedule(static) if ((double)g->B * g->OC * OHW > 65536 && !omp_in_parallel())
+    for (int oc = 0; oc < g->OC; oc++)
+      for (int b = 0; b < g->B; b++) {
         const float *d = dout + b * out_sz + (size_t)oc * OHW;
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)

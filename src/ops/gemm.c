@@ -124,33 +124,58 @@ kernel_bf16(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int
   }
 }
 
+/* In-register transpose of a 16x16 block of 32-bit words: r[i] word j moves
+ * to r[j] word i (unpack 32, unpack 64, then two rounds of 128-bit lane
+ * shuffles; 64 shuffles, where 16 scatters cost several times more on Zen 4). */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 8; k++) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; k++) { /* u[4k + c], lane L: column 4L + c of rows 4k..4k+3 */
+    u[4 * k + 0] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int c = 0; c < 4; c++) {
+    __m512i v = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), w = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+    __m512i v2 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xee), w2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xee);
+    r[c] = _mm512_shuffle_i32x4(v, w, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v, w, 0xdd);
+    r[8 + c] = _mm512_shuffle_i32x4(v2, w2, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v2, w2, 0xdd);
+  }
+}
+
+/* 32 k of one row (from k, zero past K) as 16 bf16 pair words, pair order. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static inline __m512i row_pairs(const float *row, int k, int K) {
+  int left = K - k;
+  __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+  __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
+}
+
 /* One MR-row panel of op(A), vectorised both ways (the scalar conversion
  * was 10% of an amp training step: the weight-gradient GEMMs pack dout as A).
  * A not transposed: a row's pairs are adjacent, so 32 k of one row convert in
- * one step and scatter down the panel (stride MR). A transposed ([K,M]): the
- * MR rows of one k are adjacent, so rows k and k+1 load as one vector and a
- * permute interleaves them into the MR pair words of step p. */
+ * one step; the MR rows' 16 pair words are transposed in registers into 16
+ * steps of MR words. A transposed ([K,M]): the MR rows of one k are adjacent,
+ * so rows k and k+1 load as one vector and a permute interleaves them into the
+ * MR pair words of step p. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
 pack_a_panel(uint32_t *dst, int ta, const float *A, int lda, int M, int K, int i0) {
   int KP = (K + 1) / 2, rows = M - i0 < MR ? M - i0 : MR;
   if (!ta) {
-    __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                      _mm512_set1_epi32(MR));
-    for (int i = 0; i < MR; i++) {
-      if (i >= rows) {
-        for (int p = 0; p < KP; p++) dst[(size_t)p * MR + i] = 0;
-        continue;
-      }
-      const float *row = A + (size_t)(i0 + i) * lda;
-      for (int k = 0; k < K; k += 32) {
-        int left = K - k;
-        __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-        __m512i w = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
-        int np = (left + 1) / 2;
-        __mmask16 mp = np >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << np) - 1);
-        _mm512_mask_i32scatter_epi32(dst + (size_t)(k / 2) * MR + i, mp, step, w, 4);
-      }
+    for (int k = 0; k < K; k += 32) {
+      __m512i r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? row_pairs(A + (size_t)(i0 + i) * lda, k, K) : _mm512_setzero_si512();
+      transpose16(r);
+      int np = KP - k / 2 < 16 ? KP - k / 2 : 16;
+      for (int q = 0; q < np; q++)
+        _mm256_storeu_si256((__m256i *)(dst + (size_t)(k / 2 + q) * MR), _mm512_castsi512_si256(r[q]));
     }
     return;
   }
@@ -192,32 +217,22 @@ pack_b_panel_n(uint32_t *dst, const float *B, int ldb, int N, int K, int j0) {
 }
 
 /* The same with op(B) = B^T (B is [N,K]): a column's pairs are adjacent in
- * memory, so 32 k of one column convert in one step (already in pair order)
- * and scatter down the panel's column. */
+ * memory, so 32 k of one column convert in one step (already in pair order);
+ * 16 columns at a time are transposed in registers into 16 pair steps. */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
 pack_b_panel_t(uint32_t *dst, const float *B, int ldb, int N, int K, int j0) {
   int KP = (K + 1) / 2;
-  __m512i step = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                    _mm512_set1_epi32(NR));
-  for (int j = 0; j < NR; j++) {
-    int n = j0 + j;
-    if (n >= N) {
-      for (int p = 0; p < KP; p++) dst[(size_t)p * NR + j] = 0;
-      continue;
-    }
-    const float *row = B + (size_t)n * ldb;
+  for (int v = 0; v < NRV; v++)
     for (int k = 0; k < K; k += 32) {
-      int left = K - k;
-      __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-      __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-      __m512 lo = _mm512_maskz_loadu_ps(m0, row + k);
-      __m512 hi = _mm512_maskz_loadu_ps(m1, row + k + 16);
-      __m512i w = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      int np = (left + 1) / 2;
-      __mmask16 mp = np >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << np) - 1);
-      _mm512_mask_i32scatter_epi32(dst + (size_t)(k / 2) * NR + j, mp, step, w, 4);
+      __m512i r[16];
+      for (int j = 0; j < 16; j++) {
+        int n = j0 + v * 16 + j;
+        r[j] = n < N ? row_pairs(B + (size_t)n * ldb, k, K) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      int np = KP - k / 2 < 16 ? KP - k / 2 : 16;
+      for (int q = 0; q < np; q++) _mm512_storeu_si512((void *)(dst + (size_t)(k / 2 + q) * NR + v * 16), r[q]);
     }
-  }
 }
 
 int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

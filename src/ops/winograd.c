@@ -491,6 +491,7 @@ int ser_conv3x3_winograd_dweight(float *dweight, const float *in, const float *d
   for (int t = 1; t < nt; t++)
     for (size_t i = 0; i < un; i++) dU[i] += part[t][i];
   /* dW += G^T dU G, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+#pragma omp parallel for schedule(static) if (nt > 1)
   for (int co = 0; co < Co; co++)
     for (int ci = 0; ci < Ci; ci++) {
       float u[4][4], t[3][4];
