@@ -174,6 +174,7 @@ static unsigned overwrites_fresh(ser_op op) {
   case SER_OP_CONV2D:
   case SER_OP_CONV1D:
   case SER_OP_BATCH_NORM:
+  case SER_OP_BATCH_NORM_RELU:
   case SER_OP_MAX_POOL:
     return 1u;
   default:

@@ -5,6 +5,7 @@
  *   F.conv2d(x, w, b, {stride=, padding=, dilation=})    sizes: n or {h, w}
  *   F.conv1d(x, w, b, {stride=, padding=, dilation=})    sizes: n or {n}
  *   F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+ *   F.batch_norm_relu(same arguments)  relu(batch_norm(...)) as one op (nn.Sequential fuses the pair)
  *   F.max_pool2d(x, kernel, {stride=, padding=})          also max_pool1d, avg_pool2d, avg_pool1d
  *   F.adaptive_avg_pool2d(x, size)                        also adaptive_avg_pool1d
  *   F.linear(x, w, b)   F.dropout(x, p, training)   F.leaky_relu(x, slope)
@@ -75,16 +76,21 @@ static int conv(lua_State *L, int nd) {
 static int l_conv2d(lua_State *L) { return conv(L, 2); }
 static int l_conv1d(lua_State *L) { return conv(L, 1); }
 
-static int l_batch_norm(lua_State *L) {
+static int batch_norm(lua_State *L, int relu) {
   ser_tensor *x = ser_lua_checktensor(L, 1), *rm = ser_lua_opttensor(L, 2), *rv = ser_lua_opttensor(L, 3);
   ser_tensor *w = ser_lua_opttensor(L, 4), *b = ser_lua_opttensor(L, 5);
   int training = lua_toboolean(L, 6); /* PyTorch's default: training=False */
   double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
   ser_tensor *y = NULL;
-  SER_LUA_TRY(L, "batch_norm", ser_batch_norm(&y, x, rm, rv, w, b, training, momentum, eps));
+  if (relu)
+    SER_LUA_TRY(L, "batch_norm_relu", ser_batch_norm_relu(&y, x, rm, rv, w, b, training, momentum, eps));
+  else
+    SER_LUA_TRY(L, "batch_norm", ser_batch_norm(&y, x, rm, rv, w, b, training, momentum, eps));
   ser_lua_pushtensor(L, y);
   return 1;
 }
+static int l_batch_norm(lua_State *L) { return batch_norm(L, 0); }
+static int l_batch_norm_relu(lua_State *L) { return batch_norm(L, 1); }
 
 static void pool_opts(lua_State *L, int nd, ser_pool_opts *o, const char *fname) {
   static const char *const allowed[] = {"stride", "padding", NULL};
@@ -196,6 +202,7 @@ int ser_lua_open_nn_functional_cnn(lua_State *L) {
       {"conv2d", l_conv2d},
       {"conv1d", l_conv1d},
       {"batch_norm", l_batch_norm},
+      {"batch_norm_relu", l_batch_norm_relu},
       {"max_pool2d", l_max_pool2d},
       {"max_pool1d", l_max_pool1d},
       {"avg_pool2d", l_avg_pool2d},

@@ -23,20 +23,47 @@ static inline float row_sqdev(const float *p, int S, float mu) {
   return s;
 }
 
-/* sum dy and sum dy * (x - mu) over one row */
-static inline void row_dsums(const float *dy, const float *x, int S, float mu, double *sdy, double *sdyx) {
+/* sum dy and sum dy * (x - mu) over one row; with y (batch_norm_relu's
+ * output) dy counts only where y > 0, as relu's backward would pass it on */
+static inline void row_dsums(const float *dy, const float *x, const float *y, int S, float mu, double *sdy,
+                             double *sdyx) {
   float a = 0.0f, b = 0.0f;
+  if (y) {
 #pragma omp simd reduction(+ : a, b)
-  for (int i = 0; i < S; i++) {
-    a += dy[i];
-    b += dy[i] * (x[i] - mu);
+    for (int i = 0; i < S; i++) {
+      float g = dy[i]; /* loaded unconditionally: the select is a blend, the loop vectorises */
+      float d = y[i] > 0 ? g : 0.0f;
+      a += d;
+      b += d * (x[i] - mu);
+    }
+  } else {
+#pragma omp simd reduction(+ : a, b)
+    for (int i = 0; i < S; i++) {
+      a += dy[i];
+      b += dy[i] * (x[i] - mu);
+    }
   }
   *sdy += a;
   *sdyx += b;
 }
-void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
-                                 const float *bias, float *running_mean, float *running_var, int B, int C, int S,
-                                 float momentum, float eps) {
+/* q = p * scale + shift, then max(0, .) when relu (written as ser_relu does: v > 0 ? v : 0). */
+static inline void affine_row(float *q, const float *p, int S, float scale, float shift, int relu) {
+  if (relu) {
+#pragma omp simd
+    for (int i = 0; i < S; i++) {
+      float v = p[i] * scale + shift;
+      q[i] = v > 0 ? v : 0;
+    }
+  } else {
+#pragma omp simd
+    for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
+  }
+}
+
+/* relu: out = max(0, normalised) in the same pass (batch_norm_relu), NaN -> 0 as ser_relu. */
+static void batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
+                                    const float *bias, float *running_mean, float *running_var, int B, int C, int S,
+                                    float momentum, float eps, int relu) {
   size_t plane = (size_t)C * S;
   double n = (double)B * S;
 #pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
@@ -52,33 +79,37 @@ void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const f
     if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
     if (running_var) running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * n / (n - 1.0));
     float scale = is * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - (float)mu * scale;
-    for (int b = 0; b < B; b++) {
-      const float *p = in + b * plane + (size_t)c * S;
-      float *q = out + b * plane + (size_t)c * S;
-      #pragma omp simd
-      for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
-    }
+    for (int b = 0; b < B; b++)
+      affine_row(out + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S, S, scale, shift, relu);
   }
 }
 
-void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, const float *invstd,
-                                const float *weight, const float *bias, int B, int C, int S) {
+void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
+                                 const float *bias, float *running_mean, float *running_var, int B, int C, int S,
+                                 float momentum, float eps) {
+  batchnorm_forward_train(out, mean, invstd, in, weight, bias, running_mean, running_var, B, C, S, momentum, eps, 0);
+}
+
+static void batchnorm_forward_eval(float *out, const float *in, const float *mean, const float *invstd,
+                                   const float *weight, const float *bias, int B, int C, int S, int relu) {
   size_t plane = (size_t)C * S;
 #pragma omp parallel for collapse(2) schedule(static) if ((double)B * C * S > 32768)
   for (int b = 0; b < B; b++)
     for (int c = 0; c < C; c++) {
       float scale = invstd[c] * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - mean[c] * scale;
-      const float *p = in + b * plane + (size_t)c * S;
-      float *q = out + b * plane + (size_t)c * S;
-      #pragma omp simd
-      for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
+      affine_row(out + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S, S, scale, shift, relu);
     }
+}
+
+void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, const float *invstd,
+                                const float *weight, const float *bias, int B, int C, int S) {
+  batchnorm_forward_eval(out, in, mean, invstd, weight, bias, B, C, S, 0);
 }
 
 /* din_overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
 static void batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                               const float *mean, const float *invstd, const float *weight, int B, int C, int S,
-                               int training, int din_overwrite) {
+                               const float *relu_out, const float *mean, const float *invstd, const float *weight,
+                               int B, int C, int S, int training, int din_overwrite) {
   size_t plane = (size_t)C * S;
   double n = (double)B * S;
 #pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
@@ -86,7 +117,8 @@ static void batchnorm_backward(float *din, float *dweight, float *dbias, const f
     double sdy = 0.0, sdyx = 0.0;  /* sum dy, sum dy * xhat */
     float mu = mean[c], is = invstd[c];
     for (int b = 0; b < B; b++)
-      row_dsums(dout + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S, S, mu, &sdy, &sdyx);
+      row_dsums(dout + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S,
+                relu_out ? relu_out + b * plane + (size_t)c * S : NULL, S, mu, &sdy, &sdyx);
     sdyx *= is;
     if (dbias) dbias[c] += (float)sdy;
     if (dweight) dweight[c] += (float)sdyx;
@@ -99,7 +131,22 @@ static void batchnorm_backward(float *din, float *dweight, float *dbias, const f
       const float *dy = dout + b * plane + (size_t)c * S, *x = in + b * plane + (size_t)c * S;
       float *dx = din + b * plane + (size_t)c * S;
       float k = is * mdyx;
-      if (din_overwrite) {
+      if (relu_out) {
+        const float *y = relu_out + b * plane + (size_t)c * S;
+        if (din_overwrite) {
+#pragma omp simd
+          for (int i = 0; i < S; i++) {
+            float d = dy[i];
+            dx[i] = g * ((y[i] > 0 ? d : 0.0f) - mdy - (x[i] - mu) * k);
+          }
+        } else {
+#pragma omp simd
+          for (int i = 0; i < S; i++) {
+            float d = dy[i];
+            dx[i] += g * ((y[i] > 0 ? d : 0.0f) - mdy - (x[i] - mu) * k);
+          }
+        }
+      } else if (din_overwrite) {
 #pragma omp simd
         for (int i = 0; i < S; i++) dx[i] = g * (dy[i] - mdy - (x[i] - mu) * k);
       } else {
@@ -113,7 +160,7 @@ static void batchnorm_backward(float *din, float *dweight, float *dbias, const f
 void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                             const float *mean, const float *invstd, const float *weight, int B, int C, int S,
                             int training) {
-  batchnorm_backward(din, dweight, dbias, dout, in, mean, invstd, weight, B, C, S, training, 0);
+  batchnorm_backward(din, dweight, dbias, dout, in, NULL, mean, invstd, weight, B, C, S, training, 0);
 }
 
 static int check_vec(const char *what, const ser_tensor *t, int64_t C, const ser_tensor *x) {
@@ -124,8 +171,8 @@ static int check_vec(const char *what, const ser_tensor *t, int64_t C, const ser
   return 0;
 }
 
-int ser_batch_norm(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
-                   ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps) {
+static int batch_norm_op(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
+                         ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps, int relu) {
   *out = NULL;
   if (!x) return ser_error(SER_EINVAL, "batch_norm: input is required");
   if (x->ndim < 2 || x->ndim > 4)
@@ -161,23 +208,26 @@ int ser_batch_norm(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, se
   float *mean = ser_tensor_data(stats), *invstd = mean + C;
   const float *w = wc ? ser_tensor_data(wc) : NULL, *bb = bc ? ser_tensor_data(bc) : NULL;
   if (training) {
-    ser_batchnorm_forward_train(ser_tensor_data(y), mean, invstd, ser_tensor_data(xc), w, bb,
-                                running_mean ? ser_tensor_data(running_mean) : NULL,
-                                running_var ? ser_tensor_data(running_var) : NULL, (int)B, (int)C, (int)S,
-                                (float)momentum, (float)eps);
+    batchnorm_forward_train(ser_tensor_data(y), mean, invstd, ser_tensor_data(xc), w, bb,
+                            running_mean ? ser_tensor_data(running_mean) : NULL,
+                            running_var ? ser_tensor_data(running_var) : NULL, (int)B, (int)C, (int)S,
+                            (float)momentum, (float)eps, relu);
   } else {
     const float *rm = ser_tensor_data(running_mean), *rv = ser_tensor_data(running_var);
     for (int64_t c = 0; c < C; c++) {
       mean[c] = rm[c];
       invstd[c] = (float)(1.0 / sqrt((double)rv[c] + eps));
     }
-    ser_batchnorm_forward_eval(ser_tensor_data(y), ser_tensor_data(xc), mean, invstd, w, bb, (int)B, (int)C, (int)S);
+    batchnorm_forward_eval(ser_tensor_data(y), ser_tensor_data(xc), mean, invstd, w, bb, (int)B, (int)C, (int)S,
+                           relu);
   }
   ser_node *node = NULL;
-  rc = ser_autograd_record(y, SER_OP_BATCH_NORM, 3, (ser_tensor *[]){x, weight, bias}, &node);
+  rc = ser_autograd_record(y, relu ? SER_OP_BATCH_NORM_RELU : SER_OP_BATCH_NORM, 3, (ser_tensor *[]){x, weight, bias},
+                           &node);
   if (rc) goto done;
   if (node) {
     node->saved[0] = ser_tensor_retain(stats);
+    if (relu) node->saved[1] = ser_tensor_alias(y); /* the relu mask (alias: no cycle) */
     node->iarg[0] = training;
   }
   *out = y;
@@ -191,6 +241,17 @@ done:
   return rc;
 }
 
+int ser_batch_norm(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
+                   ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps) {
+  return batch_norm_op(out, x, running_mean, running_var, weight, bias, training, momentum, eps, 0);
+}
+
+int ser_batch_norm_relu(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
+                        ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps) {
+  return batch_norm_op(out, x, running_mean, running_var, weight, bias, training, momentum, eps, 1);
+}
+
+/* batch_norm and batch_norm_relu (saved[1] = the output, whose sign masks dout) */
 int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
   ser_tensor *x = node->inputs[0], *w = node->inputs[1];
   int64_t B = x->shape[0], C = x->shape[1], S = 1;
@@ -205,7 +266,8 @@ int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_ten
   batchnorm_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL,
                          (gin[1] && w) ? ser_tensor_data(gin[1]) : NULL,
                          (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL, ser_tensor_data(gout),
-                         ser_tensor_data(xc), stats, stats + C, wc ? ser_tensor_data(wc) : NULL, (int)B, (int)C,
+                         ser_tensor_data(xc), node->saved[1] ? ser_tensor_data(node->saved[1]) : NULL, stats,
+                         stats + C, wc ? ser_tensor_data(wc) : NULL, (int)B, (int)C,
                          (int)S, (int)node->iarg[0], (node->gin_fresh & 1u) != 0);
   ser_tensor_release(xc);
   ser_tensor_release(wc);

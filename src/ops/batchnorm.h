@@ -33,6 +33,11 @@ void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const floa
  * Gradients flow to x, weight, bias; the running stats are buffers. */
 int ser_batch_norm(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
                    ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps);
+/* relu(batch_norm(...)) in one op: one pass instead of two forward and
+ * backward, and no intermediate tensor (nn.Sequential uses it for a
+ * BatchNorm followed by a ReLU). Values and gradients equal the two ops'. */
+int ser_batch_norm_relu(ser_tensor **out, ser_tensor *x, ser_tensor *running_mean, ser_tensor *running_var,
+                        ser_tensor *weight, ser_tensor *bias, int training, double momentum, double eps);
 int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin);
 
 #endif

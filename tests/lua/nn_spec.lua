@@ -9,6 +9,7 @@ local nn = ser.nn
 local T = ser.tensor
 
 local function shape(t) return table.concat(t:shape(), "x") end
+local function F_relu(x) return nn.functional.relu(x) end
 
 local function small()
   return nn.Sequential{ nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
@@ -218,6 +219,40 @@ describe("nn layers forward", function()
     bn(x)
     assert.are.same({ 1 }, flat(bn.num_batches_tracked))
     assert.are.same(rm, flat(bn.running_mean))
+  end)
+
+  it_cnn("fuses BatchNorm + ReLU in Sequential with the same values, gradients and running stats", function()
+    for _, case in ipairs{ { nn.BatchNorm2d, { 3, 4, 5, 7 } }, { nn.BatchNorm1d, { 3, 4, 33 } } } do
+      for _, train in ipairs{ true, false } do
+        ser.manual_seed(7)
+        local a, b = case[1](4), case[1](4)
+        local fused = nn.Sequential{ a, nn.ReLU() }
+        local x = T.randn(table.unpack(case[2]))
+        local xa, xb = x:clone():requires_grad(true), x:clone():requires_grad(true)
+        if not train then fused:eval(); b:eval() end
+        local ya = fused(xa)
+        local yb = F_relu(b(xb)) -- the two ops, unfused
+        assert.are.same(flat(yb), flat(ya))
+        local r = T.randn(table.unpack(case[2]))
+        local la, lb = (ya * r):sum(), (yb * r):sum()
+        la:backward()
+        lb:backward()
+        -- gradients: the same formulas; the fused loops may sum in another
+        -- SIMD order, so allow float rounding
+        local function close(want, got)
+          local w, g = flat(want), flat(got)
+          assert.are.equal(#w, #g)
+          for i = 1, #w do
+            assert.is_true(math.abs(w[i] - g[i]) <= 1e-5 * math.max(1, math.abs(w[i])), ("[%d] %g vs %g"):format(i, g[i], w[i]))
+          end
+        end
+        close(xb:grad(), xa:grad())
+        close(b.weight:grad(), a.weight:grad())
+        close(b.bias:grad(), a.bias:grad())
+        assert.are.same(flat(b.running_var), flat(a.running_var))
+        assert.are.same(flat(b.num_batches_tracked), flat(a.num_batches_tracked))
+      end
+    end
   end)
 
   it_cnn("drops out only in train mode", function()

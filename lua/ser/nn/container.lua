@@ -25,8 +25,26 @@ function Sequential:get(i)
   end
   return self[name]
 end
+-- A BatchNorm directly followed by a ReLU runs as one fused op
+-- (BatchNorm:forward_relu), unless either module's forward has been replaced
+-- on the instance (summary() does that to record each layer's output).
+local function fuses_with_relu(m, nxt)
+  return nxt ~= nil and m.forward_relu ~= nil and m.forward == m._forward_fused_with_relu and nxt.__name == "ReLU" and
+    rawget(m, "forward") == nil and rawget(nxt, "forward") == nil
+end
+
 function Sequential:forward(x)
-  for _, name in ipairs(self._children) do x = self[name](x) end
+  local ch, i = self._children, 1
+  while i <= #ch do
+    local m, nxt = self[ch[i]], ch[i + 1] and self[ch[i + 1]]
+    if fuses_with_relu(m, nxt) then
+      x = m:forward_relu(x)
+      i = i + 2
+    else
+      x = m(x)
+      i = i + 1
+    end
+  end
   return x
 end
 

@@ -29,19 +29,30 @@ local function make(name, ranks)
     end
   end
 
-  function BN:forward(x)
+  local function run(self, x, fn)
     local nd = #x:shape()
     if not ranks[nd] then
       error(("%s(%d): expected a %s input, got shape [%s]"):format(name, self.num_features,
-        ranks.text, table.concat(x:shape(), ",")), 2)
+        ranks.text, table.concat(x:shape(), ",")), 3)
     end
     local use_batch = self.training or not self.track_running_stats
     if self.training and self.track_running_stats then
       tensor.add_scalar_(self.num_batches_tracked, 1)
     end
-    return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-      use_batch, self.momentum, self.eps)
+    return fn(x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, self.momentum, self.eps)
   end
+
+  function BN:forward(x)
+    return run(self, x, F.batch_norm)
+  end
+
+  -- relu(self:forward(x)) as one op (F.batch_norm_relu: one pass, no
+  -- intermediate tensor, same values and gradients); nn.Sequential calls it
+  -- for a BatchNorm followed by a ReLU.
+  function BN:forward_relu(x)
+    return run(self, x, F.batch_norm_relu)
+  end
+  BN._forward_fused_with_relu = BN.forward -- a subclass that overrides forward is not fused
 
   function BN:extra_repr()
     return ("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s"):format(self.num_features,

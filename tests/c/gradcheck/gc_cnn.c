@@ -82,6 +82,31 @@ static void check_bn(int training, int ndim, const int64_t *shape) {
   gc_release(2, (ser_tensor *[]){c.rm, c.rv});
 }
 
+static int f_bn_relu(void *ctx, ser_tensor *const *in, ser_tensor **out) {
+  bn_case *c = ctx;
+  return ser_batch_norm_relu(out, in[0], c->rm, c->rv, in[1], in[2], c->training, 0.1, 1e-5);
+}
+
+/* relu(batch_norm): inputs chosen so that no output lies within 0.1 of the
+ * kink (evenly spaced values per channel, shuffled over batch and length). */
+static void check_bn_relu(int training) {
+  static const float base[6] = {0.5f, -2.5f, 1.5f, -0.5f, 2.5f, -1.5f};
+  float xv[12], wv[2] = {1.0f, 0.8f}, bv[2] = {0.1f, -0.12f};
+  for (int b = 0; b < 2; b++)
+    for (int c = 0; c < 2; c++)
+      for (int l = 0; l < 3; l++) xv[(b * 2 + c) * 3 + l] = 0.7f * base[(b * 3 + l + 2 * c) % 6] + 0.3f * c;
+  bn_case c = {ser_tensor_zeros(1, SER_DIMS(2)), ser_tensor_full(1, SER_DIMS(2), 1.0f), training};
+  ser_tensor *in[3] = {ser_tensor_from_data(3, SER_DIMS(2, 2, 3), xv), ser_tensor_from_data(1, SER_DIMS(2), wv),
+                       ser_tensor_from_data(1, SER_DIMS(2), bv)};
+  for (int i = 0; i < 3; i++) in[i]->requires_grad = 1;
+  gc_assert(f_bn_relu, &c, 3, in, EPS, TOL);
+  gc_release(3, in);
+  gc_release(2, (ser_tensor *[]){c.rm, c.rv});
+}
+
+GRADCHECK_CASE(BATCH_NORM_RELU, batch_norm_relu_train) { check_bn_relu(1); }
+GRADCHECK_CASE(BATCH_NORM_RELU, batch_norm_relu_eval) { check_bn_relu(0); }
+
 GRADCHECK_CASE(BATCH_NORM, batch_norm2d_train) { check_bn(1, 4, SER_DIMS(3, 2, 3, 4)); }
 GRADCHECK_CASE(BATCH_NORM, batch_norm1d_train_2d_input) { check_bn(1, 2, SER_DIMS(6, 3)); }
 GRADCHECK_CASE(BATCH_NORM, batch_norm1d_eval) { check_bn(0, 3, SER_DIMS(2, 3, 5)); }
