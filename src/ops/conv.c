@@ -81,7 +81,39 @@ static int have_avx512(void) {
 /* The columns of output positions [n0, n1) (flat oh*OW + ow) of one image:
  * col [C*KH*KW, n1-n0] <- img [C,H,W], zero where the kernel hits padding.
  * Working on a range keeps the column block in L2 (see chunk_of below). */
+/* im2col for a 1-d stride-2 convolution (CNN1D): the even and odd samples
+ * of each channel's stretch are split once, then every kernel tap's row is a
+ * plain copy from one of them (tap p = kw - pad reads src[2 ow + p], which is
+ * even[ow + p/2] or odd[ow + (p-1)/2]), instead of one strided gather per tap. */
+static void im2col_1d_s2(float *col, const float *img, const ser_conv_geom *g, int n0, int n1) {
+  int nb = n1 - n0, W = g->W, KW = g->KW, pw = g->pw;
+  int lo = -((pw + 1) / 2) - 1, hi = (KW - 1 - pw) / 2 + 1; /* tap offsets in half-samples: [lo, hi] */
+  int len = nb + hi - lo + 1, j0 = n0 + lo;                  /* even/odd index j0 + i, i in [0, len) */
+  float eo[2 * len];
+  float *ev = eo, *od = eo + len;
+  int ne0 = j0 < 0 ? -j0 : 0;                                 /* first i with j >= 0 */
+  int ne1 = (W + 1) / 2 - j0, no1 = W / 2 - j0;               /* i past the last even / odd sample */
+  if (ne1 > len) ne1 = len;
+  if (no1 > len) no1 = len;
+  for (int c = 0; c < g->C; c++) {
+    const float *src = img + (size_t)c * W;
+    memset(eo, 0, sizeof(float) * 2 * len);
+    if (ne1 > ne0) gather_s2(ev + ne0, src + 2 * (j0 + ne0), ne1 - ne0);
+    if (no1 > ne0) gather_s2(od + ne0, src + 2 * (j0 + ne0) + 1, no1 - ne0);
+    for (int kw = 0; kw < KW; kw++) {
+      int p = kw - pw;
+      /* p odd: p - 1 is even, so (p - 1) / 2 is exact for negative p too */
+      const float *from = (p & 1) ? od + (n0 + (p - 1) / 2 - j0) : ev + (n0 + p / 2 - j0);
+      memcpy(col + ((size_t)c * KW + kw) * nb, from, sizeof(float) * nb);
+    }
+  }
+}
+
 static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0, int n1) {
+  if (g->H == 1 && g->KH == 1 && g->ph == 0 && g->sw == 2 && g->dw == 1 && have_avx512()) {
+    im2col_1d_s2(col, img, g, n0, n1);
+    return;
+  }
   int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;
   for (int c = 0; c < g->C; c++)
     for (int kh = 0; kh < g->KH; kh++)
@@ -112,8 +144,39 @@ static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0,
       }
 }
 
+/* The adjoint of im2col_1d_s2: each tap's row adds into the even or odd
+ * stretch, which are then added back interleaved, once per channel. */
+static void col2im_add_1d_s2(float *img, const float *col, const ser_conv_geom *g, int n0, int n1) {
+  int nb = n1 - n0, W = g->W, KW = g->KW, pw = g->pw;
+  int lo = -((pw + 1) / 2) - 1, hi = (KW - 1 - pw) / 2 + 1;
+  int len = nb + hi - lo + 1, j0 = n0 + lo;
+  float eo[2 * len];
+  float *ev = eo, *od = eo + len;
+  int ne0 = j0 < 0 ? -j0 : 0;
+  int ne1 = (W + 1) / 2 - j0, no1 = W / 2 - j0;
+  if (ne1 > len) ne1 = len;
+  if (no1 > len) no1 = len;
+  for (int c = 0; c < g->C; c++) {
+    float *dst = img + (size_t)c * W;
+    memset(eo, 0, sizeof(float) * 2 * len);
+    for (int kw = 0; kw < KW; kw++) {
+      int p = kw - pw;
+      float *to = (p & 1) ? od + (n0 + (p - 1) / 2 - j0) : ev + (n0 + p / 2 - j0);
+      const float *row = col + ((size_t)c * KW + kw) * nb;
+#pragma omp simd
+      for (int i = 0; i < nb; i++) to[i] += row[i];
+    }
+    if (ne1 > ne0) scatter_add_s2(dst + 2 * (j0 + ne0), ev + ne0, ne1 - ne0);
+    if (no1 > ne0) scatter_add_s2(dst + 2 * (j0 + ne0) + 1, od + ne0, no1 - ne0);
+  }
+}
+
 /* img [C,H,W] += the adjoint of im2col for output positions [n0, n1). */
 static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int n0, int n1) {
+  if (g->H == 1 && g->KH == 1 && g->ph == 0 && g->sw == 2 && g->dw == 1 && have_avx512()) {
+    col2im_add_1d_s2(img, col, g, n0, n1);
+    return;
+  }
   int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;
   for (int c = 0; c < g->C; c++)
     for (int kh = 0; kh < g->KH; kh++)

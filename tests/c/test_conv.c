@@ -109,6 +109,12 @@ static void test_kernel_geometries(void **state) {
    * inside output rows; the 1-d case has blocks of a strided conv. */
   check_geometry(GEOM(2, 16, 40, 40, 8, 3, 3, 1, 1, 1, 1, 1, 1), 2);
   check_geometry(GEOM(3, 40, 1, 2000, 6, 1, 9, 1, 2, 0, 4, 1, 1), 1);
+  /* 1-d stride 2 (even/odd split im2col): odd lengths, no/small/large padding, even kernels */
+  check_geometry(GEOM(2, 3, 1, 41, 4, 1, 9, 1, 2, 0, 4, 1, 1), 2);
+  check_geometry(GEOM(2, 2, 1, 39, 3, 1, 5, 1, 2, 0, 0, 1, 1), 1);
+  check_geometry(GEOM(1, 2, 1, 17, 2, 1, 3, 1, 2, 0, 1, 1, 1), 1);
+  check_geometry(GEOM(2, 3, 1, 20, 2, 1, 4, 1, 2, 0, 2, 1, 1), 2);
+  check_geometry(GEOM(1, 1, 1, 3, 2, 1, 2, 1, 2, 0, 1, 1, 1), 1);
 }
 
 /* Winograd F(2x2,3x3) against the direct loop: forward (with bias, overwrite)
