@@ -289,13 +289,15 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
   int nblocks = (OHW + NB - 1) / NB;
   long items = (long)g->B * nblocks;
   par = par && items >= nt;
+  /* under amp the weight is packed to bf16 once, not once per column block */
+  const void *wp = items > 1 ? ser_gemm_pack_a(0, g->OC, CKK, weight, CKK) : NULL;
 #pragma omp parallel for schedule(static) if (par) reduction(| : failed)
   for (long it = 0; it < items; it++) {
     int b = (int)(it / nblocks), n0 = (int)(it % nblocks) * NB, n1 = n0 + NB < OHW ? n0 + NB : OHW;
     const float *img = in + b * in_sz;
     float *o = out + b * out_sz;
     if (direct) {
-      ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, img + n0, OHW, 0.0f, o + n0, OHW);
+      ser_gemm_packed(wp, 0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, img + n0, OHW, 0.0f, o + n0, OHW);
     } else {
       float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
       if (!col) {
@@ -303,7 +305,7 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
         continue;
       }
       im2col(col, img, g, n0, n1);
-      ser_gemm(0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, 0.0f, o + n0, OHW);
+      ser_gemm_packed(wp, 0, 0, g->OC, n1 - n0, CKK, 1.0f, weight, CKK, col, n1 - n0, 0.0f, o + n0, OHW);
     }
     add_bias(o, bias, g->OC, OHW, n0, n1);
   }
@@ -313,13 +315,14 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
 
 /* One image's share of the backward pass, block by block of output
  * positions: dW += dout col^T, din += col2im(W^T dout). */
+/* wtp: W^T packed by ser_gemm_pack_a (amp), or NULL */
 static int backward_image(float *din_b, float *dw, const float *dout_b, const float *in_b,
-                          const float *weight, const ser_conv_geom *g, int din_overwrite) {
+                          const float *weight, const void *wtp, const ser_conv_geom *g, int din_overwrite) {
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW, NB = chunk_of(g);
   if (din_b && din_overwrite) memset(din_b, 0, sizeof(float) * (size_t)g->C * g->H * g->W);
   if (col_is_input(g)) {
     if (dw) ser_gemm(0, 1, g->OC, CKK, OHW, 1.0f, dout_b, OHW, in_b, OHW, 1.0f, dw, CKK);
-    if (din_b) ser_gemm(1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
+    if (din_b) ser_gemm_packed(wtp, 1, 0, CKK, OHW, g->OC, 1.0f, weight, CKK, dout_b, OHW, 1.0f, din_b, OHW);
     return 0;
   }
   float *col = ser_scratch(SER_SCRATCH_COL, sizeof(float) * (size_t)CKK * NB);
@@ -331,7 +334,7 @@ static int backward_image(float *din_b, float *dw, const float *dout_b, const fl
       ser_gemm(0, 1, g->OC, CKK, nb, 1.0f, dout_b + n0, OHW, col, nb, 1.0f, dw, CKK);
     }
     if (din_b) {
-      ser_gemm(1, 0, CKK, nb, g->OC, 1.0f, weight, CKK, dout_b + n0, OHW, 0.0f, col, nb);
+      ser_gemm_packed(wtp, 1, 0, CKK, nb, g->OC, 1.0f, weight, CKK, dout_b + n0, OHW, 0.0f, col, nb);
       col2im_add(din_b, col, g, n0, n1);
     }
   }
@@ -364,10 +367,11 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
       rc = ser_conv3x3_winograd_dweight(dweight, in, dout, g->B, g->C, g->H, g->W, g->OC, g->ph, g->pw);
     return rc;
   }
+  const void *wtp = din ? ser_gemm_pack_a(1, CKK, g->OC, weight, CKK) : NULL;
   if (!split_batch(g)) {
     for (int b = 0; b < g->B; b++) {
       int rc = backward_image(din ? din + b * in_sz : NULL, dweight, dout + b * out_sz, in + b * in_sz,
-                              weight, g, din_overwrite);
+                              weight, wtp, g, din_overwrite);
       if (rc) return rc;
     }
     return 0;
@@ -391,7 +395,7 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
 #pragma omp for schedule(static)
     for (int b = 0; b < g->B; b++) {
       if (failed) continue;
-      if (backward_image(din ? din + b * in_sz : NULL, dw, dout + b * out_sz, in + b * in_sz, weight, g,
+      if (backward_image(din ? din + b * in_sz : NULL, dw, dout + b * out_sz, in + b * in_sz, weight, wtp, g,
                          din_overwrite))
         failed = 1;
     }

@@ -235,8 +235,9 @@ pack_b_panel_t(uint32_t *dst, const float *B, int ldb, int N, int K, int j0) {
     }
 }
 
-int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc) {
+/* The bf16 product; Apre = op(A) already packed by ser_gemm_pack_a (then A is not read). */
+static int gemm_bf16(const uint32_t *Apre, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
   if (!ser_bf16_supported())
     return ser_error(SER_EUNSUPPORTED, "gemm: bf16 needs AVX512-BF16, which this CPU lacks");
   if (M <= 0 || N <= 0) return 0;
@@ -246,7 +247,7 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
   }
   int KP = (K + 1) / 2;
   int MP = (M + MR - 1) / MR, NP = (N + NR - 1) / NR;
-  uint32_t *Ap = ser_scratch(SER_SCRATCH_GEMM_A, (size_t)MP * KP * MR * 4);
+  uint32_t *Ap = Apre ? (uint32_t *)Apre : ser_scratch(SER_SCRATCH_GEMM_A, (size_t)MP * KP * MR * 4);
   uint32_t *Bp = ser_scratch(SER_SCRATCH_GEMM_B, (size_t)NP * KP * NR * 4);
   if (!Ap || !Bp) return SER_ENOMEM;
   /* beta other than 0/1 is folded in up front so that every k-block can add. */
@@ -269,8 +270,10 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
   int par = (double)M * N * K > 1e6;
 #pragma omp parallel if (par)
   {
+    if (!Apre) {
 #pragma omp for schedule(static) nowait
-    for (int i = 0; i < MP; i++) pack_a_panel(Ap + (size_t)i * KP * MR, ta, A, lda, M, K, i * MR);
+      for (int i = 0; i < MP; i++) pack_a_panel(Ap + (size_t)i * KP * MR, ta, A, lda, M, K, i * MR);
+    }
 #pragma omp for schedule(static)
     for (int j = 0; j < NP; j++) {
       if (tb)
@@ -299,6 +302,29 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
     }
   }
   return 0;
+}
+
+int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  return gemm_bf16(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda) {
+  if (!amp_on || M < SER_GEMM_BF16_MIN || K < SER_GEMM_BF16_MIN || !ser_bf16_supported()) return NULL;
+  int KP = (K + 1) / 2, MP = (M + MR - 1) / MR;
+  uint32_t *Ap = ser_scratch(SER_SCRATCH_GEMM_PRE, (size_t)MP * KP * MR * 4);
+  if (!Ap) return NULL; /* ser_gemm_packed then packs per call */
+#pragma omp parallel for schedule(static) if (MP > 1 && (double)M * K > 65536 && !omp_in_parallel())
+  for (int i = 0; i < MP; i++) pack_a_panel(Ap + (size_t)i * KP * MR, ta, A, lda, M, K, i * MR);
+  return Ap;
+}
+
+void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+  if (Ap && amp_on && N >= SER_GEMM_BF16_MIN &&
+      gemm_bf16(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+    return;
+  ser_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -22,6 +22,18 @@
 void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A conv multiplies the same weight by every column block of every image:
+ * ser_gemm_pack_a packs op(A) [M,K] into bf16 panels once (in the calling
+ * thread's scratch, so call it outside the parallel region and keep the
+ * pointer only until that thread's next ser_gemm_pack_a), and
+ * ser_gemm_packed then skips packing A. ser_gemm_pack_a returns NULL when
+ * the product would not run in bf16 (amp off, M or K too small, no memory);
+ * ser_gemm_packed with NULL, or with N too small, is plain ser_gemm. The
+ * result is the same as ser_gemm's with the same arguments. */
+const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda);
+void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+
 /* The same product forced to one precision (tests and benchmarks compare the two). */
 void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);

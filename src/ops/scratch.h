@@ -16,6 +16,7 @@ enum {
   SER_SCRATCH_COL = 0,     /* im2col / col2im columns */
   SER_SCRATCH_GEMM_A,      /* packed bf16 A panels */
   SER_SCRATCH_GEMM_B,      /* packed bf16 B panels */
+  SER_SCRATCH_GEMM_PRE,    /* bf16 A panels packed once for many products (ser_gemm_pack_a) */
   SER_SCRATCH_PARTIAL,     /* per-thread weight-gradient partial sums */
   SER_SCRATCH_WINO,        /* Winograd tiles of one block (padded rows, V, M) */
   SER_SCRATCH_WINO_U,      /* Winograd-transformed weights (the calling thread's) */
