@@ -217,6 +217,55 @@ static void test_amp_close_to_fp32(void **state) {
   free(in), free(w), free(out), free(ref), free(ain), free(aw), free(bound);
 }
 
+/* amp on the im2col path (a CNN1D layer: the weight packed to bf16 once per
+ * call, column blocks across images): forward and input gradient within the
+ * same bf16 bound as above. */
+static void test_amp_im2col_conv1d(void **state) {
+  (void)state;
+  if (!ser_bf16_supported()) {
+    printf("skip: no AVX512-BF16 on this CPU\n");
+    skip();
+  }
+  ser_conv_geom g = GEOM(3, 24, 1, 700, 32, 1, 9, 1, 2, 0, 4, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  size_t ni = (size_t)g.B * g.C * g.W, nw = (size_t)g.OC * g.C * 9, no = (size_t)g.B * g.OC * g.OW;
+  float *in = randbuf(ni, 1), *w = randbuf(nw, 2), *dout = randbuf(no, 3);
+  float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *adout = malloc(no * 4);
+  for (size_t i = 0; i < ni; i++) ain[i] = fabsf(in[i]);
+  for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+  for (size_t i = 0; i < no; i++) adout[i] = fabsf(dout[i]);
+  float *out = calloc(no, 4), *ref = calloc(no, 4), *bound = calloc(no, 4);
+  float *din = calloc(ni, 4), *rdin = calloc(ni, 4), *dbound = calloc(ni, 4), *sw = calloc(nw, 4), *sb = calloc(g.OC, 4);
+  naive_conv(&g, ain, aw, NULL, bound);
+  naive_conv_backward(&g, ain, aw, adout, dbound, sw, sb);
+  for (int t = 1; t <= 2; t++) {
+    ser_set_num_threads(t);
+    assert_int_equal(ser_conv2d_forward(ref, in, w, NULL, &g), 0);
+    memset(rdin, 0, ni * 4);
+    assert_int_equal(ser_conv2d_backward(rdin, NULL, NULL, dout, in, w, &g), 0);
+    assert_int_equal(ser_set_amp(1), 0);
+    assert_int_equal(ser_conv2d_forward(out, in, w, NULL, &g), 0);
+    memset(din, 0, ni * 4);
+    assert_int_equal(ser_conv2d_backward(din, NULL, NULL, dout, in, w, &g), 0);
+    ser_set_amp(0);
+    double wf = 0, wd = 0, rf = 0, rd = 0;
+    for (size_t i = 0; i < no; i++) {
+      wf = fmax(wf, fabs(out[i] - ref[i]));
+      rf = fmax(rf, fabs(out[i] - ref[i]) / (ldexp(bound[i], -7) + 1e-5));
+    }
+    for (size_t i = 0; i < ni; i++) {
+      wd = fmax(wd, fabs(din[i] - rdin[i]));
+      rd = fmax(rd, fabs(din[i] - rdin[i]) / (ldexp(dbound[i], -7) + 1e-5));
+    }
+    printf("  %d thread(s): amp forward err %.3g (/bound %.3f), din err %.3g (/bound %.3f)\n", t, wf, rf, wd, rd);
+    assert_true(wf > 0.0 && wd > 0.0);
+    assert_true(rf <= 1.0 && rd <= 1.0);
+  }
+  ser_set_num_threads(0);
+  free(in), free(w), free(dout), free(ain), free(aw), free(adout), free(out), free(ref), free(bound);
+  free(din), free(rdin), free(dbound), free(sw), free(sb);
+}
+
 /* PyTorch parity: forward, and the gradients of L = sum(y * R). */
 static void parity(const char *p, int is1d, const int64_t *xs, const int64_t *ws, int64_t oc, const int64_t *ys,
                    ser_conv_opts o) {
@@ -326,7 +375,7 @@ static void test_noncontiguous_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_winograd),
-      cmocka_unit_test(test_amp_close_to_fp32),
+      cmocka_unit_test(test_amp_close_to_fp32),   cmocka_unit_test(test_amp_im2col_conv1d),
       cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),
       cmocka_unit_test(test_empty_sizes),

@@ -116,9 +116,43 @@ static void test_amp_switch(void **state) {
   assert_close_abs("fp32 gemm", C, want, 4, 0);
 }
 
+/* ser_gemm_pack_a + ser_gemm_packed give exactly ser_gemm's result (A packed
+ * once, used for several B, also from worker threads); NULL when the
+ * product would not run in bf16, and then ser_gemm_packed is plain ser_gemm. */
+static void test_prepacked_a(void **state) {
+  (void)state;
+  skip_without_bf16();
+  assert_null(ser_gemm_pack_a(0, 40, 50, NULL, 50)); /* amp off */
+  ser_set_amp(1);
+  assert_null(ser_gemm_pack_a(0, 8, 50, NULL, 50)); /* M too small for bf16 */
+  for (int ta = 0; ta < 2; ta++) {
+    int M = 37, K = 45, N = 100;
+    int lda = ta ? M : K;
+    float *A = randbuf((size_t)M * K, 21), *B = randbuf((size_t)K * N, 22);
+    float *C1 = calloc((size_t)M * N, 4), *C2 = calloc((size_t)M * N, 4);
+    const void *Ap = ser_gemm_pack_a(ta, M, K, A, lda);
+    assert_non_null(Ap);
+    int ok = 1;
+#pragma omp parallel for num_threads(2) reduction(& : ok)
+    for (int part = 0; part < 4; part++) { /* four column blocks of B and C, like a conv's */
+      int n0 = part * 25;
+      ser_gemm_packed(Ap, ta, 0, M, 25, K, 1.0f, A, lda, B + n0, N, 0.0f, C1 + n0, N);
+      ser_gemm(ta, 0, M, 25, K, 1.0f, A, lda, B + n0, N, 0.0f, C2 + n0, N);
+    }
+    assert_true(ok);
+    assert_close_abs(ta ? "packed A^T" : "packed A", C1, C2, (size_t)M * N, 0.0);
+    /* N below the bf16 minimum: falls back to ser_gemm (fp32 for this size) */
+    ser_gemm_packed(Ap, ta, 0, M, 5, K, 1.0f, A, lda, B, N, 0.0f, C1, N);
+    ser_gemm(ta, 0, M, 5, K, 1.0f, A, lda, B, N, 0.0f, C2, N);
+    assert_close_abs("packed, small N", C1, C2, (size_t)M * N, 0.0);
+    free(A), free(B), free(C1), free(C2);
+  }
+  ser_set_amp(0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bf16_against_reference), cmocka_unit_test(test_bf16_inside_parallel_region),
-      cmocka_unit_test(test_bf16_rounding), cmocka_unit_test(test_amp_switch)};
+      cmocka_unit_test(test_bf16_rounding), cmocka_unit_test(test_amp_switch), cmocka_unit_test(test_prepacked_a)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
