@@ -105,10 +105,12 @@ static void test_kernel_geometries(void **state) {
   check_geometry(GEOM(1, 3, 20, 30, 5, 3, 3, 1, 1, 1, 1, 1, 1), 2);   /* batch 1: column blocks per thread */
   check_geometry(GEOM(1, 4, 6, 50, 3, 1, 1, 1, 1, 0, 0, 1, 1), 2);    /* batch 1, 1x1: blocks of the input */
   check_geometry(GEOM(2, 17, 12, 13, 20, 3, 3, 1, 1, 1, 1, 1, 1), 2); /* big enough for the bf16 path */
-  /* Column blocks (more than 128k column floats per image): block edges fall
-   * inside output rows; the 1-d case has blocks of a strided conv. */
-  check_geometry(GEOM(2, 16, 40, 40, 8, 3, 3, 1, 1, 1, 1, 1, 1), 2);
-  check_geometry(GEOM(3, 40, 1, 2000, 6, 1, 9, 1, 2, 0, 4, 1, 1), 1);
+  /* Column blocks (more than SER_CONV_COL_FLOATS = 384k column floats per
+   * image): block edges fall inside output rows (dilated, so not Winograd);
+   * the 1-d case has blocks of a strided conv. */
+  check_geometry(GEOM(2, 16, 70, 60, 8, 3, 3, 1, 1, 2, 2, 2, 2), 2);
+  check_geometry(GEOM(3, 40, 1, 4000, 6, 1, 9, 1, 2, 0, 4, 1, 1), 1);
+  check_geometry(GEOM(2, 40, 1, 4001, 5, 1, 9, 1, 2, 0, 4, 1, 1), 2);
   /* 1-d stride 2 (even/odd split im2col): odd lengths, no/small/large padding, even kernels */
   check_geometry(GEOM(2, 3, 1, 41, 4, 1, 9, 1, 2, 0, 4, 1, 1), 2);
   check_geometry(GEOM(2, 2, 1, 39, 3, 1, 5, 1, 2, 0, 0, 1, 1), 1);
