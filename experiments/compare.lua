@@ -22,6 +22,8 @@ parser:option("--trim", "Cut each clip's leading and trailing silence (frames mo
               "its loudest) before taking the --seconds window; 0 keeps the clip as recorded.", "0")
   :argname("<dB>"):convert(tonumber)
 parser:option("--seed", "Random seed (weights, shuffling, augmentation).", "42"):convert(tonumber)
+parser:option("--seeds", "Comma-separated seeds (e.g. 1,2,3): train each model once per seed and add " ..
+              "the mean and spread to the table. Overrides --seed.")
 parser:option("--folds", "Speaker k-fold cross-validation with K folds instead of the fixed split."):convert(tonumber)
 parser:option("--patience", "Early-stopping patience in epochs.", "10"):convert(tonumber)
 parser:option("--augment", "Training augmentation: reference (gain, noise, pitch, SpecAugment masks), " ..
@@ -41,6 +43,16 @@ end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
 if not args.seed then bad("--seed must be a number") end
+local seeds = { args.seed }
+if args.seeds then
+  seeds = {}
+  for word in args.seeds:gmatch("[^,%s]+") do
+    local v = math.tointeger(tonumber(word))
+    if not v then bad(("--seeds: '%s' is not a whole number"):format(word)) end
+    seeds[#seeds + 1] = v
+  end
+  if #seeds == 0 then bad("--seeds is empty") end
+end
 if not args.trim or args.trim < 0 then bad("--trim must be a number of dB > 0 (or 0 for no trimming)") end
 if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
 local model_names = {}
@@ -82,41 +94,53 @@ end
 
 local TITLES = { cnn2d = "CNN2D (log-mel)", crnn = "CRNN (log-mel)", cnn1d = "CNN1D (waveform)" }
 local rows, best = {}, nil
+local several = #seeds > 1
 for _, name in ipairs(model_names) do
-  local confusion, curves, reports, fold_rows = nil, nil, {}, {}
-  for _, run in ipairs(runs) do
-    ser.manual_seed(args.seed)
-    local model = ser.models.create(name, { classes = #corpus.classes })
-    local _, history, result = ser.train.fit(model, run, {
-      epochs = args.epochs, batch = args.batch, lr = args.lr, seed = args.seed, amp = args.amp,
-      patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
-      trim = args.trim > 0 and args.trim or nil,
-      classes = corpus.classes, embeddings = true, name = name,
-      checkpoint = results .. "/" .. name .. ".safetensors",
-    })
-    curves = curves or history                      -- with --folds: the first fold's curves
-    confusion = files.add_confusion(confusion, result.confusion)   -- with --folds: summed over folds
-    for _, split in ipairs { "val", "test" } do
-      local r = result.splits[split]
-      if r then
-        local label = run.name ~= "" and run.name or split
-        local row = { model = name, split = label, accuracy = r.accuracy, weighted_f1 = r.weighted_f1,
-                      macro_f1 = r.macro_f1, uar = r.uar, epochs = result.epochs,
-                      train_seconds = result.train_seconds }
-        rows[#rows + 1], fold_rows[#fold_rows + 1] = row, row
-        reports[#reports + 1] = ("== %s, %s split (best epoch %d; %s)\n%s"):format(TITLES[name], label,
-          result.best_epoch, result.stop_reason, r.text)
-      end
-    end
-    if not best or result.weighted_f1 > best.result.weighted_f1 then best = { name = name, result = result } end
+  local confusion, curves, reports, model_rows, model_best = nil, nil, {}, {}, nil
+  local function checkpoint(seed)   -- per seed with --seeds; nil: the stable name
+    return ("%s/%s%s.safetensors"):format(results, name, (several and seed) and ("_seed%d"):format(seed) or "")
   end
-  if args.folds then rows[#rows + 1] = files.mean_row(fold_rows, name) end
+  for si, seed in ipairs(seeds) do
+    for _, run in ipairs(runs) do
+      ser.manual_seed(seed)
+      local model = ser.models.create(name, { classes = #corpus.classes })
+      local _, history, result = ser.train.fit(model, run, {
+        epochs = args.epochs, batch = args.batch, lr = args.lr, seed = seed, amp = args.amp,
+        patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
+        trim = args.trim > 0 and args.trim or nil,
+        classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
+      })
+      curves = curves or history                 -- the first seed's (first fold's) curves
+      if si == 1 then                             -- with --folds: summed over the folds of the first seed
+        confusion = files.add_confusion(confusion, result.confusion)
+      end
+      for _, split in ipairs { "val", "test" } do
+        local r = result.splits[split]
+        if r then
+          local label = run.name ~= "" and run.name or split
+          local row = { model = name, split = label, accuracy = r.accuracy, weighted_f1 = r.weighted_f1,
+                        macro_f1 = r.macro_f1, uar = r.uar, epochs = result.epochs,
+                        train_seconds = result.train_seconds, seed = seed }
+          rows[#rows + 1], model_rows[#model_rows + 1] = row, row
+          reports[#reports + 1] = ("== %s, %s split, seed %d (best epoch %d; %s)\n%s"):format(TITLES[name], label,
+            seed, result.best_epoch, result.stop_reason, r.text)
+        end
+      end
+      if not best or result.weighted_f1 > best.result.weighted_f1 then best = { name = name, result = result } end
+      if not model_best or result.weighted_f1 > model_best.f1 then model_best = { f1 = result.weighted_f1, seed = seed } end
+    end
+  end
+  if args.folds or several then
+    for _, m in ipairs(files.mean_rows(model_rows, name)) do rows[#rows + 1] = m end
+  end
+  -- with --seeds the stable name <model>.safetensors holds the best seed's checkpoint
+  if several then files.copy(checkpoint(model_best.seed), checkpoint(nil)) end
   ser.plot.curves(curves, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
   ser.plot.confusion(confusion, corpus.classes, { title = TITLES[name], out = plots .. "/" .. name .. "_confusion.png" })
   files.write(results .. "/" .. name .. "_report.txt", table.concat(reports, "\n"))
 end
 
-ser.plot.comparison(rows, { out = plots .. "/model_comparison.png" })
+ser.plot.comparison(files.chart_rows(rows), { out = plots .. "/model_comparison.png" })
 if best.result.embeddings then
   local xy = ser.umap(best.result.embeddings, { seed = args.seed })
   ser.plot.scatter(xy, best.result.targets, corpus.classes, { title = ("UMAP of %s embeddings (%s split)")

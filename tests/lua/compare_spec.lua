@@ -21,7 +21,7 @@ describe("experiments/compare.lua", function()
     local out, rc = run("experiments/compare.lua --help")
     assert.are.equal(0, rc)
     for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
-                            "--seed", "--folds", "--quick", "--patience" } do
+                            "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
@@ -35,6 +35,9 @@ describe("experiments/compare.lua", function()
       { "--seconds=-1", "--seconds must be a number > 0" },
       { "--lr abc", "--lr" },
       { "--folds 1", "--folds must be a whole number >= 2" },
+      { "--seeds 1,x", "--seeds: 'x' is not a whole number" },
+      { "--seeds 1.5", "--seeds: '1.5' is not a whole number" },
+      { "--trim=-3", "--trim must be a number of dB > 0" },
       { "--data /nonexistent/corpus", "is not a folder" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
     }

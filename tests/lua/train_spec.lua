@@ -48,8 +48,8 @@ describe("ser.train helpers", function()
         train_seconds = 7 },
     }
     local csv = files.csv(rows)
-    assert.are.equal("model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds\n" ..
-      "cnn2d,val,0.5000,0.4500,0.4000,0.5000,3,12.3\ncrnn,val,0.6250,0.6000,0.5500,0.6000,2,7.0\n", csv)
+    assert.are.equal("model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds,seed,accuracy_std,weighted_f1_std\n" ..
+      "cnn2d,val,0.5000,0.4500,0.4000,0.5000,3,12.3,,,\ncrnn,val,0.6250,0.6000,0.5500,0.6000,2,7.0,,,\n", csv)
     local d = tmpdir()
     local plots, results = files.prepare_output(d)
     files.write_results(results, plots, rows, "crnn", { "cnn2d", "crnn" })
@@ -69,10 +69,47 @@ describe("ser.train helpers", function()
     local r = files.mean_row({ { accuracy = 0.5, weighted_f1 = 0.4, macro_f1 = 0.3, uar = 0.2, epochs = 2, train_seconds = 1 },
                                { accuracy = 0.7, weighted_f1 = 0.6, macro_f1 = 0.5, uar = 0.4, epochs = 4, train_seconds = 2 } }, "x")
     assert.are.near(0.6, r.accuracy, 1e-12)
-    assert.are.near(0.1, r.accuracy_std, 1e-12)
+    assert.are.near(math.sqrt(0.02), r.accuracy_std, 1e-12)   -- sample std (n - 1)
     assert.are.equal(3, r.epochs)
     assert.are.equal(3, r.train_seconds)
     assert.are.equal("mean", r.split)
+  end)
+
+  it("averages seeds per split, never val into test, and charts the means with error bars", function()
+    local function row(split, seed, acc)
+      return { model = "cnn2d", split = split, seed = seed, accuracy = acc, weighted_f1 = acc - 0.1, macro_f1 = acc,
+               uar = acc, epochs = 10, train_seconds = 5 }
+    end
+    local rows = { row("val", 1, 0.5), row("test", 1, 0.4), row("val", 2, 0.6), row("test", 2, 0.2), row("val", 3, 0.7),
+                   row("test", 3, 0.3) }
+    local means = files.mean_rows(rows, "cnn2d")
+    assert.are.same({ "val mean", "test mean" }, { means[1].split, means[2].split })
+    assert.are.near(0.6, means[1].accuracy, 1e-12)
+    assert.are.near(0.1, means[1].accuracy_std, 1e-12)
+    assert.are.near(0.3, means[2].accuracy, 1e-12)
+    assert.are.equal(15, means[1].train_seconds)
+    assert.are.equal(3, means[1].runs)
+    local folds = files.mean_rows({ row("fold1", 1, 0.5), row("fold2", 1, 0.7) }, "crnn")
+    assert.are.same({ "mean" }, { folds[1].split, folds[2] })
+    local chart = files.chart_rows({ rows[1], means[1], means[2] })
+    assert.are.equal(2, #chart)
+    assert.are.equal("val mean of 3", chart[1].split)
+    assert.are.near(0.1, chart[1].accuracy_sd, 1e-12)
+    assert.are.equal(rows, files.chart_rows(rows))           -- no means: every row
+    local csv = files.csv({ rows[1], means[1] })
+    assert.matches("\ncnn2d,val,0.5000,0.4000,0.5000,0.5000,10,5.0,1,,\n", csv, 1, true)
+    assert.matches("\ncnn2d,val mean,0.6000,0.5000,0.6000,0.6000,10,15.0,,0.1000,0.1000\n", csv, 1, true)
+  end)
+
+  it("copies a checkpoint atomically", function()
+    local d = tmpdir()
+    local f = assert(io.open(d .. "/a.bin", "wb"))
+    f:write("\0\1\2binary")
+    f:close()
+    files.copy(d .. "/a.bin", d .. "/b.bin")
+    assert.are.equal("\0\1\2binary", read(d .. "/b.bin"))
+    assert.has_error(function() files.copy(d .. "/missing", d .. "/c.bin") end)
+    os.execute("rm -rf " .. d)
   end)
 
   it("refuses an output folder it cannot write, before any training", function()

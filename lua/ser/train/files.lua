@@ -30,6 +30,15 @@ function M.write(path, text)
   end
 end
 
+-- Copies a file atomically (read whole, M.write): checkpoints are a few MB.
+function M.copy(from, to)
+  local f, err = io.open(from, "rb")
+  if not f then error(("cannot copy %s: %s"):format(from, err), 2) end
+  local data = f:read("a")
+  f:close()
+  M.write(to, data)
+end
+
 -- Creates OUT/plots and OUT/results and checks both are writable, so a bad
 -- --out fails in a second rather than after an hour of training.
 function M.prepare_output(out)
@@ -62,17 +71,22 @@ function M.add_confusion(acc, cm)
   return acc
 end
 
-M.COLUMNS = { "model", "split", "accuracy", "weighted_f1", "macro_f1", "uar", "epochs", "train_seconds" }
+-- seed: the run's seed (empty on mean rows); *_std: the spread on mean rows.
+M.COLUMNS = { "model", "split", "accuracy", "weighted_f1", "macro_f1", "uar", "epochs", "train_seconds", "seed",
+  "accuracy_std", "weighted_f1_std" }
 local METRICS = { "accuracy", "weighted_f1", "macro_f1", "uar" }
 
--- The mean over folds, with the spread (population std) in *_std fields.
-function M.mean_row(rows, model)
-  local out = { model = model, split = "mean", epochs = 0, train_seconds = 0 }
+-- The mean of rows (runs over folds and/or seeds), with the spread in *_std
+-- fields: the sample standard deviation (n - 1), 0 for a single row.
+function M.mean_row(rows, model, split)
+  local out = { model = model, split = split or "mean", epochs = 0, train_seconds = 0, runs = #rows }
   for _, k in ipairs(METRICS) do
-    local s, s2 = 0, 0
-    for _, r in ipairs(rows) do s, s2 = s + r[k], s2 + r[k] ^ 2 end
+    local s = 0
+    for _, r in ipairs(rows) do s = s + r[k] end
     out[k] = s / #rows
-    out[k .. "_std"] = math.sqrt(math.max(0, s2 / #rows - out[k] ^ 2))
+    local d2 = 0
+    for _, r in ipairs(rows) do d2 = d2 + (r[k] - out[k]) ^ 2 end
+    out[k .. "_std"] = #rows > 1 and math.sqrt(d2 / (#rows - 1)) or 0
   end
   for _, r in ipairs(rows) do
     out.epochs = out.epochs + r.epochs / #rows
@@ -81,9 +95,39 @@ function M.mean_row(rows, model)
   return out
 end
 
+-- One mean row per evaluated split: fold rows ("fold1", ...) average into
+-- "mean"; with several seeds the val and test rows average into "val mean"
+-- and "test mean" (never one into the other).
+function M.mean_rows(rows, model)
+  local groups, order = {}, {}
+  for _, r in ipairs(rows) do
+    local key = r.split:match("^fold%d+$") and "mean" or (r.split .. " mean")
+    if not groups[key] then groups[key], order[#order + 1] = {}, key end
+    table.insert(groups[key], r)
+  end
+  local out = {}
+  for i, key in ipairs(order) do out[i] = M.mean_row(groups[key], model, key) end
+  return out
+end
+
+-- The rows the comparison chart shows: the mean rows with their spread as
+-- error bars when there are any (--folds, --seeds), else every row.
+function M.chart_rows(rows)
+  local means = {}
+  for _, r in ipairs(rows) do
+    if r.runs then
+      means[#means + 1] = { model = r.model, split = ("%s of %d"):format(r.split, r.runs), accuracy = r.accuracy,
+        weighted_f1 = r.weighted_f1, accuracy_sd = r.accuracy_std, weighted_f1_sd = r.weighted_f1_std }
+    end
+  end
+  return #means > 0 and means or rows
+end
+
 local function cell(r, k)
   local v = r[k]
+  if v == nil then return "" end
   if type(v) ~= "number" then return tostring(v) end
+  if k == "seed" then return ("%d"):format(v) end
   if k == "epochs" then return ("%g"):format(v) end
   if k == "train_seconds" then return ("%.1f"):format(v) end
   return ("%.4f"):format(v)
