@@ -5,7 +5,9 @@
  *   2. the op function in src/ops/<op>.c: check shapes (message with both shapes),
  *      compute forward, then ser_autograd_record(...) and save what backward needs;
  *   3. the backward: reads node->saved / args, ACCUMULATES (+=) into gin[i] for
- *      every i with gin[i] != NULL (see ser_backward_fn in autograd.h);
+ *      every i with gin[i] != NULL (see ser_backward_fn in autograd.h); an op that
+ *      can write a whole gradient instead may be listed in overwrites_fresh
+ *      (autograd.c) and then overwrites gin[i] when node->gin_fresh has bit i;
  *   4. a finite-difference case in tests/c/gradcheck/ (test_gradcheck fails for
  *      any op in this list without one) and a PyTorch parity test if a fixture exists;
  *   5. the Lua binding and a spec for its error messages. */
