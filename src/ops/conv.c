@@ -85,11 +85,25 @@ static int have_avx512(void) {
  * of each channel's stretch are split once, then every kernel tap's row is a
  * plain copy from one of them (tap p = kw - pad reads src[2 ow + p], which is
  * even[ow + p/2] or odd[ow + (p-1)/2]), instead of one strided gather per tap. */
-static void im2col_1d_s2(float *col, const float *img, const ser_conv_geom *g, int n0, int n1) {
+/* Length of each of the even/odd stretches for output positions [n0, n1). */
+static int split_len(const ser_conv_geom *g, int nb) {
+  int lo = -((g->pw + 1) / 2) - 1, hi = (g->KW - 1 - g->pw) / 2 + 1;
+  return nb + hi - lo + 1;
+}
+
+/* The per-thread buffer of the two stretches, or NULL (then the strided path runs). */
+static float *split_scratch(const ser_conv_geom *g, int nb) {
+  return ser_scratch(SER_SCRATCH_SPLIT, sizeof(float) * 2 * (size_t)split_len(g, nb));
+}
+
+static int is_1d_s2(const ser_conv_geom *g) {
+  return g->H == 1 && g->KH == 1 && g->ph == 0 && g->sw == 2 && g->dw == 1 && have_avx512();
+}
+
+static void im2col_1d_s2(float *col, const float *img, const ser_conv_geom *g, int n0, int n1, float *eo) {
   int nb = n1 - n0, W = g->W, KW = g->KW, pw = g->pw;
-  int lo = -((pw + 1) / 2) - 1, hi = (KW - 1 - pw) / 2 + 1; /* tap offsets in half-samples: [lo, hi] */
-  int len = nb + hi - lo + 1, j0 = n0 + lo;                  /* even/odd index j0 + i, i in [0, len) */
-  float eo[2 * len];
+  int lo = -((pw + 1) / 2) - 1;                              /* lowest tap offset in half-samples, with margin */
+  int len = split_len(g, nb), j0 = n0 + lo;                  /* even/odd index j0 + i, i in [0, len) */
   float *ev = eo, *od = eo + len;
   int ne0 = j0 < 0 ? -j0 : 0;                                 /* first i with j >= 0 */
   int ne1 = (W + 1) / 2 - j0, no1 = W / 2 - j0;               /* i past the last even / odd sample */
@@ -110,8 +124,9 @@ static void im2col_1d_s2(float *col, const float *img, const ser_conv_geom *g, i
 }
 
 static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0, int n1) {
-  if (g->H == 1 && g->KH == 1 && g->ph == 0 && g->sw == 2 && g->dw == 1 && have_avx512()) {
-    im2col_1d_s2(col, img, g, n0, n1);
+  float *eo = is_1d_s2(g) ? split_scratch(g, n1 - n0) : NULL;
+  if (eo) {
+    im2col_1d_s2(col, img, g, n0, n1, eo);
     return;
   }
   int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;
@@ -146,11 +161,10 @@ static void im2col(float *col, const float *img, const ser_conv_geom *g, int n0,
 
 /* The adjoint of im2col_1d_s2: each tap's row adds into the even or odd
  * stretch, which are then added back interleaved, once per channel. */
-static void col2im_add_1d_s2(float *img, const float *col, const ser_conv_geom *g, int n0, int n1) {
+static void col2im_add_1d_s2(float *img, const float *col, const ser_conv_geom *g, int n0, int n1, float *eo) {
   int nb = n1 - n0, W = g->W, KW = g->KW, pw = g->pw;
-  int lo = -((pw + 1) / 2) - 1, hi = (KW - 1 - pw) / 2 + 1;
-  int len = nb + hi - lo + 1, j0 = n0 + lo;
-  float eo[2 * len];
+  int lo = -((pw + 1) / 2) - 1;
+  int len = split_len(g, nb), j0 = n0 + lo;
   float *ev = eo, *od = eo + len;
   int ne0 = j0 < 0 ? -j0 : 0;
   int ne1 = (W + 1) / 2 - j0, no1 = W / 2 - j0;
@@ -173,8 +187,9 @@ static void col2im_add_1d_s2(float *img, const float *col, const ser_conv_geom *
 
 /* img [C,H,W] += the adjoint of im2col for output positions [n0, n1). */
 static void col2im_add(float *img, const float *col, const ser_conv_geom *g, int n0, int n1) {
-  if (g->H == 1 && g->KH == 1 && g->ph == 0 && g->sw == 2 && g->dw == 1 && have_avx512()) {
-    col2im_add_1d_s2(img, col, g, n0, n1);
+  float *eo = is_1d_s2(g) ? split_scratch(g, n1 - n0) : NULL;
+  if (eo) {
+    col2im_add_1d_s2(img, col, g, n0, n1, eo);
     return;
   }
   int nb = n1 - n0, oh0 = n0 / g->OW, oh1 = (n1 - 1) / g->OW;

@@ -18,6 +18,7 @@ enum {
   SER_SCRATCH_GEMM_B,      /* packed bf16 B panels */
   SER_SCRATCH_GEMM_PRE,    /* bf16 A panels packed once for many products (ser_gemm_pack_a) */
   SER_SCRATCH_PARTIAL,     /* per-thread weight-gradient partial sums */
+  SER_SCRATCH_SPLIT,       /* even/odd halves of a channel (1-d stride-2 im2col/col2im) */
   SER_SCRATCH_WINO,        /* Winograd tiles of one block (padded rows, V, M) */
   SER_SCRATCH_WINO_U,      /* Winograd-transformed weights (the calling thread's) */
   SER_SCRATCH_SLOTS
