@@ -137,6 +137,22 @@ static int l_frames(lua_State *L) {
   return 1;
 }
 
+/* znorm(x [B, ...]) -> each x[b] with mean 0 and (unbiased) std 1, the
+ * per-utterance normalisation the log-mel features end with, for inputs that
+ * are not spectrograms (the CNN1D's waveform: without it, eval-mode BatchNorm
+ * sees each speaker's loudness as a feature scale). */
+static int l_znorm(lua_State *L) {
+  ser_tensor *x = ser_lua_checktensor(L, 1);
+  if (x->ndim < 2)
+    return luaL_error(L, "features.znorm: expected [B, ...] with one row per clip, got %s", SER_SHAPE(x));
+  ser_tensor *out = ser_tensor_clone_raw(x);
+  if (!out) return ser_lua_fail(L, "features.znorm");
+  int64_t rows = x->shape[0], per = ser_tensor_numel(out) / (rows > 0 ? rows : 1);
+  for (int64_t r = 0; r < rows; r++) ser_feat_normalize(ser_tensor_data(out) + r * per, per);
+  ser_lua_pushtensor(L, out);
+  return 1;
+}
+
 /* ser.so must never be unloaded: lua_close() dlclose()s it while libgomp's
  * worker threads (our OpenMP loops) still run code inside it, which crashes
  * stock lua5.4 at exit one run in two. Pinning it with RTLD_NODELETE fixes
@@ -154,7 +170,7 @@ int ser_lua_open_features(lua_State *L) {
   static const luaL_Reg fns[] = {{"logmel", l_logmel}, {"mfcc", l_mfcc},       {"power", l_power},
                                  {"melpower", l_melpower}, {"stft", l_stft},   {"melbank", l_melbank},
                                  {"hann", l_hann},     {"dct", l_dct},         {"amplitude_to_db", l_amplitude_to_db},
-                                 {"frames", l_frames}, {NULL, NULL}};
+                                 {"frames", l_frames}, {"znorm", l_znorm}, {NULL, NULL}};
   pin_library();
   luaL_newlib(L, fns);
   return 1;

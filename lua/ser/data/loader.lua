@@ -25,15 +25,18 @@ local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = 
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
--- The feature step: nil/"waveform" -> [B, 1, T]; "logmel"/"mfcc" or {kind = "logmel", n_mels = ...}
+-- The feature step: nil/"waveform" -> [B, 1, T] ({kind = "waveform", normalize = true}: each
+-- clip z-normalised, ser.features.znorm); "logmel"/"mfcc" or {kind = "logmel", n_mels = ...}
 -- -> ser.features.<kind>(wav [B, T], opts) = [B, 1, F, frames]; a function -> whatever it returns.
 -- Returns fn, spec (nil for a function), description.
 local function make_transform(spec)
   if spec == nil or spec == "waveform" or (type(spec) == "table" and spec.kind == "waveform") then
+    local normalize = type(spec) == "table" and spec.normalize or false
     return function(w)
       local s = w:shape()
+      if normalize then w = require("ser").features.znorm(w) end
       return w:view(s[1], 1, s[2])
-    end, { kind = "waveform" }, "waveform"
+    end, { kind = "waveform", normalize = normalize }, "waveform"
   end
   if type(spec) == "string" then spec = { kind = spec } end
   if type(spec) == "table" and spec.kind then
@@ -162,6 +165,7 @@ function M.loader(part, opts)
       fopts = in_c and tspec.fopts or nil }
     if masks then for k, v in pairs(masks) do self.recipe[k] = v end end
     self.post = not in_c and tspec == nil and transform or nil
+    self.wave_znorm = not in_c and tspec ~= nil and tspec.normalize or nil -- the worker returns raw waveforms
     self.depth = opts.prefetch == false and 1 or PREFETCH_DEPTH
   end
   return self
@@ -362,6 +366,7 @@ function Loader:iter(epoch)
         pf:submit(self:batch_rows(order, b + self.depth), self:batch_seed(epoch, b + self.depth))
       end
       if self.post then x = self.post(x:view(#rows, self.samples)) end
+      if self.wave_znorm then x = require("ser").features.znorm(x) end
     else
       x = data.gather(source, rows)
       if not self.cache then
