@@ -81,6 +81,8 @@ describe("loader trim", function()
       "loader: trim has an unknown field 'top' (top_db, frame_length, hop_length)")
     assert.has_error(function() ser.data.loader(corpus, { trim = { hop_length = 0.5 } }) end,
       "loader: trim hop_length must be a whole number of samples >= 1, got 0.5")
+    assert.has_error(function() ser.data.loader(corpus, { trim = { frame_length = "big" } }) end,
+      "loader: trim frame_length must be a whole number of samples >= 1, got big")
   end)
 
   it("is recorded in the checkpoint by ser.train.fit", function()

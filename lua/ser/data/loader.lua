@@ -88,7 +88,7 @@ function M.trim_options(t, level)
       level + 1)
   end
   for _, k in ipairs { "frame_length", "hop_length" } do
-    if math.type(o[k]) ~= "integer" and not (type(o[k]) == "number" and o[k] == math.floor(o[k])) or o[k] < 1 then
+    if type(o[k]) ~= "number" or o[k] ~= math.floor(o[k]) or o[k] < 1 then
       error(("loader: trim %s must be a whole number of samples >= 1, got %s"):format(k, tostring(o[k])), level + 1)
     end
     o[k] = math.tointeger(o[k])
