@@ -85,6 +85,19 @@ describe("loader trim", function()
       "loader: trim frame_length must be a whole number of samples >= 1, got big")
   end)
 
+  it("names the bad file and where its chunk sits when a trimmed decode fails", function()
+    local bad = dir .. "/not-audio.wav"
+    local f = assert(io.open(bad, "wb"))
+    f:write("this is text, not a wav")
+    f:close()
+    local items = { corpus.items[1], { path = bad, label = "sad", speaker = 9 } }
+    local l = ser.data.loader(ser.data.corpus(items), { seconds = 1.0, trim = 30 })
+    local ok, err = pcall(l.waveforms, l)
+    assert.is_false(ok)
+    assert.matches("1 of 2 files (clips 1-2 of 2, decoded in chunks for trim) did not decode", err, 1, true)
+    assert.matches("not-audio.wav", err, 1, true)
+  end)
+
   it("is recorded in the checkpoint by ser.train.fit", function()
     local s = ser.data.synthetic { speakers = 4, per_class = 1, seconds = 0.5, seed = 3 }
     local train, val = s:split { by = "speaker", train = { 1, 2, 3 }, val = { 4 }, test = {} }

@@ -185,7 +185,8 @@ function Loader:labels()
 end
 
 -- Decodes paths into one [#paths, round(seconds * sr)] matrix; a failure names every bad file.
-function Loader:decode(paths, seconds, cache)
+-- where: how the paths sit in the part when they are only a chunk of it (" (clips 65-128 of 960)").
+function Loader:decode(paths, seconds, cache, where)
   local ser = require "ser"
   local audio = ser.audio
   if not audio or not (audio.load_many or audio.load) then
@@ -207,8 +208,8 @@ function Loader:decode(paths, seconds, cache)
       end
       local n_bad = 0
       for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
-      error(("loader %s: %d of %d files did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
-        #paths, #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
+      error(("loader %s: %d of %d files%s did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
+        #paths, where or "", #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
     end
   else
     list = {}
@@ -249,7 +250,8 @@ function Loader:raw_rows(first, last)
     rows[#rows + 1], paths[#paths + 1] = self.items[i].row, self.items[i].path
   end
   if self.part.audio then return require("ser.core.data").gather(self.part.audio, rows) end
-  return self:decode(paths, M.trim_lookahead(self.seconds), false)
+  return self:decode(paths, M.trim_lookahead(self.seconds), false,
+    (" (clips %d-%d of %d, decoded in chunks for trim)"):format(first, last, self.n))
 end
 
 -- [N, samples]: every clip through M.trim_window, decoded in chunks so that
