@@ -28,8 +28,8 @@ local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 -- The feature step: nil/"waveform" -> [B, 1, T] ({kind = "waveform", normalize = true}: each
 -- clip z-normalised, ser.features.znorm); "logmel"/"mfcc" or {kind = "logmel", n_mels = ...}
 -- -> ser.features.<kind>(wav [B, T], opts) = [B, 1, F, frames]; a function -> whatever it returns.
--- Returns fn, spec (nil for a function), description.
-local function make_transform(spec)
+-- Returns fn, spec (nil for a function), description. Also used outside a loader (predict.lua).
+function M.make_transform(spec)
   if spec == nil or spec == "waveform" or (type(spec) == "table" and spec.kind == "waveform") then
     local normalize = type(spec) == "table" and spec.normalize or false
     return function(w)
@@ -116,7 +116,7 @@ function M.loader(part, opts)
     error(("loader: seconds must be a positive number, got %s"):format(tostring(seconds)), 2)
   end
   local trim = M.trim_options(opts.trim, 2)
-  local transform, tspec, kind = make_transform(opts.transform or opts.features)
+  local transform, tspec, kind = M.make_transform(opts.transform or opts.features)
   -- features are computed at the loader's rate unless the spec says otherwise
   if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
   local self = setmetatable({

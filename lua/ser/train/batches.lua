@@ -105,15 +105,11 @@ function M.feature_spec(kind)
   return kind
 end
 
--- The same features for a [B, samples] batch outside a loader (predict.lua).
+-- The same features for a [B, samples] batch outside a loader (predict.lua):
+-- the loader's own transform for M.feature_spec(kind), so the two cannot drift.
 function M.transform(kind, wav)
-  local s = wav:shape()
-  if kind == "waveform" then
-    local ser = require "ser"
-    return ser.features.znorm(wav):view(s[1], 1, s[2])
-  end
-  local ser = require "ser"
-  return ser.features[kind](wav, {})
+  local fn = require("ser.data.loader").make_transform(M.feature_spec(kind))
+  return fn(wav)
 end
 
 -- "reference" = the notebook's augmentation recipe (gain, noise, pitch on
