@@ -29,6 +29,10 @@ parser:option("--patience", "Early-stopping patience in epochs.", "10"):convert(
 parser:option("--augment", "Training augmentation: reference (gain, noise, pitch, SpecAugment masks), " ..
               "speed (reference + speed perturbation and time shift) or none.", "reference")
   :choices { "reference", "speed", "none" }
+parser:option("--mixup", "mixup strength: blend each training example with another, weight ~ Beta(A, A); 0 = off.",
+              "0"):argname("<A>"):convert(tonumber)
+parser:option("--ema", "Validate, keep and save an exponential moving average of the weights with this decay " ..
+              "(e.g. 0.999); 0 = off.", "0"):argname("<decay>"):convert(tonumber)
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -53,6 +57,8 @@ if args.seeds then
   end
   if #seeds == 0 then bad("--seeds is empty") end
 end
+if not args.mixup or args.mixup < 0 then bad("--mixup must be a number >= 0 (0 = off)") end
+if not args.ema or args.ema < 0 or args.ema >= 1 then bad("--ema must be a decay in [0, 1) (0 = off)") end
 if not args.trim or args.trim < 0 then bad("--trim must be a number of dB > 0 (or 0 for no trimming)") end
 if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
 local model_names = {}
@@ -107,7 +113,7 @@ for _, name in ipairs(model_names) do
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, seed = seed, amp = args.amp,
         patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
-        trim = args.trim > 0 and args.trim or nil,
+        trim = args.trim > 0 and args.trim or nil, mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
       curves = curves or history                 -- the first seed's (first fold's) curves

@@ -435,5 +435,66 @@ function CosineAnnealingLR:load_state_dict(sd)
   self:_apply()
 end
 
+-- ---- EMA of weights ----
+
+local EMA = {}
+EMA.__index = EMA
+EMA.__name = "ser.optim.EMA"
+
+--- EMA(model, {decay = 0.999, warmup = true}): an exponential moving average of the
+--- model's parameters and floating buffers (BatchNorm running statistics), the "EMA
+--- model" of timm's ModelEmaV2. ema:update() after each optimizer step folds the current
+--- weights in; ema:state_dict() is the averaged state, for model:load_state_dict().
+--- With warmup the decay of update n is min(decay, (1 + n) / (10 + n)) (TensorFlow's
+--- ExponentialMovingAverage), so the first updates do not anchor the average to the
+--- random initialisation. BatchNorm's num_batches_tracked is copied, not averaged.
+function optim.EMA(model, opts)
+  opts = opts or {}
+  check_keys("EMA", opts, { decay = true, warmup = true })
+  local decay = opts.decay or 0.999
+  if type(decay) ~= "number" or not (decay >= 0 and decay < 1) then
+    fail("EMA", "decay must be a number in [0, 1), got %s", tostring(decay))
+  end
+  if type(model) ~= "table" or type(model.state_dict) ~= "function" then
+    fail("EMA", "expected an nn module as the first argument, got %s", type(model))
+  end
+  local self = setmetatable({ model = model, decay = decay, warmup = opts.warmup ~= false, updates = 0,
+                              keys = model:state_dict_keys(), named = {}, avg = {}, src = {}, copy_avg = {},
+                              copy_src = {} }, EMA)
+  local sd = model:state_dict()
+  for _, k in ipairs(self.keys) do
+    local t = sd[k]
+    local a = t:detach():clone()
+    if k:match("num_batches_tracked$") then
+      self.copy_avg[#self.copy_avg + 1], self.copy_src[#self.copy_src + 1] = a, t
+    else
+      self.avg[#self.avg + 1], self.src[#self.src + 1] = a, t
+    end
+    self.named[k] = a
+  end
+  return self
+end
+
+--- ema:update(): folds the model's current weights into the average; returns the decay used.
+function EMA:update()
+  self.updates = self.updates + 1
+  local d = self.decay
+  if self.warmup then d = math.min(d, (1 + self.updates) / (10 + self.updates)) end
+  C.ema_update(self.avg, self.src, d)
+  C.ema_update(self.copy_avg, self.copy_src, 0)
+  return d
+end
+
+--- ema:state_dict(): key -> averaged tensor (the EMA's own tensors; clone to keep a copy).
+function EMA:state_dict()
+  local sd = {}
+  for _, k in ipairs(self.keys) do sd[k] = self.named[k] end
+  return sd
+end
+
+function EMA:__tostring()
+  return ("EMA(decay=%g, warmup=%s, updates=%d)"):format(self.decay, tostring(self.warmup), self.updates)
+end
+
 optim.Optimizer = Optimizer
 return optim

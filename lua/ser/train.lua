@@ -15,19 +15,21 @@ M.defaults = {
   epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, schedule = "onecycle",
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
-  min_epochs = "auto", name = nil,
+  min_epochs = "auto", name = nil, mixup = 0, ema = false,
 }
 
 -- Every option fit knows (those defaulting to nil included).
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
-  "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name" } do
+  "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
+  "mixup", "ema" } do
   M.known[k] = true
 end
 
 local CHECKS = {
   epochs = "posint", batch = "posint", lr = "posnum", weight_decay = "nonneg",
-  label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false",
+  label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false", mixup = "nonneg",
+  ema = "unit_or_false",
 }
 
 local function check_opts(opts)
@@ -50,11 +52,13 @@ local function check_opts(opts)
     elseif kind == "posnum" then ok = ok and v > 0
     elseif kind == "nonneg" then ok = ok and v >= 0
     elseif kind == "unit" then ok = ok and v >= 0 and v < 1
-    elseif kind == "nonneg_or_false" then ok = v == false or (ok and v >= 0) end
+    elseif kind == "nonneg_or_false" then ok = v == false or (ok and v >= 0)
+    elseif kind == "unit_or_false" then ok = v == false or (ok and v >= 0 and v < 1) end
     if not ok then
       error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(v), ({
         posint = "a whole number >= 1", posnum = "a number > 0", nonneg = "a number >= 0",
-        unit = "a number in [0, 1)", nonneg_or_false = "a number >= 0 or false" })[kind]), 3)
+        unit = "a number in [0, 1)", nonneg_or_false = "a number >= 0 or false",
+        unit_or_false = "a number in [0, 1) or false" })[kind]), 3)
     end
   end
   if not ({ onecycle = true, cosine = true, constant = true })[o.schedule] then
@@ -112,6 +116,46 @@ local function argmax_rows(rows)
   return pred
 end
 M.argmax_rows = argmax_rows
+
+-- Gamma(a) and Beta(a, a) draws from ser's seeded generator (Marsaglia and Tsang's
+-- method; a < 1 through Gamma(a + 1) * U^(1/a)), for mixup's mixing weight.
+local function gamma_draw(T, a)
+  if a < 1 then return gamma_draw(T, a + 1) * T.rand({ 1 }):item() ^ (1 / a) end
+  local d = a - 1 / 3
+  local c = 1 / math.sqrt(9 * d)
+  while true do
+    local z = T.randn({ 1 }):item()
+    local v = (1 + c * z) ^ 3
+    if v > 0 then
+      local u = T.rand({ 1 }):item()
+      if u > 0 and math.log(u) < 0.5 * z * z + d - d * v + d * math.log(v) then return d * v end
+    end
+  end
+end
+
+function M.beta_draw(a)
+  local T = require "ser.core.tensor"
+  local x, y = gamma_draw(T, a), gamma_draw(T, a)
+  return x / (x + y)
+end
+
+-- mixup (Zhang et al. 2018): each example is blended with its neighbour in the
+-- (already shuffled) batch, x' = lam x + (1 - lam) x_next, and the loss is blended
+-- the same way. lam ~ Beta(alpha, alpha) folded to >= 0.5, so the first label
+-- stays the dominant one (the running accuracy counts against it).
+-- Returns x', the rolled labels and lam; nil when the batch has one example.
+local function mixup_batch(x, y, alpha)
+  local T = require "ser.core.tensor"
+  local n = x:shape()[1]
+  if n < 2 then return nil end
+  local lam = M.beta_draw(alpha)
+  lam = math.max(lam, 1 - lam)
+  local rolled = T.cat({ x:narrow(1, 2, n - 1), x:narrow(1, 1, 1) }, 1)
+  local ys = batches.labels(y)
+  local yr = {}
+  for i = 1, n do yr[i] = ys[i % n + 1] end
+  return x * lam + rolled * (1 - lam), T.new(yr), lam
+end
 
 -- Deep copy of the model's state (parameters and buffers), for "best so far".
 local function snapshot(model)
@@ -216,6 +260,7 @@ function M.fit(model, parts, opts)
   local n_batches = batches.count(train)
   local sched, sched_unit = make_scheduler(ser, opt, o, n_batches)
   local prev_amp = ser.set_amp and ser.set_amp(o.amp)
+  local ema = o.ema and ser.optim.EMA(model, { decay = o.ema }) or nil
 
   local history, best = {}, { f1 = -math.huge, epoch = 0 }
   local stop_reason, since_best = "completed", 0
@@ -233,8 +278,11 @@ function M.fit(model, parts, opts)
     for b in batches.iterate(train, epoch) do
       i = i + 1
       opt:zero_grad()
-      local logits = model(b.x)
+      local x, y_mix, lam
+      if o.mixup > 0 then x, y_mix, lam = mixup_batch(b.x, b.y, o.mixup) end
+      local logits = model(x or b.x)
       local loss = criterion(logits, b.y)
+      if y_mix then loss = loss * lam + criterion(logits, y_mix) * (1 - lam) end
       local lv = loss:item()
       if lv ~= lv or lv == math.huge or lv == -math.huge then
         error({ stop = ("loss is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
@@ -250,6 +298,7 @@ function M.fit(model, parts, opts)
       end
       lr = opt:get_lr()
       opt:step()
+      if ema then ema:update() end
       if sched and sched_unit ~= "epoch" then sched:step() end
       local ys = batches.labels(b.y)
       local p = argmax_rows(logits:totable())
@@ -277,6 +326,10 @@ function M.fit(model, parts, opts)
     for epoch = 1, o.epochs do
       local row = train_epoch(epoch)
       local note = ""
+      -- With ema the averaged weights are the ones validated, kept as best and
+      -- finally restored; training continues from the raw weights.
+      local raw = ema and val and snapshot(model)
+      if raw then model:load_state_dict(ema:state_dict()) end
       if val then
         local r = report(M.evaluate(model, val, criterion), classes)
         row.val_loss, row.val_acc, row.val_f1 = r.loss, r.accuracy, r.weighted_f1
@@ -289,6 +342,7 @@ function M.fit(model, parts, opts)
           since_best = since_best + 1
         end
       end
+      if raw then model:load_state_dict(raw) end
       row.seconds = now() - row.t0
       row.t0 = nil
       history[#history + 1] = row
@@ -319,7 +373,8 @@ function M.fit(model, parts, opts)
     end
   end
   show.message(stop_reason)
-  if best.state then model:load_state_dict(best.state) end
+  if best.state then model:load_state_dict(best.state)
+  elseif ema then model:load_state_dict(ema:state_dict()) end
   if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history) end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,

@@ -10,6 +10,7 @@
  *   o:get_state(g, i) -> step, state1, state2 (nil before the first step),
  *   o:set_state(g, i, step, state1, state2)
  *   clip_grad_norm({t, ...}, max_norm, norm_type) -> norm
+ *   ema_update({avg, ...}, {src, ...}, decay): avg = decay * avg + (1 - decay) * src
  *   onecycle(step, opts) -> lr, momentum;  cosine(step, base_lr, T_max, eta_min) -> lr
  *   scalar(x) -> 0-d tensor (optimizer and scheduler state_dicts hold their numbers as tensors) */
 #include <math.h>
@@ -188,23 +189,41 @@ static int l_set_state(lua_State *L) {
   return 0;
 }
 
+/* Reads the tensor list at idx into a userdata array left on the stack. */
+static ser_tensor **check_tensor_list(lua_State *L, int idx, const char *fname, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  const int n = (int)lua_rawlen(L, idx);
+  ser_tensor **ts = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(n > 0 ? n : 1), 0);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    ts[i - 1] = ser_lua_totensor(L, -1);
+    if (!ts[i - 1]) luaL_error(L, "%s: %s %d is a %s, expected a tensor", fname, what, i, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return ts;
+}
+
 static int l_clip_grad_norm(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const double max_norm = luaL_checknumber(L, 2);
   const double norm_type = luaL_optnumber(L, 3, 2.0);
   const int n = (int)lua_rawlen(L, 1);
-  ser_tensor **ps = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(n > 0 ? n : 1), 0);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    ps[i - 1] = ser_lua_totensor(L, -1);
-    if (!ps[i - 1])
-      return luaL_error(L, "clip_grad_norm: parameter %d is a %s, expected a tensor", i, luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
+  ser_tensor **ps = check_tensor_list(L, 1, "clip_grad_norm", "parameter");
   double norm;
   if (ser_clip_grad_norm(&norm, ps, n, max_norm, norm_type)) return ser_lua_fail(L, "clip_grad_norm");
   lua_pushnumber(L, norm);
   return 1;
+}
+
+static int l_ema_update(lua_State *L) {
+  const double decay = luaL_checknumber(L, 3);
+  ser_tensor **avg = check_tensor_list(L, 1, "ema_update", "average");
+  ser_tensor **src = check_tensor_list(L, 2, "ema_update", "source");
+  const int n = (int)lua_rawlen(L, 1);
+  if ((int)lua_rawlen(L, 2) != n)
+    return luaL_error(L, "ema_update: %d averages but %d sources", n, (int)lua_rawlen(L, 2));
+  if (ser_ema_update(avg, src, n, decay)) return ser_lua_fail(L, "ema_update");
+  return 0;
 }
 
 static int l_onecycle(lua_State *L) {
@@ -251,7 +270,7 @@ int ser_lua_open_optim(lua_State *L) {
       {"get_state", l_get_state}, {"set_state", l_set_state}, {NULL, NULL},
   };
   static const luaL_Reg fns[] = {
-      {"new", l_new},           {"clip_grad_norm", l_clip_grad_norm},
+      {"new", l_new},           {"clip_grad_norm", l_clip_grad_norm}, {"ema_update", l_ema_update},
       {"onecycle", l_onecycle}, {"cosine", l_cosine},
       {"scalar", l_scalar},     {NULL, NULL},
   };

@@ -83,6 +83,12 @@ int ser_optimizer_set_state(ser_optimizer *o, int group, int index, int64_t step
  * when < 1. *total_norm gets the norm before clipping. */
 int ser_clip_grad_norm(double *total_norm, ser_tensor *const *params, int n, double max_norm, double norm_type);
 
+/* ---- weight averaging ---- */
+
+/* avg[k] <- decay * avg[k] + (1 - decay) * src[k] for n pairs of contiguous
+ * tensors of equal shapes (all checked before any is written). */
+int ser_ema_update(ser_tensor *const *avg, ser_tensor *const *src, int n, double decay);
+
 /* ---- schedules: pure functions of the step ---- */
 
 typedef struct ser_onecycle_opts {
