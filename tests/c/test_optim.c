@@ -217,6 +217,25 @@ static void clip_grad_norm_like_torch(void **state) {
   ser_tensor_release(c);
 }
 
+/* avg <- d * avg + (1 - d) * src; a shape mismatch anywhere leaves every average untouched. */
+static void ema_update_blends_and_checks_first(void **state) {
+  const float a0[3] = {1, 2, 3}, s0[3] = {3, 2, -1}, want[3] = {1.5f, 2.0f, 2.0f};
+  ser_tensor *a = vec(3, a0), *s = vec(3, s0), *b = vec(2, a0), *t = vec(3, s0);
+  assert_int_equal(ser_ema_update((ser_tensor *[]){a}, (ser_tensor *[]){s}, 1, 0.75), 0);
+  assert_close_abs("ema", ser_tensor_data(a), want, 3, 1e-7);
+  assert_int_equal(ser_ema_update((ser_tensor *[]){a, b}, (ser_tensor *[]){s, t}, 2, 0.5), SER_EINVAL);
+  printf("  %s\n", ser_errmsg());
+  assert_close_abs("untouched after a failed update", ser_tensor_data(a), want, 3, 0);
+  assert_int_equal(ser_ema_update((ser_tensor *[]){a}, (ser_tensor *[]){s}, 1, 1.5), SER_EINVAL);
+  printf("  %s\n", ser_errmsg());
+  assert_int_equal(ser_ema_update((ser_tensor *[]){a}, (ser_tensor *[]){s}, 1, 0.0), 0); /* decay 0 copies */
+  assert_close_abs("copy", ser_tensor_data(a), s0, 3, 0);
+  ser_tensor_release(a);
+  ser_tensor_release(s);
+  ser_tensor_release(b);
+  ser_tensor_release(t);
+}
+
 static void onecycle_lr_and_beta1(void **state) {
   float *want_lr = fixture_require("onecycle_lr", 100), *want_b1 = fixture_require("onecycle_beta1", 100);
   ser_onecycle_opts o = ser_onecycle_defaults(1e-3, 100);
@@ -269,6 +288,7 @@ int main(void) {
       cmocka_unit_test(state_restore_continues_identically),
       cmocka_unit_test(bad_hyperparameters_are_reported),
       cmocka_unit_test(clip_grad_norm_like_torch),
+      cmocka_unit_test(ema_update_blends_and_checks_first),
       cmocka_unit_test(onecycle_lr_and_beta1),
       cmocka_unit_test(cosine_annealing),
   };

@@ -228,3 +228,50 @@ describe("ser.optim.clip_grad_norm", function()
     assert.matches("max_norm %-1", err)
   end)
 end)
+
+describe("ser.optim.EMA", function()
+  local nn = ser.nn
+
+  it("averages parameters and BatchNorm statistics with the warm-up decay, and copies the batch count", function()
+    ser.manual_seed(1)
+    local m = nn.Sequential{ nn.Linear(3, 2), nn.BatchNorm1d(2) }
+    local ema = optim.EMA(m, { decay = 0.9 })
+    local sd = m:state_dict()
+    local w0 = sd["0.weight"]:clone()
+    ser.no_grad(function()
+      sd["0.weight"]:add_(T.ones(2, 3))
+      sd["1.running_mean"]:fill_(4)
+      sd["1.num_batches_tracked"]:fill_(7)
+    end)
+    local d = ema:update()
+    assert.are.near(2 / 11, d, 1e-12)                 -- min(0.9, (1 + 1) / (10 + 1))
+    local avg = ema:state_dict()
+    assert.is_true(max_abs_diff(avg["0.weight"], w0 + (1 - d)) < 1e-6)
+    assert.is_true(max_abs_diff(avg["1.running_mean"], T.full({ 2 }, 4 * (1 - d))) < 1e-6)
+    assert.are.equal(7, avg["1.num_batches_tracked"]:item())
+    for _ = 1, 200 do ema:update() end
+    assert.are.equal(0.9, ema:update())                -- the warm-up ends at the given decay
+    assert.is_true(max_abs_diff(ema:state_dict()["0.weight"], sd["0.weight"]) < 1e-5)
+    -- the averaged state loads into a model of the same architecture
+    local m2 = nn.Sequential{ nn.Linear(3, 2), nn.BatchNorm1d(2) }
+    m2:load_state_dict(ema:state_dict())
+    assert.is_true(max_abs_diff(m2:state_dict()["1.running_mean"], ema:state_dict()["1.running_mean"]) == 0)
+  end)
+
+  it("without warm-up uses the decay from the first update", function()
+    local m = nn.Linear(2, 1)
+    local ema = optim.EMA(m, { decay = 0.5, warmup = false })
+    assert.are.equal(0.5, ema:update())
+  end)
+
+  it("rejects a bad decay, an unknown option and a non-module", function()
+    local m = nn.Linear(2, 1)
+    local ok, err = pcall(optim.EMA, m, { decay = 1 })
+    assert.is_false(ok)
+    assert.matches("decay must be a number in %[0, 1%), got 1", err)
+    ok, err = pcall(optim.EMA, m, { decy = 0.9 })
+    assert.matches("unknown option 'decy'", err)
+    ok, err = pcall(optim.EMA, {}, {})
+    assert.matches("expected an nn module", err)
+  end)
+end)

@@ -286,3 +286,68 @@ describe("ser.train.fit", function()
     assert.matches("expected an nn module", err)
   end)
 end)
+
+describe("ser.train mixup and EMA", function()
+  local ready = pcall(require, "ser.core.nn_cnn") and ser.optim ~= nil and ser.optim.EMA ~= nil
+  local it_fit = ready and it or pending
+
+  it_fit("draws mixup weights from Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1))", function()
+    ser.manual_seed(5)
+    for _, a in ipairs { 0.4, 2.0 } do
+      local n, s, s2 = 4000, 0, 0
+      for _ = 1, n do
+        local v = ser.train.beta_draw(a)
+        assert.is_true(v >= 0 and v <= 1)
+        s, s2 = s + v, s2 + v * v
+      end
+      local mean, var = s / n, s2 / n - (s / n) ^ 2
+      assert.are.near(0.5, mean, 0.02)
+      assert.are.near(1 / (4 * (2 * a + 1)), var, 0.1 / (4 * (2 * a + 1)) + 0.004)
+    end
+  end)
+
+  -- Two well separated blobs in 4-d; a linear model learns them with either option.
+  local function data(seed)
+    ser.manual_seed(seed)
+    local n = T.randn(32, 4):totable()
+    local xs, ys = {}, {}
+    for i = 1, 32 do
+      local c = i <= 16 and 1 or 2
+      local row = {}
+      for j = 1, 4 do row[j] = (c == 1 and 2 or -2) + 0.5 * n[i][j] end
+      xs[i], ys[i] = row, c
+    end
+    return { x = T.new(xs), y = ys, classes = { "a", "b" } }
+  end
+
+  it_fit("trains with mixup and with an EMA, deterministically for a seed", function()
+    local function run(opts)
+      ser.manual_seed(2)
+      local model = nn.Linear(4, 2)
+      local o = { epochs = 6, batch = 8, lr = 5e-2, progress = "quiet", seed = 9 }
+      for k, v in pairs(opts) do o[k] = v end
+      local _, history, result = ser.train.fit(model, { data(1), data(2) }, o)
+      return model, history, result
+    end
+    local m1, h1, r1 = run{ mixup = 0.4, ema = 0.9 }
+    local m2, h2 = run{ mixup = 0.4, ema = 0.9 }
+    assert.are.equal(h1[6].train_loss, h2[6].train_loss)
+    assert.is_true(r1.accuracy >= 0.9, "accuracy " .. r1.accuracy)
+    assert.are.same(m1:state_dict()["weight"]:totable(), m2:state_dict()["weight"]:totable())
+    -- mixup changes the training loss (blended targets); the EMA changes what is validated
+    local _, h3 = run{}
+    assert.are_not.equal(h1[6].train_loss, h3[6].train_loss)
+    local _, h4 = run{ ema = 0.9 }
+    assert.are.equal(h3[6].train_loss, h4[6].train_loss)     -- training itself is untouched by the EMA
+    assert.are_not.equal(h3[1].val_loss, h4[1].val_loss)
+  end)
+
+  it("rejects a bad mixup strength or EMA decay", function()
+    local part = { { x = T.zeros(2, 2), y = { 1, 2 } } }
+    local ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { mixup = -1 })
+    assert.is_false(ok)
+    assert.matches("option mixup = %-1 is invalid %(expected a number >= 0%)", err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { ema = 1 })
+    assert.matches("option ema = 1 is invalid %(expected a number in %[0, 1%) or false%)", err)
+  end)
+end)
