@@ -10,6 +10,7 @@
 #include "gemm.h"
 #include "scratch.h"
 #include "winograd.h"
+#include "winograd1d.h"
 
 int ser_conv_geom_init(ser_conv_geom *g, const char *op) {
   if (g->KH < 1 || g->KW < 1)
@@ -281,6 +282,33 @@ static int use_winograd(const ser_conv_geom *g) {
          g->ph <= 2 && g->pw <= 2 && g->C >= 8 && g->OC >= 8;
 }
 
+/* CNN1D's convolutions (1-d, kernel 9, stride 2, padding 4) with at least 8
+ * channels on each side go through the polyphase Winograd of winograd1d.c
+ * (forward, input and weight gradients): 2.4x fewer multiplications than
+ * im2col + GEMM. The 1-channel first layer stays on im2col. SER_WINOGRAD=0
+ * (both Winograd paths) or SER_WINOGRAD1D=0 turns it off at start-up,
+ * ser_conv_set_winograd1d at run time (tests and benchmarks compare the paths). */
+static int wino1d_enabled = -1;
+
+static int wino1d_on(void) {
+  if (wino1d_enabled < 0) {
+    const char *env = getenv("SER_WINOGRAD"), *env1 = getenv("SER_WINOGRAD1D");
+    wino1d_enabled = ser_winograd1d_supported() && !(env && env[0] == '0') && !(env1 && env1[0] == '0');
+  }
+  return wino1d_enabled;
+}
+
+int ser_conv_set_winograd1d(int on) {
+  int prev = wino1d_on();
+  wino1d_enabled = on && ser_winograd1d_supported();
+  return prev;
+}
+
+static int use_winograd1d(const ser_conv_geom *g) {
+  return g->H == 1 && g->KH == 1 && g->ph == 0 && g->sh == 1 && g->dh == 1 && g->KW == 9 && g->sw == 2 &&
+         g->pw == 4 && g->dw == 1 && g->C >= 8 && g->OC >= 8 && wino1d_on();
+}
+
 static int scratch_failed(const ser_conv_geom *g, int nb) {
   return ser_error(SER_ENOMEM, "out of memory for the im2col scratch (%zu bytes per thread)",
                    sizeof(float) * (size_t)g->C * g->KH * g->KW * (size_t)nb);
@@ -294,6 +322,7 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
   if (g->B == 0 || OHW == 0 || g->OC == 0) return 0; /* an empty output */
   if (use_winograd(g))
     return ser_conv3x3_winograd(out, in, weight, bias, g->B, g->C, g->H, g->W, g->OC, g->ph, g->pw, 0, 0);
+  if (use_winograd1d(g)) return ser_conv1d_k9s2_winograd(out, in, weight, bias, g->B, g->C, g->W, g->OC);
   int nt = omp_get_max_threads(), par = nt > 1 && !omp_in_parallel();
   /* Work items are (image, column block) pairs, spread over threads with
    * single-threaded GEMMs. Fewer images than threads (inference on one clip):
@@ -375,6 +404,9 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
         dbias[oc] += s;
       }
   if (!din && !dweight) return 0;
+  if (use_winograd1d(g))
+    return ser_conv1d_k9s2_winograd_backward(din, dweight, dout, in, weight, g->B, g->C, g->W, g->OC,
+                                             din_overwrite);
   if (use_winograd(g)) {
     /* din = the 3x3 conv of dout with the flipped, transposed weight and padding 2 - p */
     int rc = din ? ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,

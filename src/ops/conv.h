@@ -35,6 +35,12 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
 int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                         const float *weight, const ser_conv_geom *g);
 
+/* Turns the 1-d Winograd path (kernel 9, stride 2, padding 4; winograd1d.h)
+ * on or off for the kernels above (off: im2col + GEMM); on only takes effect
+ * where it is supported. Returns the previous setting. Not thread-safe: call
+ * it between convolutions (tests and benchmarks compare the two paths). */
+int ser_conv_set_winograd1d(int on);
+
 /* Autograd ops. Options per spatial dim ([0] = H, [1] = W; conv1d uses [0]). */
 typedef struct ser_conv_opts {
   int stride[2];    /* default 1 */

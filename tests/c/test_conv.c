@@ -7,6 +7,7 @@
 
 #include "lib/fixture.h"
 #include "ops/winograd.h"
+#include "ops/winograd1d.h"
 
 /* Direct-loop reference: out = conv(in, w) + b, and the three gradients for dout. */
 static void naive_conv(const ser_conv_geom *g, const float *in, const float *w, const float *b, float *out) {
@@ -164,6 +165,153 @@ static void test_winograd(void **state) {
   check_geometry(GEOM(3, 12, 9, 9, 70, 3, 3, 1, 1, 2, 1, 1, 1), 1);
 }
 
+/* |got - want| <= tol * bound + 1e-6 elementwise, bound = the sum of |terms|
+ * of each output (the direct loop on absolute values): Winograd's transforms
+ * cancel large terms, so its rounding scales with that sum, not with the value. */
+static void assert_within_bound(const char *label, const float *got, const float *want, const float *bound, size_t n,
+                                double tol) {
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    double r = fabs((double)got[i] - want[i]) / (bound[i] + 1e-6 / tol);
+    if (r > worst) worst = r, at = i;
+  }
+  printf("  %s: worst err / sum|terms| %.3g at [%zu] (got %.7g, want %.7g, sum|terms| %.4g)\n", label, worst, at,
+         got[at], want[at], bound[at]);
+  assert_true(worst <= tol);
+}
+
+/* Polyphase Winograd for Conv1d k9 s2 p4 (CNN1D): through ser_conv2d_forward/
+ * backward against the direct loop and against the im2col path, and the
+ * kernel's own overwrite form of din (NaN garbage in, every element written),
+ * din alone and dweight alone. fp32 rounding: a few 1e-7 of the sum of |terms|
+ * (im2col about 1e-7); the bound allows 4e-6. */
+static void check_winograd1d(int B, int C, int W, int OC, int threads) {
+  ser_conv_geom g = GEOM(B, C, 1, W, OC, 1, 9, 1, 2, 0, 4, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  ser_set_num_threads(threads);
+  const double tol = 4e-6;
+  size_t ni = (size_t)B * C * W, nw = (size_t)OC * C * 9, no = (size_t)B * OC * g.OW;
+  float *in = randbuf(ni, 21), *w = randbuf(nw, 22), *b = randbuf(OC, 23), *dout = randbuf(no, 24);
+  float *out = randbuf(no, 25), *ref = calloc(no, 4), *col = calloc(no, 4);
+  float *din = randbuf(ni, 26), *rdin = randbuf(ni, 26), *cdin = randbuf(ni, 26);
+  float *dw = randbuf(nw, 27), *rdw = randbuf(nw, 27), *cdw = randbuf(nw, 27);
+  float *db = calloc(OC, 4), *rdb = calloc(OC, 4), *cdb = calloc(OC, 4);
+  float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *adout = malloc(no * 4), *ab = malloc(OC * 4);
+  float *bound = calloc(no, 4), *dbound = calloc(ni, 4), *wbound = calloc(nw, 4), *bbound = calloc(OC, 4);
+  for (size_t i = 0; i < ni; i++) ain[i] = fabsf(in[i]);
+  for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+  for (size_t i = 0; i < no; i++) adout[i] = fabsf(dout[i]);
+  for (int i = 0; i < OC; i++) ab[i] = fabsf(b[i]);
+  naive_conv(&g, ain, aw, ab, bound);
+  naive_conv_backward(&g, ain, aw, adout, dbound, wbound, bbound);
+  for (size_t i = 0; i < ni; i++) dbound[i] += fabsf(din[i]); /* the accumulated start values */
+  for (size_t i = 0; i < nw; i++) wbound[i] += fabsf(dw[i]);
+  printf("winograd1d B%d C%d W%d OC%d (OW %d), %d thread(s)\n", B, C, W, OC, g.OW, threads);
+  assert_int_equal(ser_conv2d_forward(out, in, w, b, &g), 0);
+  assert_int_equal(ser_conv2d_backward(din, dw, db, dout, in, w, &g), 0);
+  naive_conv(&g, in, w, b, ref);
+  naive_conv_backward(&g, in, w, dout, rdin, rdw, rdb);
+  assert_within_bound("forward", out, ref, bound, no, tol);
+  assert_within_bound("din (accumulated)", din, rdin, dbound, ni, tol);
+  assert_within_bound("dweight (accumulated)", dw, rdw, wbound, nw, tol);
+  assert_within_bound("dbias", db, rdb, bbound, OC, tol);
+  int prev = ser_conv_set_winograd1d(0);
+  assert_int_equal(ser_conv2d_forward(col, in, w, b, &g), 0);
+  assert_int_equal(ser_conv2d_backward(cdin, cdw, cdb, dout, in, w, &g), 0);
+  ser_conv_set_winograd1d(prev);
+  assert_within_bound("forward vs im2col", out, col, bound, no, tol);
+  assert_within_bound("din vs im2col", din, cdin, dbound, ni, tol);
+  assert_within_bound("dweight vs im2col", dw, cdw, wbound, nw, tol);
+  /* the kernel's overwrite form (a fresh autograd buffer) and din alone / dweight alone */
+  float *odin = randbuf(ni, 28), *zdin = calloc(ni, 4), *odw = calloc(nw, 4), *zdw = calloc(nw, 4);
+  for (size_t i = 0; i < ni; i += 7) odin[i] = NAN;
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(odin, NULL, dout, in, w, B, C, W, OC, 1), 0);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, dout, in, w, B, C, W, OC, 0), 0);
+  naive_conv_backward(&g, in, w, dout, zdin, zdw, rdb);
+  assert_within_bound("din (overwritten)", odin, zdin, dbound, ni, tol);
+  assert_within_bound("dweight alone", odw, zdw, wbound, nw, tol);
+  free(odin), free(zdin), free(odw), free(zdw);
+  free(ain), free(aw), free(adout), free(ab), free(bound), free(dbound), free(wbound), free(bbound);
+  free(in), free(w), free(b), free(dout), free(out), free(ref), free(col);
+  free(din), free(rdin), free(cdin), free(dw), free(rdw), free(cdw), free(db), free(rdb), free(cdb);
+  ser_set_num_threads(0);
+}
+
+static void test_winograd1d(void **state) {
+  (void)state;
+  if (!ser_winograd1d_supported()) {
+    printf("skip: no AVX-512 on this CPU\n");
+    skip();
+  }
+  check_winograd1d(1, 8, 1, 8, 1);       /* one output: all taps but the centre in the padding */
+  check_winograd1d(2, 8, 2, 9, 2);       /* batch 2 on 2 threads, one tile, odd output channels */
+  check_winograd1d(1, 9, 7, 8, 2);       /* batch 1 on 2 threads, OW 4: one full tile */
+  check_winograd1d(3, 10, 37, 11, 1);    /* OW 19: a partial last tile and a 16-tile group plus 3 */
+  check_winograd1d(2, 8, 130, 8, 2);     /* OW 65: the left and right edges of the phase loads */
+  check_winograd1d(3, 13, 259, 17, 2);   /* odd length, 130 outputs: partial group, odd channels */
+  /* the channel counts of CNN1D's layers 2-4; layer 4's blocks are 64 tiles,
+   * so 600 outputs cross block edges (and layer 3's 128-tile blocks at 2600) */
+  check_winograd1d(2, 32, 601, 64, 2);
+  check_winograd1d(1, 64, 2600, 128, 2); /* batch 1: the blocks split over the threads */
+  check_winograd1d(3, 128, 1201, 256, 2);
+  check_winograd1d(2, 128, 1200, 256, 1);
+}
+
+/* amp on the 1-d Winograd path: forward, input and weight gradients against
+ * fp32 im2col, within the bf16 bound of the GEMM (V and U are rounded after
+ * the transforms, which costs more of the bound than im2col does). */
+static void test_amp_winograd1d(void **state) {
+  (void)state;
+  if (!ser_bf16_supported() || !ser_winograd1d_supported()) {
+    printf("skip: no AVX512-BF16 on this CPU\n");
+    skip();
+  }
+  for (int cfg = 0; cfg < 3; cfg++) {
+    static const int dims[3][4] = {{3, 32, 1401, 64}, {2, 64, 801, 128}, {2, 128, 601, 256}};
+    ser_conv_geom g = GEOM(dims[cfg][0], dims[cfg][1], 1, dims[cfg][2], dims[cfg][3], 1, 9, 1, 2, 0, 4, 1, 1);
+    assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+    size_t ni = (size_t)g.B * g.C * g.W, nw = (size_t)g.OC * g.C * 9, no = (size_t)g.B * g.OC * g.OW;
+    float *in = randbuf(ni, 1), *w = randbuf(nw, 2), *dout = randbuf(no, 3);
+    float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *adout = malloc(no * 4);
+    for (size_t i = 0; i < ni; i++) ain[i] = fabsf(in[i]);
+    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+    for (size_t i = 0; i < no; i++) adout[i] = fabsf(dout[i]);
+    float *out = calloc(no, 4), *ref = calloc(no, 4), *bound = calloc(no, 4);
+    float *din = calloc(ni, 4), *rdin = calloc(ni, 4), *dbound = calloc(ni, 4);
+    float *dw = calloc(nw, 4), *rdw = calloc(nw, 4), *wbound = calloc(nw, 4), *sb = calloc(g.OC, 4);
+    naive_conv(&g, ain, aw, NULL, bound);
+    naive_conv_backward(&g, ain, aw, adout, dbound, wbound, sb);
+    int prev = ser_conv_set_winograd1d(0);
+    assert_int_equal(ser_conv2d_forward(ref, in, w, NULL, &g), 0);
+    assert_int_equal(ser_conv2d_backward(rdin, rdw, NULL, dout, in, w, &g), 0);
+    ser_conv_set_winograd1d(prev);
+    for (int t = 1; t <= 2; t++) {
+      ser_set_num_threads(t);
+      assert_int_equal(ser_set_amp(1), 0);
+      assert_int_equal(ser_conv2d_forward(out, in, w, NULL, &g), 0);
+      memset(din, 0, ni * 4), memset(dw, 0, nw * 4);
+      assert_int_equal(ser_conv2d_backward(din, dw, NULL, dout, in, w, &g), 0);
+      ser_set_amp(0);
+      double r[3] = {0, 0, 0}, e[3] = {0, 0, 0};
+      const float *got[3] = {out, din, dw}, *want[3] = {ref, rdin, rdw}, *bd[3] = {bound, dbound, wbound};
+      size_t n[3] = {no, ni, nw};
+      for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < n[k]; i++) {
+          double d = fabs(got[k][i] - want[k][i]);
+          e[k] = fmax(e[k], d);
+          r[k] = fmax(r[k], d / (ldexp(bd[k][i], -7) + 1e-5));
+        }
+      printf("  C%d OC%d, %d thread(s): amp forward err %.3g (/bound %.3f), din %.3g (/bound %.3f), dweight "
+             "%.3g (/bound %.3f)\n", g.C, g.OC, t, e[0], r[0], e[1], r[1], e[2], r[2]);
+      for (int k = 0; k < 3; k++) assert_true(e[k] > 0.0 && r[k] <= 1.0);
+    }
+    ser_set_num_threads(0);
+    free(in), free(w), free(dout), free(ain), free(aw), free(adout), free(out), free(ref), free(bound);
+    free(din), free(rdin), free(dbound), free(dw), free(rdw), free(wbound), free(sb);
+  }
+}
+
 /* amp: the bf16 GEMM is within bf16 rounding of fp32. Rounding both factors
  * to 8 significant bits moves each factor by up to 2^-8 and each product by up to 2^-7, so
  * |amp - fp32| <= 2^-7 * sum |w| |x| per output (plus fp32 noise). */
@@ -230,6 +378,7 @@ static void test_amp_im2col_conv1d(void **state) {
   }
   ser_conv_geom g = GEOM(3, 24, 1, 700, 32, 1, 9, 1, 2, 0, 4, 1, 1);
   assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  int prev = ser_conv_set_winograd1d(0); /* this geometry would take the Winograd path */
   size_t ni = (size_t)g.B * g.C * g.W, nw = (size_t)g.OC * g.C * 9, no = (size_t)g.B * g.OC * g.OW;
   float *in = randbuf(ni, 1), *w = randbuf(nw, 2), *dout = randbuf(no, 3);
   float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *adout = malloc(no * 4);
@@ -263,6 +412,7 @@ static void test_amp_im2col_conv1d(void **state) {
     assert_true(wf > 0.0 && wd > 0.0);
     assert_true(rf <= 1.0 && rd <= 1.0);
   }
+  ser_conv_set_winograd1d(prev);
   ser_set_num_threads(0);
   free(in), free(w), free(dout), free(ain), free(aw), free(adout), free(out), free(ref), free(bound);
   free(din), free(rdin), free(dbound), free(sw), free(sb);
@@ -377,6 +527,7 @@ static void test_noncontiguous_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_winograd),
+      cmocka_unit_test(test_winograd1d),        cmocka_unit_test(test_amp_winograd1d),
       cmocka_unit_test(test_amp_close_to_fp32),   cmocka_unit_test(test_amp_im2col_conv1d),
       cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),

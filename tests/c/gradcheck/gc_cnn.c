@@ -63,6 +63,17 @@ GRADCHECK_CASE(CONV1D, conv1d_stride2_pad4) {
   gc_release(3, in);
 }
 
+/* kernel 9, stride 2, padding 4 with >= 8 channels each side: the polyphase
+ * Winograd path (forward, input and weight gradients); length 37 gives 19
+ * outputs, so the last 4-output tile is partial and both edges are padded */
+GRADCHECK_CASE(CONV1D, conv1d_winograd_k9s2) {
+  ser_conv_opts o = {{2, 1}, {4, 0}, {1, 1}};
+  ser_tensor *in[3] = {gc_randn(3, SER_DIMS(2, 8, 37), 1), gc_randn(3, SER_DIMS(9, 8, 9), 1),
+                       gc_randn(1, SER_DIMS(9), 1)};
+  gc_assert(f_conv1d, &o, 3, in, EPS, TOL);
+  gc_release(3, in);
+}
+
 typedef struct bn_case {
   ser_tensor *rm, *rv;
   int training;

@@ -1,0 +1,40 @@
+/* Polyphase Winograd for CNN1D's convolutions: Conv1d with kernel 9,
+ * stride 2, padding 4, dilation 1.
+ *
+ * y[o] = sum_k w[k] x[2o + k - 4] splits into the even samples xe[j] = x[2j]
+ * with the 5 even taps and the odd samples xo[j] = x[2j+1] with the 4 odd
+ * taps, two stride-1 correlations. Each is computed for tiles of 4 outputs by
+ * Winograd's minimal filtering (Toom-Cook, points 0, +-1, +-2, +-1/2 and
+ * infinity): F(4,5) costs 8 multiplications and F(4,4) 7, so a tile of 4
+ * outputs takes 15 products per (input, output) channel pair instead of 36
+ * (2.4x fewer). As in winograd.c the products are GEMMs over the tiles of a
+ * block, U[p] [OC,C] x V[p] [C,tiles] for the 15 points p, here through
+ * ser_gemm (OpenBLAS sgemm, or bf16 under amp); the transforms are AVX-512
+ * and work on 16 tiles per vector.
+ *
+ * Gradients are the exact adjoints: Z[p] = A dY per tile, dV[p] = U[p]^T Z[p]
+ * (then B dV scattered back into the input), dU[p] = sum over tiles
+ * Z[p] V[p]^T (then dW = G^T dU). Rounding: a few 1e-7 of the sum of |terms|
+ * in fp32 (im2col: about 1e-7); under amp, V and U are rounded to bf16 after
+ * the transform: 0.24-0.56 of the bf16 GEMM bound on CNN1D's layer shapes
+ * (tests/c/test_conv.c), against 0.11-0.13 for the bf16 im2col GEMM.
+ * AVX-512 only: ser_winograd1d_supported() says whether it runs here. */
+#ifndef SER_OPS_WINOGRAD1D_H
+#define SER_OPS_WINOGRAD1D_H
+
+int ser_winograd1d_supported(void);
+
+/* out [B,OC,OW] = conv1d(in [B,C,W], weight [OC,C,9], stride 2, padding 4) + bias [OC]
+ * (bias may be NULL), OW = (W - 1) / 2 + 1. Returns SER_ENOMEM when the
+ * per-thread scratch cannot grow. */
+int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, const float *bias, int B, int C,
+                             int W, int OC);
+
+/* The same convolution's gradients from dout [B,OC,OW]: din [B,C,W] is
+ * ACCUMULATED (or overwritten with din_overwrite), dweight [OC,C,9] is
+ * ACCUMULATED; either may be NULL. Returns SER_ENOMEM when the per-thread
+ * scratch cannot grow. */
+int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *dout, const float *in,
+                                      const float *weight, int B, int C, int W, int OC, int din_overwrite);
+
+#endif
