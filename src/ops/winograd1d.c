@@ -301,23 +301,36 @@ __attribute__((target("avx512f"))) static void dout_transform(float *Z, const fl
   }
 }
 
-/* U [NP][OC][C] = G g for the even taps (points 0..7) and the odd taps (8..14). */
-static void transform_weight(float *U, const float *w, int OC, int C) {
+/* U [NP][OC][C] = G g for the even taps (points 0..7) and the odd taps (8..14),
+ * 16 input channels per vector (their 9 taps gathered). */
+__attribute__((target("avx512f"))) static void transform_weight(float *U, const float *w, int OC, int C) {
   size_t pc = (size_t)OC * C;
+  const __m512i vidx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(9));
 #pragma omp parallel for schedule(static) if ((double)OC * C > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
   for (int oc = 0; oc < OC; oc++)
-    for (int c = 0; c < C; c++) {
-      const float *w9 = w + ((size_t)oc * C + c) * 9;
-      size_t at = (size_t)oc * C + c;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+      __mmask16 m = mask_of(C - c0);
+      const float *base = w + ((size_t)oc * C + c0) * 9;
+      __m512 t[9];
+#pragma GCC unroll 9
+      for (int k = 0; k < 9; k++) t[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vidx, base + k, 4);
+      float *u = U + (size_t)oc * C + c0;
+#pragma GCC unroll 8
       for (int p = 0; p < NE; p++) {
-        float s = 0.0f;
-        for (int k = 0; k < 5; k++) s += GE[p][k] * w9[2 * k];
-        U[p * pc + at] = s;
+        __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 5
+        for (int k = 0; k < 5; k++)
+          if (GE[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GE[p][k]), t[2 * k], acc);
+        _mm512_mask_storeu_ps(u + p * pc, m, acc);
       }
+#pragma GCC unroll 7
       for (int p = 0; p < NO; p++) {
-        float s = 0.0f;
-        for (int k = 0; k < 4; k++) s += GO[p][k] * w9[2 * k + 1];
-        U[(NE + p) * pc + at] = s;
+        __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+          if (GO[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GO[p][k]), t[2 * k + 1], acc);
+        _mm512_mask_storeu_ps(u + (NE + p) * pc, m, acc);
       }
     }
 }
