@@ -260,7 +260,8 @@ function M.fit(model, parts, opts)
   local n_batches = batches.count(train)
   local sched, sched_unit = make_scheduler(ser, opt, o, n_batches)
   local prev_amp = ser.set_amp and ser.set_amp(o.amp)
-  local ema = o.ema and ser.optim.EMA(model, { decay = o.ema }) or nil
+  -- ema = 0 means off, like false (a decay of 0 would only copy the weights)
+  local ema = (o.ema and o.ema > 0) and ser.optim.EMA(model, { decay = o.ema }) or nil
 
   local history, best = {}, { f1 = -math.huge, epoch = 0 }
   local stop_reason, since_best = "completed", 0
