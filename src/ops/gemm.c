@@ -309,13 +309,24 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
   return gemm_bf16(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda) {
-  if (!amp_on || M < SER_GEMM_BF16_MIN || K < SER_GEMM_BF16_MIN || !ser_bf16_supported()) return NULL;
+size_t ser_gemm_pack_a_bytes(int M, int K) {
+  if (!amp_on || M < SER_GEMM_BF16_MIN || K < SER_GEMM_BF16_MIN || !ser_bf16_supported()) return 0;
+  return (size_t)((M + MR - 1) / MR) * ((K + 1) / 2) * MR * 4;
+}
+
+void ser_gemm_pack_a_into(void *dst, int ta, int M, int K, const float *A, int lda) {
   int KP = (K + 1) / 2, MP = (M + MR - 1) / MR;
-  uint32_t *Ap = ser_scratch(SER_SCRATCH_GEMM_PRE, (size_t)MP * KP * MR * 4);
-  if (!Ap) return NULL; /* ser_gemm_packed then packs per call */
+  uint32_t *Ap = dst;
 #pragma omp parallel for schedule(static) if (MP > 1 && (double)M * K > 65536 && !omp_in_parallel())
   for (int i = 0; i < MP; i++) pack_a_panel(Ap + (size_t)i * KP * MR, ta, A, lda, M, K, i * MR);
+}
+
+const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda) {
+  size_t bytes = ser_gemm_pack_a_bytes(M, K);
+  if (!bytes) return NULL;
+  void *Ap = ser_scratch(SER_SCRATCH_GEMM_PRE, bytes);
+  if (!Ap) return NULL; /* ser_gemm_packed then packs per call */
+  ser_gemm_pack_a_into(Ap, ta, M, K, A, lda);
   return Ap;
 }
 

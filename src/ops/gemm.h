@@ -12,6 +12,8 @@
 #ifndef SER_OPS_GEMM_H
 #define SER_OPS_GEMM_H
 
+#include <stddef.h>
+
 #define SER_GEMM_BF16_MIN 16
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major.
@@ -33,6 +35,13 @@ void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda);
 void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);
+
+/* For callers that keep several packed weights at once (the 15 transformed
+ * weights of winograd1d.c): the bytes op(A) [M,K] takes packed, 0 when the
+ * product would not run in bf16 (then use ser_gemm); and the packing itself
+ * into dst (that many bytes, 64-byte aligned), for ser_gemm_packed. */
+size_t ser_gemm_pack_a_bytes(int M, int K);
+void ser_gemm_pack_a_into(void *dst, int ta, int M, int K, const float *A, int lda);
 
 /* The same product forced to one precision (tests and benchmarks compare the two). */
 void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -365,6 +365,23 @@ static void geom_init(geom1 *g, int B, int C, int W, int OC, int nb) {
   g->mps = (size_t)OC * g->VS + 16;
 }
 
+/* Under amp the 15 transformed weights are packed to bf16 once per call
+ * (op(U[p]) = U[p], or U[p]^T with ta), not once per block and product: that
+ * was a quarter of the packing work of an amp step. Returns the packs, *stride
+ * bytes apart, or NULL (fp32, or no memory: ser_gemm then packs per call). */
+static char *pack_weights(const float *U, int ta, int OC, int C, size_t *stride) {
+  size_t pc = (size_t)OC * C, pk = ta ? ser_gemm_pack_a_bytes(C, OC) : ser_gemm_pack_a_bytes(OC, C);
+  if (!pk) return NULL;
+  pk = (pk + 63) / 64 * 64;
+  char *Up = ser_scratch(SER_SCRATCH_WINO_UPACK, NP * pk);
+  if (!Up) return NULL;
+#pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1 && !omp_in_parallel())
+  for (int p = 0; p < NP; p++)
+    ser_gemm_pack_a_into(Up + p * pk, ta, ta ? C : OC, ta ? OC : C, U + p * pc, C);
+  *stride = pk;
+  return Up;
+}
+
 static int scratch_failed(size_t bytes) {
   return ser_error(SER_ENOMEM, "out of memory for the 1-d Winograd scratch (%zu bytes per thread)", bytes);
 }
@@ -388,6 +405,8 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
   float *U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * (NP * pc + 1));
   if (!U) return scratch_failed(sizeof(float) * NP * pc);
   transform_weight(U, weight, OC, C);
+  size_t pk = 0;
+  const char *Up = pack_weights(U, 0, OC, C, &pk);
   size_t bytes = sizeof(float) * NP * (g.vps + g.mps);
   int failed = 0;
 #pragma omp parallel for schedule(static) if (par) reduction(| : failed)
@@ -403,7 +422,8 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
     const float *img = in + (size_t)b * C * W;
     for (int c = 0; c < C; c++) input_transform(V, img + (size_t)c * W, c, &g, t0, ng);
     for (int p = 0; p < NP; p++)
-      ser_gemm(0, 0, OC, t1 - t0, C, 1.0f, U + p * pc, C, V + p * g.vps, g.VS, 0.0f, M + p * g.mps, g.VS);
+      ser_gemm_packed(Up ? Up + p * pk : NULL, 0, 0, OC, t1 - t0, C, 1.0f, U + p * pc, C, V + p * g.vps, g.VS,
+                      0.0f, M + p * g.mps, g.VS);
     float *o = out + (size_t)b * OC * g.OW;
     for (int oc = 0; oc < OC; oc++)
       output_transform(o + (size_t)oc * g.OW, M, oc, bias ? bias[oc] : 0.0f, &g, t0, t1);
@@ -413,7 +433,7 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
 
 /* One image's gradients, block by block: Z = A dY; dU += Z V^T; dV = U^T Z; din += B dV. */
 static void backward_image(float *din_b, float *dU, const float *dout_b, const float *in_b, const float *U,
-                           float *V, float *Z, const geom1 *g) {
+                           const char *Up, size_t pk, float *V, float *Z, const geom1 *g) {
   int C = g->C, OC = g->OC, nb = g->nb;
   size_t pc = (size_t)OC * C;
   for (int t0 = 0; t0 < g->T; t0 += nb) {
@@ -425,7 +445,8 @@ static void backward_image(float *din_b, float *dU, const float *dout_b, const f
       if (dU)
         ser_gemm(0, 1, OC, C, t1 - t0, 1.0f, Z + p * g->mps, g->VS, V + p * g->vps, g->VS, 1.0f, dU + p * pc, C);
       if (din_b) /* all 16 * ng columns: Z is zero past t1, so dV is too */
-        ser_gemm(1, 0, C, 16 * ng, OC, 1.0f, U + p * pc, C, Z + p * g->mps, g->VS, 0.0f, V + p * g->vps, g->VS);
+        ser_gemm_packed(Up ? Up + p * pk : NULL, 1, 0, C, 16 * ng, OC, 1.0f, U + p * pc, C, Z + p * g->mps, g->VS,
+                        0.0f, V + p * g->vps, g->VS);
     }
     if (din_b)
       for (int c = 0; c < C; c++) input_adjoint(din_b + (size_t)c * g->W, V, c, g, t0, ng);
@@ -442,10 +463,13 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
   geom_init(&g, B, C, W, OC, block_tiles(C, OC, g.T));
   size_t pc = (size_t)OC * C, un = NP * pc;
   float *U = NULL;
+  const char *Up = NULL;
+  size_t pk = 0;
   if (din) {
     U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * un);
     if (!U) return scratch_failed(sizeof(float) * un);
     transform_weight(U, weight, OC, C);
+    Up = pack_weights(U, 1, OC, C, &pk);
   }
   int nt = omp_get_max_threads();
   if (!(nt > 1 && B >= nt && !omp_in_parallel())) nt = 1; /* otherwise image by image, threaded GEMMs */
@@ -465,7 +489,7 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
     for (int b = 0; b < B; b++) {
       if (!V || (dweight && !dU)) continue;
       backward_image(din ? din + (size_t)b * C * W : NULL, dU, dout + (size_t)b * OC * g.OW,
-                     in + (size_t)b * C * W, U, V, V + NP * g.vps, &g);
+                     in + (size_t)b * C * W, U, Up, pk, V, V + NP * g.vps, &g);
     }
   }
   if (failed) return scratch_failed(bytes + (dweight ? sizeof(float) * un : 0));
