@@ -10,7 +10,8 @@
 #include "scratch.h"
 
 /* Tiles of TM = 4 outputs. Even phase F(4,5): NE = 8 points, odd phase F(4,4):
- * NO = 7 points (0, 1, -1, 2, -2, 1/2, [-1/2,] infinity); NP = 15 products.
+ * NO = 7 points (0, 1, -1, 2, -2, 1/2, [-1/2,] infinity); NP = 15 products,
+ * run as NS = 8 GEMMs (below).
  * The matrices are the Toom-Cook ones (B^T = the transposed interpolation
  * matrix, A and G the evaluation matrices), each row of B^T scaled so that
  * its smallest entry is 1 (the scale moved into G); checked exactly in
@@ -21,6 +22,16 @@
 #define NE 8
 #define NO 7
 #define NP 15
+/* The two phases share 7 of their points (all but -1/2), and A^T is the same
+ * for a shared point, so their products are summed before the output
+ * transform: slab s of V is [2C][tiles], the even phase's C channel rows then
+ * the odd phase's, and U[s] is [OC][2C] (even | odd), one GEMM with K = 2C
+ * per shared point (K = C for -1/2, slab 6). The same multiplications in
+ * fewer, wider GEMMs, and M and Z have 8 slabs instead of 15: against 15
+ * separate products, CNN1D's convolutions measured 1.12x faster under amp and
+ * 1.04x in fp32 (bench/bench_conv1d, 1 thread, three interleaved runs). */
+#define NS 8
+static inline int odd_slab(int j) { return j < 6 ? j : 7; } /* odd point j -> its slab */
 
 static const float BTE[8][8] = {
     {1.0f, 0.0f, -5.25f, 0.0f, 5.25f, 0.0f, -1.0f, 0.0f},
@@ -194,7 +205,7 @@ __attribute__((target("avx512f"))) static void input_transform(float *V, const f
 #pragma GCC unroll 7
       for (int i = 0; i < NO; i++)
         if (BTO[j][i] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(BTO[j][i]), dd[i], acc);
-      _mm512_storeu_ps(vt + (NE + j) * g->vps, acc);
+      _mm512_storeu_ps(vt + odd_slab(j) * g->vps + (size_t)g->C * g->VS, acc);
     }
   }
 }
@@ -209,8 +220,10 @@ __attribute__((target("avx512f"))) static void input_adjoint(float *row, const f
     if (gi < ng) {
       const float *vt = dV + (size_t)c * g->VS + 16 * gi;
       __m512 v[NP], de[NE], dd[NO];
-#pragma GCC unroll 15
-      for (int p = 0; p < NP; p++) v[p] = _mm512_loadu_ps(vt + p * g->vps);
+#pragma GCC unroll 8
+      for (int j = 0; j < NE; j++) v[j] = _mm512_loadu_ps(vt + j * g->vps);
+#pragma GCC unroll 7
+      for (int j = 0; j < NO; j++) v[NE + j] = _mm512_loadu_ps(vt + odd_slab(j) * g->vps + (size_t)g->C * g->VS);
 #pragma GCC unroll 8
       for (int i = 0; i < NE; i++) {
         __m512 acc = _mm512_setzero_ps();
@@ -255,14 +268,14 @@ __attribute__((target("avx512f"))) static void output_transform(float *orow, con
   __m512 bv = _mm512_set1_ps(bias);
   for (int gi = 0; gi < ng; gi++) {
     const float *mo = M + (size_t)oc * g->VS + 16 * gi;
-    __m512 m[NP], y[TM];
-#pragma GCC unroll 15
-    for (int p = 0; p < NP; p++) m[p] = _mm512_loadu_ps(mo + p * g->mps);
+    __m512 m[NS], y[TM];
+#pragma GCC unroll 8
+    for (int p = 0; p < NS; p++) m[p] = _mm512_loadu_ps(mo + p * g->mps);
 #pragma GCC unroll 4
     for (int i = 0; i < TM; i++) {
       __m512 acc = bv;
-#pragma GCC unroll 15
-      for (int p = 0; p < NP; p++)
+#pragma GCC unroll 8
+      for (int p = 0; p < NS; p++)
         if (AT[i][p] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(AT[i][p]), m[p], acc);
       y[i] = acc;
     }
@@ -290,8 +303,8 @@ __attribute__((target("avx512f"))) static void dout_transform(float *Z, const fl
     DEINT(E0, E1, y[0], y[2]);
     DEINT(O0, O1, y[1], y[3]);
     float *zt = Z + (size_t)oc * g->VS + 16 * gi;
-#pragma GCC unroll 15
-    for (int p = 0; p < NP; p++) {
+#pragma GCC unroll 8
+    for (int p = 0; p < NS; p++) {
       __m512 acc = _mm512_setzero_ps();
 #pragma GCC unroll 4
       for (int i = 0; i < TM; i++)
@@ -301,10 +314,11 @@ __attribute__((target("avx512f"))) static void dout_transform(float *Z, const fl
   }
 }
 
-/* U [NP][OC][C] = G g for the even taps (points 0..7) and the odd taps (8..14),
+/* U [NS][OC][2C] = G g: the even taps in columns [0, C) of slabs 0..7, the
+ * odd taps in columns [C, 2C) of slab odd_slab(j) (slab 6's are not used),
  * 16 input channels per vector (their 9 taps gathered). */
 __attribute__((target("avx512f"))) static void transform_weight(float *U, const float *w, int OC, int C) {
-  size_t pc = (size_t)OC * C;
+  size_t pc = (size_t)OC * 2 * C;
   const __m512i vidx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                           _mm512_set1_epi32(9));
 #pragma omp parallel for schedule(static) if ((double)OC * C > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
@@ -315,7 +329,7 @@ __attribute__((target("avx512f"))) static void transform_weight(float *U, const 
       __m512 t[9];
 #pragma GCC unroll 9
       for (int k = 0; k < 9; k++) t[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vidx, base + k, 4);
-      float *u = U + (size_t)oc * C + c0;
+      float *u = U + (size_t)oc * 2 * C + c0;
 #pragma GCC unroll 8
       for (int p = 0; p < NE; p++) {
         __m512 acc = _mm512_setzero_ps();
@@ -330,19 +344,20 @@ __attribute__((target("avx512f"))) static void transform_weight(float *U, const 
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++)
           if (GO[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GO[p][k]), t[2 * k + 1], acc);
-        _mm512_mask_storeu_ps(u + (NE + p) * pc, m, acc);
+        _mm512_mask_storeu_ps(u + odd_slab(p) * pc + C, m, acc);
       }
     }
 }
 
 /* Tiles per block: V and M (or Z) of a block in about SER_WINO1D_FLOATS
- * floats (6 MB), at least 16 tiles; 272 tiles for CNN1D's last layer. Wide
- * blocks matter under amp, where the bf16 GEMM packs both operands per call:
- * CNN1D's convolutions (forward + backward, 1 thread) took 0.47 s at 1.5 MB
- * blocks, 0.42 s at 3 MB, 0.39 s at 6 MB, 0.41 s at 12 MB and 0.46 s at 24 MB
- * (fp32: 0.56-0.60 s for all, within the noise). */
+ * floats (3 MB), at least 16 tiles; 192 tiles for CNN1D's last layer. Wide
+ * blocks matter under amp, where the bf16 GEMM packs V per call: with 15
+ * separate products, CNN1D's convolutions (forward + backward, 1 thread) took
+ * 0.47 s at 1.5 MB blocks, 0.42 s at 3 MB, 0.39 s at 6 MB and 0.46 s at
+ * 24 MB; with the 8 shared-point slabs 0.35-0.36 s at 3 MB, 0.38 s at 6 MB
+ * and 0.39-0.43 s at 12 MB (fp32 0.57-0.64 s for all, within the noise). */
 #ifndef SER_WINO1D_FLOATS
-#define SER_WINO1D_FLOATS 1572864
+#define SER_WINO1D_FLOATS 786432
 #endif
 static int block_tiles(int C, int OC, int T) {
   static long budget = -1;
@@ -350,7 +365,7 @@ static int block_tiles(int C, int OC, int T) {
     const char *env = getenv("SER_WINO1D_FLOATS"); /* tuning only */
     budget = env && atol(env) > 0 ? atol(env) : SER_WINO1D_FLOATS;
   }
-  long nb = budget / ((long)NP * (C + OC)) / 16 * 16;
+  long nb = budget / ((long)NS * (2 * C + OC)) / 16 * 16;
   if (nb < 16) nb = 16;
   return nb < T ? (int)nb : T;
 }
@@ -361,25 +376,33 @@ static void geom_init(geom1 *g, int B, int C, int W, int OC, int nb) {
   g->T = (g->OW + TM - 1) / TM;
   g->nb = nb;
   g->VS = (nb + 15) / 16 * 16;
-  g->vps = (size_t)C * g->VS + 16;
+  g->vps = (size_t)2 * C * g->VS + 16;
   g->mps = (size_t)OC * g->VS + 16;
 }
 
-/* Under amp the 15 transformed weights are packed to bf16 once per call
- * (op(U[p]) = U[p], or U[p]^T with ta), not once per block and product: that
- * was a quarter of the packing work of an amp step. Returns the packs, *stride
- * bytes apart, or NULL (fp32, or no memory: ser_gemm then packs per call). */
-static char *pack_weights(const float *U, int ta, int OC, int C, size_t *stride) {
-  size_t pc = (size_t)OC * C, pk = ta ? ser_gemm_pack_a_bytes(C, OC) : ser_gemm_pack_a_bytes(OC, C);
-  if (!pk) return NULL;
+/* rows of slab s of V (the K of its product): both phases, or the even one alone at -1/2 */
+static inline int slab_k(int s, int C) { return s == 6 ? C : 2 * C; }
+
+/* Under amp the 8 transformed weights are packed to bf16 once per call
+ * (op(U[s]) = U[s], or U[s]^T with ta), not once per block and product: that
+ * was a quarter of the packing work of an amp step. Up[s] is NULL where the
+ * product runs in fp32 (amp off, a dimension below 16, no memory: ser_gemm
+ * then decides, and packs per call). */
+static void pack_weights(const char *Up[NS], const float *U, int ta, int OC, int C) {
+  size_t us = (size_t)OC * 2 * C, pk = ta ? ser_gemm_pack_a_bytes(2 * C, OC) : ser_gemm_pack_a_bytes(OC, 2 * C);
+  for (int s = 0; s < NS; s++) Up[s] = NULL;
+  if (!pk) return;
   pk = (pk + 63) / 64 * 64;
-  char *Up = ser_scratch(SER_SCRATCH_WINO_UPACK, NP * pk);
-  if (!Up) return NULL;
+  char *buf = ser_scratch(SER_SCRATCH_WINO_UPACK, NS * pk);
+  if (!buf) return;
+  for (int s = 0; s < NS; s++) {
+    int K = slab_k(s, C);
+    if (ta ? ser_gemm_pack_a_bytes(K, OC) : ser_gemm_pack_a_bytes(OC, K)) Up[s] = buf + s * pk;
+  }
 #pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1 && !omp_in_parallel())
-  for (int p = 0; p < NP; p++)
-    ser_gemm_pack_a_into(Up + p * pk, ta, ta ? C : OC, ta ? OC : C, U + p * pc, C);
-  *stride = pk;
-  return Up;
+  for (int s = 0; s < NS; s++)
+    if (Up[s])
+      ser_gemm_pack_a_into((char *)Up[s], ta, ta ? slab_k(s, C) : OC, ta ? OC : slab_k(s, C), U + s * us, 2 * C);
 }
 
 static int scratch_failed(size_t bytes) {
@@ -401,13 +424,13 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
   int nblocks = (g.T + nb - 1) / nb;
   long items = (long)B * nblocks;
   par = par && items >= nt;
-  size_t pc = (size_t)OC * C;
-  float *U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * (NP * pc + 1));
-  if (!U) return scratch_failed(sizeof(float) * NP * pc);
+  size_t us = (size_t)OC * 2 * C;
+  float *U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * (NS * us + 1));
+  if (!U) return scratch_failed(sizeof(float) * NS * us);
   transform_weight(U, weight, OC, C);
-  size_t pk = 0;
-  const char *Up = pack_weights(U, 0, OC, C, &pk);
-  size_t bytes = sizeof(float) * NP * (g.vps + g.mps);
+  const char *Up[NS];
+  pack_weights(Up, U, 0, OC, C);
+  size_t bytes = sizeof(float) * NS * (g.vps + g.mps);
   int failed = 0;
 #pragma omp parallel for schedule(static) if (par) reduction(| : failed)
   for (long it = 0; it < items; it++) {
@@ -416,14 +439,14 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
       failed = 1;
       continue;
     }
-    float *M = V + NP * g.vps;
+    float *M = V + NS * g.vps;
     int b = (int)(it / nblocks), t0 = (int)(it % nblocks) * nb, t1 = t0 + nb < g.T ? t0 + nb : g.T;
     int ng = (t1 - t0 + 15) / 16;
     const float *img = in + (size_t)b * C * W;
     for (int c = 0; c < C; c++) input_transform(V, img + (size_t)c * W, c, &g, t0, ng);
-    for (int p = 0; p < NP; p++)
-      ser_gemm_packed(Up ? Up + p * pk : NULL, 0, 0, OC, t1 - t0, C, 1.0f, U + p * pc, C, V + p * g.vps, g.VS,
-                      0.0f, M + p * g.mps, g.VS);
+    for (int s = 0; s < NS; s++)
+      ser_gemm_packed(Up[s], 0, 0, OC, t1 - t0, slab_k(s, C), 1.0f, U + s * us, 2 * C, V + s * g.vps, g.VS, 0.0f,
+                      M + s * g.mps, g.VS);
     float *o = out + (size_t)b * OC * g.OW;
     for (int oc = 0; oc < OC; oc++)
       output_transform(o + (size_t)oc * g.OW, M, oc, bias ? bias[oc] : 0.0f, &g, t0, t1);
@@ -433,20 +456,21 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
 
 /* One image's gradients, block by block: Z = A dY; dU += Z V^T; dV = U^T Z; din += B dV. */
 static void backward_image(float *din_b, float *dU, const float *dout_b, const float *in_b, const float *U,
-                           const char *Up, size_t pk, float *V, float *Z, const geom1 *g) {
+                           const char *const *Up, float *V, float *Z, const geom1 *g) {
   int C = g->C, OC = g->OC, nb = g->nb;
-  size_t pc = (size_t)OC * C;
+  size_t us = (size_t)OC * 2 * C;
   for (int t0 = 0; t0 < g->T; t0 += nb) {
     int t1 = t0 + nb < g->T ? t0 + nb : g->T, ng = (t1 - t0 + 15) / 16;
     for (int oc = 0; oc < OC; oc++) dout_transform(Z, dout_b + (size_t)oc * g->OW, oc, g, t0, t1, ng);
     if (dU)
       for (int c = 0; c < C; c++) input_transform(V, in_b + (size_t)c * g->W, c, g, t0, ng);
-    for (int p = 0; p < NP; p++) {
+    for (int s = 0; s < NS; s++) {
+      int K = slab_k(s, C);
       if (dU)
-        ser_gemm(0, 1, OC, C, t1 - t0, 1.0f, Z + p * g->mps, g->VS, V + p * g->vps, g->VS, 1.0f, dU + p * pc, C);
+        ser_gemm(0, 1, OC, K, t1 - t0, 1.0f, Z + s * g->mps, g->VS, V + s * g->vps, g->VS, 1.0f, dU + s * us, 2 * C);
       if (din_b) /* all 16 * ng columns: Z is zero past t1, so dV is too */
-        ser_gemm_packed(Up ? Up + p * pk : NULL, 1, 0, C, 16 * ng, OC, 1.0f, U + p * pc, C, Z + p * g->mps, g->VS,
-                        0.0f, V + p * g->vps, g->VS);
+        ser_gemm_packed(Up ? Up[s] : NULL, 1, 0, K, 16 * ng, OC, 1.0f, U + s * us, 2 * C, Z + s * g->mps, g->VS,
+                        0.0f, V + s * g->vps, g->VS);
     }
     if (din_b)
       for (int c = 0; c < C; c++) input_adjoint(din_b + (size_t)c * g->W, V, c, g, t0, ng);
@@ -461,21 +485,20 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
   geom1 g;
   geom_init(&g, B, C, W, OC, 16);
   geom_init(&g, B, C, W, OC, block_tiles(C, OC, g.T));
-  size_t pc = (size_t)OC * C, un = NP * pc;
+  size_t us = (size_t)OC * 2 * C, un = NS * us;
   float *U = NULL;
-  const char *Up = NULL;
-  size_t pk = 0;
+  const char *Up[NS];
   if (din) {
     U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * un);
     if (!U) return scratch_failed(sizeof(float) * un);
     transform_weight(U, weight, OC, C);
-    Up = pack_weights(U, 1, OC, C, &pk);
+    pack_weights(Up, U, 1, OC, C);
   }
   int nt = omp_get_max_threads();
   if (!(nt > 1 && B >= nt && !omp_in_parallel())) nt = 1; /* otherwise image by image, threaded GEMMs */
   float *part[nt];
   memset(part, 0, sizeof part);
-  size_t bytes = sizeof(float) * NP * (g.vps + g.mps);
+  size_t bytes = sizeof(float) * NS * (g.vps + g.mps);
   int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
   {
@@ -489,7 +512,7 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
     for (int b = 0; b < B; b++) {
       if (!V || (dweight && !dU)) continue;
       backward_image(din ? din + (size_t)b * C * W : NULL, dU, dout + (size_t)b * OC * g.OW,
-                     in + (size_t)b * C * W, U, Up, pk, V, V + NP * g.vps, &g);
+                     in + (size_t)b * C * W, U, din ? Up : NULL, V, V + NS * g.vps, &g);
     }
   }
   if (failed) return scratch_failed(bytes + (dweight ? sizeof(float) * un : 0));
@@ -498,19 +521,21 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
   float *dU = part[0];
   for (int t = 1; t < nt; t++)
     for (size_t i = 0; i < un; i++) dU[i] += part[t][i];
-#pragma omp parallel for schedule(static) if (pc > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
-  for (size_t at = 0; at < pc; at++) {
-    float *dw = dweight + at * 9;
-    for (int k = 0; k < 5; k++) {
-      float s = 0.0f;
-      for (int p = 0; p < NE; p++) s += GE[p][k] * dU[p * pc + at];
-      dw[2 * k] += s;
+#pragma omp parallel for schedule(static) if ((double)OC * C > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
+  for (int oc = 0; oc < OC; oc++)
+    for (int c = 0; c < C; c++) {
+      float *dw = dweight + ((size_t)oc * C + c) * 9;
+      const float *de = dU + (size_t)oc * 2 * C + c, *dd = de + C;
+      for (int k = 0; k < 5; k++) {
+        float sum = 0.0f;
+        for (int p = 0; p < NE; p++) sum += GE[p][k] * de[p * us];
+        dw[2 * k] += sum;
+      }
+      for (int k = 0; k < 4; k++) {
+        float sum = 0.0f;
+        for (int p = 0; p < NO; p++) sum += GO[p][k] * dd[odd_slab(p) * us];
+        dw[2 * k + 1] += sum;
+      }
     }
-    for (int k = 0; k < 4; k++) {
-      float s = 0.0f;
-      for (int p = 0; p < NO; p++) s += GO[p][k] * dU[(NE + p) * pc + at];
-      dw[2 * k + 1] += s;
-    }
-  }
   return 0;
 }

@@ -8,13 +8,14 @@
  * infinity): F(4,5) costs 8 multiplications and F(4,4) 7, so a tile of 4
  * outputs takes 15 products per (input, output) channel pair instead of 36
  * (2.4x fewer). As in winograd.c the products are GEMMs over the tiles of a
- * block, U[p] [OC,C] x V[p] [C,tiles] for the 15 points p, here through
- * ser_gemm (OpenBLAS sgemm, or bf16 under amp); the transforms are AVX-512
- * and work on 16 tiles per vector.
+ * block, here through ser_gemm (OpenBLAS sgemm, or bf16 under amp): the two
+ * phases share 7 points, whose products are summed, so there are 8 GEMMs
+ * U[s] [OC,2C] x V[s] [2C,tiles] (K = C for the point -1/2). The transforms
+ * are AVX-512 and work on 16 tiles per vector.
  *
- * Gradients are the exact adjoints: Z[p] = A dY per tile, dV[p] = U[p]^T Z[p]
- * (then B dV scattered back into the input), dU[p] = sum over tiles
- * Z[p] V[p]^T (then dW = G^T dU). Rounding: a few 1e-7 of the sum of |terms|
+ * Gradients are the exact adjoints: Z[s] = A dY per tile, dV[s] = U[s]^T Z[s]
+ * (then B dV scattered back into the input), dU[s] = sum over tiles
+ * Z[s] V[s]^T (then dW = G^T dU). Rounding: a few 1e-7 of the sum of |terms|
  * in fp32 (im2col: about 1e-7); under amp, V and U are rounded to bf16 after
  * the transform: 0.24-0.56 of the bf16 GEMM bound on CNN1D's layer shapes
  * (tests/c/test_conv.c), against 0.11-0.13 for the bf16 im2col GEMM.
