@@ -5,6 +5,8 @@
 -- gradient clipping, early stopping on validation weighted F1 with patience,
 -- the best weights kept in memory (and written with ser.save when
 -- opts.checkpoint is given) and restored before the final evaluation.
+-- Optional regularisers: mixup (opts.mixup = alpha) and an exponential moving
+-- average of the weights (opts.ema = decay), which is then what is validated.
 -- A NaN/inf loss or Ctrl-C stops training cleanly; the best weights are kept.
 local progress = require "ser.train.progress"
 local batches = require "ser.train.batches"
