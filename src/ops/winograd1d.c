@@ -317,36 +317,42 @@ __attribute__((target("avx512f"))) static void dout_transform(float *Z, const fl
 /* U [NS][OC][2C] = G g: the even taps in columns [0, C) of slabs 0..7, the
  * odd taps in columns [C, 2C) of slab odd_slab(j) (slab 6's are not used),
  * 16 input channels per vector (their 9 taps gathered). */
-__attribute__((target("avx512f"))) static void transform_weight(float *U, const float *w, int OC, int C) {
+/* One output channel's row of U. The OpenMP loop over rows lives in a plain
+ * function: clang outlines a parallel region into a function without this
+ * target attribute, where __m512 values cannot cross calls. */
+__attribute__((target("avx512f"))) static void transform_weight_row(float *U, const float *w, int oc, int OC, int C) {
   size_t pc = (size_t)OC * 2 * C;
   const __m512i vidx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                           _mm512_set1_epi32(9));
-#pragma omp parallel for schedule(static) if ((double)OC * C > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
-  for (int oc = 0; oc < OC; oc++)
-    for (int c0 = 0; c0 < C; c0 += 16) {
-      __mmask16 m = mask_of(C - c0);
-      const float *base = w + ((size_t)oc * C + c0) * 9;
-      __m512 t[9];
+  for (int c0 = 0; c0 < C; c0 += 16) {
+    __mmask16 m = mask_of(C - c0);
+    const float *base = w + ((size_t)oc * C + c0) * 9;
+    __m512 t[9];
 #pragma GCC unroll 9
-      for (int k = 0; k < 9; k++) t[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vidx, base + k, 4);
-      float *u = U + (size_t)oc * 2 * C + c0;
+    for (int k = 0; k < 9; k++) t[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vidx, base + k, 4);
+    float *u = U + (size_t)oc * 2 * C + c0;
 #pragma GCC unroll 8
-      for (int p = 0; p < NE; p++) {
-        __m512 acc = _mm512_setzero_ps();
+    for (int p = 0; p < NE; p++) {
+      __m512 acc = _mm512_setzero_ps();
 #pragma GCC unroll 5
-        for (int k = 0; k < 5; k++)
-          if (GE[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GE[p][k]), t[2 * k], acc);
-        _mm512_mask_storeu_ps(u + p * pc, m, acc);
-      }
-#pragma GCC unroll 7
-      for (int p = 0; p < NO; p++) {
-        __m512 acc = _mm512_setzero_ps();
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
-          if (GO[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GO[p][k]), t[2 * k + 1], acc);
-        _mm512_mask_storeu_ps(u + odd_slab(p) * pc + C, m, acc);
-      }
+      for (int k = 0; k < 5; k++)
+        if (GE[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GE[p][k]), t[2 * k], acc);
+      _mm512_mask_storeu_ps(u + p * pc, m, acc);
     }
+#pragma GCC unroll 7
+    for (int p = 0; p < NO; p++) {
+      __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; k++)
+        if (GO[p][k] != 0.0f) acc = _mm512_fmadd_ps(_mm512_set1_ps(GO[p][k]), t[2 * k + 1], acc);
+      _mm512_mask_storeu_ps(u + odd_slab(p) * pc + C, m, acc);
+    }
+  }
+}
+
+static void transform_weight(float *U, const float *w, int OC, int C) {
+#pragma omp parallel for schedule(static) if ((double)OC * C > 8192 && omp_get_max_threads() > 1 && !omp_in_parallel())
+  for (int oc = 0; oc < OC; oc++) transform_weight_row(U, w, oc, OC, C);
 }
 
 /* Tiles per block: V and M (or Z) of a block in about SER_WINO1D_FLOATS
