@@ -33,6 +33,10 @@ parser:option("--mixup", "mixup strength: blend each training example with anoth
               "0"):argname("<A>"):convert(tonumber)
 parser:option("--ema", "Validate, keep and save an exponential moving average of the weights with this decay " ..
               "(e.g. 0.999); 0 = off.", "0"):argname("<decay>"):convert(tonumber)
+parser:option("--norm", "Log-mel normalisation: clip (each clip z-normalised, the notebook's) or speaker (each mel " ..
+              "bin centred and scaled by the statistics of all of that speaker's clips in its split; no labels " ..
+              "used). CNN1D's waveform is z-normalised per clip either way.", "clip")
+  :choices { "clip", "speaker" }
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -113,7 +117,7 @@ for _, name in ipairs(model_names) do
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, seed = seed, amp = args.amp,
         patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
-        trim = args.trim > 0 and args.trim or nil, mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
+        trim = args.trim > 0 and args.trim or nil, normalize = args.norm, mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
       curves = curves or history                 -- the first seed's (first fold's) curves

@@ -89,7 +89,8 @@ local function check_opts(opts)
 end
 
 -- Options handed through to the data loaders (see ser.train.batches).
-M.passthrough = { features = true, augment = true, seconds = true, sr = true, classes = true, trim = true }
+M.passthrough = { features = true, augment = true, seconds = true, sr = true, classes = true, trim = true,
+  normalize = true }
 
 -- w_c = N / (C * n_c): the usual "balanced" weights; a class absent from the
 -- training data gets weight 0 (it cannot be learned) and a warning.
@@ -406,7 +407,8 @@ function M.save_checkpoint(path, model, classes, o, epoch)
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
                  input = model.input, hidden = model.hidden, seconds = o.seconds, sr = o.sr,
-                 trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil }
+                 trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
+                 normalize = model.input ~= "waveform" and o.normalize or nil }
   for k, v in pairs(o.meta or {}) do meta[k] = v end
   local ok, err = ser.save(path, model:state_dict(), meta)
   if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end

@@ -35,7 +35,22 @@ struct ser_prefetch {
   ser_pf_recipe r;
 };
 
-static int check_recipe(const ser_pf_recipe *r, int64_t T, int64_t *F, int64_t *frames) {
+static int check_norm_tensor(const ser_tensor *t, const char *name, int64_t N, int64_t F) {
+  if (t->ndim != 2 || t->shape[0] != N || t->shape[1] != F || !ser_tensor_is_contiguous(t))
+    return ser_error(SER_EINVAL, "prefetch: %s must be a contiguous [%lld, %lld] tensor (rows x feature bins), got %s",
+                     name, (long long)N, (long long)F, SER_SHAPE(t));
+  return 0;
+}
+
+static int check_norm(const ser_pf_recipe *r, int64_t N, int64_t F) {
+  if (!r->norm_mean && !r->norm_scale) return 0;
+  if (!r->norm_mean || !r->norm_scale)
+    return ser_error(SER_EINVAL, "prefetch: feature normalisation needs both norm_mean and norm_scale");
+  int rc = check_norm_tensor(r->norm_mean, "norm_mean", N, F);
+  return rc < 0 ? rc : check_norm_tensor(r->norm_scale, "norm_scale", N, F);
+}
+
+static int check_recipe(const ser_pf_recipe *r, int64_t N, int64_t T, int64_t *F, int64_t *frames) {
   if (r->sr < 1000) return ser_error(SER_EINVAL, "prefetch: sample rate %d Hz is too low", r->sr);
   if (r->n_steps < 0 || r->n_steps > SER_PF_MAX_STEPS)
     return ser_error(SER_EINVAL, "prefetch: %d augmentation steps, at most %d", r->n_steps, SER_PF_MAX_STEPS);
@@ -76,6 +91,8 @@ static int check_recipe(const ser_pf_recipe *r, int64_t T, int64_t *F, int64_t *
   if (r->features == 0) {
     if (r->time_masks || r->freq_masks)
       return ser_error(SER_EINVAL, "prefetch: SpecAugment masks need spectral features, not the waveform");
+    if (r->norm_mean || r->norm_scale)
+      return ser_error(SER_EINVAL, "prefetch: feature normalisation (norm_mean, norm_scale) needs spectral features, not the waveform");
     return 0;
   }
   if (r->features != 1 && r->features != 2)
@@ -91,7 +108,7 @@ static int check_recipe(const ser_pf_recipe *r, int64_t T, int64_t *F, int64_t *
   if (!(r->time_p >= 0 && r->time_p <= 1 && r->freq_p >= 0 && r->freq_p <= 1))
     return ser_error(SER_EINVAL, "prefetch: mask probabilities %g (time) and %g (frequency) must be in 0..1", r->time_p,
                      r->freq_p);
-  return 0;
+  return check_norm(r, N, *F);
 }
 
 static int augment_clip(const ser_pf_recipe *r, float *x, int64_t T, ser_rng *rng) {
@@ -111,6 +128,15 @@ static int augment_clip(const ser_pf_recipe *r, float *x, int64_t T, ser_rng *rn
     if (rc < 0) return rc;
   }
   return 0;
+}
+
+/* spec[f][t] = (spec[f][t] - mean[f]) * scale[f]: the row's normalisation, before the masks
+ * so that a mask's fill value means the same on every row. */
+static void normalize_rows(float *spec, int64_t F, int64_t frames, const float *mean, const float *scale) {
+  for (int64_t f = 0; f < F; f++) {
+    float *row = spec + f * frames;
+    for (int64_t t = 0; t < frames; t++) row[t] = (row[t] - mean[f]) * scale[f];
+  }
 }
 
 /* Runs one job on the worker thread; fills j->result or j->rc + j->msg. */
@@ -133,6 +159,8 @@ static void run_job(ser_prefetch *pf, job *j) {
     if (rc == 0 && r->features) {
       float *spec = ser_tensor_data(out) + b * per;
       rc = r->features == 1 ? ser_logmel_clip(spec, x, T, &r->fopts) : ser_mfcc_clip(spec, x, T, &r->fopts);
+      if (rc == 0 && r->norm_mean) normalize_rows(spec, pf->F, pf->frames, ser_tensor_data(r->norm_mean) + j->rows[b] * pf->F,
+                                                  ser_tensor_data(r->norm_scale) + j->rows[b] * pf->F);
       int64_t starts[64], widths[64];
       if (rc == 0 && r->time_masks > 0)
         ser_aug_mask(spec, pf->F, pf->frames, 1, r->time_masks > 64 ? 64 : r->time_masks, r->time_width, r->mask_value,
@@ -184,7 +212,7 @@ int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *r
     return ser_error(SER_EINVAL, "prefetch: expected a contiguous non-empty [N, T] waveform matrix, got %s",
                      wav ? SER_SHAPE(wav) : "nothing");
   int64_t F = 1, frames = 1;
-  int rc = check_recipe(recipe, wav->shape[1], &F, &frames);
+  int rc = check_recipe(recipe, wav->shape[0], wav->shape[1], &F, &frames);
   if (rc < 0) return rc;
   ser_prefetch *pf = calloc(1, sizeof *pf);
   if (!pf) return ser_error(SER_ENOMEM, "prefetch: out of memory");
@@ -194,11 +222,17 @@ int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *r
   pf->F = F;
   pf->frames = frames;
   pf->wav = ser_tensor_retain(wav);
+  if (pf->r.norm_mean) {
+    ser_tensor_retain(pf->r.norm_mean);
+    ser_tensor_retain(pf->r.norm_scale);
+  }
   pthread_mutex_init(&pf->lock, NULL);
   pthread_cond_init(&pf->work, NULL);
   pthread_cond_init(&pf->done, NULL);
   if (pthread_create(&pf->thread, NULL, worker, pf) != 0) {
     ser_tensor_release(pf->wav);
+    ser_tensor_release(pf->r.norm_mean);
+    ser_tensor_release(pf->r.norm_scale);
     pthread_mutex_destroy(&pf->lock);
     pthread_cond_destroy(&pf->work);
     pthread_cond_destroy(&pf->done);
@@ -279,6 +313,8 @@ void ser_prefetch_free(ser_prefetch *pf) {
     j = next;
   }
   ser_tensor_release(pf->wav);
+  ser_tensor_release(pf->r.norm_mean);
+  ser_tensor_release(pf->r.norm_scale);
   pthread_mutex_destroy(&pf->lock);
   pthread_cond_destroy(&pf->work);
   pthread_cond_destroy(&pf->done);

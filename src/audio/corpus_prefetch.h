@@ -45,6 +45,11 @@ typedef struct {
   ser_feat_opts fopts;
   int time_masks, time_width, freq_masks, freq_width; /* SpecAugment on the features */
   float time_p, freq_p, mask_value;                   /* probability of each mask; its fill value */
+  /* Optional per-row feature normalisation, applied after the features and before the
+   * masks: spec[f][t] = (spec[f][t] - norm_mean[row][f]) * norm_scale[row][f]. Both
+   * [N, F] float tensors or both NULL; retained by the worker. Speaker normalisation
+   * gives every row of one speaker that speaker's statistics. */
+  ser_tensor *norm_mean, *norm_scale;
 } ser_pf_recipe;
 
 typedef struct ser_prefetch ser_prefetch;

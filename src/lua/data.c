@@ -294,7 +294,8 @@ static ser_feat_opts read_feat_opts(lua_State *L, int t, int is_mfcc) {
 
 /* prefetch(wav [N, T], recipe) -> worker. recipe = {sr =, steps = {{kind = "gain", p =, a =, b =},
  * {kind = "speed", p =, factors = {...}}, ...}, features = "waveform"|"logmel"|"mfcc",
- * fopts = {...}, time_masks =, time_width =, time_p =, freq_masks =, freq_width =, freq_p =, mask_value =}. */
+ * fopts = {...}, time_masks =, time_width =, time_p =, freq_masks =, freq_width =, freq_p =, mask_value =,
+ * norm_mean = [N, F], norm_scale = [N, F]}. */
 static int l_prefetch(lua_State *L) {
   ser_tensor *wav = ser_lua_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -314,6 +315,13 @@ static int l_prefetch(lua_State *L) {
   r.time_p = (float)field_num(L, 2, "time_p", 1, "recipe");
   r.freq_p = (float)field_num(L, 2, "freq_p", 1, "recipe");
   r.mask_value = (float)field_num(L, 2, "mask_value", 0, "recipe");
+  /* optional per-row normalisation tensors; they stay referenced from the recipe table's
+   * owner until ser_prefetch_new retains them */
+  lua_getfield(L, 2, "norm_mean");
+  if (!lua_isnil(L, -1)) r.norm_mean = ser_lua_checktensor(L, lua_gettop(L));
+  lua_getfield(L, 2, "norm_scale");
+  if (!lua_isnil(L, -1)) r.norm_scale = ser_lua_checktensor(L, lua_gettop(L));
+  lua_pop(L, 2);
   lua_getfield(L, 2, "steps");
   int steps = lua_gettop(L);
   if (!lua_isnil(L, steps)) {

@@ -21,7 +21,7 @@ Loader.__name = "ser.data.Loader"
 
 local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = true, transform = true,
   features = true, augment = true, spec_augment = true, drop_last = true, cache = true, name = true,
-  prefetch = true, trim = true }
+  prefetch = true, trim = true, normalize = true }
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
@@ -119,12 +119,28 @@ function M.loader(part, opts)
   local transform, tspec, kind = M.make_transform(opts.transform or opts.features)
   -- features are computed at the loader's rate unless the spec says otherwise
   if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
+  local normalize = opts.normalize or "clip"
+  if normalize ~= "clip" and normalize ~= "speaker" then
+    error(("loader: normalize must be \"clip\" or \"speaker\", got %s"):format(tostring(normalize)), 2)
+  end
+  if normalize == "speaker" then
+    if not tspec or not tspec.fopts then
+      error("loader: normalize = \"speaker\" needs spectral features (features = \"logmel\" or \"mfcc\")", 2)
+    end
+    for i, it in ipairs(part.items) do
+      if it.speaker == nil then
+        error(("loader: normalize = \"speaker\" needs every clip's speaker; clip %d (%s) has none"):format(i,
+          tostring(it.path or "in memory")), 2)
+      end
+    end
+    tspec.fopts.normalize = false -- the speaker's statistics replace the per-clip z-norm
+  end
   local self = setmetatable({
     part = part, items = part.items, classes = part.classes, n = #part.items, batch = batch,
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
     samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
-    trim = trim,
+    trim = trim, normalize = normalize,
   }, Loader)
   -- augmentation: a recipe (data) or a ser.augment chain runs in the C worker; a function here
   local augment, spec_augment = opts.augment, opts.spec_augment
@@ -167,6 +183,9 @@ function M.loader(part, opts)
     self.post = not in_c and tspec == nil and transform or nil
     self.wave_znorm = not in_c and tspec ~= nil and tspec.normalize or nil -- the worker returns raw waveforms
     self.depth = opts.prefetch == false and 1 or PREFETCH_DEPTH
+  end
+  if self.augment_fn and normalize == "speaker" then
+    error("loader: normalize = \"speaker\" works with augmentation given as steps or a chain, not a function", 2)
   end
   return self
 end
@@ -306,7 +325,62 @@ function Loader:features()
     chunks[#chunks + 1] = self.transform(data.gather(wav, rows)):contiguous()
   end
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
+  if self.normalize == "speaker" then
+    local mean, scale = self:speaker_stats()
+    local s = self.feats:shape()
+    self.feats = ((self.feats - mean:view(s[1], 1, s[3], 1)) * scale:view(s[1], 1, s[3], 1)):contiguous()
+  end
   return self.feats
+end
+
+-- Speaker normalisation: the mean and 1/std of every feature bin over all frames of all
+-- of a speaker's clips in this part (un-augmented, no labels used), so that each speaker's
+-- features are centred and scaled the same way while the differences between one
+-- speaker's clips (louder, higher, brighter) stay. Returns mean, scale: [N, F] tensors,
+-- row i holding item i's speaker's statistics. A bin that barely varies (std below
+-- M.SPEAKER_STD_FLOOR) is scaled by the floor, so that it is not blown up.
+M.SPEAKER_STD_FLOOR = 1e-2
+function Loader:speaker_stats()
+  if self.norm_mean then return self.norm_mean, self.norm_scale end
+  local data, T = require "ser.core.data", require "ser.tensor"
+  local wav = self:waveforms()
+  local groups, order = {}, {}
+  for i, it in ipairs(self.items) do
+    local key = tostring(it.speaker)
+    if not groups[key] then groups[key] = {}; order[#order + 1] = key end
+    table.insert(groups[key], i)
+  end
+  local per_speaker = {}
+  for _, key in ipairs(order) do
+    -- sums of (x - K) and (x - K)^2 with K the first chunk's bin means: one pass, no cancellation
+    local rows, K, s1, s2, count = groups[key], nil, nil, nil, 0
+    for start = 1, #rows, 64 do
+      local chunk = {}
+      for i = start, math.min(#rows, start + 63) do chunk[#chunk + 1] = rows[i] end
+      local f = self.transform(data.gather(wav, chunk))
+      local sh = f:shape()
+      f = f:contiguous():view(sh[1], sh[3], sh[4])
+      if not K then K = f:mean(3):mean(1):view(1, sh[3], 1) end
+      local d = f - K
+      local a, b = d:sum(3):sum(1), (d * d):sum(3):sum(1)
+      s1, s2 = s1 and s1 + a or a, s2 and s2 + b or b
+      count = count + sh[1] * sh[4]
+    end
+    local k, m1, m2, mean, scale = K:contiguous():view(K:shape()[2]):totable(), s1:totable(), s2:totable(), {}, {}
+    for f = 1, #k do
+      local mu = m1[f] / count
+      mean[f] = k[f] + mu
+      scale[f] = 1 / math.max(math.sqrt(math.max(0, m2[f] / count - mu * mu)), M.SPEAKER_STD_FLOOR)
+    end
+    per_speaker[key] = { mean = mean, scale = scale }
+  end
+  local mean_rows, scale_rows = {}, {}
+  for i, it in ipairs(self.items) do
+    local st = per_speaker[tostring(it.speaker)]
+    mean_rows[i], scale_rows[i] = st.mean, st.scale
+  end
+  self.norm_mean, self.norm_scale = T.new(mean_rows), T.new(scale_rows)
+  return self.norm_mean, self.norm_scale
 end
 
 -- Item order of an epoch: identity, or a seeded permutation of (seed, epoch).
@@ -348,7 +422,10 @@ function Loader:iter(epoch)
   local order, b = self:order(epoch), 0
   local source, pf
   if self.recipe then
-    if not self.pf then self.pf = data.prefetch(self:waveforms(), self.recipe) end
+    if not self.pf then
+      if self.normalize == "speaker" then self.recipe.norm_mean, self.recipe.norm_scale = self:speaker_stats() end
+      self.pf = data.prefetch(self:waveforms(), self.recipe)
+    end
     pf = self.pf
     while pf:pending() > 0 do pf:next() end -- a loop left early leaves batches behind
     for k = 1, math.min(self.depth, n_batches) do pf:submit(self:batch_rows(order, k), self:batch_seed(epoch, k)) end
@@ -374,6 +451,11 @@ function Loader:iter(epoch)
       if not self.cache then
         if self.augment_fn then x = self.augment_fn(x) end
         x = self.transform(x)
+        if self.normalize == "speaker" then
+          local mean, scale = self:speaker_stats()
+          local s = x:shape()
+          x = (x - data.gather(mean, rows):view(s[1], 1, s[3], 1)) * data.gather(scale, rows):view(s[1], 1, s[3], 1)
+        end
       end
     end
     return { x = x, y = T.new(ys), paths = paths, index = rows, epoch = epoch, batch = b }

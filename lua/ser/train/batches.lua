@@ -152,7 +152,9 @@ function M.loaders(parts, o, model)
         if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind) end
         out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
           seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
-          spec_augment = spec_aug, name = name, trim = o.trim })
+          spec_augment = spec_aug, name = name, trim = o.trim,
+          -- speaker normalisation is for spectral features; a waveform model keeps its per-clip z-norm
+          normalize = kind ~= "waveform" and o.normalize or nil })
       end
       classes = classes or p.classes
     elseif is_loader(p) then
