@@ -1,6 +1,9 @@
 -- Emotion of audio files with a trained checkpoint:
 --   serlua experiments/predict.lua results/crnn.safetensors a.wav b.flac ...
 -- Prints, per file, the predicted emotion and the probability of every class.
+-- A model trained with speaker normalisation (compare.lua --norm speaker) normalises each
+-- speaker's clips with that speaker's statistics over the files given: the speaker is read
+-- from the file name (RAVDESS, CREMA-D, ... names), else --speaker, else all files are one.
 local ser = require "ser"
 local argparse = require "argparse"
 local batches = require "ser.train.batches"
@@ -8,6 +11,8 @@ local batches = require "ser.train.batches"
 local parser = argparse("predict.lua", "Predict the emotion of audio files with a checkpoint from compare.lua.")
 parser:argument("checkpoint", "A .safetensors checkpoint written by compare.lua / ser.train.fit.")
 parser:argument("files", "Audio files (wav, flac, ogg, mp3, aiff)."):args("+")
+parser:option("--speaker", "For speaker-normalised models: the speaker of files whose names do not say (default: " ..
+              "all such files are one speaker).")
 local args = parser:parse(arg)
 
 local model, meta = ser.models.load(args.checkpoint)
@@ -16,7 +21,8 @@ local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
 -- a model trained on silence-trimmed clips sees its input trimmed the same way
 local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
 
-local failed = 0
+-- Decode every file first: a speaker-normalised model needs all of a speaker's clips.
+local failed, good, waves = 0, {}, {}
 for _, path in ipairs(args.files) do
   local wav, err = ser.audio.load(path, { sr = sr, mono = true,
     seconds = trim and ser.data.trim_lookahead(seconds) or seconds })
@@ -25,8 +31,36 @@ for _, path in ipairs(args.files) do
     io.stderr:write(("%s: %s\n"):format(path, err))
     failed = failed + 1
   else
-    local x = batches.transform(model.input, wav:view(1, -1))
-    local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]
+    good[#good + 1], waves[#waves + 1] = path, wav
+  end
+end
+
+-- Model inputs [n, ...] for the decoded files, in order.
+local function inputs()
+  local stacked = require("ser.core.data").stack(waves)
+  if meta.normalize ~= "speaker" then return batches.transform(model.input, stacked) end
+  local items, groups = {}, {}
+  for i, path in ipairs(good) do
+    local info = ser.data.infer(path)
+    local speaker = info and info.speaker or args.speaker or "(unnamed)"
+    items[i] = { path = path, row = i, speaker = speaker }
+    groups[speaker] = (groups[speaker] or 0) + 1
+  end
+  for speaker, n in pairs(groups) do
+    if n < 10 then
+      io.stderr:write(("note: speaker %s has %d clip%s here; a speaker-normalised model is surer with 10 or more of " ..
+        "the speaker's clips\n"):format(tostring(speaker), n, n == 1 and "" or "s"))
+    end
+  end
+  local part = { items = items, audio = stacked, sr = sr, classes = meta.classes, name = "predict" }
+  return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = "speaker",
+    features = batches.feature_spec(model.input) }):features()
+end
+
+if #good > 0 then
+  local x = inputs()
+  for i, path in ipairs(good) do
+    local probs = ser.no_grad(function() return model(x:narrow(1, i, 1)):softmax(2) end):totable()[1]
     local best = ser.train.argmax_rows({ probs })[1]
     local parts = {}
     for c, name in ipairs(meta.classes) do parts[#parts + 1] = ("%s %.3f"):format(name, probs[c]) end

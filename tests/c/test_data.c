@@ -205,6 +205,48 @@ static void test_prefetch_matches_direct_computation(void **state) {
   ser_tensor_release(w);
 }
 
+/* Per-row normalisation: the worker's output is (features - mean[row]) * scale[row], taken
+ * before the masks; a frequency mask over every bin then leaves only the fill value. */
+static void test_prefetch_row_normalisation(void **state) {
+  (void)state;
+  enum { R = 3, T = 8000, F = 64 };
+  ser_tensor *w = matrix(R, T);
+  ser_tensor *mean = ser_tensor_empty(2, SER_DIMS(R, F)), *scale = ser_tensor_empty(2, SER_DIMS(R, F));
+  for (int i = 0; i < R * F; i++) {
+    ser_tensor_data(mean)[i] = -40.0f + (float)(i % 7);
+    ser_tensor_data(scale)[i] = 0.05f + 0.01f * (float)(i / F);
+  }
+  ser_pf_recipe r;
+  memset(&r, 0, sizeof r);
+  r.sr = 16000;
+  r.features = 1;
+  r.fopts = ser_feat_opts_default();
+  r.fopts.normalize = 0;
+  r.norm_mean = mean;
+  r.norm_scale = scale;
+  ser_prefetch *pf;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), 0);
+  ser_tensor_release(mean); /* the worker holds its own references */
+  ser_tensor_release(scale);
+  int64_t rows[2] = { 2, 0 };
+  assert_int_equal(ser_prefetch_submit(pf, rows, 2, 5), 0);
+  ser_tensor *a;
+  assert_int_equal(ser_prefetch_next(pf, &a), 0);
+  int64_t frames = ser_stft_frames(T, r.fopts.hop), per = F * frames;
+  float *spec = malloc(sizeof(float) * per);
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(ser_logmel_clip(spec, ser_tensor_data(w) + rows[k] * T, T, &r.fopts), 0);
+    const float *m = ser_tensor_data(r.norm_mean) + rows[k] * F, *s = ser_tensor_data(r.norm_scale) + rows[k] * F;
+    for (int64_t f = 0; f < F; f++)
+      for (int64_t t = 0; t < frames; t++)
+        assert_float_equal(ser_tensor_data(a)[k * per + f * frames + t], (spec[f * frames + t] - m[f]) * s[f], 1e-5);
+  }
+  ser_tensor_release(a);
+  ser_prefetch_free(pf);
+  free(spec);
+  ser_tensor_release(w);
+}
+
 static void test_prefetch_errors_and_shutdown(void **state) {
   (void)state;
   ser_tensor *w = matrix(4, 4000);
@@ -220,6 +262,21 @@ static void test_prefetch_errors_and_shutdown(void **state) {
   r.time_masks = 1;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* masks need spectral features */
   r.time_masks = 0;
+  ser_tensor *m = ser_tensor_empty(2, SER_DIMS(4, 64));
+  r.norm_mean = m;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* normalisation needs spectral features */
+  r.features = 1;
+  r.fopts = ser_feat_opts_default();
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* and both tensors */
+  assert_non_null(strstr(ser_errmsg(), "needs both norm_mean and norm_scale"));
+  ser_tensor *bad_scale = ser_tensor_empty(2, SER_DIMS(3, 64));
+  r.norm_scale = bad_scale;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* of [N, F] */
+  assert_non_null(strstr(ser_errmsg(), "norm_scale must be a contiguous [4, 64] tensor"));
+  ser_tensor_release(m);
+  ser_tensor_release(bad_scale);
+  r.norm_mean = r.norm_scale = NULL;
+  r.features = 0;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), 0);
   int64_t bad[1] = { 4 };
   assert_int_equal(ser_prefetch_submit(pf, bad, 1, 1), SER_EINVAL);
@@ -238,6 +295,7 @@ int main(void) {
     cmocka_unit_test(test_synth_emotion_cues),
     cmocka_unit_test(test_synth_errors),
     cmocka_unit_test(test_prefetch_matches_direct_computation),
+    cmocka_unit_test(test_prefetch_row_normalisation),
     cmocka_unit_test(test_prefetch_errors_and_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,170 @@
+-- Speaker normalisation of spectral features (loader{normalize = "speaker"}, fit{normalize},
+-- compare.lua --norm speaker): each feature bin centred and scaled by the statistics of all
+-- of one speaker's clips in the part; the prefetch worker (augmented training) and the
+-- cached path (evaluation) agree; the checkpoint records it and predict.lua repeats it.
+local ser = require "ser"
+local data = ser.data
+local T = ser.tensor
+
+data.set_warn(function() end)
+
+local function tmpdir()
+  local p = io.popen("mktemp -d /tmp/ser-norm-spec.XXXXXX")
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
+-- 3 speakers x 3 classes x 2 clips of 1 s, in memory.
+local corpus = data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 5 }
+
+local function rows_of(part, speaker)
+  local rows = {}
+  for i, it in ipairs(part.items) do if it.speaker == speaker then rows[#rows + 1] = i end end
+  return rows
+end
+
+describe("loader{normalize = \"speaker\"}", function()
+  it("gives every speaker's features zero mean and unit variance per bin", function()
+    local L = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local f = L:features()
+    local s = f:shape()
+    for _, spk in ipairs(corpus:speakers()) do
+      local x = require("ser.core.data").gather(f, rows_of(corpus, spk)):contiguous()
+      local n = x:shape()[1]
+      x = x:view(n, s[3], s[4])
+      local mean = x:mean(3):mean(1):totable()
+      local sq = (x * x):mean(3):mean(1):totable()
+      for b = 1, s[3] do
+        assert.is_true(math.abs(mean[b]) < 1e-3, ("speaker %s bin %d mean %g"):format(spk, b, mean[b]))
+        -- a bin whose spread is below the floor is scaled by the floor, so its variance is smaller
+        assert.is_true(sq[b] < 1 + 1e-3, ("speaker %s bin %d mean square %g"):format(spk, b, sq[b]))
+      end
+      local total = 0
+      for b = 1, s[3] do total = total + sq[b] end
+      assert.is_true(total / s[3] > 0.9, "most bins have unit variance")
+    end
+  end)
+
+  it("keeps the differences between one speaker's clips (unlike the per-clip z-norm)", function()
+    local spk = corpus:speakers()[1]
+    local rows = rows_of(corpus, spk)
+    local L = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local means = {}
+    for i, r in ipairs(rows) do means[i] = L:features():narrow(1, r, 1):mean(4):mean(3):item() end
+    table.sort(means)
+    assert.is_true(means[#means] - means[1] > 0.1, "clip levels differ after speaker normalisation")
+    local C = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel" })
+    for _, r in ipairs(rows) do
+      assert.is_true(math.abs(C:features():narrow(1, r, 1):mean(4):mean(3):item()) < 1e-4, "per-clip z-norm")
+    end
+  end)
+
+  it("is what the prefetch worker computes, before its masks", function()
+    local L = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local A = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker",
+      augment = { { "gain", lo = 1, hi = 1 } } })
+    local cached = L:features()
+    local seen = 0
+    for b in A:iter(1) do
+      for i, r in ipairs(b.index) do
+        local d = (b.x:narrow(1, i, 1) - cached:narrow(1, r, 1)):abs():max()
+        assert.is_true(d < 1e-5, ("row %d differs by %g"):format(r, d))
+        seen = seen + 1
+      end
+    end
+    assert.are.equal(#corpus.items, seen)
+    -- a frequency mask as wide as the spectrogram fills everything with the mask value (0 = the
+    -- speaker's mean), not with the un-normalised dB value
+    local M = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker",
+      augment = { { "gain", lo = 1, hi = 1 } }, spec_augment = { freq_masks = 1, freq_width = 64, time_masks = 0 } })
+    local masked = 0
+    for b in M:iter(1) do
+      local x = b.x
+      local s = x:shape()
+      local zeros = (x:abs():lt(1e-12)):sum():item()
+      masked = masked + zeros / (s[2] * s[4])
+    end
+    assert.is_true(masked > 0, "some bins were masked to the speaker mean")
+  end)
+
+  it("uses each part's own speakers (no statistics cross the split)", function()
+    local train, val = corpus:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
+    local Lv = data.loader(val, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local Lall = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local vm, am = Lv:speaker_stats(), Lall:speaker_stats()
+    local first_val = rows_of(corpus, val.items[1].speaker)[1]
+    assert.is_true((vm:narrow(1, 1, 1) - am:narrow(1, first_val, 1)):abs():max() < 1e-3)
+    assert.are.equal(#train.items, data.loader(train, { seconds = 1.0, features = "logmel",
+      normalize = "speaker" }):speaker_stats():shape()[1])
+  end)
+
+  it("says what is wrong with bad settings", function()
+    assert.has_error(function() data.loader(corpus, { features = "logmel", normalize = "bin" }) end,
+      "loader: normalize must be \"clip\" or \"speaker\", got bin")
+    assert.has_error(function() data.loader(corpus, { features = "waveform", normalize = "speaker" }) end,
+      "loader: normalize = \"speaker\" needs spectral features (features = \"logmel\" or \"mfcc\")")
+    local anon = { items = { { path = "a.wav", y = 1 } }, classes = { "a", "b" } }
+    assert.has_error(function() data.loader(anon, { features = "logmel", normalize = "speaker" }) end,
+      "loader: normalize = \"speaker\" needs every clip's speaker; clip 1 (a.wav) has none")
+    assert.has_error(function()
+      data.loader(corpus, { features = "logmel", normalize = "speaker", augment = function(x) return x end })
+    end, "loader: normalize = \"speaker\" works with augmentation given as steps or a chain, not a function")
+    local core = require "ser.core.data"
+    local wav = T.zeros(2, 16000)
+    assert.has_error(function()
+      core.prefetch(wav, { sr = 16000, features = "logmel", norm_mean = T.zeros(2, 64) })
+    end)
+    local ok, err = pcall(core.prefetch, wav, { sr = 16000, features = "logmel", norm_mean = T.zeros(2, 63),
+      norm_scale = T.ones(2, 63) })
+    assert.is_false(ok)
+    assert.matches("norm_mean must be a contiguous [2, 64] tensor", tostring(err), 1, true)
+  end)
+end)
+
+describe("fit{normalize = \"speaker\"} and predict.lua", function()
+  local build = os.getenv("SER_TEST_BUILD") or "build"
+  local serlua = build .. "/serlua"
+  local have = io.open(serlua, "rb")
+  if have then have:close() end
+  local it_bin = have and it or pending
+
+  it_bin("records it in the checkpoint, and predict.lua on a speaker's clips gives fit's validation output", function()
+    local dir = tmpdir()
+    data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 7, out = dir .. "/corpus" }
+    local c = data.scan(dir .. "/corpus")
+    local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
+    ser.manual_seed(1)
+    local model = ser.models.create("cnn2d", { classes = #c.classes })
+    local _, _, result = ser.train.fit(model, { train, val }, { epochs = 2, batch = 4, seconds = 1.0,
+      normalize = "speaker", classes = c.classes, progress = "quiet", checkpoint = dir .. "/m.safetensors",
+      name = "cnn2d" })
+    local _, meta = ser.load(dir .. "/m.safetensors")
+    assert.are.equal("speaker", meta.normalize)
+    local paths = {}
+    for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
+    local p = io.popen(("%s experiments/predict.lua %s/m.safetensors %s 2>&1"):format(serlua, dir,
+      table.concat(paths, " ")))
+    local out = p:read("a")
+    p:close()
+    local probs = {}
+    for line in out:gmatch("[^\n]+") do
+      local path, rest = line:match("^(%S+)\t%S+\t(.*)$")
+      if path then
+        local v = {}
+        for num in rest:gmatch("%s(%d%.%d+)") do v[#v + 1] = tonumber(num) end
+        probs[path] = v
+      end
+    end
+    local logits = result.splits.val.logits
+    for i, path in ipairs(paths) do
+      assert.is_truthy(probs[path], "predict.lua reported " .. path .. "\n" .. out)
+      local sm = T.new(logits[i]):softmax(1):totable()
+      for k = 1, #sm do
+        assert.is_true(math.abs(sm[k] - probs[path][k]) < 2e-3,
+          ("%s class %d: predict %g, fit %g"):format(path, k, probs[path][k], sm[k]))
+      end
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
