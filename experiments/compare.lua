@@ -33,10 +33,11 @@ parser:option("--mixup", "mixup strength: blend each training example with anoth
               "0"):argname("<A>"):convert(tonumber)
 parser:option("--ema", "Validate, keep and save an exponential moving average of the weights with this decay " ..
               "(e.g. 0.999); 0 = off.", "0"):argname("<decay>"):convert(tonumber)
-parser:option("--norm", "Log-mel normalisation: clip (each clip z-normalised, the notebook's) or speaker (each mel " ..
-              "bin centred and scaled by the statistics of all of that speaker's clips in its split; no labels " ..
-              "used). CNN1D's waveform is z-normalised per clip either way.", "clip")
-  :choices { "clip", "speaker" }
+parser:option("--norm", "Log-mel normalisation: clip (each clip z-normalised, the notebook's), speaker (z-normalised " ..
+              "with one mean and std over all of that speaker's clips in its split, so a clip keeps its level " ..
+              "relative to the speaker's others) or speaker_bins (the same per mel bin). No labels are used. " ..
+              "CNN1D's waveform is z-normalised per clip either way.", "clip")
+  :choices { "clip", "speaker", "speaker_bins" }
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).

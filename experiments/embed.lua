@@ -22,7 +22,7 @@ local out = args.out or ("plots/umap_%s_%s.png"):format(name, args.dir:gsub("/+$
 local loader = ser.data.loader(corpus, { batch = 16, features = model.input,
   seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
   trim = type(meta.trim) == "table" and meta.trim or nil,
-  normalize = meta.normalize == "speaker" and "speaker" or nil }) -- each speaker's own statistics, as in training
+  normalize = meta.normalize }) -- speaker normalisation: each speaker's own statistics, as in training
 local ev = ser.train.evaluate(model, loader, nil, { embeddings = true })
 local xy = ser.umap(ser.tensor.new(ev.embeddings), { seed = args.seed, n_neighbors = math.min(args.neighbors, #ev.targets - 1) })
 ser.plot.scatter(xy, ev.targets, corpus.classes, { out = out,

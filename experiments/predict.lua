@@ -38,7 +38,7 @@ end
 -- Model inputs [n, ...] for the decoded files, in order.
 local function inputs()
   local stacked = require("ser.core.data").stack(waves)
-  if meta.normalize ~= "speaker" then return batches.transform(model.input, stacked) end
+  if meta.normalize == nil or meta.normalize == "clip" then return batches.transform(model.input, stacked) end
   local items, groups = {}, {}
   for i, path in ipairs(good) do
     local info = ser.data.infer(path)
@@ -53,7 +53,7 @@ local function inputs()
     end
   end
   local part = { items = items, audio = stacked, sr = sr, classes = meta.classes, name = "predict" }
-  return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = "speaker",
+  return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = meta.normalize,
     features = batches.feature_spec(model.input) }):features()
 end
 

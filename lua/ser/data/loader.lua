@@ -120,16 +120,16 @@ function M.loader(part, opts)
   -- features are computed at the loader's rate unless the spec says otherwise
   if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
   local normalize = opts.normalize or "clip"
-  if normalize ~= "clip" and normalize ~= "speaker" then
-    error(("loader: normalize must be \"clip\" or \"speaker\", got %s"):format(tostring(normalize)), 2)
+  if normalize ~= "clip" and normalize ~= "speaker" and normalize ~= "speaker_bins" then
+    error(("loader: normalize must be \"clip\", \"speaker\" or \"speaker_bins\", got %s"):format(tostring(normalize)), 2)
   end
-  if normalize == "speaker" then
+  if normalize ~= "clip" then
     if not tspec or not tspec.fopts then
-      error("loader: normalize = \"speaker\" needs spectral features (features = \"logmel\" or \"mfcc\")", 2)
+      error(("loader: normalize = \"%s\" needs spectral features (features = \"logmel\" or \"mfcc\")"):format(normalize), 2)
     end
     for i, it in ipairs(part.items) do
       if it.speaker == nil then
-        error(("loader: normalize = \"speaker\" needs every clip's speaker; clip %d (%s) has none"):format(i,
+        error(("loader: normalize = \"%s\" needs every clip's speaker; clip %d (%s) has none"):format(normalize, i,
           tostring(it.path or "in memory")), 2)
       end
     end
@@ -184,8 +184,8 @@ function M.loader(part, opts)
     self.wave_znorm = not in_c and tspec ~= nil and tspec.normalize or nil -- the worker returns raw waveforms
     self.depth = opts.prefetch == false and 1 or PREFETCH_DEPTH
   end
-  if self.augment_fn and normalize == "speaker" then
-    error("loader: normalize = \"speaker\" works with augmentation given as steps or a chain, not a function", 2)
+  if self.augment_fn and normalize ~= "clip" then
+    error(("loader: normalize = \"%s\" works with augmentation given as steps or a chain, not a function"):format(normalize), 2)
   end
   return self
 end
@@ -325,7 +325,7 @@ function Loader:features()
     chunks[#chunks + 1] = self.transform(data.gather(wav, rows)):contiguous()
   end
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
-  if self.normalize == "speaker" then
+  if self.normalize ~= "clip" then
     local mean, scale = self:speaker_stats()
     local s = self.feats:shape()
     self.feats = ((self.feats - mean:view(s[1], 1, s[3], 1)) * scale:view(s[1], 1, s[3], 1)):contiguous()
@@ -333,12 +333,13 @@ function Loader:features()
   return self.feats
 end
 
--- Speaker normalisation: the mean and 1/std of every feature bin over all frames of all
--- of a speaker's clips in this part (un-augmented, no labels used), so that each speaker's
--- features are centred and scaled the same way while the differences between one
--- speaker's clips (louder, higher, brighter) stay. Returns mean, scale: [N, F] tensors,
--- row i holding item i's speaker's statistics. A bin that barely varies (std below
--- M.SPEAKER_STD_FLOOR) is scaled by the floor, so that it is not blown up.
+-- Speaker normalisation: the mean and 1/std of a speaker's features over all frames of all
+-- of the speaker's clips in this part (un-augmented; no labels used) -- one pair for all
+-- bins ("speaker", the per-clip z-norm lifted to the speaker) or one per bin
+-- ("speaker_bins") -- so that every speaker is centred and scaled alike while the
+-- differences between one speaker's clips (louder, brighter) stay. Returns mean, scale:
+-- [N, F] tensors, row i holding item i's speaker's statistics. A spread below
+-- M.SPEAKER_STD_FLOOR is taken as the floor, so a flat bin is not blown up.
 M.SPEAKER_STD_FLOOR = 1e-2
 function Loader:speaker_stats()
   if self.norm_mean then return self.norm_mean, self.norm_scale end
@@ -366,12 +367,22 @@ function Loader:speaker_stats()
       s1, s2 = s1 and s1 + a or a, s2 and s2 + b or b
       count = count + sh[1] * sh[4]
     end
-    local k, m1, m2, mean, scale = K:contiguous():view(K:shape()[2]):totable(), s1:totable(), s2:totable(), {}, {}
+    local k, m1, m2 = K:contiguous():view(K:shape()[2]):totable(), s1:totable(), s2:totable()
+    local mean, var = {}, {}
     for f = 1, #k do
       local mu = m1[f] / count
-      mean[f] = k[f] + mu
-      scale[f] = 1 / math.max(math.sqrt(math.max(0, m2[f] / count - mu * mu)), M.SPEAKER_STD_FLOOR)
+      mean[f], var[f] = k[f] + mu, math.max(0, m2[f] / count - mu * mu)
     end
+    if self.normalize == "speaker" then
+      -- one mean and std over all bins and frames: every bin has the same number of frames,
+      -- so the pooled moments are the averages of the bins' ones
+      local m, sq = 0, 0
+      for f = 1, #k do m, sq = m + mean[f], sq + var[f] + mean[f] * mean[f] end
+      m, sq = m / #k, sq / #k
+      for f = 1, #k do mean[f], var[f] = m, math.max(0, sq - m * m) end
+    end
+    local scale = {}
+    for f = 1, #k do scale[f] = 1 / math.max(math.sqrt(var[f]), M.SPEAKER_STD_FLOOR) end
     per_speaker[key] = { mean = mean, scale = scale }
   end
   local mean_rows, scale_rows = {}, {}
@@ -423,7 +434,7 @@ function Loader:iter(epoch)
   local source, pf
   if self.recipe then
     if not self.pf then
-      if self.normalize == "speaker" then self.recipe.norm_mean, self.recipe.norm_scale = self:speaker_stats() end
+      if self.normalize ~= "clip" then self.recipe.norm_mean, self.recipe.norm_scale = self:speaker_stats() end
       self.pf = data.prefetch(self:waveforms(), self.recipe)
     end
     pf = self.pf
@@ -451,7 +462,7 @@ function Loader:iter(epoch)
       if not self.cache then
         if self.augment_fn then x = self.augment_fn(x) end
         x = self.transform(x)
-        if self.normalize == "speaker" then
+        if self.normalize ~= "clip" then
           local mean, scale = self:speaker_stats()
           local s = x:shape()
           x = (x - data.gather(mean, rows):view(s[1], 1, s[3], 1)) * data.gather(scale, rows):view(s[1], 1, s[3], 1)
