@@ -1,6 +1,6 @@
--- Speaker normalisation of spectral features (loader{normalize = "speaker"}, fit{normalize},
--- compare.lua --norm speaker): each feature bin centred and scaled by the statistics of all
--- of one speaker's clips in the part; the prefetch worker (augmented training) and the
+-- Speaker normalisation of spectral features (loader{normalize = "speaker" | "speaker_bins"},
+-- fit{normalize}, compare.lua --norm): features centred and scaled by the statistics of all
+-- of one speaker's clips in the part (one pair, or one per bin); the prefetch worker (augmented training) and the
 -- cached path (evaluation) agree; the checkpoint records it and predict.lua repeats it.
 local ser = require "ser"
 local data = ser.data
@@ -24,17 +24,38 @@ local function rows_of(part, speaker)
   return rows
 end
 
+-- Mean and mean square per bin of one speaker's normalised features.
+local function moments(f, spk)
+  local s = f:shape()
+  local x = require("ser.core.data").gather(f, rows_of(corpus, spk)):contiguous()
+  x = x:view(x:shape()[1], s[3], s[4])
+  return x:mean(3):mean(1):totable(), (x * x):mean(3):mean(1):totable()
+end
+
 describe("loader{normalize = \"speaker\"}", function()
-  it("gives every speaker's features zero mean and unit variance per bin", function()
+  it("gives every speaker's features zero mean and unit variance over all bins", function()
     local L = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker" })
+    local f = L:features()
+    local F = f:shape()[3]
+    for _, spk in ipairs(corpus:speakers()) do
+      local mean, sq = moments(f, spk)
+      local m, q = 0, 0
+      for b = 1, F do m, q = m + mean[b] / F, q + sq[b] / F end
+      assert.is_true(math.abs(m) < 1e-3, ("speaker %s mean %g"):format(spk, m))
+      assert.is_true(math.abs(q - 1) < 1e-3, ("speaker %s mean square %g"):format(spk, q))
+      -- one pair for all bins: the spectral shape stays (bins are not centred one by one)
+      local lo, hi = math.huge, -math.huge
+      for b = 1, F do lo, hi = math.min(lo, mean[b]), math.max(hi, mean[b]) end
+      assert.is_true(hi - lo > 0.5, ("bins keep their relative levels (spread of bin means %g)"):format(hi - lo))
+    end
+  end)
+
+  it("gives every speaker's features zero mean and unit variance per bin with speaker_bins", function()
+    local L = data.loader(corpus, { batch = 4, seconds = 1.0, features = "logmel", normalize = "speaker_bins" })
     local f = L:features()
     local s = f:shape()
     for _, spk in ipairs(corpus:speakers()) do
-      local x = require("ser.core.data").gather(f, rows_of(corpus, spk)):contiguous()
-      local n = x:shape()[1]
-      x = x:view(n, s[3], s[4])
-      local mean = x:mean(3):mean(1):totable()
-      local sq = (x * x):mean(3):mean(1):totable()
+      local mean, sq = moments(f, spk)
       for b = 1, s[3] do
         assert.is_true(math.abs(mean[b]) < 1e-3, ("speaker %s bin %d mean %g"):format(spk, b, mean[b]))
         -- a bin whose spread is below the floor is scaled by the floor, so its variance is smaller
@@ -61,8 +82,8 @@ describe("loader{normalize = \"speaker\"}", function()
   end)
 
   it("is what the prefetch worker computes, before its masks", function()
-    local L = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker" })
-    local A = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker",
+    local L = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker_bins" })
+    local A = data.loader(corpus, { batch = 5, seconds = 1.0, features = "logmel", normalize = "speaker_bins",
       augment = { { "gain", lo = 1, hi = 1 } } })
     local cached = L:features()
     local seen = 0
@@ -101,7 +122,7 @@ describe("loader{normalize = \"speaker\"}", function()
 
   it("says what is wrong with bad settings", function()
     assert.has_error(function() data.loader(corpus, { features = "logmel", normalize = "bin" }) end,
-      "loader: normalize must be \"clip\" or \"speaker\", got bin")
+      "loader: normalize must be \"clip\", \"speaker\" or \"speaker_bins\", got bin")
     assert.has_error(function() data.loader(corpus, { features = "waveform", normalize = "speaker" }) end,
       "loader: normalize = \"speaker\" needs spectral features (features = \"logmel\" or \"mfcc\")")
     local anon = { items = { { path = "a.wav", y = 1 } }, classes = { "a", "b" } }
