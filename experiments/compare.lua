@@ -38,6 +38,8 @@ parser:option("--norm", "Log-mel normalisation: clip (each clip z-normalised, th
               "relative to the speaker's others) or speaker_bins (the same per mel bin). No labels are used. " ..
               "CNN1D's waveform is z-normalised per clip either way.", "clip")
   :choices { "clip", "speaker", "speaker_bins" }
+parser:flag("--ensemble", "Also score the ensemble of the trained models (their class probabilities averaged): " ..
+            "rows 'ensemble' in the table, plots/ensemble_confusion.png, results/ensemble_report.txt.")
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -105,6 +107,7 @@ end
 
 local TITLES = { cnn2d = "CNN2D (log-mel)", crnn = "CRNN (log-mel)", cnn1d = "CNN1D (waveform)" }
 local rows, best = {}, nil
+local fused = {}   -- --ensemble: per (seed, run, split) the split reports of every model, in order
 local several = #seeds > 1
 for _, name in ipairs(model_names) do
   local confusion, curves, reports, model_rows, model_best = nil, nil, {}, {}, nil
@@ -133,6 +136,11 @@ for _, name in ipairs(model_names) do
                         macro_f1 = r.macro_f1, uar = r.uar, epochs = result.epochs,
                         train_seconds = result.train_seconds, seed = seed }
           rows[#rows + 1], model_rows[#model_rows + 1] = row, row
+          local key = ("%d\0%s"):format(seed, label)
+          if not fused[key] then fused[key] = { row = { split = label, seed = seed, train_seconds = 0 } }
+            fused[#fused + 1] = fused[key] end
+          table.insert(fused[key], r)
+          fused[key].row.train_seconds = fused[key].row.train_seconds + result.train_seconds
           reports[#reports + 1] = ("== %s, %s split, seed %d (best epoch %d; %s)\n%s"):format(TITLES[name], label,
             seed, result.best_epoch, result.stop_reason, r.text)
         end
@@ -149,6 +157,25 @@ for _, name in ipairs(model_names) do
   ser.plot.curves(curves, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
   ser.plot.confusion(confusion, corpus.classes, { title = TITLES[name], out = plots .. "/" .. name .. "_confusion.png" })
   files.write(results .. "/" .. name .. "_report.txt", table.concat(reports, "\n"))
+end
+
+if args.ensemble and #model_names > 1 then
+  local confusion, reports, ens_rows = nil, {}, {}
+  for _, f in ipairs(fused) do
+    local r = ser.train.ensemble(f, corpus.classes)
+    local row = f.row
+    row.model, row.accuracy, row.weighted_f1, row.macro_f1, row.uar = "ensemble", r.accuracy, r.weighted_f1, r.macro_f1, r.uar
+    rows[#rows + 1], ens_rows[#ens_rows + 1] = row, row
+    if row.seed == seeds[1] then confusion = files.add_confusion(confusion, r.confusion) end
+    reports[#reports + 1] = ("== Ensemble of %s (mean probability), %s split, seed %d\n%s"):format(
+      table.concat(model_names, " + "), row.split, row.seed, r.text)
+  end
+  if args.folds or several then
+    for _, m in ipairs(files.mean_rows(ens_rows, "ensemble")) do rows[#rows + 1] = m end
+  end
+  ser.plot.confusion(confusion, corpus.classes, { title = "Ensemble (" .. table.concat(model_names, " + ") .. ")",
+    out = plots .. "/ensemble_confusion.png" })
+  files.write(results .. "/ensemble_report.txt", table.concat(reports, "\n"))
 end
 
 ser.plot.comparison(files.chart_rows(rows), { out = plots .. "/model_comparison.png" })

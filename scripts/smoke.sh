@@ -21,7 +21,7 @@ n=$(find "$OUT/corpus" -name '*.wav' | wc -l)
 
 echo "== compare.lua --quick"
 start=$(date +%s)
-"$serlua" experiments/compare.lua --quick --data "$OUT/corpus" --out "$OUT/run" --seed 1
+"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1
 echo "compare.lua --quick took $(( $(date +%s) - start )) s"
 
 plots=$OUT/run/plots
@@ -39,12 +39,14 @@ for m in cnn2d crnn cnn1d; do
   [ -s "$results/${m}.safetensors" ] || fail "missing $results/${m}.safetensors"
 done
 check_png "$plots/model_comparison.png"
+check_png "$plots/ensemble_confusion.png"
+grep -q "weighted avg" "$results/ensemble_report.txt" || fail "$results/ensemble_report.txt has no classification report"
 ls "$plots"/umap_*.png >/dev/null 2>&1 || fail "missing $plots/umap_<model>.png"
 check_png "$(ls "$plots"/umap_*.png | sed -n 1p)"
 head -1 "$results/results.csv" | grep -q '^model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds' \
   || fail "results.csv header is wrong: $(head -1 "$results/results.csv")"
 rows=$(tail -n +2 "$results/results.csv" | wc -l)
-[ "$rows" -eq 6 ] || fail "results.csv should have 6 rows (3 models x val, test), has $rows"
+[ "$rows" -eq 8 ] || fail "results.csv should have 8 rows (3 models and their ensemble x val, test), has $rows"
 grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does not link the comparison chart"
 leftover=$(find "$results" -name '*.tmp*')
 [ -z "$leftover" ] || fail "temporary files left in $results: $leftover"

@@ -220,6 +220,8 @@ local function report(ev, classes)
   return r
 end
 M.report = report
+-- Late fusion of models evaluated on the same clips (see ser.train.ensemble).
+M.ensemble = require("ser.train.ensemble").ensemble
 
 local function make_scheduler(ser, opt, o, steps_per_epoch)
   if o.schedule == "onecycle" then

@@ -89,7 +89,8 @@ function M.mean_row(rows, model, split)
     out[k .. "_std"] = #rows > 1 and math.sqrt(d2 / (#rows - 1)) or 0
   end
   for _, r in ipairs(rows) do
-    out.epochs = out.epochs + r.epochs / #rows
+    -- an ensemble row has no epochs of its own
+    out.epochs = (out.epochs and r.epochs) and out.epochs + r.epochs / #rows or nil
     out.train_seconds = out.train_seconds + r.train_seconds
   end
   return out
@@ -184,6 +185,17 @@ function M.write_results(results, plots, rows, best, models)
     md[#md + 1] = ("![%s curves](%s/%s_curves.png) ![%s confusion](%s/%s_confusion.png)"):format(m, rel, m, m, rel, m)
     md[#md + 1] = ""
     md[#md + 1] = ("[classification report](%s_report.txt), checkpoint `%s.safetensors`"):format(m, m)
+  end
+  for _, r in ipairs(rows) do
+    if r.model == "ensemble" then
+      md[#md + 1] = ""
+      md[#md + 1] = "## ensemble (the models' class probabilities averaged)"
+      md[#md + 1] = ""
+      md[#md + 1] = ("![ensemble confusion](%s/ensemble_confusion.png)"):format(rel)
+      md[#md + 1] = ""
+      md[#md + 1] = "[classification report](ensemble_report.txt)"
+      break
+    end
   end
   M.write(results .. "/results.md", table.concat(md, "\n") .. "\n")
 end
