@@ -81,6 +81,15 @@ describe("ser.plot", function()
       { model = "crnn", accuracy = 0.7, weighted_f1 = 0.69 }, { model = "cnn1d", split = "val", accuracy = 0.5, weighted_f1 = 0.47 } }
     plot.comparison(rows, { out = dir .. "/cmp.png" })
     assert_chart(dir .. "/cmp.png", 1000, 560)
+    -- more groups (three models and their ensemble, val and test): wider, so that the labels stay apart
+    local many = {}
+    for _, m in ipairs { "cnn2d", "crnn", "cnn1d", "ensemble" } do
+      for _, split in ipairs { "val", "test" } do
+        many[#many + 1] = { model = m, split = split, accuracy = 0.6, weighted_f1 = 0.55 }
+      end
+    end
+    plot.comparison(many, { out = dir .. "/cmp8.png" })
+    assert_chart(dir .. "/cmp8.png", 1200, 560)
   end)
 
   it("draws a class-coloured scatter from a tensor", function()

@@ -151,8 +151,9 @@ end
 -- value labels; rows = list of {model =, accuracy =, weighted_f1 =, [split =],
 -- [accuracy_sd =, weighted_f1_sd =]} (scores in 0..1; *_sd draws error bars).
 function M.comparison(rows, opts)
-  local out, w, h = gp.check_out(opts, "comparison", 1000, 560)
   check_list(rows, "rows", "comparison")
+  -- wider with more groups, so that the labels under the bars stay apart
+  local out, w, h = gp.check_out(opts, "comparison", math.max(1000, 150 * #rows), 560)
   local data, any_sd = {}, false
   for i, r in ipairs(rows) do
     if type(r) ~= "table" then error(("plot.comparison: rows[%d] must be a table"):format(i), 2) end
