@@ -68,6 +68,18 @@ wav=$(find "$OUT/corpus" -name '*.wav' | sort | sed -n 1p)
   || fail "predict.lua exited with status $? ($(cat "$OUT/predict.txt"))"
 cat "$OUT/predict.txt"
 grep -q "$(basename "$wav")" "$OUT/predict.txt" || fail "predict.lua did not report $wav"
+"$serlua" experiments/ensemble.lua --data "$OUT/corpus" "$results/cnn2d.safetensors" "$results/crnn.safetensors" \
+  "$results/cnn1d.safetensors" --out "$OUT/ens" >"$OUT/ensemble.txt" \
+  || fail "ensemble.lua exited with status $? ($(cat "$OUT/ensemble.txt"))"
+cat "$OUT/ensemble.txt"
+# the three models and their ensemble scored on the test split, as compare.lua --ensemble did
+for m in cnn2d crnn cnn1d ensemble; do
+  grep -q "^$m  *test " "$OUT/ensemble.txt" || fail "ensemble.lua did not score $m on the test split"
+done
+want=$(awk -F, '$1 == "ensemble" && $2 == "test" { printf "%.4f", $3 }' "$results/results.csv")
+got=$(awk '$1 == "ensemble" { printf "%.4f", $3 }' "$OUT/ensemble.txt")
+[ "$want" = "$got" ] || fail "ensemble.lua's accuracy $got differs from compare.lua --ensemble's $want"
+check_png "$OUT/ens/plots/ensemble_confusion.png"
 "$serlua" experiments/embed.lua "$results/cnn2d.safetensors" "$OUT/corpus" --out "$OUT/embed.png"
 check_png "$OUT/embed.png"
 echo "smoke: all artefacts present"

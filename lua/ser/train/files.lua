@@ -144,16 +144,17 @@ function M.csv(rows)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The final table, aligned for a terminal.
-function M.table(rows)
+-- The final table, aligned for a terminal (columns: default columns).
+function M.table(rows, columns)
+  columns = columns or M.COLUMNS
   local w = {}
-  for i, k in ipairs(M.COLUMNS) do
+  for i, k in ipairs(columns) do
     w[i] = #k
     for _, r in ipairs(rows) do w[i] = math.max(w[i], #cell(r, k)) end
   end
   local function line(get)
     local c = {}
-    for i, k in ipairs(M.COLUMNS) do c[i] = ("%" .. (i <= 2 and "-" or "") .. w[i] .. "s"):format(get(k)) end
+    for i, k in ipairs(columns) do c[i] = ("%" .. (i <= 2 and "-" or "") .. w[i] .. "s"):format(get(k)) end
     return table.concat(c, "  ")
   end
   local out = { line(function(k) return k end) }
