@@ -131,6 +131,12 @@ describe("loader{normalize = \"speaker\"}", function()
     assert.has_error(function()
       data.loader(corpus, { features = "logmel", normalize = "speaker", augment = function(x) return x end })
     end, "loader: normalize = \"speaker\" works with augmentation given as steps or a chain, not a function")
+    local model = ser.models.create("cnn2d", { classes = 2 })
+    assert.has_error(function()
+      ser.train.fit(model, { { x = T.zeros(2, 1, 8, 8), y = { 1, 2 }, classes = { "a", "b" } } },
+        { epochs = 1, normalize = "speaker", progress = "quiet" })
+    end, "ser.train.fit: normalize = \"speaker\" applies to corpus parts, but the train split is a tensor dataset; "
+      .. "give the loader its own normalize option")
     local core = require "ser.core.data"
     local wav = T.zeros(2, 16000)
     assert.has_error(function()

@@ -141,6 +141,9 @@ function M.loaders(parts, o, model)
     local p = parts[i]
     if p == nil or p == false then
       out[name] = nil
+    elseif (is_dataset(p) or is_loader(p)) and o.normalize and o.normalize ~= "clip" then
+      error(("ser.train.fit: normalize = \"%s\" applies to corpus parts, but the %s split is a %s; "
+        .. "give the loader its own normalize option"):format(o.normalize, name, is_dataset(p) and "tensor dataset" or "loader"), 0)
     elseif is_dataset(p) then
       out[name] = tensor_loader(p, o.batch, name == "train", name)
       classes = classes or p.classes
