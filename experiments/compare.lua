@@ -17,6 +17,7 @@ parser:option("--epochs", "Maximum epochs per model.", "35"):convert(tonumber)
 parser:option("--batch", "Batch size.", "8"):convert(tonumber)
 parser:option("--seconds", "Clip length in seconds (pad or trim).", "4.0"):convert(tonumber)
 parser:option("--lr", "Peak learning rate (OneCycle).", "1e-3"):convert(tonumber)
+parser:option("--weight-decay", "AdamW weight decay.", "1e-4"):convert(tonumber)
 parser:option("--models", "Comma-separated models to train.", "cnn2d,crnn,cnn1d")
 parser:option("--trim", "Cut each clip's leading and trailing silence (frames more than TRIM dB below " ..
               "its loudest) before taking the --seconds window; 0 keeps the clip as recorded.", "0")
@@ -53,6 +54,7 @@ for _, k in ipairs { "epochs", "batch", "patience" } do
 end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
+if not args.weight_decay or args.weight_decay < 0 then bad("--weight-decay must be a number >= 0") end
 if not args.seed then bad("--seed must be a number") end
 local seeds = { args.seed }
 if args.seeds then
@@ -119,7 +121,8 @@ for _, name in ipairs(model_names) do
       ser.manual_seed(seed)
       local model = ser.models.create(name, { classes = #corpus.classes })
       local _, history, result = ser.train.fit(model, run, {
-        epochs = args.epochs, batch = args.batch, lr = args.lr, seed = seed, amp = args.amp,
+        epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
+        amp = args.amp,
         patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
         trim = args.trim > 0 and args.trim or nil, normalize = args.norm, mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
