@@ -327,70 +327,18 @@ function Loader:features()
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
   if self.normalize ~= "clip" then
     local mean, scale = self:speaker_stats()
-    local s = self.feats:shape()
-    self.feats = ((self.feats - mean:view(s[1], 1, s[3], 1)) * scale:view(s[1], 1, s[3], 1)):contiguous()
+    self.feats = require("ser.data.speaker_norm").apply(self.feats, mean, scale):contiguous()
   end
   return self.feats
 end
 
--- Speaker normalisation: the mean and 1/std of a speaker's features over all frames of all
--- of the speaker's clips in this part (un-augmented; no labels used) -- one pair for all
--- bins ("speaker", the per-clip z-norm lifted to the speaker) or one per bin
--- ("speaker_bins") -- so that every speaker is centred and scaled alike while the
--- differences between one speaker's clips (louder, brighter) stay. Returns mean, scale:
--- [N, F] tensors, row i holding item i's speaker's statistics. A spread below
--- M.SPEAKER_STD_FLOOR is taken as the floor, so a flat bin is not blown up.
-M.SPEAKER_STD_FLOOR = 1e-2
+-- Speaker normalisation statistics of this part, computed once (ser.data.speaker_norm):
+-- mean, scale [N, F], row i for item i's speaker.
 function Loader:speaker_stats()
-  if self.norm_mean then return self.norm_mean, self.norm_scale end
-  local data, T = require "ser.core.data", require "ser.tensor"
-  local wav = self:waveforms()
-  local groups, order = {}, {}
-  for i, it in ipairs(self.items) do
-    local key = tostring(it.speaker)
-    if not groups[key] then groups[key] = {}; order[#order + 1] = key end
-    table.insert(groups[key], i)
+  if not self.norm_mean then
+    self.norm_mean, self.norm_scale = require("ser.data.speaker_norm").stats(self.transform, self:waveforms(),
+      self.items, self.normalize)
   end
-  local per_speaker = {}
-  for _, key in ipairs(order) do
-    -- sums of (x - K) and (x - K)^2 with K the first chunk's bin means: one pass, no cancellation
-    local rows, K, s1, s2, count = groups[key], nil, nil, nil, 0
-    for start = 1, #rows, 64 do
-      local chunk = {}
-      for i = start, math.min(#rows, start + 63) do chunk[#chunk + 1] = rows[i] end
-      local f = self.transform(data.gather(wav, chunk))
-      local sh = f:shape()
-      f = f:contiguous():view(sh[1], sh[3], sh[4])
-      if not K then K = f:mean(3):mean(1):view(1, sh[3], 1) end
-      local d = f - K
-      local a, b = d:sum(3):sum(1), (d * d):sum(3):sum(1)
-      s1, s2 = s1 and s1 + a or a, s2 and s2 + b or b
-      count = count + sh[1] * sh[4]
-    end
-    local k, m1, m2 = K:contiguous():view(K:shape()[2]):totable(), s1:totable(), s2:totable()
-    local mean, var = {}, {}
-    for f = 1, #k do
-      local mu = m1[f] / count
-      mean[f], var[f] = k[f] + mu, math.max(0, m2[f] / count - mu * mu)
-    end
-    if self.normalize == "speaker" then
-      -- one mean and std over all bins and frames: every bin has the same number of frames,
-      -- so the pooled moments are the averages of the bins' ones
-      local m, sq = 0, 0
-      for f = 1, #k do m, sq = m + mean[f], sq + var[f] + mean[f] * mean[f] end
-      m, sq = m / #k, sq / #k
-      for f = 1, #k do mean[f], var[f] = m, math.max(0, sq - m * m) end
-    end
-    local scale = {}
-    for f = 1, #k do scale[f] = 1 / math.max(math.sqrt(var[f]), M.SPEAKER_STD_FLOOR) end
-    per_speaker[key] = { mean = mean, scale = scale }
-  end
-  local mean_rows, scale_rows = {}, {}
-  for i, it in ipairs(self.items) do
-    local st = per_speaker[tostring(it.speaker)]
-    mean_rows[i], scale_rows[i] = st.mean, st.scale
-  end
-  self.norm_mean, self.norm_scale = T.new(mean_rows), T.new(scale_rows)
   return self.norm_mean, self.norm_scale
 end
 
@@ -464,8 +412,7 @@ function Loader:iter(epoch)
         x = self.transform(x)
         if self.normalize ~= "clip" then
           local mean, scale = self:speaker_stats()
-          local s = x:shape()
-          x = (x - data.gather(mean, rows):view(s[1], 1, s[3], 1)) * data.gather(scale, rows):view(s[1], 1, s[3], 1)
+          x = require("ser.data.speaker_norm").apply(x, data.gather(mean, rows), data.gather(scale, rows))
         end
       end
     end
