@@ -122,9 +122,9 @@ for _, name in ipairs(model_names) do
       local model = ser.models.create(name, { classes = #corpus.classes })
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
-        amp = args.amp,
-        patience = args.patience, seconds = args.seconds, features = model.input, augment = args.augment,
-        trim = args.trim > 0 and args.trim or nil, normalize = args.norm, mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
+        amp = args.amp, patience = args.patience, seconds = args.seconds, features = model.input,
+        augment = args.augment, trim = args.trim > 0 and args.trim or nil, normalize = args.norm,
+        mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
       curves = curves or history                 -- the first seed's (first fold's) curves
@@ -140,8 +140,10 @@ for _, name in ipairs(model_names) do
                         train_seconds = result.train_seconds, seed = seed }
           rows[#rows + 1], model_rows[#model_rows + 1] = row, row
           local key = ("%d\0%s"):format(seed, label)
-          if not fused[key] then fused[key] = { row = { split = label, seed = seed, train_seconds = 0 } }
-            fused[#fused + 1] = fused[key] end
+          if not fused[key] then
+            fused[key] = { row = { split = label, seed = seed, train_seconds = 0 } }
+            fused[#fused + 1] = fused[key]
+          end
           table.insert(fused[key], r)
           fused[key].row.train_seconds = fused[key].row.train_seconds + result.train_seconds
           reports[#reports + 1] = ("== %s, %s split, seed %d (best epoch %d; %s)\n%s"):format(TITLES[name], label,
@@ -167,7 +169,8 @@ if args.ensemble and #model_names > 1 then
   for _, f in ipairs(fused) do
     local r = ser.train.ensemble(f, corpus.classes)
     local row = f.row
-    row.model, row.accuracy, row.weighted_f1, row.macro_f1, row.uar = "ensemble", r.accuracy, r.weighted_f1, r.macro_f1, r.uar
+    row.model, row.accuracy, row.weighted_f1, row.macro_f1, row.uar =
+      "ensemble", r.accuracy, r.weighted_f1, r.macro_f1, r.uar
     rows[#rows + 1], ens_rows[#ens_rows + 1] = row, row
     if row.seed == seeds[1] then confusion = files.add_confusion(confusion, r.confusion) end
     reports[#reports + 1] = ("== Ensemble of %s (mean probability), %s split, seed %d\n%s"):format(

@@ -21,7 +21,18 @@ local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
 -- a model trained on silence-trimmed clips sees its input trimmed the same way
 local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
 
--- Decode every file first: a speaker-normalised model needs all of a speaker's clips.
+local by_speaker = meta.normalize ~= nil and meta.normalize ~= "clip"
+
+local function report(path, x)
+  local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]
+  local best = ser.train.argmax_rows({ probs })[1]
+  local parts = {}
+  for c, name in ipairs(meta.classes) do parts[#parts + 1] = ("%s %.3f"):format(name, probs[c]) end
+  print(("%s\t%s\t%s"):format(path, meta.classes[best], table.concat(parts, "  ")))
+end
+
+-- Each file is decoded and predicted in turn; a speaker-normalised model needs all of a
+-- speaker's clips first, so then the waveforms are kept until every file is decoded.
 local failed, good, waves = 0, {}, {}
 for _, path in ipairs(args.files) do
   local wav, err = ser.audio.load(path, { sr = sr, mono = true,
@@ -30,15 +41,15 @@ for _, path in ipairs(args.files) do
   if not wav then
     io.stderr:write(("%s: %s\n"):format(path, err))
     failed = failed + 1
-  else
+  elseif by_speaker then
     good[#good + 1], waves[#waves + 1] = path, wav
+  else
+    report(path, batches.transform(model.input, wav:view(1, -1)))
   end
 end
 
--- Model inputs [n, ...] for the decoded files, in order.
-local function inputs()
-  local stacked = require("ser.core.data").stack(waves)
-  if meta.normalize == nil or meta.normalize == "clip" then return batches.transform(model.input, stacked) end
+-- Speaker-normalised features of the kept files: grouped by the speaker in their names.
+local function speaker_normalised()
   local items, groups = {}, {}
   for i, path in ipairs(good) do
     local info = ser.data.infer(path)
@@ -52,19 +63,14 @@ local function inputs()
         "the speaker's clips\n"):format(tostring(speaker), n, n == 1 and "" or "s"))
     end
   end
-  local part = { items = items, audio = stacked, sr = sr, classes = meta.classes, name = "predict" }
+  local part = { items = items, audio = require("ser.core.data").stack(waves), sr = sr, classes = meta.classes,
+                 name = "predict" }
   return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = meta.normalize,
     features = batches.feature_spec(model.input) }):features()
 end
 
 if #good > 0 then
-  local x = inputs()
-  for i, path in ipairs(good) do
-    local probs = ser.no_grad(function() return model(x:narrow(1, i, 1)):softmax(2) end):totable()[1]
-    local best = ser.train.argmax_rows({ probs })[1]
-    local parts = {}
-    for c, name in ipairs(meta.classes) do parts[#parts + 1] = ("%s %.3f"):format(name, probs[c]) end
-    print(("%s\t%s\t%s"):format(path, meta.classes[best], table.concat(parts, "  ")))
-  end
+  local x = speaker_normalised()
+  for i, path in ipairs(good) do report(path, x:narrow(1, i, 1)) end
 end
 if failed > 0 then os.exit(1) end
