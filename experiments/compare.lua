@@ -41,6 +41,9 @@ parser:option("--norm", "Log-mel normalisation: clip (each clip z-normalised, th
   :choices { "clip", "speaker", "speaker_bins" }
 parser:flag("--ensemble", "Also score the ensemble of the trained models (their class probabilities averaged): " ..
             "rows 'ensemble' in the table, plots/ensemble_confusion.png, results/ensemble_report.txt.")
+parser:flag("--crnn-batchnorm", "CRNN with a BatchNorm after each convolution (not in the notebook's CRNN).")
+parser:option("--crnn-dropout", "CRNN with dropout of this probability before its classifier (0 = none, the " ..
+              "notebook's).", "0"):argname("<p>"):convert(tonumber)
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -68,6 +71,9 @@ if args.seeds then
 end
 if not args.mixup or args.mixup < 0 then bad("--mixup must be a number >= 0 (0 = off)") end
 if not args.ema or args.ema < 0 or args.ema >= 1 then bad("--ema must be a decay in [0, 1) (0 = off)") end
+if not args.crnn_dropout or args.crnn_dropout < 0 or args.crnn_dropout >= 1 then
+  bad("--crnn-dropout must be a probability in [0, 1)")
+end
 if not args.trim or args.trim < 0 then bad("--trim must be a number of dB > 0 (or 0 for no trimming)") end
 if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
 local model_names = {}
@@ -119,7 +125,9 @@ for _, name in ipairs(model_names) do
   for si, seed in ipairs(seeds) do
     for _, run in ipairs(runs) do
       ser.manual_seed(seed)
-      local model = ser.models.create(name, { classes = #corpus.classes })
+      local crnn = name == "crnn"
+      local model = ser.models.create(name, { classes = #corpus.classes, batchnorm = crnn and args.crnn_batchnorm,
+                                              dropout = crnn and args.crnn_dropout or nil })
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
         amp = args.amp, patience = args.patience, seconds = args.seconds, features = model.input,

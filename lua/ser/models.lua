@@ -47,21 +47,32 @@ end
 models.CNN2D = CNN2D
 
 -- CRNN on log-mel [B,1,64,T]: 3 x [Conv 3x3 -> ReLU -> MaxPool 2], mean over
--- frequency, BiLSTM over time, mean over time, Linear.
+-- frequency, BiLSTM over time, mean over time, Linear. Options beyond the notebook's
+-- layers (off by default, recorded in checkpoints): batchnorm = true puts a BatchNorm2d
+-- after each convolution (features.0 conv, .1 BN, .2 ReLU, .3 pool, ...; the same
+-- PyTorch names as an nn.Sequential with those layers), dropout = p adds nn.Dropout(p)
+-- before the Linear (no parameters, so the names stay).
 local CRNN = nn.Module.class("CRNN")
 function CRNN:init(o)
   o = check_classes("CRNN", o)
   local hidden = o.hidden or 128
+  local dropout = o.dropout or 0
+  if type(dropout) ~= "number" or dropout < 0 or dropout >= 1 then
+    error(("ser.models.CRNN: dropout must be a probability in [0, 1), got %s"):format(tostring(o.dropout)), 2)
+  end
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
+  self.batchnorm, self.dropout = o.batchnorm and true or nil, dropout > 0 and dropout or nil
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128 } do
-    for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2) } do
-      layers[#layers + 1] = m
-    end
+    layers[#layers + 1] = nn.Conv2d(c_in, c, 3, { padding = 1 })
+    if self.batchnorm then layers[#layers + 1] = nn.BatchNorm2d(c) end
+    layers[#layers + 1] = nn.ReLU()
+    layers[#layers + 1] = nn.MaxPool2d(2)
     c_in = c
   end
   self:add_module("features", nn.Sequential(layers))
   self:add_module("rnn", nn.LSTM(128, hidden, { batch_first = true, bidirectional = true }))
+  if self.dropout then self:add_module("drop", nn.Dropout(self.dropout)) end
   self:add_module("fc", nn.Linear(2 * hidden, o.classes))
 end
 function CRNN:embed(x)    -- [B,2*hidden]: the BiLSTM output averaged over time
@@ -70,7 +81,9 @@ function CRNN:embed(x)    -- [B,2*hidden]: the BiLSTM output averaged over time
   return out:mean(2)
 end
 function CRNN:forward(x)
-  return self.fc(self:embed(x))
+  local h = self:embed(x)
+  if self.drop then h = self.drop(h) end
+  return self.fc(h)
 end
 models.CRNN = CRNN
 
@@ -112,7 +125,8 @@ function models.create(name, o)
 end
 
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
--- the architecture comes from meta.model / meta.classes / meta.hidden.
+-- the architecture comes from meta.model / meta.classes / meta.hidden (and CRNN's
+-- meta.batchnorm / meta.dropout).
 -- Returns model, meta or nil, message.
 function models.load(path)
   local ser = require "ser"
@@ -126,7 +140,8 @@ function models.load(path)
   if type(meta.classes) ~= "table" or #meta.classes < 2 then
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
-  local model = models.create(name, { classes = #meta.classes, hidden = tonumber(meta.hidden) })
+  local model = models.create(name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
+                                      batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout) })
   local ok, err = pcall(model.load_state_dict, model, sd)
   if not ok then return nil, ("%s: %s"):format(path, tostring(err)) end
   model:eval()

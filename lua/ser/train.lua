@@ -408,7 +408,8 @@ end
 function M.save_checkpoint(path, model, classes, o, epoch)
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
-                 input = model.input, hidden = model.hidden, seconds = o.seconds, sr = o.sr,
+                 input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
+                 seconds = o.seconds, sr = o.sr,
                  trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
                  normalize = model.input ~= "waveform" and o.normalize or nil }
   for k, v in pairs(o.meta or {}) do meta[k] = v end
