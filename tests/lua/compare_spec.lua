@@ -21,7 +21,7 @@ describe("experiments/compare.lua", function()
     local out, rc = run("experiments/compare.lua --help")
     assert.are.equal(0, rc)
     for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
-                            "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema", "--norm", "--ensemble", "--weight-decay" } do
+                            "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema", "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
@@ -42,6 +42,7 @@ describe("experiments/compare.lua", function()
       { "--ema 1", "--ema must be a decay in [0, 1)" },
       { "--norm bin", "--norm" },
       { "--weight-decay=-1", "--weight-decay must be a number >= 0" },
+      { "--crnn-dropout 1", "--crnn-dropout must be a probability in [0, 1)" },
       { "--data /nonexistent/corpus", "is not a folder" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
     }

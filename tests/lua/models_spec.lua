@@ -60,6 +60,30 @@ describe("ser.models", function()
     assert.are.same({ 8, 256 }, sd["classifier.2.weight"]:shape())
   end)
 
+  it("build CRNN's optional BatchNorm and dropout, and load them back from a checkpoint", function()
+    local m = ser.models.CRNN{ classes = 8, batchnorm = true, dropout = 0.3 }
+    local sd = m:state_dict()
+    -- conv, BN, ReLU, pool per block: the second conv is features.4
+    assert.are.same({ 32 }, sd["features.1.running_mean"]:shape())
+    assert.are.same({ 64, 32, 3, 3 }, sd["features.4.weight"]:shape())
+    assert.are.same({ 128, 64, 3, 3 }, sd["features.8.weight"]:shape())
+    assert.is_nil(sd["features.3.weight"])
+    local plain = ser.models.CRNN{ classes = 8 }:state_dict()
+    assert.are.same({ 64, 32, 3, 3 }, plain["features.3.weight"]:shape())
+    local path = os.tmpname()
+    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "crnn" }, 1)
+    local back, meta = ser.models.load(path)
+    os.remove(path)
+    assert.is_truthy(back, meta)
+    assert.is_true(meta.batchnorm)
+    assert.are.equal(0.3, meta.dropout)
+    assert.is_true(back.batchnorm)
+    assert.are.equal(0.3, back.dropout)
+    local ok_err = { pcall(ser.models.CRNN, { classes = 8, dropout = 1 }) }
+    assert.is_false(ok_err[1])
+    assert.matches("dropout must be a probability in [0, 1), got 1", ok_err[2], 1, true)
+  end)
+
   it("reject a bad class count and unknown names clearly", function()
     local ok, err = pcall(ser.models.CNN2D, { classes = 1 })
     assert.is_false(ok)
@@ -81,6 +105,10 @@ describe("ser.models", function()
     m = ser.models.CRNN{ classes = 8, hidden = 16 }
     assert.are.same({ 2, 8 }, m(x):shape())
     assert.are.same({ 2, 32 }, m:embed(x):shape())
+    m = ser.models.CRNN{ classes = 8, hidden = 16, batchnorm = true, dropout = 0.3 }
+    assert.are.same({ 2, 8 }, m(x):shape())
+    m:eval()   -- dropout off: the same logits twice
+    assert.are.same(m(x):totable(), m(x):totable())
     m = ser.models.CNN1D{ classes = 8 }
     local w = T.randn(2, 1, 800)
     assert.are.same({ 2, 8 }, m(w):shape())
