@@ -12,6 +12,13 @@ local function run(args)
   return out, rc
 end
 
+-- The script exits non-zero and says `text`.
+local function refuses(args, text)
+  local out, rc = run(args)
+  assert.are_not.equal(0, rc, args)
+  assert.matches(text, out, 1, true)
+end
+
 local have = io.open(serlua, "rb")
 if have then have:close() end
 local it_bin = have and it or pending
@@ -57,18 +64,12 @@ end)
 
 describe("experiments/predict.lua and embed.lua", function()
   it_bin("report a checkpoint that does not load", function()
-    local out, rc = run("experiments/predict.lua /nonexistent.safetensors a.wav")
-    assert.are_not.equal(0, rc)
-    assert.matches("nonexistent.safetensors", out, 1, true)
-    out, rc = run("experiments/embed.lua /nonexistent.safetensors .")
-    assert.are_not.equal(0, rc)
-    assert.matches("nonexistent.safetensors", out, 1, true)
+    refuses("experiments/predict.lua /nonexistent.safetensors a.wav", "nonexistent.safetensors")
+    refuses("experiments/embed.lua /nonexistent.safetensors .", "nonexistent.safetensors")
   end)
 
   it_bin("need their arguments", function()
-    local out, rc = run("experiments/predict.lua")
-    assert.are_not.equal(0, rc)
-    assert.matches("Usage", out, 1, true)
+    refuses("experiments/predict.lua", "Usage")
   end)
 end)
 
@@ -80,17 +81,10 @@ describe("experiments/ensemble.lua", function()
   end)
 
   it_bin("needs two checkpoints that load, and a corpus folder", function()
-    local out, rc = run("experiments/ensemble.lua a.safetensors")
-    assert.are_not.equal(0, rc)
-    assert.matches("requires at least 2 arguments", out, 1, true)
-    out, rc = run("experiments/ensemble.lua --data /nonexistent/corpus a.safetensors b.safetensors")
-    assert.are_not.equal(0, rc)
-    assert.matches("--data /nonexistent/corpus is not a folder", out, 1, true)
-    out, rc = run("experiments/ensemble.lua --data . /nonexistent.safetensors b.safetensors")
-    assert.are_not.equal(0, rc)
-    assert.matches("nonexistent.safetensors", out, 1, true)
-    out, rc = run("experiments/ensemble.lua --split train --data . a.safetensors b.safetensors")
-    assert.are_not.equal(0, rc)
-    assert.matches("--split", out, 1, true)
+    refuses("experiments/ensemble.lua a.safetensors", "requires at least 2 arguments")
+    refuses("experiments/ensemble.lua --data /nonexistent/corpus a.safetensors b.safetensors",
+      "--data /nonexistent/corpus is not a folder")
+    refuses("experiments/ensemble.lua --data . /nonexistent.safetensors b.safetensors", "nonexistent.safetensors")
+    refuses("experiments/ensemble.lua --split train --data . a.safetensors b.safetensors", "--split")
   end)
 end)
