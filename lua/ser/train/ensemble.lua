@@ -5,7 +5,8 @@
 -- by averaging their class probabilities (softmax of each model's logits, equal weights),
 -- and the average is scored like a single model: ser.metrics.report of its argmax, with
 -- .probabilities (rows) and .predictions added. Models that err differently (a log-mel
--- CNN and a waveform CNN) make fewer errors together; compare.lua --ensemble reports it.
+-- CNN and a waveform CNN) can make fewer errors together -- on RAVDESS not reliably
+-- (docs/train.md) -- so compare.lua --ensemble reports it beside the models, not instead.
 local M = {}
 
 local function softmax_row(row)
