@@ -42,10 +42,7 @@ part.classes = classes   -- score in the checkpoints' class order
 
 local rows, reports = {}, {}
 for i, m in ipairs(models) do
-  local meta = m.meta
-  local loader = ser.data.loader(part, { batch = 16, features = batches.feature_spec(m.model.input),
-    seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
-    trim = type(meta.trim) == "table" and meta.trim or nil, normalize = meta.normalize })
+  local loader = batches.checkpoint_loader(part, m.model, m.meta)
   reports[i] = ser.train.report(ser.train.evaluate(m.model, loader), classes)
   rows[i] = { model = m.path:match("([^/]+)%.safetensors$") or m.path, split = split }
 end

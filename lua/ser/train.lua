@@ -411,7 +411,7 @@ function M.save_checkpoint(path, model, classes, o, epoch)
                  input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
                  seconds = o.seconds, sr = o.sr,
                  trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
-                 normalize = model.input ~= "waveform" and o.normalize or nil }
+                 normalize = batches.normalize_for(model.input, o.normalize) }
   for k, v in pairs(o.meta or {}) do meta[k] = v end
   local ok, err = ser.save(path, model:state_dict(), meta)
   if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end

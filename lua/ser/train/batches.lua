@@ -112,6 +112,22 @@ function M.transform(kind, wav)
   return fn(wav)
 end
 
+-- The feature normalisation a model input takes: speaker normalisation is for spectral
+-- features; a waveform model keeps its per-clip z-norm (nil = the loader's default).
+function M.normalize_for(kind, normalize)
+  if kind == "waveform" then return nil end
+  return normalize
+end
+
+-- A loader over a corpus part that prepares a checkpoint's inputs the way its training
+-- did (features, clip length, rate, silence trimming, normalisation from the metadata):
+-- for scoring or embedding a trained model (ensemble.lua, embed.lua, predict.lua).
+function M.checkpoint_loader(part, model, meta)
+  return require("ser.data.loader").loader(part, { batch = 16, features = M.feature_spec(model.input),
+    seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
+    trim = type(meta.trim) == "table" and meta.trim or nil, normalize = M.normalize_for(model.input, meta.normalize) })
+end
+
 -- "reference" = the notebook's augmentation recipe (gain, noise, pitch on
 -- the waveform; one time and one frequency mask on spectrogram features).
 -- Anything else (a recipe table, a function, a chain) is handed to the loader
@@ -155,9 +171,7 @@ function M.loaders(parts, o, model)
         if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind) end
         out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
           seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
-          spec_augment = spec_aug, name = name, trim = o.trim,
-          -- speaker normalisation is for spectral features; a waveform model keeps its per-clip z-norm
-          normalize = kind ~= "waveform" and o.normalize or nil })
+          spec_augment = spec_aug, name = name, trim = o.trim, normalize = M.normalize_for(kind, o.normalize) })
       end
       classes = classes or p.classes
     elseif is_loader(p) then
