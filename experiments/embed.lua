@@ -19,10 +19,8 @@ if #corpus.items < 3 then parser:error(("%s has %d usable audio files; UMAP need
 local name = meta.model:lower()
 local out = args.out or ("plots/umap_%s_%s.png"):format(name, args.dir:gsub("/+$", ""):match("[^/]+$"))
 
-local loader = ser.data.loader(corpus, { batch = 16, features = model.input,
-  seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
-  trim = type(meta.trim) == "table" and meta.trim or nil,
-  normalize = meta.normalize }) -- speaker normalisation: each speaker's own statistics, as in training
+-- inputs as in training (CNN1D's waveform z-normalised per clip, trimming, normalisation)
+local loader = require("ser.train.batches").checkpoint_loader(corpus, model, meta)
 local ev = ser.train.evaluate(model, loader, nil, { embeddings = true })
 local xy = ser.umap(ser.tensor.new(ev.embeddings), { seed = args.seed, n_neighbors = math.min(args.neighbors, #ev.targets - 1) })
 ser.plot.scatter(xy, ev.targets, corpus.classes, { out = out,
