@@ -326,18 +326,21 @@ function Loader:features()
   end
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
   if self.normalize ~= "clip" then
-    local mean, scale = self:speaker_stats()
+    local mean, scale = self:speaker_stats(self.feats) -- from the features just computed
     self.feats = require("ser.data.speaker_norm").apply(self.feats, mean, scale):contiguous()
   end
   return self.feats
 end
 
 -- Speaker normalisation statistics of this part, computed once (ser.data.speaker_norm):
--- mean, scale [N, F], row i for item i's speaker.
-function Loader:speaker_stats()
+-- mean, scale [N, F], row i for item i's speaker. raw: the part's un-normalised features
+-- when they are already at hand (else they are computed from the waveforms).
+function Loader:speaker_stats(raw)
   if not self.norm_mean then
-    self.norm_mean, self.norm_scale = require("ser.data.speaker_norm").stats(self.transform, self:waveforms(),
-      self.items, self.normalize)
+    local data = require "ser.core.data"
+    local features_of = raw and function(rows) return data.gather(raw, rows) end
+      or function(rows) return self.transform(data.gather(self:waveforms(), rows)) end
+    self.norm_mean, self.norm_scale = require("ser.data.speaker_norm").stats(features_of, self.items, self.normalize)
   end
   return self.norm_mean, self.norm_scale
 end

@@ -9,15 +9,14 @@ local M = {}
 -- A spread below this is taken as the floor, so that a flat bin is not blown up.
 M.STD_FLOOR = 1e-2
 
--- Per-bin mean and variance of the features of `rows` of wav, in chunks of 64 clips: sums
--- of (x - K) and (x - K)^2 with K the first chunk's bin means (one pass, no cancellation).
-local function bin_moments(transform, wav, rows)
-  local data = require "ser.core.data"
+-- Per-bin mean and variance of the features of `rows`, in chunks of 64 clips: sums of
+-- (x - K) and (x - K)^2 with K the first chunk's bin means (one pass, no cancellation).
+local function bin_moments(features_of, rows)
   local K, s1, s2, count = nil, nil, nil, 0
   for start = 1, #rows, 64 do
     local chunk = {}
     for i = start, math.min(#rows, start + 63) do chunk[#chunk + 1] = rows[i] end
-    local f = transform(data.gather(wav, chunk))
+    local f = features_of(chunk)
     local sh = f:shape()
     f = f:contiguous():view(sh[1], sh[3], sh[4])
     if not K then K = f:mean(3):mean(1):view(1, sh[3], 1) end
@@ -35,10 +34,10 @@ local function bin_moments(transform, wav, rows)
   return mean, var
 end
 
--- stats(transform, wav [N, T], items, mode) -> mean, scale: [N, F] tensors, row i holding
--- item i's speaker's statistics (items[i].speaker); transform(wav rows) -> [n, 1, F, frames]
--- un-normalised features.
-function M.stats(transform, wav, items, mode)
+-- stats(features_of, items, mode) -> mean, scale: [N, F] tensors, row i holding item i's
+-- speaker's statistics (items[i].speaker); features_of(rows) -> [n, 1, F, frames], the
+-- un-normalised features of those items (computed, or gathered when already at hand).
+function M.stats(features_of, items, mode)
   local groups, order = {}, {}
   for i, it in ipairs(items) do
     local key = tostring(it.speaker)
@@ -47,7 +46,7 @@ function M.stats(transform, wav, items, mode)
   end
   local per_speaker = {}
   for _, key in ipairs(order) do
-    local mean, var = bin_moments(transform, wav, groups[key])
+    local mean, var = bin_moments(features_of, groups[key])
     local F = #mean
     if mode == "speaker" then
       -- one mean and std over all bins and frames: every bin has the same number of frames,
