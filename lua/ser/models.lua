@@ -5,6 +5,7 @@
 -- Each model has embed(x): the penultimate representation, used for UMAP.
 -- model.input names the features the model expects ("logmel" or "waveform").
 local nn = require "ser.nn"
+local T = require "ser.core.tensor"
 
 local models = {}
 
@@ -51,7 +52,11 @@ models.CNN2D = CNN2D
 -- layers (off by default, recorded in checkpoints): batchnorm = true puts a BatchNorm2d
 -- after each convolution (features.0 conv, .1 BN, .2 ReLU, .3 pool, ...; the same
 -- PyTorch names as an nn.Sequential with those layers), dropout = p adds nn.Dropout(p)
--- before the Linear (no parameters, so the names stay).
+-- before the Linear (no parameters, so the names stay). freq = "flatten" feeds the
+-- BiLSTM every channel at every remaining frequency (128 x mels/8 values per step, the
+-- usual CRNN) instead of their mean over frequency, which drops where in the spectrum a
+-- pattern sits; time = "stats" summarises the BiLSTM outputs by their mean and standard
+-- deviation over time (statistics pooling, Linear input 4 x hidden) instead of the mean.
 local CRNN = nn.Module.class("CRNN")
 function CRNN:init(o)
   o = check_classes("CRNN", o)
@@ -60,8 +65,22 @@ function CRNN:init(o)
   if type(dropout) ~= "number" or dropout < 0 or dropout >= 1 then
     error(("ser.models.CRNN: dropout must be a probability in [0, 1), got %s"):format(tostring(o.dropout)), 2)
   end
+  local mels = o.mels or 64
+  if o.freq ~= nil and o.freq ~= "mean" and o.freq ~= "flatten" then
+    error(("ser.models.CRNN: freq must be \"mean\" or \"flatten\", got %s"):format(tostring(o.freq)), 2)
+  end
+  if o.time ~= nil and o.time ~= "mean" and o.time ~= "stats" then
+    error(("ser.models.CRNN: time must be \"mean\" or \"stats\", got %s"):format(tostring(o.time)), 2)
+  end
+  if o.freq == "flatten" and (type(mels) ~= "number" or mels < 8 or mels % 8 ~= 0) then
+    error(("ser.models.CRNN: freq = \"flatten\" needs mels, a multiple of 8, got %s"):format(tostring(o.mels)), 2)
+  end
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
   self.batchnorm, self.dropout = o.batchnorm and true or nil, dropout > 0 and dropout or nil
+  -- nil for the notebook's choices, so their checkpoints' metadata stays as it was
+  self.freq = o.freq == "flatten" and "flatten" or nil
+  self.time = o.time == "stats" and "stats" or nil
+  self.mels = self.freq and mels or nil
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128 } do
     layers[#layers + 1] = nn.Conv2d(c_in, c, 3, { padding = 1 })
@@ -71,14 +90,29 @@ function CRNN:init(o)
     c_in = c
   end
   self:add_module("features", nn.Sequential(layers))
-  self:add_module("rnn", nn.LSTM(128, hidden, { batch_first = true, bidirectional = true }))
+  local steps_in = self.freq and 128 * (mels // 8) or 128
+  self:add_module("rnn", nn.LSTM(steps_in, hidden, { batch_first = true, bidirectional = true }))
   if self.dropout then self:add_module("drop", nn.Dropout(self.dropout)) end
-  self:add_module("fc", nn.Linear(2 * hidden, o.classes))
+  self:add_module("fc", nn.Linear((self.time and 4 or 2) * hidden, o.classes))
 end
-function CRNN:embed(x)    -- [B,2*hidden]: the BiLSTM output averaged over time
-  local f = self.features(x):mean(3)          -- [B,128,F,T] -> [B,128,T]
-  local out = self.rnn(f:permute(1, 3, 2))    -- [B,T,128] -> [B,T,2H]
-  return out:mean(2)
+-- [B,2*hidden] (the BiLSTM output averaged over time) or, with time = "stats",
+-- [B,4*hidden] (its mean and standard deviation over time)
+function CRNN:embed(x)
+  local f = self.features(x)                  -- [B,128,F,T]
+  local steps
+  if self.freq then
+    local s = f:shape()
+    if s[3] * 8 ~= self.mels then
+      error(("CRNN: built for %d mel bins but the input has %d"):format(self.mels, x:size(3)), 2)
+    end
+    steps = f:permute(1, 4, 2, 3):reshape { s[1], s[4], s[2] * s[3] }   -- [B,T,128*F]
+  else
+    steps = f:mean(3):permute(1, 3, 2)       -- [B,T,128]
+  end
+  local out = self.rnn(steps)                 -- [B,T,2H]
+  if not self.time then return out:mean(2) end
+  -- var + a floor before sqrt: the gradient of sqrt at a constant sequence is infinite
+  return T.cat({ out:mean(2), (out:var(2, { unbiased = false }) + 1e-5):sqrt() }, 2)
 end
 function CRNN:forward(x)
   local h = self:embed(x)
@@ -126,7 +160,7 @@ end
 
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden (and CRNN's
--- meta.batchnorm / meta.dropout).
+-- meta.batchnorm / meta.dropout / meta.freq / meta.time / meta.mels).
 -- Returns model, meta or nil, message.
 function models.load(path)
   local ser = require "ser"
@@ -140,9 +174,12 @@ function models.load(path)
   if type(meta.classes) ~= "table" or #meta.classes < 2 then
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
-  local model = models.create(name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
-                                      batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout) })
-  local ok, err = pcall(model.load_state_dict, model, sd)
+  local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
+    batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), freq = meta.freq, time = meta.time,
+    mels = tonumber(meta.mels) })
+  if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
+  local err
+  ok, err = pcall(model.load_state_dict, model, sd)
   if not ok then return nil, ("%s: %s"):format(path, tostring(err)) end
   model:eval()
   return model, meta

@@ -84,6 +84,50 @@ describe("ser.models", function()
     assert.matches("dropout must be a probability in [0, 1), got 1", ok_err[2], 1, true)
   end)
 
+  it("build CRNN's flattened-frequency input and statistics pooling, and load them back", function()
+    ser.manual_seed(3)
+    local m = ser.models.CRNN{ classes = 8, hidden = 16, freq = "flatten", time = "stats" }
+    local sd = m:state_dict()
+    assert.are.same({ 64, 128 * 8 }, sd["rnn.weight_ih_l0"]:shape())   -- 4H x (channels x mels/8)
+    assert.are.same({ 8, 4 * 16 }, sd["fc.weight"]:shape())             -- mean and std of 2H outputs
+    m:eval()
+    local x = T.randn(2, 1, 64, 40)
+    -- the BiLSTM steps are PyTorch's f.permute(0, 3, 1, 2).reshape(B, T, C * F)
+    local f = m.features(x)
+    local s = f:shape()
+    local steps = T.new(f:permute(1, 4, 2, 3):totable()):reshape{ s[1], s[4], s[2] * s[3] }
+    local out = m.rnn(steps):totable()
+    local e = m:embed(x):totable()
+    for b = 1, 2 do
+      for j = 1, 32 do
+        local sum, sq = 0, 0
+        for t = 1, s[4] do sum = sum + out[b][t][j]; sq = sq + out[b][t][j] ^ 2 end
+        local mean = sum / s[4]
+        assert.is_near(mean, e[b][j], 1e-5)
+        assert.is_near(math.sqrt(math.max(0, sq / s[4] - mean * mean) + 1e-5), e[b][32 + j], 1e-4)
+      end
+    end
+    local path = os.tmpname()
+    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "crnn" }, 1)
+    local back, meta = ser.models.load(path)
+    os.remove(path)
+    assert.is_truthy(back, meta)
+    assert.are.equal("flatten", meta.freq)
+    assert.are.equal("stats", meta.time)
+    assert.are.same(m(x):totable(), back(x):totable())
+    -- the notebook's CRNN records neither
+    assert.is_nil(ser.models.CRNN{ classes = 8 }.freq)
+    local ok, err = pcall(ser.models.CRNN, { classes = 8, freq = "max" })
+    assert.is_false(ok)
+    assert.matches('freq must be "mean" or "flatten", got max', err, 1, true)
+    ok, err = pcall(ser.models.CRNN, { classes = 8, time = "last" })
+    assert.matches('time must be "mean" or "stats", got last', err, 1, true)
+    ok, err = pcall(ser.models.CRNN, { classes = 8, freq = "flatten", mels = 60 })
+    assert.matches("needs mels, a multiple of 8, got 60", err, 1, true)
+    ok, err = pcall(m, T.randn(1, 1, 32, 40))
+    assert.matches("built for 64 mel bins but the input has 32", err, 1, true)
+  end)
+
   it("reject a bad class count and unknown names clearly", function()
     local ok, err = pcall(ser.models.CNN2D, { classes = 1 })
     assert.is_false(ok)
@@ -138,6 +182,8 @@ describe("ser.models", function()
   for _, case in ipairs {
     { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 16, 16 }, 3e-3 },
+    { "CRNN (flatten, stats)", function() return ser.models.CRNN{ classes = 8, hidden = 32, freq = "flatten", time = "stats",
+      mels = 16 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 8, 1, 400 }, 3e-3 },
   } do
     it_run(case[1] .. " overfits a tiny batch", function()
