@@ -44,8 +44,9 @@ parser:flag("--ensemble", "Also score the ensemble of the trained models (their 
 parser:flag("--crnn-batchnorm", "CRNN with a BatchNorm after each convolution (not in the notebook's CRNN).")
 parser:option("--crnn-dropout", "CRNN with dropout of this probability before its classifier (0 = none, the " ..
               "notebook's).", "0"):argname("<p>"):convert(tonumber)
-parser:option("--crnn-freq", "What CRNN's BiLSTM sees of the frequency axis: mean (over frequency, the notebook's) " ..
-              "or flatten (every channel at every frequency).", "mean"):choices { "mean", "flatten" }
+parser:option("--freq", "What the log-mel models keep of the frequency axis after their convolutions: mean (the " ..
+              "notebook's) or flatten (each channel per frequency band: CNN2D's classifier sees 8 bands, " ..
+              "CRNN's BiLSTM every remaining frequency).", "mean"):choices { "mean", "flatten" }
 parser:option("--crnn-time", "How CRNN summarises the BiLSTM over time: mean (the notebook's) or stats " ..
               "(mean and standard deviation).", "mean"):choices { "mean", "stats" }
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
@@ -131,7 +132,7 @@ for _, name in ipairs(model_names) do
       ser.manual_seed(seed)
       local crnn = name == "crnn"
       local model = ser.models.create(name, { classes = #corpus.classes, batchnorm = crnn and args.crnn_batchnorm,
-        dropout = crnn and args.crnn_dropout or nil, freq = crnn and args.crnn_freq or nil,
+        dropout = crnn and args.crnn_dropout or nil, freq = name ~= "cnn1d" and args.freq or nil,
         time = crnn and args.crnn_time or nil })
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,

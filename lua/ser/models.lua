@@ -21,20 +21,32 @@ end
 
 -- CNN2D on log-mel [B,1,64,T]: 4 x [Conv 3x3 -> BN -> ReLU -> MaxPool 2]
 -- (the last block pools adaptively to 1x1), then a 2-layer classifier.
+-- Option beyond the notebook's layers (recorded in checkpoints): freq = "flatten" pools
+-- the last block to (8 frequency bands x 1) instead of 1x1, so the classifier sees where
+-- in the spectrum each channel responds (Linear 256*8 -> 128; the parameter names stay).
+local FREQ_BANDS = 8
+local function check_freq(name, freq)
+  if freq ~= nil and freq ~= "mean" and freq ~= "flatten" then
+    error(("ser.models.%s: freq must be \"mean\" or \"flatten\", got %s"):format(name, tostring(freq)), 3)
+  end
+  return freq == "flatten" and "flatten" or nil   -- nil: the notebook's, nothing recorded
+end
 local CNN2D = nn.Module.class("CNN2D")
 function CNN2D:init(o)
   o = check_classes("CNN2D", o)
   self.classes, self.input = o.classes, "logmel"
+  self.freq = check_freq("CNN2D", o.freq)
+  local bands = self.freq and FREQ_BANDS or 1
   local layers, c_in = {}, 1
   for i, c in ipairs { 32, 64, 128, 256 } do
     for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.BatchNorm2d(c), nn.ReLU(),
-                         i < 4 and nn.MaxPool2d(2) or nn.AdaptiveAvgPool2d(1) } do
+                         i < 4 and nn.MaxPool2d(2) or nn.AdaptiveAvgPool2d(bands == 1 and 1 or { bands, 1 }) } do
       layers[#layers + 1] = m
     end
     c_in = c
   end
   self:add_module("features", nn.Sequential(layers))
-  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, 128), nn.ReLU(),
+  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256 * bands, 128), nn.ReLU(),
                                                nn.Dropout(0.3), nn.Linear(128, o.classes) })
 end
 function CNN2D:forward(x)
@@ -66,19 +78,17 @@ function CRNN:init(o)
     error(("ser.models.CRNN: dropout must be a probability in [0, 1), got %s"):format(tostring(o.dropout)), 2)
   end
   local mels = o.mels or 64
-  if o.freq ~= nil and o.freq ~= "mean" and o.freq ~= "flatten" then
-    error(("ser.models.CRNN: freq must be \"mean\" or \"flatten\", got %s"):format(tostring(o.freq)), 2)
-  end
+  local freq = check_freq("CRNN", o.freq)
   if o.time ~= nil and o.time ~= "mean" and o.time ~= "stats" then
     error(("ser.models.CRNN: time must be \"mean\" or \"stats\", got %s"):format(tostring(o.time)), 2)
   end
-  if o.freq == "flatten" and (type(mels) ~= "number" or mels < 8 or mels % 8 ~= 0) then
+  if freq and (type(mels) ~= "number" or mels < 8 or mels % 8 ~= 0) then
     error(("ser.models.CRNN: freq = \"flatten\" needs mels, a multiple of 8, got %s"):format(tostring(o.mels)), 2)
   end
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
   self.batchnorm, self.dropout = o.batchnorm and true or nil, dropout > 0 and dropout or nil
   -- nil for the notebook's choices, so their checkpoints' metadata stays as it was
-  self.freq = o.freq == "flatten" and "flatten" or nil
+  self.freq = freq
   self.time = o.time == "stats" and "stats" or nil
   self.mels = self.freq and mels or nil
   local layers, c_in = {}, 1
@@ -159,8 +169,8 @@ function models.create(name, o)
 end
 
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
--- the architecture comes from meta.model / meta.classes / meta.hidden (and CRNN's
--- meta.batchnorm / meta.dropout / meta.freq / meta.time / meta.mels).
+-- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
+-- CRNN's meta.batchnorm / meta.dropout / meta.time / meta.mels).
 -- Returns model, meta or nil, message.
 function models.load(path)
   local ser = require "ser"

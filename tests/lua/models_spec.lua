@@ -84,6 +84,28 @@ describe("ser.models", function()
     assert.matches("dropout must be a probability in [0, 1), got 1", ok_err[2], 1, true)
   end)
 
+  it("build CNN2D's frequency-band pooling (freq = \"flatten\") and load it back", function()
+    ser.manual_seed(4)
+    local m = ser.models.CNN2D{ classes = 8, freq = "flatten" }
+    assert.are.same({ 128, 256 * 8 }, m:state_dict()["classifier.2.weight"]:shape())
+    m:eval()
+    local x = T.randn(2, 1, 64, 40)
+    -- the last block averages over time only: 8 bands of 256 channels, channel-major as in PyTorch
+    local h = m.features(x)
+    assert.are.same({ 2, 256, 8, 1 }, h:shape())
+    local path = os.tmpname()
+    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "cnn2d" }, 1)
+    local back, meta = ser.models.load(path)
+    os.remove(path)
+    assert.is_truthy(back, meta)
+    assert.are.equal("flatten", meta.freq)
+    assert.are.same(m(x):totable(), back(x):totable())
+    assert.is_nil(ser.models.CNN2D{ classes = 8 }.freq)
+    local ok, err = pcall(ser.models.CNN2D, { classes = 8, freq = "bands" })
+    assert.is_false(ok)
+    assert.matches('CNN2D: freq must be "mean" or "flatten", got bands', err, 1, true)
+  end)
+
   it("build CRNN's flattened-frequency input and statistics pooling, and load them back", function()
     ser.manual_seed(3)
     local m = ser.models.CRNN{ classes = 8, hidden = 16, freq = "flatten", time = "stats" }
@@ -182,6 +204,7 @@ describe("ser.models", function()
   for _, case in ipairs {
     { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 16, 16 }, 3e-3 },
+    { "CNN2D (flatten)", function() return ser.models.CNN2D{ classes = 8, freq = "flatten" } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN (flatten, stats)", function() return ser.models.CRNN{ classes = 8, hidden = 32, freq = "flatten", time = "stats",
       mels = 16 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 8, 1, 400 }, 3e-3 },
