@@ -10,6 +10,17 @@ local T, F = ser.tensor, ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
+-- A model written by ser.train.save_checkpoint and read back by ser.models.load.
+local EIGHT = { "a", "b", "c", "d", "e", "f", "g", "h" }
+local function through_checkpoint(model, name)
+  local path = os.tmpname()
+  ser.train.save_checkpoint(path, model, EIGHT, { name = name }, 1)
+  local back, meta = ser.models.load(path)
+  os.remove(path)
+  assert.is_truthy(back, meta)
+  return back, meta
+end
+
 -- Debian's python3 has torch; a pyenv python on PATH may not.
 local function torch_python()
   for _, py in ipairs { "/usr/bin/python3", "python3" } do
@@ -70,11 +81,7 @@ describe("ser.models", function()
     assert.is_nil(sd["features.3.weight"])
     local plain = ser.models.CRNN{ classes = 8 }:state_dict()
     assert.are.same({ 64, 32, 3, 3 }, plain["features.3.weight"]:shape())
-    local path = os.tmpname()
-    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "crnn" }, 1)
-    local back, meta = ser.models.load(path)
-    os.remove(path)
-    assert.is_truthy(back, meta)
+    local back, meta = through_checkpoint(m, "crnn")
     assert.is_true(meta.batchnorm)
     assert.are.equal(0.3, meta.dropout)
     assert.is_true(back.batchnorm)
@@ -93,11 +100,7 @@ describe("ser.models", function()
     -- the last block averages over time only: 8 bands of 256 channels, channel-major as in PyTorch
     local h = m.features(x)
     assert.are.same({ 2, 256, 8, 1 }, h:shape())
-    local path = os.tmpname()
-    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "cnn2d" }, 1)
-    local back, meta = ser.models.load(path)
-    os.remove(path)
-    assert.is_truthy(back, meta)
+    local back, meta = through_checkpoint(m, "cnn2d")
     assert.are.equal("flatten", meta.freq)
     assert.are.same(m(x):totable(), back(x):totable())
     assert.is_nil(ser.models.CNN2D{ classes = 8 }.freq)
@@ -129,11 +132,7 @@ describe("ser.models", function()
         assert.is_near(math.sqrt(math.max(0, sq / s[4] - mean * mean) + 1e-5), e[b][32 + j], 1e-4)
       end
     end
-    local path = os.tmpname()
-    ser.train.save_checkpoint(path, m, { "a", "b", "c", "d", "e", "f", "g", "h" }, { name = "crnn" }, 1)
-    local back, meta = ser.models.load(path)
-    os.remove(path)
-    assert.is_truthy(back, meta)
+    local back, meta = through_checkpoint(m, "crnn")
     assert.are.equal("flatten", meta.freq)
     assert.are.equal("stats", meta.time)
     assert.are.same(m(x):totable(), back(x):totable())
