@@ -51,13 +51,14 @@ grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does no
 leftover=$(find "$results" -name '*.tmp*')
 [ -z "$leftover" ] || fail "temporary files left in $results: $leftover"
 
-echo "== checkpoints load into fresh models"
+echo "== checkpoints load into fresh models (the log-mel models with compare.lua's default --freq flatten)"
 "$serlua" -e "
 local ser = require 'ser'
 for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
   local sd, meta = ser.load('$results/' .. m .. '.safetensors')
   assert(sd, meta)
-  local model = ser.models.create(m, { classes = #meta.classes, hidden = meta.hidden })
+  assert(meta.freq == (m ~= 'cnn1d' and 'flatten' or nil), m .. ': checkpoint records freq = ' .. tostring(meta.freq))
+  local model = ser.models.create(m, { classes = #meta.classes, hidden = meta.hidden, freq = meta.freq })
   model:load_state_dict(sd)
 end"
 
