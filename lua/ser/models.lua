@@ -108,13 +108,14 @@ end
 -- [B,2*hidden] (the BiLSTM output averaged over time) or, with time = "stats",
 -- [B,4*hidden] (its mean and standard deviation over time)
 function CRNN:embed(x)
+  if self.freq and (x:dim() ~= 4 or x:size(3) ~= self.mels) then
+    error(("CRNN: built for [B,1,%d,T] log-mels (freq = \"flatten\" sizes the BiLSTM by them), got [%s]")
+      :format(self.mels, table.concat(x:shape(), ",")), 2)
+  end
   local f = self.features(x)                  -- [B,128,F,T]
   local steps
   if self.freq then
     local s = f:shape()
-    if s[3] * 8 ~= self.mels then
-      error(("CRNN: built for %d mel bins but the input has %d"):format(self.mels, x:size(3)), 2)
-    end
     steps = f:permute(1, 4, 2, 3):reshape { s[1], s[4], s[2] * s[3] }   -- [B,T,128*F]
   else
     steps = f:mean(3):permute(1, 3, 2)       -- [B,T,128]

@@ -145,8 +145,16 @@ describe("ser.models", function()
     assert.matches('time must be "mean" or "stats", got last', err, 1, true)
     ok, err = pcall(ser.models.CRNN, { classes = 8, freq = "flatten", mels = 60 })
     assert.matches("needs mels, a multiple of 8, got 60", err, 1, true)
-    ok, err = pcall(m, T.randn(1, 1, 32, 40))
-    assert.matches("built for 64 mel bins but the input has 32", err, 1, true)
+    ok, err = pcall(m, T.randn(1, 1, 66, 40))   -- pools to the same 8 rows, yet not what it was built for
+    assert.matches("built for [B,1,64,T] log-mels", err, 1, true)
+    assert.matches("got [1,1,66,40]", err, 1, true)
+    -- a checkpoint whose metadata names an unknown option value is reported, not raised
+    local path = os.tmpname()
+    assert(ser.save(path, m:state_dict(), { model = "crnn", classes = EIGHT, freq = "bands" }))
+    local none, msg = ser.models.load(path)
+    os.remove(path)
+    assert.is_nil(none)
+    assert.matches('metadata describes no buildable model: .*freq must be "mean" or "flatten", got bands', msg)
   end)
 
   it("reject a bad class count and unknown names clearly", function()
