@@ -25,17 +25,19 @@ end
 -- the last block to (8 frequency bands x 1) instead of 1x1, so the classifier sees where
 -- in the spectrum each channel responds (Linear 256*8 -> 128; the parameter names stay).
 local FREQ_BANDS = 8
-local function check_freq(name, freq)
-  if freq ~= nil and freq ~= "mean" and freq ~= "flatten" then
-    error(("ser.models.%s: freq must be \"mean\" or \"flatten\", got %s"):format(name, tostring(freq)), 3)
+-- A two-way option: nil or the notebook's value -> nil (nothing recorded in checkpoints, so
+-- theirs stay as they were); the other value -> itself; anything else is an error.
+local function variant(model, key, value, notebook, other)
+  if value ~= nil and value ~= notebook and value ~= other then
+    error(("ser.models.%s: %s must be \"%s\" or \"%s\", got %s"):format(model, key, notebook, other, tostring(value)), 3)
   end
-  return freq == "flatten" and "flatten" or nil   -- nil: the notebook's, nothing recorded
+  return value == other and other or nil
 end
 local CNN2D = nn.Module.class("CNN2D")
 function CNN2D:init(o)
   o = check_classes("CNN2D", o)
   self.classes, self.input = o.classes, "logmel"
-  self.freq = check_freq("CNN2D", o.freq)
+  self.freq = variant("CNN2D", "freq", o.freq, "mean", "flatten")
   local bands = self.freq and FREQ_BANDS or 1
   local layers, c_in = {}, 1
   for i, c in ipairs { 32, 64, 128, 256 } do
@@ -77,19 +79,14 @@ function CRNN:init(o)
   if type(dropout) ~= "number" or dropout < 0 or dropout >= 1 then
     error(("ser.models.CRNN: dropout must be a probability in [0, 1), got %s"):format(tostring(o.dropout)), 2)
   end
+  self.freq = variant("CRNN", "freq", o.freq, "mean", "flatten")
+  self.time = variant("CRNN", "time", o.time, "mean", "stats")
   local mels = o.mels or 64
-  local freq = check_freq("CRNN", o.freq)
-  if o.time ~= nil and o.time ~= "mean" and o.time ~= "stats" then
-    error(("ser.models.CRNN: time must be \"mean\" or \"stats\", got %s"):format(tostring(o.time)), 2)
-  end
-  if freq and (type(mels) ~= "number" or mels < 8 or mels % 8 ~= 0) then
+  if self.freq and (type(mels) ~= "number" or mels < 8 or mels % 8 ~= 0) then
     error(("ser.models.CRNN: freq = \"flatten\" needs mels, a multiple of 8, got %s"):format(tostring(o.mels)), 2)
   end
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
   self.batchnorm, self.dropout = o.batchnorm and true or nil, dropout > 0 and dropout or nil
-  -- nil for the notebook's choices, so their checkpoints' metadata stays as it was
-  self.freq = freq
-  self.time = o.time == "stats" and "stats" or nil
   self.mels = self.freq and mels or nil
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128 } do
