@@ -70,15 +70,21 @@ models.CNN2D = CNN2D
 -- BiLSTM every channel at every remaining frequency (128 x mels/8 values per step, the
 -- usual CRNN) instead of their mean over frequency, which drops where in the spectrum a
 -- pattern sits; time = "stats" summarises the BiLSTM outputs by their mean and standard
--- deviation over time (statistics pooling, Linear input 4 x hidden) instead of the mean.
+-- deviation over time (statistics pooling, Linear input 4 x hidden) instead of the mean;
+-- feature_dropout = p adds nn.Dropout(p) on the convolutional features the BiLSTM reads
+-- (its input at every step; no parameters either).
 local CRNN = nn.Module.class("CRNN")
 function CRNN:init(o)
   o = check_classes("CRNN", o)
   local hidden = o.hidden or 128
-  local dropout = o.dropout or 0
-  if type(dropout) ~= "number" or dropout < 0 or dropout >= 1 then
-    error(("ser.models.CRNN: dropout must be a probability in [0, 1), got %s"):format(tostring(o.dropout)), 2)
+  local function probability(key)
+    local p = o[key] or 0
+    if type(p) ~= "number" or p < 0 or p >= 1 then
+      error(("ser.models.CRNN: %s must be a probability in [0, 1), got %s"):format(key, tostring(o[key])), 3)
+    end
+    return p > 0 and p or nil
   end
+  local dropout, feature_dropout = probability("dropout"), probability("feature_dropout")
   self.freq = variant("CRNN", "freq", o.freq, "mean", "flatten")
   self.time = variant("CRNN", "time", o.time, "mean", "stats")
   local mels = o.mels or 64
@@ -86,7 +92,7 @@ function CRNN:init(o)
     error(("ser.models.CRNN: freq = \"flatten\" needs mels, a multiple of 8, got %s"):format(tostring(o.mels)), 2)
   end
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
-  self.batchnorm, self.dropout = o.batchnorm and true or nil, dropout > 0 and dropout or nil
+  self.batchnorm, self.dropout, self.feature_dropout = o.batchnorm and true or nil, dropout, feature_dropout
   self.mels = self.freq and mels or nil
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128 } do
@@ -99,6 +105,7 @@ function CRNN:init(o)
   self:add_module("features", nn.Sequential(layers))
   local steps_in = self.freq and 128 * (mels // 8) or 128
   self:add_module("rnn", nn.LSTM(steps_in, hidden, { batch_first = true, bidirectional = true }))
+  if self.feature_dropout then self:add_module("feature_drop", nn.Dropout(self.feature_dropout)) end
   if self.dropout then self:add_module("drop", nn.Dropout(self.dropout)) end
   self:add_module("fc", nn.Linear((self.time and 4 or 2) * hidden, o.classes))
 end
@@ -117,6 +124,7 @@ function CRNN:embed(x)
   else
     steps = f:mean(3):permute(1, 3, 2)       -- [B,T,128]
   end
+  if self.feature_drop then steps = self.feature_drop(steps) end
   local out = self.rnn(steps)                 -- [B,T,2H]
   if not self.time then return out:mean(2) end
   -- var + a floor before sqrt: the gradient of sqrt at a constant sequence is infinite
@@ -168,7 +176,7 @@ end
 
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
--- CRNN's meta.batchnorm / meta.dropout / meta.time / meta.mels).
+-- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels).
 -- Returns model, meta or nil, message.
 function models.load(path)
   local ser = require "ser"
@@ -183,7 +191,8 @@ function models.load(path)
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
-    batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), freq = meta.freq, time = meta.time,
+    batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), feature_dropout = tonumber(meta.feature_dropout),
+    freq = meta.freq, time = meta.time,
     mels = tonumber(meta.mels) })
   if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
   local err

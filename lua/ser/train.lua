@@ -409,6 +409,7 @@ function M.save_checkpoint(path, model, classes, o, epoch)
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
                  input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
+                 feature_dropout = model.feature_dropout,
                  freq = model.freq, time = model.time, mels = model.mels,
                  seconds = o.seconds, sr = o.sr,
                  trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,

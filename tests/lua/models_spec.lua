@@ -91,6 +91,38 @@ describe("ser.models", function()
     assert.matches("dropout must be a probability in [0, 1), got 1", ok_err[2], 1, true)
   end)
 
+  it("build CRNN's dropout on the BiLSTM's input (feature_dropout), active only in training", function()
+    ser.manual_seed(6)
+    local m = ser.models.CRNN{ classes = 8, hidden = 8, freq = "flatten", feature_dropout = 0.5 }
+    assert.are.equal(0.5, m.feature_drop.p)
+    -- no parameters: the state_dict names are those of the model without it
+    local names, plain = {}, {}
+    for k in pairs(m:state_dict()) do names[#names + 1] = k end
+    for k in pairs(ser.models.CRNN{ classes = 8, hidden = 8, freq = "flatten" }:state_dict()) do plain[#plain + 1] = k end
+    table.sort(names); table.sort(plain)
+    assert.are.same(plain, names)
+    local xin = T.randn(2, 1, 64, 24)
+    m:eval()
+    local eval_out = m(xin):totable()
+    assert.are.same(eval_out, m(xin):totable())
+    m:train()
+    assert.are_not.same(eval_out, m(xin):totable())   -- half the BiLSTM's inputs dropped
+    local back, meta = through_checkpoint(m, "crnn")
+    assert.are.equal(0.5, meta.feature_dropout)
+    assert.are.equal(0.5, back.feature_dropout)
+    -- it sits on the BiLSTM's input: with (nearly) every feature dropped the BiLSTM reads
+    -- zeros at its 24 / 8 = 3 steps (seeded, so no rare survivor makes this flaky)
+    m = ser.models.CRNN{ classes = 8, hidden = 8, freq = "flatten", feature_dropout = 0.999999 }
+    local got = m(xin):totable()
+    local want = m.fc(m.rnn(T.zeros(2, 3, 128 * 8)):mean(2)):totable()
+    for b = 1, 2 do
+      for c = 1, 8 do assert.is_near(want[b][c], got[b][c], 1e-6) end
+    end
+    local ok_err = { pcall(ser.models.CRNN, { classes = 8, feature_dropout = -0.1 }) }
+    assert.is_false(ok_err[1])
+    assert.matches("feature_dropout must be a probability in [0, 1), got -0.1", ok_err[2], 1, true)
+  end)
+
   it("build CNN2D's frequency-band pooling (freq = \"flatten\") and load it back", function()
     ser.manual_seed(4)
     local m = ser.models.CNN2D{ classes = 8, freq = "flatten" }
