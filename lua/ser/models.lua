@@ -192,8 +192,7 @@ function models.load(path)
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
     batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), feature_dropout = tonumber(meta.feature_dropout),
-    freq = meta.freq, time = meta.time,
-    mels = tonumber(meta.mels) })
+    freq = meta.freq, time = meta.time, mels = tonumber(meta.mels) })
   if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
   local err
   ok, err = pcall(model.load_state_dict, model, sd)
