@@ -28,8 +28,9 @@ describe("experiments/compare.lua", function()
     local out, rc = run("experiments/compare.lua --help")
     assert.are.equal(0, rc)
     for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
-                            "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema", "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout", "--crnn-feature-dropout", "--freq",
-                            "--crnn-time" } do
+                            "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema",
+                            "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout",
+                            "--crnn-feature-dropout", "--freq", "--crnn-time" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
