@@ -22,6 +22,8 @@ local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
 local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
 
 local by_speaker = meta.normalize ~= nil and meta.normalize ~= "clip"
+local ok, features = pcall(batches.checkpoint_features, model, meta)
+if not ok then parser:error(("%s: %s"):format(args.checkpoint, features)) end
 
 local function report(path, x)
   local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]
@@ -44,7 +46,7 @@ for _, path in ipairs(args.files) do
   elseif by_speaker then
     good[#good + 1], waves[#waves + 1] = path, wav
   else
-    report(path, batches.transform(model.input, wav:view(1, -1)))
+    report(path, batches.transform(features, wav:view(1, -1)))
   end
 end
 
@@ -66,7 +68,7 @@ local function speaker_normalised()
   local part = { items = items, audio = require("ser.core.data").stack(waves), sr = sr, classes = meta.classes,
                  name = "predict" }
   return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = meta.normalize,
-    features = batches.feature_spec(model.input) }):features()
+    features = features }):features()
 end
 
 if #good > 0 then

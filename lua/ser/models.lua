@@ -174,10 +174,12 @@ function models.create(name, o)
   return cls(o)
 end
 
+local FEATURE_KINDS = { waveform = true, logmel = true, mfcc = true }
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
--- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels).
--- Returns model, meta or nil, message.
+-- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
+-- meta.features (the training features, read by ser.train.batches.checkpoint_features) is
+-- checked here too. Returns model, meta or nil, message.
 function models.load(path)
   local ser = require "ser"
   local sd, meta = ser.load(path)
@@ -189,6 +191,11 @@ function models.load(path)
   end
   if type(meta.classes) ~= "table" or #meta.classes < 2 then
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
+  end
+  local f = meta.features
+  if f ~= nil and (type(f) ~= "table" or not FEATURE_KINDS[f.kind]) then
+    return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel or mfcc")
+      :format(path, type(f) == "table" and ("{kind = %s}"):format(tostring(f.kind)) or tostring(f))
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
     batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), feature_dropout = tonumber(meta.feature_dropout),

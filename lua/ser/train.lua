@@ -346,7 +346,7 @@ function M.fit(model, parts, opts)
           best = { f1 = r.weighted_f1, epoch = epoch, state = snapshot(model) }
           since_best = 0
           note = "  * best"
-          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch) end
+          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch, train.feature_spec) end
         else
           since_best = since_best + 1
         end
@@ -384,7 +384,7 @@ function M.fit(model, parts, opts)
   show.message(stop_reason)
   if best.state then model:load_state_dict(best.state)
   elseif ema then model:load_state_dict(ema:state_dict()) end
-  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history) end
+  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history, train.feature_spec) end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
                    train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {} }
@@ -404,14 +404,16 @@ function M.fit(model, parts, opts)
 end
 
 -- Writes the model's weights with the class list and training settings
--- (ser.save writes atomically).
-function M.save_checkpoint(path, model, classes, o, epoch)
+-- (ser.save writes atomically). features: the training loader's feature spec as data
+-- (loader.feature_spec; nil for tensor datasets and Lua transforms, which then score with
+-- the default features of model.input).
+function M.save_checkpoint(path, model, classes, o, epoch, features)
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
                  input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
                  feature_dropout = model.feature_dropout,
                  freq = model.freq, time = model.time, mels = model.mels,
-                 seconds = o.seconds, sr = o.sr,
+                 seconds = o.seconds, sr = o.sr, features = type(features) == "table" and features or nil,
                  trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
                  normalize = batches.normalize_for(model.input, o.normalize) }
   for k, v in pairs(o.meta or {}) do meta[k] = v end

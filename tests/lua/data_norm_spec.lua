@@ -5,6 +5,7 @@
 local ser = require "ser"
 local data = ser.data
 local T = ser.tensor
+local predict_output = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/predict_output.lua")
 
 data.set_warn(function() end)
 
@@ -170,28 +171,7 @@ describe("fit{normalize = \"speaker\"} and predict.lua", function()
     assert.are.equal("speaker", meta.normalize)
     local paths = {}
     for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
-    local p = io.popen(("%s experiments/predict.lua %s/m.safetensors %s 2>&1"):format(serlua, dir,
-      table.concat(paths, " ")))
-    local out = p:read("a")
-    p:close()
-    local probs = {}
-    for line in out:gmatch("[^\n]+") do
-      local path, rest = line:match("^(%S+)\t%S+\t(.*)$")
-      if path then
-        local v = {}
-        for num in rest:gmatch("%s(%d%.%d+)") do v[#v + 1] = tonumber(num) end
-        probs[path] = v
-      end
-    end
-    local logits = result.splits.val.logits
-    for i, path in ipairs(paths) do
-      assert.is_truthy(probs[path], "predict.lua reported " .. path .. "\n" .. out)
-      local sm = T.new(logits[i]):softmax(1):totable()
-      for k = 1, #sm do
-        assert.is_true(math.abs(sm[k] - probs[path][k]) < 2e-3,
-          ("%s class %d: predict %g, fit %g"):format(path, k, probs[path][k], sm[k]))
-      end
-    end
+    predict_output.assert_matches(serlua, dir .. "/m.safetensors", paths, result.splits.val.logits)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 end)

@@ -55,6 +55,17 @@ function M.make_transform(spec)
     :format(type(spec)), 3)
 end
 
+-- The feature spec from make_transform as plain data ({kind = "logmel", n_mels = 128, ...}, the
+-- options as given), for a checkpoint to record so that scoring computes the same features;
+-- nil for a Lua function, which cannot be written down.
+function M.recordable_spec(tspec)
+  if tspec == nil then return nil end
+  local out = { kind = tspec.kind }
+  if tspec.kind == "waveform" then out.normalize = tspec.normalize or nil end
+  for k, v in pairs(tspec.fopts or {}) do out[k] = v end
+  return out
+end
+
 -- xorshift64 stream from a seed; Lua 5.4 integers wrap, >> is a logical shift.
 local function stream(seed)
   local s = (seed * -7046029254386353131 + 0x632BE59BD9B4E019) | 1
@@ -117,6 +128,7 @@ function M.loader(part, opts)
   end
   local trim = M.trim_options(opts.trim, 2)
   local transform, tspec, kind = M.make_transform(opts.transform or opts.features)
+  local recorded = M.recordable_spec(tspec)
   -- features are computed at the loader's rate unless the spec says otherwise
   if tspec and tspec.fopts and tspec.fopts.sr == nil then tspec.fopts.sr = sr end
   local normalize = opts.normalize or "clip"
@@ -140,7 +152,7 @@ function M.loader(part, opts)
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
     samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
-    trim = trim, normalize = normalize,
+    trim = trim, normalize = normalize, feature_spec = recorded,
   }, Loader)
   -- augmentation: a recipe (data) or a ser.augment chain runs in the C worker; a function here
   local augment, spec_augment = opts.augment, opts.spec_augment

@@ -105,10 +105,27 @@ function M.feature_spec(kind)
   return kind
 end
 
+-- The features a checkpoint's model was trained on: meta.features, recorded by
+-- ser.train (n_mels, n_fft, ... as given), or for a checkpoint without it (older ones, and
+-- models trained on tensors or a Lua transform) the default features of model.input.
+-- Spectral features are computed at the checkpoint's rate (meta.sr), as the training loader did.
+function M.checkpoint_features(model, meta)
+  local f = meta and meta.features
+  if f == nil then f = M.feature_spec(model.input) end
+  if type(f) ~= "table" or type(f.kind) ~= "string" then
+    error(("the checkpoint's metadata has features = %s; expected a table such as {kind = \"logmel\", n_mels = 64}")
+      :format(tostring(f)), 0)
+  end
+  local out = {}
+  for k, v in pairs(f) do out[k] = v end
+  if out.kind ~= "waveform" and out.sr == nil then out.sr = tonumber(meta and meta.sr) end
+  return out
+end
+
 -- The same features for a [B, samples] batch outside a loader (predict.lua):
--- the loader's own transform for M.feature_spec(kind), so the two cannot drift.
-function M.transform(kind, wav)
-  local fn = require("ser.data.loader").make_transform(M.feature_spec(kind))
+-- the loader's own transform for a feature spec (M.checkpoint_features), so the two cannot drift.
+function M.transform(spec, wav)
+  local fn = require("ser.data.loader").make_transform(spec)
   return fn(wav)
 end
 
@@ -123,7 +140,7 @@ end
 -- did (features, clip length, rate, silence trimming, normalisation from the metadata):
 -- for scoring or embedding a trained model (ensemble.lua, embed.lua, predict.lua).
 function M.checkpoint_loader(part, model, meta)
-  return require("ser.data.loader").loader(part, { batch = 16, features = M.feature_spec(model.input),
+  return require("ser.data.loader").loader(part, { batch = 16, features = M.checkpoint_features(model, meta),
     seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
     trim = type(meta.trim) == "table" and meta.trim or nil, normalize = M.normalize_for(model.input, meta.normalize) })
 end

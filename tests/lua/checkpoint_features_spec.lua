@@ -1,0 +1,85 @@
+-- The features a model was trained on travel in its checkpoint (meta.features: kind and the
+-- options given, e.g. n_mels), so that ensemble.lua, embed.lua and predict.lua compute the
+-- same ones; checkpoints without the record (older ones, models trained on tensors) keep
+-- the default features of their input.
+local ser = require "ser"
+local batches = require "ser.train.batches"
+local predict_output = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/predict_output.lua")
+
+ser.data.set_warn(function() end)
+
+local function tmpdir()
+  local p = io.popen("mktemp -d /tmp/ser-features-spec.XXXXXX")
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
+describe("checkpoint feature records", function()
+  local build = os.getenv("SER_TEST_BUILD") or "build"
+  local serlua = build .. "/serlua"
+  local have = io.open(serlua, "rb")
+  if have then have:close() end
+  local it_bin = have and it or pending
+
+  it_bin("records fit's feature options, and every scoring path computes the same features", function()
+    local dir = tmpdir()
+    ser.data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 3, out = dir .. "/corpus" }
+    local c = ser.data.scan(dir .. "/corpus")
+    local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
+    ser.manual_seed(1)
+    local model = ser.models.create("cnn2d", { classes = #c.classes })
+    local spec = { kind = "logmel", n_mels = 32, n_fft = 512, hop = 128 }
+    local ckpt = dir .. "/m.safetensors"
+    local _, _, result = ser.train.fit(model, { train, val }, { epochs = 2, batch = 4, seconds = 1.0,
+      features = spec, classes = c.classes, progress = "quiet", checkpoint = ckpt, name = "cnn2d" })
+    local loaded, meta = assert(ser.models.load(ckpt))
+    assert.are.same(spec, meta.features)
+    -- ensemble.lua's and embed.lua's loader: 32 mels, 126 frames of hop 128, fit's validation logits
+    local loader = batches.checkpoint_loader(val, loaded, meta)
+    assert.are.same({ #val.items, 1, 32, 126 }, loader:iter()().x:shape())
+    local ev = ser.train.evaluate(loaded, loader)
+    for i, row in ipairs(result.splits.val.logits) do
+      for k, v in ipairs(row) do assert.is_true(math.abs(v - ev.logits[i][k]) < 1e-4) end
+    end
+    -- predict.lua, one file at a time
+    local paths = {}
+    for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
+    predict_output.assert_matches(serlua, ckpt, paths, result.splits.val.logits)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("keeps the default features of the model's input for checkpoints without the record", function()
+    assert.are.same({ kind = "logmel", sr = 16000 }, batches.checkpoint_features({ input = "logmel" }, { sr = 16000 }))
+    assert.are.same({ kind = "waveform", normalize = true },
+      batches.checkpoint_features({ input = "waveform" }, { sr = 16000 }))
+    -- a recorded spec is computed at the checkpoint's rate unless it names its own
+    assert.are.same({ kind = "mfcc", n_mfcc = 20, sr = 8000 },
+      batches.checkpoint_features({ input = "logmel" }, { sr = 8000, features = { kind = "mfcc", n_mfcc = 20 } }))
+  end)
+
+  it("records nothing for a model trained on tensors (its features were computed elsewhere)", function()
+    local dir = tmpdir()
+    local T = ser.tensor
+    ser.manual_seed(2)
+    local x = T.randn(8, 1, 16, 16)
+    local y = { 1, 2, 1, 2, 1, 2, 1, 2 }
+    ser.train.fit(ser.models.create("cnn2d", { classes = 2 }), { { x = x, y = y, classes = { "a", "b" } } },
+      { epochs = 1, batch = 4, progress = "quiet", checkpoint = dir .. "/t.safetensors" })
+    local _, meta = ser.load(dir .. "/t.safetensors")
+    assert.is_nil(meta.features)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("refuses a checkpoint whose feature record is damaged, saying what it expected", function()
+    local dir = tmpdir()
+    local model = ser.models.create("cnn2d", { classes = 2 })
+    for _, bad in ipairs { "logmel", { kind = "spectrogram" } } do
+      ser.save(dir .. "/b.safetensors", model:state_dict(), { model = "cnn2d", classes = { "a", "b" }, features = bad })
+      local m, err = ser.models.load(dir .. "/b.safetensors")
+      assert.is_nil(m)
+      assert.matches("features = .*expected a table whose kind is waveform, logmel or mfcc", err)
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
