@@ -16,11 +16,7 @@ local function tmpdir()
 end
 
 describe("checkpoint feature records", function()
-  local build = os.getenv("SER_TEST_BUILD") or "build"
-  local serlua = build .. "/serlua"
-  local have = io.open(serlua, "rb")
-  if have then have:close() end
-  local it_bin = have and it or pending
+  local it_bin = predict_output.serlua and it or pending
 
   it_bin("records fit's feature options, and every scoring path computes the same features", function()
     local dir = tmpdir()
@@ -45,7 +41,7 @@ describe("checkpoint feature records", function()
     -- predict.lua, one file at a time
     local paths = {}
     for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
-    predict_output.assert_matches(serlua, ckpt, paths, result.splits.val.logits)
+    predict_output.assert_matches(ckpt, paths, result.splits.val.logits)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
