@@ -21,7 +21,7 @@ n=$(find "$OUT/corpus" -name '*.wav' | wc -l)
 
 echo "== compare.lua --quick"
 start=$(date +%s)
-"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1
+"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1 --crnn-hidden 32
 echo "compare.lua --quick took $(( $(date +%s) - start )) s"
 
 plots=$OUT/run/plots
@@ -51,7 +51,8 @@ grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does no
 leftover=$(find "$results" -name '*.tmp*')
 [ -z "$leftover" ] || fail "temporary files left in $results: $leftover"
 
-echo "== checkpoints load into fresh models (the log-mel models with compare.lua's default --freq flatten)"
+echo "== checkpoints load into fresh models (the log-mel models with compare.lua's default --freq flatten,"
+echo "   CRNN with --crnn-hidden 32, each with the features it was trained on)"
 "$serlua" -e "
 local ser = require 'ser'
 for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
@@ -59,6 +60,9 @@ for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
   assert(model, meta)
   assert(meta.freq == (m ~= 'cnn1d' and 'flatten' or nil), m .. ': checkpoint records freq = ' .. tostring(meta.freq))
   assert(model.freq == meta.freq, m .. ': the loaded model is not the one trained')
+  assert(m ~= 'crnn' or (meta.hidden == 32 and model.hidden == 32), 'crnn: checkpoint records hidden = ' .. tostring(meta.hidden))
+  local kind = type(meta.features) == 'table' and meta.features.kind
+  assert(kind == model.input, m .. ': checkpoint records features of kind ' .. tostring(kind))
 end"
 
 echo "== predict.lua and embed.lua"
