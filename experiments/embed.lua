@@ -14,13 +14,16 @@ local args = require("ser.cli").parse(parser, arg) -- `--seed -1` reads -1 as th
 
 local model, meta = ser.models.load(args.checkpoint)
 if not model then parser:error(meta) end
+local batches = require "ser.train.batches"
+local ok, err = pcall(batches.checkpoint_features, model, meta)
+if not ok then parser:error(("%s: %s"):format(args.checkpoint, err)) end
 local corpus = ser.data.scan(args.dir)
 if #corpus.items < 3 then parser:error(("%s has %d usable audio files; UMAP needs at least 3"):format(args.dir, #corpus.items)) end
 local name = meta.model:lower()
 local out = args.out or ("plots/umap_%s_%s.png"):format(name, args.dir:gsub("/+$", ""):match("[^/]+$"))
 
 -- inputs as in training (CNN1D's waveform z-normalised per clip, trimming, normalisation)
-local loader = require("ser.train.batches").checkpoint_loader(corpus, model, meta)
+local loader = batches.checkpoint_loader(corpus, model, meta)
 local ev = ser.train.evaluate(model, loader, nil, { embeddings = true })
 local xy = ser.umap(ser.tensor.new(ev.embeddings), { seed = args.seed, n_neighbors = math.min(args.neighbors, #ev.targets - 1) })
 ser.plot.scatter(xy, ev.targets, corpus.classes, { out = out,

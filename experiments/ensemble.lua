@@ -23,6 +23,8 @@ local models = {}
 for i, path in ipairs(args.checkpoints) do
   local model, meta = ser.models.load(path)
   if not model then parser:error(meta) end
+  local ok, err = pcall(batches.checkpoint_features, model, meta)
+  if not ok then parser:error(("%s: %s"):format(path, err)) end
   models[i] = { path = path, model = model, meta = meta }
 end
 local classes = models[1].meta.classes

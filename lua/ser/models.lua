@@ -174,7 +174,7 @@ function models.create(name, o)
   return cls(o)
 end
 
-local FEATURE_KINDS = { waveform = true, logmel = true, mfcc = true }
+local FEATURE_KINDS = { waveform = true, logmel = true, mfcc = true, ["function"] = true }
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
 -- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
@@ -194,7 +194,7 @@ function models.load(path)
   end
   local f = meta.features
   if f ~= nil and (type(f) ~= "table" or not FEATURE_KINDS[f.kind]) then
-    return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel or mfcc")
+    return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel, mfcc or function")
       :format(path, type(f) == "table" and ("{kind = %s}"):format(tostring(f.kind)) or tostring(f))
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),

@@ -405,8 +405,8 @@ end
 
 -- Writes the model's weights with the class list and training settings
 -- (ser.save writes atomically). features: the training loader's feature spec as data
--- (loader.feature_spec; nil for tensor datasets and Lua transforms, which then score with
--- the default features of model.input).
+-- (loader.feature_spec; nil for tensor datasets, which then score with the default
+-- features of model.input).
 function M.save_checkpoint(path, model, classes, o, epoch, features)
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,

@@ -1,7 +1,8 @@
 -- The features a model was trained on travel in its checkpoint (meta.features: kind and the
 -- options given, e.g. n_mels), so that ensemble.lua, embed.lua and predict.lua compute the
 -- same ones; checkpoints without the record (older ones, models trained on tensors) keep
--- the default features of their input.
+-- the default features of their input; a Lua function's features are recorded as such and
+-- refused by those scripts.
 local ser = require "ser"
 local batches = require "ser.train.batches"
 local predict_output = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/predict_output.lua")
@@ -67,6 +68,34 @@ describe("checkpoint feature records", function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
+  it_bin("records a Lua function's features as such, and the scoring scripts refuse the checkpoint", function()
+    local dir = tmpdir()
+    ser.data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, seed = 4, out = dir .. "/corpus" }
+    local c = ser.data.scan(dir .. "/corpus")
+    local train, val = c:split{ by = "speaker", train = { 1 }, val = { 2 } }
+    local ckpt = dir .. "/f.safetensors"
+    local function logmel(wav) return ser.features.logmel(wav) end
+    ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val }, { epochs = 1, batch = 2,
+      seconds = 0.5, features = logmel, classes = c.classes, progress = "quiet", checkpoint = ckpt, name = "cnn2d" })
+    local model, meta = assert(ser.models.load(ckpt))
+    assert.are.same({ kind = "function" }, meta.features)
+    assert.has_error(function() batches.checkpoint_features(model, meta) end,
+      "the model was trained on features from a Lua function (fit{features = fn}), which a checkpoint cannot "
+      .. "record; score it with ser.train.evaluate and a loader given the same function")
+    local wav = val.items[1].path
+    for _, cmd in ipairs { ("experiments/predict.lua %s %s"):format(ckpt, wav),
+                           ("experiments/embed.lua %s %s --out %s/u.png"):format(ckpt, dir .. "/corpus", dir),
+                           ("experiments/ensemble.lua --data %s %s %s"):format(dir .. "/corpus", ckpt, ckpt) } do
+      local p = io.popen(("%s %s 2>&1; echo \"rc=$?\""):format(predict_output.serlua, cmd))
+      local out = p:read("a")
+      p:close()
+      assert.matches("features from a Lua function", out, 1, true)
+      assert.is_nil(out:match("rc=0"), cmd .. " succeeded")
+      assert.is_nil(out:find("traceback", 1, true), cmd .. " crashed:\n" .. out)
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
   it("refuses a checkpoint whose feature record is damaged, saying what it expected", function()
     local dir = tmpdir()
     local model = ser.models.create("cnn2d", { classes = 2 })
@@ -74,7 +103,7 @@ describe("checkpoint feature records", function()
       ser.save(dir .. "/b.safetensors", model:state_dict(), { model = "cnn2d", classes = { "a", "b" }, features = bad })
       local m, err = ser.models.load(dir .. "/b.safetensors")
       assert.is_nil(m)
-      assert.matches("features = .*expected a table whose kind is waveform, logmel or mfcc", err)
+      assert.matches("features = .*expected a table whose kind is waveform, logmel, mfcc or function", err)
     end
     os.execute("rm -rf '" .. dir .. "'")
   end)

@@ -56,10 +56,11 @@ function M.make_transform(spec)
 end
 
 -- The feature spec from make_transform as plain data ({kind = "logmel", n_mels = 128, ...}, the
--- options as given), for a checkpoint to record so that scoring computes the same features;
--- nil for a Lua function, which cannot be written down.
+-- options as given), for a checkpoint to record so that scoring computes the same features.
+-- A Lua function (tspec nil) cannot be written down: {kind = "function"} records that it was
+-- one, so that scoring refuses rather than guesses.
 function M.recordable_spec(tspec)
-  if tspec == nil then return nil end
+  if tspec == nil then return { kind = "function" } end
   local out = { kind = tspec.kind }
   if tspec.kind == "waveform" then out.normalize = tspec.normalize or nil end
   for k, v in pairs(tspec.fopts or {}) do out[k] = v end

@@ -107,7 +107,8 @@ end
 
 -- The features a checkpoint's model was trained on: meta.features, recorded by
 -- ser.train (n_mels, n_fft, ... as given), or for a checkpoint without it (older ones, and
--- models trained on tensors or a Lua transform) the default features of model.input.
+-- models trained on in-memory tensors) the default features of model.input. A model trained
+-- on a Lua function's features is refused (an error naming the way to score it).
 -- Spectral features are computed at the checkpoint's rate (meta.sr), as the training loader did.
 function M.checkpoint_features(model, meta)
   local f = meta and meta.features
@@ -115,6 +116,10 @@ function M.checkpoint_features(model, meta)
   if type(f) ~= "table" or type(f.kind) ~= "string" then
     error(("the checkpoint's metadata has features = %s; expected a table such as {kind = \"logmel\", n_mels = 64}")
       :format(tostring(f)), 0)
+  end
+  if f.kind == "function" then
+    error("the model was trained on features from a Lua function (fit{features = fn}), which a checkpoint cannot " ..
+      "record; score it with ser.train.evaluate and a loader given the same function", 0)
   end
   local out = {}
   for k, v in pairs(f) do out[k] = v end
