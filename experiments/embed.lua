@@ -3,6 +3,7 @@
 -- Points are coloured by the label read from the file names / folders.
 local ser = require "ser"
 local argparse = require "argparse"
+local batches = require "ser.train.batches"
 
 local parser = argparse("embed.lua", "Plot the UMAP of a checkpoint's embeddings over a corpus folder.")
 parser:argument("checkpoint", "A .safetensors checkpoint written by compare.lua / ser.train.fit.")
@@ -14,7 +15,6 @@ local args = require("ser.cli").parse(parser, arg) -- `--seed -1` reads -1 as th
 
 local model, meta = ser.models.load(args.checkpoint)
 if not model then parser:error(meta) end
-local batches = require "ser.train.batches"
 local ok, err = pcall(batches.checkpoint_features, model, meta)
 if not ok then parser:error(("%s: %s"):format(args.checkpoint, err)) end
 local corpus = ser.data.scan(args.dir)
