@@ -55,6 +55,14 @@ static float mel_to_hz_f32(float mel, int htk) {
   return 0.0f + f_sp * mel;
 }
 
+static void free_melbank(ser_melbank *mb) {
+  free(mb->dense);
+  free(mb->lo);
+  free(mb->len);
+  free(mb->w);
+  free(mb);
+}
+
 static ser_melbank *build(int sr, int n_fft, int n_mels, double fmin, double fmax, int htk, int slaney_norm) {
   int nf = n_fft / 2 + 1, np = n_mels + 2;
   ser_melbank *mb = calloc(1, sizeof *mb);
@@ -68,13 +76,7 @@ static ser_melbank *build(int sr, int n_fft, int n_mels, double fmin, double fma
     mb->w = calloc((size_t)n_mels, sizeof(float *));
   }
   if (!mb || !freqs || !m_pts || !f_pts || !mb->dense || !mb->lo || !mb->len || !mb->w) {
-    if (mb) {
-      free(mb->dense);
-      free(mb->lo);
-      free(mb->len);
-      free(mb->w);
-    }
-    free(mb);
+    if (mb) free_melbank(mb);
     free(freqs);
     free(m_pts);
     free(f_pts);
@@ -111,6 +113,21 @@ static ser_melbank *build(int sr, int n_fft, int n_mels, double fmin, double fma
     mb->lo[m] = lo < 0 ? 0 : lo;
     mb->len[m] = lo < 0 ? 0 : hi - lo + 1;
     mb->w[m] = mb->dense + (size_t)m * nf + mb->lo[m];
+  }
+  /* A filter narrower than the FFT bin spacing can fall between two bins and cover none: its
+   * channel would be a constant at the dB floor. torchaudio and librosa only warn; here it is
+   * an error, since such a channel is never what the caller meant. */
+  int empty = 0, first_empty = -1;
+  for (int m = 0; m < n_mels; m++)
+    if (mb->len[m] == 0 && empty++ == 0) first_empty = m;
+  if (empty) {
+    ser_error(SER_EINVAL,
+              "melbank: %d of %d mel filters cover no FFT bin (the lowest such spans %.1f-%.1f Hz; bins are %.1f Hz "
+              "apart at n_fft %d and sr %d): use fewer mels, a larger n_fft or a higher fmin",
+              empty, n_mels, (double)f_pts[first_empty], (double)f_pts[first_empty + 2],
+              (double)sr / n_fft, n_fft, sr);
+    free_melbank(mb);
+    mb = NULL;
   }
   free(freqs);
   free(m_pts);

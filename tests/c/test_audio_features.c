@@ -233,6 +233,14 @@ static void test_bad_options(void **state) {
   o.n_mfcc = 65;
   assert_int_equal(ser_mfcc_clip(out, x, 2000, &o), SER_EINVAL);
   assert_non_null(strstr(ser_errmsg(), "n_mfcc"));
+  /* More mels than the FFT bins can carry: filters below ~100 Hz fall between bins. */
+  assert_null(ser_melbank_get(16000, 1024, 600, 20, 7600, 1, 0));
+  assert_non_null(strstr(ser_errmsg(), "87 of 600 mel filters cover no FFT bin"));
+  o = ser_feat_opts_default();
+  o.n_mels = 128;
+  o.n_fft = 400;
+  assert_int_equal(ser_logmel_clip(out, x, 2000, &o), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "use fewer mels, a larger n_fft or a higher fmin"));
   /* Silence: dB floor everywhere, normalisation leaves a constant matrix finite. */
   o = ser_feat_opts_default();
   float *s = malloc(sizeof(float) * 64 * 8);

@@ -126,5 +126,11 @@ describe("ser.features", function()
       "features.logmel: expected a waveform [T] or a batch [B, T], got [2,2,2000]")
     assert.has_error(function() ser.features.mfcc(wav, { n_mfcc = 80 }) end,
       "features.mfcc: n_mfcc must be in 1..n_mels (64), got 80")
+    -- a mel filter between two FFT bins would give a constant channel
+    local ok, err = pcall(ser.features.logmel, wav, { n_mels = 128, n_fft = 400 })
+    assert.is_false(ok)
+    assert.matches("3 of 128 mel filters cover no FFT bin (the lowest such spans 47.8-76.7 Hz; bins are 40.0 Hz "
+      .. "apart at n_fft 400 and sr 16000): use fewer mels, a larger n_fft or a higher fmin", err, 1, true)
+    assert.has_error(function() ser.features.melbank{ n_mels = 600 } end)
   end)
 end)
