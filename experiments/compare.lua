@@ -46,6 +46,8 @@ parser:option("--crnn-dropout", "CRNN with dropout of this probability before it
               "notebook's).", "0"):argname("<p>"):convert(tonumber)
 parser:option("--crnn-feature-dropout", "CRNN with dropout of this probability on the convolutional features its " ..
               "BiLSTM reads (0 = none, the notebook's).", "0"):argname("<p>"):convert(tonumber)
+parser:option("--mels", "Mel bands of the log-mel models' input (n_fft 1024, hop 256, 20-7600 Hz).", "64")
+  :argname("<n>"):convert(tonumber)
 parser:option("--crnn-hidden", "Hidden units per direction of CRNN's BiLSTM.", "128"):argname("<n>"):convert(tonumber)
 -- flatten is the default: over three seeds it raised CRNN from 59.4 to 66.7 % and made CNN2D
 -- learn in far fewer epochs (docs/train.md); --freq mean gives the notebook's layers.
@@ -61,9 +63,14 @@ local args = require("ser.cli").parse(parser, arg)
 
 -- Validate everything before any training starts.
 local function bad(msg) parser:error(msg) end
-for _, k in ipairs { "epochs", "batch", "patience", "crnn_hidden" } do
+for _, k in ipairs { "epochs", "batch", "patience", "crnn_hidden", "mels" } do
   local v = args[k]
   if not v or v < 1 or v ~= math.floor(v) then bad(("--%s must be a whole number >= 1"):format((k:gsub("_", "-")))) end
+end
+-- CRNN's BiLSTM reads the mels/8 frequency rows its three poolings leave (--freq flatten); more
+-- than 128 mels would leave mel filters between the FFT bins (ser.features refuses them).
+if args.mels < 8 or args.mels > 128 or (args.freq == "flatten" and args.mels % 8 ~= 0) then
+  bad("--mels must be a whole number from 8 to 128, a multiple of 8 with --freq flatten")
 end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
@@ -141,10 +148,11 @@ for _, name in ipairs(model_names) do
       local model = ser.models.create(name, { classes = #corpus.classes, freq = name ~= "cnn1d" and args.freq or nil,
         batchnorm = crnn and args.crnn_batchnorm, dropout = crnn and args.crnn_dropout or nil,
         feature_dropout = crnn and args.crnn_feature_dropout or nil, time = crnn and args.crnn_time or nil,
-        hidden = crnn and math.tointeger(args.crnn_hidden) or nil })
+        hidden = crnn and math.tointeger(args.crnn_hidden) or nil, mels = crnn and math.tointeger(args.mels) or nil })
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
-        amp = args.amp, patience = args.patience, seconds = args.seconds, features = model.input,
+        amp = args.amp, patience = args.patience, seconds = args.seconds,
+        features = model.input == "logmel" and { kind = "logmel", n_mels = math.tointeger(args.mels) } or model.input,
         augment = args.augment, trim = args.trim > 0 and args.trim or nil, normalize = args.norm,
         mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),

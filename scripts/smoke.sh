@@ -21,7 +21,7 @@ n=$(find "$OUT/corpus" -name '*.wav' | wc -l)
 
 echo "== compare.lua --quick"
 start=$(date +%s)
-"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1 --crnn-hidden 32
+"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1 --crnn-hidden 32 --mels 32
 echo "compare.lua --quick took $(( $(date +%s) - start )) s"
 
 plots=$OUT/run/plots
@@ -52,7 +52,7 @@ leftover=$(find "$results" -name '*.tmp*')
 [ -z "$leftover" ] || fail "temporary files left in $results: $leftover"
 
 echo "== checkpoints load into fresh models (the log-mel models with compare.lua's default --freq flatten,"
-echo "   CRNN with --crnn-hidden 32, each with the features it was trained on)"
+echo "   CRNN with --crnn-hidden 32, each with the features it was trained on: 32 mels for the log-mel models)"
 "$serlua" -e "
 local ser = require 'ser'
 for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
@@ -63,6 +63,7 @@ for _, m in ipairs { 'cnn2d', 'crnn', 'cnn1d' } do
   assert(m ~= 'crnn' or (meta.hidden == 32 and model.hidden == 32), 'crnn: checkpoint records hidden = ' .. tostring(meta.hidden))
   local kind = type(meta.features) == 'table' and meta.features.kind
   assert(kind == model.input, m .. ': checkpoint records features of kind ' .. tostring(kind))
+  assert(kind ~= 'logmel' or meta.features.n_mels == 32, m .. ': checkpoint records n_mels = ' .. tostring(meta.features.n_mels))
 end"
 
 echo "== predict.lua and embed.lua"

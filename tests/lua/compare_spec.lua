@@ -30,7 +30,7 @@ describe("experiments/compare.lua", function()
     for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
                             "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema",
                             "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout",
-                            "--crnn-feature-dropout", "--crnn-hidden", "--freq", "--crnn-time" } do
+                            "--crnn-feature-dropout", "--crnn-hidden", "--mels", "--freq", "--crnn-time" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
@@ -55,6 +55,9 @@ describe("experiments/compare.lua", function()
       { "--crnn-feature-dropout=-0.1", "--crnn-feature-dropout must be a probability in [0, 1)" },
       { "--crnn-hidden 0", "--crnn-hidden must be a whole number >= 1" },
       { "--crnn-hidden 12.5", "--crnn-hidden must be a whole number >= 1" },
+      { "--mels 12", "--mels must be a whole number from 8 to 128, a multiple of 8 with --freq flatten" },
+      { "--mels 256 --freq mean", "--mels must be a whole number from 8 to 128" },
+      { "--mels 0", "--mels must be a whole number >= 1" },
       { "--data /nonexistent/corpus", "is not a folder" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
     }
