@@ -67,11 +67,13 @@ for _, k in ipairs { "epochs", "batch", "patience", "crnn_hidden", "mels" } do
   local v = args[k]
   if not v or v < 1 or v ~= math.floor(v) then bad(("--%s must be a whole number >= 1"):format((k:gsub("_", "-")))) end
 end
--- CRNN's BiLSTM reads the mels/8 frequency rows its three poolings leave (--freq flatten); more
--- than 128 mels would leave mel filters between the FFT bins (ser.features refuses them).
-if args.mels < 8 or args.mels > 128 or (args.freq == "flatten" and args.mels % 8 ~= 0) then
-  bad("--mels must be a whole number from 8 to 128, a multiple of 8 with --freq flatten")
+-- Three poolings halve the mel axis: CRNN's BiLSTM reads the mels/8 rows left (--freq flatten).
+-- How many mels the FFT bins can carry is ser.features' rule, asked here before any training.
+if args.mels < 8 or (args.freq == "flatten" and args.mels % 8 ~= 0) then
+  bad("--mels must be a whole number >= 8, a multiple of 8 with --freq flatten")
 end
+local mels_ok, mels_err = pcall(ser.features.melbank, { n_mels = math.tointeger(args.mels) })
+if not mels_ok then bad(("--mels %d: %s"):format(args.mels, mels_err)) end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
 if not args.weight_decay or args.weight_decay < 0 then bad("--weight-decay must be a number >= 0") end
