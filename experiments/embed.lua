@@ -13,10 +13,8 @@ parser:option("--seed", "UMAP seed.", "42"):convert(tonumber)
 parser:option("--neighbors", "UMAP n_neighbors.", "15"):convert(tonumber)
 local args = require("ser.cli").parse(parser, arg) -- `--seed -1` reads -1 as the value
 
-local model, meta = ser.models.load(args.checkpoint)
+local model, meta = batches.load_checkpoint(args.checkpoint)
 if not model then parser:error(meta) end
-local ok, err = pcall(batches.checkpoint_features, model, meta)
-if not ok then parser:error(("%s: %s"):format(args.checkpoint, err)) end
 local corpus = ser.data.scan(args.dir)
 if #corpus.items < 3 then parser:error(("%s has %d usable audio files; UMAP needs at least 3"):format(args.dir, #corpus.items)) end
 local name = meta.model:lower()

@@ -21,10 +21,8 @@ local data_dir = args.data or "data/ravdess"
 if not files.is_dir(data_dir) then parser:error(("--data %s is not a folder"):format(data_dir)) end
 local models = {}
 for i, path in ipairs(args.checkpoints) do
-  local model, meta = ser.models.load(path)
+  local model, meta = batches.load_checkpoint(path)
   if not model then parser:error(meta) end
-  local ok, err = pcall(batches.checkpoint_features, model, meta)
-  if not ok then parser:error(("%s: %s"):format(path, err)) end
   models[i] = { path = path, model = model, meta = meta }
 end
 local classes = models[1].meta.classes

@@ -15,15 +15,13 @@ parser:option("--speaker", "For speaker-normalised models: the speaker of files 
               "all such files are one speaker).")
 local args = parser:parse(arg)
 
-local model, meta = ser.models.load(args.checkpoint)
+local model, meta, features = batches.load_checkpoint(args.checkpoint)
 if not model then parser:error(meta) end
 local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
 -- a model trained on silence-trimmed clips sees its input trimmed the same way
 local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
 
 local by_speaker = meta.normalize ~= nil and meta.normalize ~= "clip"
-local ok, features = pcall(batches.checkpoint_features, model, meta)
-if not ok then parser:error(("%s: %s"):format(args.checkpoint, features)) end
 
 local function report(path, x)
   local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]

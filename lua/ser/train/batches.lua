@@ -127,6 +127,16 @@ function M.checkpoint_features(model, meta)
   return out
 end
 
+-- A checkpoint to score (ensemble.lua, embed.lua, predict.lua): ser.models.load plus the
+-- features its model was trained on. Returns model, meta, features or nil, message.
+function M.load_checkpoint(path)
+  local model, meta = require("ser.models").load(path)
+  if not model then return nil, meta end
+  local ok, features = pcall(M.checkpoint_features, model, meta)
+  if not ok then return nil, ("%s: %s"):format(path, features) end
+  return model, meta, features
+end
+
 -- The same features for a [B, samples] batch outside a loader (predict.lua):
 -- the loader's own transform for a feature spec (M.checkpoint_features), so the two cannot drift.
 function M.transform(spec, wav)
