@@ -66,13 +66,14 @@ local function bad(msg) parser:error(msg) end
 for _, k in ipairs { "epochs", "batch", "patience", "crnn_hidden", "mels" } do
   local v = args[k]
   if not v or v < 1 or v ~= math.floor(v) then bad(("--%s must be a whole number >= 1"):format((k:gsub("_", "-")))) end
+  args[k] = math.tointeger(v)   -- "--mels 64.0" reads as a float; sizes (recorded in checkpoints) are integers
 end
 -- Three poolings halve the mel axis: CRNN's BiLSTM reads the mels/8 rows left (--freq flatten).
 -- How many mels the FFT bins can carry is ser.features' rule, asked here before any training.
 if args.mels < 8 or (args.freq == "flatten" and args.mels % 8 ~= 0) then
   bad("--mels must be a whole number >= 8, a multiple of 8 with --freq flatten")
 end
-local mels_ok, mels_err = pcall(ser.features.melbank, { n_mels = math.tointeger(args.mels) })
+local mels_ok, mels_err = pcall(ser.features.melbank, { n_mels = args.mels })
 if not mels_ok then bad(("--mels %d: %s"):format(args.mels, mels_err)) end
 if not args.seconds or args.seconds <= 0 then bad("--seconds must be a number > 0") end
 if not args.lr or args.lr <= 0 then bad("--lr must be a number > 0") end
@@ -150,11 +151,11 @@ for _, name in ipairs(model_names) do
       local model = ser.models.create(name, { classes = #corpus.classes, freq = name ~= "cnn1d" and args.freq or nil,
         batchnorm = crnn and args.crnn_batchnorm, dropout = crnn and args.crnn_dropout or nil,
         feature_dropout = crnn and args.crnn_feature_dropout or nil, time = crnn and args.crnn_time or nil,
-        hidden = crnn and math.tointeger(args.crnn_hidden) or nil, mels = crnn and math.tointeger(args.mels) or nil })
+        hidden = crnn and args.crnn_hidden or nil, mels = crnn and args.mels or nil })
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
         amp = args.amp, patience = args.patience, seconds = args.seconds,
-        features = model.input == "logmel" and { kind = "logmel", n_mels = math.tointeger(args.mels) } or model.input,
+        features = model.input == "logmel" and { kind = "logmel", n_mels = args.mels } or model.input,
         augment = args.augment, trim = args.trim > 0 and args.trim or nil, normalize = args.norm,
         mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
