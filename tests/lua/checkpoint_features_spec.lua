@@ -5,22 +5,19 @@
 -- refused by those scripts.
 local ser = require "ser"
 local batches = require "ser.train.batches"
-local predict_output = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/predict_output.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local predict_output = dofile(here .. "helpers/predict_output.lua")
+local H = dofile(here .. "robustness_helpers.lua")   -- temporary folders, removed after each test
 
 ser.data.set_warn(function() end)
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/ser-features-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
 
 describe("checkpoint feature records", function()
+  after_each(H.cleanup)
   local it_bin = predict_output.serlua and it or pending
 
   it_bin("records fit's feature options, and every scoring path computes the same features", function()
-    local dir = tmpdir()
+    local dir = H.tmpdir("features")
     ser.data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 3, out = dir .. "/corpus" }
     local c = ser.data.scan(dir .. "/corpus")
     local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
@@ -43,7 +40,6 @@ describe("checkpoint feature records", function()
     local paths = {}
     for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
     predict_output.assert_matches(ckpt, paths, result.splits.val.logits)
-    os.execute("rm -rf '" .. dir .. "'")
   end)
 
   it("keeps the default features of the model's input for checkpoints without the record", function()
@@ -56,7 +52,7 @@ describe("checkpoint feature records", function()
   end)
 
   it("records nothing for a model trained on tensors (its features were computed elsewhere)", function()
-    local dir = tmpdir()
+    local dir = H.tmpdir("features")
     local T = ser.tensor
     ser.manual_seed(2)
     local x = T.randn(8, 1, 16, 16)
@@ -65,11 +61,10 @@ describe("checkpoint feature records", function()
       { epochs = 1, batch = 4, progress = "quiet", checkpoint = dir .. "/t.safetensors" })
     local _, meta = ser.load(dir .. "/t.safetensors")
     assert.is_nil(meta.features)
-    os.execute("rm -rf '" .. dir .. "'")
   end)
 
   it_bin("records a Lua function's features as such, and the scoring scripts refuse the checkpoint", function()
-    local dir = tmpdir()
+    local dir = H.tmpdir("features")
     ser.data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, seed = 4, out = dir .. "/corpus" }
     local c = ser.data.scan(dir .. "/corpus")
     local train, val = c:split{ by = "speaker", train = { 1 }, val = { 2 } }
@@ -93,11 +88,10 @@ describe("checkpoint feature records", function()
       assert.is_nil(out:match("rc=0"), cmd .. " succeeded")
       assert.is_nil(out:find("traceback", 1, true), cmd .. " crashed:\n" .. out)
     end
-    os.execute("rm -rf '" .. dir .. "'")
   end)
 
   it("refuses a checkpoint whose feature record is damaged, saying what it expected", function()
-    local dir = tmpdir()
+    local dir = H.tmpdir("features")
     local model = ser.models.create("cnn2d", { classes = 2 })
     for _, bad in ipairs { "logmel", { kind = "spectrogram" } } do
       ser.save(dir .. "/b.safetensors", model:state_dict(), { model = "cnn2d", classes = { "a", "b" }, features = bad })
@@ -105,6 +99,5 @@ describe("checkpoint feature records", function()
       assert.is_nil(m)
       assert.matches("features = .*expected a table whose kind is waveform, logmel, mfcc or function", err)
     end
-    os.execute("rm -rf '" .. dir .. "'")
   end)
 end)
