@@ -2,6 +2,7 @@
 -- the decode cache, resample against torchaudio's fixture (skipped without
 -- ../shared), and argument errors. Test files are written here.
 local ser = require "ser"
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 local T = ser.tensor
 
 local fixtures = os.getenv("SER_FIXTURES") or "../shared/fixtures"
@@ -25,12 +26,8 @@ end
 
 describe("ser.audio", function()
   local dir
-  setup(function()
-    local p = assert(io.popen("mktemp -d /tmp/ser_audio_spec.XXXXXX"))
-    dir = p:read("l")
-    p:close()
-  end)
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  setup(function() dir = tmp.make("audio") end)
+  teardown(tmp.cleanup)
 
   it("saves and loads WAV (float, exact) and FLAC (16-bit)", function()
     local x = tone(8000, 440, 16000, 0.5)

@@ -7,17 +7,17 @@ local ser = require "ser"
 local batches = require "ser.train.batches"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local predict_output = dofile(here .. "helpers/predict_output.lua")
-local H = dofile(here .. "robustness_helpers.lua")   -- temporary folders, removed after each test
+local tmp = dofile(here .. "helpers/tmpdir.lua")   -- temporary folders, removed after each test
 
 ser.data.set_warn(function() end)
 
 
 describe("checkpoint feature records", function()
-  after_each(H.cleanup)
+  after_each(tmp.cleanup)
   local it_bin = predict_output.serlua and it or pending
 
   it_bin("records fit's feature options, and every scoring path computes the same features", function()
-    local dir = H.tmpdir("features")
+    local dir = tmp.make("features")
     ser.data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 3, out = dir .. "/corpus" }
     local c = ser.data.scan(dir .. "/corpus")
     local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
@@ -52,7 +52,7 @@ describe("checkpoint feature records", function()
   end)
 
   it("records nothing for a model trained on tensors (its features were computed elsewhere)", function()
-    local dir = H.tmpdir("features")
+    local dir = tmp.make("features")
     local T = ser.tensor
     ser.manual_seed(2)
     local x = T.randn(8, 1, 16, 16)
@@ -64,7 +64,7 @@ describe("checkpoint feature records", function()
   end)
 
   it_bin("records a Lua function's features as such, and the scoring scripts refuse the checkpoint", function()
-    local dir = H.tmpdir("features")
+    local dir = tmp.make("features")
     ser.data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, seed = 4, out = dir .. "/corpus" }
     local c = ser.data.scan(dir .. "/corpus")
     local train, val = c:split{ by = "speaker", train = { 1 }, val = { 2 } }
@@ -91,7 +91,7 @@ describe("checkpoint feature records", function()
   end)
 
   it("refuses a checkpoint whose feature record is damaged, saying what it expected", function()
-    local dir = H.tmpdir("features")
+    local dir = tmp.make("features")
     local model = ser.models.create("cnn2d", { classes = 2 })
     for _, bad in ipairs { "logmel", { kind = "spectrogram" } } do
       ser.save(dir .. "/b.safetensors", model:state_dict(), { model = "cnn2d", classes = { "a", "b" }, features = bad })

@@ -5,6 +5,7 @@ local ser = require "ser"
 local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 
 local function torch_python()
   for _, py in ipairs { "/usr/bin/python3", "python3" } do
@@ -13,13 +14,6 @@ local function torch_python()
   end
 end
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/ser_ckpt.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
-local function rmdir(d) os.execute("rm -rf '" .. d .. "'") end
 local function files_in(d)
   local p = assert(io.popen("ls -A '" .. d .. "'"))
   local out = {}
@@ -48,8 +42,8 @@ end
 
 describe("ser.save / ser.load", function()
   local dir
-  before_each(function() dir = tmpdir() end)
-  after_each(function() rmdir(dir) end)
+  before_each(function() dir = tmp.make("ckpt") end)
+  after_each(tmp.cleanup)
 
   it("round-trip tensors and JSON metadata, atomically", function()
     local path = dir .. "/m.safetensors"

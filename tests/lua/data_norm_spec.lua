@@ -5,16 +5,12 @@
 local ser = require "ser"
 local data = ser.data
 local T = ser.tensor
-local predict_output = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/predict_output.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local predict_output = dofile(here .. "helpers/predict_output.lua")
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 
 data.set_warn(function() end)
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/ser-norm-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
 
 -- 3 speakers x 3 classes x 2 clips of 1 s, in memory.
 local corpus = data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 5 }
@@ -152,9 +148,10 @@ end)
 
 describe("fit{normalize = \"speaker\"} and predict.lua", function()
   local it_bin = predict_output.serlua and it or pending
+  after_each(tmp.cleanup)
 
   it_bin("records it in the checkpoint, and predict.lua on a speaker's clips gives fit's validation output", function()
-    local dir = tmpdir()
+    local dir = tmp.make("norm")
     data.synthetic{ speakers = 3, per_class = 2, classes = 3, seconds = 1.0, seed = 7, out = dir .. "/corpus" }
     local c = data.scan(dir .. "/corpus")
     local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
@@ -168,6 +165,5 @@ describe("fit{normalize = \"speaker\"} and predict.lua", function()
     local paths = {}
     for _, it in ipairs(val.items) do paths[#paths + 1] = it.path end
     predict_output.assert_matches(dir .. "/m.safetensors", paths, result.splits.val.logits)
-    os.execute("rm -rf '" .. dir .. "'")
   end)
 end)

@@ -6,12 +6,7 @@ local names = require "ser.data.names"
 
 local function num(v) return type(v) == "number" and v or v:item() end
 local function sh(cmd) return os.execute(cmd) == true end
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/ser-data-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 local function touch(path)
   local dir = path:match("^(.*)/[^/]*$")
   if dir then sh("mkdir -p '" .. dir .. "'") end
@@ -40,7 +35,7 @@ end
 
 -- A made-up RAVDESS tree: actors 1..n, every emotion, two takes each (empty files: scan does not decode).
 local function ravdess_tree(n_actors, emotions)
-  local dir = tmpdir()
+  local dir = tmp.make("data")
   for a = 1, n_actors do
     for _, e in ipairs(emotions or { 1, 2, 3, 4, 5, 6, 7, 8 }) do
       for rep = 1, 2 do
@@ -95,6 +90,7 @@ describe("ser.data names", function()
 end)
 
 describe("ser.data.scan", function()
+  after_each(tmp.cleanup)
   it("finds audio recursively, case-insensitively, with labels, speakers and skips", function()
     local dir = ravdess_tree(2)
     touch(dir .. "/Actor_01/03-01-03-02-02-02-01.WAV")
@@ -119,20 +115,18 @@ describe("ser.data.scan", function()
     local text = c:summary()
     assert.matches("34 items, 8 classes, 2 speakers", text)
     assert.matches("skipped 3 files", text)
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("orders classes canonically and keeps only those present", function()
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     touch(dir .. "/sad/a.wav"); touch(dir .. "/angry/b.wav"); touch(dir .. "/neutral/c.wav")
     local c = assert(data.scan(dir))
     assert.are.same({ "neutral", "sad", "angry" }, c.classes)
     local fixed = assert(data.scan(dir, { classes = { "angry", "sad" } }))
     assert.are.same({ "angry", "sad" }, fixed.classes)
     assert.are.equal(2, #fixed.items)
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("filters RAVDESS song files and prefixes speakers of mixed corpora", function()
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     touch(dir .. "/Actor_03/03-01-01-01-01-01-03.wav")
     touch(dir .. "/Actor_03/03-02-03-01-01-01-03.wav")
     local speech = assert(data.scan(dir, { vocal_channel = "speech" }))
@@ -142,23 +136,21 @@ describe("ser.data.scan", function()
     local mixed = assert(data.scan(dir))
     assert.are.same({ "emo-db:3", "ravdess:3" }, mixed:speakers())
     assert.is_true(warned("several corpora"))
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("returns nil and a message for a missing folder, a file, or no labelled audio", function()
     local c, msg = data.scan("/nonexistent/ser-corpus")
     assert.is_nil(c)
     assert.matches("cannot open folder '/nonexistent/ser%-corpus'", msg)
-    local f = os.tmpname()
+    local f = tmp.make("data") .. "/plain-file"
+    touch(f)
     local c2, msg2 = data.scan(f)
     assert.is_nil(c2)
     assert.matches("is not a folder", msg2)
-    os.remove(f)
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     touch(dir .. "/notes.txt")
     local c3, msg3 = data.scan(dir)
     assert.is_nil(c3)
     assert.matches("no labelled audio files", msg3)
-    sh("rm -rf '" .. dir .. "'")
     assert.has_error(function() data.scan(dir, { label_from = "nope" }) end)
     assert.has_error(function() data.scan(dir, { bogus = 1 }) end, "scan: unknown option 'bogus' (expected label_from, classes, max_depth, vocal_channel, quiet)")
   end)
@@ -176,10 +168,11 @@ describe("ser.data.scan", function()
 end)
 
 describe("ser.data.manifest", function()
+  after_each(tmp.cleanup)
   it("reads quoted fields, resolves relative paths and reports missing files", function()
-    local dir = tmpdir()
-    touch(dir .. "/a b/one.wav"); touch(dir .. "/two,x.wav"); touch("/tmp/ser-abs-" .. dir:match("[^.]+$") .. ".wav")
-    local abs = "/tmp/ser-abs-" .. dir:match("[^.]+$") .. ".wav"
+    local dir = tmp.make("data")
+    local abs = tmp.make("data-abs") .. "/abs.wav"
+    touch(dir .. "/a b/one.wav"); touch(dir .. "/two,x.wav"); touch(abs)
     write(dir .. "/m.csv", 'Path,label,speaker,note\r\n"a b/one.wav",Anger,7,"said ""hi""\nthen left"\n'
       .. '"two,x.wav",sad,spk2,\n' .. abs .. ",neutral,7,x\nmissing.wav,sad,3,\n")
     warnings = {}
@@ -192,10 +185,9 @@ describe("ser.data.manifest", function()
     assert.are.equal(1, #c.skipped)
     assert.matches("file not found %(manifest line 6%)", c.skipped[1].reason)
     assert.is_true(warned("1 listed files are missing"))
-    sh("rm -rf '" .. dir .. "' '" .. abs .. "'")
   end)
   it("gives errors with line numbers", function()
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     local m = dir .. "/m.csv"
     write(m, "file,emotion\nx.wav,sad\n")
     assert.has_error(function() data.manifest(m) end,
@@ -210,7 +202,6 @@ describe("ser.data.manifest", function()
     write(m, "")
     assert.has_error(function() data.manifest(m) end, "manifest " .. m .. ": empty file (expected a header path,label,speaker)")
     assert.has_error(function() data.manifest(dir .. "/none.csv") end)
-    sh("rm -rf '" .. dir .. "'")
   end)
 end)
 
@@ -220,7 +211,7 @@ describe("corpus:split and corpus:folds", function()
     dir = ravdess_tree(24)
     c = assert(data.scan(dir))
   end)
-  teardown(function() sh("rm -rf '" .. dir .. "'") end)
+  teardown(tmp.cleanup)
 
   local function speakers_of(part)
     local set = {}
@@ -300,6 +291,7 @@ describe("corpus:split and corpus:folds", function()
 end)
 
 describe("ser.data.synthetic", function()
+  after_each(tmp.cleanup)
   local T = ser.tensor
   local function rms(t) return math.sqrt(num((t * t):mean())) end
 
@@ -356,13 +348,12 @@ describe("ser.data.synthetic", function()
     assert.is_true(hit / #y > 0.5, ("validation accuracy %.3f"):format(hit / #y))
   end)
   it("writes RAVDESS-named files that scan() reads back", function()
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     local s = data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, out = dir .. "/syn" }
     assert.is_true(exists(dir .. "/syn/Actor_02/03-01-02-01-01-01-02.wav"))
     local back = assert(data.scan(dir .. "/syn"))
     assert.are.equal(#s.items, #back.items)
     assert.are.same(s.classes, back.classes)
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("rejects bad options", function()
     assert.has_error(function() data.synthetic{ classes = 9 } end, "synthetic: classes must be a whole number in 2..8, got 9")
@@ -374,6 +365,7 @@ describe("ser.data.synthetic", function()
 end)
 
 describe("ser.data.loader", function()
+  after_each(tmp.cleanup)
   local T = ser.tensor
   local syn
   setup(function() syn = data.synthetic{ speakers = 3, per_class = 3, classes = 4, seconds = 0.5, seed = 2 } end)
@@ -451,7 +443,7 @@ describe("ser.data.loader", function()
   end)
   it("names every file that will not decode", function()
     if not (ser.audio and ser.audio.load_many) then pending("ser.audio is not built yet") return end
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, out = dir .. "/c" }
     write(dir .. "/c/Actor_01/03-01-01-01-01-01-01.wav", "not audio")
     write(dir .. "/c/Actor_02/03-01-02-01-01-01-02.wav", "")
@@ -461,14 +453,13 @@ describe("ser.data.loader", function()
     assert.matches("^loader c: 2 of 4 files did not decode %(fix or remove them%): ", err)
     assert.matches("03%-01%-01%-01%-01%-01%-01%.wav", err)
     assert.matches("03%-01%-02%-01%-01%-01%-02%.wav", err)
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("decodes files through ser.audio when it is available", function()
     if not (ser.audio and ser.audio.save and (ser.audio.load_many or ser.audio.load)) then
       pending("ser.audio is not built yet")
       return
     end
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     local s = data.synthetic{ speakers = 1, per_class = 1, classes = 2, seconds = 0.5, out = dir .. "/c", seed = 4 }
     local back = assert(data.scan(dir .. "/c"))
     local L = data.loader(back, { batch = 2, seconds = 0.5 })
@@ -476,7 +467,6 @@ describe("ser.data.loader", function()
     assert.are.same({ 2, 1, 8000 }, b.x:shape())
     local d = num((b.x:select(1, 1):view(8000) - s.audio:select(1, 1)):abs():max())
     assert.is_true(d < 1e-4, "decoded audio differs by " .. d)
-    sh("rm -rf '" .. dir .. "'")
   end)
 end)
 
@@ -611,6 +601,7 @@ describe("ser.data.loader background worker", function()
 end)
 
 describe("scripts/fetch-ravdess.sh", function()
+  after_each(tmp.cleanup)
   local have = sh("command -v curl >/dev/null && command -v unzip >/dev/null && command -v zip >/dev/null && command -v md5sum >/dev/null")
   local function md5(path)
     local p = io.popen("md5sum '" .. path .. "'")
@@ -625,7 +616,7 @@ describe("scripts/fetch-ravdess.sh", function()
 
   it("downloads, verifies and unpacks a local zip atomically; refuses a wrong MD5", function()
     if not have then pending("curl, unzip, zip or md5sum missing") return end
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     for a = 1, 2 do
       for _, e in ipairs({ 1, 5 }) do touch(("%s/src/Actor_%02d/03-01-%02d-01-01-01-%02d.wav"):format(dir, a, e, a)) end
     end
@@ -651,11 +642,10 @@ describe("scripts/fetch-ravdess.sh", function()
     local none, msg = data.fetch_ravdess(dir .. "/lua2/ravdess", { url = "file://" .. zip, md5 = ("f"):rep(32), files = 4, quiet = true })
     assert.is_nil(none)
     assert.matches("fetch%-ravdess%.sh failed %(fetch%-ravdess: MD5 mismatch .* expected f+; ", msg)
-    sh("rm -rf '" .. dir .. "'")
   end)
   it("serves over HTTP from a local server", function()
     if not have or not sh("command -v python3 >/dev/null") then pending("python3/curl missing") return end
-    local dir = tmpdir()
+    local dir = tmp.make("data")
     for a = 1, 2 do
       for _, e in ipairs({ 2, 3 }) do touch(("%s/src/Actor_%02d/03-01-%02d-01-01-01-%02d.wav"):format(dir, a, e, a)) end
     end
@@ -673,6 +663,5 @@ describe("scripts/fetch-ravdess.sh", function()
     assert.is_true(ok, "local HTTP server did not start")
     assert.is_true(result)
     assert.are.equal(4, #assert(data.scan(dir .. "/out/ravdess")).items)
-    sh("rm -rf '" .. dir .. "'")
   end)
 end)

@@ -2,14 +2,8 @@
 -- speech centred in the `seconds` window; ser.train.fit records the setting in
 -- the checkpoint so predict.lua trims the same way.
 local ser = require "ser"
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 local T = ser.tensor
-
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/ser-trim-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
 
 -- 16 kHz: `lead` s of digital silence, `len` s of a 300 Hz tone, then silence to `total` s.
 local function padded_tone(lead, len, total)
@@ -32,7 +26,7 @@ end
 describe("loader trim", function()
   local dir, corpus
   setup(function()
-    dir = tmpdir()
+    dir = tmp.make("trim")
     local items = {}
     for k, lead in ipairs { 0.2, 1.5, 3.0 } do
       local path = ("%s/clip%d.wav"):format(dir, k)
@@ -41,7 +35,7 @@ describe("loader trim", function()
     end
     corpus = ser.data.corpus(items)
   end)
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(tmp.cleanup)
 
   it("centres the non-silent part wherever it was recorded", function()
     local l = ser.data.loader(corpus, { seconds = 1.0, trim = 30 })

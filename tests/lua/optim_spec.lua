@@ -18,9 +18,10 @@ local function max_abs_diff(a, b)
   local m = (a - b):abs():max()
   return type(m) == "number" and m or m:item()
 end
-local function tmpname() return os.tmpname() .. ".safetensors" end
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
 describe("ser.optim.AdamW", function()
+  after_each(tmp.cleanup)
   it("matches PyTorch's AdamW for two steps (parameter, exp_avg, exp_avg_sq)", function()
     if not have_fixtures then pending("no fixtures in " .. FIX) return end
     local p = fixture("adamw_p0", { 10 }):requires_grad(true)
@@ -78,10 +79,9 @@ describe("ser.optim.AdamW", function()
     local p1 = T.new { 1, 2, 3 }:requires_grad(true)
     local o1 = optim.AdamW({ p1 }, { lr = 0.05 })
     run(p1, o1, 3)
-    local path = tmpname()
+    local path = tmp.make("optim") .. "/adamw.safetensors"
     assert.is_true(ser.save(path, o1:state_dict()))
     local sd = assert(ser.load(path))
-    os.remove(path)
     local p2 = T.new(p1:totable()):requires_grad(true)
     local o2 = optim.AdamW({ p2 }, { lr = 0.05 })
     o2:load_state_dict(sd)

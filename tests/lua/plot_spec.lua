@@ -1,15 +1,9 @@
 -- ser.plot: every chart is a valid PNG of the requested size with real content, written
 -- atomically; bad input and gnuplot failures give clear errors.
 local ser = require "ser"
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 local plot = ser.plot
 local gp = require "ser.plot.gnuplot"
-
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/ser-plot-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
 
 -- Reads a PNG's size and the total bytes of its IDAT (image data) chunks.
 local function png_info(path)
@@ -42,8 +36,8 @@ local classes = { "neutral", "calm", "happy", "sad", "angry", "fearful", "disgus
 
 describe("ser.plot", function()
   local dir
-  setup(function() dir = tmpdir() end)
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  setup(function() dir = tmp.make("plot") end)
+  teardown(tmp.cleanup)
   local function have() return gp.available() end
 
   it("draws training curves", function()

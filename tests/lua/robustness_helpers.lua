@@ -7,20 +7,8 @@ function H.sh(cmd) return os.execute(cmd) == true end
 
 function H.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local dirs = {}
-function H.tmpdir(tag)
-  local p = assert(io.popen("mktemp -d /tmp/ser-robust-" .. (tag or "x") .. ".XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  dirs[#dirs + 1] = d
-  return d
-end
-function H.cleanup()
-  for _, d in ipairs(dirs) do
-    H.sh("chmod -R u+rwx " .. H.quote(d) .. " 2>/dev/null; rm -rf " .. H.quote(d))
-  end
-  dirs = {}
-end
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+H.tmpdir, H.cleanup = tmp.make, tmp.cleanup
 
 function H.write(path, bytes)
   local f = assert(io.open(path, "wb"))

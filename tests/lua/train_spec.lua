@@ -10,12 +10,7 @@ local T, nn = ser.tensor, ser.nn
 local train = require "ser.train"
 local files = require "ser.train.files"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -25,6 +20,7 @@ local function read(path)
 end
 
 describe("ser.train helpers", function()
+  after_each(tmp.cleanup)
   it("computes balanced class weights N / (C * n_c) from label counts", function()
     local warned
     local w, counts = train.class_weights({ 1, 1, 1, 2, 3, 3 }, 4, function(m) warned = m end)
@@ -50,7 +46,7 @@ describe("ser.train helpers", function()
     local csv = files.csv(rows)
     assert.are.equal("model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds,seed,accuracy_std,weighted_f1_std\n" ..
       "cnn2d,val,0.5000,0.4500,0.4000,0.5000,3,12.3,,,\ncrnn,val,0.6250,0.6000,0.5500,0.6000,2,7.0,,,\n", csv)
-    local d = tmpdir()
+    local d = tmp.make("train")
     local plots, results = files.prepare_output(d)
     files.write_results(results, plots, rows, "crnn", { "cnn2d", "crnn" })
     assert.are.equal(csv, read(results .. "/results.csv"))
@@ -62,7 +58,6 @@ describe("ser.train helpers", function()
     local tbl = files.table(rows)
     assert.matches("^model%s+split%s+accuracy", tbl)
     assert.matches("crnn%s+val%s+0.6250", tbl)
-    os.execute("rm -rf " .. d)
   end)
 
   it("averages folds with their spread", function()
@@ -102,14 +97,13 @@ describe("ser.train helpers", function()
   end)
 
   it("copies a checkpoint atomically", function()
-    local d = tmpdir()
+    local d = tmp.make("train")
     local f = assert(io.open(d .. "/a.bin", "wb"))
     f:write("\0\1\2binary")
     f:close()
     files.copy(d .. "/a.bin", d .. "/b.bin")
     assert.are.equal("\0\1\2binary", read(d .. "/b.bin"))
     assert.has_error(function() files.copy(d .. "/missing", d .. "/c.bin") end)
-    os.execute("rm -rf " .. d)
   end)
 
   it("refuses an output folder it cannot write, before any training", function()
@@ -119,7 +113,7 @@ describe("ser.train helpers", function()
   end)
 
   it("writes files atomically (no temp file left behind)", function()
-    local d = tmpdir()
+    local d = tmp.make("train")
     files.write(d .. "/a.txt", "one")
     files.write(d .. "/a.txt", "two")
     assert.are.equal("two", read(d .. "/a.txt"))
@@ -127,7 +121,6 @@ describe("ser.train helpers", function()
     local listing = p:read("a")
     p:close()
     assert.are.equal("a.txt\n", listing)
-    os.execute("rm -rf " .. d)
   end)
 
   it("computes relative paths between output folders", function()
@@ -137,6 +130,7 @@ describe("ser.train helpers", function()
 end)
 
 describe("ser.train.fit", function()
+  after_each(tmp.cleanup)
   local ready = pcall(require, "ser.core.nn_cnn") and pcall(require, "ser.core.nn_rnn")
     and ser.optim ~= nil and ser.metrics ~= nil and ser.save ~= nil
   local it_fit = ready and it or pending
@@ -188,7 +182,7 @@ describe("ser.train.fit", function()
 
   it_fit("stops early, restores the best epoch's weights and writes the checkpoint", function()
     local tr, va = blobs(8, 2, 4), blobs(4, 2, 5)
-    local d = tmpdir()
+    local d = tmp.make("train")
     ser.manual_seed(6)
     local model, history, result = ser.train.fit(mlp(2), { tr, va }, {
       epochs = 30, batch = 4, lr = 5e-2, progress = "quiet", patience = 2, checkpoint = d .. "/m.safetensors" })
@@ -203,7 +197,6 @@ describe("ser.train.fit", function()
     local fresh = mlp(2)
     fresh:load_state_dict(sd)
     assert.are.same(model:state_dict()["0.weight"]:totable(), fresh:state_dict()["0.weight"]:totable())
-    os.execute("rm -rf " .. d)
   end)
 
   it_fit("stops on a NaN loss naming the epoch and batch", function()
@@ -241,7 +234,7 @@ describe("ser.train.fit", function()
   end)
 
   it_fit("stops cleanly after the batch on Ctrl-C (SIGINT) and still evaluates", function()
-    local d = tmpdir()
+    local d = tmp.make("train")
     local script = d .. "/run.lua"
     local f = assert(io.open(script, "w"))
     f:write([[
@@ -269,7 +262,6 @@ describe("ser.train.fit", function()
     assert.is_true(ok == true or ok == 0, out)
     assert.matches("stop: interrupted at epoch %d+, batch %d+/16; best weights %(epoch %d+%) kept", out)
     assert.matches("evaluated: true", out, 1, true)
-    os.execute("rm -rf " .. d)
   end)
 
   it("rejects bad options with the option's name and value", function()
