@@ -135,6 +135,17 @@ else
   runs[1] = { name = "", train, val, test }
 end
 
+-- The model options the flags give; the --crnn-* flags (and --mels, which sizes CRNN's
+-- BiLSTM) only for CRNN.
+local function model_options(name)
+  local o = { classes = #corpus.classes, freq = name ~= "cnn1d" and args.freq or nil }
+  if name == "crnn" then
+    o.batchnorm, o.dropout, o.feature_dropout = args.crnn_batchnorm, args.crnn_dropout, args.crnn_feature_dropout
+    o.time, o.hidden, o.mels = args.crnn_time, args.crnn_hidden, args.mels
+  end
+  return o
+end
+
 local TITLES = { cnn2d = "CNN2D (log-mel)", crnn = "CRNN (log-mel)", cnn1d = "CNN1D (waveform)" }
 local rows, best = {}, nil
 local fused = {}   -- --ensemble: per (seed, run, split) the split reports of every model, in order
@@ -147,11 +158,7 @@ for _, name in ipairs(model_names) do
   for si, seed in ipairs(seeds) do
     for _, run in ipairs(runs) do
       ser.manual_seed(seed)
-      local crnn = name == "crnn"
-      local model = ser.models.create(name, { classes = #corpus.classes, freq = name ~= "cnn1d" and args.freq or nil,
-        batchnorm = crnn and args.crnn_batchnorm, dropout = crnn and args.crnn_dropout or nil,
-        feature_dropout = crnn and args.crnn_feature_dropout or nil, time = crnn and args.crnn_time or nil,
-        hidden = crnn and args.crnn_hidden or nil, mels = crnn and args.mels or nil })
+      local model = ser.models.create(name, model_options(name))
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
         amp = args.amp, patience = args.patience, seconds = args.seconds,
