@@ -6,6 +6,7 @@
 local ser = require "ser"
 local argparse = require "argparse"
 local files = require "ser.train.files"
+local distill = require "ser.train.distill"
 
 local parser = argparse("compare.lua", "Train CNN2D, CRNN and CNN1D for speech emotion recognition and compare them.")
   :epilog("Artefacts: plots/<model>_curves.png, <model>_confusion.png, model_comparison.png, umap_<model>.png;\n" ..
@@ -56,6 +57,14 @@ parser:option("--freq", "What the log-mel models keep of the frequency axis afte
               "frequency) or mean (over frequency, the notebook's layers).", "flatten"):choices { "mean", "flatten" }
 parser:option("--crnn-time", "How CRNN summarises the BiLSTM over time: mean (the notebook's) or stats " ..
               "(mean and standard deviation).", "mean"):choices { "mean", "stats" }
+parser:option("--distill", "Comma-separated checkpoints of trained teachers (e.g. several CRNN seeds): every model " ..
+              "also learns their averaged, softened class probabilities (knowledge distillation). Teachers must " ..
+              "have been trained on this run's training speakers only; that is checked.")
+  :argname("<ckpts>")
+parser:option("--distill-alpha", "Share of the teachers' soft targets in the loss (0-1).", "0.5")
+  :argname("<a>"):convert(tonumber)
+parser:option("--distill-temperature", "Temperature that softens the teachers' probabilities.", "2")
+  :argname("<T>"):convert(tonumber)
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -96,6 +105,10 @@ for _, k in ipairs { "crnn_dropout", "crnn_feature_dropout" } do
     bad(("--%s must be a probability in [0, 1)"):format((k:gsub("_", "-"))))
   end
 end
+if not args.distill_alpha or args.distill_alpha < 0 or args.distill_alpha > 1 then
+  bad("--distill-alpha must be a number in [0, 1]")
+end
+if not args.distill_temperature or args.distill_temperature <= 0 then bad("--distill-temperature must be a number > 0") end
 if not args.trim or args.trim < 0 then bad("--trim must be a number of dB > 0 (or 0 for no trimming)") end
 if args.folds and (args.folds < 2 or args.folds ~= math.floor(args.folds)) then bad("--folds must be a whole number >= 2") end
 local model_names = {}
@@ -135,6 +148,20 @@ else
   runs[1] = { name = "", train, val, test }
 end
 
+-- --distill: teachers checked before any training (files, classes, the speakers each run holds out).
+local distill_opts
+if args.distill then
+  local teachers = {}
+  for path in args.distill:gmatch("[^,]+") do teachers[#teachers + 1] = path end
+  distill_opts = { teachers = teachers, alpha = args.distill_alpha, temperature = args.distill_temperature }
+  local checked, err = pcall(function()
+    local d = distill.check(distill_opts, corpus.classes)
+    for _, run in ipairs(runs) do distill.check_speakers(d, { run[2], run[3] }) end
+  end)
+  if not checked then bad((err:gsub("^ser%.train%.fit: distill: ", "--distill: "))) end
+  if args.mixup > 0 then bad("--distill and --mixup cannot be combined") end
+end
+
 -- The model options the flags give; the --crnn-* flags (and --mels, which sizes CRNN's
 -- BiLSTM) only for CRNN.
 local function model_options(name)
@@ -164,7 +191,7 @@ for _, name in ipairs(model_names) do
         amp = args.amp, patience = args.patience, seconds = args.seconds,
         features = model.input == "logmel" and { kind = "logmel", n_mels = args.mels } or model.input,
         augment = args.augment, trim = args.trim > 0 and args.trim or nil, normalize = args.norm,
-        mixup = args.mixup, ema = args.ema > 0 and args.ema or false,
+        mixup = args.mixup, ema = args.ema > 0 and args.ema or false, distill = distill_opts,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
       curves = curves or history                 -- the first seed's (first fold's) curves

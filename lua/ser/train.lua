@@ -7,9 +7,11 @@
 -- opts.checkpoint is given) and restored before the final evaluation.
 -- Optional regularisers: mixup (opts.mixup = alpha) and an exponential moving
 -- average of the weights (opts.ema = decay), which is then what is validated.
+-- Knowledge distillation from trained teachers: opts.distill (see ser.train.distill).
 -- A NaN/inf loss or Ctrl-C stops training cleanly; the best weights are kept.
 local progress = require "ser.train.progress"
 local batches = require "ser.train.batches"
+local distill = require "ser.train.distill"
 
 local M = {}
 
@@ -17,14 +19,14 @@ M.defaults = {
   epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, schedule = "onecycle",
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
-  min_epochs = "auto", name = nil, mixup = 0, ema = false,
+  min_epochs = "auto", name = nil, mixup = 0, ema = false, distill = nil,
 }
 
 -- Every option fit knows (those defaulting to nil included).
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema" } do
+  "mixup", "ema", "distill" } do
   M.known[k] = true
 end
 
@@ -263,6 +265,23 @@ function M.fit(model, parts, opts)
     return F.cross_entropy(logits, y, { weight = weights, label_smoothing = o.label_smoothing })
   end
 
+  -- Distillation: teachers checked against the classes and the held-out speakers, and
+  -- their soft targets computed once, before training.
+  local teach, soft
+  if o.distill then
+    if o.mixup > 0 then error("ser.train.fit: distill and mixup cannot be combined (a mixed clip has no teacher target)", 2) end
+    teach = distill.check(o.distill, classes)
+    local held_out = {}
+    for _, l in ipairs { val or false, test or false } do
+      if l and l.part then held_out[#held_out + 1] = l.part end
+    end
+    distill.check_speakers(teach, held_out, show.message)
+    local agree
+    soft, agree = distill.soft_targets(teach, train)
+    show.message(("distilling from %d teacher(s), alpha %g, temperature %g; the teachers label %d of %d training clips correctly")
+      :format(#teach.teachers, teach.alpha, teach.temperature, agree, soft:size(1)))
+  end
+
   local params = model:parameters()
   local opt = ser.optim.AdamW(params, { lr = o.lr, weight_decay = o.weight_decay })
   local n_batches = batches.count(train)
@@ -270,6 +289,10 @@ function M.fit(model, parts, opts)
   local prev_amp = ser.set_amp and ser.set_amp(o.amp)
   -- ema = 0 means off, like false (a decay of 0 would only copy the weights)
   local ema = (o.ema and o.ema > 0) and ser.optim.EMA(model, { decay = o.ema }) or nil
+
+  -- What the checkpoint records of the training data besides the options.
+  local record = { features = train.feature_spec, train_speakers = train.part and train.part:speakers() or nil,
+                   distill = teach and distill.record(teach) or nil }
 
   local history, best = {}, { f1 = -math.huge, epoch = 0 }
   local stop_reason, since_best = "completed", 0
@@ -292,6 +315,10 @@ function M.fit(model, parts, opts)
       local logits = model(x or b.x)
       local loss = criterion(logits, b.y)
       if y_mix then loss = loss * lam + criterion(logits, y_mix) * (1 - lam) end
+      if soft then
+        local q = require("ser.core.data").gather(soft, b.index)
+        loss = loss * (1 - teach.alpha) + distill.loss(logits, q, teach.temperature) * teach.alpha
+      end
       local lv = loss:item()
       if lv ~= lv or lv == math.huge or lv == -math.huge then
         error({ stop = ("loss is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
@@ -346,7 +373,7 @@ function M.fit(model, parts, opts)
           best = { f1 = r.weighted_f1, epoch = epoch, state = snapshot(model) }
           since_best = 0
           note = "  * best"
-          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch, train.feature_spec) end
+          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch, record) end
         else
           since_best = since_best + 1
         end
@@ -384,7 +411,7 @@ function M.fit(model, parts, opts)
   show.message(stop_reason)
   if best.state then model:load_state_dict(best.state)
   elseif ema then model:load_state_dict(ema:state_dict()) end
-  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history, train.feature_spec) end
+  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history, record) end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
                    train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {} }
@@ -404,10 +431,14 @@ function M.fit(model, parts, opts)
 end
 
 -- Writes the model's weights with the class list and training settings
--- (ser.save writes atomically). features: the training loader's feature spec as data
--- (loader.feature_spec; nil for tensor datasets, which then score with the default
--- features of model.input).
-function M.save_checkpoint(path, model, classes, o, epoch, features)
+-- (ser.save writes atomically). data (optional): what fit knows of the training data —
+-- features (the training loader's feature spec as data, loader.feature_spec; nil for tensor
+-- datasets, which then score with the default features of model.input), train_speakers
+-- (so that distillation can refuse a teacher trained on its held-out speakers) and distill
+-- (ser.train.distill.record, when the model was distilled).
+function M.save_checkpoint(path, model, classes, o, epoch, data)
+  data = data or {}
+  local features = data.features
   local ser = require "ser"
   local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
                  input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
@@ -415,7 +446,8 @@ function M.save_checkpoint(path, model, classes, o, epoch, features)
                  freq = model.freq, time = model.time, mels = model.mels,
                  seconds = o.seconds, sr = o.sr, features = type(features) == "table" and features or nil,
                  trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
-                 normalize = batches.normalize_for(model.input, o.normalize) }
+                 normalize = batches.normalize_for(model.input, o.normalize),
+                 train_speakers = data.train_speakers, distill = data.distill }
   for k, v in pairs(o.meta or {}) do meta[k] = v end
   local ok, err = ser.save(path, model:state_dict(), meta)
   if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end

@@ -30,7 +30,8 @@ describe("experiments/compare.lua", function()
     for _, flag in ipairs { "--data", "--out", "--epochs", "--batch", "--seconds", "--lr", "--models", "--amp",
                             "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema",
                             "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout",
-                            "--crnn-feature-dropout", "--crnn-hidden", "--mels", "--freq", "--crnn-time" } do
+                            "--crnn-feature-dropout", "--crnn-hidden", "--mels", "--freq", "--crnn-time", "--distill",
+                            "--distill-alpha", "--distill-temperature" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
@@ -61,12 +62,39 @@ describe("experiments/compare.lua", function()
       { "--mels 0", "--mels must be a whole number >= 1" },
       { "--data /nonexistent/corpus", "is not a folder" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
+      { "--distill-alpha 2", "--distill-alpha must be a number in [0, 1]" },
+      { "--distill-temperature 0", "--distill-temperature must be a number > 0" },
+      { "--quick --distill /nonexistent/teacher.safetensors", "--distill: teacher 1: cannot open '/nonexistent/teacher.safetensors'" },
     }
     for _, c in ipairs(cases) do
       local out, rc = run("experiments/compare.lua " .. c[1])
       assert.are_not.equal(0, rc, c[1])
       assert.matches(c[2], out, 1, true)
       assert.is_nil(out:find("epoch ", 1, true), c[1] .. " started training")
+    end
+  end)
+end)
+
+describe("experiments/compare.lua --distill", function()
+  local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+  after_each(tmp.cleanup)
+
+  it_bin("refuses teachers of other classes or trained on a held-out speaker, before any training", function()
+    local ser = require "ser"
+    local dir = tmp.make("compare")
+    local classes = ser.data.synthetic{ speakers = 2, per_class = 1, seconds = 0.25 }.classes
+    local leaky, other = dir .. "/leaky.safetensors", dir .. "/other.safetensors"
+    local model = ser.models.create("cnn2d", { classes = #classes })
+    ser.train.save_checkpoint(leaky, model, classes, { name = "cnn2d" }, 1, { train_speakers = { 1, 2, 17 } })
+    ser.train.save_checkpoint(other, ser.models.create("cnn2d", { classes = 2 }), { "x", "y" }, { name = "cnn2d" }, 1)
+    for _, c in ipairs {
+      { leaky, "--distill: teacher " .. leaky .. " was trained on speaker(s) 17, which this run evaluates on" },
+      { other, "--distill: teacher " .. other .. " was trained on the classes {x, y}" },
+    } do
+      local out, rc = run(("experiments/compare.lua --quick --out %s --distill %s"):format(dir, c[1]))
+      assert.are_not.equal(0, rc)
+      assert.matches(c[2], out, 1, true)
+      assert.is_nil(out:find("epoch ", 1, true), "started training")
     end
   end)
 end)

@@ -68,13 +68,14 @@ function TensorLoader:iterate()
   return function()
     if start > self.n then return nil end
     local stop = math.min(self.n, start + self.batch - 1)
-    local rows, ys = {}, {}
+    local rows, ys, index = {}, {}, {}
     for k = start, stop do
       rows[#rows + 1] = self.x:narrow(1, order[k], 1)
       ys[#ys + 1] = self.y[order[k]]
+      index[#index + 1] = order[k]
     end
     start = stop + 1
-    return { x = #rows == 1 and rows[1] or self.T.cat(rows, 1), y = self.T.new(ys) }
+    return { x = #rows == 1 and rows[1] or self.T.cat(rows, 1), y = self.T.new(ys), index = index }
   end
 end
 

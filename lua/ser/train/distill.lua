@@ -1,0 +1,172 @@
+-- Knowledge distillation (Hinton, Vinyals and Dean 2015) for ser.train.fit{distill = ...}:
+-- the student learns from the labels and from the averaged, temperature-softened class
+-- probabilities of trained teacher models,
+--   loss = (1 - alpha) * CE(student, labels) + alpha * T^2 * H(softmax(teachers / T), softmax(student / T))
+-- (H: cross-entropy against the soft targets; T^2 keeps that term's gradients at the same
+-- scale whatever T). Each teacher sees every training clip once, unaugmented, the way it was
+-- trained (its checkpoint's features, window and normalisation), before the first epoch; the
+-- student sees the clip augmented every epoch against the same soft target.
+--
+-- Measured on RAVDESS (docs/train.md): six CRNN teachers distilled into one CRNN gave a
+-- single model as accurate as their ensemble.
+local batches = require "ser.train.batches"
+
+local M = {}
+
+M.defaults = { alpha = 0.5, temperature = 2 }
+
+local function fail(msg) error("ser.train.fit: distill: " .. msg, 0) end
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The training speakers a checkpoint records (meta.train_speakers), as a set; nil when absent.
+local function speaker_set(list)
+  if type(list) ~= "table" then return nil end
+  local set = {}
+  for _, s in ipairs(list) do set[tostring(s)] = true end
+  return set
+end
+
+-- opts.distill -> { teachers = { {model =, meta =, name =}, ... }, alpha =, temperature = }.
+-- A teacher is a checkpoint path (loaded with its recorded features) or an nn module
+-- (used on the student's inputs as they are). classes: the training class names.
+function M.check(d, classes)
+  if type(d) ~= "table" then
+    fail(("expected a table { teachers = {...}, alpha =, temperature = }, got %s"):format(type(d)))
+  end
+  for k in pairs(d) do
+    if k ~= "teachers" and k ~= "alpha" and k ~= "temperature" then
+      fail(("unknown option '%s' (expected teachers, alpha, temperature)"):format(tostring(k)))
+    end
+  end
+  local alpha = d.alpha == nil and M.defaults.alpha or d.alpha
+  local T = d.temperature == nil and M.defaults.temperature or d.temperature
+  if type(alpha) ~= "number" or alpha < 0 or alpha > 1 then
+    fail(("alpha must be a number in [0, 1] (the soft targets' share of the loss), got %s"):format(tostring(alpha)))
+  end
+  if type(T) ~= "number" or T <= 0 or T ~= T or T == math.huge then
+    fail(("temperature must be a number > 0, got %s"):format(tostring(T)))
+  end
+  if type(d.teachers) ~= "table" or #d.teachers == 0 then
+    fail("teachers must be a non-empty list of checkpoint paths or models")
+  end
+  local nn = require "ser.nn"
+  local teachers = {}
+  for i, t in ipairs(d.teachers) do
+    local entry
+    if type(t) == "string" then
+      local model, meta = batches.load_checkpoint(t)
+      if not model then fail(("teacher %d: %s"):format(i, meta)) end
+      if type(meta.classes) ~= "table" or not same_list(meta.classes, classes) then
+        fail(("teacher %s was trained on the classes {%s}; the training data has {%s}, in this order")
+          :format(t, table.concat(type(meta.classes) == "table" and meta.classes or {}, ", "), table.concat(classes, ", ")))
+      end
+      entry = { model = model, meta = meta, name = t }
+    elseif nn.is_module(t) then
+      if t.classes and t.classes ~= #classes then
+        fail(("teacher %d (%s) has %d outputs; the training data has %d classes"):format(i, t.__name, t.classes, #classes))
+      end
+      entry = { model = t, name = ("%s (teacher %d)"):format(t.__name, i) }
+    else
+      fail(("teacher %d is a %s; expected a checkpoint path or an nn module"):format(i, type(t)))
+    end
+    teachers[i] = entry
+  end
+  return { teachers = teachers, alpha = alpha, temperature = T }
+end
+
+-- Refuses teachers that were trained on a speaker the student is evaluated on: their soft
+-- targets would carry what they learnt of that speaker into the student. parts: the
+-- student's validation and test corpus parts (a list; in-memory datasets have no speakers).
+-- warn: for teachers whose checkpoint does not record its training speakers (older
+-- checkpoints, in-memory models).
+function M.check_speakers(d, parts, warn)
+  local held_out = {}
+  for _, part in ipairs(parts) do
+    if type(part.speakers) == "function" then
+      for _, s in ipairs(part:speakers()) do held_out[#held_out + 1] = s end
+    end
+  end
+  local unknown = 0
+  for _, t in ipairs(d.teachers) do
+    local trained = t.meta and speaker_set(t.meta.train_speakers)
+    if not trained then
+      unknown = unknown + 1
+    else
+      local both = {}
+      for _, s in ipairs(held_out) do
+        if trained[tostring(s)] then both[#both + 1] = tostring(s) end
+      end
+      if #both > 0 then
+        fail(("teacher %s was trained on speaker(s) %s, which this run evaluates on: its soft targets would leak "
+          .. "them into the student (train teachers on the student's training speakers only)")
+          :format(t.name, table.concat(both, ", ")))
+      end
+    end
+  end
+  if unknown > 0 and #held_out > 0 and warn then
+    warn(("distill: %d teacher(s) do not record their training speakers; make sure none was trained on the "
+      .. "speakers this run evaluates on"):format(unknown))
+  end
+end
+
+-- [N, C] soft targets for the training loader's items, in item order: each teacher's
+-- softmax(logits / T), averaged. Also returns how many clips the averaged teachers label
+-- like the training labels (for the log).
+function M.soft_targets(d, train)
+  local ser = require "ser"
+  local T = d.temperature
+  local sum
+  for _, t in ipairs(d.teachers) do
+    local logits
+    if train.part then
+      local loader
+      if t.meta then
+        loader = batches.checkpoint_loader(train.part, t.model, t.meta)
+      elseif type(train.feature_spec) == "table" and train.feature_spec.kind ~= "function" then
+        -- a model given as such reads the student's inputs, unaugmented
+        loader = ser.data.loader(train.part, { batch = 16, seconds = train.seconds, sr = train.sr,
+          features = train.feature_spec, trim = train.trim, normalize = train.normalize })
+      else
+        fail(("teacher %s is a model and the student's features are a Lua function, which cannot be "
+          .. "rebuilt for it: give the teacher as a checkpoint path"):format(t.name))
+      end
+      logits = ser.tensor.new(require("ser.train").evaluate(t.model, loader).logits)
+    else                                  -- an in-memory dataset: the teacher reads x as it is
+      t.model:eval()
+      local rows = {}
+      ser.no_grad(function()
+        for start = 1, train.n, 64 do
+          local x = train.x:narrow(1, start, math.min(64, train.n - start + 1))
+          for _, r in ipairs(t.model(x):totable()) do rows[#rows + 1] = r end
+        end
+      end)
+      logits = ser.tensor.new(rows)
+    end
+    local p = (logits * (1 / T)):softmax(2)
+    sum = sum and sum + p or p
+  end
+  local soft = (sum * (1 / #d.teachers)):contiguous()
+  local labels = batches.all_labels(train)
+  local pred, agree = require("ser.train").argmax_rows(soft:totable()), 0
+  for i, y in ipairs(labels) do if pred[i] == y then agree = agree + 1 end end
+  return soft, agree
+end
+
+-- The distillation term for a batch: T^2 * H(q, softmax(logits / T)), averaged over the batch.
+function M.loss(logits, q, T)
+  return -(q * (logits * (1 / T)):log_softmax(2)):sum(2):mean() * (T * T)
+end
+
+-- The checkpoint record: teachers (paths, or model names), alpha, temperature.
+function M.record(d)
+  local names = {}
+  for i, t in ipairs(d.teachers) do names[i] = t.name end
+  return { teachers = names, alpha = d.alpha, temperature = d.temperature }
+end
+
+return M

@@ -1,0 +1,157 @@
+-- Knowledge distillation (fit{distill = {teachers, alpha, temperature}}): the loss term
+-- against finite differences, a student that learns its teacher's function rather than
+-- the labels, teachers given as checkpoints (their own features; recorded in the student's
+-- checkpoint), and the refusals: a teacher trained on a held-out speaker, other classes,
+-- bad options, mixup.
+local ser = require "ser"
+local T = ser.tensor
+local nn = ser.nn
+local batches = require "ser.train.batches"
+local distill = require "ser.train.distill"
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+
+ser.data.set_warn(function() end)
+
+local function argmax(rows) return ser.train.argmax_rows(rows) end
+
+describe("ser.train.distill.loss", function()
+  it("is T^2 times the cross-entropy against the soft targets, with matching gradients", function()
+    ser.manual_seed(4)
+    local z = T.randn(3, 4)
+    local q = T.rand(3, 4)
+    q = q / q:sum(2, true)
+    local Tm = 2.5
+    local function by_hand(zr)
+      local total = 0
+      for i = 1, 3 do
+        local m, s = -math.huge, 0
+        for k = 1, 4 do m = math.max(m, zr[i][k] / Tm) end
+        for k = 1, 4 do s = s + math.exp(zr[i][k] / Tm - m) end
+        for k = 1, 4 do total = total - q:totable()[i][k] * (zr[i][k] / Tm - m - math.log(s)) end
+      end
+      return total / 3 * Tm * Tm
+    end
+    local zt = z:totable()
+    local zg = T.new(zt):requires_grad(true)
+    local l = distill.loss(zg, q, Tm)
+    assert.is_true(math.abs(l:item() - by_hand(zt)) < 1e-5)
+    l:backward()
+    local g, h = zg:grad():totable(), 1e-3
+    for i = 1, 3 do
+      for k = 1, 4 do
+        local up, down = T.new(zt):totable(), T.new(zt):totable()
+        up[i][k], down[i][k] = up[i][k] + h, down[i][k] - h
+        local fd = (by_hand(up) - by_hand(down)) / (2 * h)
+        assert.is_true(math.abs(fd - g[i][k]) < 1e-3, ("d/dz[%d][%d]: %g vs %g"):format(i, k, g[i][k], fd))
+      end
+    end
+  end)
+end)
+
+describe("fit{distill}", function()
+  after_each(tmp.cleanup)
+
+  it("teaches the teacher's function, not the labels, with alpha = 1", function()
+    ser.manual_seed(5)
+    local n = 240
+    local x = T.randn(n, 6)
+    local teacher = nn.Linear(6, 3)
+    teacher:load_state_dict({ weight = T.randn(3, 6) * 4, bias = T.zeros(3) })   -- confident: clear argmax
+    local y = {}
+    for i = 1, n do y[i] = (i * 7) % 3 + 1 end                  -- labels unrelated to x
+    local student = nn.Linear(6, 3)
+    ser.train.fit(student, { { x = x, y = y, classes = { "a", "b", "c" } } }, { epochs = 40, batch = 16, lr = 0.05,
+      class_weights = false, label_smoothing = 0, progress = "quiet", seed = 1,
+      distill = { teachers = { teacher }, alpha = 1, temperature = 1 } })
+    local t_pred, s_pred
+    ser.no_grad(function()
+      t_pred, s_pred = argmax(teacher(x):totable()), argmax(student(x):totable())
+    end)
+    local with_teacher, with_labels = 0, 0
+    for i = 1, n do
+      if s_pred[i] == t_pred[i] then with_teacher = with_teacher + 1 end
+      if s_pred[i] == y[i] then with_labels = with_labels + 1 end
+    end
+    assert.is_true(with_teacher / n > 0.9, ("agrees with the teacher on %d of %d"):format(with_teacher, n))
+    assert.is_true(with_labels / n < 0.5, ("agrees with the unrelated labels on %d of %d"):format(with_labels, n))
+  end)
+
+  it("takes checkpoint teachers with their own features and records them in the student", function()
+    local dir = tmp.make("distill")
+    local c = ser.data.synthetic{ speakers = 4, per_class = 2, classes = 3, seconds = 1.0, seed = 6 }
+    local train, val = c:split{ by = "speaker", train = { 1, 2, 3 }, val = { 4 } }
+    local base = { epochs = 2, batch = 4, seconds = 1.0, classes = c.classes, progress = "quiet", seed = 1 }
+    local function opts(extra)
+      local o = {}
+      for k, v in pairs(base) do o[k] = v end
+      for k, v in pairs(extra) do o[k] = v end
+      return o
+    end
+    local teacher = dir .. "/teacher.safetensors"
+    ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val },
+      opts{ features = { kind = "logmel", n_mels = 32 }, checkpoint = teacher, name = "cnn2d" })
+    local _, tmeta = ser.load(teacher)
+    assert.are.same({ 1, 2, 3 }, tmeta.train_speakers)
+    assert.is_nil(tmeta.distill)
+    -- the student reads the default 64 mels; the teacher its recorded 32
+    local student = dir .. "/student.safetensors"
+    local _, _, result = ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val },
+      opts{ checkpoint = student, name = "cnn2d",
+            distill = { teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 } })
+    assert.is_true(result.splits.val.accuracy >= 0)
+    local _, smeta = ser.load(student)
+    assert.are.same({ teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 }, smeta.distill)
+    -- the teachers' soft targets are their own probabilities on the clean clips, averaged
+    local d = distill.check({ teachers = { teacher } }, c.classes)
+    local l = ser.data.loader(train, { batch = 4, seconds = 1.0 })
+    local soft = distill.soft_targets(d, l)
+    local tm, meta = batches.load_checkpoint(teacher)
+    local ev = ser.train.evaluate(tm, batches.checkpoint_loader(train, tm, meta))
+    local want = (T.new(ev.logits) * 0.5):softmax(2):totable()
+    for i, row in ipairs(soft:totable()) do
+      for k, v in ipairs(row) do assert.is_true(math.abs(v - want[i][k]) < 1e-5) end
+    end
+  end)
+
+  it("refuses a teacher trained on a speaker the student is evaluated on", function()
+    local dir = tmp.make("distill")
+    local c = ser.data.synthetic{ speakers = 3, per_class = 1, classes = 2, seconds = 0.5, seed = 8 }
+    local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
+    local leaky = dir .. "/leaky.safetensors"
+    local all = c:split{ by = "speaker", train = { 1, 2, 3 }, val = {} }
+    ser.train.fit(ser.models.create("cnn2d", { classes = 2 }), { all }, { epochs = 1, batch = 2, seconds = 0.5,
+      classes = c.classes, progress = "quiet", checkpoint = leaky })
+    local ok, err = pcall(ser.train.fit, ser.models.create("cnn2d", { classes = 2 }), { train, val },
+      { epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", distill = { teachers = { leaky } } })
+    assert.is_false(ok)
+    assert.matches("teacher .*leaky%.safetensors was trained on speaker%(s%) 3, which this run evaluates on", err)
+  end)
+
+  it("refuses bad options, other classes, missing files and mixup with clear messages", function()
+    local c = ser.data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, seed = 9 }
+    local train, val = c:split{ by = "speaker", train = { 1 }, val = { 2 } }
+    local function fit_with(d, extra)
+      local o = { epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", distill = d }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      local ok, err = pcall(ser.train.fit, ser.models.create("cnn2d", { classes = 2 }), { train, val }, o)
+      assert.is_false(ok)
+      return err
+    end
+    local t = nn.Linear(4, 2)
+    assert.matches("alpha must be a number in %[0, 1%]", fit_with{ teachers = { t }, alpha = 1.5 })
+    assert.matches("temperature must be a number > 0, got 0", fit_with{ teachers = { t }, temperature = 0 })
+    assert.matches("teachers must be a non%-empty list", fit_with{ teachers = {} })
+    assert.matches("unknown option 'temp'", fit_with{ teachers = { t }, temp = 2 })
+    assert.matches("teacher 1 is a number", fit_with{ teachers = { 42 } })
+    assert.matches("teacher 1: .*nope%.safetensors", fit_with{ teachers = { "/nonexistent/nope.safetensors" } })
+    assert.matches("teacher 1 %(CNN2D%) has 5 outputs; the training data has 2 classes",
+      fit_with{ teachers = { ser.models.create("cnn2d", { classes = 5 }) } })
+    assert.matches("distill and mixup cannot be combined", fit_with({ teachers = { t } }, { mixup = 0.2 }))
+    -- a checkpoint of other classes
+    local dir = tmp.make("distill")
+    local other = dir .. "/other.safetensors"
+    ser.train.save_checkpoint(other, ser.models.create("cnn2d", { classes = 2 }), { "x", "y" }, { name = "cnn2d" }, 1)
+    assert.matches("was trained on the classes {x, y}; the training data has {" .. table.concat(c.classes, ", "),
+      fit_with{ teachers = { other } })
+  end)
+end)
