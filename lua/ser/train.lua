@@ -277,7 +277,7 @@ function M.fit(model, parts, opts)
     end
     distill.check_speakers(teach, held_out, show.message)
     local agree
-    soft, agree = distill.soft_targets(teach, train)
+    soft, agree = distill.soft_targets(teach, train, n_classes)
     for _, t in ipairs(teach.teachers) do t.model = nil end   -- their targets are all fit needs of them
     show.message(("distilling from %d teacher(s), alpha %g, temperature %g; the teachers label %d of %d training clips correctly")
       :format(#teach.teachers, teach.alpha, teach.temperature, agree, soft:size(1)))

@@ -63,6 +63,7 @@ describe("fit{distill}", function()
     ser.train.fit(student, { { x = x, y = y, classes = { "a", "b", "c" } } }, { epochs = 40, batch = 16, lr = 0.05,
       class_weights = false, label_smoothing = 0, progress = "quiet", seed = 1,
       distill = { teachers = { teacher }, alpha = 1, temperature = 1 } })
+    assert.is_true(teacher.training, "the teacher's mode was changed")
     local t_pred, s_pred
     ser.no_grad(function()
       t_pred, s_pred = argmax(teacher(x):totable()), argmax(student(x):totable())
@@ -104,7 +105,7 @@ describe("fit{distill}", function()
     -- the teachers' soft targets are their own probabilities on the clean clips, averaged
     local d = distill.check({ teachers = { teacher } }, c.classes)
     local l = ser.data.loader(train, { batch = 4, seconds = 1.0 })
-    local soft = distill.soft_targets(d, l)
+    local soft = distill.soft_targets(d, l, #c.classes)
     local tm, meta = batches.load_checkpoint(teacher)
     local ev = ser.train.evaluate(tm, batches.checkpoint_loader(train, tm, meta))
     local want = (T.new(ev.logits) * 0.5):softmax(2):totable()
@@ -147,6 +148,12 @@ describe("fit{distill}", function()
     assert.matches("teacher 1 %(CNN2D%) has 5 outputs; the training data has 2 classes",
       fit_with{ teachers = { ser.models.create("cnn2d", { classes = 5 }) } })
     assert.matches("distill and mixup cannot be combined", fit_with({ teachers = { t } }, { mixup = 0.2 }))
+    -- a module without a class count whose outputs do not fit
+    local x = T.randn(6, 4)
+    local ok, err = pcall(ser.train.fit, nn.Linear(4, 2), { { x = x, y = { 1, 2, 1, 2, 1, 2 }, classes = { "a", "b" } } },
+      { epochs = 1, progress = "quiet", distill = { teachers = { nn.Linear(4, 3) } } })
+    assert.is_false(ok)
+    assert.matches("teacher Linear %(teacher 1%) gives outputs of shape %[6,3%]; expected %[6, 2%]", err)
     -- a checkpoint of other classes
     local dir = tmp.make("distill")
     local other = dir .. "/other.safetensors"

@@ -115,9 +115,10 @@ function M.check_speakers(d, parts, warn)
 end
 
 -- [N, C] soft targets for the training loader's items, in item order: each teacher's
--- softmax(logits / T), averaged. Also returns how many clips the averaged teachers label
--- like the training labels (for the log).
-function M.soft_targets(d, train)
+-- softmax(logits / T), averaged; n_classes: C, which every teacher's output must have.
+-- Also returns how many clips the averaged teachers label like the training labels (for
+-- the log).
+function M.soft_targets(d, train, n_classes)
   local ser = require "ser"
   local T = d.temperature
   local sum
@@ -137,6 +138,7 @@ function M.soft_targets(d, train)
       end
       logits = ser.tensor.new(require("ser.train").evaluate(t.model, loader).logits)
     else                                  -- an in-memory dataset: the teacher reads x as it is
+      local was_training = t.model.training
       t.model:eval()
       local rows = {}
       ser.no_grad(function()
@@ -145,7 +147,12 @@ function M.soft_targets(d, train)
           for _, r in ipairs(t.model(x):totable()) do rows[#rows + 1] = r end
         end
       end)
+      t.model:train(was_training)           -- a module the caller passed keeps its mode
       logits = ser.tensor.new(rows)
+    end
+    if logits:dim() ~= 2 or logits:size(2) ~= n_classes then
+      fail(("teacher %s gives outputs of shape [%s]; expected [%d, %d] (one score per class)")
+        :format(t.name, table.concat(logits:shape(), ","), train.n, n_classes))
     end
     local p = (logits * (1 / T)):softmax(2)
     sum = sum and sum + p or p
