@@ -2,7 +2,8 @@
 # End-to-end smoke run, called by `make test` as: scripts/smoke.sh BUILD OUTDIR
 # Writes a tiny made-up corpus (synthetic speech, RAVDESS-style names) as WAV,
 # runs experiments/compare.lua --quick on it, checks that every artefact exists
-# and is sane, then runs predict.lua and embed.lua on the checkpoint.
+# and is sane, then runs predict.lua, ensemble.lua and embed.lua on the checkpoints and
+# distils a CRNN from two of them.
 set -euo pipefail
 BUILD=${1:?usage: scripts/smoke.sh BUILD OUTDIR}
 OUT=${2:?usage: scripts/smoke.sh BUILD OUTDIR}
@@ -87,4 +88,16 @@ got=$(awk '$1 == "ensemble" { printf "%.4f", $3 }' "$OUT/ensemble.txt")
 check_png "$OUT/ens/plots/ensemble_confusion.png"
 "$serlua" experiments/embed.lua "$results/cnn2d.safetensors" "$OUT/corpus" --out "$OUT/embed.png"
 check_png "$OUT/embed.png"
+
+echo "== compare.lua --distill: a CRNN taught by the run's CNN2D and CRNN (their 32 mels; the student's 64)"
+"$serlua" experiments/compare.lua --quick --models crnn --data "$OUT/corpus" --out "$OUT/kd" --seed 1 \
+  --distill "$results/cnn2d.safetensors,$results/crnn.safetensors" --distill-alpha 0.7 >"$OUT/kd.txt" \
+  || fail "compare.lua --distill exited with status $? ($(cat "$OUT/kd.txt"))"
+grep -q "distilling from 2 teacher(s), alpha 0.7, temperature 2" "$OUT/kd.txt" || fail "no distillation line in $OUT/kd.txt"
+"$serlua" -e "
+local ser = require 'ser'
+local _, meta = assert(ser.load('$OUT/kd/results/crnn.safetensors'))
+assert(type(meta.distill) == 'table' and #meta.distill.teachers == 2 and meta.distill.alpha == 0.7,
+  'the distilled checkpoint does not record its teachers')
+assert(#meta.train_speakers == 16, 'the checkpoint records ' .. #(meta.train_speakers or {}) .. ' training speakers')"
 echo "smoke: all artefacts present"
