@@ -6,7 +6,6 @@
 local ser = require "ser"
 local T = ser.tensor
 local nn = ser.nn
-local batches = require "ser.train.batches"
 local distill = require "ser.train.distill"
 local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
@@ -21,13 +20,14 @@ describe("ser.train.distill.loss", function()
     local q = T.rand(3, 4)
     q = q / q:sum(2, true)
     local Tm = 2.5
+    local qr = q:totable()
     local function by_hand(zr)
       local total = 0
       for i = 1, 3 do
         local m, s = -math.huge, 0
         for k = 1, 4 do m = math.max(m, zr[i][k] / Tm) end
         for k = 1, 4 do s = s + math.exp(zr[i][k] / Tm - m) end
-        for k = 1, 4 do total = total - q:totable()[i][k] * (zr[i][k] / Tm - m - math.log(s)) end
+        for k = 1, 4 do total = total - qr[i][k] * (zr[i][k] / Tm - m - math.log(s)) end
       end
       return total / 3 * Tm * Tm
     end
@@ -96,18 +96,17 @@ describe("fit{distill}", function()
     assert.is_nil(tmeta.distill)
     -- the student reads the default 64 mels; the teacher its recorded 32
     local student = dir .. "/student.safetensors"
-    local _, _, result = ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val },
+    ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val },
       opts{ checkpoint = student, name = "cnn2d",
             distill = { teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 } })
-    assert.is_true(result.splits.val.accuracy >= 0)
     local _, smeta = ser.load(student)
     assert.are.same({ teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 }, smeta.distill)
-    -- the teachers' soft targets are their own probabilities on the clean clips, averaged
+    -- a teacher's soft targets are its probabilities at temperature T on the clean clips with
+    -- its own 32 mels (the student's loader computes 64)
     local d = distill.check({ teachers = { teacher } }, c.classes)
-    local l = ser.data.loader(train, { batch = 4, seconds = 1.0 })
-    local soft = distill.soft_targets(d, l, #c.classes)
-    local tm, meta = batches.load_checkpoint(teacher)
-    local ev = ser.train.evaluate(tm, batches.checkpoint_loader(train, tm, meta))
+    local soft = distill.soft_targets(d, ser.data.loader(train, { batch = 4, seconds = 1.0 }), #c.classes)
+    local ev = ser.train.evaluate(assert(ser.models.load(teacher)),
+      ser.data.loader(train, { batch = 4, seconds = 1.0, features = { kind = "logmel", n_mels = 32 } }))
     local want = (T.new(ev.logits) * 0.5):softmax(2):totable()
     for i, row in ipairs(soft:totable()) do
       for k, v in ipairs(row) do assert.is_true(math.abs(v - want[i][k]) < 1e-5) end
