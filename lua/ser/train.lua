@@ -271,11 +271,8 @@ function M.fit(model, parts, opts)
   if o.distill then
     if o.mixup > 0 then error("ser.train.fit: distill and mixup cannot be combined (a mixed clip has no teacher target)", 2) end
     teach = distill.check(o.distill, classes)
-    local held_out = {}
-    for _, l in ipairs { val or false, test or false } do
-      if l and l.part then held_out[#held_out + 1] = l.part end
-    end
-    distill.check_speakers(teach, held_out, show.message)
+    -- the corpus parts the student is evaluated on (in-memory splits have no speakers)
+    distill.check_speakers(teach, { val and val.part or nil, test and test.part or nil }, show.message)
     local agree
     soft, agree = distill.soft_targets(teach, train, n_classes)
     for _, t in ipairs(teach.teachers) do t.model = nil end   -- their targets are all fit needs of them

@@ -81,13 +81,14 @@ end
 
 -- Refuses teachers that were trained on a speaker the student is evaluated on: their soft
 -- targets would carry what they learnt of that speaker into the student. parts: the
--- student's validation and test corpus parts (a list; in-memory datasets have no speakers).
+-- student's { validation, test } corpus parts, either nil (in-memory datasets have no speakers).
 -- warn: for teachers whose checkpoint does not record its training speakers (older
 -- checkpoints, in-memory models).
 function M.check_speakers(d, parts, warn)
   local held_out = {}
-  for _, part in ipairs(parts) do
-    if type(part.speakers) == "function" then
+  for i = 1, 2 do                             -- parts = { val, test }; either may be nil
+    local part = parts[i]
+    if part and type(part.speakers) == "function" then
       for _, s in ipairs(part:speakers()) do held_out[#held_out + 1] = s end
     end
   end
