@@ -7,6 +7,7 @@ local ser = require "ser"
 local argparse = require "argparse"
 local files = require "ser.train.files"
 local distill = require "ser.train.distill"
+local batches = require "ser.train.batches"
 
 local parser = argparse("compare.lua", "Train CNN2D, CRNN and CNN1D for speech emotion recognition and compare them.")
   :epilog("Artefacts: plots/<model>_curves.png, <model>_confusion.png, model_comparison.png, umap_<model>.png;\n" ..
@@ -65,6 +66,9 @@ parser:option("--distill-alpha", "Share of the teachers' soft targets in the los
   :argname("<a>"):convert(tonumber)
 parser:option("--distill-temperature", "Temperature that softens the teachers' probabilities.", "2")
   :argname("<T>"):convert(tonumber)
+parser:flag("--distill-consistent", "The teachers label every training batch as the student sees it (augmented, " ..
+            "mixed with --mixup) instead of each clip once, unaugmented: one teacher pass per batch; teachers must " ..
+            "read the same inputs as the model.")
 parser:flag("--amp", "Mixed precision (bfloat16 GEMMs).")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
 -- ser.cli.parse: `--lr -1` reads -1 as the value (plain argparse takes it for an option).
@@ -148,20 +152,6 @@ else
   runs[1] = { name = "", train, val, test }
 end
 
--- --distill: teachers checked before any training (files, classes, the speakers each run holds out).
-local distill_opts
-if args.distill then
-  local teachers = {}
-  for path in args.distill:gmatch("[^,]+") do teachers[#teachers + 1] = path end
-  distill_opts = { teachers = teachers, alpha = args.distill_alpha, temperature = args.distill_temperature }
-  local checked, err = pcall(function()
-    local d = distill.check(distill_opts, corpus.classes)
-    for _, run in ipairs(runs) do distill.check_speakers(d, { run[2], run[3] }) end
-  end)
-  if not checked then bad((err:gsub("^ser%.train%.fit: distill: ", "--distill: "))) end
-  if args.mixup > 0 then bad("--distill and --mixup cannot be combined") end
-end
-
 -- The model options the flags give; the --crnn-* flags (and --mels, which sizes CRNN's
 -- BiLSTM) only for CRNN.
 local function model_options(name)
@@ -171,6 +161,40 @@ local function model_options(name)
     o.time, o.hidden, o.mels = args.crnn_time, args.crnn_hidden, args.mels
   end
   return o
+end
+
+-- The features fit's loader computes for a model input (64 log-mels unless --mels), and the
+-- silence trimming the flags ask for.
+local function features_for(input)
+  return input == "logmel" and { kind = "logmel", n_mels = args.mels } or input
+end
+local function trim_option() return args.trim > 0 and args.trim or nil end
+
+-- --distill: teachers checked before any training (files, classes, the speakers each run holds out).
+local distill_opts
+if args.distill then
+  local teachers = {}
+  for path in args.distill:gmatch("[^,]+") do teachers[#teachers + 1] = path end
+  distill_opts = { teachers = teachers, alpha = args.distill_alpha, temperature = args.distill_temperature,
+                   consistent = args.distill_consistent }
+  local checked, err = pcall(function()
+    local d = distill.check(distill_opts, corpus.classes)
+    for _, run in ipairs(runs) do distill.check_speakers(d, { run[2], run[3] }) end
+    if d.consistent then   -- each model's training inputs, as fit's loader will prepare them
+      for _, name in ipairs(model_names) do
+        local input = ser.models.create(name, model_options(name)).input
+        distill.check_inputs(d, ser.data.loader(runs[1][1], { features = batches.feature_spec(features_for(input)),
+          seconds = args.seconds,
+          trim = trim_option(), normalize = batches.normalize_for(input, args.norm) }))
+      end
+    end
+  end)
+  if not checked then bad((err:gsub("^ser%.train%.fit: distill: ", "--distill: "))) end
+  if args.mixup > 0 and not args.distill_consistent then
+    bad("--distill and --mixup cannot be combined without --distill-consistent")
+  end
+elseif args.distill_consistent then
+  bad("--distill-consistent needs --distill")
 end
 
 local TITLES = { cnn2d = "CNN2D (log-mel)", crnn = "CRNN (log-mel)", cnn1d = "CNN1D (waveform)" }
@@ -189,8 +213,7 @@ for _, name in ipairs(model_names) do
       local _, history, result = ser.train.fit(model, run, {
         epochs = args.epochs, batch = args.batch, lr = args.lr, weight_decay = args.weight_decay, seed = seed,
         amp = args.amp, patience = args.patience, seconds = args.seconds,
-        features = model.input == "logmel" and { kind = "logmel", n_mels = args.mels } or model.input,
-        augment = args.augment, trim = args.trim > 0 and args.trim or nil, normalize = args.norm,
+        features = features_for(model.input), augment = args.augment, trim = trim_option(), normalize = args.norm,
         mixup = args.mixup, ema = args.ema > 0 and args.ema or false, distill = distill_opts,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })

@@ -265,19 +265,28 @@ function M.fit(model, parts, opts)
     return F.cross_entropy(logits, y, { weight = weights, label_smoothing = o.label_smoothing })
   end
 
-  -- Distillation: teachers checked against the classes and the held-out speakers, and
-  -- their soft targets computed once, before training.
+  -- Distillation: teachers checked against the classes and the held-out speakers; their
+  -- soft targets computed once, before training, or (consistent) per batch as it is trained.
   local teach, soft
   if o.distill then
-    if o.mixup > 0 then error("ser.train.fit: distill and mixup cannot be combined (a mixed clip has no teacher target)", 2) end
     teach = distill.check(o.distill, classes)
+    if o.mixup > 0 and not teach.consistent then
+      error("ser.train.fit: distill and mixup cannot be combined unless distill.consistent = true "
+        .. "(a mixed clip has no precomputed teacher target)", 2)
+    end
     -- the corpus parts the student is evaluated on (in-memory splits have no speakers)
     distill.check_speakers(teach, { val and val.part or nil, test and test.part or nil }, show.message)
-    local agree
-    soft, agree = distill.soft_targets(teach, train, n_classes)
-    for _, t in ipairs(teach.teachers) do t.model = nil end   -- their targets are all fit needs of them
-    show.message(("distilling from %d teacher(s), alpha %g, temperature %g; the teachers label %d of %d training clips correctly")
-      :format(#teach.teachers, teach.alpha, teach.temperature, agree, soft:size(1)))
+    if teach.consistent then
+      distill.check_inputs(teach, train)
+      show.message(("distilling from %d teacher(s), alpha %g, temperature %g; consistent: the teachers label every "
+        .. "training batch as the student sees it"):format(#teach.teachers, teach.alpha, teach.temperature))
+    else
+      local agree
+      soft, agree = distill.soft_targets(teach, train, n_classes)
+      for _, t in ipairs(teach.teachers) do t.model = nil end   -- their targets are all fit needs of them
+      show.message(("distilling from %d teacher(s), alpha %g, temperature %g; the teachers label %d of %d training clips correctly")
+        :format(#teach.teachers, teach.alpha, teach.temperature, agree, soft:size(1)))
+    end
   end
 
   local params = model:parameters()
@@ -313,8 +322,9 @@ function M.fit(model, parts, opts)
       local logits = model(x or b.x)
       local loss = criterion(logits, b.y)
       if y_mix then loss = loss * lam + criterion(logits, y_mix) * (1 - lam) end
-      if soft then
-        local q = require("ser.core.data").gather(soft, b.index)
+      if teach then
+        local q = soft and require("ser.core.data").gather(soft, b.index)
+          or distill.batch_targets(teach, x or b.x, n_classes)
         loss = loss * (1 - teach.alpha) + distill.loss(logits, q, teach.temperature) * teach.alpha
       end
       local lv = loss:item()

@@ -6,6 +6,10 @@
 -- scale whatever T). Each teacher sees every training clip once, unaugmented, the way it was
 -- trained (its checkpoint's features, window and normalisation), before the first epoch; the
 -- student sees the clip augmented every epoch against the same soft target.
+-- With consistent = true the teachers instead label each training batch as the student sees
+-- it, augmented (and mixed, with mixup), on the fly: "consistent teaching" (Beyer et al. 2022,
+-- "Knowledge distillation: A good teacher is patient and consistent"). It costs one teacher
+-- forward pass per batch and teacher, and needs teachers that read the student's inputs.
 --
 -- Measured on RAVDESS (docs/train.md): six CRNN teachers distilled into one CRNN gave a
 -- single model as accurate as their ensemble.
@@ -13,7 +17,7 @@ local batches = require "ser.train.batches"
 
 local M = {}
 
-M.defaults = { alpha = 0.5, temperature = 2 }
+M.defaults = { alpha = 0.5, temperature = 2, consistent = false }
 
 local function fail(msg) error("ser.train.fit: distill: " .. msg, 0) end
 
@@ -36,12 +40,16 @@ end
 -- (used on the student's inputs as they are). classes: the training class names.
 function M.check(d, classes)
   if type(d) ~= "table" then
-    fail(("expected a table { teachers = {...}, alpha =, temperature = }, got %s"):format(type(d)))
+    fail(("expected a table { teachers = {...}, alpha =, temperature =, consistent = }, got %s"):format(type(d)))
   end
   for k in pairs(d) do
-    if k ~= "teachers" and k ~= "alpha" and k ~= "temperature" then
-      fail(("unknown option '%s' (expected teachers, alpha, temperature)"):format(tostring(k)))
+    if k ~= "teachers" and k ~= "alpha" and k ~= "temperature" and k ~= "consistent" then
+      fail(("unknown option '%s' (expected teachers, alpha, temperature, consistent)"):format(tostring(k)))
     end
+  end
+  local consistent = d.consistent == nil and M.defaults.consistent or d.consistent
+  if type(consistent) ~= "boolean" then
+    fail(("consistent must be true or false, got %s"):format(tostring(consistent)))
   end
   local alpha = d.alpha == nil and M.defaults.alpha or d.alpha
   local T = d.temperature == nil and M.defaults.temperature or d.temperature
@@ -76,7 +84,7 @@ function M.check(d, classes)
     end
     teachers[i] = entry
   end
-  return { teachers = teachers, alpha = alpha, temperature = T }
+  return { teachers = teachers, alpha = alpha, temperature = T, consistent = consistent }
 end
 
 -- Refuses teachers that were trained on a speaker the student is evaluated on: their soft
@@ -165,6 +173,87 @@ function M.soft_targets(d, train, n_classes)
   return soft, agree
 end
 
+-- What a checkpoint teacher's input preparation and the student's training loader's differ
+-- in (nil when they agree): consistent teaching feeds the teacher the student's batches, so
+-- both must be the same features of the same clip length, rate, trimming and normalisation.
+-- Feature options given on one side only are taken as defaults and not compared.
+local function show(v) return type(v) == "number" and ("%g"):format(v) or tostring(v) end
+
+local function trim_text(t)
+  if type(t) ~= "table" then return "off" end
+  return ("%s dB (frames %s, hop %s)"):format(tostring(t.top_db), tostring(t.frame_length), tostring(t.hop_length))
+end
+
+local function input_mismatch(t, train)
+  local want = batches.checkpoint_features(t.model, t.meta)
+  local have = train.feature_spec
+  if type(have) ~= "table" or have.kind == "function" then
+    return "the student's features are a Lua function, which a checkpoint teacher cannot be shown to share"
+  end
+  for k, v in pairs(want) do
+    local h = have[k]
+    if k == "sr" then h = h or (have.kind ~= "waveform" and train.sr or nil) end
+    if h ~= nil and tostring(h) ~= tostring(v) then
+      return ("features.%s is %s for the teacher and %s for the student"):format(k, tostring(v), tostring(h))
+    end
+  end
+  if have.kind ~= want.kind then
+    return ("the teacher reads %s features and the student %s"):format(tostring(want.kind), tostring(have.kind))
+  end
+  local m = t.meta
+  local checks = {
+    { "seconds", tonumber(m.seconds) or 4.0, train.seconds },
+    { "sr", tonumber(m.sr) or 16000, train.sr },
+    { "normalize", batches.normalize_for(t.model.input, m.normalize) or "clip", batches.normalize_for(t.model.input, train.normalize) or "clip" },
+    { "trim", trim_text(m.trim), trim_text(train.trim) },
+  }
+  for _, c in ipairs(checks) do
+    if show(c[2]) ~= show(c[3]) then
+      return ("%s is %s for the teacher and %s for the student"):format(c[1], show(c[2]), show(c[3]))
+    end
+  end
+  return nil
+end
+
+-- Consistent teaching: refuses checkpoint teachers whose inputs differ from the student's
+-- (see input_mismatch). nn-module teachers read the student's inputs by definition, and so do
+-- checkpoints when the training data is an in-memory dataset (its tensors are the inputs).
+function M.check_inputs(d, train)
+  if not train.part then return end
+  for _, t in ipairs(d.teachers) do
+    if t.meta then
+      local why = input_mismatch(t, train)
+      if why then
+        fail(("consistent teaching shows teacher %s the student's training batches, but %s; train the teacher on "
+          .. "the same inputs or leave consistent off (the teachers then read each clip their own way, once)")
+          :format(t.name, why))
+      end
+    end
+  end
+end
+
+-- Consistent teaching: [B, C] soft targets for a batch x as the student sees it, each
+-- teacher's softmax(logits / T) in eval mode, averaged; a teacher keeps its own mode.
+function M.batch_targets(d, x, n_classes)
+  local ser = require "ser"
+  local T, sum = d.temperature, nil
+  ser.no_grad(function()
+    for _, t in ipairs(d.teachers) do
+      local was_training = t.model.training
+      t.model:eval()
+      local logits = t.model(x)
+      t.model:train(was_training)
+      if logits:dim() ~= 2 or logits:size(2) ~= n_classes then
+        fail(("teacher %s gives outputs of shape [%s] for a batch; expected [%d, %d] (one score per class)")
+          :format(t.name, table.concat(logits:shape(), ","), x:size(1), n_classes))
+      end
+      local p = (logits * (1 / T)):softmax(2)
+      sum = sum and sum + p or p
+    end
+  end)
+  return sum * (1 / #d.teachers)
+end
+
 -- The distillation term for a batch: T^2 * H(q, softmax(logits / T)), averaged over the batch.
 function M.loss(logits, q, T)
   return -(q * (logits * (1 / T)):log_softmax(2)):sum(2):mean() * (T * T)
@@ -174,7 +263,7 @@ end
 function M.record(d)
   local names = {}
   for i, t in ipairs(d.teachers) do names[i] = t.name end
-  return { teachers = names, alpha = d.alpha, temperature = d.temperature }
+  return { teachers = names, alpha = d.alpha, temperature = d.temperature, consistent = d.consistent }
 end
 
 return M
