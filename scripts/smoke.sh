@@ -100,4 +100,13 @@ local _, meta = assert(ser.load('$OUT/kd/results/crnn.safetensors'))
 assert(type(meta.distill) == 'table' and #meta.distill.teachers == 2 and meta.distill.alpha == 0.7,
   'the distilled checkpoint does not record its teachers')
 assert(#meta.train_speakers == 16, 'the checkpoint records ' .. #(meta.train_speakers or {}) .. ' training speakers')"
+
+echo "== compare.lua --distill-consistent: the same teachers label each augmented batch (the student reads their 32 mels)"
+"$serlua" experiments/compare.lua --quick --models crnn --mels 32 --crnn-hidden 32 --data "$OUT/corpus" --out "$OUT/kdc" \
+  --seed 1 --distill "$results/cnn2d.safetensors,$results/crnn.safetensors" --distill-consistent >"$OUT/kdc.txt" \
+  || fail "compare.lua --distill-consistent exited with status $? ($(cat "$OUT/kdc.txt"))"
+grep -q "consistent: the teachers label every training batch" "$OUT/kdc.txt" || fail "no consistent-teaching line in $OUT/kdc.txt"
+"$serlua" -e "
+local _, meta = assert(require('ser').load('$OUT/kdc/results/crnn.safetensors'))
+assert(meta.distill and meta.distill.consistent == true, 'the checkpoint does not record consistent teaching')"
 echo "smoke: all artefacts present"

@@ -31,7 +31,7 @@ describe("experiments/compare.lua", function()
                             "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema",
                             "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout",
                             "--crnn-feature-dropout", "--crnn-hidden", "--mels", "--freq", "--crnn-time", "--distill",
-                            "--distill-alpha", "--distill-temperature" } do
+                            "--distill-alpha", "--distill-temperature", "--distill-consistent" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
@@ -65,6 +65,7 @@ describe("experiments/compare.lua", function()
       { "--distill-alpha 2", "--distill-alpha must be a number in [0, 1]" },
       { "--distill-temperature 0", "--distill-temperature must be a number > 0" },
       { "--quick --distill /nonexistent/teacher.safetensors", "--distill: teacher 1: cannot open '/nonexistent/teacher.safetensors'" },
+      { "--quick --distill-consistent", "--distill-consistent needs --distill" },
     }
     for _, c in ipairs(cases) do
       local out, rc = run("experiments/compare.lua " .. c[1])
@@ -79,7 +80,8 @@ describe("experiments/compare.lua --distill", function()
   local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
   after_each(tmp.cleanup)
 
-  it_bin("refuses teachers of other classes or trained on a held-out speaker, before any training", function()
+  it_bin("refuses teachers of other classes, trained on a held-out speaker or (consistent) on other inputs, "
+    .. "before any training", function()
     local ser = require "ser"
     local dir = tmp.make("compare")
     local classes = ser.data.synthetic{ speakers = 2, per_class = 1, seconds = 0.25 }.classes
@@ -87,9 +89,15 @@ describe("experiments/compare.lua --distill", function()
     local model = ser.models.create("cnn2d", { classes = #classes })
     ser.train.save_checkpoint(leaky, model, classes, { name = "cnn2d" }, 1, { train_speakers = { 1, 2, 17 } })
     ser.train.save_checkpoint(other, ser.models.create("cnn2d", { classes = 2 }), { "x", "y" }, { name = "cnn2d" }, 1)
+    -- trained on the training speakers, on 4 s clips: --quick's 1 s clips are other inputs
+    local clean = dir .. "/clean.safetensors"
+    ser.train.save_checkpoint(clean, model, classes, { name = "cnn2d" }, 1, { train_speakers = { 1, 2 } })
     for _, c in ipairs {
       { leaky, "--distill: teacher " .. leaky .. " was trained on speaker(s) 17, which this run evaluates on" },
       { other, "--distill: teacher " .. other .. " was trained on the classes {x, y}" },
+      { clean .. " --distill-consistent", "--distill: consistent teaching shows teacher " .. clean
+        .. " the student's training batches, but seconds is 4 for the teacher and 1 for the student" },
+      { clean .. " --mixup 0.2", "--distill and --mixup cannot be combined without --distill-consistent" },
     } do
       local out, rc = run(("experiments/compare.lua --quick --out %s --distill %s"):format(dir, c[1]))
       assert.are_not.equal(0, rc)

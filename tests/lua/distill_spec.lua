@@ -1,8 +1,9 @@
 -- Knowledge distillation (fit{distill = {teachers, alpha, temperature}}): the loss term
 -- against finite differences, a student that learns its teacher's function rather than
 -- the labels, teachers given as checkpoints (their own features; recorded in the student's
--- checkpoint), and the refusals: a teacher trained on a held-out speaker, other classes,
--- bad options, mixup.
+-- checkpoint), consistent teaching (the teachers label each batch as the student sees it),
+-- and the refusals: a teacher trained on a held-out speaker, other classes, bad options,
+-- mixup without consistent teaching, consistent teachers that read other inputs.
 local ser = require "ser"
 local T = ser.tensor
 local nn = ser.nn
@@ -100,7 +101,7 @@ describe("fit{distill}", function()
       opts{ checkpoint = student, name = "cnn2d",
             distill = { teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 } })
     local _, smeta = ser.load(student)
-    assert.are.same({ teachers = { teacher, teacher }, alpha = 0.7, temperature = 3 }, smeta.distill)
+    assert.are.same({ teachers = { teacher, teacher }, alpha = 0.7, temperature = 3, consistent = false }, smeta.distill)
     -- a teacher's soft targets are its probabilities at temperature T on the clean clips with
     -- its own 32 mels (the student's loader computes 64)
     local d = distill.check({ teachers = { teacher } }, c.classes)
@@ -111,6 +112,110 @@ describe("fit{distill}", function()
     for i, row in ipairs(soft:totable()) do
       for k, v in ipairs(row) do assert.is_true(math.abs(v - want[i][k]) < 1e-5) end
     end
+  end)
+
+  it("with consistent = true labels each batch as the student sees it (mixed, with mixup)", function()
+    ser.manual_seed(7)
+    local n = 32
+    local x = T.randn(n, 4)
+    local rows = x:totable()
+    local y = {}
+    for i = 1, n do y[i] = i % 2 + 1 end
+    local seen, lin = {}, nn.Linear(4, 2)
+    local function is_dataset_row(r)
+      for _, d in ipairs(rows) do
+        local same = true
+        for k = 1, 4 do if math.abs(d[k] - r[k]) > 1e-6 then same = false; break end end
+        if same then return true end
+      end
+      return false
+    end
+    local function fit_with(mixup)
+      seen = {}
+      ser.train.fit(nn.Linear(4, 2), { { x = x, y = y, classes = { "a", "b" } } }, { epochs = 2, batch = 8,
+        progress = "quiet", seed = 1, mixup = mixup,
+        distill = { teachers = { lin }, consistent = true } })
+    end
+    -- the batch targets are the teachers' averaged softened probabilities of that batch
+    local d = distill.check({ teachers = { lin, lin }, temperature = 2, consistent = true }, { "a", "b" })
+    local q = distill.batch_targets(d, x, 2):totable()
+    local want
+    ser.no_grad(function() want = (lin(x) * 0.5):softmax(2):totable() end)
+    for i = 1, n do for k = 1, 2 do assert.is_true(math.abs(q[i][k] - want[i][k]) < 1e-6) end end
+    -- inside fit: the teachers see every training batch, and with mixup the mixed clips
+    -- (batch_targets wrapped to record the inputs fit hands it)
+    local count = 0
+    local batch_targets = distill.batch_targets
+    distill.batch_targets = function(dd, xb, c)
+      for _, r in ipairs(xb:totable()) do seen[#seen + 1] = r end
+      count = count + 1
+      return batch_targets(dd, xb, c)
+    end
+    local ok, err = pcall(function()
+      fit_with(0)
+      assert.are.equal(8, count)                    -- 2 epochs x 4 batches
+      for _, r in ipairs(seen) do assert.is_true(is_dataset_row(r)) end
+      count = 0
+      fit_with(0.4)
+      assert.are.equal(8, count)
+      local mixed = 0
+      for _, r in ipairs(seen) do if not is_dataset_row(r) then mixed = mixed + 1 end end
+      assert.is_true(mixed > #seen / 2, ("the teacher saw %d mixed rows of %d"):format(mixed, #seen))
+    end)
+    distill.batch_targets = batch_targets
+    assert(ok, err)
+  end)
+
+  it("with consistent = true refuses checkpoint teachers that read other inputs than the student", function()
+    local dir = tmp.make("distill")
+    local c = ser.data.synthetic{ speakers = 3, per_class = 1, classes = 2, seconds = 0.5, seed = 10 }
+    local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
+    local teacher = dir .. "/teacher32.safetensors"
+    local base = { epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", seed = 1 }
+    local function opts(extra)
+      local o = {}
+      for k, v in pairs(base) do o[k] = v end
+      for k, v in pairs(extra) do o[k] = v end
+      return o
+    end
+    ser.train.fit(ser.models.create("cnn2d", { classes = 2 }), { train, val },
+      opts{ features = { kind = "logmel", n_mels = 32 }, checkpoint = teacher })
+    local function student(extra)
+      return pcall(ser.train.fit, ser.models.create("cnn2d", { classes = 2 }), { train, val },
+        opts(extra))
+    end
+    local ok, err = student{ distill = { teachers = { teacher }, consistent = true } }
+    assert.is_false(ok)
+    assert.matches("consistent teaching shows teacher .*teacher32%.safetensors the student's training batches, "
+      .. "but the teacher's features {kind = logmel, n_mels = 32, sr = 16000} give %[1,1,32,32%] for a clip and "
+      .. "the student's {kind = logmel, sr = 16000} %[1,1,64,32%]", err)
+    -- options compare by what they compute: the default's 64 mels said or not, another fmax refused
+    local default = dir .. "/teacher64.safetensors"
+    ser.train.fit(ser.models.create("cnn2d", { classes = 2 }), { train, val }, opts{ checkpoint = default })
+    local d = distill.check({ teachers = { default }, consistent = true }, c.classes)
+    local function loader(features) return ser.data.loader(train, { seconds = 0.5, features = features }) end
+    assert.has_no.errors(function() distill.check_inputs(d, loader{ kind = "logmel", n_mels = 64 }) end)
+    ok, err = pcall(distill.check_inputs, d, loader{ kind = "logmel", fmax = 4000 })
+    assert.is_false(ok)
+    assert.matches("the teacher's features {kind = logmel, sr = 16000} and the student's {kind = logmel, fmax = 4000, "
+      .. "sr = 16000} differ in value", err)
+    ok, err = student{ features = { kind = "logmel", n_mels = 32 }, seconds = 0.4,
+                       distill = { teachers = { teacher }, consistent = true } }
+    assert.is_false(ok)
+    assert.matches("seconds is 0%.5 for the teacher and 0%.4 for the student", err)
+    ok, err = student{ features = { kind = "logmel", n_mels = 32 }, normalize = "speaker",
+                       distill = { teachers = { teacher }, consistent = true } }
+    assert.is_false(ok)
+    assert.matches("normalize is clip for the teacher and speaker for the student", err)
+    -- the same inputs: trained, and recorded as consistent
+    local out = dir .. "/student.safetensors"
+    ok, err = student{ features = { kind = "logmel", n_mels = 32 }, checkpoint = out,
+                       distill = { teachers = { teacher }, consistent = true } }
+    assert(ok, err)
+    local _, meta = ser.load(out)
+    assert.is_true(meta.distill.consistent)
+    -- without consistent the same mismatch is fine: the teacher reads its own 32 mels
+    assert(student{ distill = { teachers = { teacher } } })
   end)
 
   it("refuses a teacher trained on a speaker the student is evaluated on", function()
@@ -146,7 +251,9 @@ describe("fit{distill}", function()
     assert.matches("teacher 1: .*nope%.safetensors", fit_with{ teachers = { "/nonexistent/nope.safetensors" } })
     assert.matches("teacher 1 %(CNN2D%) has 5 outputs; the training data has 2 classes",
       fit_with{ teachers = { ser.models.create("cnn2d", { classes = 5 }) } })
-    assert.matches("distill and mixup cannot be combined", fit_with({ teachers = { t } }, { mixup = 0.2 }))
+    assert.matches("distill and mixup cannot be combined unless distill.consistent = true",
+      fit_with({ teachers = { t } }, { mixup = 0.2 }))
+    assert.matches("consistent must be true or false, got yes", fit_with{ teachers = { t }, consistent = "yes" })
     -- a module without a class count whose outputs do not fit
     local x = T.randn(6, 4)
     local ok, err = pcall(ser.train.fit, nn.Linear(4, 2), { { x = x, y = { 1, 2, 1, 2, 1, 2 }, classes = { "a", "b" } } },

@@ -47,7 +47,8 @@ function M.check(d, classes)
       fail(("unknown option '%s' (expected teachers, alpha, temperature, consistent)"):format(tostring(k)))
     end
   end
-  local consistent = d.consistent == nil and M.defaults.consistent or d.consistent
+  local consistent = d.consistent
+  if consistent == nil then consistent = M.defaults.consistent end   -- (an `and/or` would lose false)
   if type(consistent) ~= "boolean" then
     fail(("consistent must be true or false, got %s"):format(tostring(consistent)))
   end
@@ -176,7 +177,6 @@ end
 -- What a checkpoint teacher's input preparation and the student's training loader's differ
 -- in (nil when they agree): consistent teaching feeds the teacher the student's batches, so
 -- both must be the same features of the same clip length, rate, trimming and normalisation.
--- Feature options given on one side only are taken as defaults and not compared.
 local function show(v) return type(v) == "number" and ("%g"):format(v) or tostring(v) end
 
 local function trim_text(t)
@@ -184,21 +184,37 @@ local function trim_text(t)
   return ("%s dB (frames %s, hop %s)"):format(tostring(t.top_db), tostring(t.frame_length), tostring(t.hop_length))
 end
 
+local function spec_text(f)
+  local keys, parts = {}, {}
+  for k in pairs(f) do if k ~= "kind" then keys[#keys + 1] = k end end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = ("%s = %s"):format(k, show(f[k])) end
+  return ("{kind = %s%s}"):format(tostring(f.kind), #parts > 0 and ", " .. table.concat(parts, ", ") or "")
+end
+
+-- The two feature specs compared by what they compute: both transforms run on the same probe
+-- clip (a fixed two-tone signal), so options left at their defaults on one side compare equal.
+local function features_differ(want, have, seconds, sr)
+  local ser = require "ser"
+  local n, rows = math.floor(seconds * sr + 0.5), {}
+  for i = 1, n do rows[i] = 0.3 * math.sin(2 * math.pi * 220 * i / sr) + 0.1 * math.sin(2 * math.pi * 1870 * i / sr) end
+  local probe = ser.tensor.new({ rows })
+  local a, b = batches.transform(want, probe), batches.transform(have, probe)
+  local sa, sb = table.concat(a:shape(), ","), table.concat(b:shape(), ",")
+  if sa ~= sb then
+    return ("the teacher's features %s give [%s] for a clip and the student's %s [%s]")
+      :format(spec_text(want), sa, spec_text(have), sb)
+  end
+  if (a - b):abs():max() > 1e-4 then   -- max over all elements is a number
+    return ("the teacher's features %s and the student's %s differ in value"):format(spec_text(want), spec_text(have))
+  end
+  return nil
+end
+
 local function input_mismatch(t, train)
-  local want = batches.checkpoint_features(t.model, t.meta)
   local have = train.feature_spec
   if type(have) ~= "table" or have.kind == "function" then
     return "the student's features are a Lua function, which a checkpoint teacher cannot be shown to share"
-  end
-  for k, v in pairs(want) do
-    local h = have[k]
-    if k == "sr" then h = h or (have.kind ~= "waveform" and train.sr or nil) end
-    if h ~= nil and tostring(h) ~= tostring(v) then
-      return ("features.%s is %s for the teacher and %s for the student"):format(k, tostring(v), tostring(h))
-    end
-  end
-  if have.kind ~= want.kind then
-    return ("the teacher reads %s features and the student %s"):format(tostring(want.kind), tostring(have.kind))
   end
   local m = t.meta
   local checks = {
@@ -212,7 +228,13 @@ local function input_mismatch(t, train)
       return ("%s is %s for the teacher and %s for the student"):format(c[1], show(c[2]), show(c[3]))
     end
   end
-  return nil
+  -- either loader computes spectral features at its own rate unless the spec says otherwise
+  local teacher, student = batches.checkpoint_features(t.model, m), {}
+  for k, v in pairs(have) do student[k] = v end
+  for _, f in ipairs { teacher, student } do
+    if f.kind ~= "waveform" and f.sr == nil then f.sr = train.sr end   -- the rates agree (checked above)
+  end
+  return features_differ(teacher, student, train.seconds, train.sr)
 end
 
 -- Consistent teaching: refuses checkpoint teachers whose inputs differ from the student's
