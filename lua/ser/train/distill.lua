@@ -174,9 +174,7 @@ function M.soft_targets(d, train, n_classes)
   return soft, agree
 end
 
--- What a checkpoint teacher's input preparation and the student's training loader's differ
--- in (nil when they agree): consistent teaching feeds the teacher the student's batches, so
--- both must be the same features of the same clip length, rate, trimming and normalisation.
+-- Values and specs as the refusal messages write them.
 local function show(v) return type(v) == "number" and ("%g"):format(v) or tostring(v) end
 
 local function trim_text(t)
@@ -211,6 +209,9 @@ local function features_differ(want, have, seconds, sr)
   return nil
 end
 
+-- What a checkpoint teacher's input preparation and the student's training loader's differ
+-- in (nil when they agree): consistent teaching feeds the teacher the student's batches, so
+-- both must be the same features of the same clip length, rate, trimming and normalisation.
 local function input_mismatch(t, train)
   local have = train.feature_spec
   if type(have) ~= "table" or have.kind == "function" then
