@@ -14,6 +14,14 @@ ser.data.set_warn(function() end)
 
 local function argmax(rows) return ser.train.argmax_rows(rows) end
 
+-- fit options: base with extra's fields added or replaced
+local function merged(base, extra)
+  local o = {}
+  for k, v in pairs(base) do o[k] = v end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
 describe("ser.train.distill.loss", function()
   it("is T^2 times the cross-entropy against the soft targets, with matching gradients", function()
     ser.manual_seed(4)
@@ -83,12 +91,7 @@ describe("fit{distill}", function()
     local c = ser.data.synthetic{ speakers = 4, per_class = 2, classes = 3, seconds = 1.0, seed = 6 }
     local train, val = c:split{ by = "speaker", train = { 1, 2, 3 }, val = { 4 } }
     local base = { epochs = 2, batch = 4, seconds = 1.0, classes = c.classes, progress = "quiet", seed = 1 }
-    local function opts(extra)
-      local o = {}
-      for k, v in pairs(base) do o[k] = v end
-      for k, v in pairs(extra) do o[k] = v end
-      return o
-    end
+    local function opts(extra) return merged(base, extra) end
     local teacher = dir .. "/teacher.safetensors"
     ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val },
       opts{ features = { kind = "logmel", n_mels = 32 }, checkpoint = teacher, name = "cnn2d" })
@@ -172,12 +175,7 @@ describe("fit{distill}", function()
     local train, val = c:split{ by = "speaker", train = { 1, 2 }, val = { 3 } }
     local teacher = dir .. "/teacher32.safetensors"
     local base = { epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", seed = 1 }
-    local function opts(extra)
-      local o = {}
-      for k, v in pairs(base) do o[k] = v end
-      for k, v in pairs(extra) do o[k] = v end
-      return o
-    end
+    local function opts(extra) return merged(base, extra) end
     ser.train.fit(ser.models.create("cnn2d", { classes = 2 }), { train, val },
       opts{ features = { kind = "logmel", n_mels = 32 }, checkpoint = teacher })
     local function student(extra)
@@ -236,8 +234,7 @@ describe("fit{distill}", function()
     local c = ser.data.synthetic{ speakers = 2, per_class = 1, classes = 2, seconds = 0.5, seed = 9 }
     local train, val = c:split{ by = "speaker", train = { 1 }, val = { 2 } }
     local function fit_with(d, extra)
-      local o = { epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", distill = d }
-      for k, v in pairs(extra or {}) do o[k] = v end
+      local o = merged({ epochs = 1, batch = 2, seconds = 0.5, classes = c.classes, progress = "quiet", distill = d }, extra)
       local ok, err = pcall(ser.train.fit, ser.models.create("cnn2d", { classes = 2 }), { train, val }, o)
       assert.is_false(ok)
       return err
