@@ -190,14 +190,25 @@ local function spec_text(f)
   return ("{kind = %s%s}"):format(tostring(f.kind), #parts > 0 and ", " .. table.concat(parts, ", ") or "")
 end
 
--- The two feature specs compared by what they compute: both transforms run on the same probe
--- clip (a fixed two-tone signal), so options left at their defaults on one side compare equal.
-local function features_differ(want, have, seconds, sr)
-  local ser = require "ser"
-  local n, rows = math.floor(seconds * sr + 0.5), {}
-  for i = 1, n do rows[i] = 0.3 * math.sin(2 * math.pi * 220 * i / sr) + 0.1 * math.sin(2 * math.pi * 1870 * i / sr) end
-  local probe = ser.tensor.new({ rows })
-  local a, b = batches.transform(want, probe), batches.transform(have, probe)
+-- The student's side of the feature comparison, computed once for all teachers: its feature
+-- spec (with the loader's rate filled in, as the loader does), a probe clip (a fixed two-tone
+-- signal of the training clip length) and the student's features of it.
+local function student_side(train)
+  local spec = {}
+  for k, v in pairs(train.feature_spec) do spec[k] = v end
+  if spec.kind ~= "waveform" and spec.sr == nil then spec.sr = train.sr end
+  local sr, rows = train.sr, {}
+  for i = 1, math.floor(train.seconds * sr + 0.5) do
+    rows[i] = 0.3 * math.sin(2 * math.pi * 220 * i / sr) + 0.1 * math.sin(2 * math.pi * 1870 * i / sr)
+  end
+  local probe = require("ser").tensor.new({ rows })
+  return { spec = spec, probe = probe, features = batches.transform(spec, probe) }
+end
+
+-- The teacher's feature spec against the student's, compared by what they compute on the
+-- probe clip, so options left at their defaults on one side compare equal.
+local function features_differ(want, student)
+  local a, b, have = batches.transform(want, student.probe), student.features, student.spec
   local sa, sb = table.concat(a:shape(), ","), table.concat(b:shape(), ",")
   if sa ~= sb then
     return ("the teacher's features %s give [%s] for a clip and the student's %s [%s]")
@@ -212,7 +223,8 @@ end
 -- What a checkpoint teacher's input preparation and the student's training loader's differ
 -- in (nil when they agree): consistent teaching feeds the teacher the student's batches, so
 -- both must be the same features of the same clip length, rate, trimming and normalisation.
-local function input_mismatch(t, train)
+-- student(): the student's side (student_side), built on first use.
+local function input_mismatch(t, train, student)
   local have = train.feature_spec
   if type(have) ~= "table" or have.kind == "function" then
     return "the student's features are a Lua function, which a checkpoint teacher cannot be shown to share"
@@ -229,13 +241,10 @@ local function input_mismatch(t, train)
       return ("%s is %s for the teacher and %s for the student"):format(c[1], show(c[2]), show(c[3]))
     end
   end
-  -- either loader computes spectral features at its own rate unless the spec says otherwise
-  local teacher, student = batches.checkpoint_features(t.model, m), {}
-  for k, v in pairs(have) do student[k] = v end
-  for _, f in ipairs { teacher, student } do
-    if f.kind ~= "waveform" and f.sr == nil then f.sr = train.sr end   -- the rates agree (checked above)
-  end
-  return features_differ(teacher, student, train.seconds, train.sr)
+  -- the teacher's loader computes spectral features at its own rate unless the spec says otherwise
+  local teacher = batches.checkpoint_features(t.model, m)
+  if teacher.kind ~= "waveform" and teacher.sr == nil then teacher.sr = train.sr end   -- the rates agree (above)
+  return features_differ(teacher, student())
 end
 
 -- Consistent teaching: refuses checkpoint teachers whose inputs differ from the student's
@@ -243,9 +252,11 @@ end
 -- checkpoints when the training data is an in-memory dataset (its tensors are the inputs).
 function M.check_inputs(d, train)
   if not train.part then return end
+  local side
+  local function student() side = side or student_side(train); return side end
   for _, t in ipairs(d.teachers) do
     if t.meta then
-      local why = input_mismatch(t, train)
+      local why = input_mismatch(t, train, student)
       if why then
         fail(("consistent teaching shows teacher %s the student's training batches, but %s; train the teacher on "
           .. "the same inputs or leave consistent off (the teachers then read each clip their own way, once)")
