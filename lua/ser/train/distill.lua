@@ -124,6 +124,24 @@ function M.check_speakers(d, parts, warn)
   end
 end
 
+-- A teacher's logits for inputs x: eval mode, no graph; a module the caller passed keeps its mode.
+local function teacher_logits(t, x)
+  local was_training = t.model.training
+  t.model:eval()
+  local logits
+  require("ser").no_grad(function() logits = t.model(x) end)
+  t.model:train(was_training)
+  return logits
+end
+
+-- Refuses a teacher whose outputs for n inputs are not [n, n_classes].
+local function check_outputs(t, logits, n, n_classes)
+  if logits:dim() ~= 2 or logits:size(2) ~= n_classes then
+    fail(("teacher %s gives outputs of shape [%s]; expected [%d, %d] (one score per class)")
+      :format(t.name, table.concat(logits:shape(), ","), n, n_classes))
+  end
+end
+
 -- [N, C] soft targets for the training loader's items, in item order: each teacher's
 -- softmax(logits / T), averaged; n_classes: C, which every teacher's output must have.
 -- Also returns how many clips the averaged teachers label like the training labels (for
@@ -148,22 +166,14 @@ function M.soft_targets(d, train, n_classes)
       end
       logits = ser.tensor.new(require("ser.train").evaluate(t.model, loader).logits)
     else                                  -- an in-memory dataset: the teacher reads x as it is
-      local was_training = t.model.training
-      t.model:eval()
       local rows = {}
-      ser.no_grad(function()
-        for start = 1, train.n, 64 do
-          local x = train.x:narrow(1, start, math.min(64, train.n - start + 1))
-          for _, r in ipairs(t.model(x):totable()) do rows[#rows + 1] = r end
-        end
-      end)
-      t.model:train(was_training)           -- a module the caller passed keeps its mode
+      for start = 1, train.n, 64 do
+        local x = train.x:narrow(1, start, math.min(64, train.n - start + 1))
+        for _, r in ipairs(teacher_logits(t, x):totable()) do rows[#rows + 1] = r end
+      end
       logits = ser.tensor.new(rows)
     end
-    if logits:dim() ~= 2 or logits:size(2) ~= n_classes then
-      fail(("teacher %s gives outputs of shape [%s]; expected [%d, %d] (one score per class)")
-        :format(t.name, table.concat(logits:shape(), ","), train.n, n_classes))
-    end
+    check_outputs(t, logits, train.n, n_classes)
     local p = (logits * (1 / T)):softmax(2)
     sum = sum and sum + p or p
   end
@@ -269,22 +279,13 @@ end
 -- Consistent teaching: [B, C] soft targets for a batch x as the student sees it, each
 -- teacher's softmax(logits / T) in eval mode, averaged; a teacher keeps its own mode.
 function M.batch_targets(d, x, n_classes)
-  local ser = require "ser"
   local T, sum = d.temperature, nil
-  ser.no_grad(function()
-    for _, t in ipairs(d.teachers) do
-      local was_training = t.model.training
-      t.model:eval()
-      local logits = t.model(x)
-      t.model:train(was_training)
-      if logits:dim() ~= 2 or logits:size(2) ~= n_classes then
-        fail(("teacher %s gives outputs of shape [%s] for a batch; expected [%d, %d] (one score per class)")
-          :format(t.name, table.concat(logits:shape(), ","), x:size(1), n_classes))
-      end
-      local p = (logits * (1 / T)):softmax(2)
-      sum = sum and sum + p or p
-    end
-  end)
+  for _, t in ipairs(d.teachers) do
+    local logits = teacher_logits(t, x)
+    check_outputs(t, logits, x:size(1), n_classes)
+    local p = (logits * (1 / T)):softmax(2)
+    sum = sum and sum + p or p
+  end
   return sum * (1 / #d.teachers)
 end
 
