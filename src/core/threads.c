@@ -30,10 +30,30 @@ void ser_set_num_threads(int n) {
   openblas_set_num_threads(n);
 }
 
+/* The thread count an environment variable asks for, or 0 when it is unset.
+ * OMP_NUM_THREADS may be a list ("4,2" = 4 at the outer level); its first entry
+ * is the count, as OpenMP reads it. A value that is not a positive count is
+ * reported on stderr and ignored rather than silently meaning "all cores". */
+static int threads_from_env(const char *name) {
+  const char *env = getenv(name);
+  if (!env || !*env) return 0;
+  char *end;
+  long n = strtol(env, &end, 10);
+  if (n < 1 || n > 4096 || end == env || (*end && *end != ',')) {
+    fprintf(stderr, "serlua: ignoring %s='%s' (expected a positive thread count)\n", name, env);
+    return 0;
+  }
+  return (int)n;
+}
+
+/* SER_NUM_THREADS first; else OMP_NUM_THREADS, so that the usual way of giving
+ * each of several processes one core works (without it our default of all cores
+ * would override the variable: omp_set_num_threads wins over the environment);
+ * else all cores. */
 void ser_threads_init(void) {
   if (num_threads) return;
-  const char *env = getenv("SER_NUM_THREADS");
-  int n = env ? atoi(env) : 0;
+  int n = threads_from_env("SER_NUM_THREADS");
+  if (n == 0) n = threads_from_env("OMP_NUM_THREADS");
   ser_set_num_threads(n);
 }
 

@@ -8,7 +8,7 @@
 void serlua_print_version(void) {
   printf("serlua %s  (%s)\n", SER_VERSION, LUA_RELEASE);
   printf("BLAS: %s\n", ser_blas_info());
-  printf("threads: %d (set SER_NUM_THREADS to change)\n", ser_num_threads());
+  printf("threads: %d (set SER_NUM_THREADS or OMP_NUM_THREADS to change)\n", ser_num_threads());
   fflush(stdout);
 }
 

@@ -242,6 +242,27 @@ describe("command line", function()
     assert.matches("\nthreads: 1 ", out)
   end)
 
+  it("takes the thread count from SER_NUM_THREADS, else OMP_NUM_THREADS; a bad value is named and ignored", function()
+    local function threads(env)
+      local out, err, code = run("-v", "", "-u SER_NUM_THREADS -u OMP_NUM_THREADS " .. env)
+      assert.are.equal(0, code)
+      return tonumber(out:match("\nthreads: (%d+) ")), err
+    end
+    -- OMP_NUM_THREADS alone is obeyed (several processes given one core each),
+    -- as a list too, where its first entry is the count.
+    assert.are.same({ 1, "" }, { threads("OMP_NUM_THREADS=1") })
+    assert.are.same({ 1, "" }, { threads("OMP_NUM_THREADS=1,2") })
+    -- SER_NUM_THREADS wins over it.
+    assert.are.same({ 3, "" }, { threads("SER_NUM_THREADS=3 OMP_NUM_THREADS=1") })
+    -- Not a count: a warning naming the variable, and the next source decides.
+    local n, err = threads("SER_NUM_THREADS=two OMP_NUM_THREADS=1")
+    assert.are.equal(1, n)
+    assert.matches("ignoring SER_NUM_THREADS='two' (expected a positive thread count)", err, 1, true)
+    n, err = threads("OMP_NUM_THREADS=0")
+    assert.is_true(n >= 1)
+    assert.matches("ignoring OMP_NUM_THREADS='0'", err, 1, true)
+  end)
+
   it("--help prints usage on stdout; a bad option fails with usage on stderr", function()
     local out, err, code = run("--help")
     assert.are.equal(0, code)
