@@ -9,14 +9,14 @@ require "ser.core.audio"
 local T, F = ser.tensor, ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 
 -- A model written by ser.train.save_checkpoint and read back by ser.models.load.
 local EIGHT = { "a", "b", "c", "d", "e", "f", "g", "h" }
 local function through_checkpoint(model, name)
-  local path = os.tmpname()
+  local path = tmp.make("models") .. "/model.safetensors"
   ser.train.save_checkpoint(path, model, EIGHT, { name = name }, 1)
   local back, meta = ser.models.load(path)
-  os.remove(path)
   assert.is_truthy(back, meta)
   return back, meta
 end
@@ -41,6 +41,7 @@ local function keys_and_shapes(model)
 end
 
 describe("ser.models", function()
+  after_each(tmp.cleanup)
   local py = torch_python()
   local it_torch = py and it or pending
 
@@ -177,10 +178,9 @@ describe("ser.models", function()
     assert.matches("built for [B,1,64,T] log-mels", err, 1, true)
     assert.matches("got [1,1,66,40]", err, 1, true)
     -- a checkpoint whose metadata names an unknown option value is reported, not raised
-    local path = os.tmpname()
+    local path = tmp.make("models") .. "/bands.safetensors"
     assert(ser.save(path, m:state_dict(), { model = "crnn", classes = EIGHT, freq = "bands" }))
     local none, msg = ser.models.load(path)
-    os.remove(path)
     assert.is_nil(none)
     assert.matches('metadata describes no buildable model: .*freq must be "mean" or "flatten", got bands', msg)
   end)

@@ -10,11 +10,10 @@ local have = H.exists(serlua) and H.exists("experiments/compare.lua")
 
 -- Runs compare.lua with args; returns exit status, combined output and seconds taken.
 local function run(args)
-  local out = os.tmpname()
+  local out = H.tmpdir("config") .. "/output.txt"
   local t0 = os.time()
   local ok, how, code = os.execute(("timeout 60 %s experiments/compare.lua %s >%s 2>&1"):format(serlua, args, out))
   local text = H.read(out) or ""
-  os.remove(out)
   return (ok and 0 or (how == "exit" and code or 128)), text, os.time() - t0
 end
 

@@ -2,10 +2,12 @@
 -- reductions, autograd, errors, and memory returning to its baseline.
 local ser = require "ser"
 local T = ser.tensor
+local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
 local function close(a, b, tol) return math.abs(a - b) <= (tol or 1e-5) * math.max(1, math.abs(b)) end
 
 describe("ser.tensor", function()
+  after_each(tmp.cleanup)
   it("builds tensors from tables, shapes and files", function()
     local t = T.new{{1, 2}, {3, 4}}
     assert.same({2, 2}, t:shape())
@@ -15,10 +17,9 @@ describe("ser.tensor", function()
     assert.equal(6, T.full({2, 3}, 7):sum():item() / 7)
     assert.same({0, 1, 2, 3}, T.arange(4):totable())
     assert.same({1, 3}, T.arange(1, 5, 2):totable())
-    local path = os.tmpname()
+    local path = tmp.make("tensor") .. "/t.f32"
     T.new{1.5, -2, 3}:tofile(path)
     assert.same({1.5, -2, 3}, T.fromfile(path, {3}):totable())
-    os.remove(path)
   end)
 
   it("gives the same random numbers for the same seed", function()
