@@ -25,38 +25,73 @@ int ser_pool_geom_init(ser_pool_geom *g, const char *op) {
 
 #define PAR_IF(n) if ((double)(n) > 32768)
 
-/* The models' case (MaxPool2d(2): 2x2, stride 2, no padding) without the
- * general loop's bounds and branches: a first-wins max of four, NaN wins. */
+/* ---- MaxPool2d(2): 2x2 windows, stride 2, no padding ----------------------
+ * The models' case gets kernels without the general loop's bounds and
+ * branches: a first-wins max of four in the order (0,0), (0,1), (1,0), (1,1),
+ * a NaN winning over a number and the first NaN staying. Rows and columns
+ * beyond 2*OH, 2*OW (odd sizes) are in no window. The vector kernels exist
+ * because on random data the scalar comparisons are unpredictable branches
+ * (~7% of a CRNN step on a CPU without AVX-512); masks do not care. */
+
+static int isa_choice = -1; /* SER_POOL_*; -1 until first use: the widest the CPU runs */
+
+int ser_pool_best_isa(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    __builtin_cpu_init();
+    cached = __builtin_cpu_supports("avx512f") ? SER_POOL_AVX512
+             : __builtin_cpu_supports("avx2")  ? SER_POOL_AVX2
+                                               : SER_POOL_SCALAR;
+  }
+  return cached;
+}
+
+static int pool_isa(void) {
+  if (isa_choice < 0) isa_choice = ser_pool_best_isa();
+  return isa_choice;
+}
+
+int ser_pool_set_isa(int isa) {
+  int prev = pool_isa(), best = ser_pool_best_isa();
+  isa_choice = isa < SER_POOL_SCALAR ? SER_POOL_SCALAR : isa > best ? best : isa;
+  return prev;
+}
+
+static int is_2x2(const ser_pool_geom *g) {
+  return g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
+
+/* One window, columns c, c+1 of rows r0, r1 (flat index of r0[c]: i): the
+ * scalar rule the vector kernels reproduce, and their tail. */
+static inline void window_2x2(float *y, int32_t *ix, const float *r0, const float *r1, int c, int i, int W) {
+  float m = r0[c], v;
+  int at = i;
+  v = r0[c + 1];
+  if (v > m || (v != v && m == m)) m = v, at = i + 1;
+  v = r1[c];
+  if (v > m || (v != v && m == m)) m = v, at = i + W;
+  v = r1[c + 1];
+  if (v > m || (v != v && m == m)) m = v, at = i + W + 1;
+  *y = m;
+  *ix = at;
+}
+
 static void maxpool_2x2(float *out, int32_t *idx, const float *in, const ser_pool_geom *g) {
-  int planes = g->B * g->C, W = g->W;
+  int planes = g->B * g->C, W = g->W, OW = g->OW;
 #pragma omp parallel for schedule(static) PAR_IF((double)planes * g->H * g->W)
   for (int p = 0; p < planes; p++) {
     const float *x = in + (size_t)p * g->H * W;
-    float *y = out + (size_t)p * g->OH * g->OW;
-    int32_t *ix = idx + (size_t)p * g->OH * g->OW;
+    float *y = out + (size_t)p * g->OH * OW;
+    int32_t *ix = idx + (size_t)p * g->OH * OW;
     for (int oh = 0; oh < g->OH; oh++) {
-      const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W;
-      int base = 2 * oh * W;
-      for (int ow = 0; ow < g->OW; ow++) {
-        int c = 2 * ow;
-        float m = r0[c], v;
-        int at = base + c;
-        v = r0[c + 1];
-        if (v > m || (v != v && m == m)) m = v, at = base + c + 1;
-        v = r1[c];
-        if (v > m || (v != v && m == m)) m = v, at = base + W + c;
-        v = r1[c + 1];
-        if (v > m || (v != v && m == m)) m = v, at = base + W + c + 1;
-        y[oh * g->OW + ow] = m;
-        ix[oh * g->OW + ow] = at;
-      }
+      const float *r0 = x + (size_t)2 * oh * W;
+      for (int ow = 0; ow < OW; ow++)
+        window_2x2(y + oh * OW + ow, ix + oh * OW + ow, r0, r0 + W, 2 * ow, 2 * oh * W + 2 * ow, W);
     }
   }
 }
 
-/* The same with AVX-512, 16 windows at a time: random data makes the scalar
- * comparisons unpredictable branches, masks do not care. Candidate order and
- * tie/NaN rules are the scalar ones (first of equals wins, first NaN wins). */
+/* AVX-512, 16 windows at a time. */
 __attribute__((target("avx512f"))) static void maxpool_2x2_avx512(float *out, int32_t *idx, const float *in,
                                                                  const ser_pool_geom *g) {
   int planes = g->B * g->C, W = g->W, OW = g->OW;
@@ -91,27 +126,74 @@ __attribute__((target("avx512f"))) static void maxpool_2x2_avx512(float *out, in
         _mm512_storeu_ps(y + oh * OW + ow, m);
         _mm512_storeu_si512((void *)(ix + oh * OW + ow), at);
       }
-      for (int ow = OW16; ow < OW; ow++) {
-        int c = 2 * ow;
-        float mm = r0[c], v;
-        int a = base + c;
-        v = r0[c + 1];
-        if (v > mm || (v != v && mm == mm)) mm = v, a = base + c + 1;
-        v = r1[c];
-        if (v > mm || (v != v && mm == mm)) mm = v, a = base + W + c;
-        v = r1[c + 1];
-        if (v > mm || (v != v && mm == mm)) mm = v, a = base + W + c + 1;
-        y[oh * OW + ow] = mm;
-        ix[oh * OW + ow] = a;
-      }
+      for (int ow = OW16; ow < OW; ow++)
+        window_2x2(y + oh * OW + ow, ix + oh * OW + ow, r0, r1, 2 * ow, base + 2 * ow, W);
+    }
+  }
+}
+
+/* Columns of the even elements of 16 floats as _mm256_shuffle_ps leaves them
+ * in a deinterleave: it works within 128-bit lanes, so 8 windows come out in
+ * the order 0,1,4,5,2,3,6,7. */
+#define LANE_COLS 0, 2, 8, 10, 4, 6, 12, 14
+#define UNLANE _MM_SHUFFLE(3, 1, 2, 0) /* 64-bit chunks 0,2,1,3: that order <-> 0..7 (its own inverse) */
+
+/* Windows ow..ow+7 of one output row (r0, r1: its two input rows; i: flat
+ * index of r0[0]). The comparisons run in the shuffled order (the indices are
+ * built in it too), and only the results are put back in order: one permute
+ * for each of max and index instead of one per candidate. */
+__attribute__((target("avx2"))) static inline void max8_avx2(float *y, int32_t *ix, const float *r0, const float *r1,
+                                                             int ow, int i, int W) {
+  int c = 2 * ow;
+  __m256 a0 = _mm256_loadu_ps(r0 + c), b0 = _mm256_loadu_ps(r0 + c + 8);
+  __m256 a1 = _mm256_loadu_ps(r1 + c), b1 = _mm256_loadu_ps(r1 + c + 8);
+  __m256 m = _mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0));
+  __m256 cand[3] = {_mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1)),
+                    _mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0)),
+                    _mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1))};
+  __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32(i + c), _mm256_setr_epi32(LANE_COLS)), at = i0;
+  const int off[3] = {1, W, W + 1};
+  for (int k = 0; k < 3; k++) {
+    /* !(cand <= m) is cand > m or either one NaN; m == m then keeps a NaN max */
+    __m256 take = _mm256_and_ps(_mm256_cmp_ps(cand[k], m, _CMP_NLE_UQ), _mm256_cmp_ps(m, m, _CMP_ORD_Q));
+    m = _mm256_blendv_ps(m, cand[k], take);
+    __m256 ik = _mm256_castsi256_ps(_mm256_add_epi32(i0, _mm256_set1_epi32(off[k])));
+    at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(at), ik, take));
+  }
+  _mm256_storeu_ps(y + ow, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), UNLANE)));
+  _mm256_storeu_si256((__m256i *)(ix + ow), _mm256_permute4x64_epi64(at, UNLANE));
+}
+
+/* AVX2, 8 windows at a time. A row's last OW % 8 windows are one more step
+ * over the last 8 (those before them are recomputed to the same results):
+ * left to the scalar loop they cost 3x the vector part at OW = 31 (CRNN's
+ * last pooling). Only rows narrower than 8 windows go scalar. */
+__attribute__((target("avx2"))) static void maxpool_2x2_avx2(float *out, int32_t *idx, const float *in,
+                                                             const ser_pool_geom *g) {
+  int planes = g->B * g->C, W = g->W, OW = g->OW;
+#pragma omp parallel for schedule(static) PAR_IF((double)planes * g->H * g->W)
+  for (int p = 0; p < planes; p++) {
+    const float *x = in + (size_t)p * g->H * W;
+    for (int oh = 0; oh < g->OH; oh++) {
+      const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W;
+      float *y = out + ((size_t)p * g->OH + oh) * OW;
+      int32_t *ix = idx + ((size_t)p * g->OH + oh) * OW;
+      int base = 2 * oh * W, ow = 0;
+      for (; ow + 8 <= OW; ow += 8) max8_avx2(y, ix, r0, r1, ow, base, W);
+      if (ow < OW && OW >= 8) max8_avx2(y, ix, r0, r1, OW - 8, base, W);
+      else
+        for (; ow < OW; ow++) window_2x2(y + ow, ix + ow, r0, r1, 2 * ow, base + 2 * ow, W);
     }
   }
 }
 
 void ser_maxpool2d_forward(float *out, int32_t *idx, const float *in, const ser_pool_geom *g) {
-  if (g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
-    if (__builtin_cpu_supports("avx512f"))
+  if (is_2x2(g)) {
+    int isa = pool_isa();
+    if (isa == SER_POOL_AVX512)
       maxpool_2x2_avx512(out, idx, in, g);
+    else if (isa == SER_POOL_AVX2)
+      maxpool_2x2_avx2(out, idx, in, g);
     else
       maxpool_2x2(out, idx, in, g);
     return;
@@ -201,8 +283,11 @@ __attribute__((target("avx512f"))) static void maxpool_2x2_backward_avx512(float
 /* overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
 static void maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g,
                                int overwrite) {
-  if (g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
-      __builtin_cpu_supports("avx512f")) {
+  /* No AVX2 form: unlike the forward this loop has no unpredictable branches
+   * and is bound by memory traffic. An AVX2 port of the AVX-512 kernel
+   * measured 1.05-1.08x written and 0.9-1.1x added at the CRNN's shapes,
+   * inside the noise of this loop timed against itself (0.96-1.08x). */
+  if (is_2x2(g) && pool_isa() == SER_POOL_AVX512) {
     maxpool_2x2_backward_avx512(din, dout, idx, g, overwrite);
     return;
   }
@@ -219,6 +304,10 @@ static void maxpool2d_backward(float *din, const float *dout, const int32_t *idx
 
 void ser_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g) {
   maxpool2d_backward(din, dout, idx, g, 0);
+}
+
+void ser_maxpool2d_backward_overwrite(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g) {
+  maxpool2d_backward(din, dout, idx, g, 1);
 }
 
 void ser_avgpool2d_forward(float *out, const float *in, const ser_pool_geom *g) {

@@ -27,6 +27,21 @@ int ser_pool_geom_init(ser_pool_geom *g, const char *op);
 void ser_maxpool2d_forward(float *out, int32_t *idx, const float *in, const ser_pool_geom *g);
 /* ACCUMULATES din [B,C,H,W] += dout [B,C,OH,OW] routed to the argmax positions. */
 void ser_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g);
+/* The same written, not added: din = dout at the argmax positions, zero at
+ * every other element (the form the autograd engine uses on a fresh,
+ * uninitialised gradient buffer; exposed for tests). */
+void ser_maxpool2d_backward_overwrite(float *din, const float *dout, const int32_t *idx, const ser_pool_geom *g);
+
+/* The 2x2 stride-2 unpadded max pool (MaxPool2d(2), the models' case) has
+ * kernels per instruction set: scalar, AVX2 (forward only; its backward is
+ * the scalar one) and AVX-512 (forward and backward). By default the widest
+ * the CPU runs is used; ser_pool_set_isa chooses one (tests and benchmarks
+ * compare them; a request above ser_pool_best_isa() is lowered to it) and
+ * returns the previous choice. Not thread-safe: call it between pooling calls. */
+enum { SER_POOL_SCALAR, SER_POOL_AVX2, SER_POOL_AVX512 };
+int ser_pool_best_isa(void);
+int ser_pool_set_isa(int isa);
+
 /* out [B,C,OH,OW] = window mean of in (padding counted as zeros). */
 void ser_avgpool2d_forward(float *out, const float *in, const ser_pool_geom *g);
 /* ACCUMULATES din += dout spread evenly over each window. */

@@ -3,6 +3,7 @@
  * uneven size, average pooling) and errors. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/fixture.h"
@@ -98,41 +99,145 @@ static void test_maxpool_nan_propagates(void **state) {
   ser_tensor_release(y);
 }
 
-/* The vectorised 2x2 path (16 windows per step plus a scalar tail) against a
- * plain loop, with ties and NaNs planted: the same values and argmax indices. */
-static void test_maxpool_2x2_fast_path(void **state) {
-  (void)state;
-  const int B = 2, C = 3, H = 10, W = 71; /* OW = 35: two vector blocks and a tail of 3 */
-  ser_tensor *x = ser_tensor_empty(4, SER_DIMS(B, C, H, W)), *y = NULL, *idx = NULL;
-  ser_tensor_fill_normal(x, 0, 1, NULL);
-  float *d = ser_tensor_data(x);
-  for (int i = 0; i < B * C * H * W; i += 37) d[i] = NAN;
-  for (int i = 5; i < B * C * H * W; i += 23) d[i] = d[i - 1]; /* ties: the first one wins */
-  ser_pool_opts o = {{2, 2}, {0, 0}, {0, 0}};
-  assert_int_equal(ser_max_pool2d(&y, &idx, x, &o), 0);
-  const int OH = H / 2, OW = W / 2;
-  int bad = 0;
-  for (int p = 0; p < B * C; p++)
-    for (int oh = 0; oh < OH; oh++)
-      for (int ow = 0; ow < OW; ow++) {
-        float best = -INFINITY;
-        int at = 0;
-        for (int h = 2 * oh; h < 2 * oh + 2; h++)
-          for (int w = 2 * ow; w < 2 * ow + 2; w++) {
-            float v = d[(p * H + h) * W + w];
-            if (isnan(best)) continue;
-            if (v > best || isnan(v) || (h == 2 * oh && w == 2 * ow)) best = v, at = h * W + w;
-          }
-        int oi = (p * OH + oh) * OW + ow;
-        float got = ser_tensor_data(y)[oi];
-        int same = isnan(best) ? isnan(got) : got == best;
-        if (!same || ser_tensor_data(idx)[oi] != (float)at) {
-          if (bad++ < 5) printf("  window %d: got %g at %g, want %g at %d\n", oi, got, ser_tensor_data(idx)[oi], best, at);
+/* ---- the 2x2 kernels (MaxPool2d(2)) against plain loops ------------------ */
+
+static float nan_bits(uint32_t payload) { /* NaNs told apart by their bits: which one won */
+  uint32_t u = 0x7fc00000u | payload;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* Random values (no zeros, so no -0.0: the AVX-512 backward writes dout where
+ * the scatter adds it to +0.0) with cases planted window by window: ties for
+ * the max between two or four candidates (the first one wins), NaNs alone
+ * and two in a window (the first one wins), +inf; and NaN or +inf in the
+ * last row and column when they are in no window (odd H, W). */
+static float *pool_input(int planes, int H, int W, ser_rng *rng) {
+  size_t n = (size_t)planes * H * W;
+  float *d = malloc(sizeof(float) * n);
+  for (size_t i = 0; i < n; i++) {
+    d[i] = ser_rng_normal(rng);
+    if (d[i] == 0) d[i] = 0.25f;
+  }
+  int j = 0;
+  for (int p = 0; p < planes; p++)
+    for (int h = 0; h + 1 < H; h += 2)
+      for (int w = 0; w + 1 < W; w += 2, j++) {
+        float *t = d + ((size_t)p * H + h) * W + w, *c[4] = {t, t + 1, t + W, t + W + 1}; /* candidate order */
+        switch (j % 9) {
+        case 1: *c[1] = *c[3] = 5.0f; break;
+        case 2: *c[0] = *c[2] = 5.0f; break;
+        case 3: *c[0] = *c[1] = *c[2] = *c[3]; break;
+        case 4: *c[2] = nan_bits((uint32_t)j & 0xffff); break;
+        case 5: *c[1] = nan_bits(1), *c[3] = nan_bits(2); break;
+        case 6: *c[0] = nan_bits(3), *c[2] = nan_bits(4); break;
+        case 7: *c[3] = INFINITY, *c[0] = 5.0f; break;
+        default: break;
         }
       }
-  assert_int_equal(bad, 0);
-  ser_tensor *all[] = {x, y, idx};
-  release_all(all, sizeof all / sizeof *all);
+  for (int p = 0; p < planes; p++) { /* outside every window: must not win */
+    if (W % 2)
+      for (int h = 0; h < H; h++) d[((size_t)p * H + h) * W + W - 1] = h % 2 ? NAN : INFINITY;
+    if (H % 2)
+      for (int w = 0; w < W; w++) d[((size_t)p * H + H - 1) * W + w] = w % 2 ? NAN : INFINITY;
+  }
+  return d;
+}
+
+/* The scalar rules written out: candidates (0,0), (0,1), (1,0), (1,1); a later
+ * one wins only if greater, or a NaN over a number; rows and columns beyond
+ * 2*OH, 2*OW are in no window. */
+static void ref_forward(float *y, int32_t *ix, const float *x, const ser_pool_geom *g) {
+  for (int p = 0; p < g->B * g->C; p++)
+    for (int oh = 0; oh < g->OH; oh++)
+      for (int ow = 0; ow < g->OW; ow++) {
+        float best = 0;
+        int at = -1;
+        for (int h = 2 * oh; h < 2 * oh + 2; h++)
+          for (int w = 2 * ow; w < 2 * ow + 2; w++) {
+            float v = x[((size_t)p * g->H + h) * g->W + w];
+            if (at < 0 || (!isnan(best) && (v > best || isnan(v)))) best = v, at = h * g->W + w;
+          }
+        y[((size_t)p * g->OH + oh) * g->OW + ow] = best;
+        ix[((size_t)p * g->OH + oh) * g->OW + ow] = at;
+      }
+}
+
+/* din (+)= dout at each window's argmax; overwrite: from zeros. */
+static void ref_backward(float *din, const float *dout, const int32_t *ix, const ser_pool_geom *g, int overwrite) {
+  size_t plane = (size_t)g->H * g->W, n = (size_t)g->OH * g->OW;
+  if (overwrite) memset(din, 0, sizeof(float) * plane * g->B * g->C);
+  for (size_t p = 0; p < (size_t)g->B * g->C; p++)
+    for (size_t i = 0; i < n; i++) din[p * plane + ix[p * n + i]] += dout[p * n + i];
+}
+
+/* Element-by-element bit comparison (NaN payloads included); prints the first few. */
+static int bits_differ(const char *what, const void *got, const void *want, size_t n) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t a, b;
+    memcpy(&a, (const char *)got + 4 * i, 4);
+    memcpy(&b, (const char *)want + 4 * i, 4);
+    if (a != b && bad++ < 5) printf("    %s [%zu]: got bits %08x, want %08x\n", what, i, a, b);
+  }
+  return bad;
+}
+
+/* One shape through the kernels the current ser_pool_set_isa choice runs:
+ * forward values and indices, the accumulating backward (onto random values)
+ * and the overwriting one (onto NaNs: every element must be written). */
+static int check_2x2(int B, int C, int H, int W, ser_rng *rng) {
+  ser_pool_geom g = {B, C, H, W, 2, 2, 2, 2, 0, 0, 0, 0};
+  assert_int_equal(ser_pool_geom_init(&g, "test"), 0);
+  size_t ni = (size_t)B * C * H * W, no = (size_t)B * C * g.OH * g.OW;
+  float *x = pool_input(B * C, H, W, rng), *y = malloc(4 * no), *ry = malloc(4 * no), *dy = malloc(4 * no);
+  int32_t *ix = malloc(4 * no), *rix = malloc(4 * no);
+  float *din = malloc(4 * ni), *rdin = malloc(4 * ni);
+  for (size_t i = 0; i < no; i++) y[i] = NAN, ix[i] = -7, dy[i] = ser_rng_uniform(rng) + 0.5f;
+  ref_forward(ry, rix, x, &g);
+  ser_maxpool2d_forward(y, ix, x, &g);
+  int bad = bits_differ("max", y, ry, no) + bits_differ("argmax", ix, rix, no);
+  for (size_t i = 0; i < ni; i++) din[i] = rdin[i] = ser_rng_uniform(rng) - 2.0f;
+  ser_maxpool2d_backward(din, dy, rix, &g);
+  ref_backward(rdin, dy, rix, &g, 0);
+  bad += bits_differ("din (added)", din, rdin, ni);
+  for (size_t i = 0; i < ni; i++) din[i] = NAN;
+  ser_maxpool2d_backward_overwrite(din, dy, rix, &g);
+  ref_backward(rdin, dy, rix, &g, 1);
+  bad += bits_differ("din (written)", din, rdin, ni);
+  if (bad) printf("  [%d,%d,%d,%d]: %d elements differ\n", B, C, H, W, bad);
+  free(x), free(y), free(ry), free(dy), free(ix), free(rix), free(din), free(rdin);
+  return bad;
+}
+
+/* Every 2x2 kernel this CPU runs (scalar; AVX2: 8 windows per step; AVX-512:
+ * 16), not only the one dispatch picks. Widths whose OW leaves remainders
+ * after 8 and 16 windows, OW below 8, and odd H and W (a row and a column in
+ * no window). */
+static void test_maxpool_2x2_fast_path(void **state) {
+  (void)state;
+  static const int shapes[][4] = {{2, 3, 10, 71},  /* OW 35: 4x8 + 3, 2x16 + 3; odd W */
+                                  {1, 2, 9, 27},   /* OW 13, odd H and W */
+                                  {1, 1, 5, 7},    /* OW 3: remainder only */
+                                  {1, 3, 3, 33},   /* OW 16, OH 1 */
+                                  {2, 2, 6, 250},  /* OW 125: CRNN's first pooling */
+                                  {2, 4, 21, 250}}; /* 42000 inputs: over the OpenMP threshold */
+  static const char *names[] = {"scalar", "avx2", "avx512"};
+  int best = ser_pool_best_isa(), prev = ser_pool_set_isa(SER_POOL_SCALAR);
+  assert_int_equal(prev, best); /* the default: the widest there is */
+  ser_rng rng;
+  for (int isa = SER_POOL_SCALAR; isa <= best; isa++) {
+    ser_pool_set_isa(isa);
+    int bad = 0;
+    ser_rng_seed(&rng, 7);
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+      bad += check_2x2(shapes[k][0], shapes[k][1], shapes[k][2], shapes[k][3], &rng);
+    printf("  %s: %d differences\n", names[isa], bad);
+    assert_int_equal(bad, 0);
+  }
+  assert_int_equal(ser_pool_set_isa(SER_POOL_AVX512 + 1), best); /* beyond the CPU: lowered to it */
+  assert_int_equal(ser_pool_set_isa(prev), best);
 }
 
 static void test_avgpool(void **state) {
