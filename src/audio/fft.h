@@ -3,9 +3,11 @@
  * FFTW's planner is not thread-safe, its execute functions are: planning
  * happens under one mutex, execution uses the new-array interface
  * (fftwf_execute_dft_r2c / _c2r) on per-call buffers from ser_fft_alloc, which
- * have the alignment the plans were made with. Plans are measured
- * (FFTW_MEASURE) because every size is reused thousands of times; set
- * SER_FFTW_ESTIMATE=1 to skip the measurement (faster start, slower runs). */
+ * have the alignment the plans were made with. Plans are FFTW_ESTIMATE, which
+ * picks the same algorithm in every process, so features (and so seeded
+ * training) repeat to the bit; SER_FFTW_MEASURE=1 times the candidates instead
+ * (about 10 % faster log-mels, but the choice, and the rounding, can change from
+ * run to run on a busy machine). */
 #ifndef SER_AUDIO_FFT_H
 #define SER_AUDIO_FFT_H
 
@@ -21,6 +23,10 @@ const ser_fft_plan *ser_fft_c2r(int n);
 void ser_fft_exec_r2c(const ser_fft_plan *p, float *in, float *out);
 /* in: n/2+1 complex (destroyed); out: n floats, scaled by n. */
 void ser_fft_exec_c2r(const ser_fft_plan *p, float *in, float *out);
+
+/* FFTW's description of the plan (fftwf_sprint_plan; free() it): for tests and
+ * diagnostics. */
+char *ser_fft_plan_text(const ser_fft_plan *p);
 
 void *ser_fft_alloc(size_t floats);   /* SIMD-aligned; NULL with ser_error on failure */
 void ser_fft_free(void *p);

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fftw3.h>
+
 #include "audio/features.h"
+#include "audio/fft.h"
 #include "audio/mel.h"
 #include "audio/resample.h"
 #include "lib/fixture.h"
@@ -216,6 +219,32 @@ static void test_slaney(void **state) {
   }
 }
 
+/* Our plans are the ones FFTW_ESTIMATE picks, the same in every process: with
+ * FFTW_MEASURE a busy machine can pick another algorithm per process, and the
+ * features (and a seeded training run) then differ in their last bits. (When
+ * MEASURE happens to time ESTIMATE's choice fastest this cannot tell them
+ * apart; on a busy machine it usually does not.) The sizes: the models' n_fft
+ * (1024), 25 ms windows (400), the pitch shifter's frames (2048), an inverse. */
+static void test_fft_plans_are_deterministic(void **state) {
+  unsetenv("SER_FFTW_MEASURE");
+  const int sizes[] = {400, 1024, 2048};
+  for (int k = 0; k < 4; k++) {
+    const int n = sizes[k % 3], inverse = k == 3;
+    const ser_fft_plan *ours = inverse ? ser_fft_c2r(n) : ser_fft_r2c(n);
+    assert_non_null(ours);
+    float *a = fftwf_malloc(sizeof(float) * (size_t)(n + 2)), *b = fftwf_malloc(sizeof(float) * (size_t)(n + 2));
+    fftwf_plan ref = inverse ? fftwf_plan_dft_c2r_1d(n, (fftwf_complex *)a, b, FFTW_ESTIMATE | FFTW_DESTROY_INPUT)
+                             : fftwf_plan_dft_r2c_1d(n, a, (fftwf_complex *)b, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+    char *got = ser_fft_plan_text(ours), *want = fftwf_sprint_plan(ref);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    fftwf_destroy_plan(ref);
+    fftwf_free(a);
+    fftwf_free(b);
+  }
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   float x[2000] = {0};
@@ -263,6 +292,7 @@ int main(void) {
       cmocka_unit_test(test_batch_equals_single),
       cmocka_unit_test(test_slaney),
       cmocka_unit_test(test_bad_options),
+      cmocka_unit_test(test_fft_plans_are_deterministic),
   };
   return cmocka_run_group_tests_name("audio_features", tests, NULL, NULL);
 }
