@@ -52,6 +52,24 @@ grep -q 'model_comparison.png' "$results/results.md" || fail "results.md does no
 leftover=$(find "$results" -name '*.tmp*')
 [ -z "$leftover" ] || fail "temporary files left in $results: $leftover"
 
+echo "== the same seed trains the same model: CNN2D again, alone, to the bit"
+"$serlua" experiments/compare.lua --quick --models cnn2d --data "$OUT/corpus" --out "$OUT/again" --seed 1 \
+  --crnn-hidden 32 --mels 32 >"$OUT/again.txt" || fail "the repeated CNN2D run exited with status $? ($(cat "$OUT/again.txt"))"
+first=$(grep '^cnn2d,' "$results/results.csv" | cut -d, -f1-6)
+again=$(grep '^cnn2d,' "$OUT/again/results/results.csv" | cut -d, -f1-6)
+[ -n "$first" ] && [ "$first" = "$again" ] || fail "the same seed gave other CNN2D scores: '$first' then '$again'"
+"$serlua" -e "
+local ser = require('ser')
+local a = assert(ser.load('$results/cnn2d.safetensors'))
+local b = assert(ser.load('$OUT/again/results/cnn2d.safetensors'))
+local n = 0
+for k, t in pairs(a) do
+  assert(b[k], 'the repeated run has no tensor ' .. k)
+  assert((t - b[k]):abs():max() == 0, 'weights ' .. k .. ' differ between two runs with the same seed')
+  n = n + 1
+end
+assert(n > 0, 'no tensors in the checkpoint')" || fail "the repeated CNN2D run has other weights"
+
 echo "== checkpoints load into fresh models (the log-mel models with compare.lua's default --freq flatten,"
 echo "   CRNN with --crnn-hidden 32, each with the features it was trained on: 32 mels for the log-mel models)"
 "$serlua" -e "
