@@ -1,6 +1,6 @@
 # serlua build. `make` builds libser.a, libser.so, ser.so and serlua.
 # Sources are discovered by folder: a new src/<area>/*.c is built without editing this file.
-#   make test        C unit tests, busted specs, compare.lua smoke run; ends "N passed, N failed"
+#   make test        C unit tests, busted specs, compare.lua smoke run; ends "N passed, N failed, N skipped"
 #   make check-asan  the same under AddressSanitizer + UBSan (separate build dir)
 #   make bench       ours vs PyTorch, side by side (needs scripts/install-deps.sh --bench)
 #   make NATIVE=1    -march=native instead of the portable x86-64-v2 baseline

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite and ends with one line "N passed, N failed".
+# Runs every test suite and ends with one line "N passed, N failed, N skipped"
+# (skipped: C tests of instruction-set paths this CPU lacks, e.g. AVX-512, and
+# busted specs left pending, e.g. without python3-torch).
 # Called by `make test` (BUILD names the build folder). Suites:
 #   1. C unit tests: every $BUILD/tests/test_* binary (cmocka)
 #   2. busted specs: tests/lua/*_spec.lua against $BUILD/ser.so
@@ -10,11 +12,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 passed=0
 failed=0
+skipped=0
 log=$BUILD/test-logs
 mkdir -p "$log"
 
-count() { # adds $1 passed, $2 failed
-  passed=$((passed + $1)); failed=$((failed + $2))
+count() { # adds $1 passed, $2 failed, $3 skipped
+  passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0}))
 }
 
 echo "== C unit tests"
@@ -25,11 +28,12 @@ for t in "$BUILD"/tests/test_*; do
   rc=$?
   p=$(grep -oE '\[  PASSED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
   f=$(grep -oE '\[  FAILED  \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
-  p=${p:-0}; f=${f:-0}
+  s=$(grep -oE '\[  SKIPPED \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
+  p=${p:-0}; f=${f:-0}; s=${s:-0}
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
-  printf '  %-28s %3d passed, %d failed\n' "$name" "$p" "$f"
+  printf '  %-28s %3d passed, %d failed%s\n' "$name" "$p" "$f" "$( [ "$s" -gt 0 ] && echo ", $s skipped")"
   [ "$f" -ne 0 ] && grep -vE '^\[ +(RUN|OK) +\]|worst (relative|rel|abs) err' "$log/$name.log" | head -40
-  count "$p" "$f"
+  count "$p" "$f" "$s"
 done
 
 echo "== busted specs"
@@ -47,11 +51,12 @@ if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   p=$(echo "$summary" | grep -oE '^[0-9]+')
   f=$(echo "$summary" | grep -oE '[0-9]+ failures?' | grep -oE '[0-9]+')
   e=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
-  p=${p:-0}; f=$(( ${f:-0} + ${e:-0} ))
+  s=$(echo "$summary" | grep -oE '[0-9]+ pending' | grep -oE '[0-9]+')
+  p=${p:-0}; f=$(( ${f:-0} + ${e:-0} )); s=${s:-0}
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  printf '  %-28s %3d passed, %d failed\n' busted "$p" "$f"
+  printf '  %-28s %3d passed, %d failed%s\n' busted "$p" "$f" "$( [ "$s" -gt 0 ] && echo ", $s skipped")"
   [ "$f" -ne 0 ] && grep -vE '^[●◼✱]+$' "$log/busted.log" | head -80
-  count "$p" "$f"
+  count "$p" "$f" "$s"
 fi
 
 if [ -f experiments/compare.lua ]; then
@@ -65,5 +70,5 @@ if [ -f experiments/compare.lua ]; then
   fi
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
