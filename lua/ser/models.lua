@@ -174,7 +174,6 @@ function models.create(name, o)
   return cls(o)
 end
 
-local FEATURE_KINDS = { waveform = true, logmel = true, mfcc = true, ["function"] = true }
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
 -- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
@@ -193,7 +192,8 @@ function models.load(path)
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
   local f = meta.features
-  if f ~= nil and (type(f) ~= "table" or not FEATURE_KINDS[f.kind]) then
+  local kinds = require("ser.data.loader").FEATURE_KINDS
+  if f ~= nil and (type(f) ~= "table" or not (kinds[f.kind] or f.kind == "function")) then
     return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel, mfcc or function")
       :format(path, type(f) == "table" and ("{kind = %s}"):format(tostring(f.kind)) or tostring(f))
   end

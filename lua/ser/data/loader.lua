@@ -25,6 +25,10 @@ local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = 
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
+-- The feature kinds a loader computes (and a checkpoint's meta.features may name, with
+-- "function" for a Lua transform that cannot be written down; see recordable_spec).
+M.FEATURE_KINDS = { waveform = true, logmel = true, mfcc = true }
+
 -- The feature step: nil/"waveform" -> [B, 1, T] ({kind = "waveform", normalize = true}: each
 -- clip z-normalised, ser.features.znorm); "logmel"/"mfcc" or {kind = "logmel", n_mels = ...}
 -- -> ser.features.<kind>(wav [B, T], opts) = [B, 1, F, frames]; a function -> whatever it returns.
@@ -42,7 +46,7 @@ function M.make_transform(spec)
   if type(spec) == "table" and spec.kind then
     local kind, fopts = spec.kind, {}
     for k, v in pairs(spec) do if k ~= "kind" then fopts[k] = v end end
-    if kind ~= "logmel" and kind ~= "mfcc" then
+    if not M.FEATURE_KINDS[kind] then
       error(("loader: transform kind '%s' is unknown (expected waveform, logmel, mfcc or a function)"):format(tostring(kind)), 3)
     end
     return function(w)
