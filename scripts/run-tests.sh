@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line "N passed, N failed, N skipped"
 # (skipped: C tests of instruction-set paths this CPU lacks, e.g. AVX-512, and
-# busted specs left pending, e.g. without python3-torch).
+# busted specs left pending, e.g. without python3-torch; fixture tests without ../shared).
 # Called by `make test` (BUILD names the build folder). Suites:
 #   1. C unit tests: every $BUILD/tests/test_* binary (cmocka)
 #   2. busted specs: tests/lua/*_spec.lua against $BUILD/ser.so
