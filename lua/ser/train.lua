@@ -310,19 +310,22 @@ function M.fit(model, parts, opts)
   -- One epoch of training; returns its row or raises {stop = reason}.
   local function train_epoch(epoch)
     model:train()
-    local t0, seen, correct, loss_sum = now(), 0, 0, 0
+    local t0, seen, correct, loss_sum, label_loss_sum = now(), 0, 0, 0, 0
     local preds, targets = {}, {}
     local lr = opt:get_lr()
     local i = 0
     for b in batches.iterate(train, epoch) do
       i = i + 1
       opt:zero_grad()
-      local x, y_mix, lam
+      local x, y_mix, lam, label_lv
       if o.mixup > 0 then x, y_mix, lam = mixup_batch(b.x, b.y, o.mixup) end
       local logits = model(x or b.x)
       local loss = criterion(logits, b.y)
       if y_mix then loss = loss * lam + criterion(logits, y_mix) * (1 - lam) end
       if teach then
+        -- The loss on the true labels alone, comparable with the validation loss; the
+        -- objective below adds the distillation term, which sits on another scale.
+        label_lv = loss:item()
         local q = soft and require("ser.core.data").gather(soft, b.index)
           or distill.batch_targets(teach, x or b.x, n_classes)
         loss = loss * (1 - teach.alpha) + distill.loss(logits, q, teach.temperature) * teach.alpha
@@ -352,6 +355,7 @@ function M.fit(model, parts, opts)
       end
       seen = seen + #ys
       loss_sum = loss_sum + lv * #ys
+      if label_lv then label_loss_sum = label_loss_sum + label_lv * #ys end
       local dt = math.max(now() - t0, 1e-9)
       show.batch(epoch, o.epochs, i, n_batches, loss_sum / seen, correct / seen, seen / dt,
         dt / i * (n_batches - i))
@@ -363,6 +367,7 @@ function M.fit(model, parts, opts)
     if sched and sched_unit == "epoch" then sched:step() end
     local rep = ser.metrics.report(preds, targets, classes)
     return { epoch = epoch, train_loss = loss_sum / seen, train_acc = correct / seen,
+             train_label_loss = teach and label_loss_sum / seen or nil,
              train_f1 = rep.weighted_f1, lr = lr, t0 = t0 }
   end
 

@@ -86,6 +86,28 @@ describe("fit{distill}", function()
     assert.is_true(with_labels / n < 0.5, ("agrees with the unrelated labels on %d of %d"):format(with_labels, n))
   end)
 
+  it("records the loss on the true labels apart from the objective, for the curves", function()
+    local x, y = T.randn(48, 5), {}
+    for i = 1, 48 do y[i] = i % 3 + 1 end
+    local teacher = nn.Linear(5, 3)
+    local function history(d)
+      ser.manual_seed(3)
+      local _, h = ser.train.fit(nn.Linear(5, 3), { { x = x, y = y, classes = { "a", "b", "c" } } },
+        { epochs = 3, batch = 8, progress = "quiet", seed = 1, distill = d })
+      return h
+    end
+    for _, row in ipairs(history(nil)) do assert.is_nil(row.train_label_loss) end
+    -- alpha 0: the objective is the label loss itself
+    for _, row in ipairs(history{ teachers = { teacher }, alpha = 0 }) do
+      assert.is_true(math.abs(row.train_label_loss - row.train_loss) < 1e-6 * row.train_loss)
+    end
+    -- alpha 0.5 at temperature 4: the T^2-scaled term makes the objective another number
+    for _, row in ipairs(history{ teachers = { teacher }, alpha = 0.5, temperature = 4 }) do
+      assert.is_true(row.train_label_loss > 0 and math.abs(row.train_label_loss - row.train_loss) > 0.1,
+        ("label loss %g, objective %g"):format(row.train_label_loss, row.train_loss))
+    end
+  end)
+
   it("takes checkpoint teachers with their own features and records them in the student", function()
     local dir = tmp.make("distill")
     local c = ser.data.synthetic{ speakers = 4, per_class = 2, classes = 3, seconds = 1.0, seed = 6 }

@@ -54,6 +54,29 @@ describe("ser.plot", function()
     local t = { { epoch = 1, train_loss = 1.5 }, { epoch = 2, train_loss = 1.1 } }
     plot.curves(t, { out = dir .. "/train_only.png", width = 800, height = 400 })
     assert_chart(dir .. "/train_only.png", 800, 400, 3000)
+    -- a missing value leaves its column empty, not the later columns shifted: train F1 and
+    -- accuracy without any validation still draw (they once failed as "no valid points")
+    for _, r in ipairs(t) do r.train_f1, r.train_acc = 0.4 + r.epoch / 10, 0.5 + r.epoch / 10 end
+    plot.curves(t, { out = dir .. "/train_only_f1.png", width = 800, height = 400 })
+    assert_chart(dir .. "/train_only_f1.png", 800, 400, 3000)
+  end)
+
+  it("draws a distilled model's loss on the true labels beside its objective", function()
+    if not have() then pending("gnuplot missing") return end
+    local h = {}
+    for e = 1, 10 do
+      h[e] = { epoch = e, train_loss = 3.4 + 1 / e, train_label_loss = 0.9 + 1 / e, val_loss = 1.2 + 1 / e,
+        train_f1 = 0.9 - 1 / (e + 2), val_f1 = 0.6 - 1 / (e + 3) }
+    end
+    local render, script = gp.render, nil
+    gp.render = function(name, s, ...) script = s return render(name, s, ...) end
+    local ok, err = pcall(plot.curves, h, { out = dir .. "/distilled.png" })
+    gp.render = render
+    assert(ok, err)
+    assert_chart(dir .. "/distilled.png", 1400, 520)
+    -- column 8 (the true-label loss) is the solid train line, the objective (column 2) dashed
+    assert.truthy(script:find("using 1:8 [^\n]* dt 1 [^\n]*\"train %(true labels%)\""))
+    assert.truthy(script:find("using 1:2 [^\n]* dt 2 [^\n]*\"train objective %(with distillation%)\""))
   end)
 
   it("draws a confusion matrix from a table or a tensor, counts or normalised", function()

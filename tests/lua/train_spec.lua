@@ -231,6 +231,12 @@ describe("ser.train.fit", function()
     local text = table.concat(out)
     assert.matches("^epoch   2/10  train loss 1.5000 acc  50.0%% wF1 0.400 | val loss 1.2000 acc  60.0%% wF1 0.550", text)
     assert.are.equal(1, select(2, text:gsub("\n", "")))
+    -- a distilled run also shows its loss on the true labels
+    out = {}
+    show.epoch({ epoch = 3, train_loss = 3.4, train_label_loss = 0.9, train_acc = 0.5, train_f1 = 0.4, lr = 1e-3,
+                 seconds = 3 }, 10)
+    assert.matches("^epoch   3/10  train loss 3.4000 %(labels 0.9000%) acc  50.0%% wF1 0.400 | no validation",
+      table.concat(out))
   end)
 
   it_fit("stops cleanly after the batch on Ctrl-C (SIGINT) and still evaluates", function()

@@ -28,7 +28,10 @@ local common = table.concat({
 }, "\n")
 
 -- curves(history, {title, out}): loss (train/val) and F1 + accuracy (train/val) per epoch.
--- history: list of {epoch, train_loss, val_loss, train_acc, val_acc, train_f1, val_f1, lr, seconds}.
+-- history: list of {epoch, train_loss, val_loss, train_acc, val_acc, train_f1, val_f1, lr, seconds}
+-- and, for a distilled model, train_label_loss: then the solid train line is that loss on the
+-- true labels (the one validation measures) and the objective with the distillation term,
+-- which sits on another scale, is drawn dashed.
 function M.curves(history, opts)
   local out, w, h = gp.check_out(opts, "curves", 1400, 520)
   check_list(history, "history", "curves")
@@ -38,9 +41,11 @@ function M.curves(history, opts)
     if type(e) ~= "table" then error(("plot.curves: history[%d] must be a table, got %s"):format(i, type(e)), 2) end
     local epoch = number_or_nil(e.epoch, ("history[%d].epoch"):format(i), "curves") or i
     local r = { epoch }
-    for k, key in ipairs({ "train_loss", "val_loss", "train_f1", "val_f1", "train_acc", "val_acc" }) do
-      r[k + 1] = number_or_nil(e[key], ("history[%d].%s"):format(i, key), "curves")
-      if r[k + 1] ~= nil then has[key] = true end
+    for k, key in ipairs({ "train_loss", "val_loss", "train_f1", "val_f1", "train_acc", "val_acc",
+      "train_label_loss" }) do
+      local v = number_or_nil(e[key], ("history[%d].%s"):format(i, key), "curves")
+      if v ~= nil then has[key] = true end
+      r[k + 1] = v or false -- written as NaN (gnuplot's missing point), so later columns keep their place
     end
     if e.val_f1 and e.val_f1 > best_f1 then best, best_f1 = epoch, e.val_f1 end
     rows[i] = r
@@ -55,9 +60,12 @@ function M.curves(history, opts)
   end
   local blue, orange = gp.palette[1], gp.palette[2]
   local loss = {}
-  for _, s in ipairs({ series(2, "train_loss", "train", blue, 1), series(3, "val_loss", "validation", orange, 1) }) do
-    loss[#loss + 1] = s
-  end
+  local train_lines = has.train_label_loss
+    and { series(8, "train_label_loss", "train (true labels)", blue, 1),
+          series(2, "train_loss", "train objective (with distillation)", blue, 2) }
+    or { series(2, "train_loss", "train", blue, 1) }
+  for _, s in ipairs(train_lines) do loss[#loss + 1] = s end
+  loss[#loss + 1] = series(3, "val_loss", "validation", orange, 1)
   local score = {}
   for _, s in ipairs({ series(4, "train_f1", "train F1", blue, 1), series(5, "val_f1", "validation F1", orange, 1),
     series(6, "train_acc", "train accuracy", blue, 2), series(7, "val_acc", "validation accuracy", orange, 2) }) do

@@ -77,8 +77,10 @@ function M.new(mode, out)
     if mode == "bar" then out:write("\r", (" "):rep(self.width), "\r") self.width = 0 end
     local val = h.val_loss and ("val loss %.4f acc %5.1f%% wF1 %.3f"):format(h.val_loss, 100 * h.val_acc, h.val_f1)
       or "no validation"
-    out:write(("epoch %3d/%d  train loss %.4f acc %5.1f%% wF1 %.3f | %s | lr %.2e | %.1f s%s\n"):format(
-      h.epoch, epochs, h.train_loss, 100 * h.train_acc, h.train_f1, val, h.lr, h.seconds, note or ""))
+    -- a distilled model's objective sits on another scale; its loss on the labels compares with val's
+    local labels = h.train_label_loss and (" (labels %.4f)"):format(h.train_label_loss) or ""
+    out:write(("epoch %3d/%d  train loss %.4f%s acc %5.1f%% wF1 %.3f | %s | lr %.2e | %.1f s%s\n"):format(
+      h.epoch, epochs, h.train_loss, labels, 100 * h.train_acc, h.train_f1, val, h.lr, h.seconds, note or ""))
     out:flush()
   end
 
