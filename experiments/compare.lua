@@ -11,7 +11,8 @@ local batches = require "ser.train.batches"
 
 local parser = argparse("compare.lua", "Train CNN2D, CRNN and CNN1D for speech emotion recognition and compare them.")
   :epilog("Artefacts: plots/<model>_curves.png, <model>_confusion.png, model_comparison.png, umap_<model>.png;\n" ..
-          "results/<model>_report.txt, <model>.safetensors, results.csv, results.md.")
+          "results/<model>_report.txt, <model>_history.csv (every epoch of every run), <model>.safetensors,\n" ..
+          "results.csv, results.md.")
 parser:option("--data", "Corpus folder (RAVDESS, CREMA-D, TESS, SAVEE, EMO-DB names or one folder per label). " ..
               "Default: data/ravdess if present, else a synthetic corpus.")
 parser:option("--out", "Output folder; PNGs go to OUT/plots, the rest to OUT/results.", ".")
@@ -202,7 +203,7 @@ local rows, best = {}, nil
 local fused = {}   -- --ensemble: per (seed, run, split) the split reports of every model, in order
 local several = #seeds > 1
 for _, name in ipairs(model_names) do
-  local confusion, curves, reports, model_rows, model_best = nil, nil, {}, {}, nil
+  local confusion, curves, reports, model_rows, model_best, histories = nil, nil, {}, {}, nil, {}
   local function checkpoint(seed)   -- per seed with --seeds; nil: the stable name
     return ("%s/%s%s.safetensors"):format(results, name, (several and seed) and ("_seed%d"):format(seed) or "")
   end
@@ -218,6 +219,7 @@ for _, name in ipairs(model_names) do
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
       curves = curves or history                 -- the first seed's (first fold's) curves
+      histories[#histories + 1] = { seed = seed, fold = run.name, history = history }
       if si == 1 then                             -- with --folds: summed over the folds of the first seed
         confusion = files.add_confusion(confusion, result.confusion)
       end
@@ -252,6 +254,7 @@ for _, name in ipairs(model_names) do
   ser.plot.curves(curves, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
   ser.plot.confusion(confusion, corpus.classes, { title = TITLES[name], out = plots .. "/" .. name .. "_confusion.png" })
   files.write(results .. "/" .. name .. "_report.txt", table.concat(reports, "\n"))
+  files.write(results .. "/" .. name .. "_history.csv", files.history_csv(histories))
 end
 
 if args.ensemble and #model_names > 1 then

@@ -38,6 +38,11 @@ for m in cnn2d crnn cnn1d; do
   [ -s "$results/${m}_report.txt" ] || fail "missing $results/${m}_report.txt"
   grep -q "weighted avg" "$results/${m}_report.txt" || fail "$results/${m}_report.txt has no classification report"
   [ -s "$results/${m}.safetensors" ] || fail "missing $results/${m}.safetensors"
+  head -1 "$results/${m}_history.csv" | grep -q '^seed,fold,epoch,train_loss,train_label_loss,' \
+    || fail "$results/${m}_history.csv has no history header"
+  # --quick trains 2 epochs: one row each, numbered, with a validation loss
+  [ "$(awk -F, 'NR > 1 && $1 == 1 && $3 == NR - 1 && $8 != "" { n++ } END { print n + 0 }' "$results/${m}_history.csv")" -eq 2 ] \
+    || fail "$results/${m}_history.csv should hold epochs 1 and 2 of seed 1: $(cat "$results/${m}_history.csv")"
 done
 check_png "$plots/model_comparison.png"
 check_png "$plots/ensemble_confusion.png"
@@ -118,6 +123,9 @@ local _, meta = assert(ser.load('$OUT/kd/results/crnn.safetensors'))
 assert(type(meta.distill) == 'table' and #meta.distill.teachers == 2 and meta.distill.alpha == 0.7,
   'the distilled checkpoint does not record its teachers')
 assert(#meta.train_speakers == 16, 'the checkpoint records ' .. #(meta.train_speakers or {}) .. ' training speakers')"
+# the distilled run's history keeps its loss on the true labels beside the objective
+[ "$(awk -F, 'NR > 1 && $5 != "" && $5 != $4 { n++ } END { print n + 0 }' "$OUT/kd/results/crnn_history.csv")" -eq 2 ] \
+  || fail "the distilled history has no train_label_loss apart from train_loss: $(cat "$OUT/kd/results/crnn_history.csv")"
 
 echo "== compare.lua --distill-consistent: the same teachers label each augmented batch (the student reads their 32 mels)"
 "$serlua" experiments/compare.lua --quick --models crnn --mels 32 --crnn-hidden 32 --data "$OUT/corpus" --out "$OUT/kdc" \

@@ -60,6 +60,18 @@ describe("ser.train helpers", function()
     assert.matches("crnn%s+val%s+0.6250", tbl)
   end)
 
+  it("writes every epoch of every run as <model>_history.csv rows, empty where a value is missing", function()
+    local csv = files.history_csv{
+      { seed = 1, fold = "", history = { { epoch = 1, train_loss = 2.5, train_acc = 0.25, train_f1 = 0.2, val_loss = 2.25,
+        val_acc = 0.3, val_f1 = 0.28, lr = 1e-3, seconds = 4.5 } } },
+      { seed = 2, fold = "fold1", history = { { epoch = 1, train_loss = 3.4, train_label_loss = 0.9, train_acc = 0.5,
+        train_f1 = 0.5, lr = 2.5e-4, seconds = 3 } } },
+    }
+    assert.are.equal("seed,fold,epoch,train_loss,train_label_loss,train_acc,train_f1,val_loss,val_acc,val_f1,lr,seconds\n" ..
+      "1,,1,2.5,,0.25,0.2,2.25,0.3,0.28,0.001,4.5\n" ..
+      "2,fold1,1,3.4,0.9,0.5,0.5,,,,0.00025,3\n", csv)
+  end)
+
   it("averages folds with their spread", function()
     local r = files.mean_row({ { accuracy = 0.5, weighted_f1 = 0.4, macro_f1 = 0.3, uar = 0.2, epochs = 2, train_seconds = 1 },
                                { accuracy = 0.7, weighted_f1 = 0.6, macro_f1 = 0.5, uar = 0.4, epochs = 4, train_seconds = 2 } }, "x")

@@ -163,6 +163,30 @@ function M.table(rows, columns)
   return table.concat(out, "\n")
 end
 
+-- <model>_history.csv: every epoch of every training run (seed, fold), so curves of any
+-- seed can be drawn again or compared; empty cells where a run has no such value (no
+-- validation, train_label_loss only for distilled models).
+M.HISTORY_COLUMNS = { "seed", "fold", "epoch", "train_loss", "train_label_loss", "train_acc", "train_f1",
+  "val_loss", "val_acc", "val_f1", "lr", "seconds" }
+
+-- runs: list of { seed =, fold = "fold1" or "", history = fit's history }.
+function M.history_csv(runs)
+  local lines = { table.concat(M.HISTORY_COLUMNS, ",") }
+  for _, run in ipairs(runs) do
+    for _, row in ipairs(run.history) do
+      local c = {}
+      for i, k in ipairs(M.HISTORY_COLUMNS) do
+        local v = k == "seed" and run.seed or k == "fold" and run.fold or row[k]
+        if type(v) ~= "number" then c[i] = v and tostring(v) or ""
+        elseif math.type(v) == "integer" or k == "epoch" or k == "seed" then c[i] = ("%d"):format(v)
+        else c[i] = ("%.6g"):format(v) end
+      end
+      lines[#lines + 1] = table.concat(c, ",")
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
 -- results.csv and results.md (the table, then the pictures, linked relative
 -- to the results folder).
 function M.write_results(results, plots, rows, best, models)
@@ -185,7 +209,8 @@ function M.write_results(results, plots, rows, best, models)
     md[#md + 1] = ""
     md[#md + 1] = ("![%s curves](%s/%s_curves.png) ![%s confusion](%s/%s_confusion.png)"):format(m, rel, m, m, rel, m)
     md[#md + 1] = ""
-    md[#md + 1] = ("[classification report](%s_report.txt), checkpoint `%s.safetensors`"):format(m, m)
+    md[#md + 1] = ("[classification report](%s_report.txt), [per-epoch history](%s_history.csv), checkpoint `%s.safetensors`")
+      :format(m, m, m)
   end
   for _, r in ipairs(rows) do
     if r.model == "ensemble" then
