@@ -53,10 +53,13 @@ function M.curves(history, opts)
   if not has.train_loss and not has.val_loss then
     error("plot.curves: history has neither train_loss nor val_loss in any epoch", 2)
   end
+  -- past ~40 epochs the markers touch and hide the dashes that tell accuracy and the
+  -- distillation objective apart, so long runs are drawn as plain lines
+  local style = #history > 40 and "lines" or "linespoints pt 7 ps 0.6"
   local function series(col, key, title, color, dash)
     if not has[key] then return nil end
-    return ("$h using 1:%d with linespoints lw 2.2 pt 7 ps 0.6 dt %d lc rgb '%s' title %s")
-      :format(col, dash, color, str(title))
+    return ("$h using 1:%d with %s lw 2.2 dt %d lc rgb '%s' title %s")
+      :format(col, style, dash, color, str(title))
   end
   local blue, orange = gp.palette[1], gp.palette[2]
   local loss = {}
