@@ -323,8 +323,8 @@ function M.fit(model, parts, opts)
       local loss = criterion(logits, b.y)
       if y_mix then loss = loss * lam + criterion(logits, y_mix) * (1 - lam) end
       if teach then
-        -- The loss on the true labels alone, comparable with the validation loss; the
-        -- objective below adds the distillation term, which sits on another scale.
+        -- The loss on the labels alone (mixed ones with mixup), comparable with the
+        -- validation loss; the objective below adds the distillation term, on another scale.
         label_lv = loss:item()
         local q = soft and require("ser.core.data").gather(soft, b.index)
           or distill.batch_targets(teach, x or b.x, n_classes)
