@@ -203,7 +203,7 @@ local rows, best = {}, nil
 local fused = {}   -- --ensemble: per (seed, run, split) the split reports of every model, in order
 local several = #seeds > 1
 for _, name in ipairs(model_names) do
-  local confusion, curves, reports, model_rows, model_best, histories = nil, nil, {}, {}, nil, {}
+  local confusion, reports, model_rows, model_best, histories = nil, {}, {}, nil, {}
   local function checkpoint(seed)   -- per seed with --seeds; nil: the stable name
     return ("%s/%s%s.safetensors"):format(results, name, (several and seed) and ("_seed%d"):format(seed) or "")
   end
@@ -218,7 +218,6 @@ for _, name in ipairs(model_names) do
         mixup = args.mixup, ema = args.ema > 0 and args.ema or false, distill = distill_opts,
         classes = corpus.classes, embeddings = true, name = name, checkpoint = checkpoint(seed),
       })
-      curves = curves or history                 -- the first seed's (first fold's) curves
       histories[#histories + 1] = { seed = seed, fold = run.name, history = history }
       if si == 1 then                             -- with --folds: summed over the folds of the first seed
         confusion = files.add_confusion(confusion, result.confusion)
@@ -251,7 +250,8 @@ for _, name in ipairs(model_names) do
   end
   -- with --seeds the stable name <model>.safetensors holds the best seed's checkpoint
   if several then files.copy(checkpoint(model_best.seed), checkpoint(nil)) end
-  ser.plot.curves(curves, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
+  -- the curves are the first seed's (first fold's); <model>_history.csv holds every run
+  ser.plot.curves(histories[1].history, { title = TITLES[name], out = plots .. "/" .. name .. "_curves.png" })
   ser.plot.confusion(confusion, corpus.classes, { title = TITLES[name], out = plots .. "/" .. name .. "_confusion.png" })
   files.write(results .. "/" .. name .. "_report.txt", table.concat(reports, "\n"))
   files.write(results .. "/" .. name .. "_history.csv", files.history_csv(histories))
