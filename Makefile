@@ -6,6 +6,7 @@
 #   make NATIVE=1    -march=native instead of the portable x86-64-v2 baseline
 #   make WERROR=1    warnings are errors (CI)
 #   make install PREFIX=/usr/local
+#   make ravdess     download RAVDESS into data/ravdess; make whisper-base / whisper-tiny.en: encoders into models/
 
 PREFIX  ?= /usr/local
 BUILD   ?= build
@@ -47,7 +48,7 @@ TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/c/lib/*.c))
 # test objects are intermediate in the pattern chain; keep them for incremental builds
 .SECONDARY:
 
-.PHONY: all test check-asan bench install clean deps fuzz ravdess
+.PHONY: all test check-asan bench install clean deps fuzz ravdess whisper-base whisper-tiny.en
 all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua
 
 # Installs missing Debian packages (and says which) before the first build.
@@ -115,6 +116,11 @@ install: all
 # Downloads RAVDESS speech (1440 files, MD5-checked, resumable) into data/ravdess.
 ravdess:
 	scripts/fetch-ravdess.sh data/ravdess
+
+# Download a pretrained Whisper encoder from the Hugging Face hub into models/<name>
+# (resumable; checked by value against the encoder digest in scripts/whisper-digests.txt).
+whisper-base whisper-tiny.en: $(BUILD)/serlua
+	SERLUA=$(BUILD)/serlua scripts/fetch-whisper.sh $@ models/$@
 
 clean:
 	rm -rf build build-asan build-fuzz
