@@ -396,7 +396,8 @@ int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_
   return 0;
 }
 
-int ser_safetensors_read(ser_safetensors **out, const char *path) {
+/* Opens a regular file for reading; *size gets its length. */
+static int open_regular(FILE **out, off_t *size, const char *path) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return ser_error(SER_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -405,7 +406,18 @@ int ser_safetensors_read(ser_safetensors **out, const char *path) {
     fclose(f);
     return ser_error(SER_EIO, "'%s' is not a regular file", path);
   }
-  const size_t len = (size_t)sb.st_size;
+  *size = sb.st_size;
+  *out = f;
+  return 0;
+}
+
+int ser_safetensors_read(ser_safetensors **out, const char *path) {
+  *out = NULL;
+  FILE *f;
+  off_t size;
+  const int orc = open_regular(&f, &size, path);
+  if (orc) return orc;
+  const size_t len = (size_t)size;
   unsigned char *buf = malloc(len ? len : 1);
   if (!buf) {
     fclose(f);
@@ -497,14 +509,10 @@ fail:
 
 int ser_safetensors_open(ser_safetensors_file **out, const char *path) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return ser_error(SER_EIO, "cannot open '%s': %s", path, strerror(errno));
-  struct stat sb;
-  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    fclose(f);
-    return ser_error(SER_EIO, "'%s' is not a regular file", path);
-  }
-  return open_stream(out, f, path);
+  FILE *f;
+  off_t size;
+  const int rc = open_regular(&f, &size, path);
+  return rc ? rc : open_stream(out, f, path);
 }
 
 int ser_safetensors_open_memory(ser_safetensors_file **out, const unsigned char *buf, size_t len, const char *label) {
