@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
+#include "pretrained/whisper.h"
 
 #define SER_VERSION "0.1.0"
 

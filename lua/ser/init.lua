@@ -24,6 +24,7 @@ local lazy = {
   save = { "ser.core.checkpoint", "save" },
   load = { "ser.core.checkpoint", "load" },
   set_amp = { "ser.core.nn_cnn", "set_amp" },
+  pretrained = "ser.pretrained",
 }
 ser._lazy = lazy
 

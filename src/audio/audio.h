@@ -8,5 +8,6 @@
 #include "audio/mel.h"
 #include "audio/resample.h"
 #include "audio/trim.h"
+#include "audio/whisper_mel.h"
 
 #endif

@@ -16,6 +16,9 @@
   X(LSTM, "lstm", ser_lstm_backward) \
   X(CROSS_ENTROPY, "cross_entropy", ser_cross_entropy_backward_op) \
   X(NLL_LOSS, "nll_loss", ser_nll_loss_backward_op) \
-  X(MSE_LOSS, "mse_loss", ser_mse_loss_backward_op)
+  X(MSE_LOSS, "mse_loss", ser_mse_loss_backward_op) \
+  X(LAYER_NORM, "layer_norm", ser_layer_norm_backward_node) \
+  X(GELU, "gelu", ser_gelu_backward_node) \
+  X(ATTENTION, "scaled_dot_product_attention", ser_attention_backward_node)
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/error.h"
+#include "../ops/gemm.h"
 
 /* ---- byte order ---- */
 
@@ -44,7 +45,23 @@ static int dtype_of(const char *s) {
   return -1;
 }
 
-static float half_to_float(uint16_t h) {
+/* Round to nearest even; overflow (|f| >= 65520) gives infinity, NaN a quiet NaN. */
+uint16_t ser_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return sign | 0x7e00;       /* NaN */
+  if (ax >= 0x477ff000u) return sign | 0x7c00;      /* rounds past 65504: infinity */
+  if (ax >= 0x38800000u) {                          /* normal half: rebias, round 13 bits away */
+    const uint32_t r = ax - 0x38000000u;
+    return sign | (uint16_t)((r + 0xfffu + ((r >> 13) & 1u)) >> 13);
+  }
+  /* subnormal half (or zero): units of 2^-24, the scaling is exact, lrintf rounds to even */
+  return sign | (uint16_t)lrintf(fabsf(f) * 16777216.0f);
+}
+
+float ser_f16_to_f32(uint16_t h) {
   const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
   float v;
   if (exp == 0)
@@ -70,7 +87,7 @@ static float convert_one(const unsigned char *p, int dt) {
       memcpy(&d, &u, 8);
       return (float)d;
     }
-    case DT_F16: return half_to_float((uint16_t)u);
+    case DT_F16: return ser_f16_to_f32((uint16_t)u);
     case DT_BF16: {
       const uint32_t b = (uint32_t)u << 16;
       float f;
@@ -204,30 +221,33 @@ static int parse_meta(ser_safetensors *st, const cJSON *m, const char *label) {
   return 0;
 }
 
-static int parse_json(ser_safetensors *st, const cJSON *root, const unsigned char *data, uint64_t data_len,
-                      const char *label) {
+/* Reads the entries and metadata of a parsed header and checks that the
+ * tensors tile the data_len data bytes exactly. *out_es (sorted by offset,
+ * names pointing into root) is the caller's to free, also on failure. */
+static int index_entries(entry **out_es, int *out_n, ser_safetensors *st, const cJSON *root, uint64_t data_len,
+                         const char *label) {
+  *out_n = 0;
+  *out_es = NULL;
   if (!cJSON_IsObject(root))
     return ser_error(SER_EFORMAT, "%s: header is JSON but not an object of tensors", label);
   const int total = cJSON_GetArraySize(root);
   entry *es = calloc((size_t)total + 1, sizeof *es);
   if (!es) return ser_error(SER_ENOMEM, "%s: out of memory", label);
-  int n = 0, rc = 0;
+  *out_es = es;
+  int n = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, root) {
     if (strcmp(it->string, "__metadata__") == 0) {
-      if (st->meta_keys) {
-        rc = ser_error(SER_EFORMAT, "%s: \"__metadata__\" appears twice", label);
-        goto done;
-      }
-      if ((rc = parse_meta(st, it, label))) goto done;
+      if (st->meta_keys) return ser_error(SER_EFORMAT, "%s: \"__metadata__\" appears twice", label);
+      const int rc = parse_meta(st, it, label);
+      if (rc) return rc;
       continue;
     }
-    if ((rc = parse_entry(&es[n], it, label))) goto done;
+    const int rc = parse_entry(&es[n], it, label);
+    if (rc) return rc;
     for (int k = 0; k < n; k++)
-      if (strcmp(es[k].name, es[n].name) == 0) {
-        rc = ser_error(SER_EFORMAT, "%s: tensor name '%s' appears twice in the header", label, es[n].name);
-        goto done;
-      }
+      if (strcmp(es[k].name, es[n].name) == 0)
+        return ser_error(SER_EFORMAT, "%s: tensor name '%s' appears twice in the header", label, es[n].name);
     n++;
   }
   /* The tensors must tile the data exactly: sorted by offset, each starts where
@@ -235,25 +255,39 @@ static int parse_json(ser_safetensors *st, const cJSON *root, const unsigned cha
   qsort(es, (size_t)n, sizeof *es, cmp_begin);
   uint64_t pos = 0;
   for (int k = 0; k < n; k++) {
-    if (es[k].end > data_len) {
-      rc = ser_error(SER_EFORMAT, "%s: tensor '%s' has data_offsets [%llu, %llu] beyond the %llu data bytes "
-                     "(truncated file?)", label, es[k].name, (unsigned long long)es[k].begin,
-                     (unsigned long long)es[k].end, (unsigned long long)data_len);
-      goto done;
-    }
-    if (es[k].begin != pos) {
-      rc = ser_error(SER_EFORMAT, "%s: tensor '%s' starts at data byte %llu, expected %llu (%s)", label, es[k].name,
-                     (unsigned long long)es[k].begin, (unsigned long long)pos,
-                     es[k].begin < pos ? "it overlaps the previous tensor" : "a gap before it");
-      goto done;
-    }
+    if (es[k].end > data_len)
+      return ser_error(SER_EFORMAT, "%s: tensor '%s' has data_offsets [%llu, %llu] beyond the %llu data bytes "
+                       "(truncated file?)", label, es[k].name, (unsigned long long)es[k].begin,
+                       (unsigned long long)es[k].end, (unsigned long long)data_len);
+    if (es[k].begin != pos)
+      return ser_error(SER_EFORMAT, "%s: tensor '%s' starts at data byte %llu, expected %llu (%s)", label, es[k].name,
+                       (unsigned long long)es[k].begin, (unsigned long long)pos,
+                       es[k].begin < pos ? "it overlaps the previous tensor" : "a gap before it");
     pos = es[k].end;
   }
-  if (pos != data_len) {
-    rc = ser_error(SER_EFORMAT, "%s: the tensors cover %llu data bytes but the file holds %llu", label,
-                   (unsigned long long)pos, (unsigned long long)data_len);
-    goto done;
+  if (pos != data_len)
+    return ser_error(SER_EFORMAT, "%s: the tensors cover %llu data bytes but the file holds %llu", label,
+                     (unsigned long long)pos, (unsigned long long)data_len);
+  *out_n = n;
+  return 0;
+}
+
+/* Converts numel little-endian values of dtype dt at src into float32. */
+static void convert_into(float *dst, const unsigned char *src, int64_t numel, int dt) {
+  if (dt == DT_F32 && host_is_le()) {
+    memcpy(dst, src, (size_t)numel * 4);
+    return;
   }
+  const int sz = dtypes[dt].size;
+  for (int64_t i = 0; i < numel; i++) dst[i] = convert_one(src + i * sz, dt);
+}
+
+static int parse_json(ser_safetensors *st, const cJSON *root, const unsigned char *data, uint64_t data_len,
+                      const char *label) {
+  entry *es;
+  int n;
+  int rc = index_entries(&es, &n, st, root, data_len, label);
+  if (rc) goto done;
   st->names = calloc((size_t)n + 1, sizeof(char *));
   st->tensors = calloc((size_t)n + 1, sizeof(ser_tensor *));
   if (!st->names || !st->tensors) {
@@ -272,53 +306,37 @@ static int parse_json(ser_safetensors *st, const cJSON *root, const unsigned cha
     st->names[k] = name;
     st->tensors[k] = t;
     st->n = k + 1;
-    float *dst = ser_tensor_data(t);
-    const unsigned char *src = data + es[k].begin;
-    const int64_t numel = ser_tensor_numel(t);
-    if (es[k].dtype == DT_F32 && host_is_le()) {
-      memcpy(dst, src, (size_t)numel * 4);
-    } else {
-      const int sz = dtypes[es[k].dtype].size;
-      for (int64_t i = 0; i < numel; i++) dst[i] = convert_one(src + i * sz, es[k].dtype);
-    }
+    convert_into(ser_tensor_data(t), data + es[k].begin, ser_tensor_numel(t), es[k].dtype);
   }
 done:
   free(es);
   return rc;
 }
 
-int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_t len, const char *label) {
+/* Parses and checks the hlen header bytes at h (JSON object, no raw control
+ * bytes or escaped NULs, only padding after it). */
+static int parse_header(cJSON **out, const unsigned char *h, uint64_t hlen, const char *label) {
   *out = NULL;
-  if (len < 8)
-    return ser_error(SER_EFORMAT, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length",
-                     label, len);
-  const uint64_t hlen = rd_le(buf, 8);
-  if (hlen > len - 8)
-    return ser_error(SER_EFORMAT, "%s: header length %llu is larger than the %zu bytes that follow it (truncated or "
-                     "not a safetensors file)", label, (unsigned long long)hlen, len - 8);
-  if (hlen > SER_SAFETENSORS_MAX_HEADER)
-    return ser_error(SER_EFORMAT, "%s: header length %llu exceeds the %u-byte limit", label,
-                     (unsigned long long)hlen, SER_SAFETENSORS_MAX_HEADER);
   const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &end, 0);
+  cJSON *root = cJSON_ParseWithLengthOpts((const char *)h, (size_t)hlen, &end, 0);
   if (!root) {
     const char *err = cJSON_GetErrorPtr();
-    const long at = err ? (long)(err - (const char *)buf - 8) : -1;
+    const long at = err ? (long)(err - (const char *)h) : -1;
     return ser_error(SER_EFORMAT, "%s: header is not valid JSON (error near header byte %ld of %llu)", label, at,
                      (unsigned long long)hlen);
   }
   /* JSON forbids raw control bytes; cJSON accepts them and ends a name at a
    * NUL, so "fc.weight\0junk" would load as "fc.weight" (found by fuzzing). */
-  for (const char *p = (const char *)buf + 8; p < end; p++)
+  for (const char *p = (const char *)h; p < end; p++)
     if ((unsigned char)*p < 0x20 && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
       cJSON_Delete(root);
       return ser_error(SER_EFORMAT, "%s: header holds a raw control byte 0x%02x at header byte %ld (not valid JSON)",
-                       label, (unsigned)(unsigned char)*p, (long)(p - (const char *)buf - 8));
+                       label, (unsigned)(unsigned char)*p, (long)(p - (const char *)h));
     }
   /* The escaped form "\u0000" decodes to a NUL too, with the same truncation.
    * Walk the strings (an escaped backslash is skipped as a pair, so "\\u0000"
    * is the harmless literal text). */
-  for (const char *p = (const char *)buf + 8, *in = NULL; p < end; p++) {
+  for (const char *p = (const char *)h, *in = NULL; p < end; p++) {
     if (!in) {
       if (*p == '"') in = p;
     } else if (*p == '"') {
@@ -327,24 +345,48 @@ int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_
       if (p[1] == 'u' && end - p >= 6 && strncmp(p + 2, "0000", 4) == 0) {
         cJSON_Delete(root);
         return ser_error(SER_EFORMAT, "%s: header holds an escaped NUL (\\u0000) in a string at header byte %ld; "
-                         "names and metadata cannot contain NUL", label, (long)(p - (const char *)buf - 8));
+                         "names and metadata cannot contain NUL", label, (long)(p - (const char *)h));
       }
       p++;
     }
   }
   /* Only the space padding the writer adds may follow the JSON object. */
-  for (const char *p = end; p < (const char *)buf + 8 + hlen; p++)
+  for (const char *p = end; p < (const char *)h + hlen; p++)
     if (*p != ' ' && *p != '\0') {
       cJSON_Delete(root);
       return ser_error(SER_EFORMAT, "%s: unexpected bytes after the JSON header (at header byte %ld)", label,
-                       (long)(p - (const char *)buf - 8));
+                       (long)(p - (const char *)h));
     }
+  *out = root;
+  return 0;
+}
+
+/* The 8-byte header length, checked against the bytes that follow it. */
+static int check_hlen(uint64_t hlen, uint64_t after, const char *label) {
+  if (hlen > after)
+    return ser_error(SER_EFORMAT, "%s: header length %llu is larger than the %llu bytes that follow it (truncated or "
+                     "not a safetensors file)", label, (unsigned long long)hlen, (unsigned long long)after);
+  if (hlen > SER_SAFETENSORS_MAX_HEADER)
+    return ser_error(SER_EFORMAT, "%s: header length %llu exceeds the %u-byte limit", label,
+                     (unsigned long long)hlen, SER_SAFETENSORS_MAX_HEADER);
+  return 0;
+}
+
+int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_t len, const char *label) {
+  *out = NULL;
+  if (len < 8)
+    return ser_error(SER_EFORMAT, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length",
+                     label, len);
+  const uint64_t hlen = rd_le(buf, 8);
+  cJSON *root;
+  int rc = check_hlen(hlen, len - 8, label);
+  if (rc || (rc = parse_header(&root, buf + 8, hlen, label))) return rc;
   ser_safetensors *st = calloc(1, sizeof *st);
   if (!st) {
     cJSON_Delete(root);
     return ser_error(SER_ENOMEM, "%s: out of memory", label);
   }
-  const int rc = parse_json(st, root, buf + 8 + hlen, len - 8 - hlen, label);
+  rc = parse_json(st, root, buf + 8 + hlen, len - 8 - hlen, label);
   cJSON_Delete(root);
   if (rc) {
     ser_safetensors_free(st);
@@ -354,7 +396,8 @@ int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_
   return 0;
 }
 
-int ser_safetensors_read(ser_safetensors **out, const char *path) {
+/* Opens a regular file for reading; *size gets its length. */
+static int open_regular(FILE **out, off_t *size, const char *path) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return ser_error(SER_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -363,7 +406,18 @@ int ser_safetensors_read(ser_safetensors **out, const char *path) {
     fclose(f);
     return ser_error(SER_EIO, "'%s' is not a regular file", path);
   }
-  const size_t len = (size_t)sb.st_size;
+  *size = sb.st_size;
+  *out = f;
+  return 0;
+}
+
+int ser_safetensors_read(ser_safetensors **out, const char *path) {
+  *out = NULL;
+  FILE *f;
+  off_t size;
+  const int orc = open_regular(&f, &size, path);
+  if (orc) return orc;
+  const size_t len = (size_t)size;
   unsigned char *buf = malloc(len ? len : 1);
   if (!buf) {
     fclose(f);
@@ -379,6 +433,155 @@ int ser_safetensors_read(ser_safetensors **out, const char *path) {
   const int rc = ser_safetensors_parse(out, buf, len, path);
   free(buf);
   return rc;
+}
+
+/* ---- reading by name: header first, then only the tensors asked for ---- */
+
+struct ser_safetensors_file {
+  FILE *f;
+  char *label;
+  cJSON *root;           /* entry names point into it */
+  entry *es;             /* sorted by offset */
+  int n;
+  uint64_t data_start;   /* 8 + header length */
+  uint64_t bytes_read;   /* header included */
+  ser_safetensors *meta; /* only its metadata fields are used */
+};
+
+void ser_safetensors_close(ser_safetensors_file *sf) {
+  if (!sf) return;
+  if (sf->f) fclose(sf->f);
+  cJSON_Delete(sf->root);
+  free(sf->es);
+  free(sf->label);
+  ser_safetensors_free(sf->meta);
+  free(sf);
+}
+
+/* Takes over f (closed on failure too). */
+static int open_stream(ser_safetensors_file **out, FILE *f, const char *label) {
+  *out = NULL;
+  ser_safetensors_file *sf = calloc(1, sizeof *sf);
+  if (!sf || !(sf->label = dupstr(label)) || !(sf->meta = calloc(1, sizeof *sf->meta))) {
+    if (sf) free(sf->label);
+    free(sf);
+    fclose(f);
+    return ser_error(SER_ENOMEM, "%s: out of memory", label);
+  }
+  sf->f = f;
+  int rc = 0;
+  unsigned char head[8];
+  off_t size = -1;
+  if (fseeko(f, 0, SEEK_END) == 0) size = ftello(f);
+  if (size < 0 || fseeko(f, 0, SEEK_SET) != 0) {
+    rc = ser_error(SER_EIO, "cannot seek in '%s': %s", label, strerror(errno));
+    goto fail;
+  }
+  if (size < 8 || fread(head, 1, 8, f) != 8) {
+    rc = ser_error(SER_EFORMAT, "%s: truncated: %lld bytes, a safetensors file starts with an 8-byte header length",
+                   label, (long long)size);
+    goto fail;
+  }
+  const uint64_t hlen = rd_le(head, 8);
+  if ((rc = check_hlen(hlen, (uint64_t)size - 8, label))) goto fail;
+  unsigned char *h = malloc(hlen ? hlen : 1);
+  if (!h) {
+    rc = ser_error(SER_ENOMEM, "%s: out of memory for a %llu-byte header", label, (unsigned long long)hlen);
+    goto fail;
+  }
+  if (fread(h, 1, hlen, f) != hlen) {
+    free(h);
+    rc = ser_error(SER_EIO, "cannot read the header of '%s'", label);
+    goto fail;
+  }
+  sf->bytes_read = 8 + hlen;
+  rc = parse_header(&sf->root, h, hlen, label);
+  free(h);
+  if (rc) goto fail;
+  sf->data_start = 8 + hlen;
+  if ((rc = index_entries(&sf->es, &sf->n, sf->meta, sf->root, (uint64_t)size - 8 - hlen, label))) goto fail;
+  *out = sf;
+  return 0;
+fail:
+  ser_safetensors_close(sf);
+  return rc;
+}
+
+int ser_safetensors_open(ser_safetensors_file **out, const char *path) {
+  *out = NULL;
+  FILE *f;
+  off_t size;
+  const int rc = open_regular(&f, &size, path);
+  return rc ? rc : open_stream(out, f, path);
+}
+
+int ser_safetensors_open_memory(ser_safetensors_file **out, const unsigned char *buf, size_t len, const char *label) {
+  *out = NULL;
+  if (len < 8) /* fmemopen refuses an empty buffer; the message is the file's */
+    return ser_error(SER_EFORMAT, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length",
+                     label, len);
+  FILE *f = fmemopen((void *)buf, len, "rb");
+  if (!f) return ser_error(SER_EIO, "%s: cannot open the buffer: %s", label, strerror(errno));
+  return open_stream(out, f, label);
+}
+
+int ser_safetensors_count(const ser_safetensors_file *sf) { return sf->n; }
+
+const char *ser_safetensors_name(const ser_safetensors_file *sf, int i) {
+  return i >= 0 && i < sf->n ? sf->es[i].name : NULL;
+}
+
+int ser_safetensors_find(const ser_safetensors_file *sf, const char *name) {
+  for (int i = 0; i < sf->n; i++)
+    if (strcmp(sf->es[i].name, name) == 0) return i;
+  return -1;
+}
+
+int ser_safetensors_shape(const ser_safetensors_file *sf, int i, int64_t *shape) {
+  if (i < 0 || i >= sf->n) return -1;
+  for (int d = 0; d < sf->es[i].ndim; d++) shape[d] = sf->es[i].shape[d];
+  return sf->es[i].ndim;
+}
+
+const char *ser_safetensors_dtype(const ser_safetensors_file *sf, int i) {
+  return i >= 0 && i < sf->n ? dtypes[sf->es[i].dtype].name : NULL;
+}
+
+const char *ser_safetensors_file_meta(const ser_safetensors_file *sf, const char *key) {
+  return ser_safetensors_meta(sf->meta, key);
+}
+
+uint64_t ser_safetensors_bytes_read(const ser_safetensors_file *sf) { return sf->bytes_read; }
+
+int ser_safetensors_load(ser_tensor **out, ser_safetensors_file *sf, int i) {
+  *out = NULL;
+  if (i < 0 || i >= sf->n)
+    return ser_error(SER_EINVAL, "%s: no tensor number %d (the file holds %d)", sf->label, i + 1, sf->n);
+  const entry *e = &sf->es[i];
+  ser_tensor *t = ser_tensor_empty(e->ndim, e->shape);
+  if (!t) return ser_error_prefix(SER_ENOMEM, "%s: tensor '%s'", sf->label, e->name);
+  const uint64_t bytes = e->end - e->begin;
+  const int direct = e->dtype == DT_F32 && host_is_le();
+  unsigned char *raw = direct ? (unsigned char *)ser_tensor_data(t) : malloc(bytes ? bytes : 1);
+  if (!raw) {
+    ser_tensor_release(t);
+    return ser_error(SER_ENOMEM, "%s: out of memory reading tensor '%s' (%llu bytes)", sf->label, e->name,
+                     (unsigned long long)bytes);
+  }
+  int rc = 0;
+  if (fseeko(sf->f, (off_t)(sf->data_start + e->begin), SEEK_SET) != 0 || fread(raw, 1, bytes, sf->f) != bytes)
+    rc = ser_error(SER_EIO, "%s: cannot read tensor '%s' (%llu bytes at data byte %llu): the file changed or is "
+                   "unreadable", sf->label, e->name, (unsigned long long)bytes, (unsigned long long)e->begin);
+  else
+    sf->bytes_read += bytes;
+  if (!rc && !direct) convert_into(ser_tensor_data(t), raw, ser_tensor_numel(t), e->dtype);
+  if (!direct) free(raw);
+  if (rc) {
+    ser_tensor_release(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
 }
 
 /* ---- writing ---- */
@@ -403,16 +606,33 @@ static int write_all(int fd, const void *buf, size_t n) {
   return 0;
 }
 
-static int write_tensor_le(int fd, const ser_tensor *t) {
+static const char *st_dtype_name(ser_st_dtype d) {
+  return d == SER_ST_F16 ? "F16" : d == SER_ST_BF16 ? "BF16" : "F32";
+}
+static int st_dtype_size(ser_st_dtype d) { return d == SER_ST_F32 ? 4 : 2; }
+
+static int write_tensor_le(int fd, const ser_tensor *t, ser_st_dtype dt) {
   const int64_t n = ser_tensor_numel(t);
   if (n == 0) return 0;
-  if (ser_tensor_is_contiguous(t) && host_is_le()) return write_all(fd, ser_tensor_data(t), (size_t)n * 4);
+  if (dt == SER_ST_F32 && ser_tensor_is_contiguous(t) && host_is_le())
+    return write_all(fd, ser_tensor_data(t), (size_t)n * 4);
   float *tmp = malloc((size_t)n * 4);
   if (!tmp) {
     errno = ENOMEM;
     return -1;
   }
   ser_tensor_gather_to(t, tmp);
+  if (dt != SER_ST_F32) { /* 16-bit values, rounded to nearest even, written little-endian in place */
+    unsigned char *b = (unsigned char *)tmp;
+    for (int64_t i = 0; i < n; i++) {
+      const uint16_t h = dt == SER_ST_F16 ? ser_f32_to_f16(tmp[i]) : ser_f32_to_bf16(tmp[i]);
+      b[2 * i] = (unsigned char)(h & 0xff);
+      b[2 * i + 1] = (unsigned char)(h >> 8);
+    }
+    const int rc = write_all(fd, tmp, (size_t)n * 2);
+    free(tmp);
+    return rc;
+  }
   if (!host_is_le()) {
     unsigned char *b = (unsigned char *)tmp;
     for (int64_t i = 0; i < n; i++) {
@@ -428,8 +648,8 @@ static int write_tensor_le(int fd, const ser_tensor *t) {
   return rc;
 }
 
-static int build_header(char **json, int n, const char *const *names, ser_tensor *const *tensors, const int *order,
-                        int n_meta, const char *const *meta_keys, const char *const *meta_values) {
+static int build_header(char **json, int n, const char *const *names, ser_tensor *const *tensors,
+                        const ser_st_dtype *dts, const int *order, int n_meta, const char *const *meta_keys, const char *const *meta_values) {
   cJSON *root = cJSON_CreateObject();
   if (!root) return SER_ENOMEM;
   if (n_meta > 0) {
@@ -442,14 +662,15 @@ static int build_header(char **json, int n, const char *const *names, ser_tensor
   for (int k = 0; k < n; k++) {
     const ser_tensor *t = tensors[order[k]];
     cJSON *e = cJSON_AddObjectToObject(root, names[order[k]]);
-    if (!e || !cJSON_AddStringToObject(e, "dtype", "F32")) goto oom;
+    const ser_st_dtype dt = dts ? dts[order[k]] : SER_ST_F32;
+    if (!e || !cJSON_AddStringToObject(e, "dtype", st_dtype_name(dt))) goto oom;
     cJSON *sh = cJSON_AddArrayToObject(e, "shape"), *off;
     if (!sh) goto oom;
     for (int d = 0; d < t->ndim; d++) {
       cJSON *v = cJSON_CreateNumber((double)t->shape[d]);
       if (!v || !cJSON_AddItemToArray(sh, v)) goto oom;
     }
-    const uint64_t bytes = (uint64_t)ser_tensor_numel(t) * 4;
+    const uint64_t bytes = (uint64_t)ser_tensor_numel(t) * (uint64_t)st_dtype_size(dt);
     if (!(off = cJSON_AddArrayToObject(e, "data_offsets"))) goto oom;
     cJSON *b = cJSON_CreateNumber((double)pos), *en = cJSON_CreateNumber((double)(pos + bytes));
     if (!b || !en || !cJSON_AddItemToArray(off, b) || !cJSON_AddItemToArray(off, en)) goto oom;
@@ -465,7 +686,16 @@ oom:
 
 int ser_safetensors_write(const char *path, int n, const char *const *names, ser_tensor *const *tensors, int n_meta,
                           const char *const *meta_keys, const char *const *meta_values) {
+  return ser_safetensors_write_as(path, n, names, tensors, NULL, n_meta, meta_keys, meta_values);
+}
+
+int ser_safetensors_write_as(const char *path, int n, const char *const *names, ser_tensor *const *tensors,
+                             const ser_st_dtype *dts, int n_meta, const char *const *meta_keys,
+                             const char *const *meta_values) {
   for (int i = 0; i < n; i++) {
+    if (dts && dts[i] != SER_ST_F32 && dts[i] != SER_ST_F16 && dts[i] != SER_ST_BF16)
+      return ser_error(SER_EINVAL, "save '%s': tensor %d has dtype code %d; expected SER_ST_F32, SER_ST_F16 or "
+                       "SER_ST_BF16", path, i + 1, (int)dts[i]);
     if (!names[i] || !names[i][0] || strcmp(names[i], "__metadata__") == 0)
       return ser_error(SER_EINVAL, "save '%s': tensor %d has an invalid name '%s'", path, i + 1,
                        names[i] ? names[i] : "(null)");
@@ -498,7 +728,7 @@ int ser_safetensors_write(const char *path, int n, const char *const *names, ser
   }
   free(sorted);
   char *json = NULL;
-  if (!rc && (rc = build_header(&json, n, names, tensors, order, n_meta, meta_keys, meta_values)))
+  if (!rc && (rc = build_header(&json, n, names, tensors, dts, order, n_meta, meta_keys, meta_values)))
     rc = ser_error(rc, "save '%s': out of memory building the header", path);
   if (rc) {
     free(order);
@@ -534,7 +764,7 @@ int ser_safetensors_write(const char *path, int n, const char *const *names, ser
     return rc;
   }
   int bad = write_all(fd, hdr, 8 + hlen);
-  for (int k = 0; k < n && !bad; k++) bad = write_tensor_le(fd, tensors[order[k]]);
+  for (int k = 0; k < n && !bad; k++) bad = write_tensor_le(fd, tensors[order[k]], dts ? dts[order[k]] : SER_ST_F32);
   if (!bad) bad = fsync(fd);
   int e = errno;
   if (close(fd) != 0 && !bad) {

@@ -129,6 +129,20 @@ static int l_amplitude_to_db(lua_State *L) {
   return 1;
 }
 
+/* whisper_logmel(wav [, {n_mels = 80}]) -> [n_mels, T // 160] ([B, T] -> [B, n_mels, T // 160]):
+ * Whisper's front end (src/audio/whisper_mel.h) on 16 kHz audio. */
+static int l_whisper_logmel(lua_State *L) {
+  static const char *const keys[] = {"n_mels", NULL};
+  const char *fname = "features.whisper_logmel";
+  ser_tensor *w = ser_lua_checktensor(L, 1);
+  ser_lua_checkoptions(L, 2, keys, fname);
+  const int n_mels = opt_int(L, 2, "n_mels", 80, 1, fname);
+  ser_tensor *out;
+  if (ser_whisper_logmel_tensor(&out, w, n_mels) < 0) return ser_lua_fail(L, fname);
+  ser_lua_pushtensor(L, out);
+  return 1;
+}
+
 /* frames(T [, hop]) -> 1 + T // hop, the frame count of the centred STFT */
 static int l_frames(lua_State *L) {
   lua_Integer T = luaL_checkinteger(L, 1), hop = luaL_optinteger(L, 2, 256);
@@ -170,7 +184,8 @@ int ser_lua_open_features(lua_State *L) {
   static const luaL_Reg fns[] = {{"logmel", l_logmel}, {"mfcc", l_mfcc},       {"power", l_power},
                                  {"melpower", l_melpower}, {"stft", l_stft},   {"melbank", l_melbank},
                                  {"hann", l_hann},     {"dct", l_dct},         {"amplitude_to_db", l_amplitude_to_db},
-                                 {"frames", l_frames}, {"znorm", l_znorm}, {NULL, NULL}};
+                                 {"frames", l_frames}, {"znorm", l_znorm}, {"whisper_logmel", l_whisper_logmel},
+                                 {NULL, NULL}};
   pin_library();
   luaL_newlib(L, fns);
   return 1;

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "../core/error.h"
+#include "rowops.h"
 
 /* SSE2 selects (baseline on x86-64) rather than a C ternary: GCC will not
  * if-convert a float comparison while -ftrapping-math is on (the default),
@@ -70,5 +71,53 @@ int ser_leaky_relu_backward_node(ser_node *node, const ser_tensor *gout, ser_ten
   if (gin[0])
     ser_leaky_relu_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), ser_tensor_data(node->saved[0]),
                             ser_tensor_numel(gout), (float)node->farg[0]);
+  return 0;
+}
+
+/* Chunks of whole cache lines per thread; the row kernels do the vector work. */
+#define GELU_PAR_MIN (1 << 16)
+
+void ser_gelu_forward(float *out, const float *in, int64_t n) {
+#pragma omp parallel if (n > GELU_PAR_MIN)
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t lo = n * t / nt / 16 * 16, hi = t == nt - 1 ? n : n * (t + 1) / nt / 16 * 16;
+    if (hi > lo) ser_row_gelu(out + lo, in + lo, hi - lo);
+  }
+}
+
+void ser_gelu_backward(float *din, const float *dout, const float *in, int64_t n) {
+#pragma omp parallel if (n > GELU_PAR_MIN)
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t lo = n * t / nt / 16 * 16, hi = t == nt - 1 ? n : n * (t + 1) / nt / 16 * 16;
+    if (hi > lo) ser_row_gelu_backward(din + lo, dout + lo, in + lo, hi - lo);
+  }
+}
+
+int ser_gelu(ser_tensor **out, ser_tensor *x) {
+  *out = NULL;
+  if (!x) return ser_error(SER_EINVAL, "gelu: input is required");
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *y = ser_tensor_empty(x->ndim, x->shape);
+  int rc = (!xc || !y) ? SER_ENOMEM : 0;
+  if (!rc) {
+    ser_gelu_forward(ser_tensor_data(y), ser_tensor_data(xc), ser_tensor_numel(x));
+    ser_node *node = NULL;
+    rc = ser_autograd_record(y, SER_OP_GELU, 1, &x, &node);
+    if (!rc && node) node->saved[0] = ser_detach(xc);
+  }
+  ser_tensor_release(xc);
+  if (rc) {
+    ser_tensor_release(y);
+    return rc;
+  }
+  *out = y;
+  return 0;
+}
+
+int ser_gelu_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin) {
+  if (gin[0])
+    ser_gelu_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), ser_tensor_data(node->saved[0]),
+                      ser_tensor_numel(gout));
   return 0;
 }

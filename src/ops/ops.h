@@ -16,5 +16,7 @@
 #include "activation.h"
 #include "lstm.h"
 #include "loss.h"
+#include "layernorm.h"
+#include "attention.h"
 
 #endif

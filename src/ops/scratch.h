@@ -22,6 +22,7 @@ enum {
   SER_SCRATCH_WINO,        /* Winograd tiles of one block (padded rows, V, M) */
   SER_SCRATCH_WINO_U,      /* Winograd-transformed weights (the calling thread's) */
   SER_SCRATCH_WINO_UPACK,  /* the 1-d Winograd's transformed weights packed to bf16 (amp) */
+  SER_SCRATCH_ATTN,        /* attention scores / score gradients of one block of query rows */
   SER_SCRATCH_SLOTS
 };
 

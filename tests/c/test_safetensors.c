@@ -1,6 +1,7 @@
 /* safetensors: round trip, metadata, layout details of the written file, dtype
  * conversions, and one test per validation rule (crafted files). */
 #include <dirent.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,12 +215,172 @@ static void dtype_conversions(void **state) {
   free(b);
 }
 
+/* float -> F16 rounding: hand-picked edges, every half value back to itself,
+ * and (where the compiler has _Float16) agreement with its conversion on many
+ * random floats. */
+static void f16_rounding(void **state) {
+  const struct { float f; uint16_t h; } cases[] = {
+      {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65519.0f, 0x7bff}, {65520.0f, 0x7c00},
+      {1e10f, 0x7c00}, {-1e10f, 0xfc00}, {1.0f + 0x1p-11f, 0x3c00} /* tie -> even */,
+      {1.0f + 0x3p-11f, 0x3c02} /* tie -> even (up) */, {0x1p-24f, 0x0001}, {0x1p-25f, 0x0000} /* tie -> 0 */,
+      {0x1.8p-25f, 0x0001}, {0x1p-14f, 0x0400}, {0x1.ff8p-15f, 0x03ff}, {0x1.ffcp-15f, 0x0400} /* largest subnormal; a tie above it rounds up to the smallest normal */,
+      {-0.0f, 0x8000}, {INFINITY, 0x7c00}, {1e-30f, 0x0000}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (ser_f32_to_f16(cases[i].f) != cases[i].h)
+      printf("  f16(%a) = 0x%04x, expected 0x%04x\n", (double)cases[i].f, ser_f32_to_f16(cases[i].f), cases[i].h);
+    assert_int_equal(ser_f32_to_f16(cases[i].f), cases[i].h);
+  }
+  const uint16_t nan = ser_f32_to_f16(NAN);
+  assert_true((nan & 0x7c00) == 0x7c00 && (nan & 0x3ff) != 0);
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaNs */
+    assert_int_equal(ser_f32_to_f16(ser_f16_to_f32((uint16_t)h)), h);
+  }
+#ifdef __FLT16_MAX__
+  uint32_t s = 12345;
+  for (int i = 0; i < 2000000; i++) {
+    s = s * 1664525u + 1013904223u;
+    uint32_t bits = (s & 0x8fffffffu) | (((s >> 3) % 40 + 96) << 23); /* exponents around the half range */
+    float f;
+    memcpy(&f, &bits, 4);
+    _Float16 r = (_Float16)f;
+    uint16_t want;
+    memcpy(&want, &r, 2);
+    if (ser_f32_to_f16(f) != want) printf("  f16(%a) = 0x%04x, the compiler gives 0x%04x\n", (double)f,
+                                          ser_f32_to_f16(f), want);
+    assert_int_equal(ser_f32_to_f16(f), want);
+  }
+#else
+  printf("  (no _Float16 in this compiler: the random comparison is skipped)\n");
+#endif
+}
+
+/* F16 and BF16 tensors written per tensor, read back as the rounded values. */
+static void write_f16_bf16(void **state) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/half.safetensors", tmpdir);
+  const float v[5] = {1.0f + 0x1p-11f, 3.14159265f, -65520.0f, 0x1p-25f, 1.0f + 0x1p-8f};
+  ser_tensor *t = ser_tensor_from_data(1, SER_DIMS(5), v);
+  const char *names[3] = {"h", "b", "f"};
+  ser_tensor *ts[3] = {t, t, t};
+  const ser_st_dtype dts[3] = {SER_ST_F16, SER_ST_BF16, SER_ST_F32};
+  assert_int_equal(ser_safetensors_write_as(path, 3, names, ts, dts, 0, NULL, NULL), 0);
+  ser_safetensors_file *sf;
+  assert_int_equal(ser_safetensors_open(&sf, path), 0);
+  assert_string_equal(ser_safetensors_dtype(sf, ser_safetensors_find(sf, "h")), "F16");
+  assert_string_equal(ser_safetensors_dtype(sf, ser_safetensors_find(sf, "b")), "BF16");
+  assert_string_equal(ser_safetensors_dtype(sf, ser_safetensors_find(sf, "f")), "F32");
+  ser_safetensors_close(sf);
+  ser_safetensors *st;
+  assert_int_equal(ser_safetensors_read(&st, path), 0);
+  const float *b = ser_tensor_data(st->tensors[0]), *f = ser_tensor_data(st->tensors[1]),
+              *h = ser_tensor_data(st->tensors[2]);
+  assert_string_equal(st->names[0], "b");
+  for (int i = 0; i < 5; i++) {
+    assert_true(h[i] == ser_f16_to_f32(ser_f32_to_f16(v[i])) || (isinf(h[i]) && v[i] < -65504));
+    assert_true(b[i] == ser_bf16_to_f32(ser_f32_to_bf16(v[i])));
+    assert_true(f[i] == v[i]);
+  }
+  assert_float_equal(h[0], 1.0f, 0);         /* tie to even */
+  assert_float_equal(h[1], 3.140625f, 0);
+  assert_true(isinf(h[2]) && h[2] < 0);
+  assert_float_equal(h[3], 0.0f, 0);
+  assert_float_equal(b[4], 1.0f, 0);         /* bf16 tie to even */
+  assert_float_equal(b[1], 3.140625f, 0);
+  ser_safetensors_free(st);
+  /* a bad dtype code is refused before anything is written */
+  const ser_st_dtype bad[1] = {(ser_st_dtype)7};
+  assert_int_equal(ser_safetensors_write_as(path, 1, names, ts, bad, 0, NULL, NULL), SER_EINVAL);
+  printf("  %s\n", ser_errmsg());
+  assert_non_null(strstr(ser_errmsg(), "dtype code 7"));
+  ser_tensor_release(t);
+}
+
+/* The reader by name reads the header and the tensors asked for, nothing else:
+ * a made-up checkpoint with a 16 MB "decoder" tensor beside a small encoder one. */
+static void read_by_name(void **state) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/full.safetensors", tmpdir);
+  const int64_t big_n = 4 * 1024 * 1024;
+  ser_tensor *big = ser_tensor_zeros(1, SER_DIMS(big_n));
+  const float w[6] = {1, 2, 3, 4, 5, 6};
+  ser_tensor *small = ser_tensor_from_data(2, SER_DIMS(2, 3), w);
+  const char *names[2] = {"model.decoder.embed_tokens.weight", "model.encoder.conv1.bias"};
+  ser_tensor *ts[2] = {big, small};
+  const ser_st_dtype dts[2] = {SER_ST_F32, SER_ST_F16};
+  const char *mk[1] = {"format"}, *mv[1] = {"pt"};
+  assert_int_equal(ser_safetensors_write_as(path, 2, names, ts, dts, 1, mk, mv), 0);
+  ser_tensor_release(big);
+
+  const size_t live0 = ser_memory_live();
+  ser_memory_reset_peak();
+  ser_safetensors_file *sf;
+  assert_int_equal(ser_safetensors_open(&sf, path), 0);
+  assert_int_equal(ser_safetensors_count(sf), 2);
+  assert_string_equal(ser_safetensors_file_meta(sf, "format"), "pt");
+  const uint64_t header = ser_safetensors_bytes_read(sf);
+  assert_true(header < 4096);
+  const int i = ser_safetensors_find(sf, "model.encoder.conv1.bias");
+  assert_true(i >= 0);
+  assert_int_equal(ser_safetensors_find(sf, "model.encoder.nope"), -1);
+  int64_t shape[SER_MAX_DIMS];
+  assert_int_equal(ser_safetensors_shape(sf, i, shape), 2);
+  assert_int_equal(shape[1], 3);
+  ser_tensor *got;
+  assert_int_equal(ser_safetensors_load(&got, sf, i), 0);
+  assert_memory_equal(ser_tensor_data(got), w, sizeof w);
+  /* 12 bytes of F16 data read after the header; the 16 MB tensor never left the disk */
+  printf("  header %llu bytes, total read %llu bytes, peak ser_alloc growth %zu bytes\n",
+         (unsigned long long)header, (unsigned long long)ser_safetensors_bytes_read(sf),
+         ser_memory_peak() - live0);
+  assert_int_equal(ser_safetensors_bytes_read(sf), header + 12);
+  assert_true(ser_memory_peak() - live0 < 4096);
+  ser_tensor_release(got);
+  assert_int_equal(ser_safetensors_load(&got, sf, 5), SER_EINVAL);
+  assert_null(got);
+  printf("  %s\n", ser_errmsg());
+  ser_safetensors_close(sf);
+  ser_tensor_release(small);
+
+  /* a truncated copy is refused at open, naming the file and the byte counts */
+  char cut[512];
+  snprintf(cut, sizeof cut, "%s/cut.safetensors", tmpdir);
+  FILE *in = fopen(path, "rb"), *out = fopen(cut, "wb");
+  unsigned char buf[65536];
+  size_t k, total = 0;
+  while ((k = fread(buf, 1, sizeof buf, in)) > 0 && total < 1000000) {
+    fwrite(buf, 1, k, out);
+    total += k;
+  }
+  fclose(in);
+  fclose(out);
+  assert_int_equal(ser_safetensors_open(&sf, cut), SER_EFORMAT);
+  assert_null(sf);
+  printf("  %s\n", ser_errmsg());
+  assert_non_null(strstr(ser_errmsg(), "cut.safetensors"));
+  assert_non_null(strstr(ser_errmsg(), "truncated"));
+  unlink(cut);
+  /* the same checks as the whole-file reader, on a crafted buffer */
+  size_t len;
+  const float d[2] = {1, 2};
+  unsigned char *b = craft("{\"w\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 8]}}", d, 8, &len);
+  assert_int_equal(ser_safetensors_open_memory(&sf, b, len, "mem.safetensors"), SER_EFORMAT);
+  assert_non_null(strstr(ser_errmsg(), "its shape needs 12"));
+  free(b);
+  assert_int_equal(ser_safetensors_open_memory(&sf, (const unsigned char *)"abc", 3, "mem.safetensors"), SER_EFORMAT);
+  assert_non_null(strstr(ser_errmsg(), "truncated"));
+  assert_int_equal(ser_safetensors_open(&sf, "/nonexistent/x.safetensors"), SER_EIO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(round_trip_with_metadata),
       cmocka_unit_test(write_errors),
       cmocka_unit_test(read_errors),
       cmocka_unit_test(dtype_conversions),
+      cmocka_unit_test(f16_rounding),
+      cmocka_unit_test(write_f16_bf16),
+      cmocka_unit_test(read_by_name),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

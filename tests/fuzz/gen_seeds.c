@@ -1,6 +1,7 @@
 /* Writes the seed corpora of the fuzz targets: gen_seeds OUTDIR creates
  * OUTDIR/{audio,safetensors,manifest,names}/ with small valid inputs made here
- * (tiny WAV/FLAC/AIFF/OGG/... through libsndfile, safetensors files of every dtype,
+ * (tiny WAV/FLAC/AIFF/OGG/... through libsndfile, safetensors files of every dtype (F16/BF16
+ * also as the writer makes them, and a Whisper-checkpoint layout),
  * CSV manifests, sample names of each corpus). Nothing is copied from elsewhere, so
  * the corpora are reproducible from the source tree. Audio seeds start with the
  * option byte that fuzz_audio reads; manifest and names seeds with their mode byte. */
@@ -132,6 +133,26 @@ static void safetensors_seeds(void) {
   b = slurp(tmp, &len);
   put("safetensors", "empty.safetensors", -1, b, len);
   free(b);
+  /* F16 / BF16 written by ser_safetensors_write_as, values at the rounding edges */
+  float hv[6] = {1.0f + 0x1p-11f, 65520.0f, 0x1p-25f, -0.0f, 1.0f + 0x1p-8f, 3.14159265f};
+  int64_t s6[1] = {6};
+  ser_tensor *h[3] = {ser_tensor_from_data(1, s6, hv), ser_tensor_from_data(1, s6, hv), ser_tensor_from_data(1, s6, hv)};
+  const char *hn[3] = {"half", "bhalf", "single"};
+  const ser_st_dtype hd[3] = {SER_ST_F16, SER_ST_BF16, SER_ST_F32};
+  if (ser_safetensors_write_as(tmp, 3, hn, h, hd, 0, NULL, NULL) < 0) die("safetensors", ser_errmsg());
+  b = slurp(tmp, &len);
+  put("safetensors", "f16_bf16_written.safetensors", -1, b, len);
+  free(b);
+  /* the layout of an openai/whisper-* checkpoint: encoder and decoder tensors, F16, metadata */
+  const char *wn[3] = {"model.encoder.conv1.bias", "model.encoder.layers.0.self_attn.k_proj.weight",
+                       "model.decoder.embed_tokens.weight"};
+  const ser_st_dtype wd[3] = {SER_ST_F16, SER_ST_F16, SER_ST_F16};
+  const char *wk[1] = {"format"}, *wv[1] = {"pt"};
+  if (ser_safetensors_write_as(tmp, 3, wn, t, wd, 1, wk, wv) < 0) die("safetensors", ser_errmsg());
+  b = slurp(tmp, &len);
+  put("safetensors", "whisper_layout.safetensors", -1, b, len);
+  free(b);
+  for (int i = 0; i < 3; i++) ser_tensor_release(h[i]);
   unlink(tmp);
   for (int i = 0; i < 3; i++) ser_tensor_release(t[i]);
 

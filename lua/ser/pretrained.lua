@@ -1,0 +1,49 @@
+-- ser.pretrained: pretrained speech encoders built in the C core from their
+-- checkpoints (src/pretrained/; docs/pretrained.md). Whisper today:
+--   local enc = assert(ser.pretrained.load("models/whisper-base"))  -- folder or .safetensors
+--   enc.config                   --> { family = "whisper", layers = 6, d_model = 512, heads = 8, n_mels = 80, ... }
+--   local x = enc:frontend(wav)  -- 16 kHz waveform [N] -> log-mel [n_mels, N // 160] ([B, N] -> [B, n_mels, N // 160])
+--   local y = enc(x3d, { lengths = { T1, T2, ... } })           -- [B, ceil(T/2), d] after the final LayerNorm
+--   local hs = enc:hidden_states(x3d, { lengths = { ... } })    -- L + 1 tensors [B, ceil(T/2), d]
+-- A batch is zero-padded to its longest clip; lengths are in input frames (10 ms).
+-- Rows past a clip's ceil(length / 2) are zero, and a clip's rows do not depend on its batch.
+local core = require "ser.core.pretrained"
+local features = require "ser.core.features"
+
+local M = {}
+
+local Encoder = {}
+Encoder.__index = Encoder
+
+-- The encoder's input for 16 kHz audio: Whisper's log-mel.
+function Encoder:frontend(wav)
+  return features.whisper_logmel(wav, { n_mels = self.config.n_mels })
+end
+
+-- [B, n_mels, T] -> [B, ceil(T/2), d_model] after the final LayerNorm.
+function Encoder:forward(x, opts)
+  return (core.forward(self._enc, x, opts, false))
+end
+
+-- [B, n_mels, T] -> layers + 1 tensors [B, ceil(T/2), d_model]: the embeddings
+-- (convolutions + positions), then each block's output (before the final norm).
+function Encoder:hidden_states(x, opts)
+  local _, hs = core.forward(self._enc, x, opts, true)
+  return hs
+end
+
+Encoder.__call = Encoder.forward
+Encoder.__tostring = function(self) return tostring(self._enc) end
+
+-- load(path) -> encoder, or nil and a message (missing file, not a Whisper
+-- checkpoint, config.json disagreeing with the tensors, ...).
+function M.load(path)
+  if type(path) ~= "string" then
+    error(("pretrained.load: expected a folder or a .safetensors path (string), got %s"):format(type(path)), 2)
+  end
+  local enc, err = core.load(path)
+  if not enc then return nil, err end
+  return setmetatable({ _enc = enc, config = core.config(enc) }, Encoder)
+end
+
+return M

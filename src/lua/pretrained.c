@@ -1,0 +1,136 @@
+/* ser.core.pretrained: the Whisper encoder of src/pretrained/whisper.h as a
+ * userdata (load, config, forward); lua/ser/pretrained.lua builds the
+ * ser.pretrained surface on it. Conversion and checks only. */
+#include <string.h>
+
+#include "luat.h"
+
+#define WHISPER_MT "ser.WhisperEncoder"
+
+typedef struct {
+  ser_whisper_encoder *enc;
+} encoder_box;
+
+static ser_whisper_encoder *check_encoder(lua_State *L, int idx) {
+  encoder_box *b = luaL_checkudata(L, idx, WHISPER_MT);
+  if (!b->enc) luaL_error(L, "pretrained: the encoder was already released");
+  return b->enc;
+}
+
+static int enc_gc(lua_State *L) {
+  encoder_box *b = luaL_checkudata(L, 1, WHISPER_MT);
+  ser_whisper_encoder_free(b->enc);
+  b->enc = NULL;
+  return 0;
+}
+
+/* load(path) -> encoder userdata, or nil, message */
+static int l_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  encoder_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->enc = NULL;
+  luaL_setmetatable(L, WHISPER_MT);
+  if (ser_whisper_encoder_load(&b->enc, path) < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "pretrained.load: %s", ser_errmsg());
+    return 2;
+  }
+  ser_lua_account(L);
+  return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* config(enc) -> { family = "whisper", layers, d_model, heads, n_mels, ffn_dim, max_positions, params, source } */
+static int l_config(lua_State *L) {
+  const ser_whisper_encoder *e = check_encoder(L, 1);
+  lua_createtable(L, 0, 10);
+  lua_pushliteral(L, "whisper");
+  lua_setfield(L, -2, "family");
+  set_int(L, "layers", e->cfg.layers);
+  set_int(L, "d_model", e->cfg.d_model);
+  set_int(L, "heads", e->cfg.heads);
+  set_int(L, "n_mels", e->cfg.n_mels);
+  set_int(L, "ffn_dim", e->cfg.ffn);
+  set_int(L, "max_positions", e->cfg.max_positions);
+  set_int(L, "max_frames", 2 * (lua_Integer)e->cfg.max_positions);
+  set_int(L, "params", e->n_params);
+  set_int(L, "sample_rate", SER_WHISPER_SR);
+  lua_pushstring(L, e->source);
+  lua_setfield(L, -2, "source");
+  lua_pushboolean(L, e->has_config);
+  lua_setfield(L, -2, "has_config");
+  return 1;
+}
+
+/* forward(enc, x [B, n_mels, T] [, { lengths = {...} }] [, want_hidden]) -> out [, { hidden... }] */
+static int l_forward(lua_State *L) {
+  static const char *const keys[] = {"lengths", NULL};
+  const ser_whisper_encoder *e = check_encoder(L, 1);
+  ser_tensor *x = ser_lua_checktensor(L, 2);
+  const int want_hidden = lua_toboolean(L, 4);
+  const char *fname = "whisper encoder";
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  ser_lua_checkoptions(L, 3, keys, fname);
+  int32_t *lengths = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    lua_getfield(L, 3, "lengths");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        return luaL_error(L, "%s: option 'lengths' must be a list of frame counts, got %s", fname,
+                          luaL_typename(L, -1));
+      const lua_Integer B = x->ndim >= 1 ? x->shape[0] : 0, n = (lua_Integer)lua_rawlen(L, -1);
+      if (n != B)
+        return luaL_error(L, "%s: 'lengths' has %d entries, the batch %s has %d clips", fname, (int)n, SER_SHAPE(x),
+                          (int)B);
+      lengths = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n + 1), 0); /* freed by the GC */
+      for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        int isint = 0;
+        const lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < 1 || v > (1 << 24))
+          return luaL_error(L, "%s: lengths[%d] must be a whole number of frames >= 1, got %s", fname, (int)i,
+                            luaL_tolstring(L, -1, NULL));
+        lengths[i - 1] = (int32_t)v;
+        lua_pop(L, 1);
+      }
+    }
+  }
+  ser_tensor *out = NULL;
+  ser_tensor **hidden = NULL;
+  if (want_hidden) hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(e->cfg.layers + 1), 0);
+  if (ser_whisper_encoder_forward_tensor(e, &out, hidden, x, lengths) < 0) return ser_lua_fail(L, fname);
+  ser_lua_pushtensor(L, out);
+  if (!want_hidden) return 1;
+  lua_createtable(L, e->cfg.layers + 1, 0);
+  for (int l = 0; l <= e->cfg.layers; l++) {
+    ser_lua_pushtensor(L, hidden[l]);
+    lua_rawseti(L, -2, l + 1);
+  }
+  return 2;
+}
+
+static int enc_tostring(lua_State *L) {
+  const ser_whisper_encoder *e = check_encoder(L, 1);
+  lua_pushfstring(L, "WhisperEncoder(%d layers, d_model %d, %d heads, %d mels, '%s')", e->cfg.layers,
+                  e->cfg.d_model, e->cfg.heads, e->cfg.n_mels, e->source);
+  return 1;
+}
+
+int ser_lua_open_pretrained(lua_State *L) {
+  if (luaL_newmetatable(L, WHISPER_MT)) {
+    lua_pushcfunction(L, enc_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, enc_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, enc_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}
