@@ -62,18 +62,26 @@ fetch() { # file -> $work/file.part, resumed when a part is there
 fetch config.json
 fetch model.safetensors
 
-got=$("$serlua" "$here/encoder-digest.lua" "$work/model.safetensors" "$work/config.json" 2>"$work/digest.err") || {
+# The check loads the pair as a folder (config.json is checked against the tensors).
+check="$work/check"
+rm -rf "$check"
+mkdir -p "$check"
+mv -f "$work/config.json.part" "$check/config.json"
+mv -f "$work/model.safetensors.part" "$check/model.safetensors"
+discard() { rm -rf "$check" "$work/digest.err"; rmdir "$work" 2>/dev/null || true; }
+got=$("$serlua" "$here/encoder-digest.lua" "$check" 2>"$work/digest.err") || {
   why=$(tr '\n' ' ' < "$work/digest.err")
-  rm -f "$work/model.safetensors.part" "$work/config.json.part" "$work/digest.err"
-  die "the downloaded files are not a Whisper encoder serlua can read ($why); they were removed (check WHISPER_URL)"
+  discard
+  die "the downloaded files are not a Whisper encoder serlua can read (${why% }); they were removed (check WHISPER_URL)"
 }
 rm -f "$work/digest.err"
 if [ "$got" != "$digest" ]; then
-  rm -f "$work/model.safetensors.part" "$work/config.json.part"
+  discard
   die "the encoder in $url/model.safetensors is not $name's (encoder digest $got, expected $digest); the download was removed"
 fi
 # config.json first: a folder with model.safetensors is taken as complete
-mv -f "$work/config.json.part" "$dest/config.json"
-mv -f "$work/model.safetensors.part" "$dest/model.safetensors"
+mv -f "$check/config.json" "$dest/config.json"
+mv -f "$check/model.safetensors" "$dest/model.safetensors"
+rmdir "$check"
 rmdir "$work" 2>/dev/null || true
 echo "fetch-whisper: $dest ready (encoder digest $got). Weights: OpenAI, MIT licence."

@@ -5,6 +5,7 @@
 --   local x = enc:frontend(wav)  -- 16 kHz waveform [N] -> log-mel [n_mels, N // 160] ([B, N] -> [B, n_mels, N // 160])
 --   local y = enc(x3d, { lengths = { T1, T2, ... } })           -- [B, ceil(T/2), d] after the final LayerNorm
 --   local hs = enc:hidden_states(x3d, { lengths = { ... } })    -- L + 1 tensors [B, ceil(T/2), d]
+--   enc:state_dict()             --> { ["model.encoder.conv1.weight"] = tensor, ... } (copies)
 -- A batch is zero-padded to its longest clip; lengths are in input frames (10 ms).
 -- Rows past a clip's ceil(length / 2) are zero, and a clip's rows do not depend on its batch.
 local core = require "ser.core.pretrained"
@@ -30,6 +31,12 @@ end
 function Encoder:hidden_states(x, opts)
   local _, hs = core.forward(self._enc, x, opts, true)
   return hs
+end
+
+-- { ["model.encoder.conv1.weight"] = tensor, ... }: copies of the weights (float32)
+-- under their Hugging Face names, whatever prefix the file used.
+function Encoder:state_dict()
+  return core.state_dict(self._enc)
 end
 
 Encoder.__call = Encoder.forward

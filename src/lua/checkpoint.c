@@ -1,7 +1,9 @@
 /* ser.core.checkpoint: ser.save / ser.load over safetensors files.
  *
- *   save(path, state_dict, meta) -> true | nil, message (file-system failures)
- *     state_dict: {name = tensor, ...}; meta: nil or {key = Lua value}. Each meta
+ *   save(path, state_dict, meta [, {dtype = "F32" | "F16" | "BF16"}]) -> true | nil, message
+ *     (file-system failures). state_dict: {name = tensor, ...}; meta: nil or
+ *     {key = Lua value}; dtype: how every tensor is stored (default F32; F16 and
+ *     BF16 round to nearest even, half the size, lossy). Each meta
  *     value is stored JSON-encoded (safetensors metadata is string -> string), and
  *     "format" = "serlua-1" is added. Bad arguments raise.
  *   load(path) -> state_dict, meta | nil, message
@@ -137,6 +139,23 @@ static int l_save(lua_State *L) {
     return luaL_error(L, "ser.save: state_dict must be a table of name -> tensor, got %s", luaL_typename(L, 2));
   if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
     return luaL_error(L, "ser.save: meta must be a table or nil, got %s", luaL_typename(L, 3));
+  static const char *const opt_keys[] = {"dtype", NULL};
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  ser_lua_checkoptions(L, 4, opt_keys, "ser.save");
+  ser_st_dtype dtype = SER_ST_F32;
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "dtype");
+    const char *d = lua_tostring(L, -1);
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) == LUA_TSTRING && strcmp(d, "F32") == 0) dtype = SER_ST_F32;
+      else if (lua_type(L, -1) == LUA_TSTRING && strcmp(d, "F16") == 0) dtype = SER_ST_F16;
+      else if (lua_type(L, -1) == LUA_TSTRING && strcmp(d, "BF16") == 0) dtype = SER_ST_BF16;
+      else
+        return luaL_error(L, "ser.save: option 'dtype' must be \"F32\", \"F16\" or \"BF16\", got %s",
+                          luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+  }
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, 2)) {
@@ -154,6 +173,8 @@ static int l_save(lua_State *L) {
   /* Arrays as userdata so that a Lua error below frees them with the GC. */
   const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
   ser_tensor **ts = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(n + 1), 0);
+  ser_st_dtype *dtypes = lua_newuserdatauv(L, sizeof(ser_st_dtype) * (size_t)(n + 1), 0);
+  for (int i = 0; i < n; i++) dtypes[i] = dtype;
   int k = 0;
   lua_pushnil(L);
   while (lua_next(L, 2)) {
@@ -199,7 +220,7 @@ static int l_save(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  if (ser_safetensors_write(path, n, names, ts, n_meta, mk, mv)) {
+  if (ser_safetensors_write_as(path, n, names, ts, dtypes, n_meta, mk, mv)) {
     lua_pushnil(L);
     lua_pushstring(L, ser_errmsg());
     return 2;

@@ -113,6 +113,22 @@ static int l_forward(lua_State *L) {
   return 2;
 }
 
+/* state_dict(enc) -> { ["model.encoder.conv1.weight"] = tensor, ... }: copies of the
+ * weights (float32) under their Hugging Face names, so writing into them leaves the
+ * encoder as it was. */
+static int l_state_dict(lua_State *L) {
+  const ser_whisper_encoder *e = check_encoder(L, 1);
+  const int n = ser_whisper_encoder_n_tensors(e);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    const ser_tensor *w = ser_whisper_encoder_tensor(e, i, &name);
+    ser_lua_pushtensor(L, ser_tensor_clone_raw(w));
+    lua_setfield(L, -2, name);
+  }
+  return 1;
+}
+
 static int enc_tostring(lua_State *L) {
   const ser_whisper_encoder *e = check_encoder(L, 1);
   lua_pushfstring(L, "WhisperEncoder(%d layers, d_model %d, %d heads, %d mels, '%s')", e->cfg.layers,
@@ -130,7 +146,8 @@ int ser_lua_open_pretrained(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward},
+                                 {"state_dict", l_state_dict}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

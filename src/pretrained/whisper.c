@@ -28,8 +28,12 @@
 
 void ser_whisper_encoder_free(ser_whisper_encoder *enc) {
   if (!enc) return;
-  for (int i = 0; i < enc->n_owned; i++) ser_tensor_release(enc->owned[i]);
+  for (int i = 0; i < enc->n_owned; i++) {
+    ser_tensor_release(enc->owned[i]);
+    free(enc->owned_names[i]);
+  }
   free(enc->owned);
+  free(enc->owned_names);
   free(enc->blocks);
   free(enc->source);
   free(enc);
@@ -132,9 +136,16 @@ static int take(loader *ld, const float **dst, const char *name, int ndim, int64
                      "encoder_ffn_dim %d, num_mel_bins %d)", ld->file, full, got, ser_shape_str(ndim, want),
                      ld->enc->cfg.d_model, ld->enc->cfg.ffn, ld->enc->cfg.n_mels);
   }
+  char *hf_name = malloc(strlen("model.encoder.") + strlen(name) + 1);
+  if (!hf_name) return ser_error(SER_ENOMEM, "whisper: out of memory");
+  sprintf(hf_name, "model.encoder.%s", name);
   ser_tensor *t;
   const int rc = ser_safetensors_load(&t, ld->sf, i);
-  if (rc) return rc;
+  if (rc) {
+    free(hf_name);
+    return rc;
+  }
+  ld->enc->owned_names[ld->enc->n_owned] = hf_name;
   ld->enc->owned[ld->enc->n_owned++] = t;
   ld->enc->n_params += ser_tensor_numel(t);
   ld->used++;
@@ -244,8 +255,9 @@ static int load_from(ser_whisper_encoder *enc, ser_safetensors_file *sf, const c
                      c->heads < 1 ? "is not a multiple of 64, so the head count cannot be inferred"
                                   : "is not divisible by encoder_attention_heads");
   enc->owned = calloc((size_t)(7 + 15 * c->layers), sizeof *enc->owned);
+  enc->owned_names = calloc((size_t)(7 + 15 * c->layers), sizeof *enc->owned_names);
   enc->blocks = calloc((size_t)c->layers, sizeof *enc->blocks);
-  if (!enc->owned || !enc->blocks) return ser_error(SER_ENOMEM, "whisper: out of memory");
+  if (!enc->owned || !enc->owned_names || !enc->blocks) return ser_error(SER_ENOMEM, "whisper: out of memory");
   const int d = c->d_model;
   int rc;
   if ((rc = take(&ld, &enc->conv1_w, "conv1.weight", 3, d, c->n_mels, 3)) ||
@@ -295,6 +307,14 @@ static int load_from(ser_whisper_encoder *enc, ser_safetensors_file *sf, const c
                      c->layers);
   }
   return 0;
+}
+
+int ser_whisper_encoder_n_tensors(const ser_whisper_encoder *enc) { return enc ? enc->n_owned : 0; }
+
+ser_tensor *ser_whisper_encoder_tensor(const ser_whisper_encoder *enc, int i, const char **name) {
+  if (!enc || i < 0 || i >= enc->n_owned) return NULL;
+  if (name) *name = enc->owned_names[i];
+  return enc->owned[i];
 }
 
 int ser_whisper_encoder_load(ser_whisper_encoder **out, const char *path) {

@@ -50,6 +50,7 @@ typedef struct ser_whisper_encoder {
   const float *conv1_w, *conv1_b, *conv2_w, *conv2_b, *pos, *ln_w, *ln_b;
   ser_whisper_block *blocks;
   ser_tensor **owned; /* the weights (float32) */
+  char **owned_names; /* their Hugging Face names, "model.encoder.conv1.weight", ... */
   int n_owned;
 } ser_whisper_encoder;
 
@@ -59,6 +60,13 @@ typedef struct ser_whisper_encoder {
  * wrong shape, config.json disagreeing with the tensors. */
 int ser_whisper_encoder_load(ser_whisper_encoder **out, const char *path);
 void ser_whisper_encoder_free(ser_whisper_encoder *enc); /* NULL-safe */
+
+/* The encoder's weights: n_tensors() of them; tensor(i) borrows the i-th and
+ * sets *name to its Hugging Face name with the "model." prefix whatever the
+ * file used (NULL when i is out of range). The weights are the encoder's own:
+ * a caller that writes into them changes the encoder. */
+int ser_whisper_encoder_n_tensors(const ser_whisper_encoder *enc);
+ser_tensor *ser_whisper_encoder_tensor(const ser_whisper_encoder *enc, int i, const char **name);
 
 /* ceil(T / 2): the encoder's output frames for T input frames. */
 int64_t ser_whisper_encoder_frames(int64_t T);

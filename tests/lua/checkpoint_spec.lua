@@ -74,6 +74,23 @@ describe("ser.save / ser.load", function()
     assert.are.same({ "m.safetensors" }, files_in(dir))
   end)
 
+  it("store tensors as F16 or BF16 when asked, rounded to nearest even", function()
+    local x = T.new { 1, 0.1, -65504, 1e-8, 3.140625 }
+    assert(ser.save(dir .. "/f32.safetensors", { x = x }))
+    assert(ser.save(dir .. "/f16.safetensors", { x = x }, { note = "half" }, { dtype = "F16" }))
+    assert(ser.save(dir .. "/bf16.safetensors", { x = x }, nil, { dtype = "BF16" }))
+    local f16, meta = ser.load(dir .. "/f16.safetensors")
+    assert.are.equal("half", meta.note)
+    -- float16 neighbours of 0.1 are 0.099975586 and 0.10003662: nearest is the first
+    assert.are.same({ 1, 0.0999755859375, -65504, 0, 3.140625 }, f16.x:totable())
+    local b = ser.load(dir .. "/bf16.safetensors").x:totable()
+    assert.are.same({ 1, 0.10009765625, -65536, 3.140625 }, { b[1], b[2], b[3], b[5] })
+    assert.is_true(math.abs(b[4] - 1e-8) < 1e-10)   -- bfloat16 keeps float32's range, 8 bits of precision
+    assert.has_error(function() ser.save(dir .. "/x.safetensors", { x = x }, nil, { dtype = "F8" }) end,
+      'ser.save: option \'dtype\' must be "F32", "F16" or "BF16", got F8')
+    assert.has_error(function() ser.save(dir .. "/x.safetensors", { x = x }, nil, { dype = "F16" }) end)
+  end)
+
   it("raise on bad arguments, return nil and a message when the file system fails", function()
     local ok, err = pcall(ser.save, dir .. "/x", { w = 3 })
     assert.is_false(ok)

@@ -4,7 +4,8 @@
 -- tensor the loader must skip) and dir/config.json. opts: layers (2), d_model (64),
 -- heads (4), n_mels (80), positions (1500), seed (1), prefix ("model.encoder."),
 -- config (a table of fields overriding config.json's, false: no config.json),
--- skip (a tensor name, without prefix, left out), extra (a name added).
+-- skip (a tensor name, without prefix, left out), extra (a name added), dtype
+-- (how the file stores the tensors: "F32" (default), "F16" or "BF16").
 -- Weights ~ N(0, 0.02^2), LayerNorm weights 1 + N(0, 0.1^2), positions the fixed
 -- sinusoids of openai/whisper.
 local ser = require "ser"
@@ -53,7 +54,7 @@ local function write(dir, o)
   sd["model.decoder.embed_tokens.weight"] = T.randn(64, d)
   if o.skip then sd[pre .. o.skip] = nil end
   if o.extra then sd[pre .. o.extra] = T.zeros(d) end
-  assert(ser.save(dir .. "/model.safetensors", sd))
+  assert(ser.save(dir .. "/model.safetensors", sd, nil, { dtype = o.dtype or "F32" }))
   if o.config ~= false then
     local cfg = { model_type = "whisper", num_mel_bins = m, max_source_positions = P, d_model = d,
                   encoder_attention_heads = H, encoder_layers = L, encoder_ffn_dim = ffn,
