@@ -329,8 +329,10 @@ static void test_attention_matches_reference(void **state) {
   (void)state;
   /* one block of query rows, no mask */
   check_attention(&(attn_case){2, 5, 7, 2, 3, 0.5f, {0}, 0});
-  /* Tq = 70 crosses the 64-row block; three heads of 5; lengths 1, Tk and in between */
+  /* three heads of 5; lengths 1, Tk and in between */
   check_attention(&(attn_case){3, 70, 37, 3, 5, 0.4472136f, {1, 37, 20}, 1});
+  /* Tq = 1030 > 512: three blocks of query rows (344, 344, 342) */
+  check_attention(&(attn_case){2, 1030, 9, 2, 4, 0.5f, {9, 5}, 1});
   /* Whisper-like head size, threaded (B*H*Tq*Tk*Dh above the threshold) */
   check_attention(&(attn_case){2, 40, 50, 4, 64, 0.125f, {50, 23}, 1});
 }
