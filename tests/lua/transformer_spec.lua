@@ -11,12 +11,7 @@ local T, nn, F = ser.tensor, ser.nn, ser.nn.functional
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 
-local function torch_python()
-  for _, py in ipairs { "/usr/bin/python3", "python3" } do
-    local ok = os.execute(py .. " -c 'import torch' >/dev/null 2>&1")
-    if ok == true or ok == 0 then return py end
-  end
-end
+local torch_python = dofile(here .. "helpers/torch_python.lua")
 
 local function max_abs(t)
   local m = t:abs():max()
