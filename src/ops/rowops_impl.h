@@ -159,18 +159,30 @@ static void K(layernorm_backward)(float *restrict din, float *restrict dw, float
                                   const float *restrict dout, const float *restrict x, const float *restrict w,
                                   float mean, float rstd, int n) {
   if (din) {
+    /* w == NULL (no affine) as its own loops: a select inside would keep the
+     * baseline copy from vectorising */
     float sg = 0.0f, sgx = 0.0f;
+    if (w) {
 #pragma omp simd reduction(+ : sg, sgx)
-    for (int i = 0; i < n; i++) {
-      float g = w ? dout[i] * w[i] : dout[i];
-      sg += g;
-      sgx += g * (x[i] - mean) * rstd;
+      for (int i = 0; i < n; i++) {
+        float g = dout[i] * w[i];
+        sg += g;
+        sgx += g * (x[i] - mean) * rstd;
+      }
+    } else {
+#pragma omp simd reduction(+ : sg, sgx)
+      for (int i = 0; i < n; i++) {
+        sg += dout[i];
+        sgx += dout[i] * (x[i] - mean) * rstd;
+      }
     }
     const float mg = sg / (float)n, mgx = sgx / (float)n;
+    if (w) {
 #pragma omp simd
-    for (int i = 0; i < n; i++) {
-      float g = w ? dout[i] * w[i] : dout[i];
-      din[i] += rstd * (g - mg - (x[i] - mean) * rstd * mgx);
+      for (int i = 0; i < n; i++) din[i] += rstd * (dout[i] * w[i] - mg - (x[i] - mean) * rstd * mgx);
+    } else {
+#pragma omp simd
+      for (int i = 0; i < n; i++) din[i] += rstd * (dout[i] - mg - (x[i] - mean) * rstd * mgx);
     }
   }
   if (dw) {
