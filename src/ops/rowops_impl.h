@@ -74,7 +74,8 @@ static inline float K(verf)(float z) {
   return a < 1.0f ? small : big;
 }
 
-static void K(gelu)(float *restrict out, const float *restrict in, int64_t n) {
+/* out may be in (each element is read before it is written; omp simd needs no restrict) */
+static void K(gelu)(float *out, const float *in, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
     float x = in[i];
@@ -122,9 +123,9 @@ static void K(softmax_backward)(float *ds, const float *p, const float *dp, int 
   for (int i = 0; i < n; i++) ds[i] = scale * p[i] * (dp[i] - dot);
 }
 
-/* One row of LayerNorm; the moments are summed in double (two passes). */
-static void K(layernorm)(float *restrict out, float *mean_out, float *rstd_out, const float *restrict x,
-                         const float *restrict w, const float *restrict b, int n, float eps) {
+/* One row of LayerNorm; the moments are summed in double (two passes); out may be x. */
+static void K(layernorm)(float *out, float *mean_out, float *rstd_out, const float *x, const float *restrict w,
+                         const float *restrict b, int n, float eps) {
   double s = 0.0;
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; i++) s += x[i];
