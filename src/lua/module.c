@@ -26,6 +26,7 @@ static const struct {
     {"ser.core.eval", ser_lua_open_eval},
     {"ser.core.nn_cnn", ser_lua_open_nn_functional_cnn},
     {"ser.core.nn_rnn", ser_lua_open_nn_rnn},
+    {"ser.core.nn_transformer", ser_lua_open_nn_transformer},
     {"ser.core.optim", ser_lua_open_optim},
     {"ser.core.checkpoint", ser_lua_open_checkpoint},
     {"ser.core.pretrained", ser_lua_open_pretrained},

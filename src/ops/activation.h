@@ -14,7 +14,8 @@ int ser_leaky_relu(ser_tensor **out, ser_tensor *x, double slope);  /* PyTorch d
 int ser_leaky_relu_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin);
 
 /* GELU, exact erf form (PyTorch's default approximate='none'):
- * out[i] = in[i]/2 (1 + erf(in[i]/sqrt 2))   (n elements; erf vectorised, abs error < 2e-7) */
+ * out[i] = in[i]/2 (1 + erf(in[i]/sqrt 2))   (n elements; erf vectorised, abs error < 2e-7);
+ * out may be in (in place). */
 void ser_gelu_forward(float *out, const float *in, int64_t n);
 /* ACCUMULATES din[i] += dout[i] (Phi(in[i]) + in[i] phi(in[i])) */
 void ser_gelu_backward(float *din, const float *dout, const float *in, int64_t n);

@@ -9,7 +9,7 @@
 #include "../core/tensor.h"
 
 /* out [rows, dim] = (in - mean) * rstd * weight + bias; weight/bias may be NULL (affine off);
- * mean, rstd [rows] are written when non-NULL (saved for backward). */
+ * mean, rstd [rows] are written when non-NULL (saved for backward). out may be in (in place). */
 void ser_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *weight,
                            const float *bias, int64_t rows, int dim, float eps);
 /* ACCUMULATES din [rows, dim], dweight [dim], dbias [dim] (any may be NULL). */

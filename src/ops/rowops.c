@@ -3,51 +3,45 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "isa.h"
+
 /* Three copies of every row kernel, like src/audio/kernels.c: the parallel
  * loops stay in the callers (plain functions), so clang's OpenMP outlining
- * never meets a target attribute (tests/fuzz/run.sh). */
-/* The selects in exp/erf only if-convert (vectorise) when float compares are
- * not treated as trapping; nothing here reads the floating-point flags. */
+ * never meets a target attribute (tests/fuzz/run.sh).
+ *
+ * The selects in exp/erf only if-convert (vectorise) when float compares are
+ * not treated as trapping; nothing here reads the floating-point flags.
+ * Contraction to FMA (off by default under -std=c11) shortens the
+ * polynomials of the AVX2 and AVX-512 copies; the tests hold every copy to
+ * the same double-precision references. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
+#elif defined(__clang__)
+#pragma clang fp contract(fast)
 #endif
 
 #define K(name) name##_base
 #include "rowops_impl.h"
 #undef K
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#elif defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#endif
+SER_ISA_BEGIN("avx2,fma")
 #define K(name) name##_avx2
 #include "rowops_impl.h"
 #undef K
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#elif defined(__clang__)
-#pragma clang attribute pop
-#endif
+SER_ISA_END
 
 /* 512-bit vectors: GCC's generic tuning prefers 256 even with AVX-512 on;
- * Zen 4/5 and Intel server parts run full-width 512-bit FMAs. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
-#elif defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"))), \
-                             apply_to = function)
+ * Zen 4/5 and Intel server parts run full-width 512-bit FMAs. (clang has no
+ * such target option; the fuzz build takes its default.) */
+#if defined(__clang__)
+SER_ISA_BEGIN("avx512f,avx512dq,avx512vl,avx2,fma")
+#else
+SER_ISA_BEGIN("avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
 #endif
 #define K(name) name##_avx512
 #include "rowops_impl.h"
 #undef K
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#elif defined(__clang__)
-#pragma clang attribute pop
-#endif
+SER_ISA_END
 
 int ser_row_max_level(void) {
   static int cached = -1;

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-/* out[i] = gelu(in[i]) = in[i]/2 (1 + erf(in[i]/sqrt 2)) */
+/* out[i] = gelu(in[i]) = in[i]/2 (1 + erf(in[i]/sqrt 2)); out may be in */
 void ser_row_gelu(float *out, const float *in, int64_t n);
 /* ACCUMULATES din[i] += dout[i] gelu'(in[i]) */
 void ser_row_gelu_backward(float *din, const float *dout, const float *in, int64_t n);
@@ -16,7 +16,7 @@ float ser_row_softmax(float *y, const float *x, int n);
 /* ds = scale * p * (dp - sum(p dp)), written (not accumulated); ds may be dp */
 void ser_row_softmax_backward(float *ds, const float *p, const float *dp, int n, float scale);
 /* One LayerNorm row of n: out = (x - mean) rstd w + b (w, b may be NULL); mean and
- * rstd written when non-NULL */
+ * rstd written when non-NULL; out may be x */
 void ser_row_layernorm(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b, int n,
                        float eps);
 /* ACCUMULATES one row's din, dw, db (any may be NULL) */

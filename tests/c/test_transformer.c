@@ -54,6 +54,11 @@ static void check_gelu(int level) {
   }
   ser_gelu_forward(y, x, n);
   ser_gelu_backward(d, g, x, n);
+  float *ip = falloc(n); /* in place gives the same bits */
+  memcpy(ip, x, (size_t)n * sizeof(float));
+  ser_gelu_forward(ip, ip, n);
+  assert_memory_equal(ip, y, (size_t)n * sizeof(float));
+  free(ip);
   double worst = 0, worst_g = 0;
   int64_t wi = 0, wgi = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -146,6 +151,9 @@ static void check_layernorm(int level, int rows, int dim, int affine) {
   const float *wp = affine ? w : NULL, *bp = affine ? b : NULL;
   ser_layernorm_forward(y, mean, rstd, x, wp, bp, rows, dim, 1e-5f);
   layernorm_ref(yr, mr, rr, x, wp, bp, rows, dim, 1e-5);
+  memcpy(din, x, (size_t)n * sizeof(float)); /* in place gives the same bits */
+  ser_layernorm_forward(din, NULL, NULL, din, wp, bp, rows, dim, 1e-5f);
+  assert_memory_equal(din, y, (size_t)n * sizeof(float));
   double worst = 0;
   for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - yr[i]));
   for (int r = 0; r < rows; r++) {
@@ -329,8 +337,10 @@ static void test_attention_matches_reference(void **state) {
   (void)state;
   /* one block of query rows, no mask */
   check_attention(&(attn_case){2, 5, 7, 2, 3, 0.5f, {0}, 0});
-  /* Tq = 70 crosses the 64-row block; three heads of 5; lengths 1, Tk and in between */
+  /* three heads of 5; lengths 1, Tk and in between */
   check_attention(&(attn_case){3, 70, 37, 3, 5, 0.4472136f, {1, 37, 20}, 1});
+  /* Tq = 1030 > 512: three blocks of query rows (344, 344, 342) */
+  check_attention(&(attn_case){2, 1030, 9, 2, 4, 0.5f, {9, 5}, 1});
   /* Whisper-like head size, threaded (B*H*Tq*Tk*Dh above the threshold) */
   check_attention(&(attn_case){2, 40, 50, 4, 64, 0.125f, {50, 23}, 1});
 }

@@ -1,13 +1,15 @@
 -- ser.nn.functional: the stateless layer functions, gathered from the C
 -- binding modules (ser.core.nn_cnn: conv, batch norm, pooling, linear,
--- dropout, activations; ser.core.nn_rnn: lstm and the losses) plus the few
--- that are plain tensor reshapes. A name that no module provides raises an
--- error naming it instead of returning nil, so a typo or a module missing
--- from the build is found at the call, not as "attempt to call a nil value".
+-- dropout, activations; ser.core.nn_rnn: lstm and the losses;
+-- ser.core.nn_transformer: layer_norm, gelu, scaled_dot_product_attention)
+-- plus the few that are plain tensor methods (flatten, softmax, log_softmax).
+-- A name that no module provides raises an error naming it instead of
+-- returning nil, so a typo or a module missing from the build is found at the
+-- call, not as "attempt to call a nil value".
 local F = {}
 local sources = {}
 
-for _, name in ipairs { "ser.core.nn_cnn", "ser.core.nn_rnn" } do
+for _, name in ipairs { "ser.core.nn_cnn", "ser.core.nn_rnn", "ser.core.nn_transformer" } do
   local ok, mod = pcall(require, name)
   if ok and type(mod) == "table" then
     for k, v in pairs(mod) do F[k] = v end
@@ -37,6 +39,10 @@ if F.flatten == nil then
     return x:reshape(out)
   end
 end
+
+-- softmax(x, dim) / log_softmax(x, dim): PyTorch's F names for the tensor methods (1-based dim).
+F.softmax = F.softmax or function(x, dim) return x:softmax(dim) end
+F.log_softmax = F.log_softmax or function(x, dim) return x:log_softmax(dim) end
 
 return setmetatable(F, { __index = function(_, k)
   error(("ser.nn.functional.%s does not exist (functions come from %s)"):format(tostring(k),
