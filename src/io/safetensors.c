@@ -44,7 +44,7 @@ static int dtype_of(const char *s) {
   return -1;
 }
 
-static float half_to_float(uint16_t h) {
+float ser_f16_to_f32(uint16_t h) {
   const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
   float v;
   if (exp == 0)
@@ -70,7 +70,7 @@ static float convert_one(const unsigned char *p, int dt) {
       memcpy(&d, &u, 8);
       return (float)d;
     }
-    case DT_F16: return half_to_float((uint16_t)u);
+    case DT_F16: return ser_f16_to_f32((uint16_t)u);
     case DT_BF16: {
       const uint32_t b = (uint32_t)u << 16;
       float f;
