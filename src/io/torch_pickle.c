@@ -523,14 +523,9 @@ static int make_entry(pk *k, ser_torch_entry *e, const char *name, const val *t)
   int64_t numel = 1, last = t->offset;
   for (int d = 0; d < t->ndim; d++) {
     if (__builtin_mul_overflow(numel, t->shape[d], &numel) || numel > BIG)
-      return ser_error(SER_EFORMAT, "%s: tensor '%s' has %s elements, more than 2^40", k->label, name,
+      return ser_error(SER_EFORMAT, "%s: tensor '%s' of size %s has more than 2^40 elements; nothing was loaded", k->label, name,
                        ser_shape_str(t->ndim, t->shape));
   }
-  /* a broadcast view (stride 0) could ask for far more memory than the file holds */
-  if (numel > s->i)
-    return ser_error(SER_EFORMAT, "%s: tensor '%s' (size %s) has %lld elements, more than its storage's %lld (a "
-                     "broadcast view); save it with .contiguous(); nothing was loaded", k->label, name,
-                     ser_shape_str(t->ndim, t->shape), (long long)numel, (long long)s->i);
   for (int d = 0; numel > 0 && d < t->ndim; d++) {
     int64_t span;
     if (__builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &span) || __builtin_add_overflow(last, span, &last))
@@ -541,6 +536,11 @@ static int make_entry(pk *k, ser_torch_entry *e, const char *name, const val *t)
                      "'%s', which has %lld elements; nothing was loaded", k->label, name,
                      ser_shape_str(t->ndim, t->shape), ser_shape_str(t->ndim, t->stride), (long long)t->offset,
                      (long long)last, s->s, (long long)s->i);
+  /* a broadcast view (stride 0) could ask for far more memory than the file holds */
+  if (numel > s->i)
+    return ser_error(SER_EFORMAT, "%s: tensor '%s' (size %s) has %lld elements, more than its storage's %lld (a "
+                     "broadcast view); save it with .contiguous(); nothing was loaded", k->label, name,
+                     ser_shape_str(t->ndim, t->shape), (long long)numel, (long long)s->i);
   e->name = strdup(name);
   e->storage = strdup(s->s);
   if (!e->name || !e->storage) return ser_error(SER_ENOMEM, "%s: out of memory", k->label);
