@@ -12,14 +12,21 @@
 #include "../ops/gemm.h"
 #include "torch_pickle.h"
 
+/* A zip starts with a local file header "PK\3\4" (its byte 8, the compression method, is 0
+ * or 8) or, empty, with the end record "PK\5\6". A safetensors file starts with its header
+ * length and then the JSON's '{' at byte 8, and "PK\5\6" as a length would exceed the
+ * 100 MiB limit: the two cannot be confused. The old format starts with PROTO 2 and LONG1
+ * of torch's 10-byte magic number. */
 int ser_torch_sniff(const char *path) {
-  unsigned char head[2] = {0};
+  static const unsigned char legacy[14] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+  unsigned char head[14] = {0};
   FILE *f = fopen(path, "rb");
   if (!f) return 0;
-  const size_t n = fread(head, 1, 2, f);
+  const size_t n = fread(head, 1, sizeof head, f);
   fclose(f);
-  if (n == 2 && head[0] == 'P' && head[1] == 'K') return 1;
-  if (n == 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) return 2;
+  if (n >= 9 && !memcmp(head, "PK\3\4", 4) && head[8] != '{') return 1;
+  if (n >= 4 && !memcmp(head, "PK\5\6", 4)) return 1;
+  if (n == sizeof legacy && !memcmp(head, legacy, sizeof legacy)) return 2;
   return 0;
 }
 

@@ -20,9 +20,10 @@
 
 #define SER_TORCH_MAX_PICKLE (64u << 20) /* bytes of data.pkl accepted */
 
-/* What a file's first bytes say: 1 a zip archive (PyTorch >= 1.6), 2 a bare pickle
- * (torch.save before 1.6 or with _use_new_zipfile_serialization=False), 0 anything else
- * (also when the file cannot be read: the caller's own reader reports that). */
+/* What a file's first bytes say: 1 a zip archive (PyTorch >= 1.6), 2 the older format
+ * (torch.save before 1.6 or with _use_new_zipfile_serialization=False: pickles starting
+ * with torch's magic number), 0 anything else, safetensors included (also when the file
+ * cannot be read: the caller's own reader reports that). */
 int ser_torch_sniff(const char *path);
 
 /* Reads a .pt file / buffer into names and float32 tensors (no metadata: n_meta = 0).

@@ -7,12 +7,7 @@ local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 
-local function torch_python()
-  for _, py in ipairs { "/usr/bin/python3", "python3" } do
-    local ok = os.execute(py .. " -c 'import torch' >/dev/null 2>&1")
-    if ok == true or ok == 0 then return py end
-  end
-end
+local torch_python = dofile(here .. "helpers/torch_python.lua")
 
 local function files_in(d)
   local p = assert(io.popen("ls -A '" .. d .. "'"))

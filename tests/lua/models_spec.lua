@@ -21,13 +21,7 @@ local function through_checkpoint(model, name)
   return back, meta
 end
 
--- Debian's python3 has torch; a pyenv python on PATH may not.
-local function torch_python()
-  for _, py in ipairs { "/usr/bin/python3", "python3" } do
-    local ok = os.execute(py .. " -c 'import torch' >/dev/null 2>&1")
-    if ok == true or ok == 0 then return py end
-  end
-end
+local torch_python = dofile(here .. "helpers/torch_python.lua")
 
 local function keys_and_shapes(model)
   local out = {}

@@ -11,40 +11,14 @@ require "ser.core.audio"   -- pins ser.so (see models_spec.lua)
 local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local tmp = dofile(here .. "helpers/tmpdir.lua")
+local H = dofile(here .. "robustness_helpers.lua")   -- temporary folders, file bytes
+local torch_python = dofile(here .. "helpers/torch_python.lua")
 local data = here .. "../data/pt/"
 
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-local function max_abs_diff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
--- Debian's python3 has torch; a pyenv python on PATH may not.
-local function torch_python()
-  for _, py in ipairs { "/usr/bin/python3", "python3" } do
-    local ok = os.execute(py .. " -c 'import torch' >/dev/null 2>&1")
-    if ok == true or ok == 0 then return py end
-  end
-end
+local function max_abs_diff(a, b) return H.num((a - b):abs():max()) end
 
 describe("ser.load of a PyTorch .pt", function()
-  after_each(tmp.cleanup)
+  after_each(H.cleanup)
 
   it("reads every dtype, transposed and offset views and a shared storage, with no metadata", function()
     local sd, meta = ser.load(data .. "tiny.pt")
@@ -63,12 +37,12 @@ describe("ser.load of a PyTorch .pt", function()
   end)
 
   it("refuses a pickle that would run code, naming what it met, and runs nothing", function()
-    local dir = tmp.make("pt")
+    local dir = H.tmpdir("pt")
     local sd, msg = ser.load(data .. "os_system.pt")
     assert.is_nil(sd)
     assert.matches("os_system.pt: archive/data.pkl, byte 2: GLOBAL os system is not allowed", msg, 1, true)
     assert.matches("nothing was loaded", msg, 1, true)
-    assert.is_false(exists("PWNED_BY_PICKLE") or exists(dir .. "/PWNED_BY_PICKLE"))
+    assert.is_false(H.exists("PWNED_BY_PICKLE") or H.exists(dir .. "/PWNED_BY_PICKLE"))
     local m, err = ser.models.load(data .. "os_system.pt")
     assert.is_nil(m)
     assert.matches("GLOBAL os system is not allowed", err, 1, true)
@@ -91,11 +65,11 @@ describe("ser.load of a PyTorch .pt", function()
   end)
 
   it("refuses a truncated zip, the pre-1.6 format and a bare zip, naming the file", function()
-    local dir = tmp.make("pt")
-    local bytes = read_bytes(data .. "tiny.pt")
+    local dir = H.tmpdir("pt")
+    local bytes = H.read(data .. "tiny.pt")
     for _, keep in ipairs { 30, #bytes // 2, #bytes - 10, #bytes - 1 } do
       local p = ("%s/cut%d.pt"):format(dir, keep)
-      write_bytes(p, bytes:sub(1, keep))
+      H.write(p, bytes:sub(1, keep))
       local sd, msg = ser.load(p)
       assert(sd == nil, "kept " .. keep .. " bytes and loaded")
       assert(msg:find(p .. ": not a readable zip archive", 1, true), msg)
@@ -103,23 +77,36 @@ describe("ser.load of a PyTorch .pt", function()
     end
     -- torch.save before 1.6 (or _use_new_zipfile_serialization=False): bare pickles
     local p = dir .. "/legacy.pt"
-    write_bytes(p, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.")
+    H.write(p, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.")
     local sd, msg = ser.load(p)
     assert.is_nil(sd)
     assert.matches("legacy.pt: a PyTorch checkpoint in the format before 1.6", msg, 1, true)
     -- a zip that is no checkpoint: the first bytes of any zip, then nothing usable
     p = dir .. "/other.zip"
-    write_bytes(p, "PK\5\6" .. ("\0"):rep(18))   -- an empty archive
+    H.write(p, "PK\5\6" .. ("\0"):rep(18))   -- an empty archive
     sd, msg = ser.load(p)
     assert.is_nil(sd)
     assert.matches("other.zip: a zip archive without <archive>/data.pkl (0 records)", msg, 1, true)
+  end)
+
+  it("still reads safetensors files whose first bytes could start a pickle or a zip", function()
+    local dir = H.tmpdir("pt")
+    -- header lengths 0x0280 (bytes 80 02: pickle's PROTO 2) and 0x4b50 (bytes 50 4b: "PK")
+    for _, len in ipairs { 0x0280, 0x4b50 } do
+      local json = '{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+      json = json .. (" "):rep(len - #json)
+      local p = H.write(("%s/h%d.safetensors"):format(dir, len), string.pack("<I8", len) .. json .. string.pack("<f", 7))
+      local sd, msg = ser.load(p)
+      assert(sd, msg)
+      assert.are.same({ 7 }, sd.w:totable())
+    end
   end)
 
   local py = torch_python()
   local it_torch = py and it or pending
 
   it_torch("loads the notebook's models saved by torch.save(model.state_dict()) with PyTorch's logits", function()
-    local dir = tmp.make("pt")
+    local dir = H.tmpdir("pt")
     local p = assert(io.popen(("OPENBLAS_NUM_THREADS=1 %s %shelpers/pt_torch.py '%s' 2>&1"):format(py, here, dir)))
     local out = p:read("a")
     p:close()
@@ -142,7 +129,7 @@ describe("ser.load of a PyTorch .pt", function()
       local got = ser.no_grad(function() return model(x) end)
       local d = max_abs_diff(got, want)
       assert(d < 1e-5, ("%s: logits off by %g from PyTorch's (largest |logit| %g)"):format(file, d,
-        max_abs_diff(want, want * 0)))
+        H.num(want:abs():max())))
     end
     -- the same file through predict.lua: it says the class names are assumed, then predicts
     local helper = dofile(here .. "helpers/predict_output.lua")
