@@ -63,6 +63,19 @@ describe("checkpoints of serlua's old layout", function()
     end)
   end
 
+  it("load without their metadata too: the old names are recognised and renamed", function()
+    for _, c in ipairs { { "crnn", { 2, 1, 64, 48 } }, { "crnn_bn_stats", { 2, 1, 64, 48 } }, { "cnn1d", { 2, 1, 4000 } } } do
+      local raw = assert(ser.load(old .. c[1] .. ".safetensors"))
+      local path = tmp.make("names") .. "/bare.safetensors"
+      assert(ser.save(path, raw))
+      local model, meta = ser.models.load(path, { classes = { "neutral", "happy", "sad", "angry" } })
+      assert(model, meta)
+      local want = T.fromfile(old .. c[1] .. "_logits.f32", { 2, 4 })
+      local d = max_abs_diff(ser.no_grad(function() return model(input(c[2])) end), want)
+      assert(d < 1e-5, ("%s without metadata: logits off by %g"):format(c[1], d))
+    end
+  end)
+
   it("are refused clearly when a file has both an old name and the new one it maps to", function()
     local raw = assert(ser.load(old .. "crnn.safetensors"))
     raw["head.0.bias"] = raw["fc.bias"]
