@@ -117,7 +117,7 @@ function CRNN:conv_features(x)
   for b = 1, 3 do
     local conv, relu, pool, bn = self.cnn:get(3 * b - 2), self.cnn:get(3 * b - 1), self.cnn:get(3 * b), self.cnn_bn:get(b)
     x = conv(x)
-    if rawget(bn, "forward") == nil and rawget(relu, "forward") == nil and bn.forward == bn._forward_fused_with_relu then
+    if nn.Sequential.fuses_with_relu(bn, relu) then
       x = bn:forward_relu(x)
     else
       x = relu(bn(x))

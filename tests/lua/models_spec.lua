@@ -236,6 +236,8 @@ describe("ser.models", function()
   for _, case in ipairs {
     { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 16, 16 }, 3e-3 },
+    { "CRNN (batchnorm)", function() return ser.models.CRNN{ classes = 8, hidden = 32, batchnorm = true } end,
+      { 8, 1, 16, 16 }, 3e-3 },
     { "CNN2D (flatten)", function() return ser.models.CNN2D{ classes = 8, freq = "flatten" } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN (flatten, stats)", function() return ser.models.CRNN{ classes = 8, hidden = 32, freq = "flatten", time = "stats",
       mels = 16 } end, { 8, 1, 16, 16 }, 3e-3 },
