@@ -12,14 +12,14 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
 LUA_PKG := lua5.4
-PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson
+PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip
 MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
 OPT     ?= -O2
 # pkg-config runs lazily, once, on first use: on a fresh machine the packages
 # (and pkg-config itself) are installed by the `deps` step before anything compiles.
 lazy_once = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy_once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
-PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson)
+PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip)
 PKG_LIBS_LUA = $(call lazy_once,PKG_LIBS_LUA,pkg-config --libs $(LUA_PKG))
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
                -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \

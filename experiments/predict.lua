@@ -9,14 +9,27 @@ local argparse = require "argparse"
 local batches = require "ser.train.batches"
 
 local parser = argparse("predict.lua", "Predict the emotion of audio files with a checkpoint from compare.lua.")
-parser:argument("checkpoint", "A .safetensors checkpoint written by compare.lua / ser.train.fit.")
+parser:argument("checkpoint", "A .safetensors checkpoint written by compare.lua / ser.train.fit, or a state_dict of " ..
+                "the notebook's models from PyTorch (torch.save(model.state_dict(), 'best_crnn_mel.pt')).")
 parser:argument("files", "Audio files (wav, flac, ogg, mp3, aiff)."):args("+")
 parser:option("--speaker", "For speaker-normalised models: the speaker of files whose names do not say (default: " ..
               "all such files are one speaker).")
+parser:option("--classes", "Class names in the model's output order, comma-separated, for a checkpoint without a " ..
+              "class list (a PyTorch .pt; default for 8 outputs: RAVDESS's neutral,calm,happy,sad,angry,fearful," ..
+              "disgust,surprised).")
 local args = parser:parse(arg)
 
-local model, meta, features = batches.load_checkpoint(args.checkpoint)
+local classes
+if args.classes then
+  classes = {}
+  for c in args.classes:gmatch("[^,]+") do classes[#classes + 1] = c end
+end
+local model, meta, features = batches.load_checkpoint(args.checkpoint, { classes = classes })
 if not model then parser:error(meta) end
+if meta.classes_assumed then
+  io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
+    :format(args.checkpoint, table.concat(meta.classes, ",")))
+end
 local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
 -- a model trained on silence-trimmed clips sees its input trimmed the same way
 local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil

@@ -17,6 +17,7 @@ packages=(
   libopenblas-openmp-dev          # sgemm; the OpenMP build so it shares threads with our OpenMP loops
   libreadline-dev                 # REPL line editing and history
   libcjson-dev                    # safetensors JSON header
+  libzip-dev                      # PyTorch .pt checkpoints (zip archives) read by ser.load
   libcmocka-dev                   # C unit tests
   lua-busted                      # Lua specs
   lua-argparse                    # command-line flags of the experiment scripts

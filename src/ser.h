@@ -14,6 +14,8 @@
 #include "augment/augment.h"
 #include "optim/optim.h"
 #include "io/safetensors.h"
+#include "io/torch_pickle.h"
+#include "io/torch_zip.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
 #include "pretrained/whisper.h"

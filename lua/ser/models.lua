@@ -1,7 +1,9 @@
 -- The three reference architectures of the PyTorch notebook, layer for layer.
--- Module and parameter names equal the PyTorch state_dict keys
--- (features.0.weight, features.1.running_mean, rnn.weight_ih_l0_reverse, ...;
+-- Module and parameter names equal the notebook's state_dict keys (CNN2D features.* /
+-- classifier.*, CRNN cnn.* / rnn.* / head.0.*, CNN1D net.* / fc.2.*;
 -- tests/lua/helpers/models_ref.py is the PyTorch side), so checkpoints carry across.
+-- Checkpoints of earlier serlua versions, which named CRNN's and CNN1D's parts otherwise,
+-- are renamed when loaded (ser.model_names).
 -- Each model has embed(x): the penultimate representation, used for UMAP.
 -- model.input names the features the model expects ("logmel" or "waveform").
 local nn = require "ser.nn"
@@ -61,18 +63,18 @@ function CNN2D:embed(x)   -- [B,128]: the input of the last Linear
 end
 models.CNN2D = CNN2D
 
--- CRNN on log-mel [B,1,64,T]: 3 x [Conv 3x3 -> ReLU -> MaxPool 2], mean over
--- frequency, BiLSTM over time, mean over time, Linear. Options beyond the notebook's
--- layers (off by default, recorded in checkpoints): batchnorm = true puts a BatchNorm2d
--- after each convolution (features.0 conv, .1 BN, .2 ReLU, .3 pool, ...; the same
--- PyTorch names as an nn.Sequential with those layers), dropout = p adds nn.Dropout(p)
--- before the Linear (no parameters, so the names stay). freq = "flatten" feeds the
--- BiLSTM every channel at every remaining frequency (128 x mels/8 values per step, the
--- usual CRNN) instead of their mean over frequency, which drops where in the spectrum a
--- pattern sits; time = "stats" summarises the BiLSTM outputs by their mean and standard
--- deviation over time (statistics pooling, Linear input 4 x hidden) instead of the mean;
--- feature_dropout = p adds nn.Dropout(p) on the convolutional features the BiLSTM reads
--- (its input at every step; no parameters either).
+-- CRNN on log-mel [B,1,64,T]: 3 x [Conv 3x3 -> ReLU -> MaxPool 2] (cnn.0/3/6), mean over
+-- frequency, BiLSTM over time (rnn), mean over time, Linear (head.0). Options beyond the
+-- notebook's layers (off by default, recorded in checkpoints) keep those names for the
+-- notebook's layers: batchnorm = true puts a BatchNorm2d after each convolution, held in
+-- cnn_bn.0/1/2 (in PyTorch an nn.ModuleList beside the notebook's cnn Sequential);
+-- dropout = p adds nn.Dropout(p) before the Linear (no parameters, so the names stay).
+-- freq = "flatten" feeds the BiLSTM every channel at every remaining frequency (128 x mels/8
+-- values per step, the usual CRNN) instead of their mean over frequency, which drops where in
+-- the spectrum a pattern sits; time = "stats" summarises the BiLSTM outputs by their mean and
+-- standard deviation over time (statistics pooling, Linear input 4 x hidden) instead of the
+-- mean; feature_dropout = p adds nn.Dropout(p) on the convolutional features the BiLSTM
+-- reads (its input at every step; no parameters either).
 local CRNN = nn.Module.class("CRNN")
 function CRNN:init(o)
   o = check_classes("CRNN", o)
@@ -94,20 +96,35 @@ function CRNN:init(o)
   self.classes, self.hidden, self.input = o.classes, hidden, "logmel"
   self.batchnorm, self.dropout, self.feature_dropout = o.batchnorm and true or nil, dropout, feature_dropout
   self.mels = self.freq and mels or nil
-  local layers, c_in = {}, 1
+  local layers, norms, c_in = {}, {}, 1
   for _, c in ipairs { 32, 64, 128 } do
-    layers[#layers + 1] = nn.Conv2d(c_in, c, 3, { padding = 1 })
-    if self.batchnorm then layers[#layers + 1] = nn.BatchNorm2d(c) end
-    layers[#layers + 1] = nn.ReLU()
-    layers[#layers + 1] = nn.MaxPool2d(2)
+    for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2) } do layers[#layers + 1] = m end
+    if self.batchnorm then norms[#norms + 1] = nn.BatchNorm2d(c) end
     c_in = c
   end
-  self:add_module("features", nn.Sequential(layers))
+  self:add_module("cnn", nn.Sequential(layers))
+  if self.batchnorm then self:add_module("cnn_bn", nn.Sequential(norms)) end
   local steps_in = self.freq and 128 * (mels // 8) or 128
   self:add_module("rnn", nn.LSTM(steps_in, hidden, { batch_first = true, bidirectional = true }))
   if self.feature_dropout then self:add_module("feature_drop", nn.Dropout(self.feature_dropout)) end
   if self.dropout then self:add_module("drop", nn.Dropout(self.dropout)) end
-  self:add_module("fc", nn.Linear((self.time and 4 or 2) * hidden, o.classes))
+  self:add_module("head", nn.Sequential{ nn.Linear((self.time and 4 or 2) * hidden, o.classes) })
+end
+-- The convolutional blocks: the notebook's Sequential, or with batchnorm each block's
+-- convolution, BatchNorm and ReLU (one fused op, as nn.Sequential runs them) and pool.
+function CRNN:conv_features(x)
+  if not self.cnn_bn then return self.cnn(x) end
+  for b = 1, 3 do
+    local conv, relu, pool, bn = self.cnn:get(3 * b - 2), self.cnn:get(3 * b - 1), self.cnn:get(3 * b), self.cnn_bn:get(b)
+    x = conv(x)
+    if nn.Sequential.fuses_with_relu(bn, relu) then
+      x = bn:forward_relu(x)
+    else
+      x = relu(bn(x))
+    end
+    x = pool(x)
+  end
+  return x
 end
 -- [B,2*hidden] (the BiLSTM output averaged over time) or, with time = "stats",
 -- [B,4*hidden] (its mean and standard deviation over time)
@@ -116,7 +133,7 @@ function CRNN:embed(x)
     error(("CRNN: built for [B,1,%d,T] log-mels (freq = \"flatten\" sizes the BiLSTM by them), got [%s]")
       :format(self.mels, table.concat(x:shape(), ",")), 2)
   end
-  local f = self.features(x)                  -- [B,128,F,T]
+  local f = self:conv_features(x)             -- [B,128,F,T]
   local steps
   if self.freq then
     local s = f:shape()
@@ -133,12 +150,12 @@ end
 function CRNN:forward(x)
   local h = self:embed(x)
   if self.drop then h = self.drop(h) end
-  return self.fc(h)
+  return self.head(h)
 end
 models.CRNN = CRNN
 
--- CNN1D on the waveform [B,1,N]: 4 x [Conv1d k9 s2 p4 -> BN -> ReLU],
--- global average pool, Dropout, Linear.
+-- CNN1D on the waveform [B,1,N]: 4 x [Conv1d k9 s2 p4 -> BN -> ReLU] and global average
+-- pool (net.0/1/3/4/6/7/9/10), then Flatten, Dropout, Linear (fc.2).
 local CNN1D = nn.Module.class("CNN1D")
 function CNN1D:init(o)
   o = check_classes("CNN1D", o)
@@ -151,14 +168,14 @@ function CNN1D:init(o)
     c_in = c
   end
   layers[#layers + 1] = nn.AdaptiveAvgPool1d(1)
-  self:add_module("features", nn.Sequential(layers))
-  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, o.classes) })
+  self:add_module("net", nn.Sequential(layers))
+  self:add_module("fc", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, o.classes) })
 end
 function CNN1D:forward(x)
-  return self.classifier(self.features(x))
+  return self.fc(self.net(x))
 end
 function CNN1D:embed(x)   -- [B,256]: the pooled features
-  return self.classifier:get(1)(self.features(x))
+  return self.fc:get(1)(self.net(x))
 end
 models.CNN1D = CNN1D
 
@@ -178,12 +195,21 @@ end
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
 -- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
 -- meta.features (the training features, read by ser.train.batches.checkpoint_features) is
--- checked here too. Returns model, meta or nil, message.
-function models.load(path)
+-- checked here too. A checkpoint without that metadata (a PyTorch .pt or safetensors file
+-- of the notebook's models) is described from its tensor names and shapes, with class names
+-- o.classes (default: RAVDESS's eight emotions for 8 outputs; ser.model_names.complete);
+-- old serlua names are renamed (ser.model_names.migrate). Returns model, meta or nil, message.
+function models.load(path, o)
   local ser = require "ser"
+  local names = require "ser.model_names"
   local sd, meta = ser.load(path)
   if not sd then return nil, meta end
   meta = meta or {}
+  if meta.model == nil then
+    local err
+    meta, err = names.complete(sd, meta, o and o.classes)
+    if not meta then return nil, ("%s: %s"):format(path, err) end
+  end
   local name = meta.model
   if type(name) ~= "string" or not models.by_name[name:lower()] then
     return nil, ("%s: metadata names model '%s'; expected cnn2d, crnn or cnn1d"):format(path, tostring(name))
@@ -202,6 +228,8 @@ function models.load(path)
     freq = meta.freq, time = meta.time, mels = tonumber(meta.mels) })
   if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
   local err
+  ok, sd = pcall(names.migrate, name:lower(), sd)
+  if not ok then return nil, ("%s: %s"):format(path, tostring(sd)) end
   ok, err = pcall(model.load_state_dict, model, sd)
   if not ok then return nil, ("%s: %s"):format(path, tostring(err)) end
   model:eval()

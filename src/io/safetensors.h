@@ -64,6 +64,8 @@ int ser_safetensors_read(ser_safetensors **out, const char *path);
 /* The same from a memory buffer (label names it in messages). */
 int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_t len, const char *label);
 void ser_safetensors_free(ser_safetensors *st); /* NULL-safe */
+/* IEEE 754 half precision -> float (also used by the .pt reader, torch_zip.c). */
+float ser_f16_to_f32(uint16_t h);
 /* Value of a metadata key, or NULL. */
 const char *ser_safetensors_meta(const ser_safetensors *st, const char *key);
 

@@ -9,7 +9,10 @@
  *   load(path) -> state_dict, meta | nil, message
  *     For a serlua file the meta values are decoded back from JSON; a file from
  *     elsewhere (no "format" key, e.g. written by PyTorch) keeps its raw strings.
- *     A file from a newer serlua format is refused with a message saying so. */
+ *     A file from a newer serlua format is refused with a message saying so.
+ *     A PyTorch .pt (torch.save of a state_dict, zip format; src/io/torch_zip.h) loads
+ *     too, recognised by its first bytes whatever its name: its tensors as float32, an
+ *     empty meta table. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "io/torch_zip.h"
 #include "luat.h"
 
 #define JSON_MAX_DEPTH 32
@@ -241,7 +245,7 @@ static long format_version(const char *s) {
 static int l_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   ser_safetensors *st;
-  if (ser_safetensors_read(&st, path)) {
+  if (ser_torch_sniff(path) ? ser_torch_read(&st, path) : ser_safetensors_read(&st, path)) {
     lua_pushnil(L);
     lua_pushstring(L, ser_errmsg());
     return 2;

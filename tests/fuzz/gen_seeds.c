@@ -1,9 +1,10 @@
 /* Writes the seed corpora of the fuzz targets: gen_seeds OUTDIR creates
- * OUTDIR/{audio,safetensors,manifest,names}/ with small valid inputs made here
+ * OUTDIR/{audio,safetensors,manifest,names,torch}/ with small valid inputs made here
  * (tiny WAV/FLAC/AIFF/OGG/... through libsndfile, safetensors files of every dtype (F16/BF16
- * also as the writer makes them, and a Whisper-checkpoint layout),
- * CSV manifests, sample names of each corpus). Nothing is copied from elsewhere, so
- * the corpora are reproducible from the source tree. Audio seeds start with the
+ * also as the writer makes them, and a Whisper-checkpoint layout), CSV manifests, sample
+ * names of each corpus) and, for torch, the hand-made .pt files of tests/data/pt with their
+ * data.pkl records (read with libzip; run from the repository root). Nothing is copied from
+ * elsewhere, so the corpora are reproducible from the source tree. Audio seeds start with the
  * option byte that fuzz_audio reads; manifest and names seeds with their mode byte. */
 
 #include <math.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zip.h>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -208,14 +210,46 @@ static void names_seeds(void) {
   }
 }
 
+/* tests/data/pt/<name>.pt as it is, and its data.pkl alone (fuzz_torch reads input that does
+ * not start with "PK" as a bare pickle). */
+static void torch_seeds(void) {
+  static const char *files[] = {"tiny", "os_system", "view_past_storage", "short_storage", "missing_storage", "nested",
+                                "torchscript"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    char path[1024], name[256];
+    snprintf(path, sizeof path, "tests/data/pt/%s.pt", files[i]);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    snprintf(name, sizeof name, "%s.pt", files[i]);
+    put("torch", name, -1, b, len);
+    free(b);
+    int err = 0;
+    zip_t *za = zip_open(path, ZIP_RDONLY, &err);
+    if (!za) die("cannot open as zip", path);
+    for (zip_int64_t k = 0; k < zip_get_num_entries(za, 0); k++) {
+      const char *rec = zip_get_name(za, (zip_uint64_t)k, 0);
+      zip_stat_t sb;
+      if (!rec || !strstr(rec, "data.pkl") || zip_stat_index(za, (zip_uint64_t)k, 0, &sb) < 0) continue;
+      unsigned char *pkl = malloc(sb.size + 1);
+      zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)k, 0);
+      if (!pkl || !zf || zip_fread(zf, pkl, sb.size) != (zip_int64_t)sb.size) die("cannot read data.pkl of", path);
+      zip_fclose(zf);
+      snprintf(name, sizeof name, "%s.pkl", files[i]);
+      put("torch", name, -1, pkl, sb.size);
+      free(pkl);
+    }
+    zip_discard(za);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_seeds OUTDIR\n");
     return 2;
   }
   outdir = argv[1];
-  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names"};
-  for (int i = 0; i < 5; i++) {
+  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch"};
+  for (int i = 0; i < 6; i++) {
     char p[1024];
     snprintf(p, sizeof p, "%s%s", outdir, sub[i]);
     mkdir(p, 0755);
@@ -224,6 +258,7 @@ int main(int argc, char **argv) {
   safetensors_seeds();
   manifest_seeds();
   names_seeds();
+  torch_seeds();
   printf("gen_seeds: %d seed files in %s\n", n_written, outdir);
   return 0;
 }

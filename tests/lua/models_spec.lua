@@ -56,26 +56,29 @@ describe("ser.models", function()
   it("use the issue's architecture (spot checks that need no PyTorch)", function()
     local sd = ser.models.CRNN{ classes = 8 }:state_dict()
     assert.are.same({ 512, 128 }, sd["rnn.weight_ih_l0_reverse"]:shape())
-    assert.are.same({ 8, 256 }, sd["fc.weight"]:shape())
+    assert.are.same({ 8, 256 }, sd["head.0.weight"]:shape())
+    assert.are.same({ 64, 32, 3, 3 }, sd["cnn.3.weight"]:shape())
     sd = ser.models.CNN2D{ classes = 5 }:state_dict()
     assert.are.same({ 256, 128, 3, 3 }, sd["features.12.weight"]:shape())
     assert.are.same({ 5, 128 }, sd["classifier.5.weight"]:shape())
     assert.is_not_nil(sd["features.1.running_mean"])
     sd = ser.models.CNN1D{ classes = 8 }:state_dict()
-    assert.are.same({ 32, 1, 9 }, sd["features.0.weight"]:shape())
-    assert.are.same({ 8, 256 }, sd["classifier.2.weight"]:shape())
+    assert.are.same({ 32, 1, 9 }, sd["net.0.weight"]:shape())
+    assert.are.same({ 256 }, sd["net.10.running_var"]:shape())
+    assert.are.same({ 8, 256 }, sd["fc.2.weight"]:shape())
   end)
 
   it("build CRNN's optional BatchNorm and dropout, and load them back from a checkpoint", function()
     local m = ser.models.CRNN{ classes = 8, batchnorm = true, dropout = 0.3 }
     local sd = m:state_dict()
-    -- conv, BN, ReLU, pool per block: the second conv is features.4
-    assert.are.same({ 32 }, sd["features.1.running_mean"]:shape())
-    assert.are.same({ 64, 32, 3, 3 }, sd["features.4.weight"]:shape())
-    assert.are.same({ 128, 64, 3, 3 }, sd["features.8.weight"]:shape())
-    assert.is_nil(sd["features.3.weight"])
+    -- the notebook's convolutions keep their names (cnn.0/3/6); the BatchNorms sit beside them
+    assert.are.same({ 32 }, sd["cnn_bn.0.running_mean"]:shape())
+    assert.are.same({ 64, 32, 3, 3 }, sd["cnn.3.weight"]:shape())
+    assert.are.same({ 128, 64, 3, 3 }, sd["cnn.6.weight"]:shape())
+    assert.are.same({ 128 }, sd["cnn_bn.2.weight"]:shape())
     local plain = ser.models.CRNN{ classes = 8 }:state_dict()
-    assert.are.same({ 64, 32, 3, 3 }, plain["features.3.weight"]:shape())
+    for k in pairs(plain) do assert.is_not_nil(sd[k], k) end
+    assert.is_nil(plain["cnn_bn.0.weight"])
     local back, meta = through_checkpoint(m, "crnn")
     assert.is_true(meta.batchnorm)
     assert.are.equal(0.3, meta.dropout)
@@ -105,7 +108,7 @@ describe("ser.models", function()
     -- zeros at its 24 / 8 = 3 steps (seeded, so no rare survivor makes this flaky)
     m = ser.models.CRNN{ classes = 8, hidden = 8, freq = "flatten", feature_dropout = 0.999999 }
     local got = m(xin):totable()
-    local want = m.fc(m.rnn(T.zeros(2, 3, 128 * 8)):mean(2)):totable()
+    local want = m.head(m.rnn(T.zeros(2, 3, 128 * 8)):mean(2)):totable()
     for b = 1, 2 do
       for c = 1, 8 do assert.is_near(want[b][c], got[b][c], 1e-6) end
     end
@@ -137,11 +140,11 @@ describe("ser.models", function()
     local m = ser.models.CRNN{ classes = 8, hidden = 16, freq = "flatten", time = "stats" }
     local sd = m:state_dict()
     assert.are.same({ 64, 128 * 8 }, sd["rnn.weight_ih_l0"]:shape())   -- 4H x (channels x mels/8)
-    assert.are.same({ 8, 4 * 16 }, sd["fc.weight"]:shape())             -- mean and std of 2H outputs
+    assert.are.same({ 8, 4 * 16 }, sd["head.0.weight"]:shape())          -- mean and std of 2H outputs
     m:eval()
     local x = T.randn(2, 1, 64, 40)
     -- the BiLSTM steps are PyTorch's f.permute(0, 3, 1, 2).reshape(B, T, C * F)
-    local f = m.features(x)
+    local f = m.cnn(x)
     local s = f:shape()
     local steps = T.new(f:permute(1, 4, 2, 3):totable()):reshape{ s[1], s[4], s[2] * s[3] }
     local out = m.rnn(steps):totable()
@@ -233,6 +236,8 @@ describe("ser.models", function()
   for _, case in ipairs {
     { "CNN2D", function() return ser.models.CNN2D{ classes = 8 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN", function() return ser.models.CRNN{ classes = 8, hidden = 32 } end, { 8, 1, 16, 16 }, 3e-3 },
+    { "CRNN (batchnorm)", function() return ser.models.CRNN{ classes = 8, hidden = 32, batchnorm = true } end,
+      { 8, 1, 16, 16 }, 3e-3 },
     { "CNN2D (flatten)", function() return ser.models.CNN2D{ classes = 8, freq = "flatten" } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CRNN (flatten, stats)", function() return ser.models.CRNN{ classes = 8, hidden = 32, freq = "flatten", time = "stats",
       mels = 16 } end, { 8, 1, 16, 16 }, 3e-3 },

@@ -202,7 +202,7 @@ describe("nn layers forward", function()
     local m = ser.models.CRNN{ classes = 8, hidden = 16 }
     local s = m:summary({ 1, 1, 64, 40 })
     assert.matches("rnn %(LSTM%)%s+%[1,5,32%]%s+18688", s)
-    assert.matches("fc %(Linear%)%s+%[1,8%]%s+264", s)
+    assert.matches("head%.0 %(Linear%)%s+%[1,8%]%s+264", s)
     local out, hc = m.rnn(T.zeros(1, 5, 128))
     assert.are.same({ 1, 5, 32 }, out:shape())
     assert.are.same({ 2, 1, 16 }, hc[1]:shape())

@@ -33,6 +33,9 @@ local function fuses_with_relu(m, nxt)
     rawget(m, "forward") == nil and rawget(nxt, "forward") == nil
 end
 
+-- also for models that run a BatchNorm and a ReLU outside a Sequential (ser.models.CRNN)
+Sequential.fuses_with_relu = fuses_with_relu
+
 function Sequential:forward(x)
   local ch, i = self._children, 1
   while i <= #ch do

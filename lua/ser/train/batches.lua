@@ -129,9 +129,9 @@ function M.checkpoint_features(model, meta)
 end
 
 -- A checkpoint to score (ensemble.lua, embed.lua, predict.lua): ser.models.load plus the
--- features its model was trained on. Returns model, meta, features or nil, message.
-function M.load_checkpoint(path)
-  local model, meta = require("ser.models").load(path)
+-- features its model was trained on (o: ser.models.load's options). Returns model, meta, features or nil, message.
+function M.load_checkpoint(path, o)
+  local model, meta = require("ser.models").load(path, o)
   if not model then return nil, meta end
   local ok, features = pcall(M.checkpoint_features, model, meta)
   if not ok then return nil, ("%s: %s"):format(path, features) end

@@ -1,5 +1,7 @@
-"""PyTorch versions of ser.models (CNN2D, CRNN, CNN1D), written as the notebook's
-modules, so models_spec.lua can compare state_dict keys and shapes with ours.
+"""PyTorch versions of ser.models (CNN2D, CRNN, CNN1D): the seed notebook's modules with
+its attribute names (CNN2D features/classifier, CRNN cnn/rnn/head, CNN1D net/fc), so
+models_spec.lua can compare state_dict keys and shapes with ours and the checkpoint specs
+can load the notebook's state_dicts.
 
 Usage: python3 models_ref.py [classes] [hidden]
 Prints one line per state_dict entry: "<model> <key> <d0>x<d1>x..." in PyTorch order.
@@ -33,14 +35,14 @@ class CRNN(nn.Module):
         for c in [32, 64, 128]:
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c
-        self.features = nn.Sequential(*layers)
+        self.cnn = nn.Sequential(*layers)
         self.rnn = nn.LSTM(128, hidden, batch_first=True, bidirectional=True)
-        self.fc = nn.Linear(2 * hidden, classes)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, classes))
 
     def forward(self, x):
-        f = self.features(x).mean(dim=2)          # [B,128,T]
+        f = self.cnn(x).mean(dim=2)               # [B,128,T]
         out, _ = self.rnn(f.permute(0, 2, 1))     # [B,T,2H]
-        return self.fc(out.mean(dim=1))
+        return self.head(out.mean(dim=1))
 
 
 class CNN1D(nn.Module):
@@ -51,11 +53,11 @@ class CNN1D(nn.Module):
             layers += [nn.Conv1d(c_in, c, 9, stride=2, padding=4), nn.BatchNorm1d(c), nn.ReLU()]
             c_in = c
         layers.append(nn.AdaptiveAvgPool1d(1))
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, classes))
+        self.net = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, classes))
 
     def forward(self, x):
-        return self.classifier(self.features(x))
+        return self.fc(self.net(x))
 
 
 def main():
