@@ -14,6 +14,7 @@
 #include "augment/augment.h"
 #include "optim/optim.h"
 #include "io/safetensors.h"
+#include "io/fs.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
 

@@ -28,6 +28,7 @@ static const struct {
     {"ser.core.nn_rnn", ser_lua_open_nn_rnn},
     {"ser.core.optim", ser_lua_open_optim},
     {"ser.core.checkpoint", ser_lua_open_checkpoint},
+    {"ser.core.fs", ser_lua_open_fs},
     {NULL, NULL},
 };
 
