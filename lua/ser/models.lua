@@ -6,6 +6,8 @@
 -- model.input names the features the model expects ("logmel" or "waveform").
 local nn = require "ser.nn"
 local T = require "ser.core.tensor"
+local ckpt = require "ser.core.checkpoint"
+local loader = require "ser.data.loader"
 
 local models = {}
 
@@ -177,11 +179,10 @@ end
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
 -- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
--- meta.features (the training features, read by ser.train.batches.checkpoint_features) is
+-- meta.features (the training features, read by ser.train.checkpoint.features) is
 -- checked here too. Returns model, meta or nil, message.
 function models.load(path)
-  local ser = require "ser"
-  local sd, meta = ser.load(path)
+  local sd, meta = ckpt.load(path)
   if not sd then return nil, meta end
   meta = meta or {}
   local name = meta.model
@@ -192,7 +193,7 @@ function models.load(path)
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
   local f = meta.features
-  local kinds = require("ser.data.loader").FEATURE_KINDS
+  local kinds = loader.FEATURE_KINDS
   if f ~= nil and (type(f) ~= "table" or not (kinds[f.kind] or f.kind == "function")) then
     return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel, mfcc or function")
       :format(path, type(f) == "table" and ("{kind = %s}"):format(tostring(f.kind)) or tostring(f))

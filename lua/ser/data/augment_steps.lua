@@ -1,4 +1,4 @@
--- Augmentation recipes for the loader's C worker: a list of steps written as data, so that
+-- Augmentation steps for the loader's C worker: a list of steps written as data, so that
 -- they can run outside Lua (src/audio/corpus_prefetch.c applies them with src/augment/).
 --
 --   { {"gain", lo = 0.8, hi = 1.2, p = 1},        x *= U(lo, hi)
@@ -38,7 +38,7 @@ local function chain_meta(x)
 end
 M.is_chain = chain_meta
 
--- A ser.augment chain as a recipe: its waveform stages become steps, its TimeMask/FreqMask
+-- A ser.augment chain as steps: its waveform stages become steps, its TimeMask/FreqMask
 -- stages spec_augment fields. The worker draws from (seed, epoch, batch), so the stages'
 -- own `generator` options do not apply there. Returns steps, spec_augment (or nil).
 function M.from_chain(chain, sr, level)
@@ -82,11 +82,10 @@ function M.from_chain(chain, sr, level)
   return steps, masks
 end
 
--- The C form of a recipe ({kind, p, a, b, factors, roll} per step), or nil when augment is
--- not a recipe (a function, or nil). A chain object may carry its recipe in .recipe.
+-- The C form of the steps ({kind, p, a, b, factors, roll} per step), or nil when augment is
+-- not steps (a function, or nil).
 function M.steps(augment, sr, level)
   if augment == nil then return nil end
-  if type(augment) == "table" and type(augment.recipe) == "table" then augment = augment.recipe end
   if type(augment) ~= "table" or M.callable(augment) then return nil end
   local out = {}
   for i, step in ipairs(augment) do
@@ -135,7 +134,7 @@ function M.steps(augment, sr, level)
   return out
 end
 
--- The mask fields of a recipe from spec_augment, or nil.
+-- The mask fields of the worker from spec_augment, or nil.
 function M.masks(spec, level)
   if spec == nil or spec == false then return nil end
   if type(spec) ~= "table" then error(("loader: spec_augment must be a table, got %s"):format(type(spec)), level + 1) end
