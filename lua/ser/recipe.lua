@@ -253,7 +253,8 @@ function M.validate(r, where, sources)
       local set = {}
       for k in pairs(given) do if k:match("^distill%.") then set[#set + 1] = k end end
       table.sort(set)
-      error(("%s: %s need distill.teachers (the teacher checkpoints)%s"):format(where, table.concat(set, ", "),
+      error(("%s: %s set without distill.teachers (the teacher checkpoints to distil from)%s"):format(where,
+        table.concat(set, ", "),
         sources and sources[set[1]] and (" (from " .. sources[set[1]] .. ")") or ""), 0)
     end
     if out.mixup > 0 and not out.distill.consistent then
@@ -294,12 +295,18 @@ function M.override(r, overrides, where)
     local family = M.families[key == "model.name" and value or get_path(r, "model.name")]
     local specs = specs_for(family)
     local spec = specs[key]
-    if not spec then
+    local other = false   -- model.<field> of another family: for the recipes that have it
+    for _, fam in pairs(M.families) do other = other or (key:match("^model%.") and fam.fields[key:sub(7)] ~= nil) end
+    if not spec and not other then
+      local all = specs_for(nil)
+      for _, fam in pairs(M.families) do for k in pairs(fam.fields) do all["model." .. k] = true end end
       error(("%s: %s names no recipe field; the fields are %s"):format(o.source or "--set", key,
-        table.concat(sorted_keys(specs), ", ")), 0)
+        table.concat(sorted_keys(all), ", ")), 0)
     end
-    set_path(r, key, M.parse_value(spec, value))
-    sources[key] = o.source
+    if spec then
+      set_path(r, key, M.parse_value(spec, value))
+      sources[key] = o.source
+    end
   end
   return r, sources
 end
