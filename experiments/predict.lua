@@ -50,7 +50,8 @@ end
 
 -- Speaker-normalised features of the kept files: grouped by the speaker in their names.
 local function speaker_normalised()
-  local items, groups = {}, {}
+  local items, groups, rows = {}, {}, {}
+  for i, w in ipairs(waves) do rows[i] = w:view(1, -1) end
   for i, path in ipairs(good) do
     local info = ser.data.infer(path)
     local speaker = info and info.speaker or args.speaker or "(unnamed)"
@@ -63,7 +64,7 @@ local function speaker_normalised()
         "the speaker's clips\n"):format(tostring(speaker), n, n == 1 and "" or "s"))
     end
   end
-  local part = { items = items, audio = require("ser.core.data").stack(waves), sr = sr, classes = meta.classes,
+  local part = { items = items, audio = ser.tensor.cat(rows, 1), sr = sr, classes = meta.classes,
                  name = "predict" }
   return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = inputs.normalize,
     features = features }):features()
