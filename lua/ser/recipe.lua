@@ -14,6 +14,9 @@
 --
 -- A new model family (a pretrained encoder, say) calls M.register_family with its fields,
 -- defaults and constructor; nothing in compare.lua changes.
+local models = require "ser.models"
+local features = require "ser.core.features"
+
 local M = {}
 
 -- Value kinds: the test and the words a message uses for the allowed values.
@@ -114,7 +117,7 @@ local function create(name)
     local o = { classes = classes }
     for k, v in pairs(r.model) do if k ~= "name" then o[k] = v end end
     for k, v in pairs(extra or {}) do o[k] = v end
-    return require("ser.models").create(name, o)
+    return models.create(name, o)
   end
 end
 M.register_family("cnn2d", { input = "logmel", title = "CNN2D (log-mel)", fields = { freq = FREQ },
@@ -245,7 +248,7 @@ function M.validate(r, where, sources)
     if n < 8 or (out.model.freq == "flatten" and n % 8 ~= 0) then
       fail(where, "features.n_mels", "a whole number >= 8, a multiple of 8 with model.freq = \"flatten\"", n, sources)
     end
-    local ok, err = pcall(require("ser.core.features").melbank, { n_mels = n })
+    local ok, err = pcall(features.melbank, { n_mels = n })
     if not ok then fail(where, "features.n_mels", "a number of bands the FFT bins can carry (" .. err .. ")", n, sources) end
   end
   if out.distill then

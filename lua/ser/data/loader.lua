@@ -15,6 +15,8 @@ local features = require "ser.core.features"
 local audio = require "ser.core.audio"
 local tensor = require "ser.tensor"
 local augsteps = require "ser.data.augment_steps"
+local data = require "ser.core.data"
+local speaker_norm = require "ser.data.speaker_norm"
 local options = require "ser.options"
 
 local M = {}
@@ -265,7 +267,7 @@ function Loader:raw_rows(first, last)
   for i = first, last do
     rows[#rows + 1], paths[#paths + 1] = self.items[i].row, self.items[i].path
   end
-  if self.part.audio then return require("ser.core.data").gather(self.part.audio, rows) end
+  if self.part.audio then return data.gather(self.part.audio, rows) end
   return self:decode(paths, M.trim_lookahead(self.seconds), false,
     (" (clips %d-%d of %d, decoded in chunks for trim)"):format(first, last, self.n))
 end
@@ -273,7 +275,7 @@ end
 -- [N, samples]: every clip through M.trim_window, decoded in chunks so that
 -- only 64 clips at the lookahead length are in memory at once.
 function Loader:trimmed_waveforms()
-  local T = require "ser.tensor"
+  local T = tensor
   local out, chunk = T.zeros(self.n, self.samples), 64
   for first = 1, self.n, chunk do
     local last = math.min(self.n, first + chunk - 1)
@@ -300,13 +302,13 @@ function Loader:waveforms()
   elseif part.audio then
     local rows = {}
     for i, it in ipairs(self.items) do rows[i] = it.row end
-    wav = require("ser.core.data").gather(part.audio, rows)
+    wav = data.gather(part.audio, rows)
   else
     local paths = {}
     for i, it in ipairs(self.items) do paths[i] = it.path end
     wav = self:decode(paths, self.seconds)
   end
-  if wav:shape()[2] ~= self.samples then wav = require("ser.core.data").fit_rows(wav, self.samples) end
+  if wav:shape()[2] ~= self.samples then wav = data.fit_rows(wav, self.samples) end
   self.wav = wav
   return wav
 end
@@ -314,7 +316,6 @@ end
 -- Features of every item, computed once in chunks (used when self.cache).
 function Loader:features()
   if self.feats then return self.feats end
-  local data = require "ser.core.data"
   local wav, chunks, chunk = self:waveforms(), {}, 64
   for start = 1, self.n, chunk do
     local rows = {}
@@ -324,7 +325,7 @@ function Loader:features()
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
   if self.normalize ~= "clip" then
     local mean, scale = self:speaker_stats(self.feats) -- from the features just computed
-    self.feats = require("ser.data.speaker_norm").apply(self.feats, mean, scale):contiguous()
+    self.feats = speaker_norm.apply(self.feats, mean, scale):contiguous()
   end
   return self.feats
 end
@@ -334,10 +335,9 @@ end
 -- when they are already at hand (else they are computed from the waveforms).
 function Loader:speaker_stats(raw)
   if not self.norm_mean then
-    local data = require "ser.core.data"
-    local features_of = raw and function(rows) return data.gather(raw, rows) end
+      local features_of = raw and function(rows) return data.gather(raw, rows) end
       or function(rows) return self.transform(data.gather(self:waveforms(), rows)) end
-    self.norm_mean, self.norm_scale = require("ser.data.speaker_norm").stats(features_of, self.items, self.normalize)
+    self.norm_mean, self.norm_scale = speaker_norm.stats(features_of, self.items, self.normalize)
   end
   return self.norm_mean, self.norm_scale
 end
@@ -377,7 +377,7 @@ function Loader:iter(epoch)
   end
   local n_batches = self:count()
   if n_batches == 0 then return function() return nil end end
-  local data, T = require "ser.core.data", require "ser.tensor"
+  local T = tensor
   local order, b = self:order(epoch), 0
   local source, pf
   if self.plan then
@@ -412,7 +412,7 @@ function Loader:iter(epoch)
         x = self.transform(x)
         if self.normalize ~= "clip" then
           local mean, scale = self:speaker_stats()
-          x = require("ser.data.speaker_norm").apply(x, data.gather(mean, rows), data.gather(scale, rows))
+          x = speaker_norm.apply(x, data.gather(mean, rows), data.gather(scale, rows))
         end
       end
     end

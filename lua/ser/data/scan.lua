@@ -2,6 +2,7 @@
 local names = require "ser.data.names"
 local corpus = require "ser.data.corpus"
 local options = require "ser.options"
+local core = require "ser.core.data"
 
 local M = {}
 
@@ -22,7 +23,6 @@ function M.scan(dir, opts)
   local root = dir:gsub("/+$", "")
   if root == "" then root = dir ~= "" and "/" or "" end
   local prefix = root == "/" and "/" or root .. "/"
-  local core = require "ser.core.data"
   local ok, paths, problems = pcall(core.walk, root, opts.max_depth or 0)
   if not ok then return nil, paths end
   local items, skipped = {}, {}

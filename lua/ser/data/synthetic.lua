@@ -4,6 +4,7 @@ local names = require "ser.data.names"
 local corpus = require "ser.data.corpus"
 local options = require "ser.options"
 local fs_c = require "ser.core.fs"
+local core = require "ser.core.data"
 
 local M = {}
 
@@ -87,7 +88,7 @@ function M.synthetic(opts)
     end
   end
   local samples = math.floor(seconds * sr + 0.5)
-  local audio = require("ser.core.data").synth(clips, samples, sr, seed)
+  local audio = core.synth(clips, samples, sr, seed)
   local root = "synthetic"
   if opts.out then
     -- files are written one by one atomically; a half-written corpus has only whole files
@@ -99,7 +100,7 @@ function M.synthetic(opts)
       it.path = ("%s/%s.%s"):format(dir, it.stem, format)
       paths[i] = it.path
     end
-    require("ser.core.data").save_rows(audio, paths, sr)
+    core.save_rows(audio, paths, sr)
     root = out
   end
   local classes = {}
