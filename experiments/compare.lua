@@ -53,10 +53,15 @@ for name in (args.models or ""):gmatch("[^,%s]+") do
   end
   wanted[name] = true
 end
-local recipes = {}
+local recipes, by_name = {}, {}
 for _, file in ipairs(files) do
   local r = checked(recipe.resolve, file, sets, args)
   if args.quick then r = recipe.quick(r) end
+  if by_name[r.name] then
+    parser:error(("recipes %s and %s are both named '%s' and would write the same files; give one another name "
+      .. "(its field `name`) or run them with different --out"):format(by_name[r.name], file, r.name))
+  end
+  by_name[r.name] = file
   if not wanted or wanted[r.model.name] then recipes[#recipes + 1] = r end
 end
 if #recipes == 0 then parser:error("--models leaves no recipe to train") end

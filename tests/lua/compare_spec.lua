@@ -73,6 +73,8 @@ describe("experiments/compare.lua", function()
       { "--set epochs=0", "epochs must be a whole number >= 1, got 0 (from --set epochs=0)" },
       { "--set model.time=max", "model.time must be one of \"mean\", \"stats\", got \"max\" (from --set model.time=max)" },
       { "--recipe /nonexistent/recipe.lua", "recipe /nonexistent/recipe.lua: cannot open /nonexistent/recipe.lua" },
+      { "--recipe experiments/recipes/crnn_best.lua --recipe experiments/recipes/crnn_fd.lua",
+        "recipes experiments/recipes/crnn_best.lua and experiments/recipes/crnn_fd.lua are both named 'crnn'" },
     }
     for _, c in ipairs(cases) do
       local out, rc = run("experiments/compare.lua " .. c[1])

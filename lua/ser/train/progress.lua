@@ -1,10 +1,10 @@
 -- Training progress display. On a terminal: one line per batch rewritten in
 -- place with \r (bar, i/N, loss, running accuracy, clips/s, ETA). Otherwise
 -- (a log file, a pipe): one line per epoch, so logs stay readable.
-local M = {}
-
 local cnn = require "ser.core.nn_cnn"
 local fs = require "ser.core.fs"
+
+local M = {}
 
 -- Wall-clock seconds with sub-second resolution (a monotonic clock): Lua's os.time counts
 -- whole seconds and os.clock the CPU time of all threads.
