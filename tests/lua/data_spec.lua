@@ -586,7 +586,7 @@ describe("ser.data.loader background worker", function()
     assert.has_error(function() data.loader(train, { augment = { { "pitch", semitones = 20 } } }) end,
       "loader: augment step 1 (pitch): semitones must be a number in 0..12, got 20")
     assert.has_error(function() data.loader(train, { augment = { { "noise", sdt = 1 } } }) end,
-      "loader: augment step 1 (noise) has an unknown field 'sdt'")
+      "loader: augment step 1 (noise): unknown field 'sdt' (expected kind, p, snr_db, std)")
     assert.has_error(function() data.loader(train, { spec_augment = { time_masks = 1 } }) end)
     assert.has_error(function() data.loader(train, { transform = "logmel", spec_augment = { widht = 3 } }) end)
     assert.has_error(function() data.loader(train, { augment = aug, cache = true }) end)
