@@ -71,7 +71,7 @@ local plots, results = checked(fs.prepare_output, args.out)   -- creates and tes
 local seed = math.tointeger(tonumber(args.seed or "")) or 42   -- the corpus's and UMAP's
 
 -- The corpus and its speaker-independent split.
-local corpus = experiment.corpus(data_dir, { quick = args.quick, seconds = recipes[1].data.seconds, seed = seed })
+local corpus = checked(experiment.corpus, data_dir, { quick = args.quick, seconds = recipes[1].data.seconds, seed = seed })
 local runs = experiment.runs(corpus, folds)
 for _, r in ipairs(recipes) do checked(experiment.check, r, corpus, runs) end
 

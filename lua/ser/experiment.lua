@@ -20,11 +20,14 @@ local distill = require "ser.train.distill"
 local M = {}
 
 -- The corpus of a run: the folder given, else data/ravdess when present, else a synthetic
--- corpus, announced loudly. quick: one clip per speaker and class.
+-- corpus, announced loudly. quick: one clip per speaker and class. Raises when the folder holds
+-- no labelled audio.
 function M.corpus(dir, opts)
   local corpus
   if dir then
-    corpus = data.scan(dir)
+    local err
+    corpus, err = data.scan(dir)
+    if not corpus then error(("--data %s: %s"):format(dir, tostring(err)), 0) end
     if opts.quick then corpus = corpus:sample{ per_speaker_class = 1 } end
   else
     print(("!"):rep(72))

@@ -248,8 +248,18 @@ function M.validate(r, where, sources)
     if n < 8 or (out.model.freq == "flatten" and n % 8 ~= 0) then
       fail(where, "features.n_mels", "a whole number >= 8, a multiple of 8 with model.freq = \"flatten\"", n, sources)
     end
-    local ok, err = pcall(features.melbank, { n_mels = n })
-    if not ok then fail(where, "features.n_mels", "a number of bands the FFT bins can carry (" .. err .. ")", n, sources) end
+  end
+  if out.features.kind ~= "waveform" then
+    -- the feature options as ser.features reads them (its C parser refuses unknown keys), and
+    -- whether the FFT bins can carry that many mel bands, before any training
+    local fopts = { sr = out.data.sr }
+    for k, v in pairs(out.features) do if k ~= "kind" then fopts[k] = v end end
+    local ok, err = pcall(features.melbank, fopts)
+    if not ok and tostring(err):find("mel filters", 1, true) then
+      fail(where, "features.n_mels", "a number of bands the FFT bins can carry (" .. err .. ")", out.features.n_mels, sources)
+    elseif not ok then
+      error(("%s: features: %s"):format(where, tostring(err)), 0)
+    end
   end
   if out.distill then
     if not out.distill.teachers then
@@ -288,7 +298,7 @@ end
 
 -- Applies overrides {key, value, source} to a recipe (before validation). Values given as
 -- text are parsed by the field's kind; a key that no field of the recipe's family has is refused.
-function M.override(r, overrides, where)
+function M.override(r, overrides)
   r = copy(r)
   if type(r.model) == "string" then r.model = { name = r.model } end
   local sources = {}
@@ -386,11 +396,12 @@ end
 -- parsed flags. Returns the recipe.
 function M.resolve(source, sets, args)
   local r = type(source) == "string" and M.load(source) or source
-  local where = type(source) == "string" and ("recipe " .. source) or ("recipe " .. tostring(r.name or "?"))
+  local label = r.name or (type(r.model) == "table" and r.model.name) or r.model
+  local where = "recipe " .. (type(source) == "string" and source or tostring(label or "(a table)"))
   local fam = type(r.model) == "table" and r.model.name or r.model
   local overrides = args and M.flag_overrides(args, fam) or {}
   for _, s in ipairs(sets or {}) do overrides[#overrides + 1] = s end
-  local merged, sources = M.override(r, overrides, where)
+  local merged, sources = M.override(r, overrides)
   local out = M.validate(merged, where, sources)
   out.file = type(source) == "string" and source or nil
   return out

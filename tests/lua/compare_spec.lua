@@ -61,6 +61,7 @@ describe("experiments/compare.lua", function()
       { "--mels 256", "features.n_mels must be a number of bands the FFT bins can carry (features.melbank: melbank: 1 of 256 mel filters cover no FFT bin" },
       { "--mels 0", "features.n_mels must be a whole number >= 1, got 0" },
       { "--data /nonexistent/corpus", "is not a folder" },
+      { "--data lua/ser/nn", "--data lua/ser/nn: scan: no labelled audio files under 'lua/ser/nn'" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
       { "--distill-alpha 2", "distill.alpha must be a number in [0, 1], got 2" },
       { "--distill-temperature 0", "distill.temperature must be a number > 0, got 0" },

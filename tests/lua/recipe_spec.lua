@@ -68,6 +68,10 @@ describe("ser.recipe", function()
     bad({ ["distill.alpha"] = 0.3 }, "distill.alpha set without distill.teachers")
     bad({ ["distill.teachers"] = { "t.safetensors" }, mixup = 0.2 },
       "distill.teachers and mixup cannot be combined unless distill.consistent = true")
+    -- feature options are ser.features', whose parser refuses unknown ones (before any training)
+    assert.matches("recipe crnn: features: features.melbank: unknown option 'hop_len' (expected sr, n_fft, hop,",
+      err_of(recipe.resolve, { model = { name = "crnn" }, features = { hop_len = 160 } }), 1, true)
+    assert.are.equal(160, recipe.resolve({ model = { name = "crnn" }, features = { hop = 160 } }).features.hop)
     -- a model field of the family only: CNN2D has no hidden units
     assert.matches("unknown field 'model.hidden' (fields of model cnn2d: freq)",
       err_of(recipe.validate, { model = { name = "cnn2d", hidden = 64 } }), 1, true)
