@@ -63,9 +63,9 @@ local function check_opts(opts)
       error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(o[k]), bad), 3)
     end
   end
-  if not ({ onecycle = true, cosine = true, constant = true })[o.schedule] then
-    error(("ser.train.fit: schedule '%s' is unknown (expected onecycle, cosine or constant)"):format(
-      tostring(o.schedule)), 3)
+  local bad_schedule = recipe.expect(recipe.fields.schedule, o.schedule)
+  if bad_schedule then
+    error(("ser.train.fit: schedule '%s' is unknown (expected %s)"):format(tostring(o.schedule), bad_schedule), 3)
   end
   -- With OneCycle the validation scores of the warm-up and high-LR epochs are
   -- noisy (BatchNorm statistics chase a moving model); a lucky early epoch then
