@@ -5,8 +5,6 @@
 --       runs/cnn2d/results/cnn2d.safetensors runs/crnn/results/crnn.safetensors
 local ser = require "ser"
 local argparse = require "argparse"
-local batches = require "ser.train.batches"
-local files = require "ser.train.files"
 
 local parser = argparse("ensemble.lua", "Score checkpoints from compare.lua alone and as an ensemble (mean class " ..
   "probabilities) on the speaker-independent evaluation split of a corpus.")
@@ -18,10 +16,10 @@ parser:option("--out", "Also write OUT/ensemble_report.txt and OUT/ensemble_conf
 local args = parser:parse(arg)
 
 local data_dir = args.data or "data/ravdess"
-if not files.is_dir(data_dir) then parser:error(("--data %s is not a folder"):format(data_dir)) end
+if not ser.fs.is_dir(data_dir) then parser:error(("--data %s is not a folder"):format(data_dir)) end
 local models = {}
 for i, path in ipairs(args.checkpoints) do
-  local model, meta = batches.load_checkpoint(path)
+  local model, meta = ser.train.load_checkpoint(path)
   if not model then parser:error(meta) end
   models[i] = { path = path, model = model, meta = meta }
 end
@@ -42,7 +40,7 @@ part.classes = classes   -- score in the checkpoints' class order
 
 local rows, reports = {}, {}
 for i, m in ipairs(models) do
-  local loader = batches.checkpoint_loader(part, m.model, m.meta)
+  local loader = ser.train.checkpoint_loader(part, m.model, m.meta)
   reports[i] = ser.train.report(ser.train.evaluate(m.model, loader), classes)
   rows[i] = { model = m.path:match("([^/]+)%.safetensors$") or m.path, split = split }
 end
@@ -56,11 +54,11 @@ for i, r in ipairs(rows) do
   local rep = reports[i]
   r.accuracy, r.weighted_f1, r.macro_f1, r.uar = rep.accuracy, rep.weighted_f1, rep.macro_f1, rep.uar
 end
-print(files.table(rows, { "model", "split", "accuracy", "weighted_f1", "macro_f1", "uar" }))
+print(ser.results.table(rows, { "model", "split", "accuracy", "weighted_f1", "macro_f1", "uar" }))
 if args.out then
-  local ok, plots, results = pcall(files.prepare_output, args.out)
+  local ok, plots, results = pcall(ser.fs.prepare_output, args.out)
   if not ok then parser:error(plots) end
-  files.write(results .. "/ensemble_report.txt", ("== Ensemble of %s (mean probability), %s split\n%s")
+  ser.fs.write(results .. "/ensemble_report.txt", ("== Ensemble of %s (mean probability), %s split\n%s")
     :format(table.concat(args.checkpoints, " + "), split, fused.text))
   ser.plot.confusion(fused.confusion, classes, { title = "Ensemble", out = plots .. "/ensemble_confusion.png" })
   print(("wrote %s/ensemble_report.txt and %s/ensemble_confusion.png"):format(results, plots))

@@ -23,7 +23,7 @@ p:option("--hop", "Hop in samples", "256"):convert(tonumber)
 p:option("--fmin", "Lowest mel frequency (Hz)", "20"):convert(tonumber)
 p:option("--fmax", "Highest mel frequency (Hz)", "7600"):convert(tonumber)
 p:option("--floor", "dB floor of the picture", "-80"):convert(tonumber)
-local a = require("ser.cli").parse(p, arg) -- `--floor -60` reads -60 as the value
+local a = ser.cli.parse(p, arg) -- `--floor -60` reads -60 as the value
 
 local wav, sr = ser.audio.load(a.file, { sr = a.sr, seconds = a.seconds, offset = a.offset })
 if not wav then

@@ -6,7 +6,6 @@
 -- from the file name (RAVDESS, CREMA-D, ... names), else --speaker, else all files are one.
 local ser = require "ser"
 local argparse = require "argparse"
-local batches = require "ser.train.batches"
 
 local parser = argparse("predict.lua", "Predict the emotion of audio files with a checkpoint from compare.lua.")
 parser:argument("checkpoint", "A .safetensors checkpoint written by compare.lua / ser.train.fit, or a state_dict of " ..
@@ -24,17 +23,18 @@ if args.classes then
   classes = {}
   for c in args.classes:gmatch("[^,]+") do classes[#classes + 1] = c end
 end
-local model, meta, features = batches.load_checkpoint(args.checkpoint, { classes = classes })
+local model, meta, features = ser.train.load_checkpoint(args.checkpoint, { classes = classes })
 if not model then parser:error(meta) end
 if meta.classes_assumed then
   io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
     :format(args.checkpoint, table.concat(meta.classes, ",")))
 end
-local seconds, sr = tonumber(meta.seconds) or 4.0, tonumber(meta.sr) or 16000
--- a model trained on silence-trimmed clips sees its input trimmed the same way
-local trim = type(meta.trim) == "table" and ser.data.trim_options(meta.trim) or nil
+-- the window, rate, trimming and normalisation of the model's training inputs
+local inputs = ser.train.checkpoint_inputs(model, meta)
+local seconds, sr = inputs.seconds, inputs.sr
+local trim = inputs.trim and ser.data.trim_options(inputs.trim) or nil
 
-local by_speaker = meta.normalize ~= nil and meta.normalize ~= "clip"
+local by_speaker = inputs.normalize ~= nil and inputs.normalize ~= "clip"
 
 local function report(path, x)
   local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]
@@ -57,13 +57,14 @@ for _, path in ipairs(args.files) do
   elseif by_speaker then
     good[#good + 1], waves[#waves + 1] = path, wav
   else
-    report(path, batches.transform(features, wav:view(1, -1)))
+    report(path, ser.train.transform(features, wav:view(1, -1)))
   end
 end
 
 -- Speaker-normalised features of the kept files: grouped by the speaker in their names.
 local function speaker_normalised()
-  local items, groups = {}, {}
+  local items, groups, rows = {}, {}, {}
+  for i, w in ipairs(waves) do rows[i] = w:view(1, -1) end
   for i, path in ipairs(good) do
     local info = ser.data.infer(path)
     local speaker = info and info.speaker or args.speaker or "(unnamed)"
@@ -76,9 +77,9 @@ local function speaker_normalised()
         "the speaker's clips\n"):format(tostring(speaker), n, n == 1 and "" or "s"))
     end
   end
-  local part = { items = items, audio = require("ser.core.data").stack(waves), sr = sr, classes = meta.classes,
+  local part = { items = items, audio = ser.tensor.cat(rows, 1), sr = sr, classes = meta.classes,
                  name = "predict" }
-  return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = meta.normalize,
+  return ser.data.loader(part, { batch = 16, seconds = seconds, sr = sr, normalize = inputs.normalize,
     features = features }):features()
 end
 

@@ -42,7 +42,7 @@ for _, name in ipairs { "cnn2d", "crnn", "cnn1d" } do
   local back, meta = ser.models.load(out .. "/results/" .. name .. ".safetensors")
   assert(back, meta)
 end
-require("ser.train.files").write(out .. "/results/results.csv", table.concat(rows, "\n") .. "\n")
+require("ser.fs").write(out .. "/results/results.csv", table.concat(rows, "\n") .. "\n")
 print(table.concat(rows, "\n"))
 LUA
 mkdir -p "$out/results"

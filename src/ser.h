@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "io/torch_pickle.h"
 #include "io/torch_zip.h"
+#include "io/fs.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
 #include "pretrained/whisper.h"

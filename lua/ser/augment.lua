@@ -15,6 +15,7 @@
 -- from the global generator seeded by ser.manual_seed. Example b of a batch
 -- draws from a stream derived in order, so results do not depend on threads.
 local C = require "ser.core.augment"
+local options = require "ser.options"
 
 local M = {}
 
@@ -34,15 +35,7 @@ function Transform:__tostring() return self.label end
 local function check_opts(name, opts, known)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error(("augment.%s: options must be a table, got %s"):format(name, type(opts)), 3) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      error(("augment.%s: unknown option '%s' (known: %s)"):format(name, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  return opts
+  return options.check(opts, known, "augment." .. name, 3)
 end
 
 local function set(list)

@@ -8,6 +8,9 @@
 -- model.input names the features the model expects ("logmel" or "waveform").
 local nn = require "ser.nn"
 local T = require "ser.core.tensor"
+local ckpt = require "ser.core.checkpoint"
+local loader = require "ser.data.loader"
+local names = require "ser.model_names"
 
 local models = {}
 
@@ -194,15 +197,13 @@ end
 -- Model and metadata from a checkpoint written by ser.train (or compare.lua):
 -- the architecture comes from meta.model / meta.classes / meta.hidden / meta.freq (and
 -- CRNN's meta.batchnorm / meta.dropout / meta.feature_dropout / meta.time / meta.mels);
--- meta.features (the training features, read by ser.train.batches.checkpoint_features) is
+-- meta.features (the training features, read by ser.train.checkpoint.features) is
 -- checked here too. A checkpoint without that metadata (a PyTorch .pt or safetensors file
 -- of the notebook's models) is described from its tensor names and shapes, with class names
 -- o.classes (default: RAVDESS's eight emotions for 8 outputs; ser.model_names.complete);
 -- old serlua names are renamed (ser.model_names.migrate). Returns model, meta or nil, message.
 function models.load(path, o)
-  local ser = require "ser"
-  local names = require "ser.model_names"
-  local sd, meta = ser.load(path)
+  local sd, meta = ckpt.load(path)
   if not sd then return nil, meta end
   meta = meta or {}
   if meta.model == nil then
@@ -218,7 +219,7 @@ function models.load(path, o)
     return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(meta.classes))
   end
   local f = meta.features
-  local kinds = require("ser.data.loader").FEATURE_KINDS
+  local kinds = loader.FEATURE_KINDS
   if f ~= nil and (type(f) ~= "table" or not (kinds[f.kind] or f.kind == "function")) then
     return nil, ("%s: metadata has features = %s; expected a table whose kind is waveform, logmel, mfcc or function")
       :format(path, type(f) == "table" and ("{kind = %s}"):format(tostring(f.kind)) or tostring(f))

@@ -8,6 +8,7 @@
 --   state.<k>.momentum_buffer                                   parameter number
 --   param_groups.<g>.lr, .weight_decay, .beta1, .beta2, ...     over all groups)
 local C = require "ser.core.optim"
+local options = require "ser.options"
 
 local optim = {}
 
@@ -31,12 +32,7 @@ local function hparams(fname, t, base)
   for k, v in pairs(base or {}) do h[k] = v end
   for k, v in pairs(t) do
     if k ~= "params" and type(k) == "string" then
-      if not KNOWN[fname][k] then
-        local names = {}
-        for n in pairs(KNOWN[fname]) do names[#names + 1] = n end
-        table.sort(names)
-        fail(fname, "unknown option '%s' (expected %s)", k, table.concat(names, ", "))
-      end
+      if not KNOWN[fname][k] then options.check({ [k] = v }, KNOWN[fname], fname, 2) end
       if k == "betas" then
         if type(v) ~= "table" or type(v[1]) ~= "number" or type(v[2]) ~= "number" then
           fail(fname, "option 'betas' must be a table of two numbers, e.g. {0.9, 0.999}")
@@ -277,14 +273,7 @@ end
 
 local function check_keys(fname, opts, known)
   if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail(fname, "unknown option '%s' (expected %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
+  options.check(opts, known, fname, 2)
 end
 
 -- ---- OneCycleLR ----

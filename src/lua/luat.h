@@ -58,6 +58,7 @@ int ser_lua_open_optim(lua_State *L);
 int ser_lua_open_checkpoint(lua_State *L);
 int ser_lua_open_audio(lua_State *L);
 int ser_lua_open_features(lua_State *L);
+int ser_lua_open_fs(lua_State *L);
 int ser_lua_open_augment(lua_State *L);
 int ser_lua_open_eval(lua_State *L);
 int ser_lua_open_nn_functional_cnn(lua_State *L);

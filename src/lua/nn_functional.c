@@ -182,9 +182,8 @@ static int l_amp(lua_State *L) {
   return 1;
 }
 
-/* Monotonic wall-clock seconds for the benchmarks (os.clock counts CPU time of
- * all threads, os.time whole seconds); ser.time, when the core gets one, is
- * the general-purpose version. */
+/* Monotonic wall-clock seconds (os.clock counts CPU time of all threads, os.time
+ * whole seconds): the benchmarks' clock and ser.train.progress.now. */
 static int l_monotonic(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -1,5 +1,5 @@
 -- Interruption and atomicity (issue 6). A writer process saves a checkpoint (ser.save) and a
--- results file (ser.train.files.write, used for results.csv/results.md) in a tight loop,
+-- results file (ser.fs.write, used for results.csv/results.md) in a tight loop,
 -- alternating between two versions of different sizes; it is killed with SIGKILL at varying
 -- moments. After every kill each file must be byte-for-byte one of the two complete versions
 -- (or absent if the first write never finished) — never truncated or mixed. A second test
@@ -13,7 +13,7 @@ local describe_if = H.exists(serlua) and describe or pending
 
 local WRITER = [[
 local ser = require "ser"
-local files = require "ser.train.files"
+local files = require "ser.fs"
 local T = ser.tensor
 local dir = arg[1]
 -- Two versions that differ in size and content, big enough that a write takes a while.
@@ -86,7 +86,7 @@ end)
 
 local TRAINER = [[
 local ser = require "ser"
-local files = require "ser.train.files"
+local files = require "ser.fs"
 local T, nn = ser.tensor, ser.nn
 local dir = arg[1]
 ser.manual_seed(7)

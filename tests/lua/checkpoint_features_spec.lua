@@ -4,7 +4,7 @@
 -- the default features of their input; a Lua function's features are recorded as such and
 -- refused by those scripts.
 local ser = require "ser"
-local batches = require "ser.train.batches"
+local ser_train = require "ser.train"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local predict_output = dofile(here .. "helpers/predict_output.lua")
 local tmp = dofile(here .. "helpers/tmpdir.lua")   -- temporary folders, removed after each test
@@ -30,7 +30,7 @@ describe("checkpoint feature records", function()
     local loaded, meta = assert(ser.models.load(ckpt))
     assert.are.same(spec, meta.features)
     -- ensemble.lua's and embed.lua's loader: 32 mels, 126 frames of hop 128, fit's validation logits
-    local loader = batches.checkpoint_loader(val, loaded, meta)
+    local loader = ser_train.checkpoint_loader(val, loaded, meta)
     assert.are.same({ #val.items, 1, 32, 126 }, loader:iter()().x:shape())
     local ev = ser.train.evaluate(loaded, loader)
     for i, row in ipairs(result.splits.val.logits) do
@@ -43,12 +43,12 @@ describe("checkpoint feature records", function()
   end)
 
   it("keeps the default features of the model's input for checkpoints without the record", function()
-    assert.are.same({ kind = "logmel", sr = 16000 }, batches.checkpoint_features({ input = "logmel" }, { sr = 16000 }))
+    assert.are.same({ kind = "logmel", sr = 16000 }, ser_train.checkpoint_features({ input = "logmel" }, { sr = 16000 }))
     assert.are.same({ kind = "waveform", normalize = true },
-      batches.checkpoint_features({ input = "waveform" }, { sr = 16000 }))
+      ser_train.checkpoint_features({ input = "waveform" }, { sr = 16000 }))
     -- a recorded spec is computed at the checkpoint's rate unless it names its own
     assert.are.same({ kind = "mfcc", n_mfcc = 20, sr = 8000 },
-      batches.checkpoint_features({ input = "logmel" }, { sr = 8000, features = { kind = "mfcc", n_mfcc = 20 } }))
+      ser_train.checkpoint_features({ input = "logmel" }, { sr = 8000, features = { kind = "mfcc", n_mfcc = 20 } }))
   end)
 
   it("records nothing for a model trained on tensors (its features were computed elsewhere)", function()
@@ -74,7 +74,7 @@ describe("checkpoint feature records", function()
       seconds = 0.5, features = logmel, classes = c.classes, progress = "quiet", checkpoint = ckpt, name = "cnn2d" })
     local model, meta = assert(ser.models.load(ckpt))
     assert.are.same({ kind = "function" }, meta.features)
-    assert.has_error(function() batches.checkpoint_features(model, meta) end,
+    assert.has_error(function() ser_train.checkpoint_features(model, meta) end,
       "the model was trained on features from a Lua function (fit{features = fn}), which a checkpoint cannot "
       .. "record; score it with ser.train.evaluate and a loader given the same function")
     local wav = val.items[1].path

@@ -31,41 +31,51 @@ describe("experiments/compare.lua", function()
                             "--seed", "--seeds", "--folds", "--quick", "--patience", "--trim", "--mixup", "--ema",
                             "--norm", "--ensemble", "--weight-decay", "--crnn-batchnorm", "--crnn-dropout",
                             "--crnn-feature-dropout", "--crnn-hidden", "--mels", "--freq", "--crnn-time", "--distill",
-                            "--distill-alpha", "--distill-temperature", "--distill-consistent" } do
+                            "--distill-alpha", "--distill-temperature", "--distill-consistent", "--recipe", "--set" } do
       assert.matches(flag, out, 1, true)
     end
     assert.matches("results.csv", out, 1, true)
   end)
 
   it_bin("rejects bad flags with a message and no training", function()
-    local cases = {
-      { "--models cnn2d,resnet", "unknown model 'resnet'" },
-      { "--epochs 0", "--epochs must be a whole number >= 1" },
-      { "--batch 2.5", "--batch must be a whole number >= 1" },
-      { "--seconds=-1", "--seconds must be a number > 0" },
-      { "--lr abc", "--lr" },
+    local cases = {   -- the flags set recipe fields: messages name the field, the allowed values and the flag
+      { "--models cnn2d,resnet", "--models: unknown model 'resnet' (expected cnn2d, crnn, cnn1d)" },
+      { "--epochs 0", "epochs must be a whole number >= 1, got 0 (from --epochs 0)" },
+      { "--batch 2.5", "batch must be a whole number >= 1, got 2.5 (from --batch 2.5)" },
+      { "--seconds=-1", "data.seconds must be a number > 0, got -1 (from --seconds -1)" },
+      { "--lr abc", "optim.lr must be a number > 0, got \"abc\" (from --lr abc)" },
       { "--folds 1", "--folds must be a whole number >= 2" },
-      { "--seeds 1,x", "--seeds: 'x' is not a whole number" },
-      { "--seeds 1.5", "--seeds: '1.5' is not a whole number" },
-      { "--trim=-3", "--trim must be a number of dB > 0" },
-      { "--mixup=-0.2", "--mixup must be a number >= 0" },
-      { "--ema 1", "--ema must be a decay in [0, 1)" },
-      { "--norm bin", "--norm" },
-      { "--weight-decay=-1", "--weight-decay must be a number >= 0" },
-      { "--crnn-dropout 1", "--crnn-dropout must be a probability in [0, 1)" },
-      { "--crnn-feature-dropout=-0.1", "--crnn-feature-dropout must be a probability in [0, 1)" },
-      { "--crnn-hidden 0", "--crnn-hidden must be a whole number >= 1" },
-      { "--crnn-hidden 12.5", "--crnn-hidden must be a whole number >= 1" },
-      { "--mels 12", "--mels must be a whole number >= 8, a multiple of 8 with --freq flatten" },
-      { "--mels 4 --freq mean", "--mels must be a whole number >= 8" },
-      { "--mels 256", "--mels 256: features.melbank: melbank: 1 of 256 mel filters cover no FFT bin" },
-      { "--mels 0", "--mels must be a whole number >= 1" },
+      { "--seeds 1,x", "seeds must be a non-empty list of whole numbers, got {1, x} (from --seeds 1,x)" },
+      { "--seeds 1.5", "seeds must be a non-empty list of whole numbers, got {1.5}" },
+      { "--trim=-3", "data.trim must be a number of dB > 0 (or 0 for no trimming), got -3" },
+      { "--mixup=-0.2", "mixup must be a number >= 0, got -0.2" },
+      { "--ema 1", "ema must be a decay in [0, 1) (0 = off), got 1" },
+      { "--norm bin", "data.normalize must be one of \"clip\", \"speaker\", \"speaker_bins\", got \"bin\"" },
+      { "--weight-decay=-1", "optim.weight_decay must be a number >= 0, got -1" },
+      { "--crnn-dropout 1", "recipes/crnn.lua: model.dropout must be a probability in [0, 1), got 1 (from --crnn-dropout 1)" },
+      { "--crnn-feature-dropout=-0.1", "model.feature_dropout must be a probability in [0, 1), got -0.1" },
+      { "--crnn-hidden 0", "model.hidden must be a whole number >= 1, got 0" },
+      { "--crnn-hidden 12.5", "model.hidden must be a whole number >= 1, got 12.5" },
+      { "--mels 12", "features.n_mels must be a whole number >= 8, a multiple of 8 with model.freq = \"flatten\", got 12" },
+      { "--mels 4 --freq mean", "features.n_mels must be a whole number >= 8" },
+      { "--mels 256", "features.n_mels must be a number of bands the FFT bins can carry (features.melbank: melbank: 1 of 256 mel filters cover no FFT bin" },
+      { "--mels 0", "features.n_mels must be a whole number >= 1, got 0" },
       { "--data /nonexistent/corpus", "is not a folder" },
+      { "--data lua/ser/nn", "--data lua/ser/nn: scan: no labelled audio files under 'lua/ser/nn'" },
       { "--out /proc/serlua-cannot-write", "cannot be created" },
-      { "--distill-alpha 2", "--distill-alpha must be a number in [0, 1]" },
-      { "--distill-temperature 0", "--distill-temperature must be a number > 0" },
-      { "--quick --distill /nonexistent/teacher.safetensors", "--distill: teacher 1: cannot open '/nonexistent/teacher.safetensors'" },
-      { "--quick --distill-consistent", "--distill-consistent needs --distill" },
+      { "--distill-alpha 2", "distill.alpha must be a number in [0, 1], got 2" },
+      { "--distill-temperature 0", "distill.temperature must be a number > 0, got 0" },
+      { "--quick --distill /nonexistent/teacher.safetensors", "distill.teachers: teacher 1: cannot open '/nonexistent/teacher.safetensors'" },
+      { "--quick --distill-consistent", "distill.consistent set without distill.teachers" },
+      { "--quick --distill a.safetensors --mixup 0.2",
+        "distill.teachers and mixup cannot be combined unless distill.consistent = true" },
+      { "--set optim.lr", "--set optim.lr: expected key=value with a dotted recipe field" },
+      { "--set optim.lrr=1", "--set optim.lrr=1: optim.lrr names no recipe field; the fields are amp, augment," },
+      { "--set epochs=0", "epochs must be a whole number >= 1, got 0 (from --set epochs=0)" },
+      { "--set model.time=max", "model.time must be one of \"mean\", \"stats\", got \"max\" (from --set model.time=max)" },
+      { "--recipe /nonexistent/recipe.lua", "recipe /nonexistent/recipe.lua: cannot open /nonexistent/recipe.lua" },
+      { "--recipe experiments/recipes/crnn_best.lua --recipe experiments/recipes/crnn_fd.lua",
+        "recipes experiments/recipes/crnn_best.lua and experiments/recipes/crnn_fd.lua are both named 'crnn'" },
     }
     for _, c in ipairs(cases) do
       local out, rc = run("experiments/compare.lua " .. c[1])
@@ -93,11 +103,11 @@ describe("experiments/compare.lua --distill", function()
     local clean = dir .. "/clean.safetensors"
     ser.train.save_checkpoint(clean, model, classes, { name = "cnn2d" }, 1, { train_speakers = { 1, 2 } })
     for _, c in ipairs {
-      { leaky, "--distill: teacher " .. leaky .. " was trained on speaker(s) 17, which this run evaluates on" },
-      { other, "--distill: teacher " .. other .. " was trained on the classes {x, y}" },
-      { clean .. " --distill-consistent", "--distill: consistent teaching shows teacher " .. clean
+      { leaky, "distill.teachers: teacher " .. leaky .. " was trained on speaker(s) 17, which this run evaluates on" },
+      { other, "distill.teachers: teacher " .. other .. " was trained on the classes {x, y}" },
+      { clean .. " --distill-consistent", "distill.teachers: consistent teaching shows teacher " .. clean
         .. " the student's training batches, but seconds is 4 for the teacher and 1 for the student" },
-      { clean .. " --mixup 0.2", "--distill and --mixup cannot be combined without --distill-consistent" },
+      { clean .. " --mixup 0.2", "distill.teachers and mixup cannot be combined unless distill.consistent = true" },
     } do
       local out, rc = run(("experiments/compare.lua --quick --out %s --distill %s"):format(dir, c[1]))
       assert.are_not.equal(0, rc)

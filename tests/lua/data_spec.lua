@@ -431,7 +431,7 @@ describe("ser.data.loader", function()
     assert.has_error(function() data.loader(syn, { batch = 0 }) end, "loader: batch must be a whole number >= 1, got 0")
     assert.has_error(function() data.loader(syn, { transform = "spectrum" }) end)
     assert.has_error(function() data.loader(syn, { augment = 3 }) end)
-    assert.has_error(function() data.loader(syn, { bogus = true }) end, "loader: unknown option 'bogus'")
+    assert.has_error(function() data.loader(syn, { bogus = true }) end, "loader: unknown option 'bogus' (expected augment, batch, cache, drop_last, features, name, normalize, prefetch, seconds, seed, shuffle, spec_augment, sr, transform, trim)")
     assert.has_error(function() data.loader(syn, { sr = 8000 }):waveforms() end,
       "loader synthetic: the in-memory corpus is at 16000 Hz but the loader asks for 8000 Hz; create it with sr = 8000")
   end)
@@ -586,7 +586,7 @@ describe("ser.data.loader background worker", function()
     assert.has_error(function() data.loader(train, { augment = { { "pitch", semitones = 20 } } }) end,
       "loader: augment step 1 (pitch): semitones must be a number in 0..12, got 20")
     assert.has_error(function() data.loader(train, { augment = { { "noise", sdt = 1 } } }) end,
-      "loader: augment step 1 (noise) has an unknown field 'sdt'")
+      "loader: augment step 1 (noise): unknown field 'sdt' (expected kind, p, snr_db, std)")
     assert.has_error(function() data.loader(train, { spec_augment = { time_masks = 1 } }) end)
     assert.has_error(function() data.loader(train, { transform = "logmel", spec_augment = { widht = 3 } }) end)
     assert.has_error(function() data.loader(train, { augment = aug, cache = true }) end)

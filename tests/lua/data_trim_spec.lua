@@ -72,7 +72,7 @@ describe("loader trim", function()
     assert.has_error(function() ser.data.loader(corpus, { trim = "yes" }) end,
       "loader: trim must be true, a top_db number or {top_db =, frame_length =, hop_length =}, got string")
     assert.has_error(function() ser.data.loader(corpus, { trim = { top = 3 } }) end,
-      "loader: trim has an unknown field 'top' (top_db, frame_length, hop_length)")
+      "loader: trim: unknown field 'top' (expected top_db, frame_length, hop_length)")
     assert.has_error(function() ser.data.loader(corpus, { trim = { hop_length = 0.5 } }) end,
       "loader: trim hop_length must be a whole number of samples >= 1, got 0.5")
     assert.has_error(function() ser.data.loader(corpus, { trim = { frame_length = "big" } }) end,

@@ -86,9 +86,9 @@ describe("ser.features", function()
     -- predict.lua's path gives what the loader gives
     local wav = ser.data.loader(s, {}):waveforms():narrow(1, 1, 2)
     local via_loader = ser.data.loader(s, { features = spec }):iter()().x:narrow(1, 1, 2)
-    assert.is_true(max_abs(batches.transform(batches.feature_spec("waveform"), wav) - via_loader) < 1e-6)
+    assert.is_true(max_abs(require("ser.train").transform(batches.feature_spec("waveform"), wav) - via_loader) < 1e-6)
     -- and what a checkpoint's loader (embed.lua, ensemble.lua) gives a waveform model
-    local ckpt = batches.checkpoint_loader(s, { input = "waveform" }, { seconds = s.seconds, sr = s.sr })
+    local ckpt = require("ser.train").checkpoint_loader(s, { input = "waveform" }, { seconds = s.seconds, sr = s.sr })
     assert.is_true(max_abs(ckpt:iter()().x:narrow(1, 1, 2) - via_loader) < 1e-6)
   end)
 

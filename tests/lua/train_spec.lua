@@ -8,7 +8,8 @@ local ser = require "ser"
 require "ser.core.audio"
 local T, nn = ser.tensor, ser.nn
 local train = require "ser.train"
-local files = require "ser.train.files"
+local files = require "ser.results"
+local fs = require "ser.fs"
 
 local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
@@ -47,7 +48,7 @@ describe("ser.train helpers", function()
     assert.are.equal("model,split,accuracy,weighted_f1,macro_f1,uar,epochs,train_seconds,seed,accuracy_std,weighted_f1_std\n" ..
       "cnn2d,val,0.5000,0.4500,0.4000,0.5000,3,12.3,,,\ncrnn,val,0.6250,0.6000,0.5500,0.6000,2,7.0,,,\n", csv)
     local d = tmp.make("train")
-    local plots, results = files.prepare_output(d)
+    local plots, results = fs.prepare_output(d)
     files.write_results(results, plots, rows, "crnn", { "cnn2d", "crnn" })
     assert.are.equal(csv, read(results .. "/results.csv"))
     local md = read(results .. "/results.md")
@@ -113,21 +114,21 @@ describe("ser.train helpers", function()
     local f = assert(io.open(d .. "/a.bin", "wb"))
     f:write("\0\1\2binary")
     f:close()
-    files.copy(d .. "/a.bin", d .. "/b.bin")
+    fs.copy(d .. "/a.bin", d .. "/b.bin")
     assert.are.equal("\0\1\2binary", read(d .. "/b.bin"))
-    assert.has_error(function() files.copy(d .. "/missing", d .. "/c.bin") end)
+    assert.has_error(function() fs.copy(d .. "/missing", d .. "/c.bin") end)
   end)
 
   it("refuses an output folder it cannot write, before any training", function()
-    local ok, err = pcall(files.prepare_output, "/proc/serlua-no-such-dir")
+    local ok, err = pcall(fs.prepare_output, "/proc/serlua-no-such-dir")
     assert.is_false(ok)
     assert.matches("cannot be created", err)
   end)
 
   it("writes files atomically (no temp file left behind)", function()
     local d = tmp.make("train")
-    files.write(d .. "/a.txt", "one")
-    files.write(d .. "/a.txt", "two")
+    fs.write(d .. "/a.txt", "one")
+    fs.write(d .. "/a.txt", "two")
     assert.are.equal("two", read(d .. "/a.txt"))
     local p = io.popen("ls " .. d)
     local listing = p:read("a")

@@ -2,6 +2,7 @@
 -- and speaker-independent splits and folds. Parts of a split are corpora too and keep the
 -- parent's class list, so label indices mean the same thing in every part.
 local names = require "ser.data.names"
+local options = require "ser.options"
 
 local Corpus = {}
 Corpus.__index = Corpus
@@ -216,11 +217,7 @@ function Corpus:split(spec)
   if by ~= "speaker" then
     error(("split: by = '%s' is not supported; splits are speaker-independent (by = \"speaker\")"):format(tostring(by)), 2)
   end
-  for k in pairs(spec) do
-    if k ~= "by" and k ~= "train" and k ~= "val" and k ~= "test" and k ~= "quiet" then
-      error(("split: unknown key '%s' (expected by, train, val, test, quiet)"):format(tostring(k)), 2)
-    end
-  end
+  options.check(spec, { "by", "train", "val", "test", "quiet" }, "split", 2, "key")
   local default = spec.train == nil and spec.val == nil and spec.test == nil
   if default then
     spec = { train = { 1, 16 }, val = { 17, 20 }, test = { 21, 24 }, quiet = spec.quiet }

@@ -17,8 +17,8 @@ local M = {
   canonical = names.canonical,  -- canonical emotion names in their stable order
   infer = names.infer,          -- label/speaker of one path: ser.data.infer("x/03-01-05-01-01-01-12.wav")
   -- the reference pipeline's augmentation as loader options: augment = ..., spec_augment = ...
-  reference_augment = require("ser.data.recipe").reference,
-  reference_spec_augment = require("ser.data.recipe").reference_masks,
+  reference_augment = require("ser.data.augment_steps").reference,
+  reference_spec_augment = require("ser.data.augment_steps").reference_masks,
 }
 
 -- Warnings (empty split parts, missing classes, missing files) go to stderr; replace to capture.

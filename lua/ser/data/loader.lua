@@ -6,12 +6,18 @@
 -- and the rest centred in the `seconds` window. Then, per batch:
 --   * no augmentation and a feature spec (or cache = true): features of every clip are
 --     computed once (batched, threaded) and later epochs only gather rows;
---   * an augmentation recipe (a list of steps, see recipe.lua) and/or SpecAugment masks: a C
+--   * augmentation steps (a list, see augment_steps.lua) and/or SpecAugment masks: a C
 --     worker thread (src/audio/corpus_prefetch.c) augments and featurises batch k+2 while
 --     the trainer works on batch k; results depend on (seed, epoch, batch) only;
 --   * an augmentation *function* (Lua): applied on the calling thread, batch by batch.
 -- Shuffling is a seeded permutation per epoch.
-local recipe = require "ser.data.recipe"
+local features = require "ser.core.features"
+local audio = require "ser.core.audio"
+local tensor = require "ser.tensor"
+local augsteps = require "ser.data.augment_steps"
+local data = require "ser.core.data"
+local speaker_norm = require "ser.data.speaker_norm"
+local options = require "ser.options"
 
 local M = {}
 
@@ -38,7 +44,7 @@ function M.make_transform(spec)
     local normalize = type(spec) == "table" and spec.normalize or false
     return function(w)
       local s = w:shape()
-      if normalize then w = require("ser").features.znorm(w) end
+      if normalize then w = features.znorm(w) end
       return w:view(s[1], 1, s[2])
     end, { kind = "waveform", normalize = normalize }, "waveform"
   end
@@ -50,11 +56,10 @@ function M.make_transform(spec)
       error(("loader: transform kind '%s' is unknown (expected waveform, logmel, mfcc or a function)"):format(tostring(kind)), 3)
     end
     return function(w)
-      local ser = require "ser"
-      return ser.features[kind](w, fopts)
+      return features[kind](w, fopts)
     end, { kind = kind, fopts = fopts }, kind
   end
-  if recipe.callable(spec) then return spec, nil, "function" end
+  if augsteps.callable(spec) then return spec, nil, "function" end
   error(("loader: transform must be \"waveform\", \"logmel\", \"mfcc\", {kind = ..., options} or a function, got %s")
     :format(type(spec)), 3)
 end
@@ -89,12 +94,8 @@ function M.trim_options(t, level)
   if type(t) == "number" then
     o.top_db = t
   elseif type(t) == "table" then
-    for k, v in pairs(t) do
-      if o[k] == nil then
-        error(("loader: trim has an unknown field '%s' (top_db, frame_length, hop_length)"):format(tostring(k)), level + 1)
-      end
-      o[k] = v
-    end
+    options.check(t, { "top_db", "frame_length", "hop_length" }, "loader: trim", level + 1, "field")
+    for k, v in pairs(t) do o[k] = v end
   elseif t ~= true then
     error(("loader: trim must be true, a top_db number or {top_db =, frame_length =, hop_length =}, got %s")
       :format(type(t)), level + 1)
@@ -117,9 +118,7 @@ function M.loader(part, opts)
     error("loader: first argument must be a corpus part (from ser.data.scan / split / synthetic)", 2)
   end
   opts = opts or {}
-  for k in pairs(opts) do
-    if not known[k] then error(("loader: unknown option '%s'"):format(tostring(k)), 2) end
-  end
+  options.check(opts, known, "loader", 2)
   local batch = opts.batch or 8
   if type(batch) ~= "number" or batch < 1 or batch ~= math.floor(batch) then
     error(("loader: batch must be a whole number >= 1, got %s"):format(tostring(batch)), 2)
@@ -159,11 +158,11 @@ function M.loader(part, opts)
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
     trim = trim, normalize = normalize, feature_spec = recorded,
   }, Loader)
-  -- augmentation: a recipe (data) or a ser.augment chain runs in the C worker; a function here
+  -- augmentation: steps (data) or a ser.augment chain runs in the C worker; a function here
   local augment, spec_augment = opts.augment, opts.spec_augment
-  if recipe.is_chain(augment) then
+  if augsteps.is_chain(augment) then
     local chain_masks
-    augment, chain_masks = recipe.from_chain(augment, sr, 2)
+    augment, chain_masks = augsteps.from_chain(augment, sr, 2)
     if chain_masks and spec_augment then
       error("loader: masks come both from the augment chain and from spec_augment; give them once", 2)
     end
@@ -172,10 +171,10 @@ function M.loader(part, opts)
     end
     spec_augment = chain_masks
   end
-  local steps = recipe.steps(augment, sr, 2)
-  local masks = recipe.masks(spec_augment, 2)
+  local steps = augsteps.steps(augment, sr, 2)
+  local masks = augsteps.masks(spec_augment, 2)
   if augment ~= nil and not steps then
-    if not recipe.callable(augment) then
+    if not augsteps.callable(augment) then
       error(("loader: augment must be a list of steps ({{\"gain\", lo = 0.8, hi = 1.2}, ...}), a chain or a function, got %s")
         :format(type(augment)), 2)
     end
@@ -194,9 +193,9 @@ function M.loader(part, opts)
   if (steps and #steps > 0) or masks then
     -- the worker computes spec features itself; a Lua transform is applied to its waveforms
     local in_c = tspec and tspec.kind ~= "waveform"
-    self.recipe = { sr = sr, steps = steps or {}, features = in_c and tspec.kind or "waveform",
+    self.plan = { sr = sr, steps = steps or {}, features = in_c and tspec.kind or "waveform",
       fopts = in_c and tspec.fopts or nil }
-    if masks then for k, v in pairs(masks) do self.recipe[k] = v end end
+    if masks then for k, v in pairs(masks) do self.plan[k] = v end end
     self.post = not in_c and tspec == nil and transform or nil
     self.wave_znorm = not in_c and tspec ~= nil and tspec.normalize or nil -- the worker returns raw waveforms
     self.depth = opts.prefetch == false and 1 or PREFETCH_DEPTH
@@ -223,39 +222,23 @@ end
 -- Decodes paths into one [#paths, round(seconds * sr)] matrix; a failure names every bad file.
 -- where: how the paths sit in the part when they are only a chunk of it (" (clips 65-128 of 960)").
 function Loader:decode(paths, seconds, cache, where)
-  local ser = require "ser"
-  local audio = ser.audio
-  if not audio or not (audio.load_many or audio.load) then
-    error(("loader %s: ser.audio.load_many is not available to decode the files"):format(self.name), 3)
-  end
-  local opts = { sr = self.sr, mono = true, seconds = seconds, cache = cache }
-  local list, err
-  if audio.load_many then
-    opts.stack = true
-    list, err = audio.load_many(paths, opts)
-    if not list then
-      -- name every file that failed, not just the first (the good ones come from the cache)
-      opts.stack = nil
-      local each, errors = audio.load_many(paths, opts)
-      local bad = {}
-      for i = 1, #paths do
-        if errors and errors[i] then bad[#bad + 1] = tostring(errors[i]) end
-        if #bad >= 5 then break end
-      end
-      local n_bad = 0
-      for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
-      error(("loader %s: %d of %d files%s did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
-        #paths, where or "", #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
+  local opts = { sr = self.sr, mono = true, seconds = seconds, cache = cache, stack = true }
+  local stacked, err = audio.load_many(paths, opts)
+  if not stacked then
+    -- name every file that failed, not just the first (the good ones come from the cache)
+    opts.stack = nil
+    local each, errors = audio.load_many(paths, opts)
+    local bad = {}
+    for i = 1, #paths do
+      if errors and errors[i] then bad[#bad + 1] = tostring(errors[i]) end
+      if #bad >= 5 then break end
     end
-  else
-    list = {}
-    for i, p in ipairs(paths) do
-      local w, msg = audio.load(p, opts)
-      if not w then error(("loader %s: %s"):format(self.name, tostring(msg)), 0) end
-      list[i] = w
-    end
+    local n_bad = 0
+    for i = 1, #paths do if type(each[i]) ~= "userdata" then n_bad = n_bad + 1 end end
+    error(("loader %s: %d of %d files%s did not decode (fix or remove them): %s%s"):format(self.name, n_bad,
+      #paths, where or "", #bad > 0 and table.concat(bad, "; ") or tostring(err), n_bad > #bad and "; ..." or ""), 0)
   end
-  return type(list) == "table" and require("ser.core.data").stack(list) or list
+  return stacked
 end
 
 -- Silence trimming looks this far into each file (bounded, so that a long
@@ -266,11 +249,10 @@ function M.trim_lookahead(seconds) return math.max(3 * seconds, 10) end
 -- from M.trim_options) centred, zero-padded on both sides when shorter and
 -- its middle kept when longer. The loader and predict.lua share it.
 function M.trim_window(wav, samples, trim)
-  local ser = require "ser"
-  local y = ser.audio.trim(wav, trim)
+  local y = audio.trim(wav, trim)
   local len = y:shape()[1]
   if len == samples then return y end
-  local out = ser.tensor.zeros(samples)
+  local out = tensor.zeros(samples)
   if len > 0 then
     local keep = math.min(len, samples)
     out:narrow(1, (samples - keep) // 2 + 1, keep):copy_(y:narrow(1, (len - keep) // 2 + 1, keep))
@@ -285,7 +267,7 @@ function Loader:raw_rows(first, last)
   for i = first, last do
     rows[#rows + 1], paths[#paths + 1] = self.items[i].row, self.items[i].path
   end
-  if self.part.audio then return require("ser.core.data").gather(self.part.audio, rows) end
+  if self.part.audio then return data.gather(self.part.audio, rows) end
   return self:decode(paths, M.trim_lookahead(self.seconds), false,
     (" (clips %d-%d of %d, decoded in chunks for trim)"):format(first, last, self.n))
 end
@@ -293,7 +275,7 @@ end
 -- [N, samples]: every clip through M.trim_window, decoded in chunks so that
 -- only 64 clips at the lookahead length are in memory at once.
 function Loader:trimmed_waveforms()
-  local T = require "ser.tensor"
+  local T = tensor
   local out, chunk = T.zeros(self.n, self.samples), 64
   for first = 1, self.n, chunk do
     local last = math.min(self.n, first + chunk - 1)
@@ -320,13 +302,13 @@ function Loader:waveforms()
   elseif part.audio then
     local rows = {}
     for i, it in ipairs(self.items) do rows[i] = it.row end
-    wav = require("ser.core.data").gather(part.audio, rows)
+    wav = data.gather(part.audio, rows)
   else
     local paths = {}
     for i, it in ipairs(self.items) do paths[i] = it.path end
     wav = self:decode(paths, self.seconds)
   end
-  if wav:shape()[2] ~= self.samples then wav = require("ser.core.data").fit_rows(wav, self.samples) end
+  if wav:shape()[2] ~= self.samples then wav = data.fit_rows(wav, self.samples) end
   self.wav = wav
   return wav
 end
@@ -334,7 +316,6 @@ end
 -- Features of every item, computed once in chunks (used when self.cache).
 function Loader:features()
   if self.feats then return self.feats end
-  local data = require "ser.core.data"
   local wav, chunks, chunk = self:waveforms(), {}, 64
   for start = 1, self.n, chunk do
     local rows = {}
@@ -344,7 +325,7 @@ function Loader:features()
   self.feats = #chunks == 1 and chunks[1] or data.cat_rows(chunks)
   if self.normalize ~= "clip" then
     local mean, scale = self:speaker_stats(self.feats) -- from the features just computed
-    self.feats = require("ser.data.speaker_norm").apply(self.feats, mean, scale):contiguous()
+    self.feats = speaker_norm.apply(self.feats, mean, scale):contiguous()
   end
   return self.feats
 end
@@ -354,10 +335,9 @@ end
 -- when they are already at hand (else they are computed from the waveforms).
 function Loader:speaker_stats(raw)
   if not self.norm_mean then
-    local data = require "ser.core.data"
-    local features_of = raw and function(rows) return data.gather(raw, rows) end
+      local features_of = raw and function(rows) return data.gather(raw, rows) end
       or function(rows) return self.transform(data.gather(self:waveforms(), rows)) end
-    self.norm_mean, self.norm_scale = require("ser.data.speaker_norm").stats(features_of, self.items, self.normalize)
+    self.norm_mean, self.norm_scale = speaker_norm.stats(features_of, self.items, self.normalize)
   end
   return self.norm_mean, self.norm_scale
 end
@@ -397,13 +377,13 @@ function Loader:iter(epoch)
   end
   local n_batches = self:count()
   if n_batches == 0 then return function() return nil end end
-  local data, T = require "ser.core.data", require "ser.tensor"
+  local T = tensor
   local order, b = self:order(epoch), 0
   local source, pf
-  if self.recipe then
+  if self.plan then
     if not self.pf then
-      if self.normalize ~= "clip" then self.recipe.norm_mean, self.recipe.norm_scale = self:speaker_stats() end
-      self.pf = data.prefetch(self:waveforms(), self.recipe)
+      if self.normalize ~= "clip" then self.plan.norm_mean, self.plan.norm_scale = self:speaker_stats() end
+      self.pf = data.prefetch(self:waveforms(), self.plan)
     end
     pf = self.pf
     while pf:pending() > 0 do pf:next() end -- a loop left early leaves batches behind
@@ -424,7 +404,7 @@ function Loader:iter(epoch)
         pf:submit(self:batch_rows(order, b + self.depth), self:batch_seed(epoch, b + self.depth))
       end
       if self.post then x = self.post(x:view(#rows, self.samples)) end
-      if self.wave_znorm then x = require("ser").features.znorm(x) end
+      if self.wave_znorm then x = features.znorm(x) end
     else
       x = data.gather(source, rows)
       if not self.cache then
@@ -432,7 +412,7 @@ function Loader:iter(epoch)
         x = self.transform(x)
         if self.normalize ~= "clip" then
           local mean, scale = self:speaker_stats()
-          x = require("ser.data.speaker_norm").apply(x, data.gather(mean, rows), data.gather(scale, rows))
+          x = speaker_norm.apply(x, data.gather(mean, rows), data.gather(scale, rows))
         end
       end
     end
@@ -447,7 +427,7 @@ function Loader:close()
 end
 
 function Loader:__tostring()
-  local aug = self.recipe and " + augment (background worker)" or self.augment_fn and " + augment (Lua)" or ""
+  local aug = self.plan and " + augment (background worker)" or self.augment_fn and " + augment (Lua)" or ""
   return ("Loader(%s: %d clips, %d batches of %d, %s%s, %s%s)"):format(self.name, self.n, self:count(), self.batch,
     self.kind, aug, self.shuffle and "shuffled" or "in order", self.cache and ", features cached" or "")
 end

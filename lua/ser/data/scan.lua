@@ -1,10 +1,10 @@
 -- ser.data.scan(dir, opts): every audio file under dir, labelled from its name or folder.
 local names = require "ser.data.names"
 local corpus = require "ser.data.corpus"
+local options = require "ser.options"
+local core = require "ser.core.data"
 
 local M = {}
-
-local known_opts = { label_from = true, classes = true, max_depth = true, vocal_channel = true, quiet = true }
 
 -- Returns a corpus, or nil, message when dir is missing or holds no labelled audio
 -- (conditions a script checks for, e.g. to fall back to the synthetic corpus).
@@ -13,11 +13,7 @@ function M.scan(dir, opts)
     error(("scan: folder must be a string, got %s"):format(type(dir)), 2)
   end
   opts = opts or {}
-  for k in pairs(opts) do
-    if not known_opts[k] then
-      error(("scan: unknown option '%s' (expected label_from, classes, max_depth, vocal_channel, quiet)"):format(tostring(k)), 2)
-    end
-  end
+  options.check(opts, { "label_from", "classes", "max_depth", "vocal_channel", "quiet" }, "scan", 2)
   if opts.label_from ~= nil and opts.label_from ~= "auto" and opts.label_from ~= "folder" then
     error(("scan: label_from must be \"auto\" or \"folder\", got %s"):format(tostring(opts.label_from)), 2)
   end
@@ -27,7 +23,6 @@ function M.scan(dir, opts)
   local root = dir:gsub("/+$", "")
   if root == "" then root = dir ~= "" and "/" or "" end
   local prefix = root == "/" and "/" or root .. "/"
-  local core = require "ser.core.data"
   local ok, paths, problems = pcall(core.walk, root, opts.max_depth or 0)
   if not ok then return nil, paths end
   local items, skipped = {}, {}

@@ -4,6 +4,8 @@
 -- z-norm lifted to the speaker) or one per bin ("speaker_bins") -- so that every speaker is
 -- centred and scaled alike while the differences between one speaker's clips (louder,
 -- brighter) stay. The loader's C worker applies the same statistics before its masks.
+local T = require "ser.tensor"
+
 local M = {}
 
 -- A spread below this is taken as the floor, so that a flat bin is not blown up.
@@ -65,7 +67,6 @@ function M.stats(features_of, items, mode)
     local st = per_speaker[tostring(it.speaker)]
     mean_rows[i], scale_rows[i] = st.mean, st.scale
   end
-  local T = require "ser.tensor"
   return T.new(mean_rows), T.new(scale_rows)
 end
 

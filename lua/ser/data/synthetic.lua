@@ -2,12 +2,13 @@
 -- (src/audio/synth.c), kept in memory and optionally written as RAVDESS-named WAV files.
 local names = require "ser.data.names"
 local corpus = require "ser.data.corpus"
+local options = require "ser.options"
+local fs_c = require "ser.core.fs"
+local core = require "ser.core.data"
 
 local M = {}
 
 local ravdess_order = { "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised" }
-local known = { speakers = true, per_class = true, classes = true, seconds = true, sr = true, seed = true,
-  out = true, format = true }
 
 local function check_int(name, v, lo, hi)
   if type(v) ~= "number" or v ~= math.floor(v) or v < lo or (hi and v > hi) then
@@ -47,19 +48,14 @@ local function class_codes(classes)
 end
 
 local function mkdir_p(dir)
-  local ok = os.execute(("mkdir -p '%s'"):format(dir:gsub("'", "'\\''")))
-  if not ok then error(("synthetic: cannot create folder '%s'"):format(dir), 3) end
+  local ok, err = fs_c.mkdir_p(dir)
+  if not ok then error(("synthetic: cannot create folder '%s': %s"):format(dir, err), 3) end
 end
 
 -- Returns a corpus (items with RAVDESS fields, corpus.audio = [N, samples], corpus.synthetic).
 function M.synthetic(opts)
   opts = opts or {}
-  for k in pairs(opts) do
-    if not known[k] then
-      error(("synthetic: unknown option '%s' (expected speakers, per_class, classes, seconds, sr, seed, out, format)")
-        :format(tostring(k)), 2)
-    end
-  end
+  options.check(opts, { "speakers", "per_class", "classes", "seconds", "sr", "seed", "out", "format" }, "synthetic", 2)
   local speakers, per_class = opts.speakers or 24, opts.per_class or 2
   local seconds, sr, seed = opts.seconds or 4.0, opts.sr or 16000, opts.seed or 1
   check_int("speakers", speakers, 1, 99)
@@ -92,7 +88,7 @@ function M.synthetic(opts)
     end
   end
   local samples = math.floor(seconds * sr + 0.5)
-  local audio = require("ser.core.data").synth(clips, samples, sr, seed)
+  local audio = core.synth(clips, samples, sr, seed)
   local root = "synthetic"
   if opts.out then
     -- files are written one by one atomically; a half-written corpus has only whole files
@@ -104,7 +100,7 @@ function M.synthetic(opts)
       it.path = ("%s/%s.%s"):format(dir, it.stem, format)
       paths[i] = it.path
     end
-    require("ser.core.data").save_rows(audio, paths, sr)
+    core.save_rows(audio, paths, sr)
     root = out
   end
   local classes = {}

@@ -1,7 +1,6 @@
 -- Linear, Dropout, Flatten and the activations.
 local Module = require "ser.nn.module"
 local F = require "ser.nn.functional"
-local tensor = require "ser.nn.tensor"
 local u = require "ser.nn.util"
 
 local Linear = Module.class("Linear")
@@ -11,8 +10,8 @@ function Linear:init(in_features, out_features, opts)
   self.in_features = u.positive_int(in_features, "in_features", "Linear")
   self.out_features = u.positive_int(out_features, "out_features", "Linear")
   local bound = 1 / math.sqrt(self.in_features)
-  self:register_parameter("weight", tensor.uniform({ self.out_features, self.in_features }, bound))
-  self:register_parameter("bias", opts.bias ~= false and tensor.uniform({ self.out_features }, bound) or nil)
+  self:register_parameter("weight", u.uniform({ self.out_features, self.in_features }, bound))
+  self:register_parameter("bias", opts.bias ~= false and u.uniform({ self.out_features }, bound) or nil)
 end
 function Linear:forward(x)
   return F.linear(x, self.weight, self.bias)

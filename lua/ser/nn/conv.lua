@@ -3,7 +3,6 @@
 -- which works out to U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias.
 local Module = require "ser.nn.module"
 local F = require "ser.nn.functional"
-local tensor = require "ser.nn.tensor"
 local u = require "ser.nn.util"
 
 local ALLOWED = { stride = true, padding = true, dilation = true, bias = true }
@@ -24,8 +23,8 @@ local function make(name, nd, fn)
       fan_in = fan_in * self.kernel_size[i]
     end
     local bound = 1 / math.sqrt(fan_in)
-    self:register_parameter("weight", tensor.uniform(shape, bound))
-    self:register_parameter("bias", opts.bias ~= false and tensor.uniform({ self.out_channels }, bound) or nil)
+    self:register_parameter("weight", u.uniform(shape, bound))
+    self:register_parameter("bias", opts.bias ~= false and u.uniform({ self.out_channels }, bound) or nil)
   end
 
   function Conv:forward(x)

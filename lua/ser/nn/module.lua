@@ -5,7 +5,8 @@
 -- BatchNorm's running statistics) and named child modules. Registration order
 -- is what makes `named_parameters()` and `state_dict()` produce PyTorch's
 -- dotted names in PyTorch's order, so checkpoints carry across.
-local tensor = require "ser.nn.tensor"
+local T = require "ser.core.tensor"
+local u = require "ser.nn.util"
 
 local Module = { __name = "Module" }
 Module.__index = Module
@@ -51,7 +52,7 @@ end
 function Module:register_parameter(name, t)
   check_name(self, name, "parameter")
   if t ~= nil then
-    tensor.check(t, self.__name .. ": parameter '" .. name .. "'")
+    u.check_tensor(t, self.__name .. ": parameter '" .. name .. "'")
     t:requires_grad(true)
     self._slots[name] = "param"
     table.insert(self._params, name)
@@ -62,7 +63,7 @@ end
 
 function Module:register_buffer(name, t)
   check_name(self, name, "buffer")
-  tensor.check(t, self.__name .. ": buffer '" .. name .. "'")
+  u.check_tensor(t, self.__name .. ": buffer '" .. name .. "'")
   self._slots[name] = "buffer"
   table.insert(self._buffers, name)
   self[name] = t
@@ -144,7 +145,7 @@ end
 -- Total number of parameter elements (trainable only, like PyTorch summaries).
 function Module:num_parameters()
   local n = 0
-  for _, p in ipairs(self:parameters()) do n = n + tensor.numel(p) end
+  for _, p in ipairs(self:parameters()) do n = n + p:numel() end
   return n
 end
 
@@ -159,7 +160,7 @@ function Module:eval()
 end
 
 function Module:zero_grad()
-  for _, p in ipairs(self:parameters()) do tensor.zero_grad(p) end
+  for _, p in ipairs(self:parameters()) do p:zero_grad() end
 end
 
 -- Calls fn(module) on every module, children before parents (PyTorch order).
@@ -214,12 +215,12 @@ function Module:load_state_dict(sd, opts)
     local src = sd[key]
     if src == nil then
       missing[#missing + 1] = key
-    elseif not tensor.is(src) then
+    elseif not T.is_tensor(src) then
       wrong[#wrong + 1] = ("%s: expected a tensor, got %s"):format(key, type(src))
     else
       local a, b = shape_str(own[key]:shape()), shape_str(src:shape())
       -- PyTorch stores num_batches_tracked as a 0-d tensor; ours is [1].
-      local scalars = tensor.numel(own[key]) == 1 and tensor.numel(src) == 1
+      local scalars = own[key]:numel() == 1 and src:numel() == 1
       if a ~= b and not scalars then wrong[#wrong + 1] = ("%s: checkpoint has %s, model has %s"):format(key, b, a) end
     end
   end
@@ -242,7 +243,7 @@ function Module:load_state_dict(sd, opts)
       self.__name, n, table.concat(problems, "\n  ")), 2)
   end
   for key, dst in pairs(own) do
-    if sd[key] ~= nil then tensor.copy_into(dst, sd[key]) end
+    if sd[key] ~= nil then u.copy_into(dst, sd[key]) end
   end
   return { missing = missing, unexpected = unexpected }
 end

@@ -5,7 +5,8 @@
 -- eval mode uses the running statistics.
 local Module = require "ser.nn.module"
 local F = require "ser.nn.functional"
-local tensor = require "ser.nn.tensor"
+local T = require "ser.core.tensor"
+local base = require "ser.core.base"
 local u = require "ser.nn.util"
 
 local ALLOWED = { eps = true, momentum = true, affine = true, track_running_stats = true }
@@ -20,12 +21,12 @@ local function make(name, ranks)
     self.affine = opts.affine ~= false
     self.track_running_stats = opts.track_running_stats ~= false
     local c = { self.num_features }
-    self:register_parameter("weight", self.affine and tensor.ones(c) or nil)
-    self:register_parameter("bias", self.affine and tensor.zeros(c) or nil)
+    self:register_parameter("weight", self.affine and T.ones(c) or nil)
+    self:register_parameter("bias", self.affine and T.zeros(c) or nil)
     if self.track_running_stats then
-      self:register_buffer("running_mean", tensor.zeros(c))
-      self:register_buffer("running_var", tensor.ones(c))
-      self:register_buffer("num_batches_tracked", tensor.zeros({ 1 }))
+      self:register_buffer("running_mean", T.zeros(c))
+      self:register_buffer("running_var", T.ones(c))
+      self:register_buffer("num_batches_tracked", T.zeros({ 1 }))
     end
   end
 
@@ -37,7 +38,7 @@ local function make(name, ranks)
     end
     local use_batch = self.training or not self.track_running_stats
     if self.training and self.track_running_stats then
-      tensor.add_scalar_(self.num_batches_tracked, 1)
+      base.no_grad(function() self.num_batches_tracked:add_(1) end)
     end
     return fn(x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, self.momentum, self.eps)
   end

@@ -4,7 +4,6 @@
 -- forward(x) returns out, { h_n, c_n } like PyTorch's (out, (h_n, c_n)).
 local Module = require "ser.nn.module"
 local F = require "ser.nn.functional"
-local tensor = require "ser.nn.tensor"
 local u = require "ser.nn.util"
 
 local LSTM = Module.class("LSTM")
@@ -30,7 +29,7 @@ function LSTM:init(input_size, hidden_size, opts)
         shapes[3], shapes[4] = { 4 * H }, { 4 * H }
       end
       for i, n in ipairs(names) do
-        self._weights[#self._weights + 1] = self:register_parameter(n, tensor.uniform(shapes[i], bound))
+        self._weights[#self._weights + 1] = self:register_parameter(n, u.uniform(shapes[i], bound))
       end
     end
   end

@@ -2,17 +2,18 @@
 -- parameter count) from one forward pass on zeros, like torchsummary.
 -- The pass runs in eval mode under no_grad so BatchNorm's running statistics
 -- are not touched; the modules' modes are restored afterwards.
-local tensor = require "ser.nn.tensor"
+local T = require "ser.core.tensor"
+local base = require "ser.core.base"
 
 local function shape_of(v)
-  if tensor.is(v) then return "[" .. table.concat(v:shape(), ",") .. "]" end
-  if type(v) == "table" and tensor.is(v[1]) then return shape_of(v[1]) end
+  if T.is_tensor(v) then return "[" .. table.concat(v:shape(), ",") .. "]" end
+  if type(v) == "table" and T.is_tensor(v[1]) then return shape_of(v[1]) end
   return type(v)
 end
 
 local function own_params(m)
   local n = 0
-  for _, name in ipairs(m._params) do n = n + tensor.numel(m[name]) end
+  for _, name in ipairs(m._params) do n = n + m[name]:numel() end
   return n
 end
 
@@ -36,7 +37,7 @@ return function(self, input_shape)
     end
   end
   self:eval()
-  local ok, err = pcall(tensor.no_grad, function() return self(tensor.zeros(input_shape)) end)
+  local ok, err = pcall(base.no_grad, function() return self(T.zeros(input_shape)) end)
   for i, nm in ipairs(named) do
     rawset(nm[2], "forward", nil)
     nm[2].training = modes[i]

@@ -1,6 +1,29 @@
 -- Argument helpers shared by the layer classes: PyTorch accepts `3` or `{3, 3}`
 -- for a 2-d kernel; errors name the layer and the bad value.
+local T = require "ser.core.tensor"
+local base = require "ser.core.base"
+local options = require "ser.options"
+
 local M = {}
+
+-- A tensor argument, or an error naming what it should be (at the caller's caller).
+function M.check_tensor(x, what)
+  if not T.is_tensor(x) then error(("%s must be a tensor, got %s"):format(what, type(x)), 3) end
+  return x
+end
+
+-- U(-bound, bound) from the generator behind ser.manual_seed.
+function M.uniform(shape, bound)
+  return T.empty(shape):uniform_(-bound, bound)
+end
+
+-- In-place copy outside autograd (loading weights is not a graph op). A source of another
+-- shape but the same size (PyTorch's 0-d num_batches_tracked into our [1]) is reshaped first.
+function M.copy_into(dst, src)
+  local ds, ss = dst:shape(), src:shape()
+  if table.concat(ds, ",") ~= table.concat(ss, ",") then src = src:reshape(ds) end
+  base.no_grad(function() dst:copy_(src) end)
+end
 
 -- `min` (optional): the smallest allowed value (1 for kernels, strides and
 -- dilations, 0 for padding), so a layer that could never run is refused when built.
@@ -36,15 +59,7 @@ end
 function M.opts(o, layer, allowed)
   if o == nil then return {} end
   if type(o) ~= "table" then error(("%s: options must be a table, got %s"):format(layer, type(o)), 3) end
-  for k in pairs(o) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      error(("%s: unknown option '%s' (expected one of %s)"):format(layer, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  return o
+  return options.check(o, allowed, layer, 3)
 end
 
 -- PyTorch's tuple repr: (3, 3) and (9,)

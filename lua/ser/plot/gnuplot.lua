@@ -1,5 +1,7 @@
 -- Running gnuplot: one script per chart, data inline as $name << EOD blocks, the PNG drawn to
 -- a temporary name beside the target and renamed over it only when gnuplot succeeded.
+local fs = require "ser.core.fs"
+
 local M = {}
 
 M.font = "DejaVu Sans"
@@ -71,10 +73,9 @@ function M.render(fname, script, out, w, h)
       :format(fname), 3)
   end
   local dir = dirname(out)
-  if dir and dir ~= "" and not os.execute("test -d " .. shell_quote(dir)) then
-    if not os.execute("mkdir -p " .. shell_quote(dir)) then
-      error(("plot.%s: cannot create the folder '%s' for %s"):format(fname, dir, out), 3)
-    end
+  if dir and dir ~= "" and not fs.is_dir(dir) then
+    local ok, err = fs.mkdir_p(dir)
+    if not ok then error(("plot.%s: cannot create the folder '%s' for %s: %s"):format(fname, dir, out, err), 3) end
   end
   -- a unique name beside the target (same file system, so the final rename is atomic)
   local unique = os.tmpname()

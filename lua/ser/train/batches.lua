@@ -7,6 +7,10 @@
 --     classes = {...} }: batched here (PyTorch's TensorDataset + DataLoader),
 --     for tests, notebooks and features computed elsewhere.
 -- Every batch is { x = tensor [B, ...], y = tensor or array of 1-based labels }.
+local T = require "ser.core.tensor"
+local loader = require "ser.data.loader"
+local augsteps = require "ser.data.augment_steps"
+
 local M = {}
 
 local function is_loader(v)
@@ -19,12 +23,10 @@ local function is_part(v)
 end
 
 local function is_dataset(v)
-  local T = require "ser.core.tensor"
   return type(v) == "table" and T.is_tensor(v.x) and v.y ~= nil
 end
 
 function M.labels(y)
-  local T = require "ser.core.tensor"
   if T.is_tensor(y) then
     local out = {}
     for i, v in ipairs(y:totable()) do out[i] = math.tointeger(v) or v end
@@ -38,7 +40,6 @@ local TensorLoader = {}
 TensorLoader.__index = TensorLoader
 
 local function tensor_loader(ds, batch, shuffle, what)
-  local T = require "ser.core.tensor"
   local n = ds.x:shape()[1]
   local y = M.labels(ds.y)
   if #y ~= n then
@@ -106,45 +107,6 @@ function M.feature_spec(kind)
   return kind
 end
 
--- The features a checkpoint's model was trained on: meta.features, recorded by
--- ser.train (n_mels, n_fft, ... as given), or for a checkpoint without it (older ones, and
--- models trained on in-memory tensors) the default features of model.input. A model trained
--- on a Lua function's features is refused (an error naming the way to score it).
--- Spectral features are computed at the checkpoint's rate (meta.sr), as the training loader did.
-function M.checkpoint_features(model, meta)
-  local f = meta and meta.features
-  if f == nil then f = M.feature_spec(model.input) end
-  if type(f) ~= "table" or type(f.kind) ~= "string" then
-    error(("the checkpoint's metadata has features = %s; expected a table such as {kind = \"logmel\", n_mels = 64}")
-      :format(tostring(f)), 0)
-  end
-  if f.kind == "function" then
-    error("the model was trained on features from a Lua function (fit{features = fn}), which a checkpoint cannot " ..
-      "record; score it with ser.train.evaluate and a loader given the same function", 0)
-  end
-  local out = {}
-  for k, v in pairs(f) do out[k] = v end
-  if out.kind ~= "waveform" and out.sr == nil then out.sr = tonumber(meta and meta.sr) end
-  return out
-end
-
--- A checkpoint to score (ensemble.lua, embed.lua, predict.lua): ser.models.load plus the
--- features its model was trained on (o: ser.models.load's options). Returns model, meta, features or nil, message.
-function M.load_checkpoint(path, o)
-  local model, meta = require("ser.models").load(path, o)
-  if not model then return nil, meta end
-  local ok, features = pcall(M.checkpoint_features, model, meta)
-  if not ok then return nil, ("%s: %s"):format(path, features) end
-  return model, meta, features
-end
-
--- The same features for a [B, samples] batch outside a loader (predict.lua):
--- the loader's own transform for a feature spec (M.checkpoint_features), so the two cannot drift.
-function M.transform(spec, wav)
-  local fn = require("ser.data.loader").make_transform(spec)
-  return fn(wav)
-end
-
 -- The feature normalisation a model input takes: speaker normalisation is for spectral
 -- features; a waveform model keeps its per-clip z-norm (nil = the loader's default).
 function M.normalize_for(kind, normalize)
@@ -152,31 +114,21 @@ function M.normalize_for(kind, normalize)
   return normalize
 end
 
--- A loader over a corpus part that prepares a checkpoint's inputs the way its training
--- did (features, clip length, rate, silence trimming, normalisation from the metadata):
--- for scoring or embedding a trained model (ensemble.lua, embed.lua, predict.lua).
-function M.checkpoint_loader(part, model, meta)
-  return require("ser.data.loader").loader(part, { batch = 16, features = M.checkpoint_features(model, meta),
-    seconds = tonumber(meta.seconds) or 4.0, sr = tonumber(meta.sr) or 16000,
-    trim = type(meta.trim) == "table" and meta.trim or nil, normalize = M.normalize_for(model.input, meta.normalize) })
-end
-
--- "reference" = the notebook's augmentation recipe (gain, noise, pitch on
+-- "reference" = the notebook's augmentation (gain, noise, pitch on
 -- the waveform; one time and one frequency mask on spectrogram features).
--- Anything else (a recipe table, a function, a chain) is handed to the loader
+-- Anything else (a list of steps, a function, a chain) is handed to the loader
 -- as given. Returns augment, spec_augment.
--- "speed" = the reference recipe plus speed perturbation (0.9/1.0/1.1, the
+-- "speed" = the reference steps plus speed perturbation (0.9/1.0/1.1, the
 -- augmentation the SER literature finds most useful) and a random time shift
 -- of up to 0.25 s. "none" = no augmentation.
 function M.augment_spec(a, kind)
   if a == "reference" or a == "speed" then
-    local data = require "ser.data"
-    local recipe = data.reference_augment
+    local steps = augsteps.reference
     if a == "speed" then
-      recipe = { { "speed", factors = { 0.9, 1.0, 1.1 }, p = 1 }, { "shift", seconds = 0.25, p = 0.5 } }
-      for _, step in ipairs(data.reference_augment) do recipe[#recipe + 1] = step end
+      steps = { { "speed", factors = { 0.9, 1.0, 1.1 }, p = 1 }, { "shift", seconds = 0.25, p = 0.5 } }
+      for _, step in ipairs(augsteps.reference) do steps[#steps + 1] = step end
     end
-    return recipe, kind ~= "waveform" and data.reference_spec_augment or nil
+    return steps, kind ~= "waveform" and augsteps.reference_masks or nil
   end
   if a == "none" then return nil, nil end
   return a, nil
@@ -198,13 +150,13 @@ function M.loaders(parts, o, model)
       classes = classes or p.classes
     elseif is_part(p) then
       if #p.items > 0 then
-        local ser = require "ser"
         local kind = o.features or model.input
+        local kind_name = type(kind) == "table" and kind.kind or kind
         local aug, spec_aug
-        if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind) end
-        out[name] = ser.data.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
+        if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind_name) end
+        out[name] = loader.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
           seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
-          spec_augment = spec_aug, name = name, trim = o.trim, normalize = M.normalize_for(kind, o.normalize) })
+          spec_augment = spec_aug, name = name, trim = o.trim, normalize = M.normalize_for(kind_name, o.normalize) })
       end
       classes = classes or p.classes
     elseif is_loader(p) then

@@ -13,7 +13,14 @@
 --
 -- Measured on RAVDESS (docs/train.md): six CRNN teachers distilled into one CRNN gave a
 -- single model as accurate as their ensemble.
+local base = require "ser.core.base"
+local options = require "ser.options"
+local tensor = require "ser.tensor"
+local nn = require "ser.nn"
+local dataloader = require "ser.data.loader"
 local batches = require "ser.train.batches"
+local evaluate = require "ser.train.evaluate"
+local checkpoint = require "ser.train.checkpoint"
 
 local M = {}
 
@@ -42,11 +49,8 @@ function M.check(d, classes)
   if type(d) ~= "table" then
     fail(("expected a table { teachers = {...}, alpha =, temperature =, consistent = }, got %s"):format(type(d)))
   end
-  for k in pairs(d) do
-    if k ~= "teachers" and k ~= "alpha" and k ~= "temperature" and k ~= "consistent" then
-      fail(("unknown option '%s' (expected teachers, alpha, temperature, consistent)"):format(tostring(k)))
-    end
-  end
+  local ok, err = pcall(options.check, d, { "teachers", "alpha", "temperature", "consistent" }, "distill")
+  if not ok then fail((err:gsub("^distill: ", ""))) end
   local consistent = d.consistent
   if consistent == nil then consistent = M.defaults.consistent end   -- (an `and/or` would lose false)
   if type(consistent) ~= "boolean" then
@@ -63,12 +67,11 @@ function M.check(d, classes)
   if type(d.teachers) ~= "table" or #d.teachers == 0 then
     fail("teachers must be a non-empty list of checkpoint paths or models")
   end
-  local nn = require "ser.nn"
   local teachers = {}
   for i, t in ipairs(d.teachers) do
     local entry
     if type(t) == "string" then
-      local model, meta = batches.load_checkpoint(t)
+      local model, meta = checkpoint.load(t)
       if not model then fail(("teacher %d: %s"):format(i, meta)) end
       if type(meta.classes) ~= "table" or not same_list(meta.classes, classes) then
         fail(("teacher %s was trained on the classes {%s}; the training data has {%s}, in this order")
@@ -129,7 +132,7 @@ local function teacher_logits(t, x)
   local was_training = t.model.training
   t.model:eval()
   local logits
-  require("ser").no_grad(function() logits = t.model(x) end)
+  base.no_grad(function() logits = t.model(x) end)
   t.model:train(was_training)
   return logits
 end
@@ -147,7 +150,6 @@ end
 -- Also returns how many clips the averaged teachers label like the training labels (for
 -- the log).
 function M.soft_targets(d, train, n_classes)
-  local ser = require "ser"
   local T = d.temperature
   local sum
   for _, t in ipairs(d.teachers) do
@@ -155,23 +157,23 @@ function M.soft_targets(d, train, n_classes)
     if train.part then
       local loader
       if t.meta then
-        loader = batches.checkpoint_loader(train.part, t.model, t.meta)
+        loader = checkpoint.loader(train.part, t.model, t.meta)
       elseif type(train.feature_spec) == "table" and train.feature_spec.kind ~= "function" then
         -- a model given as such reads the student's inputs, unaugmented
-        loader = ser.data.loader(train.part, { batch = 16, seconds = train.seconds, sr = train.sr,
+        loader = dataloader.loader(train.part, { batch = 16, seconds = train.seconds, sr = train.sr,
           features = train.feature_spec, trim = train.trim, normalize = train.normalize })
       else
         fail(("teacher %s is a model and the student's features are a Lua function, which cannot be "
           .. "rebuilt for it: give the teacher as a checkpoint path"):format(t.name))
       end
-      logits = ser.tensor.new(require("ser.train").evaluate(t.model, loader).logits)
+      logits = tensor.new(evaluate.evaluate(t.model, loader).logits)
     else                                  -- an in-memory dataset: the teacher reads x as it is
       local rows = {}
       for start = 1, train.n, 64 do
         local x = train.x:narrow(1, start, math.min(64, train.n - start + 1))
         for _, r in ipairs(teacher_logits(t, x):totable()) do rows[#rows + 1] = r end
       end
-      logits = ser.tensor.new(rows)
+      logits = tensor.new(rows)
     end
     check_outputs(t, logits, train.n, n_classes)
     local p = (logits * (1 / T)):softmax(2)
@@ -179,7 +181,7 @@ function M.soft_targets(d, train, n_classes)
   end
   local soft = (sum * (1 / #d.teachers)):contiguous()
   local labels = batches.all_labels(train)
-  local pred, agree = require("ser.train").argmax_rows(soft:totable()), 0
+  local pred, agree = evaluate.argmax_rows(soft:totable()), 0
   for i, y in ipairs(labels) do if pred[i] == y then agree = agree + 1 end end
   return soft, agree
 end
@@ -211,14 +213,14 @@ local function student_side(train)
   for i = 1, math.floor(train.seconds * sr + 0.5) do
     rows[i] = 0.3 * math.sin(2 * math.pi * 220 * i / sr) + 0.1 * math.sin(2 * math.pi * 1870 * i / sr)
   end
-  local probe = require("ser").tensor.new({ rows })
-  return { spec = spec, probe = probe, features = batches.transform(spec, probe) }
+  local probe = tensor.new({ rows })
+  return { spec = spec, probe = probe, features = checkpoint.transform(spec, probe) }
 end
 
 -- The teacher's feature spec against the student's, compared by what they compute on the
 -- probe clip, so options left at their defaults on one side compare equal.
 local function features_differ(want, student)
-  local a, b, have = batches.transform(want, student.probe), student.features, student.spec
+  local a, b, have = checkpoint.transform(want, student.probe), student.features, student.spec
   local sa, sb = table.concat(a:shape(), ","), table.concat(b:shape(), ",")
   if sa ~= sb then
     return ("the teacher's features %s give [%s] for a clip and the student's %s [%s]")
@@ -252,7 +254,7 @@ local function input_mismatch(t, train, student)
     end
   end
   -- the teacher's loader computes spectral features at its own rate unless the spec says otherwise
-  local teacher = batches.checkpoint_features(t.model, m)
+  local teacher = checkpoint.features(t.model, m)
   if teacher.kind ~= "waveform" and teacher.sr == nil then teacher.sr = train.sr end   -- the rates agree (above)
   return features_differ(teacher, student())
 end

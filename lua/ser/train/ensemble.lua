@@ -7,6 +7,8 @@
 -- .probabilities (rows) and .predictions added. Models that err differently (a log-mel
 -- CNN and a waveform CNN) can make fewer errors together -- on RAVDESS not reliably
 -- (docs/train.md) -- so compare.lua --ensemble reports it beside the models, not instead.
+local metrics = require "ser.metrics"
+
 local M = {}
 
 local function softmax_row(row)
@@ -54,7 +56,7 @@ function M.ensemble(reports, classes)
     for c = 2, #sum do if sum[c] > sum[best] then best = c end end
     probs[k], pred[k] = sum, best
   end
-  local r = require("ser").metrics.report(pred, first.targets, classes)
+  local r = metrics.report(pred, first.targets, classes)
   r.probabilities, r.predictions, r.targets = probs, pred, first.targets
   return r
 end

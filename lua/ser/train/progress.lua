@@ -1,43 +1,18 @@
 -- Training progress display. On a terminal: one line per batch rewritten in
 -- place with \r (bar, i/N, loss, running accuracy, clips/s, ETA). Otherwise
 -- (a log file, a pipe): one line per epoch, so logs stay readable.
+local cnn = require "ser.core.nn_cnn"
+local fs = require "ser.core.fs"
+
 local M = {}
 
--- Wall-clock seconds with sub-second resolution. Lua's os.time counts whole
--- seconds and os.clock counts CPU time of all threads; prefer ser.time when
--- the core has one, else the CNN binding's monotonic clock, else Linux's
--- /proc/uptime (10 ms ticks).
-local clock_fn
-function M.now()
-  if clock_fn then return clock_fn() end
-  local ok, ser = pcall(require, "ser")
-  if ok and type(ser) == "table" and rawget(ser, "time") then
-    clock_fn = ser.time
-  else
-    local ok2, cnn = pcall(require, "ser.core.nn_cnn")
-    if ok2 and type(cnn) == "table" and cnn.monotonic then
-      clock_fn = cnn.monotonic
-    else
-      clock_fn = function()
-        local f = io.open("/proc/uptime", "r")
-        local t = f and f:read("n")
-        if f then f:close() end
-        return t or os.time()
-      end
-    end
-  end
-  return clock_fn()
-end
+-- Wall-clock seconds with sub-second resolution (a monotonic clock): Lua's os.time counts
+-- whole seconds and os.clock the CPU time of all threads.
+M.now = cnn.monotonic
 
-local tty_cache
--- True when stdout is a terminal. Lua has no isatty; the shell started by
--- os.execute inherits our stdout, so `test -t 1` answers for us (once).
+-- True when stdout is a terminal.
 function M.is_terminal()
-  if tty_cache == nil then
-    local ok = os.execute("test -t 1")
-    tty_cache = ok == true or ok == 0
-  end
-  return tty_cache
+  return fs.isatty(1)
 end
 
 local function clock(s)

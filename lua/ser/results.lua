@@ -1,63 +1,9 @@
--- Output helpers of the experiment scripts: folders checked before training,
--- text files written atomically (temp + rename), results.csv / results.md
--- and the final table.
+-- ser.results: the tables of the experiment scripts -- result rows and their means over
+-- seeds and folds, results.csv / results.md, per-epoch histories, the final table. Files are
+-- written atomically (ser.fs.write).
+local fs = require "ser.fs"
+
 local M = {}
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-function M.is_dir(path)
-  local ok = os.execute("test -d " .. shell_quote(path))
-  return ok == true or ok == 0
-end
-
--- Writes text to path atomically: a reader sees the old file or the new one.
-function M.write(path, text)
-  local tmp = ("%s.tmp%d"):format(path, math.random(1, 1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then error(("cannot write %s: %s"):format(path, err), 2) end
-  local ok, werr = f:write(text)
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    error(("cannot write %s: %s"):format(path, tostring(werr or cerr)), 2)
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    error(("cannot write %s: %s"):format(path, rerr), 2)
-  end
-end
-
--- Copies a file atomically (read whole, M.write): checkpoints are a few MB.
-function M.copy(from, to)
-  local f, err = io.open(from, "rb")
-  if not f then error(("cannot copy %s: %s"):format(from, err), 2) end
-  local data = f:read("a")
-  f:close()
-  M.write(to, data)
-end
-
--- Creates OUT/plots and OUT/results and checks both are writable, so a bad
--- --out fails in a second rather than after an hour of training.
-function M.prepare_output(out)
-  local dirs = { out .. "/plots", out .. "/results" }
-  for _, d in ipairs(dirs) do
-    if not M.is_dir(d) then
-      local ok = os.execute("mkdir -p " .. shell_quote(d) .. " 2>/dev/null")
-      if not (ok == true or ok == 0) or not M.is_dir(d) then
-        error(("output folder %s cannot be created (check --out %s)"):format(d, out), 0)
-      end
-    end
-    local probe = d .. "/.write-test"
-    local f = io.open(probe, "wb")
-    if not f then error(("output folder %s is not writable (check --out %s)"):format(d, out), 0) end
-    f:close()
-    os.remove(probe)
-  end
-  return dirs[1], dirs[2]
-end
 
 -- Sums confusion matrices (tables of rows); nil + cm = a copy of cm.
 function M.add_confusion(acc, cm)
@@ -190,7 +136,7 @@ end
 -- results.csv and results.md (the table, then the pictures, linked relative
 -- to the results folder).
 function M.write_results(results, plots, rows, best, models)
-  M.write(results .. "/results.csv", M.csv(rows))
+  fs.write(results .. "/results.csv", M.csv(rows))
   local rel = M.relative(plots, results)
   local md = { "# Results", "", "| " .. table.concat(M.COLUMNS, " | ") .. " |",
                "|" .. ("---|"):rep(#M.COLUMNS) }
@@ -223,7 +169,7 @@ function M.write_results(results, plots, rows, best, models)
       break
     end
   end
-  M.write(results .. "/results.md", table.concat(md, "\n") .. "\n")
+  fs.write(results .. "/results.md", table.concat(md, "\n") .. "\n")
 end
 
 -- Path of folder `to` as seen from folder `from` (both under the same --out).

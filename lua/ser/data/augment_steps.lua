@@ -1,4 +1,4 @@
--- Augmentation recipes for the loader's C worker: a list of steps written as data, so that
+-- Augmentation steps for the loader's C worker: a list of steps written as data, so that
 -- they can run outside Lua (src/audio/corpus_prefetch.c applies them with src/augment/).
 --
 --   { {"gain", lo = 0.8, hi = 1.2, p = 1},        x *= U(lo, hi)
@@ -9,6 +9,8 @@
 -- SpecAugment on the features: spec_augment = {time_masks = 1, time_width = 16,
 --   freq_masks = 1, freq_width = 8, p = 1 (or time_p =, freq_p =), value = 0}.
 -- A ser.augment chain (ser.augment.chain{...} / ser.augment.reference()) converts to both.
+local options = require "ser.options"
+
 local M = {}
 
 function M.callable(f)
@@ -38,7 +40,7 @@ local function chain_meta(x)
 end
 M.is_chain = chain_meta
 
--- A ser.augment chain as a recipe: its waveform stages become steps, its TimeMask/FreqMask
+-- A ser.augment chain as steps: its waveform stages become steps, its TimeMask/FreqMask
 -- stages spec_augment fields. The worker draws from (seed, epoch, batch), so the stages'
 -- own `generator` options do not apply there. Returns steps, spec_augment (or nil).
 function M.from_chain(chain, sr, level)
@@ -82,11 +84,10 @@ function M.from_chain(chain, sr, level)
   return steps, masks
 end
 
--- The C form of a recipe ({kind, p, a, b, factors, roll} per step), or nil when augment is
--- not a recipe (a function, or nil). A chain object may carry its recipe in .recipe.
+-- The C form of the steps ({kind, p, a, b, factors, roll} per step), or nil when augment is
+-- not steps (a function, or nil).
 function M.steps(augment, sr, level)
   if augment == nil then return nil end
-  if type(augment) == "table" and type(augment.recipe) == "table" then augment = augment.recipe end
   if type(augment) ~= "table" or M.callable(augment) then return nil end
   local out = {}
   for i, step in ipairs(augment) do
@@ -97,11 +98,11 @@ function M.steps(augment, sr, level)
     if not known[kind] then
       error(("loader: augment step %d kind '%s' is unknown (gain, noise, pitch, speed, shift)"):format(i, tostring(kind)), level + 1)
     end
-    for k in pairs(step) do
-      if k ~= 1 and k ~= "kind" and k ~= "p" and not known[kind][k] then
-        error(("loader: augment step %d (%s) has an unknown field '%s'"):format(i, kind, tostring(k)), level + 1)
-      end
-    end
+    local fields, allowed = {}, { "kind", "p" }
+    for k, v in pairs(step) do if k ~= 1 then fields[k] = v end end
+    for k in pairs(known[kind]) do allowed[#allowed + 1] = k end
+    table.sort(allowed)
+    options.check(fields, allowed, ("loader: augment step %d (%s)"):format(i, kind), level + 1, "field")
     local c = { kind = kind, p = num(step, i, "p", 1, 0, 1) }
     if kind == "gain" then
       c.a, c.b = num(step, i, "lo", 0.8, 1e-6), num(step, i, "hi", 1.2, 1e-6)
@@ -135,18 +136,14 @@ function M.steps(augment, sr, level)
   return out
 end
 
--- The mask fields of a recipe from spec_augment, or nil.
+-- The mask fields of the worker from spec_augment, or nil.
 function M.masks(spec, level)
   if spec == nil or spec == false then return nil end
   if type(spec) ~= "table" then error(("loader: spec_augment must be a table, got %s"):format(type(spec)), level + 1) end
   local fields = { time_masks = 1, time_width = 16, freq_masks = 1, freq_width = 8, p = 1, value = 0,
     time_p = false, freq_p = false }
-  for k in pairs(spec) do
-    if fields[k] == nil then
-      error(("loader: spec_augment has an unknown field '%s' (time_masks, time_width, freq_masks, freq_width, p, value)")
-        :format(tostring(k)), level + 1)
-    end
-  end
+  options.check(spec, { "time_masks", "time_width", "freq_masks", "freq_width", "p", "time_p", "freq_p", "value" },
+    "loader: spec_augment", level + 1, "field")
   local m = {}
   for k, def in pairs(fields) do
     local v = spec[k]

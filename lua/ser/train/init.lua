@@ -9,9 +9,21 @@
 -- average of the weights (opts.ema = decay), which is then what is validated.
 -- Knowledge distillation from trained teachers: opts.distill (see ser.train.distill).
 -- A NaN/inf loss or Ctrl-C stops training cleanly; the best weights are kept.
+local base = require "ser.core.base"
+local cnn = require "ser.core.nn_cnn"
+local T = require "ser.tensor"
+local nn = require "ser.nn"
+local optim = require "ser.optim"
+local metrics = require "ser.metrics"
+local recipe = require "ser.recipe"
+local options = require "ser.options"
 local progress = require "ser.train.progress"
 local batches = require "ser.train.batches"
+local evaluate = require "ser.train.evaluate"
+local checkpoint = require "ser.train.checkpoint"
 local distill = require "ser.train.distill"
+local ensemble = require "ser.train.ensemble"
+local gather = require("ser.core.data").gather
 
 local M = {}
 
@@ -30,6 +42,7 @@ for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label
   M.known[k] = true
 end
 
+-- Value rules are ser.recipe's (one place): a kind per numeric option.
 local CHECKS = {
   epochs = "posint", batch = "posint", lr = "posnum", weight_decay = "nonneg",
   label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false", mixup = "nonneg",
@@ -39,35 +52,20 @@ local CHECKS = {
 local function check_opts(opts)
   local o = {}
   for k, v in pairs(M.defaults) do o[k] = v end
-  for k, v in pairs(opts or {}) do
-    if not M.known[k] and not M.passthrough[k] then
-      local names = {}
-      for n in pairs(M.known) do names[#names + 1] = n end
-      for n in pairs(M.passthrough) do names[#names + 1] = n end
-      table.sort(names)
-      error(("ser.train.fit: unknown option '%s' (known: %s)"):format(tostring(k), table.concat(names, ", ")), 3)
-    end
-    o[k] = v
-  end
+  local known = {}
+  for k in pairs(M.known) do known[k] = true end
+  for k in pairs(M.passthrough) do known[k] = true end
+  options.check(opts, known, "ser.train.fit", 3)
+  for k, v in pairs(opts or {}) do o[k] = v end
   for k, kind in pairs(CHECKS) do
-    local v = o[k]
-    local ok = type(v) == "number"
-    if kind == "posint" then ok = ok and v >= 1 and v == math.floor(v)
-    elseif kind == "posnum" then ok = ok and v > 0
-    elseif kind == "nonneg" then ok = ok and v >= 0
-    elseif kind == "unit" then ok = ok and v >= 0 and v < 1
-    elseif kind == "nonneg_or_false" then ok = v == false or (ok and v >= 0)
-    elseif kind == "unit_or_false" then ok = v == false or (ok and v >= 0 and v < 1) end
-    if not ok then
-      error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(v), ({
-        posint = "a whole number >= 1", posnum = "a number > 0", nonneg = "a number >= 0",
-        unit = "a number in [0, 1)", nonneg_or_false = "a number >= 0 or false",
-        unit_or_false = "a number in [0, 1) or false" })[kind]), 3)
+    local bad = recipe.expect({ kind = kind }, o[k])
+    if bad then
+      error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(o[k]), bad), 3)
     end
   end
-  if not ({ onecycle = true, cosine = true, constant = true })[o.schedule] then
-    error(("ser.train.fit: schedule '%s' is unknown (expected onecycle, cosine or constant)"):format(
-      tostring(o.schedule)), 3)
+  local bad_schedule = recipe.expect(recipe.fields.schedule, o.schedule)
+  if bad_schedule then
+    error(("ser.train.fit: schedule '%s' is unknown (expected %s)"):format(tostring(o.schedule), bad_schedule), 3)
   end
   -- With OneCycle the validation scores of the warm-up and high-LR epochs are
   -- noisy (BatchNorm statistics chase a moving model); a lucky early epoch then
@@ -112,17 +110,7 @@ function M.class_weights(labels, n_classes, warn)
   return w, counts
 end
 
-local function argmax_rows(rows)
-  local pred = {}
-  for i, r in ipairs(rows) do
-    local best, bi = -math.huge, 1
-    for c, v in ipairs(r) do
-      if v > best then best, bi = v, c end
-    end
-    pred[i] = bi
-  end
-  return pred
-end
+local argmax_rows = evaluate.argmax_rows
 M.argmax_rows = argmax_rows
 
 -- Gamma(a) and Beta(a, a) draws from ser's seeded generator (Marsaglia and Tsang's
@@ -142,7 +130,6 @@ local function gamma_draw(T, a)
 end
 
 function M.beta_draw(a)
-  local T = require "ser.core.tensor"
   local x, y = gamma_draw(T, a), gamma_draw(T, a)
   return x / (x + y)
 end
@@ -153,7 +140,6 @@ end
 -- stays the dominant one (the running accuracy counts against it).
 -- Returns x', the rolled labels and lam; nil when the batch has one example.
 local function mixup_batch(x, y, alpha)
-  local T = require "ser.core.tensor"
   local n = x:shape()[1]
   if n < 2 then return nil end
   local lam = M.beta_draw(alpha)
@@ -172,72 +158,32 @@ local function snapshot(model)
   return copy
 end
 
--- The penultimate representation: model:embed(x) when the model has one,
--- else for a Sequential the output of every layer but the last.
-function M.embed(model, x)
-  if type(model.embed) == "function" then return model:embed(x) end
-  if model.__name == "Sequential" and model:len() >= 2 then
-    for i = 1, model:len() - 1 do x = model:get(i)(x) end
-    return x
-  end
-  error(("ser.train: %s has no embed(x) method, so embeddings cannot be computed"):format(model.__name), 0)
-end
-
--- Runs the model over a loader without gradients; returns logits rows,
--- targets, mean loss, and embeddings rows when asked.
-function M.evaluate(model, loader, criterion, opts)
-  local ser = require "ser"
-  opts = opts or {}
-  model:eval()
-  local logits, targets, embeds, loss_sum, n = {}, {}, {}, 0, 0
-  ser.no_grad(function()
-    for b in batches.iterate(loader, 0) do
-      local out = model(b.x)
-      local rows = out:totable()
-      local ys = batches.labels(b.y)
-      if criterion then
-        loss_sum = loss_sum + criterion(out, b.y):item() * #ys
-      end
-      for i = 1, #rows do
-        logits[#logits + 1] = rows[i]
-        targets[#targets + 1] = ys[i]
-      end
-      n = n + #ys
-      if opts.embeddings then
-        for _, r in ipairs(M.embed(model, b.x):totable()) do embeds[#embeds + 1] = r end
-      end
-    end
-  end)
-  return { logits = logits, targets = targets, loss = n > 0 and loss_sum / n or nil,
-           embeddings = opts.embeddings and embeds or nil, n = n }
-end
-
--- Metrics of one evaluation: ser.metrics.report plus predictions and logits.
-local function report(ev, classes)
-  local ser = require "ser"
-  local pred = argmax_rows(ev.logits)
-  local r = ser.metrics.report(pred, ev.targets, classes)
-  r.predictions, r.targets, r.logits, r.loss = pred, ev.targets, ev.logits, ev.loss
-  if ev.embeddings then r.embeddings = ser.tensor.new(ev.embeddings) end
-  return r
-end
-M.report = report
+M.embed, M.evaluate, M.report = evaluate.embed, evaluate.evaluate, evaluate.report
+local report = evaluate.report
 -- Late fusion of models evaluated on the same clips (see ser.train.ensemble).
-M.ensemble = require("ser.train.ensemble").ensemble
+M.ensemble = ensemble.ensemble
+-- Checkpoints: written by fit, read for scoring with the inputs they were trained on.
+M.save_checkpoint = checkpoint.save
+M.load_checkpoint = checkpoint.load
+M.checkpoint_loader = checkpoint.loader
+M.checkpoint_features = checkpoint.features
+M.checkpoint_inputs = checkpoint.inputs
+M.checkpoint_recipe = checkpoint.recipe
+M.transform = checkpoint.transform
+-- The labels of a batch as a Lua array (from a tensor or an array).
+M.labels = batches.labels
 
-local function make_scheduler(ser, opt, o, steps_per_epoch)
+local function make_scheduler(opt, o, steps_per_epoch)
   if o.schedule == "onecycle" then
-    return ser.optim.OneCycleLR(opt, { max_lr = o.lr, total_steps = o.epochs * steps_per_epoch })
+    return optim.OneCycleLR(opt, { max_lr = o.lr, total_steps = o.epochs * steps_per_epoch })
   elseif o.schedule == "cosine" then
     -- Stepped once per epoch (T_max in epochs), the usual PyTorch use.
-    return ser.optim.CosineAnnealingLR(opt, { T_max = o.epochs }), "epoch"
+    return optim.CosineAnnealingLR(opt, { T_max = o.epochs }), "epoch"
   end
   return nil
 end
 
 function M.fit(model, parts, opts)
-  local ser = require "ser"
-  local nn = require "ser.nn"
   local F = nn.functional
   if not nn.is_module(model) then
     error(("ser.train.fit: expected an nn module as the first argument, got %s"):format(type(model)), 2)
@@ -249,7 +195,7 @@ function M.fit(model, parts, opts)
   local mode = o.progress
   if mode == "auto" then mode = progress.is_terminal() and "bar" or "epoch" end
   local show = progress.new(mode)
-  if o.seed then ser.manual_seed(o.seed) end
+  if o.seed then base.manual_seed(o.seed) end
 
   local loaders = batches.loaders(parts, o, model)
   local train, val, test = loaders.train, loaders.val, loaders.test
@@ -259,7 +205,7 @@ function M.fit(model, parts, opts)
 
   local weights = nil
   if o.class_weights then
-    weights = ser.tensor.new((M.class_weights(batches.all_labels(train), n_classes, show.message)))
+    weights = T.new((M.class_weights(batches.all_labels(train), n_classes, show.message)))
   end
   local function criterion(logits, y)
     return F.cross_entropy(logits, y, { weight = weights, label_smoothing = o.label_smoothing })
@@ -290,12 +236,12 @@ function M.fit(model, parts, opts)
   end
 
   local params = model:parameters()
-  local opt = ser.optim.AdamW(params, { lr = o.lr, weight_decay = o.weight_decay })
+  local opt = optim.AdamW(params, { lr = o.lr, weight_decay = o.weight_decay })
   local n_batches = batches.count(train)
-  local sched, sched_unit = make_scheduler(ser, opt, o, n_batches)
-  local prev_amp = ser.set_amp and ser.set_amp(o.amp)
+  local sched, sched_unit = make_scheduler(opt, o, n_batches)
+  local prev_amp = cnn.set_amp(o.amp)
   -- ema = 0 means off, like false (a decay of 0 would only copy the weights)
-  local ema = (o.ema and o.ema > 0) and ser.optim.EMA(model, { decay = o.ema }) or nil
+  local ema = (o.ema and o.ema > 0) and optim.EMA(model, { decay = o.ema }) or nil
 
   -- What the checkpoint records of the training data besides the options.
   local record = { features = train.feature_spec, train_speakers = train.part and train.part:speakers() or nil,
@@ -326,7 +272,7 @@ function M.fit(model, parts, opts)
         -- The loss on the labels alone (mixed ones with mixup), comparable with the
         -- validation loss; the objective below adds the distillation term, on another scale.
         label_lv = loss:item()
-        local q = soft and require("ser.core.data").gather(soft, b.index)
+        local q = soft and gather(soft, b.index)
           or distill.batch_targets(teach, x or b.x, n_classes)
         loss = loss * (1 - teach.alpha) + distill.loss(logits, q, teach.temperature) * teach.alpha
       end
@@ -338,7 +284,7 @@ function M.fit(model, parts, opts)
       loss:backward()
       -- The norm is computed even without clipping: a NaN/inf gradient stops
       -- training before the step, so the weights stay finite.
-      local norm = ser.optim.clip_grad_norm(params, o.clip or math.huge)
+      local norm = optim.clip_grad_norm(params, o.clip or math.huge)
       if norm ~= norm or norm == math.huge then
         error({ stop = ("gradient norm is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
           :format(tostring(norm), epoch, i, n_batches, best.epoch) })
@@ -359,13 +305,13 @@ function M.fit(model, parts, opts)
       local dt = math.max(now() - t0, 1e-9)
       show.batch(epoch, o.epochs, i, n_batches, loss_sum / seen, correct / seen, seen / dt,
         dt / i * (n_batches - i))
-      if ser.interrupted() then
+      if base.interrupted() then
         error({ stop = ("interrupted at epoch %d, batch %d/%d; best weights (epoch %d) kept"):format(
           epoch, i, n_batches, best.epoch) })
       end
     end
     if sched and sched_unit == "epoch" then sched:step() end
-    local rep = ser.metrics.report(preds, targets, classes)
+    local rep = metrics.report(preds, targets, classes)
     return { epoch = epoch, train_loss = loss_sum / seen, train_acc = correct / seen,
              train_label_loss = teach and label_loss_sum / seen or nil,
              train_f1 = rep.weighted_f1, lr = lr, t0 = t0 }
@@ -386,7 +332,7 @@ function M.fit(model, parts, opts)
           best = { f1 = r.weighted_f1, epoch = epoch, state = snapshot(model) }
           since_best = 0
           note = "  * best"
-          if o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, epoch, record) end
+          if o.checkpoint then checkpoint.save(o.checkpoint, model, classes, o, epoch, record) end
         else
           since_best = since_best + 1
         end
@@ -406,9 +352,9 @@ function M.fit(model, parts, opts)
 
   -- Ctrl-C sets a flag (ser.catch_interrupt) polled after every batch, so the
   -- batch in flight finishes and the run ends like an early stop.
-  ser.catch_interrupt(true)
+  base.catch_interrupt(true)
   local ok, err = pcall(run)
-  ser.catch_interrupt(false)
+  base.catch_interrupt(false)
   if not ok then
     if type(err) == "table" and err.stop then
       stop_reason = err.stop
@@ -417,14 +363,14 @@ function M.fit(model, parts, opts)
       -- interrupted batch is abandoned, the run ends as a clean stop.
       stop_reason = ("interrupted during epoch %d; best weights (epoch %d) kept"):format(#history + 1, best.epoch)
     else
-      if ser.set_amp then ser.set_amp(prev_amp) end
+      cnn.set_amp(prev_amp)
       error(err, 0)
     end
   end
   show.message(stop_reason)
   if best.state then model:load_state_dict(best.state)
   elseif ema then model:load_state_dict(ema:state_dict()) end
-  if not val and o.checkpoint then M.save_checkpoint(o.checkpoint, model, classes, o, #history, record) end
+  if not val and o.checkpoint then checkpoint.save(o.checkpoint, model, classes, o, #history, record) end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
                    train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {} }
@@ -439,31 +385,8 @@ function M.fit(model, parts, opts)
     for k, v in pairs(main) do result[k] = v end
     result.split = result.splits.test and "test" or "val"
   end
-  if ser.set_amp then ser.set_amp(prev_amp) end
+  cnn.set_amp(prev_amp)
   return model, history, result
-end
-
--- Writes the model's weights with the class list and training settings
--- (ser.save writes atomically). data (optional): what fit knows of the training data —
--- features (the training loader's feature spec as data, loader.feature_spec; nil for tensor
--- datasets, which then score with the default features of model.input), train_speakers
--- (so that distillation can refuse a teacher trained on its held-out speakers) and distill
--- (ser.train.distill.record, when the model was distilled).
-function M.save_checkpoint(path, model, classes, o, epoch, data)
-  data = data or {}
-  local features = data.features
-  local ser = require "ser"
-  local meta = { classes = classes, model = o.name or model.__name:lower(), epoch = epoch,
-                 input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
-                 feature_dropout = model.feature_dropout,
-                 freq = model.freq, time = model.time, mels = model.mels,
-                 seconds = o.seconds, sr = o.sr, features = type(features) == "table" and features or nil,
-                 trim = o.trim and require("ser.data.loader").trim_options(o.trim, 1) or nil,
-                 normalize = batches.normalize_for(model.input, o.normalize),
-                 train_speakers = data.train_speakers, distill = data.distill }
-  for k, v in pairs(o.meta or {}) do meta[k] = v end
-  local ok, err = ser.save(path, model:state_dict(), meta)
-  if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end
 end
 
 return M

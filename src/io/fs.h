@@ -1,0 +1,18 @@
+/* File-system and terminal checks the experiments need before they start work, without
+ * a shell: is a path a folder, create a folder and its parents, is a descriptor a
+ * terminal. */
+#ifndef SER_IO_FS_H
+#define SER_IO_FS_H
+
+/* 1 when path names a folder (symbolic links followed), 0 otherwise (absent, a file, no access). */
+int ser_fs_is_dir(const char *path);
+
+/* Creates path and any missing parents (mode 0777 before the umask), like `mkdir -p`.
+ * 0 when the folder exists afterwards; SER_EINVAL for an empty path, SER_EIO naming the
+ * component that could not be created and why (errno's text). */
+int ser_fs_mkdir_p(const char *path);
+
+/* 1 when the file descriptor fd is a terminal, else 0. */
+int ser_fs_isatty(int fd);
+
+#endif
