@@ -9,10 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audio/corpus_prefetch.h"
-#include "audio/synth.h"
+#include "data/prefetch.h"
+#include "data/synth.h"
 #include "augment/augment.h"
-#include "io/corpus_walk.h"
+#include "data/walk.h"
 #include "lib/fixture.h"
 
 static char root[256];
@@ -169,7 +169,7 @@ static void test_prefetch_matches_direct_computation(void **state) {
   memset(&r, 0, sizeof r);
   r.sr = 16000;
   r.n_steps = 1;
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 0.5f, .b = 2.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_GAIN, .p = 1, .a = 0.5f, .b = 2.0f };
   r.features = 1;
   r.fopts = ser_feat_opts_default();
   ser_prefetch *pf;
@@ -254,11 +254,11 @@ static void test_prefetch_errors_and_shutdown(void **state) {
   memset(&r, 0, sizeof r);
   r.sr = 16000;
   r.n_steps = 1;
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 2.0f, .b = 1.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_GAIN, .p = 1, .a = 2.0f, .b = 1.0f };
   ser_prefetch *pf;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL);
   assert_non_null(strstr(ser_errmsg(), "gain range 2..1"));
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_PITCH, .p = 0.5f, .a = 2.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_PITCH, .p = 0.5f, .a = 2.0f };
   r.time_masks = 1;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* masks need spectral features */
   r.time_masks = 0;
