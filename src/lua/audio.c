@@ -159,9 +159,9 @@ static int l_load_many(lua_State *L) {
         return luaL_error(L, "audio.load_many: cannot stack: '%s' gives %d x %I samples, '%s' gives 1 x %I "
                           "(set seconds for a fixed length, and mono)",
                           m->paths[i], m->a[i].channels, (lua_Integer)m->a[i].frames, m->paths[0], (lua_Integer)T);
-    ser_tensor *t = ser_tensor_empty(2, SER_DIMS(n, T));
+    ser_tensor *t;
+    if (ser_audio_stack(&t, m->a, n) < 0) return ser_lua_fail(L, "audio.load_many");
     ser_lua_pushtensor(L, t);
-    for (int i = 0; i < n; i++) memcpy(ser_tensor_data(t) + (int64_t)i * T, m->a[i].data, (size_t)T * sizeof(float));
     lua_pushinteger(L, m->a[0].sr);
     return 2;
   }
@@ -221,23 +221,9 @@ static int l_trim(lua_State *L) {
   o.hop_length = (int)hop;
   if (w->ndim != 1 && w->ndim != 2)
     return luaL_error(L, "audio.trim: expected a waveform [T] or [C, T], got %s", SER_SHAPE(w));
-  int channels = w->ndim == 2 ? (int)w->shape[0] : 1;
-  int64_t frames = w->shape[w->ndim - 1];
-  ser_tensor *c = ser_tensor_contiguous_raw(w);
-  if (!c) return ser_lua_fail(L, "audio.trim");
   int64_t start, end;
-  int rc = ser_audio_trim_bounds(&start, &end, ser_tensor_data(c), channels, frames, &o);
-  if (rc < 0) {
-    ser_tensor_release(c);
-    return ser_lua_fail(L, "audio.trim");
-  }
-  ser_tensor *out = w->ndim == 1 ? ser_tensor_empty(1, SER_DIMS(end - start))
-                                 : ser_tensor_empty(2, SER_DIMS(channels, end - start));
-  if (out)
-    for (int ch = 0; ch < channels; ch++)
-      memcpy(ser_tensor_data(out) + (int64_t)ch * (end - start), ser_tensor_data(c) + (int64_t)ch * frames + start,
-             (size_t)(end - start) * sizeof(float));
-  ser_tensor_release(c);
+  ser_tensor *out;
+  if (ser_audio_trim_tensor(&out, &start, &end, w, &o) < 0) return ser_lua_fail(L, "audio.trim");
   ser_lua_pushtensor(L, out);
   lua_pushinteger(L, end > start ? start + 1 : 1);
   lua_pushinteger(L, end);
