@@ -2,7 +2,6 @@
  * decode cache. Files that will not decode give `nil, message` (the caller is
  * expected to handle them); bad arguments raise. */
 #include <stdlib.h>
-#include <dlfcn.h>
 #include <string.h>
 
 #include "audio/audio.h"
@@ -262,25 +261,11 @@ static int l_cache_limit(lua_State *L) {
   return 0;
 }
 
-/* ser.so must never be unloaded: lua_close() dlclose()s it while libgomp's
- * worker threads (our OpenMP loops) still run code inside it, which crashes
- * stock lua5.4 at exit one run in two. Pinning it with RTLD_NODELETE fixes
- * that for the whole library (the Makefile could instead link ser.so with
- * -Wl,-z,nodelete; reported to the lead). Harmless inside serlua. */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname) {
-    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    if (h) dlclose(h); /* drops the extra reference; NODELETE stays */
-  }
-}
-
 int ser_lua_open_audio(lua_State *L) {
   static const luaL_Reg fns[] = {{"load", l_load},         {"load_many", l_load_many},     {"save", l_save},
                                  {"info", l_info},         {"resample", l_resample},       {"cache_stats", l_cache_stats},
                                  {"cache_clear", l_cache_clear}, {"cache_limit", l_cache_limit}, {"trim", l_trim},
                                  {NULL, NULL}};
-  pin_library();
   luaL_newlib(L, fns);
   return 1;
 }

@@ -6,7 +6,6 @@
  * each example. Example b draws from its own generator derived in order from
  * the caller's (opts.generator or the global one), then the examples run in
  * parallel: the result depends on the seed, not on the thread count. */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,20 +208,10 @@ static int l_mask(lua_State *L) {
   return 2;
 }
 
-/* See src/lua/audio.c: keeps ser.so loaded while OpenMP threads live. */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname) {
-    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    if (h) dlclose(h);
-  }
-}
-
 int ser_lua_open_augment(lua_State *L) {
   static const luaL_Reg fns[] = {{"generator", l_generator}, {"gain", l_gain},   {"noise", l_noise},
                                  {"pitch", l_pitch},         {"speed", l_speed}, {"time_shift", l_time_shift},
                                  {"pitch_shift", l_pitch_shift}, {"mask", l_mask}, {NULL, NULL}};
-  pin_library();
   if (luaL_newmetatable(L, GEN_MT)) {
     lua_pushcfunction(L, gen_tostring);
     lua_setfield(L, -2, "__tostring");

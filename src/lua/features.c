@@ -2,7 +2,6 @@
  * [T] or [B, T] waveforms, plus the filterbank, window, DCT and dB helpers.
  * Option names follow torchaudio where it has one. */
 #include <math.h>
-#include <dlfcn.h>
 #include <string.h>
 
 #include "audio/audio.h"
@@ -153,25 +152,11 @@ static int l_znorm(lua_State *L) {
   return 1;
 }
 
-/* ser.so must never be unloaded: lua_close() dlclose()s it while libgomp's
- * worker threads (our OpenMP loops) still run code inside it, which crashes
- * stock lua5.4 at exit one run in two. Pinning it with RTLD_NODELETE fixes
- * that for the whole library (the Makefile could instead link ser.so with
- * -Wl,-z,nodelete; reported to the lead). Harmless inside serlua. */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname) {
-    void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    if (h) dlclose(h); /* drops the extra reference; NODELETE stays */
-  }
-}
-
 int ser_lua_open_features(lua_State *L) {
   static const luaL_Reg fns[] = {{"logmel", l_logmel}, {"mfcc", l_mfcc},       {"power", l_power},
                                  {"melpower", l_melpower}, {"stft", l_stft},   {"melbank", l_melbank},
                                  {"hann", l_hann},     {"dct", l_dct},         {"amplitude_to_db", l_amplitude_to_db},
                                  {"frames", l_frames}, {"znorm", l_znorm}, {NULL, NULL}};
-  pin_library();
   luaL_newlib(L, fns);
   return 1;
 }

@@ -7,24 +7,10 @@
  * Targets are 1-based class numbers (Torch7 style): a tensor holding whole
  * numbers or a Lua array. They are checked here, so that a bad one is reported
  * in the 1-based terms the caller used, then shifted to the core's 0-based. */
-#include <dlfcn.h>
 #include <math.h>
 #include <string.h>
 
 #include "luat.h"
-
-/* Keeps the library holding this code loaded until the process ends. When Lua
- * closes its state it dlclose()s ser.so, which also unmaps libgomp; OpenMP
- * workers still spinning after a recent parallel region (the LSTM runs its
- * two directions on two threads, OpenBLAS has its own) then execute unmapped
- * code and the process dies with SIGSEGV at exit (seen as intermittent crashes
- * at the end of busted runs). RTLD_NOLOAD | RTLD_NODELETE marks the already
- * loaded object as never-unload. In serlua, which links everything
- * statically, this finds the executable and changes nothing. */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_library, &info) && info.dli_fname) (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
 
 /* Converts targets at idx (tensor or array of numbers) into a new 0-based
  * float tensor [N], raising a 1-based message for a value outside 1..C. */
@@ -165,7 +151,6 @@ int ser_lua_open_nn_rnn(lua_State *L) {
       {"mse_loss", l_mse_loss},
       {NULL, NULL},
   };
-  pin_library();
   luaL_newlib(L, fns);
   return 1;
 }
