@@ -193,6 +193,17 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Releases what ser_prefetch_new took (no worker thread, no jobs left). */
+static void destroy(ser_prefetch *pf) {
+  ser_tensor_release(pf->wav);
+  ser_tensor_release(pf->r.norm_mean);
+  ser_tensor_release(pf->r.norm_scale);
+  pthread_mutex_destroy(&pf->lock);
+  pthread_cond_destroy(&pf->work);
+  pthread_cond_destroy(&pf->done);
+  free(pf);
+}
+
 int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *recipe) {
   *out = NULL;
   if (!wav || wav->ndim != 2 || !ser_tensor_is_contiguous(wav) || wav->shape[0] < 1 || wav->shape[1] < 1)
@@ -217,13 +228,7 @@ int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *r
   pthread_cond_init(&pf->work, NULL);
   pthread_cond_init(&pf->done, NULL);
   if (pthread_create(&pf->thread, NULL, worker, pf) != 0) {
-    ser_tensor_release(pf->wav);
-    ser_tensor_release(pf->r.norm_mean);
-    ser_tensor_release(pf->r.norm_scale);
-    pthread_mutex_destroy(&pf->lock);
-    pthread_cond_destroy(&pf->work);
-    pthread_cond_destroy(&pf->done);
-    free(pf);
+    destroy(pf);
     return ser_error(SER_ESTATE, "prefetch: cannot start the worker thread");
   }
   *out = pf;
@@ -299,11 +304,5 @@ void ser_prefetch_free(ser_prefetch *pf) {
     job_free(j);
     j = next;
   }
-  ser_tensor_release(pf->wav);
-  ser_tensor_release(pf->r.norm_mean);
-  ser_tensor_release(pf->r.norm_scale);
-  pthread_mutex_destroy(&pf->lock);
-  pthread_cond_destroy(&pf->work);
-  pthread_cond_destroy(&pf->done);
-  free(pf);
+  destroy(pf);
 }
