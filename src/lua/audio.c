@@ -22,8 +22,12 @@ static ser_audio_opts load_opts(lua_State *L, int idx, const char *fname, int *c
   o.normalize = ser_lua_optboolean(L, idx, "normalize", 0, fname);
   if (!(o.seconds >= 0)) luaL_error(L, "%s: option 'seconds' must be > 0, got %f", fname, o.seconds);
   if (!(o.offset >= 0)) luaL_error(L, "%s: option 'offset' must be >= 0, got %f", fname, o.offset);
-  if (cache) *cache = ser_lua_optboolean(L, idx, "cache", 1, fname);
-  if (stack) *stack = ser_lua_optboolean(L, idx, "stack", 0, fname);
+  int stacked = stack ? ser_lua_optboolean(L, idx, "stack", 0, fname) : 0;
+  if (stack) *stack = stacked;
+  /* A stacked matrix is the caller's own copy of the clips: caching them too would hold
+   * the corpus twice (the loader's [N, T] matrix is 370 MB for RAVDESS), so the decode
+   * cache is off for stack = true unless asked for. */
+  if (cache) *cache = ser_lua_optboolean(L, idx, "cache", !stacked, fname);
   return o;
 }
 
@@ -95,8 +99,7 @@ typedef struct {
   const char **paths;
 } many_box;
 
-static int many_gc(lua_State *L) {
-  many_box *m = lua_touserdata(L, 1);
+static void many_release(many_box *m) {
   for (int i = 0; m->a && i < m->n; i++) {
     if (m->rc && m->rc[i] == 0) ser_audio_free(&m->a[i]);
     if (m->msg) free(m->msg[i]);
@@ -106,6 +109,10 @@ static int many_gc(lua_State *L) {
   free(m->msg);
   free(m->paths);
   memset(m, 0, sizeof *m);
+}
+
+static int many_gc(lua_State *L) {
+  many_release(lua_touserdata(L, 1));
   return 0;
 }
 
@@ -160,8 +167,10 @@ static int l_load_many(lua_State *L) {
                           m->paths[i], m->a[i].channels, (lua_Integer)m->a[i].frames, m->paths[0], (lua_Integer)T);
     ser_tensor *t;
     if (ser_audio_stack(&t, m->a, n) < 0) return ser_lua_fail(L, "audio.load_many");
+    int sr = m->a[0].sr;
+    many_release(m); /* the clips now, not at the next collection: a corpus is hundreds of MB */
     ser_lua_pushtensor(L, t);
-    lua_pushinteger(L, m->a[0].sr);
+    lua_pushinteger(L, sr);
     return 2;
   }
   lua_createtable(L, n, 0);
