@@ -30,7 +30,7 @@ LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
 LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
-CORE_DIRS := core ops autograd optim audio augment eval io pretrained
+CORE_DIRS := core ops autograd optim audio augment data eval io pretrained
 CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 LUA_SRC   := $(wildcard src/lua/*.c)
 LUA_FILES := $(shell find lua -name '*.lua' | sort)

@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 #include "audio/audio.h"
 #include "augment/augment.h"
+#include "data/data.h"
 #include "optim/optim.h"
 #include "io/safetensors.h"
 #include "io/torch_pickle.h"

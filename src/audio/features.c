@@ -20,6 +20,17 @@ ser_feat_opts ser_feat_opts_default(void) {
   return o;
 }
 
+ser_feat_opts ser_feat_opts_for(ser_feat_kind kind) {
+  ser_feat_opts o = ser_feat_opts_default();
+  if (kind == SER_FEAT_MFCC) {
+    o.top_db = 80.0;
+    o.floor_db = NAN;
+  } else {
+    o.n_mfcc = 1;
+  }
+  return o;
+}
+
 int64_t ser_stft_frames(int64_t n, int hop) { return hop > 0 ? 1 + n / hop : 0; }
 
 void ser_hann_window(float *w, int n) {
@@ -187,6 +198,10 @@ void ser_feat_normalize(float *x, int64_t n) {
   double mean = ser_k_sum(x, n) / (double)n;
   double sd = sqrt(ser_k_sqdev(x, n, mean) / (double)(n - 1));
   ser_k_affine(x, n, (float)mean, (float)(1.0 / (sd + 1e-6)));
+}
+
+void ser_feat_normalize_rows(float *x, int64_t rows, int64_t per) {
+  for (int64_t r = 0; r < rows; r++) ser_feat_normalize(x + r * per, per);
 }
 
 /* torchaudio.functional.create_dct evaluated in float32 as torch does it

@@ -40,6 +40,11 @@ typedef struct ser_feat_opts {
  * fmax 7600, HTK, no norm, power 2; logmel floor -80 and normalised; 40 MFCCs
  * with top_db 80, normalised. */
 ser_feat_opts ser_feat_opts_default(void);
+typedef enum { SER_FEAT_POWER, SER_FEAT_MELPOWER, SER_FEAT_LOGMEL, SER_FEAT_MFCC } ser_feat_kind;
+/* The defaults of one kind, the ones every front end (ser.features, the loader's prefetch
+ * worker) starts from: ser_feat_opts_default(), and for MFCC top_db 80 and no floor (as
+ * T.MFCC), for the others n_mfcc 1 (unused; n_mels below 40 then passes ser_feat_check). */
+ser_feat_opts ser_feat_opts_for(ser_feat_kind kind);
 /* Checks the options against each other and the signal length n (n > n_fft/2
  * for reflect padding). */
 int ser_feat_check(const ser_feat_opts *o, int64_t n, const char *fname);
@@ -55,12 +60,13 @@ int ser_logmel_clip(float *out /* [n_mels][frames] */, const float *x, int64_t n
 int ser_mfcc_clip(float *out /* [n_mfcc][frames] */, const float *x, int64_t n, const ser_feat_opts *o);
 
 /* A batch of B clips of n samples each, threaded over the batch. */
-typedef enum { SER_FEAT_POWER, SER_FEAT_MELPOWER, SER_FEAT_LOGMEL, SER_FEAT_MFCC } ser_feat_kind;
 int ser_feat_batch(float *out, const float *x, int64_t B, int64_t n, ser_feat_kind kind, const ser_feat_opts *o);
 
 /* Post-processing steps on a [rows][cols] matrix, exposed for AmplitudeToDB-style use. */
 void ser_amplitude_to_db(float *x, int64_t n, double top_db, double floor_db);
 void ser_feat_normalize(float *x, int64_t n);          /* (x - mean) / (std_unbiased + 1e-6) */
+/* ser_feat_normalize on each of the rows x[rows][per] (per-clip z-normalisation). */
+void ser_feat_normalize_rows(float *x, int64_t rows, int64_t per);
 /* DCT-II ortho matrix as torchaudio.functional.create_dct: dct[k][m] (n_mfcc x n_mels). */
 void ser_dct_matrix(float *dct, int n_mfcc, int n_mels);
 

@@ -47,6 +47,9 @@ int ser_audio_info_get(ser_audio_info *out, const char *path);
 int ser_audio_load(ser_audio *out, const char *path, const ser_audio_opts *opts);
 void ser_audio_free(ser_audio *a);
 
+/* [n, T]: n decoded mono clips of the same length T, one a row (ser_audio_load_many's
+ * results made a matrix). */
+int ser_audio_stack(ser_tensor **out, const ser_audio *clips, int n);
 /* Tensor front: [T] when mono (or a one-channel file), else [C, T]. */
 int ser_audio_load_tensor(ser_tensor **out, int *sr_out, const char *path, const ser_audio_opts *opts);
 

@@ -32,3 +32,18 @@ int ser_audio_save_tensor(const char *path, const ser_tensor *wav, int sr) {
   ser_tensor_release(c);
   return rc;
 }
+
+int ser_audio_stack(ser_tensor **out, const ser_audio *clips, int n) {
+  *out = NULL;
+  if (n < 1) return ser_error(SER_EINVAL, "audio.stack: no clips to stack");
+  int64_t T = clips[0].frames;
+  for (int i = 0; i < n; i++)
+    if (clips[i].frames != T || clips[i].channels != 1)
+      return ser_error(SER_EINVAL, "audio.stack: clip %d is %d x %lld samples, clip 1 is 1 x %lld; expected mono clips of one length",
+                       i + 1, clips[i].channels, (long long)clips[i].frames, (long long)T);
+  ser_tensor *t = ser_tensor_empty(2, SER_DIMS(n, T));
+  if (!t) return SER_ENOMEM;
+  for (int i = 0; i < n; i++) memcpy(ser_tensor_data(t) + (int64_t)i * T, clips[i].data, (size_t)T * sizeof(float));
+  *out = t;
+  return 0;
+}

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -74,5 +75,30 @@ int ser_audio_trim_bounds(int64_t *start, int64_t *end, const float *x, int chan
   if (*start > frames) *start = frames;
   int64_t e = (last + 1) * hop;
   *end = e < frames ? e : frames;
+  return 0;
+}
+
+int ser_audio_trim_tensor(ser_tensor **out, int64_t *start, int64_t *end, ser_tensor *w, const ser_trim_opts *opts) {
+  *out = NULL;
+  if (w->ndim != 1 && w->ndim != 2)
+    return ser_error(SER_EINVAL, "audio.trim: expected a waveform [T] or [C, T], got %s", SER_SHAPE(w));
+  int channels = w->ndim == 2 ? (int)w->shape[0] : 1;
+  int64_t frames = w->shape[w->ndim - 1];
+  ser_tensor *c = ser_tensor_contiguous_raw(w);
+  if (!c) return SER_ENOMEM;
+  int rc = ser_audio_trim_bounds(start, end, ser_tensor_data(c), channels, frames, opts);
+  if (rc < 0) {
+    ser_tensor_release(c);
+    return rc;
+  }
+  int64_t kept = *end - *start;
+  ser_tensor *t = w->ndim == 1 ? ser_tensor_empty(1, SER_DIMS(kept)) : ser_tensor_empty(2, SER_DIMS(channels, kept));
+  if (t)
+    for (int ch = 0; ch < channels; ch++)
+      memcpy(ser_tensor_data(t) + (int64_t)ch * kept, ser_tensor_data(c) + (int64_t)ch * frames + *start,
+             (size_t)kept * sizeof(float));
+  ser_tensor_release(c);
+  if (!t) return SER_ENOMEM;
+  *out = t;
   return 0;
 }

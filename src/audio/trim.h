@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "core/tensor.h"
+
 typedef struct ser_trim_opts {
   double top_db;     /* > 0; librosa's default is 60 */
   int frame_length;  /* samples per energy frame (librosa 2048) */
@@ -26,5 +28,8 @@ ser_trim_opts ser_trim_opts_default(void);
  * negative SER_E* code with a message for invalid options. */
 int ser_audio_trim_bounds(int64_t *start, int64_t *end, const float *x, int channels, int64_t frames,
                           const ser_trim_opts *opts);
+/* Tensor front: w [T] or [C, T] (any strides) -> *out, the kept part [end - start] or
+ * [C, end - start]; *start, *end as ser_audio_trim_bounds. */
+int ser_audio_trim_tensor(ser_tensor **out, int64_t *start, int64_t *end, ser_tensor *w, const ser_trim_opts *opts);
 
 #endif

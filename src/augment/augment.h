@@ -48,12 +48,58 @@ int ser_aug_speed(float *x, int64_t n, int sr, const float *factors, int nf, flo
  * axis 1: time frames), torchaudio's mask_along_axis: v = u1 * max_width,
  * s = u2 * (size - v), the range [floor(s), floor(s + v)) is set to value
  * (so at most max_width wide). count masks, each applied with probability p;
- * starts/widths (count entries) report them (width 0 when skipped). Returns
+ * starts/widths (count entries, or NULL) report them (width 0 when skipped). Returns
  * the number applied. */
 int ser_aug_mask(float *spec, int64_t F, int64_t T, int axis, int count, int max_width, float value, float p,
                  ser_rng *rng, int64_t *starts, int64_t *widths);
 
 /* Generator of example b of a batch (call in order b = 0, 1, ...). */
 void ser_aug_derive(ser_rng *parent, uint64_t b, ser_rng *child);
+
+/* ---- recipes of waveform steps, clip by clip and batched (src/augment/batch.c) ---- */
+
+typedef enum {
+  SER_AUG_GAIN,      /* a = lo, b = hi (ser_aug_gain) */
+  SER_AUG_NOISE,     /* a = std (ser_aug_noise) */
+  SER_AUG_NOISE_SNR, /* a = snr dB (ser_aug_noise_snr) */
+  SER_AUG_PITCH,     /* a = max semitones (ser_aug_pitch) */
+  SER_AUG_SPEED,     /* factors[0..nf) (ser_aug_speed) */
+  SER_AUG_SHIFT      /* a = max shift in samples, roll (ser_aug_time_shift) */
+} ser_aug_kind;
+
+#define SER_AUG_MAX_FACTORS 32
+
+/* One random waveform transform and its parameters, applied with probability p. */
+typedef struct {
+  ser_aug_kind kind;
+  float p;      /* probability of applying the step */
+  double a, b;  /* the kind's parameters (see ser_aug_kind), cast to each transform's type */
+  float factors[SER_AUG_MAX_FACTORS];
+  int nf, roll;
+} ser_aug_step;
+
+/* Applies steps[0..n_steps) in order to one clip x[n] in place, all drawing from rng.
+ * report (n_steps entries, may be NULL) gets what each step drew: the gain, the noise std
+ * (0 when skipped), the semitones, the speed factor, the shift in samples. */
+int ser_aug_apply(float *x, int64_t n, int sr, const ser_aug_step *steps, int n_steps, ser_rng *rng, float *report);
+
+/* The batch loop: row b of x[B][n] gets its own generator, derived from parent in order
+ * b = 0, 1, ... before any row runs (rngs[b], B entries, may be NULL; after the call each
+ * holds its row's stream where the steps left it, for masks that follow), then
+ * ser_aug_apply on each row. Rows run on up to `threads` OpenMP threads (<= 0: all of
+ * ser_num_threads() when a step is pitch or speed, one otherwise: the cheap transforms are
+ * memory-bound). The result depends on the seed only, never on the thread count. report:
+ * B * n_steps entries (row-major) or NULL. On failure the message names the first row that
+ * failed. */
+int ser_aug_batch(float *x, int64_t B, int64_t n, int sr, const ser_aug_step *steps, int n_steps, ser_rng *parent,
+                  ser_rng *rngs, float *report, int threads);
+
+/* ser_pitch_shift on every row of x[B][n] in place, rows spread over ser_num_threads(). */
+int ser_pitch_shift_batch(float *x, int64_t B, int64_t n, int sr, double semitones);
+
+/* ser_aug_mask on every example spec[B][F][T], example b drawing from its own generator
+ * derived from parent in order. starts/widths: B * count entries (row-major), or NULL. */
+void ser_aug_mask_batch(float *spec, int64_t B, int64_t F, int64_t T, int axis, int count, int max_width, float value,
+                        float p, ser_rng *parent, int64_t *starts, int64_t *widths);
 
 #endif

@@ -64,6 +64,8 @@ int ser_autograd_record(ser_tensor *out, ser_op op, int n_inputs, ser_tensor *co
                      SER_NODE_MAX_INPUTS);
   ser_node *n = calloc(1, sizeof *n);
   if (!n) return ser_error(SER_ENOMEM, "autograd: out of memory");
+  /* the tensor layer frees a node through this hook; set before the first node exists */
+  ser_tensor_set_node_release(ser_node_release);
   n->refcount = 1;
   n->op = op;
   n->n_inputs = n_inputs;

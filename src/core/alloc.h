@@ -15,8 +15,9 @@ size_t ser_memory_live(void);           /* bytes currently allocated through ser
 size_t ser_memory_peak(void);
 void ser_memory_reset_peak(void);
 /* Freed blocks of 64 KiB and more are cached for reuse (same sizes recur every
- * training step); these report and release that cache. Default limit 1 GiB,
- * or SER_CACHE_MB from the environment (0 turns the cache off). */
+ * training step); these report and release that cache. Default limit 512 MiB,
+ * or SER_CACHE_MB from the environment (0 turns the cache off); when full, the
+ * blocks freed longest ago are released first. */
 size_t ser_memory_cached(void);
 void ser_memory_trim(void);
 void ser_memory_set_cache_limit(size_t bytes);

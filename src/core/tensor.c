@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../autograd/autograd.h"
 #include "alloc.h"
 #include "error.h"
 #include "rng.h"
@@ -95,11 +96,17 @@ ser_tensor *ser_tensor_retain(ser_tensor *t) {
   return t;
 }
 
+/* Set once by the autograd layer (any thread, the same value): atomic so that the store in
+ * one thread and the loads in others are not a data race. */
+static _Atomic(ser_node_release_fn) node_release;
+
+void ser_tensor_set_node_release(ser_node_release_fn fn) { atomic_store_explicit(&node_release, fn, memory_order_release); }
+
 void ser_tensor_release(ser_tensor *t) {
   if (!t || --t->refcount > 0) return;
   storage_release(t->storage);
   ser_tensor_release(t->grad);
-  if (t->grad_fn) ser_node_release(t->grad_fn);
+  if (t->grad_fn) atomic_load_explicit(&node_release, memory_order_acquire)(t->grad_fn);
   free(t);
 }
 

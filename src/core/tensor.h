@@ -38,6 +38,13 @@ typedef struct ser_tensor {
   ser_node *grad_fn;            /* op that produced this tensor; NULL for leaves */
 } ser_tensor;
 
+/* Releases a tensor's graph node (grad_fn) when the tensor goes. The core knows nothing of
+ * autograd: the autograd layer installs its release function (src/autograd/autograd.c
+ * does so in ser_autograd_record, before it attaches any node), so every tensor that has a
+ * node finds the hook set, in C programs that never call an init function too. */
+typedef void (*ser_node_release_fn)(ser_node *node);
+void ser_tensor_set_node_release(ser_node_release_fn fn);
+
 static inline float *ser_tensor_data(const ser_tensor *t) { return t->storage->data + t->offset; }
 int64_t ser_tensor_numel(const ser_tensor *t);
 int ser_tensor_is_contiguous(const ser_tensor *t);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../core/error.h"
-#include "../ops/gemm.h"
+#include "../core/half.h"
 
 /* ---- byte order ---- */
 
@@ -43,34 +43,6 @@ static int dtype_of(const char *s) {
   for (int i = 0; i < N_DTYPES; i++)
     if (strcmp(s, dtypes[i].name) == 0) return i;
   return -1;
-}
-
-/* Round to nearest even; overflow (|f| >= 65520) gives infinity, NaN a quiet NaN. */
-uint16_t ser_f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-  const uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return sign | 0x7e00;       /* NaN */
-  if (ax >= 0x477ff000u) return sign | 0x7c00;      /* rounds past 65504: infinity */
-  if (ax >= 0x38800000u) {                          /* normal half: rebias, round 13 bits away */
-    const uint32_t r = ax - 0x38000000u;
-    return sign | (uint16_t)((r + 0xfffu + ((r >> 13) & 1u)) >> 13);
-  }
-  /* subnormal half (or zero): units of 2^-24, the scaling is exact, lrintf rounds to even */
-  return sign | (uint16_t)lrintf(fabsf(f) * 16777216.0f);
-}
-
-float ser_f16_to_f32(uint16_t h) {
-  const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  float v;
-  if (exp == 0)
-    v = ldexpf((float)man, -24); /* subnormal */
-  else if (exp == 31)
-    v = man ? NAN : INFINITY;
-  else
-    v = ldexpf((float)(man | 0x400), exp - 25);
-  return sign ? -v : v;
 }
 
 static float convert_one(const unsigned char *p, int dt) {

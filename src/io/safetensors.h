@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/half.h" /* the float16 / bfloat16 conversions the file formats use */
 #include "../core/tensor.h"
 
 /* The metadata key and value that mark a serlua checkpoint and its version. */
@@ -55,17 +56,12 @@ int ser_safetensors_write_as(const char *path, int n, const char *const *names, 
                              const ser_st_dtype *dtypes, int n_meta, const char *const *meta_keys,
                              const char *const *meta_values);
 
-/* IEEE half <-> float (round to nearest even; NaN stays NaN, overflow -> inf). */
-uint16_t ser_f32_to_f16(float f);
-float ser_f16_to_f32(uint16_t h);
 
 /* Reads a file; on failure *out is NULL and the message names the file and the problem. */
 int ser_safetensors_read(ser_safetensors **out, const char *path);
 /* The same from a memory buffer (label names it in messages). */
 int ser_safetensors_parse(ser_safetensors **out, const unsigned char *buf, size_t len, const char *label);
 void ser_safetensors_free(ser_safetensors *st); /* NULL-safe */
-/* IEEE 754 half precision -> float (also used by the .pt reader, torch_zip.c). */
-float ser_f16_to_f32(uint16_t h);
 /* Value of a metadata key, or NULL. */
 const char *ser_safetensors_meta(const ser_safetensors *st, const char *key);
 

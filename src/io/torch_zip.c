@@ -9,7 +9,7 @@
 #include <zip.h>
 
 #include "../core/error.h"
-#include "../ops/gemm.h"
+#include "../core/half.h"
 #include "torch_pickle.h"
 
 /* A zip starts with a local file header "PK\3\4" (its byte 8, the compression method, is 0
@@ -99,7 +99,7 @@ static float element(const unsigned char *p, ser_torch_dtype dt) {
       return f;
     }
     case SER_TORCH_F16: return ser_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-    case SER_TORCH_BF16: return ser_bf16_to_f32((unsigned short)(p[0] | p[1] << 8));
+    case SER_TORCH_BF16: return ser_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
     case SER_TORCH_I64: {
       uint64_t u = 0;
       for (int i = 7; i >= 0; i--) u = (u << 8) | p[i];

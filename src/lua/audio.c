@@ -21,8 +21,12 @@ static ser_audio_opts load_opts(lua_State *L, int idx, const char *fname, int *c
   o.normalize = ser_lua_optboolean(L, idx, "normalize", 0, fname);
   if (!(o.seconds >= 0)) luaL_error(L, "%s: option 'seconds' must be > 0, got %f", fname, o.seconds);
   if (!(o.offset >= 0)) luaL_error(L, "%s: option 'offset' must be >= 0, got %f", fname, o.offset);
-  if (cache) *cache = ser_lua_optboolean(L, idx, "cache", 1, fname);
-  if (stack) *stack = ser_lua_optboolean(L, idx, "stack", 0, fname);
+  int stacked = stack ? ser_lua_optboolean(L, idx, "stack", 0, fname) : 0;
+  if (stack) *stack = stacked;
+  /* A stacked matrix is the caller's own copy of the clips: caching them too would hold
+   * the corpus twice (the loader's [N, T] matrix is 370 MB for RAVDESS), so the decode
+   * cache is off for stack = true unless asked for. */
+  if (cache) *cache = ser_lua_optboolean(L, idx, "cache", !stacked, fname);
   return o;
 }
 
@@ -94,8 +98,7 @@ typedef struct {
   const char **paths;
 } many_box;
 
-static int many_gc(lua_State *L) {
-  many_box *m = lua_touserdata(L, 1);
+static void many_release(many_box *m) {
   for (int i = 0; m->a && i < m->n; i++) {
     if (m->rc && m->rc[i] == 0) ser_audio_free(&m->a[i]);
     if (m->msg) free(m->msg[i]);
@@ -105,6 +108,10 @@ static int many_gc(lua_State *L) {
   free(m->msg);
   free(m->paths);
   memset(m, 0, sizeof *m);
+}
+
+static int many_gc(lua_State *L) {
+  many_release(lua_touserdata(L, 1));
   return 0;
 }
 
@@ -157,10 +164,12 @@ static int l_load_many(lua_State *L) {
         return luaL_error(L, "audio.load_many: cannot stack: '%s' gives %d x %I samples, '%s' gives 1 x %I "
                           "(set seconds for a fixed length, and mono)",
                           m->paths[i], m->a[i].channels, (lua_Integer)m->a[i].frames, m->paths[0], (lua_Integer)T);
-    ser_tensor *t = ser_tensor_empty(2, SER_DIMS(n, T));
+    ser_tensor *t;
+    if (ser_audio_stack(&t, m->a, n) < 0) return ser_lua_fail(L, "audio.load_many");
+    int sr = m->a[0].sr;
+    many_release(m); /* the clips now, not at the next collection: a corpus is hundreds of MB */
     ser_lua_pushtensor(L, t);
-    for (int i = 0; i < n; i++) memcpy(ser_tensor_data(t) + (int64_t)i * T, m->a[i].data, (size_t)T * sizeof(float));
-    lua_pushinteger(L, m->a[0].sr);
+    lua_pushinteger(L, sr);
     return 2;
   }
   lua_createtable(L, n, 0);
@@ -219,23 +228,9 @@ static int l_trim(lua_State *L) {
   o.hop_length = (int)hop;
   if (w->ndim != 1 && w->ndim != 2)
     return luaL_error(L, "audio.trim: expected a waveform [T] or [C, T], got %s", SER_SHAPE(w));
-  int channels = w->ndim == 2 ? (int)w->shape[0] : 1;
-  int64_t frames = w->shape[w->ndim - 1];
-  ser_tensor *c = ser_tensor_contiguous_raw(w);
-  if (!c) return ser_lua_fail(L, "audio.trim");
   int64_t start, end;
-  int rc = ser_audio_trim_bounds(&start, &end, ser_tensor_data(c), channels, frames, &o);
-  if (rc < 0) {
-    ser_tensor_release(c);
-    return ser_lua_fail(L, "audio.trim");
-  }
-  ser_tensor *out = w->ndim == 1 ? ser_tensor_empty(1, SER_DIMS(end - start))
-                                 : ser_tensor_empty(2, SER_DIMS(channels, end - start));
-  if (out)
-    for (int ch = 0; ch < channels; ch++)
-      memcpy(ser_tensor_data(out) + (int64_t)ch * (end - start), ser_tensor_data(c) + (int64_t)ch * frames + start,
-             (size_t)(end - start) * sizeof(float));
-  ser_tensor_release(c);
+  ser_tensor *out;
+  if (ser_audio_trim_tensor(&out, &start, &end, w, &o) < 0) return ser_lua_fail(L, "audio.trim");
   ser_lua_pushtensor(L, out);
   lua_pushinteger(L, end > start ? start + 1 : 1);
   lua_pushinteger(L, end);

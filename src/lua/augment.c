@@ -47,20 +47,9 @@ static float opt_prob(lua_State *L, int opts, const char *fname) {
   return (float)p;
 }
 
-enum { K_GAIN, K_NOISE, K_NOISE_SNR, K_PITCH, K_SPEED, K_SHIFT };
-
-typedef struct {
-  int kind;
-  float a, b, p;     /* gain lo/hi; noise std or snr; pitch max semitones */
-  int sr, roll;
-  int64_t max_shift;
-  const float *factors;
-  int nfactors;
-} wave_job;
-
-/* Runs one waveform transform over the rows of a copy of x; pushes y and the
- * per-example report (a number each, the drawn parameter or 0/1 when skipped). */
-static int run_wave(lua_State *L, const char *fname, wave_job *job, ser_rng *parent) {
+/* Runs one waveform step over the rows of a copy of x (ser_aug_batch); pushes y and the
+ * per-example report (a number each: the drawn parameter, or 0/1 when skipped). */
+static int run_wave(lua_State *L, const char *fname, const ser_aug_step *step, int sr, ser_rng *parent) {
   ser_tensor *x = ser_lua_checktensor(L, 1);
   if (x->ndim != 1 && x->ndim != 2)
     return luaL_error(L, "%s: expected a waveform [T] or a batch [B, T], got %s", fname, SER_SHAPE(x));
@@ -68,63 +57,36 @@ static int run_wave(lua_State *L, const char *fname, wave_job *job, ser_rng *par
   if (n < 1 || B < 1) return luaL_error(L, "%s: empty waveform %s", fname, SER_SHAPE(x));
   ser_tensor *y = ser_tensor_clone_raw(x);
   ser_lua_pushtensor(L, y);
-  ser_rng *rngs = lua_newuserdatauv(L, sizeof *rngs * (size_t)B, 0);
-  double *report = lua_newuserdatauv(L, sizeof *report * (size_t)B, 0);
-  int *rc = lua_newuserdatauv(L, sizeof *rc * (size_t)B, 0);
-  for (int64_t b = 0; b < B; b++) ser_aug_derive(parent, (uint64_t)b, &rngs[b]);
-  float *d = ser_tensor_data(y);
-  int nt = ser_num_threads();
-  if (nt > B) nt = (int)B;
-  /* The cheap transforms are memory-bound; threads pay off for pitch and speed. */
-  if (job->kind != K_PITCH && job->kind != K_SPEED) nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t b = 0; b < B; b++) {
-    float *row = d + b * n, v = 0.0f;
-    int64_t s = 0;
-    int r = 0;
-    switch (job->kind) {
-      case K_GAIN: r = ser_aug_gain(row, n, job->a, job->b, job->p, &rngs[b], &v); break;
-      case K_NOISE: r = ser_aug_noise(row, n, job->a, job->p, &rngs[b]); v = r ? job->a : 0.0f; break;
-      case K_NOISE_SNR: r = ser_aug_noise_snr(row, n, job->a, job->p, &rngs[b], &v); break;
-      case K_PITCH: r = ser_aug_pitch(row, n, job->sr, job->a, job->p, &rngs[b], &v); break;
-      case K_SPEED: r = ser_aug_speed(row, n, job->sr, job->factors, job->nfactors, job->p, &rngs[b], &v); break;
-      case K_SHIFT: r = ser_aug_time_shift(row, n, job->max_shift, job->roll, job->p, &rngs[b], &s); v = (float)s; break;
-    }
-    rc[b] = r;
-    report[b] = v;
-  }
-  for (int64_t b = 0; b < B; b++)
-    if (rc[b] < 0) return luaL_error(L, "%s: example %d failed (out of memory)", fname, (int)b + 1);
+  float *report = lua_newuserdatauv(L, sizeof *report * (size_t)B, 0);
+  if (ser_aug_batch(ser_tensor_data(y), B, n, sr, step, 1, parent, NULL, report, 0) < 0) return ser_lua_fail(L, fname);
   lua_createtable(L, (int)B, 0);
   for (int64_t b = 0; b < B; b++) {
     lua_pushnumber(L, report[b]);
     lua_rawseti(L, -2, b + 1);
   }
-  /* y, rngs, report, rc, table -> y, table (the scratch stays alive until here) */
-  lua_replace(L, -4);
-  lua_pop(L, 2);
+  lua_remove(L, -2); /* y, report, table -> y, table */
   return 2;
 }
 
 static int l_gain(lua_State *L) {
   const char *f = "augment.gain";
-  wave_job j = {.kind = K_GAIN};
+  ser_aug_step j = {.kind = SER_AUG_GAIN};
   j.a = (float)ser_lua_optnumber(L, 2, "min", 0.8, f);
   j.b = (float)ser_lua_optnumber(L, 2, "max", 1.2, f);
   if (!(j.a <= j.b) || !isfinite(j.a) || !isfinite(j.b)) return luaL_error(L, "%s: need min <= max, got %f, %f", f, (double)j.a, (double)j.b);
   j.p = opt_prob(L, 2, f);
-  return run_wave(L, f, &j, opt_generator(L, 2));
+  return run_wave(L, f, &j, 0, opt_generator(L, 2));
 }
 
 static int l_noise(lua_State *L) {
   const char *f = "augment.noise";
-  wave_job j = {.kind = K_NOISE};
+  ser_aug_step j = {.kind = SER_AUG_NOISE};
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "snr_db");
   int has_snr = !lua_isnil(L, -1);
   lua_pop(L, 1);
   if (has_snr) {
-    j.kind = K_NOISE_SNR;
+    j.kind = SER_AUG_NOISE_SNR;
     j.a = (float)ser_lua_optnumber(L, 2, "snr_db", 20.0, f);
     if (!isfinite(j.a)) return luaL_error(L, "%s: snr_db must be finite", f);
   } else {
@@ -132,60 +94,56 @@ static int l_noise(lua_State *L) {
     if (!(j.a >= 0) || !isfinite(j.a)) return luaL_error(L, "%s: std must be >= 0, got %f", f, (double)j.a);
   }
   j.p = opt_prob(L, 2, f);
-  return run_wave(L, f, &j, opt_generator(L, 2));
+  return run_wave(L, f, &j, 0, opt_generator(L, 2));
 }
 
 static int l_pitch(lua_State *L) {
   const char *f = "augment.pitch";
-  wave_job j = {.kind = K_PITCH};
-  j.sr = (int)ser_lua_optinteger(L, 2, "sr", 16000, f);
+  ser_aug_step j = {.kind = SER_AUG_PITCH};
+  int sr = (int)ser_lua_optinteger(L, 2, "sr", 16000, f);
   j.a = (float)ser_lua_optnumber(L, 2, "semitones", 2.0, f);
-  if (j.sr < 1) return luaL_error(L, "%s: sr must be positive, got %d", f, j.sr);
+  if (sr < 1) return luaL_error(L, "%s: sr must be positive, got %d", f, sr);
   if (!(j.a >= 0 && j.a <= 24)) return luaL_error(L, "%s: semitones (the largest shift) must be in 0..24, got %f", f, (double)j.a);
   j.p = opt_prob(L, 2, f);
-  return run_wave(L, f, &j, opt_generator(L, 2));
+  return run_wave(L, f, &j, sr, opt_generator(L, 2));
 }
 
 static int l_speed(lua_State *L) {
   const char *f = "augment.speed";
-  wave_job j = {.kind = K_SPEED};
-  j.sr = (int)ser_lua_optinteger(L, 2, "sr", 16000, f);
-  if (j.sr < 1) return luaL_error(L, "%s: sr must be positive, got %d", f, j.sr);
-  static const float def[] = {0.9f, 1.0f, 1.1f};
-  float *fs = (float *)def;
-  int nf = 3;
+  ser_aug_step j = {.kind = SER_AUG_SPEED, .factors = {0.9f, 1.0f, 1.1f}, .nf = 3};
+  int sr = (int)ser_lua_optinteger(L, 2, "sr", 16000, f);
+  if (sr < 1) return luaL_error(L, "%s: sr must be positive, got %d", f, sr);
   if (!lua_isnoneornil(L, 2)) {
     lua_getfield(L, 2, "factors");
     if (!lua_isnil(L, -1)) {
       if (!lua_istable(L, -1)) return luaL_error(L, "%s: factors must be a list of numbers", f);
-      nf = (int)lua_rawlen(L, -1);
-      if (nf < 1) return luaL_error(L, "%s: factors is empty", f);
-      fs = lua_newuserdatauv(L, sizeof(float) * (size_t)nf, 0);
-      lua_insert(L, -2); /* keep the scratch below the list, alive until return */
-      for (int i = 0; i < nf; i++) {
+      j.nf = (int)lua_rawlen(L, -1);
+      if (j.nf < 1) return luaL_error(L, "%s: factors is empty", f);
+      if (j.nf > SER_AUG_MAX_FACTORS)
+        return luaL_error(L, "%s: %d factors, at most %d", f, j.nf, SER_AUG_MAX_FACTORS);
+      for (int i = 0; i < j.nf; i++) {
         lua_rawgeti(L, -1, i + 1);
         double v = lua_tonumber(L, -1);
         if (!(v > 0.1 && v < 10)) return luaL_error(L, "%s: factors[%d] must be in (0.1, 10), got %s", f, i + 1, luaL_tolstring(L, -1, NULL));
-        fs[i] = (float)v;
+        j.factors[i] = (float)v;
         lua_pop(L, 1);
       }
     }
     lua_pop(L, 1);
   }
-  j.factors = fs;
-  j.nfactors = nf;
   j.p = opt_prob(L, 2, f);
-  return run_wave(L, f, &j, opt_generator(L, 2));
+  return run_wave(L, f, &j, sr, opt_generator(L, 2));
 }
 
 static int l_time_shift(lua_State *L) {
   const char *f = "augment.time_shift";
-  wave_job j = {.kind = K_SHIFT};
-  j.max_shift = ser_lua_optinteger(L, 2, "max", 1600, f);
-  if (j.max_shift < 0) return luaL_error(L, "%s: max (samples) must be >= 0, got %d", f, (int)j.max_shift);
+  ser_aug_step j = {.kind = SER_AUG_SHIFT};
+  lua_Integer max_shift = ser_lua_optinteger(L, 2, "max", 1600, f);
+  if (max_shift < 0) return luaL_error(L, "%s: max (samples) must be >= 0, got %d", f, (int)max_shift);
+  j.a = (double)max_shift;
   j.roll = ser_lua_optboolean(L, 2, "roll", 0, f);
   j.p = opt_prob(L, 2, f);
-  return run_wave(L, f, &j, opt_generator(L, 2));
+  return run_wave(L, f, &j, 0, opt_generator(L, 2));
 }
 
 /* pitch_shift(x, sr, semitones): deterministic shift of every row. */
@@ -199,20 +157,8 @@ static int l_pitch_shift(lua_State *L) {
   int64_t B = x->ndim == 2 ? x->shape[0] : 1, n = x->shape[x->ndim - 1];
   ser_tensor *y = ser_tensor_clone_raw(x);
   ser_lua_pushtensor(L, y);
-  float *d = ser_tensor_data(y);
-  int nt = ser_num_threads(), bad = 0;
-  if (nt > B) nt = (int)B;
-  char msg[256] = "";
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t b = 0; b < B; b++)
-    if (ser_pitch_shift(d + b * n, d + b * n, n, (int)sr, st) < 0) {
-#pragma omp critical(ser_aug_err)
-      {
-        bad = 1;
-        strncpy(msg, ser_errmsg(), sizeof msg - 1);
-      }
-    }
-  if (bad) return luaL_error(L, "augment.pitch_shift: %s", msg);
+  if (ser_pitch_shift_batch(ser_tensor_data(y), B, n, (int)sr, st) < 0)
+    return ser_lua_fail(L, "augment.pitch_shift");
   return 1;
 }
 
@@ -242,12 +188,7 @@ static int l_mask(lua_State *L) {
   ser_lua_pushtensor(L, y);
   int64_t *st = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(2 * count + 1) * (size_t)B, 0);
   int64_t *wd = st + count * B;
-  float *d = ser_tensor_data(y);
-  for (int64_t b = 0; b < B; b++) {
-    ser_rng r;
-    ser_aug_derive(parent, (uint64_t)b, &r);
-    ser_aug_mask(d + b * F * T, F, T, ax, (int)count, (int)maxw, value, p, &r, st + b * count, wd + b * count);
-  }
+  ser_aug_mask_batch(ser_tensor_data(y), B, F, T, ax, (int)count, (int)maxw, value, p, parent, st, wd);
   lua_createtable(L, (int)B, 0);
   for (int64_t b = 0; b < B; b++) {
     lua_createtable(L, (int)count, 0);

@@ -7,10 +7,6 @@
 
 #include <math.h>
 
-#include "audio/corpus_prefetch.h"
-#include "audio/io.h"
-#include "audio/synth.h"
-#include "io/corpus_walk.h"
 #include "luat.h"
 
 /* The file list lives in a userdata while it is copied into Lua tables, so an allocation
@@ -108,22 +104,33 @@ static int l_save_rows(lua_State *L) {
   return 0;
 }
 
+/* The tensors of the list at idx (borrowed: the list keeps them alive), in a GC'd scratch
+ * userdata pushed on the stack. */
+static ser_tensor **check_tensor_list(lua_State *L, int idx, int *count, const char *fname, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, idx);
+  if (n < 1) luaL_error(L, "%s: empty list", fname);
+  ser_tensor **ts = lua_newuserdatauv(L, (size_t)n * sizeof *ts, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    ts[i] = ser_lua_totensor(L, -1);
+    if (!ts[i]) luaL_error(L, "%s: %s %d is a %s, expected a live tensor", fname, what, i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  *count = n;
+  return ts;
+}
+
 /* gather(src [N, ...], rows) -> [#rows, ...]: copies the given 1-based rows (a batch). */
 static int l_gather(lua_State *L) {
   ser_tensor *src = ser_lua_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (src->ndim < 1 || !ser_tensor_is_contiguous(src))
     return luaL_error(L, "gather: expected a contiguous tensor with a row dimension, got %s", SER_SHAPE(src));
-  int64_t nrows = src->shape[0], row = ser_tensor_numel(src) / (nrows ? nrows : 1);
+  int64_t nrows = src->shape[0];
   int count = (int)lua_rawlen(L, 2);
   if (count < 1) return luaL_error(L, "gather: empty row list");
-  int64_t shape[SER_MAX_DIMS];
-  memcpy(shape, src->shape, sizeof shape);
-  shape[0] = count;
-  ser_tensor *out = ser_tensor_empty(src->ndim, shape);
-  ser_lua_pushtensor(L, out);
-  const float *s = ser_tensor_data(src);
-  float *o = ser_tensor_data(out);
+  int64_t *rows = lua_newuserdatauv(L, (size_t)count * sizeof *rows, 0);
   for (int i = 0; i < count; i++) {
     lua_rawgeti(L, 2, i + 1);
     int ok = 0;
@@ -132,73 +139,31 @@ static int l_gather(lua_State *L) {
     if (!ok || r < 1 || r > nrows)
       return luaL_error(L, "gather: row %d is %s, expected a whole number in 1..%d", i + 1,
                         ok ? lua_pushfstring(L, "%d", (int)r) : "not a whole number", (int)nrows);
-    memcpy(o + (int64_t)i * row, s + (r - 1) * row, (size_t)row * sizeof *o);
+    rows[i] = r - 1;
   }
+  ser_tensor *out;
+  if (ser_data_gather(&out, src, rows, count) < 0) return ser_lua_fail(L, "gather");
+  ser_lua_pushtensor(L, out);
   return 1;
 }
 
 /* cat_rows({t1 [b1, ...], t2 [b2, ...], ...}) -> [b1 + b2 + ..., ...] (same trailing shape). */
 static int l_cat_rows(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int count = (int)lua_rawlen(L, 1);
-  if (count < 1) return luaL_error(L, "cat_rows: empty list");
-  int64_t shape[SER_MAX_DIMS], rows = 0;
-  int ndim = 0;
-  for (int i = 1; i <= count; i++) {
-    lua_rawgeti(L, 1, i);
-    ser_tensor *t = ser_lua_checktensor(L, -1);
-    if (t->ndim < 1 || !ser_tensor_is_contiguous(t))
-      return luaL_error(L, "cat_rows: part %d must be a contiguous tensor with a row dimension, got %s", i, SER_SHAPE(t));
-    if (i == 1) {
-      ndim = t->ndim;
-      memcpy(shape, t->shape, sizeof shape);
-    } else {
-      int same = t->ndim == ndim;
-      for (int d = 1; same && d < ndim; d++) same = t->shape[d] == shape[d];
-      if (!same)
-        return luaL_error(L, "cat_rows: part %d has shape %s, part 1 has %s; all parts must agree after dim 1", i,
-                          SER_SHAPE(t), ser_shape_str(ndim, shape));
-    }
-    rows += t->shape[0];
-    lua_pop(L, 1);
-  }
-  shape[0] = rows;
-  ser_tensor *out = ser_tensor_empty(ndim, shape);
+  int count;
+  ser_tensor **parts = check_tensor_list(L, 1, &count, "cat_rows", "part");
+  ser_tensor *out;
+  if (ser_data_cat_rows(&out, parts, count) < 0) return ser_lua_fail(L, "cat_rows");
   ser_lua_pushtensor(L, out);
-  float *o = ser_tensor_data(out);
-  for (int i = 1; i <= count; i++) {
-    lua_rawgeti(L, 1, i);
-    ser_tensor *t = ser_lua_checktensor(L, -1);
-    int64_t n = ser_tensor_numel(t);
-    memcpy(o, ser_tensor_data(t), (size_t)n * sizeof *o);
-    o += n;
-    lua_pop(L, 1);
-  }
   return 1;
 }
 
 /* stack({t1, t2, ...}) -> [n, numel]: same-size tensors (e.g. decoded clips [T]) as rows. */
 static int l_stack(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int count = (int)lua_rawlen(L, 1);
-  if (count < 1) return luaL_error(L, "stack: empty list");
-  int64_t numel = -1;
-  for (int i = 1; i <= count; i++) {
-    lua_rawgeti(L, 1, i);
-    ser_tensor *t = ser_lua_checktensor(L, -1);
-    if (numel < 0) numel = ser_tensor_numel(t);
-    if (ser_tensor_numel(t) != numel)
-      return luaL_error(L, "stack: item %d has %d elements %s, item 1 has %d; all must be the same length", i,
-                        (int)ser_tensor_numel(t), SER_SHAPE(t), (int)numel);
-    lua_pop(L, 1);
-  }
-  ser_tensor *out = ser_tensor_empty(2, SER_DIMS(count, numel));
+  int count;
+  ser_tensor **items = check_tensor_list(L, 1, &count, "stack", "item");
+  ser_tensor *out;
+  if (ser_data_stack(&out, items, count) < 0) return ser_lua_fail(L, "stack");
   ser_lua_pushtensor(L, out);
-  for (int i = 1; i <= count; i++) {
-    lua_rawgeti(L, 1, i);
-    ser_tensor_gather_to(ser_lua_checktensor(L, -1), ser_tensor_data(out) + (int64_t)(i - 1) * numel);
-    lua_pop(L, 1);
-  }
   return 1;
 }
 
@@ -207,18 +172,13 @@ static int l_stack(lua_State *L) {
 static int l_fit_rows(lua_State *L) {
   ser_tensor *t = ser_lua_checktensor(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  if (t->ndim != 2 || !ser_tensor_is_contiguous(t))
-    return luaL_error(L, "fit_rows: expected a contiguous [N, T] tensor, got %s", SER_SHAPE(t));
-  if (n < 1) return luaL_error(L, "fit_rows: length %d must be positive", (int)n);
-  int64_t rows = t->shape[0], T = t->shape[1], keep = T < n ? T : n;
-  ser_tensor *out = ser_tensor_zeros(2, SER_DIMS(rows, n));
+  ser_tensor *out;
+  if (ser_data_fit_rows(&out, t, n) < 0) return ser_lua_fail(L, "fit_rows");
   ser_lua_pushtensor(L, out);
-  for (int64_t r = 0; r < rows; r++)
-    memcpy(ser_tensor_data(out) + r * n, ser_tensor_data(t) + r * T, (size_t)keep * sizeof(float));
   return 1;
 }
 
-/* ---- prefetch: the loader's background worker (src/audio/corpus_prefetch.c) ---- */
+/* ---- prefetch: the loader's background worker (src/data/prefetch.c) ---- */
 
 #define PREFETCH_MT "ser.data.Prefetch"
 
@@ -235,17 +195,6 @@ static double field_num(lua_State *L, int t, const char *key, double def, const 
   return v;
 }
 
-/* Like field_num, but false switches a dB step off (NAN), as in ser.features. */
-static double field_db(lua_State *L, int t, const char *key, double def) {
-  lua_getfield(L, t, key);
-  double v = def;
-  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) v = NAN;
-  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
-  else if (!lua_isnil(L, -1)) luaL_error(L, "prefetch: feature option '%s' must be a number (dB) or false", key);
-  lua_pop(L, 1);
-  return v;
-}
-
 static int field_bool(lua_State *L, int t, const char *key, int def) {
   lua_getfield(L, t, key);
   int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
@@ -253,43 +202,12 @@ static int field_bool(lua_State *L, int t, const char *key, int def) {
   return v;
 }
 
-static const char *field_str(lua_State *L, int t, const char *key, const char *def) {
+static const char *field_str(lua_State *L, int t, const char *key, const char *def, const char *where) {
   lua_getfield(L, t, key);
-  const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
-  lua_pop(L, 1);
-  if (!v) luaL_error(L, "prefetch: feature option '%s' must be a string", key);
+  const char *v = lua_isnil(L, -1) ? def : lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!v) luaL_error(L, "prefetch: %s field '%s' must be a string, got %s", where, key, luaL_typename(L, -1));
+  lua_pop(L, 1); /* a string stays alive in the table */
   return v;
-}
-
-/* Feature options with ser.features' names and defaults (src/lua/features.c read_opts);
- * the loader spec checks that both give the same features. */
-static ser_feat_opts read_feat_opts(lua_State *L, int t, int is_mfcc) {
-  ser_feat_opts o = ser_feat_opts_default();
-  if (lua_isnil(L, t)) {
-    if (is_mfcc) o.top_db = 80.0, o.floor_db = NAN;
-    else o.top_db = NAN;
-    return o;
-  }
-  o.sr = (int)field_num(L, t, "sr", o.sr, "feature");
-  o.n_fft = (int)field_num(L, t, "n_fft", o.n_fft, "feature");
-  if ((int)field_num(L, t, "win_length", o.n_fft, "feature") != o.n_fft)
-    luaL_error(L, "prefetch: win_length must equal n_fft (the only case implemented)");
-  o.hop = (int)field_num(L, t, "hop", o.hop, "feature");
-  o.n_mels = (int)field_num(L, t, "n_mels", o.n_mels, "feature");
-  o.fmin = field_num(L, t, "fmin", o.fmin, "feature");
-  o.fmax = field_num(L, t, "fmax", o.sr / 2.0 < o.fmax ? o.sr / 2.0 : o.fmax, "feature");
-  const char *scale = field_str(L, t, "mel_scale", "htk"), *norm = field_str(L, t, "norm", "none");
-  if (strcmp(scale, "htk") && strcmp(scale, "slaney")) luaL_error(L, "prefetch: mel_scale must be 'htk' or 'slaney', got '%s'", scale);
-  if (strcmp(norm, "none") && strcmp(norm, "slaney")) luaL_error(L, "prefetch: norm must be 'none' or 'slaney', got '%s'", norm);
-  o.htk = !strcmp(scale, "htk");
-  o.slaney_norm = !strcmp(norm, "slaney");
-  o.power = field_num(L, t, "power", o.power, "feature");
-  o.top_db = field_db(L, t, "top_db", is_mfcc ? 80.0 : NAN);
-  o.floor_db = field_db(L, t, "floor", is_mfcc ? NAN : o.floor_db);
-  o.normalize = field_bool(L, t, "normalize", o.normalize);
-  o.n_mfcc = (int)field_num(L, t, "n_mfcc", is_mfcc ? o.n_mfcc : 1, "feature");
-  o.log_mels = field_bool(L, t, "log_mels", 0);
-  return o;
 }
 
 /* prefetch(wav [N, T], recipe) -> worker. recipe = {sr =, steps = {{kind = "gain", p =, a =, b =},
@@ -299,14 +217,20 @@ static ser_feat_opts read_feat_opts(lua_State *L, int t, int is_mfcc) {
 static int l_prefetch(lua_State *L) {
   ser_tensor *wav = ser_lua_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  static const char *const recipe_keys[] = { "sr", "steps", "features", "fopts", "time_masks", "time_width",
+                                             "time_p", "freq_masks", "freq_width", "freq_p", "mask_value",
+                                             "norm_mean", "norm_scale", NULL };
+  ser_lua_checkoptions(L, 2, recipe_keys, "prefetch");
   ser_pf_recipe r;
   memset(&r, 0, sizeof r);
   r.sr = (int)field_num(L, 2, "sr", 16000, "recipe");
-  const char *feat = field_str(L, 2, "features", "waveform");
+  const char *feat = field_str(L, 2, "features", "waveform", "recipe");
   r.features = !strcmp(feat, "waveform") ? 0 : !strcmp(feat, "logmel") ? 1 : !strcmp(feat, "mfcc") ? 2 : -1;
   if (r.features < 0) return luaL_error(L, "prefetch: features '%s' unknown (waveform, logmel, mfcc)", feat);
+  /* the feature options through ser.features' own parser: the same names, defaults and
+   * refusal of unknown keys on both paths */
   lua_getfield(L, 2, "fopts");
-  r.fopts = read_feat_opts(L, lua_gettop(L), r.features == 2);
+  r.fopts = ser_lua_checkfeatopts(L, lua_gettop(L), r.features == 2 ? SER_FEAT_MFCC : SER_FEAT_LOGMEL, "prefetch: fopts");
   lua_pop(L, 1);
   r.time_masks = (int)field_num(L, 2, "time_masks", 0, "recipe");
   r.time_width = (int)field_num(L, 2, "time_width", 0, "recipe");
@@ -329,17 +253,20 @@ static int l_prefetch(lua_State *L) {
     r.n_steps = (int)lua_rawlen(L, steps);
     if (r.n_steps > SER_PF_MAX_STEPS) return luaL_error(L, "prefetch: %d steps, at most %d", r.n_steps, SER_PF_MAX_STEPS);
     static const char *const kinds[] = { "gain", "noise", "noise_snr", "pitch", "speed", "shift", NULL };
+    static const char *const step_keys[] = { "kind", "p", "a", "b", "factors", "roll", NULL };
     for (int i = 0; i < r.n_steps; i++) {
       lua_rawgeti(L, steps, i + 1);
       int t = lua_gettop(L);
       if (!lua_istable(L, t)) return luaL_error(L, "prefetch: step %d must be a table", i + 1);
-      const char *k = field_str(L, t, "kind", "");
+      ser_lua_checkoptions(L, t, step_keys, lua_pushfstring(L, "prefetch: step %d", i + 1));
+      lua_pop(L, 1);
+      const char *k = field_str(L, t, "kind", "", "step");
       int kind = -1;
       for (int j = 0; kinds[j]; j++)
         if (!strcmp(kinds[j], k)) kind = j;
       if (kind < 0) return luaL_error(L, "prefetch: step %d kind '%s' unknown (gain, noise, noise_snr, pitch, speed, shift)", i + 1, k);
-      ser_pf_step *st = &r.steps[i];
-      st->kind = (ser_pf_kind)kind;
+      ser_aug_step *st = &r.steps[i];
+      st->kind = (ser_aug_kind)kind;
       st->p = (float)field_num(L, t, "p", 1, "step");
       st->a = (float)field_num(L, t, "a", 0, "step");
       st->b = (float)field_num(L, t, "b", 0, "step");
@@ -347,7 +274,7 @@ static int l_prefetch(lua_State *L) {
       lua_getfield(L, t, "factors");
       if (lua_istable(L, -1)) {
         st->nf = (int)lua_rawlen(L, -1);
-        if (st->nf > SER_PF_MAX_FACTORS) return luaL_error(L, "prefetch: step %d has %d speed factors, at most %d", i + 1, st->nf, SER_PF_MAX_FACTORS);
+        if (st->nf > SER_AUG_MAX_FACTORS) return luaL_error(L, "prefetch: step %d has %d speed factors, at most %d", i + 1, st->nf, SER_AUG_MAX_FACTORS);
         for (int j = 0; j < st->nf; j++) {
           lua_rawgeti(L, -1, j + 1);
           st->factors[j] = (float)lua_tonumber(L, -1);

@@ -30,10 +30,11 @@ static int opt_int(lua_State *L, int opts, const char *key, int def, int lo, con
   return (int)v;
 }
 
-/* is_mfcc: MFCC defaults for top_db (80, as T.MFCC) and floor (none). */
-static ser_feat_opts read_opts(lua_State *L, int idx, const char *fname, int is_mfcc) {
+/* The one parser of feature options (ser.features and the loader's prefetch worker):
+ * unknown keys are refused, defaults come from ser_feat_opts_for(kind). */
+ser_feat_opts ser_lua_checkfeatopts(lua_State *L, int idx, ser_feat_kind kind, const char *fname) {
   ser_lua_checkoptions(L, idx, feat_keys, fname);
-  ser_feat_opts o = ser_feat_opts_default();
+  ser_feat_opts o = ser_feat_opts_for(kind);
   o.sr = opt_int(L, idx, "sr", o.sr, 1, fname);
   o.n_fft = opt_int(L, idx, "n_fft", o.n_fft, 2, fname);
   int win = opt_int(L, idx, "win_length", o.n_fft, 1, fname);
@@ -52,17 +53,17 @@ static ser_feat_opts read_opts(lua_State *L, int idx, const char *fname, int is_
   else if (!strcmp(norm, "slaney")) o.slaney_norm = 1;
   else luaL_error(L, "%s: norm must be 'none' or 'slaney', got '%s'", fname, norm);
   o.power = ser_lua_optnumber(L, idx, "power", o.power, fname);
-  o.top_db = opt_number_or_false(L, idx, "top_db", is_mfcc ? 80.0 : NAN, fname);
-  o.floor_db = opt_number_or_false(L, idx, "floor", is_mfcc ? NAN : o.floor_db, fname);
+  o.top_db = opt_number_or_false(L, idx, "top_db", o.top_db, fname);
+  o.floor_db = opt_number_or_false(L, idx, "floor", o.floor_db, fname);
   o.normalize = ser_lua_optboolean(L, idx, "normalize", o.normalize, fname);
-  o.n_mfcc = opt_int(L, idx, "n_mfcc", is_mfcc ? o.n_mfcc : 1, 1, fname);
-  o.log_mels = ser_lua_optboolean(L, idx, "log_mels", 0, fname);
+  o.n_mfcc = opt_int(L, idx, "n_mfcc", o.n_mfcc, 1, fname);
+  o.log_mels = ser_lua_optboolean(L, idx, "log_mels", o.log_mels, fname);
   return o;
 }
 
 static int run_kind(lua_State *L, ser_feat_kind kind, const char *fname) {
   ser_tensor *w = ser_lua_checktensor(L, 1);
-  ser_feat_opts o = read_opts(L, 2, fname, kind == SER_FEAT_MFCC);
+  ser_feat_opts o = ser_lua_checkfeatopts(L, 2, kind, fname);
   ser_tensor *out;
   if (ser_features_tensor(&out, w, kind, &o) < 0) return ser_lua_fail(L, fname);
   ser_lua_pushtensor(L, out);
@@ -76,7 +77,7 @@ static int l_melpower(lua_State *L) { return run_kind(L, SER_FEAT_MELPOWER, "fea
 
 static int l_stft(lua_State *L) {
   ser_tensor *w = ser_lua_checktensor(L, 1);
-  ser_feat_opts o = read_opts(L, 2, "features.stft", 0);
+  ser_feat_opts o = ser_lua_checkfeatopts(L, 2, SER_FEAT_POWER, "features.stft");
   ser_tensor *out;
   if (ser_stft_tensor(&out, w, &o) < 0) return ser_lua_fail(L, "features.stft");
   ser_lua_pushtensor(L, out);
@@ -85,7 +86,7 @@ static int l_stft(lua_State *L) {
 
 /* melbank([opts]) -> [n_mels, n_fft/2 + 1], so that mel = melbank @ power. */
 static int l_melbank(lua_State *L) {
-  ser_feat_opts o = read_opts(L, 1, "features.melbank", 0);
+  ser_feat_opts o = ser_lua_checkfeatopts(L, 1, SER_FEAT_MELPOWER, "features.melbank");
   ser_tensor *out;
   if (ser_melbank_tensor(&out, &o) < 0) return ser_lua_fail(L, "features.melbank");
   ser_lua_pushtensor(L, out);
@@ -158,10 +159,9 @@ static int l_znorm(lua_State *L) {
   if (x->ndim < 2)
     return luaL_error(L, "features.znorm: expected [B, ...] with one row per clip, got %s", SER_SHAPE(x));
   ser_tensor *out = ser_tensor_clone_raw(x);
-  if (!out) return ser_lua_fail(L, "features.znorm");
-  int64_t rows = x->shape[0], per = ser_tensor_numel(out) / (rows > 0 ? rows : 1);
-  for (int64_t r = 0; r < rows; r++) ser_feat_normalize(ser_tensor_data(out) + r * per, per);
   ser_lua_pushtensor(L, out);
+  int64_t rows = x->shape[0];
+  ser_feat_normalize_rows(ser_tensor_data(out), rows, ser_tensor_numel(out) / (rows > 0 ? rows : 1));
   return 1;
 }
 

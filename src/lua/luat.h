@@ -45,6 +45,12 @@ const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const cha
  * option would otherwise be ignored silently. */
 void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, const char *fname);
 
+/* Feature options (ser.features' names: sr, n_fft, hop, n_mels, ...) from the table at idx
+ * (may be nil) over ser_feat_opts_for(kind); unknown keys and wrong types raise
+ * "fname: ...". The one parser for every binding that takes feature options
+ * (src/lua/features.c). */
+ser_feat_opts ser_lua_checkfeatopts(lua_State *L, int idx, ser_feat_kind kind, const char *fname);
+
 /* Tells the garbage collector about tensor memory (called after allocations). */
 void ser_lua_account(lua_State *L);
 

@@ -412,6 +412,15 @@ static int var_like(lua_State *L, int take_sqrt) {
 static int m_var(lua_State *L) { return var_like(L, 0); }
 static int m_std(lua_State *L) { return var_like(L, 1); }
 
+/* Takes over ix (0-based indices from the core) and returns the 1-based indices Lua shows
+ * (NULL with the core's error set when out of memory). */
+static ser_tensor *one_based(ser_tensor *ix) {
+  ser_tensor *out = NULL;
+  ser_add_scalar(&out, ix, 1.0f);
+  ser_tensor_release(ix);
+  return out;
+}
+
 /* max() -> number; max(dim [, keepdim]) -> values, indices (1-based) */
 static int extreme(lua_State *L, int want_max) {
   const char *name = want_max ? "max" : "min";
@@ -425,10 +434,8 @@ static int extreme(lua_State *L, int want_max) {
   int dim = ser_lua_checkdim(L, 2, t->ndim, name);
   ser_tensor *v, *ix;
   CHECK(L, name, want_max ? ser_max_dim(&v, &ix, t, dim, lua_toboolean(L, 3)) : ser_min_dim(&v, &ix, t, dim, lua_toboolean(L, 3)));
-  float *d = ser_tensor_data(ix);
-  for (int64_t i = 0, n = ser_tensor_numel(ix); i < n; i++) d[i] += 1; /* 1-based for Lua */
   ser_lua_pushtensor(L, v);
-  ser_lua_pushtensor(L, ix);
+  ser_lua_pushtensor(L, one_based(ix));
   return 2;
 }
 static int m_max(lua_State *L) { return extreme(L, 1); }
@@ -440,9 +447,7 @@ static int m_argmax(lua_State *L) {
   ser_tensor *v, *ix;
   CHECK(L, "argmax", ser_max_dim(&v, &ix, t, dim, lua_toboolean(L, 3)));
   ser_tensor_release(v);
-  float *d = ser_tensor_data(ix);
-  for (int64_t i = 0, n = ser_tensor_numel(ix); i < n; i++) d[i] += 1;
-  ser_lua_pushtensor(L, ix);
+  ser_lua_pushtensor(L, one_based(ix));
   return 1;
 }
 

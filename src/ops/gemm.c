@@ -42,21 +42,6 @@ int ser_amp_enabled(void) { return amp_on; }
 
 /* ---- bf16 conversion --------------------------------------------------- */
 
-unsigned short ser_f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40); /* quiet NaN */
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (unsigned short)(u >> 16);
-}
-
-float ser_bf16_to_f32(unsigned short h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 /* ---- fp32 -------------------------------------------------------------- */
 
 void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

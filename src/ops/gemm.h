@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "../core/half.h" /* ser_f32_to_bf16 / ser_bf16_to_f32: amp packs with them */
+
 #define SER_GEMM_BF16_MIN 16
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major.
@@ -58,8 +60,5 @@ int ser_set_amp(int on);
 int ser_amp_enabled(void);      /* 1 when bf16 GEMMs are in use */
 int ser_bf16_supported(void);   /* the CPU has avx512_bf16 (and AVX512F/BW) */
 
-/* float -> bfloat16 bits, round to nearest even; NaN stays NaN. */
-unsigned short ser_f32_to_bf16(float f);
-float ser_bf16_to_f32(unsigned short h);
 
 #endif

@@ -6,6 +6,8 @@
 
 #include "audio/fft.h"
 #include "augment/augment.h"
+#include "core/error.h"
+#include "core/threads.h"
 #include "lib/fixture.h"
 
 #define SR 16000
@@ -208,12 +210,103 @@ static void test_derive_independent_of_order(void **state) {
   for (int b = 0; b < 3; b++) assert_true(ser_rng_uniform(&c1[b]) == ser_rng_uniform(&c2[b]));
 }
 
+/* The batch loop: row b runs the steps with the generator derived b-th from the parent,
+ * whatever the thread count; the report holds what each step drew; rngs come back where
+ * the steps left them. */
+static void test_batch_equals_rows_by_hand(void **state) {
+  (void)state;
+  enum { B = 5, n = 12000 };
+  const ser_aug_step steps[4] = {
+    { .kind = SER_AUG_GAIN, .p = 0.6f, .a = 0.5, .b = 1.5 },
+    { .kind = SER_AUG_NOISE, .p = 0.5f, .a = 0.01 },
+    { .kind = SER_AUG_PITCH, .p = 1, .a = 2 },
+    { .kind = SER_AUG_SHIFT, .p = 1, .a = 300, .roll = 0 },
+  };
+  float *x = malloc(sizeof(float) * B * n), *want = malloc(sizeof(float) * B * n), *got = malloc(sizeof(float) * B * n);
+  for (int b = 0; b < B; b++) {
+    float *t = tone(200.0 + 50.0 * b, n, 0.4f);
+    memcpy(x + b * n, t, sizeof(float) * n);
+    free(t);
+  }
+  float want_rep[B * 4], rep[B * 4];
+  ser_rng parent, rngs[B], after[B];
+  ser_rng_seed(&parent, 77);
+  memcpy(want, x, sizeof(float) * B * n);
+  for (int b = 0; b < B; b++) {
+    ser_aug_derive(&parent, (uint64_t)b, &rngs[b]);
+  }
+  for (int b = 0; b < B; b++) {
+    assert_int_equal(ser_aug_apply(want + b * n, n, SR, steps, 4, &rngs[b], want_rep + b * 4), 0);
+    after[b] = rngs[b];
+  }
+  for (int threads = 0; threads <= 3; threads++) {
+    memcpy(got, x, sizeof(float) * B * n);
+    ser_rng_seed(&parent, 77);
+    ser_rng out_rngs[B];
+    assert_int_equal(ser_aug_batch(got, B, n, SR, steps, 4, &parent, out_rngs, rep, threads), 0);
+    assert_memory_equal(got, want, sizeof(float) * B * n);
+    assert_memory_equal(rep, want_rep, sizeof rep);
+    for (int b = 0; b < B; b++) {
+      ser_rng a = after[b];
+      assert_int_equal(ser_rng_u32(&out_rngs[b]), ser_rng_u32(&a));
+    }
+  }
+  /* the report: a gain in range or 1 when skipped, the noise std or 0, the shift applied */
+  for (int b = 0; b < B; b++) {
+    assert_true(rep[b * 4] == 1.0f || (rep[b * 4] >= 0.5f && rep[b * 4] <= 1.5f));
+    assert_true(rep[b * 4 + 1] == 0.0f || rep[b * 4 + 1] == 0.01f);
+    assert_true(fabsf(rep[b * 4 + 2]) <= 2.0f);
+    assert_true(fabsf(rep[b * 4 + 3]) <= 300.0f && rep[b * 4 + 3] == floorf(rep[b * 4 + 3]));
+  }
+  ser_rng_seed(&parent, 77);
+  assert_int_equal(ser_aug_batch(got, 0, n, SR, steps, 4, &parent, NULL, NULL, 0), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "augment: empty batch of 0 rows"));
+  ser_aug_step bad = { .kind = (ser_aug_kind)42, .p = 1 };
+  assert_int_equal(ser_aug_batch(got, B, n, SR, &bad, 1, &parent, NULL, NULL, 2), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "example 1 of 5: augment: step 1 has an unknown kind 42"));
+
+  /* pitch_shift_batch: ser_pitch_shift on every row */
+  memcpy(got, x, sizeof(float) * B * n);
+  memcpy(want, x, sizeof(float) * B * n);
+  assert_int_equal(ser_pitch_shift_batch(got, B, n, SR, -1.5), 0);
+  for (int b = 0; b < B; b++) assert_int_equal(ser_pitch_shift(want + b * n, want + b * n, n, SR, -1.5), 0);
+  assert_memory_equal(got, want, sizeof(float) * B * n);
+  free(x);
+  free(want);
+  free(got);
+}
+
+static void test_mask_batch_equals_examples_by_hand(void **state) {
+  (void)state;
+  enum { B = 3, F = 10, T = 40 };
+  float got[B * F * T], want[B * F * T];
+  for (int i = 0; i < B * F * T; i++) got[i] = want[i] = (float)i;
+  int64_t st[B * 2], wd[B * 2], st1[2], wd1[2];
+  ser_rng parent, r;
+  ser_rng_seed(&parent, 9);
+  ser_aug_mask_batch(got, B, F, T, 1, 2, 8, -1.0f, 0.9f, &parent, st, wd);
+  ser_rng_seed(&parent, 9);
+  for (int b = 0; b < B; b++) {
+    ser_aug_derive(&parent, (uint64_t)b, &r);
+    ser_aug_mask(want + b * F * T, F, T, 1, 2, 8, -1.0f, 0.9f, &r, st1, wd1);
+    assert_memory_equal(st + b * 2, st1, sizeof st1);
+    assert_memory_equal(wd + b * 2, wd1, sizeof wd1);
+  }
+  assert_memory_equal(got, want, sizeof got);
+  ser_rng_seed(&parent, 9);
+  float again[B * F * T];
+  for (int i = 0; i < B * F * T; i++) again[i] = (float)i;
+  ser_aug_mask_batch(again, B, F, T, 1, 2, 8, -1.0f, 0.9f, &parent, NULL, NULL); /* no report wanted */
+  assert_memory_equal(again, want, sizeof again);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pitch_shift_440_up_2), cmocka_unit_test(test_noise_snr),
       cmocka_unit_test(test_noise_std_and_probability), cmocka_unit_test(test_gain_range_and_reproducible),
       cmocka_unit_test(test_time_shift), cmocka_unit_test(test_speed),
       cmocka_unit_test(test_masks_zero_what_they_report), cmocka_unit_test(test_derive_independent_of_order),
+      cmocka_unit_test(test_batch_equals_rows_by_hand), cmocka_unit_test(test_mask_batch_equals_examples_by_hand),
   };
   return cmocka_run_group_tests_name("augment", tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* The C half of ser.data: folder walking (order, hidden files, symlink cycles, dangling
  * links), the synthetic speech generator (determinism across thread counts, argument
  * checks, emotion cues), and the prefetch worker (results equal the direct computation,
- * order, errors, shutdown with work queued). */
+ * order, errors, shutdown with work queued), and batch assembly (gather, cat_rows, stack,
+ * fit_rows). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audio/corpus_prefetch.h"
-#include "audio/synth.h"
+#include "core/threads.h"
+#include "data/batch.h"
+#include "data/prefetch.h"
+#include "data/synth.h"
 #include "augment/augment.h"
-#include "io/corpus_walk.h"
+#include "data/walk.h"
 #include "lib/fixture.h"
 
 static char root[256];
@@ -169,7 +172,7 @@ static void test_prefetch_matches_direct_computation(void **state) {
   memset(&r, 0, sizeof r);
   r.sr = 16000;
   r.n_steps = 1;
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 0.5f, .b = 2.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_GAIN, .p = 1, .a = 0.5f, .b = 2.0f };
   r.features = 1;
   r.fopts = ser_feat_opts_default();
   ser_prefetch *pf;
@@ -254,11 +257,11 @@ static void test_prefetch_errors_and_shutdown(void **state) {
   memset(&r, 0, sizeof r);
   r.sr = 16000;
   r.n_steps = 1;
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_GAIN, .p = 1, .a = 2.0f, .b = 1.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_GAIN, .p = 1, .a = 2.0f, .b = 1.0f };
   ser_prefetch *pf;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL);
   assert_non_null(strstr(ser_errmsg(), "gain range 2..1"));
-  r.steps[0] = (ser_pf_step){ .kind = SER_PF_PITCH, .p = 0.5f, .a = 2.0f };
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_PITCH, .p = 0.5f, .a = 2.0f };
   r.time_masks = 1;
   assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL); /* masks need spectral features */
   r.time_masks = 0;
@@ -287,6 +290,144 @@ static void test_prefetch_errors_and_shutdown(void **state) {
   ser_tensor_release(w);
 }
 
+/* Waveform steps and both masks: the worker's batch equals the per-clip recipe run here by
+ * hand (clip b: its generator derived in order from the job seed, the steps, the features,
+ * then the masks from the same generator), with one thread or several. */
+static void test_prefetch_steps_and_masks_match_direct(void **state) {
+  (void)state;
+  enum { R = 4, T = 8000 };
+  ser_tensor *w = matrix(R, T);
+  ser_pf_recipe r;
+  memset(&r, 0, sizeof r);
+  r.sr = 16000;
+  r.n_steps = 3;
+  r.steps[0] = (ser_aug_step){ .kind = SER_AUG_GAIN, .p = 0.7f, .a = 0.5, .b = 2.0 };
+  r.steps[1] = (ser_aug_step){ .kind = SER_AUG_SPEED, .p = 1, .factors = { 0.9f, 1.1f }, .nf = 2 };
+  r.steps[2] = (ser_aug_step){ .kind = SER_AUG_SHIFT, .p = 1, .a = 400, .roll = 1 };
+  r.features = 2;
+  r.fopts = ser_feat_opts_for(SER_FEAT_MFCC);
+  r.time_masks = 2, r.time_width = 6, r.time_p = 0.8f;
+  r.freq_masks = 1, r.freq_width = 5, r.freq_p = 1;
+  r.mask_value = -3.0f;
+  int64_t rows[5] = { 3, 1, 1, 0, 2 };
+  int64_t F = r.fopts.n_mfcc, frames = ser_stft_frames(T, r.fopts.hop), per = F * frames;
+  float *clip = malloc(sizeof(float) * T), *spec = malloc(sizeof(float) * (size_t)per);
+  for (int threads = 1; threads <= 2; threads++) {
+    ser_set_num_threads(threads);
+    ser_prefetch *pf;
+    assert_int_equal(ser_prefetch_new(&pf, w, &r), 0);
+    assert_int_equal(ser_prefetch_submit(pf, rows, 5, 1234), 0);
+    ser_tensor *a;
+    assert_int_equal(ser_prefetch_next(pf, &a), 0);
+    ser_prefetch_free(pf);
+    ser_rng base, rng;
+    ser_rng_seed(&base, 1234);
+    for (int k = 0; k < 5; k++) {
+      ser_aug_derive(&base, (uint64_t)k, &rng);
+      memcpy(clip, ser_tensor_data(w) + rows[k] * T, sizeof(float) * T);
+      float g, f;
+      int64_t s;
+      ser_aug_gain(clip, T, 0.5f, 2.0f, 0.7f, &rng, &g);
+      ser_aug_speed(clip, T, 16000, r.steps[1].factors, 2, 1, &rng, &f);
+      ser_aug_time_shift(clip, T, 400, 1, 1, &rng, &s);
+      assert_int_equal(ser_mfcc_clip(spec, clip, T, &r.fopts), 0);
+      ser_aug_mask(spec, F, frames, 1, 2, 6, -3.0f, 0.8f, &rng, NULL, NULL);
+      ser_aug_mask(spec, F, frames, 0, 1, 5, -3.0f, 1, &rng, NULL, NULL);
+      assert_memory_equal(spec, ser_tensor_data(a) + k * per, sizeof(float) * (size_t)per);
+    }
+    ser_tensor_release(a);
+  }
+  ser_set_num_threads(0);
+  r.time_masks = SER_PF_MAX_MASKS + 1;
+  ser_prefetch *pf;
+  assert_int_equal(ser_prefetch_new(&pf, w, &r), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "1001 time masks and 1 frequency masks; at most 1000 each"));
+  free(clip);
+  free(spec);
+  ser_tensor_release(w);
+}
+
+static void test_batch_gather_and_fit_rows(void **state) {
+  (void)state;
+  ser_tensor *src = ser_tensor_empty(3, SER_DIMS(4, 2, 3));
+  for (int i = 0; i < 24; i++) ser_tensor_data(src)[i] = (float)i;
+  int64_t rows[3] = { 3, 0, 3 };
+  ser_tensor *g;
+  assert_int_equal(ser_data_gather(&g, src, rows, 3), 0);
+  assert_int_equal(g->ndim, 3);
+  assert_int_equal(g->shape[0], 3);
+  assert_int_equal(g->shape[2], 3);
+  for (int k = 0; k < 3; k++)
+    for (int j = 0; j < 6; j++) assert_float_equal(ser_tensor_data(g)[k * 6 + j], (float)(rows[k] * 6 + j), 0);
+  ser_tensor_release(g);
+  int64_t bad[2] = { 1, 4 };
+  assert_int_equal(ser_data_gather(&g, src, bad, 2), SER_EINVAL);
+  assert_null(g);
+  assert_non_null(strstr(ser_errmsg(), "gather: entry 2 is row 4, expected 0..3"));
+  assert_int_equal(ser_data_gather(&g, src, rows, 0), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "empty row list"));
+  ser_tensor *tr;
+  assert_int_equal(ser_transpose(&tr, src, 1, 2), 0);
+  assert_int_equal(ser_data_gather(&g, tr, rows, 1), SER_EINVAL); /* a strided view */
+  assert_non_null(strstr(ser_errmsg(), "expected a contiguous tensor"));
+  ser_tensor_release(tr);
+
+  /* fit_rows: trimmed at the end, or zero-padded at the end */
+  ser_tensor *m = ser_tensor_empty(2, SER_DIMS(2, 5)), *f;
+  for (int i = 0; i < 10; i++) ser_tensor_data(m)[i] = (float)(i + 1);
+  assert_int_equal(ser_data_fit_rows(&f, m, 3), 0);
+  const float want3[6] = { 1, 2, 3, 6, 7, 8 };
+  assert_memory_equal(ser_tensor_data(f), want3, sizeof want3);
+  ser_tensor_release(f);
+  assert_int_equal(ser_data_fit_rows(&f, m, 7), 0);
+  const float want7[14] = { 1, 2, 3, 4, 5, 0, 0, 6, 7, 8, 9, 10, 0, 0 };
+  assert_memory_equal(ser_tensor_data(f), want7, sizeof want7);
+  ser_tensor_release(f);
+  assert_int_equal(ser_data_fit_rows(&f, m, 0), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "fit_rows: length 0 must be positive"));
+  assert_int_equal(ser_data_fit_rows(&f, src, 4), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "expected a contiguous [N, T] tensor, got [4,2,3]"));
+  ser_tensor_release(m);
+  ser_tensor_release(src);
+}
+
+static void test_batch_cat_rows_and_stack(void **state) {
+  (void)state;
+  ser_tensor *a = ser_tensor_empty(2, SER_DIMS(1, 3)), *b = ser_tensor_empty(2, SER_DIMS(2, 3));
+  for (int i = 0; i < 3; i++) ser_tensor_data(a)[i] = (float)(10 + i);
+  for (int i = 0; i < 6; i++) ser_tensor_data(b)[i] = (float)(20 + i);
+  ser_tensor *parts[2] = { a, b }, *c;
+  assert_int_equal(ser_data_cat_rows(&c, parts, 2), 0);
+  assert_int_equal(c->shape[0], 3);
+  assert_int_equal(c->shape[1], 3);
+  const float want[9] = { 10, 11, 12, 20, 21, 22, 23, 24, 25 };
+  assert_memory_equal(ser_tensor_data(c), want, sizeof want);
+  ser_tensor_release(c);
+  ser_tensor *odd = ser_tensor_empty(2, SER_DIMS(2, 4));
+  parts[1] = odd;
+  assert_int_equal(ser_data_cat_rows(&c, parts, 2), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "cat_rows: part 2 has shape [2,4], part 1 has [1,3]"));
+  assert_int_equal(ser_data_cat_rows(&c, parts, 0), SER_EINVAL);
+
+  /* stack: any shapes and strides with the same element count, one a row */
+  ser_tensor *t;
+  assert_int_equal(ser_transpose(&t, b, 0, 1), 0); /* [3, 2], strided */
+  ser_tensor *items[3] = { b, t, odd }, *s;
+  assert_int_equal(ser_data_stack(&s, items, 2), 0);
+  assert_int_equal(s->shape[0], 2);
+  assert_int_equal(s->shape[1], 6);
+  const float rows[12] = { 20, 21, 22, 23, 24, 25, 20, 23, 21, 24, 22, 25 };
+  assert_memory_equal(ser_tensor_data(s), rows, sizeof rows);
+  ser_tensor_release(s);
+  assert_int_equal(ser_data_stack(&s, items, 3), SER_EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(ser_errmsg(), "stack: item 3 has 8 elements [2,4], item 1 has 6"));
+  ser_tensor_release(t);
+  ser_tensor_release(odd);
+  ser_tensor_release(a);
+  ser_tensor_release(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_walk_sorted_hidden_cycles, setup_tree, teardown_tree),
@@ -297,6 +438,9 @@ int main(void) {
     cmocka_unit_test(test_prefetch_matches_direct_computation),
     cmocka_unit_test(test_prefetch_row_normalisation),
     cmocka_unit_test(test_prefetch_errors_and_shutdown),
+    cmocka_unit_test(test_prefetch_steps_and_masks_match_direct),
+    cmocka_unit_test(test_batch_gather_and_fit_rows),
+    cmocka_unit_test(test_batch_cat_rows_and_stack),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

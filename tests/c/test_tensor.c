@@ -245,6 +245,34 @@ static void threads_and_blas(void **state) {
   assert_non_null(strstr(ser_blas_info(), "OpenBLAS"));
 }
 
+static void block_cache_keeps_the_latest_sizes(void **state) {
+  (void)state;
+  /* A cap of 1 MiB: freeing a third block evicts the one freed longest ago, not the new one. */
+  ser_memory_trim();
+  ser_memory_set_cache_limit((size_t)1 << 20);
+  const size_t a = 300 << 10, b = 400 << 10, c = 500 << 10;
+  void *pa = ser_alloc(a), *pb = ser_alloc(b), *pc = ser_alloc(c);
+  assert_true(pa && pb && pc);
+  ser_free(pa, a);
+  ser_free(pb, b);
+  assert_int_equal(ser_memory_cached(), a + b);
+  ser_free(pc, c); /* 1200 KiB > 1 MiB: a goes */
+  assert_int_equal(ser_memory_cached(), b + c);
+  void *again = ser_alloc(a); /* not cached any more: a new block */
+  assert_int_equal(ser_memory_cached(), b + c);
+  void *pb2 = ser_alloc(b);   /* from the cache */
+  assert_ptr_equal(pb2, pb);
+  assert_int_equal(ser_memory_cached(), c);
+  ser_free(again, a);
+  ser_free(pb2, b);
+  void *big = ser_alloc((size_t)2 << 20); /* larger than the cap: never kept */
+  ser_free(big, (size_t)2 << 20);
+  assert_true(ser_memory_cached() <= ((size_t)1 << 20));
+  ser_memory_set_cache_limit((size_t)512 << 20);
+  ser_memory_trim();
+  assert_int_equal(ser_memory_cached(), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(creation_and_fill),
@@ -257,6 +285,7 @@ int main(void) {
       cmocka_unit_test(autograd_accumulates_and_frees),
       cmocka_unit_test(files_round_trip),
       cmocka_unit_test(threads_and_blas),
+      cmocka_unit_test(block_cache_keeps_the_latest_sizes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

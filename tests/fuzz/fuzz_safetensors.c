@@ -17,7 +17,7 @@
 #include "core/tensor.h"
 #include "io/safetensors.h"
 #include "check_tensors.h"
-#include "ops/gemm.h"
+#include "core/half.h"
 
 static void fail(const char *what) {
   fprintf(stderr, "fuzz_safetensors: %s\n", what);

@@ -75,6 +75,11 @@ describe("ser.audio", function()
     assert.are.equal(0, max_abs(m:select(1, 3) - list[3]))
     local stats = ser.audio.cache_stats()
     assert.are.equal(4, stats.entries)
+    assert.are.equal(0, stats.hits) -- a stacked matrix is the caller's copy: no cache unless asked
+    m = ser.audio.load_many(paths, { seconds = 1, stack = true, cache = true })
+    assert.are.equal(0, max_abs(m:select(1, 3) - list[3]))
+    stats = ser.audio.cache_stats()
+    assert.are.equal(4, stats.entries)
     assert.are.equal(4, stats.hits)
     paths[5] = dir .. "/missing.wav"
     list, errs = ser.audio.load_many(paths, { seconds = 1 })

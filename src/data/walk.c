@@ -1,4 +1,4 @@
-#include "corpus_walk.h"
+#include "data/walk.h"
 
 #include <dirent.h>
 #include <errno.h>

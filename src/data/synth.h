@@ -12,8 +12,8 @@
  *
  * Everything is a pure function of (seed, clip fields): the same seed gives the same audio
  * bit for bit whatever the thread count. */
-#ifndef SER_AUDIO_SYNTH_H
-#define SER_AUDIO_SYNTH_H
+#ifndef SER_DATA_SYNTH_H
+#define SER_DATA_SYNTH_H
 #include <stdint.h>
 
 #define SER_SYNTH_EMOTIONS 8 /* neutral calm happy sad angry fearful disgust surprised */

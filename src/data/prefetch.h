@@ -6,41 +6,27 @@
  * queues the result. The trainer submits batch k+2 while it trains on batch k and takes
  * results in submission order, so data preparation overlaps training.
  *
- * The worker uses one thread (the per-clip feature functions, not the OpenMP batch
- * ones) so it takes one core's share at most while the trainer's GEMMs use the rest.
- * Clip b of a job draws from ser_aug_derive(job seed, b): results depend on the seed only,
- * never on timing. Nothing here touches Lua; the binding (src/lua/data.c) owns the object. */
-#ifndef SER_AUDIO_CORPUS_PREFETCH_H
-#define SER_AUDIO_CORPUS_PREFETCH_H
+ * The worker uses one thread (ser_aug_batch with one thread, the per-clip feature
+ * functions, not the OpenMP batch ones) so it takes one core's share at most while the
+ * trainer's GEMMs use the rest. Clip b of a job draws from ser_aug_derive(job seed, b), its
+ * waveform steps first and then its masks: results depend on the seed only, never on
+ * timing. Nothing here touches Lua; the binding (src/lua/data.c) owns the object. */
+#ifndef SER_DATA_PREFETCH_H
+#define SER_DATA_PREFETCH_H
 
 #include <stdint.h>
 
 #include "audio/features.h"
+#include "augment/augment.h"
 #include "core/tensor.h"
 
-typedef enum {
-  SER_PF_GAIN,      /* a = lo, b = hi */
-  SER_PF_NOISE,     /* a = std */
-  SER_PF_NOISE_SNR, /* a = snr dB */
-  SER_PF_PITCH,     /* a = max semitones */
-  SER_PF_SPEED,     /* factors[0..nf) */
-  SER_PF_SHIFT      /* a = max shift in samples, roll */
-} ser_pf_kind;
-
 #define SER_PF_MAX_STEPS 16
-#define SER_PF_MAX_FACTORS 8
-
-typedef struct {
-  ser_pf_kind kind;
-  float p, a, b;
-  float factors[SER_PF_MAX_FACTORS];
-  int nf, roll;
-} ser_pf_step;
+#define SER_PF_MAX_MASKS 1000 /* per axis */
 
 typedef struct {
   int sr;
   int n_steps;
-  ser_pf_step steps[SER_PF_MAX_STEPS];
+  ser_aug_step steps[SER_PF_MAX_STEPS]; /* the waveform recipe, in order (ser_aug_apply) */
   int features;            /* 0: waveform out [B, 1, T]; 1: logmel, 2: mfcc -> [B, 1, F, frames] */
   ser_feat_opts fopts;
   int time_masks, time_width, freq_masks, freq_width; /* SpecAugment on the features */

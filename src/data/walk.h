@@ -4,8 +4,8 @@
  * system returns. Symbolic links are followed (corpora are often linked in), with a guard
  * against directory cycles. Entries that cannot be read (permissions, dangling links) are
  * reported in `problems` instead of failing the whole walk. */
-#ifndef SER_IO_CORPUS_WALK_H
-#define SER_IO_CORPUS_WALK_H
+#ifndef SER_DATA_WALK_H
+#define SER_DATA_WALK_H
 #include <stddef.h>
 
 typedef struct {

@@ -1,4 +1,4 @@
-#include "corpus_prefetch.h"
+#include "data/prefetch.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/batch.h"
 
 /* Every outstanding job sits in one FIFO list: queued, running, or finished and waiting to
  * be taken. `todo` points at the first one the worker has not started. */
@@ -55,30 +56,30 @@ static int check_recipe(const ser_pf_recipe *r, int64_t N, int64_t T, int64_t *F
   if (r->n_steps < 0 || r->n_steps > SER_PF_MAX_STEPS)
     return ser_error(SER_EINVAL, "prefetch: %d augmentation steps, at most %d", r->n_steps, SER_PF_MAX_STEPS);
   for (int i = 0; i < r->n_steps; i++) {
-    const ser_pf_step *s = &r->steps[i];
+    const ser_aug_step *s = &r->steps[i];
     if (!(s->p >= 0 && s->p <= 1)) return ser_error(SER_EINVAL, "prefetch: step %d probability %g is not in 0..1", i + 1, s->p);
     switch (s->kind) {
-    case SER_PF_GAIN:
+    case SER_AUG_GAIN:
       if (!(s->a > 0 && s->b >= s->a))
         return ser_error(SER_EINVAL, "prefetch: step %d gain range %g..%g must be positive and ordered", i + 1, s->a, s->b);
       break;
-    case SER_PF_NOISE:
+    case SER_AUG_NOISE:
       if (!(s->a >= 0)) return ser_error(SER_EINVAL, "prefetch: step %d noise std %g must be >= 0", i + 1, s->a);
       break;
-    case SER_PF_NOISE_SNR:
+    case SER_AUG_NOISE_SNR:
       if (!(s->a > -20 && s->a < 120)) return ser_error(SER_EINVAL, "prefetch: step %d SNR %g dB is out of range (-20..120)", i + 1, s->a);
       break;
-    case SER_PF_PITCH:
+    case SER_AUG_PITCH:
       if (!(s->a >= 0 && s->a <= 12)) return ser_error(SER_EINVAL, "prefetch: step %d pitch range %g semitones must be in 0..12", i + 1, s->a);
       break;
-    case SER_PF_SPEED:
-      if (s->nf < 1 || s->nf > SER_PF_MAX_FACTORS)
-        return ser_error(SER_EINVAL, "prefetch: step %d has %d speed factors, expected 1..%d", i + 1, s->nf, SER_PF_MAX_FACTORS);
+    case SER_AUG_SPEED:
+      if (s->nf < 1 || s->nf > SER_AUG_MAX_FACTORS)
+        return ser_error(SER_EINVAL, "prefetch: step %d has %d speed factors, expected 1..%d", i + 1, s->nf, SER_AUG_MAX_FACTORS);
       for (int k = 0; k < s->nf; k++)
         if (!(s->factors[k] >= 0.5f && s->factors[k] <= 2.0f))
           return ser_error(SER_EINVAL, "prefetch: step %d speed factor %g is out of range (0.5..2)", i + 1, s->factors[k]);
       break;
-    case SER_PF_SHIFT:
+    case SER_AUG_SHIFT:
       if (!(s->a >= 0 && s->a < (float)T))
         return ser_error(SER_EINVAL, "prefetch: step %d shift of %g samples must be in 0..%lld", i + 1, s->a, (long long)T - 1);
       break;
@@ -101,6 +102,9 @@ static int check_recipe(const ser_pf_recipe *r, int64_t N, int64_t T, int64_t *F
   if (rc < 0) return rc;
   *F = r->features == 1 ? r->fopts.n_mels : r->fopts.n_mfcc;
   *frames = ser_stft_frames(T, r->fopts.hop);
+  if (r->time_masks > SER_PF_MAX_MASKS || r->freq_masks > SER_PF_MAX_MASKS)
+    return ser_error(SER_EINVAL, "prefetch: %d time masks and %d frequency masks; at most %d each", r->time_masks,
+                     r->freq_masks, SER_PF_MAX_MASKS);
   if (r->time_masks < 0 || r->freq_masks < 0 || r->time_width < 0 || r->freq_width < 0 || r->time_width > *frames ||
       r->freq_width > *F)
     return ser_error(SER_EINVAL, "prefetch: masks (%d x %d frames, %d x %d bins) do not fit features [%lld, %lld]",
@@ -109,25 +113,6 @@ static int check_recipe(const ser_pf_recipe *r, int64_t N, int64_t T, int64_t *F
     return ser_error(SER_EINVAL, "prefetch: mask probabilities %g (time) and %g (frequency) must be in 0..1", r->time_p,
                      r->freq_p);
   return check_norm(r, N, *F);
-}
-
-static int augment_clip(const ser_pf_recipe *r, float *x, int64_t T, ser_rng *rng) {
-  for (int i = 0; i < r->n_steps; i++) {
-    const ser_pf_step *s = &r->steps[i];
-    int rc = 0;
-    float f;
-    int64_t shift;
-    switch (s->kind) {
-    case SER_PF_GAIN: rc = ser_aug_gain(x, T, s->a, s->b, s->p, rng, &f); break;
-    case SER_PF_NOISE: rc = ser_aug_noise(x, T, s->a, s->p, rng); break;
-    case SER_PF_NOISE_SNR: rc = ser_aug_noise_snr(x, T, s->a, s->p, rng, &f); break;
-    case SER_PF_PITCH: rc = ser_aug_pitch(x, T, r->sr, s->a, s->p, rng, &f); break;
-    case SER_PF_SPEED: rc = ser_aug_speed(x, T, r->sr, s->factors, s->nf, s->p, rng, &f); break;
-    case SER_PF_SHIFT: rc = ser_aug_time_shift(x, T, (int64_t)s->a, s->roll, s->p, rng, &shift); break;
-    }
-    if (rc < 0) return rc;
-  }
-  return 0;
 }
 
 /* spec[f][t] = (spec[f][t] - mean[f]) * scale[f]: the row's normalisation, before the masks
@@ -145,35 +130,37 @@ static void run_job(ser_prefetch *pf, job *j) {
   int64_t B = j->count, T = pf->T, per = pf->F * pf->frames;
   ser_tensor *out = r->features ? ser_tensor_empty(4, SER_DIMS(B, 1, pf->F, pf->frames))
                                 : ser_tensor_empty(3, SER_DIMS(B, 1, T));
-  float *clip = r->features ? ser_alloc((size_t)T * sizeof(float)) : NULL;
-  int rc = out && (clip || !r->features) ? 0 : SER_ENOMEM;
-  const float *src = ser_tensor_data(pf->wav);
-  ser_rng base;
-  ser_rng_seed(&base, j->seed);
-  for (int64_t b = 0; rc == 0 && b < B; b++) {
-    ser_rng rng;
-    ser_aug_derive(&base, (uint64_t)b, &rng);
-    float *x = r->features ? clip : ser_tensor_data(out) + b * T;
-    memcpy(x, src + j->rows[b] * T, (size_t)T * sizeof(float));
-    rc = augment_clip(r, x, T, &rng);
-    if (rc == 0 && r->features) {
-      float *spec = ser_tensor_data(out) + b * per;
-      rc = r->features == 1 ? ser_logmel_clip(spec, x, T, &r->fopts) : ser_mfcc_clip(spec, x, T, &r->fopts);
-      if (rc == 0 && r->norm_mean) normalize_rows(spec, pf->F, pf->frames, ser_tensor_data(r->norm_mean) + j->rows[b] * pf->F,
-                                                  ser_tensor_data(r->norm_scale) + j->rows[b] * pf->F);
-      int64_t starts[64], widths[64];
-      if (rc == 0 && r->time_masks > 0)
-        ser_aug_mask(spec, pf->F, pf->frames, 1, r->time_masks > 64 ? 64 : r->time_masks, r->time_width, r->mask_value,
-                     r->time_p, &rng, starts, widths);
-      if (rc == 0 && r->freq_masks > 0)
-        ser_aug_mask(spec, pf->F, pf->frames, 0, r->freq_masks > 64 ? 64 : r->freq_masks, r->freq_width, r->mask_value,
-                     r->freq_p, &rng, starts, widths);
-    }
-    if (rc < 0) ser_error_prefix(rc, "prefetch: clip %lld (row %lld)", (long long)b + 1, (long long)j->rows[b] + 1);
+  /* the waveforms: the output itself, or a scratch batch the features are computed from */
+  size_t wav_bytes = r->features ? (size_t)(B * T) * sizeof(float) : 0;
+  float *wav = r->features ? ser_alloc(wav_bytes) : out ? ser_tensor_data(out) : NULL;
+  ser_rng *rngs = ser_alloc((size_t)B * sizeof *rngs);
+  int rc = out && wav && rngs ? 0 : SER_ENOMEM;
+  if (rc == 0) {
+    ser_data_gather_rows(wav, ser_tensor_data(pf->wav), T, j->rows, B);
+    ser_rng base;
+    ser_rng_seed(&base, j->seed);
+    rc = ser_aug_batch(wav, B, T, r->sr, r->steps, r->n_steps, &base, rngs, NULL, 1);
+    if (rc < 0) ser_error_prefix(rc, "prefetch");
   }
-  if (clip) ser_free(clip, (size_t)T * sizeof(float));
+  for (int64_t b = 0; rc == 0 && r->features && b < B; b++) {
+    float *x = wav + b * T, *spec = ser_tensor_data(out) + b * per;
+    rc = r->features == 1 ? ser_logmel_clip(spec, x, T, &r->fopts) : ser_mfcc_clip(spec, x, T, &r->fopts);
+    if (rc < 0) {
+      ser_error_prefix(rc, "prefetch: clip %lld (row %lld)", (long long)b + 1, (long long)j->rows[b] + 1);
+      break;
+    }
+    if (r->norm_mean)
+      normalize_rows(spec, pf->F, pf->frames, ser_tensor_data(r->norm_mean) + j->rows[b] * pf->F,
+                     ser_tensor_data(r->norm_scale) + j->rows[b] * pf->F);
+    if (r->time_masks > 0)
+      ser_aug_mask(spec, pf->F, pf->frames, 1, r->time_masks, r->time_width, r->mask_value, r->time_p, &rngs[b], NULL, NULL);
+    if (r->freq_masks > 0)
+      ser_aug_mask(spec, pf->F, pf->frames, 0, r->freq_masks, r->freq_width, r->mask_value, r->freq_p, &rngs[b], NULL, NULL);
+  }
+  if (r->features && wav) ser_free(wav, wav_bytes);
+  if (rngs) ser_free(rngs, (size_t)B * sizeof *rngs);
   if (rc < 0) {
-    snprintf(j->msg, sizeof j->msg, "%s", out ? ser_errmsg() : "prefetch: out of memory for a batch");
+    snprintf(j->msg, sizeof j->msg, "%s", out && rngs && (wav || !r->features) ? ser_errmsg() : "prefetch: out of memory for a batch");
     ser_tensor_release(out);
     out = NULL;
   }
@@ -206,6 +193,17 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Releases what ser_prefetch_new took (no worker thread, no jobs left). */
+static void destroy(ser_prefetch *pf) {
+  ser_tensor_release(pf->wav);
+  ser_tensor_release(pf->r.norm_mean);
+  ser_tensor_release(pf->r.norm_scale);
+  pthread_mutex_destroy(&pf->lock);
+  pthread_cond_destroy(&pf->work);
+  pthread_cond_destroy(&pf->done);
+  free(pf);
+}
+
 int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *recipe) {
   *out = NULL;
   if (!wav || wav->ndim != 2 || !ser_tensor_is_contiguous(wav) || wav->shape[0] < 1 || wav->shape[1] < 1)
@@ -230,13 +228,7 @@ int ser_prefetch_new(ser_prefetch **out, ser_tensor *wav, const ser_pf_recipe *r
   pthread_cond_init(&pf->work, NULL);
   pthread_cond_init(&pf->done, NULL);
   if (pthread_create(&pf->thread, NULL, worker, pf) != 0) {
-    ser_tensor_release(pf->wav);
-    ser_tensor_release(pf->r.norm_mean);
-    ser_tensor_release(pf->r.norm_scale);
-    pthread_mutex_destroy(&pf->lock);
-    pthread_cond_destroy(&pf->work);
-    pthread_cond_destroy(&pf->done);
-    free(pf);
+    destroy(pf);
     return ser_error(SER_ESTATE, "prefetch: cannot start the worker thread");
   }
   *out = pf;
@@ -312,11 +304,5 @@ void ser_prefetch_free(ser_prefetch *pf) {
     job_free(j);
     j = next;
   }
-  ser_tensor_release(pf->wav);
-  ser_tensor_release(pf->r.norm_mean);
-  ser_tensor_release(pf->r.norm_scale);
-  pthread_mutex_destroy(&pf->lock);
-  pthread_cond_destroy(&pf->work);
-  pthread_cond_destroy(&pf->done);
-  free(pf);
+  destroy(pf);
 }

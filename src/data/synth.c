@@ -1,4 +1,4 @@
-#include "synth.h"
+#include "data/synth.h"
 
 #include <math.h>
 #include <stdlib.h>
