@@ -89,6 +89,14 @@ describe("ser.pretrained: enc:module (fine-tuning)", function()
     local lengths = { 61, 40, 17 }
     local x = batch(3, 3, 61, lengths)
     for N = 0, 2 do check_forward(enc, x, lengths, N, 1e-5, "random") end
+    -- the frozen part's C forward (ser_whisper_encoder_forward_blocks) is the full forward's, bit for bit
+    local full = enc:hidden_states(x, { lengths = lengths })
+    for K = 0, 2 do
+      local none, part = require("ser.core.pretrained").forward(enc._enc, x, { lengths = lengths }, true, K)
+      assert.is_nil(none)
+      assert.are.equal(K + 1, #part)
+      for i = 1, K + 1 do assert.are.equal(0, (part[i] - full[i]):abs():max()) end
+    end
     -- odd and even lengths, one clip
     check_forward(enc, batch(4, 1, 30, { 30 }), { 30 }, 2, 1e-5, "random, one clip")
   end)
