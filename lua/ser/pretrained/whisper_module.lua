@@ -13,7 +13,7 @@
 -- finetune_layers = N (0..L): the stem (conv1, conv2) and the bottom L - N blocks are frozen and run
 -- through the C encoder's inference forward (ser_whisper_encoder_forward_blocks: no graph, no copies of
 -- their weights: the module's buffers are the encoder's own tensors); the top N blocks and the final
--- LayerNorm are parameters (copies of the encoder's weights) run through the autograd ops. N = L also
+-- LayerNorm are parameters (copies of the encoder's weights, made here) run through the autograd ops. N = L also
 -- trains the stem (conv1, conv2) in autograd; embed_positions stays frozen whatever N (a buffer, as
 -- Hugging Face's WhisperEncoder freezes it). N = 0: nothing trains (the forward is the C encoder's).
 -- Outputs follow the C encoder's padding rules exactly: frames past a clip's length are ignored,
@@ -87,10 +87,10 @@ local function put_frozen(root, name, t)
   m:register_buffer(parts[#parts], t)
 end
 
--- Copies sd[prefix .. name] into every parameter of `mod` (registered as prefix .. name).
-local function fill(mod, sd, prefix)
+-- Copies own[prefix .. name] (the encoder's tensor) into every parameter of `mod`.
+local function fill(mod, own, prefix)
   for _, np in ipairs(mod:named_parameters()) do
-    local src = sd[PREFIX .. prefix .. np[1]]
+    local src = own[PREFIX .. prefix .. np[1]]
     assert(src, "WhisperEncoder: the encoder has no tensor " .. PREFIX .. prefix .. np[1])
     base.no_grad(function() np[2]:copy_(src) end)
   end
@@ -120,22 +120,18 @@ function WhisperEncoder:init(enc, opts)
   rawset(self, "_enc", enc._enc)
   local own = core.weights(enc._enc) -- the encoder's own tensors (frozen buffers share them)
   local function frozen(name) put_frozen(self, name, own[PREFIX .. name]) end
-  local sd = N > 0 and core.state_dict(enc._enc) or nil -- copies (trainable parameters start from them)
   local K = L - N
   -- Hugging Face's registration order: conv1, conv2, embed_positions, layers, layer_norm
   if N == L then
     self:add_module("conv1", Stem.conv1(c.n_mels, c.d_model))
     self:add_module("conv2", Stem.conv2(c.d_model))
-    fill(self.conv1, sd, "conv1.")
-    fill(self.conv2, sd, "conv2.")
+    fill(self.conv1, own, "conv1.")
+    fill(self.conv2, own, "conv2.")
   else
     for _, n in ipairs { "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias" } do frozen(n) end
   end
   frozen("embed_positions.weight")
   local layers = self:add_module("layers", ModuleList())
-  local names = {}
-  for name in pairs(own) do names[#names + 1] = name end
-  table.sort(names)
   for l = 0, L - 1 do
     if l < K then
       local p = "layers." .. l .. "."
@@ -149,12 +145,12 @@ function WhisperEncoder:init(enc, opts)
       end
     else
       local layer = layers:add_module(tostring(l), Layer(c.d_model, c.heads, c.ffn_dim))
-      fill(layer, sd, "layers." .. l .. ".")
+      fill(layer, own, "layers." .. l .. ".")
     end
   end
   if N > 0 then
     self:add_module("layer_norm", tr.LayerNorm(c.d_model))
-    fill(self.layer_norm, sd, "layer_norm.")
+    fill(self.layer_norm, own, "layer_norm.")
   else
     frozen("layer_norm.weight")
     frozen("layer_norm.bias")
