@@ -21,6 +21,7 @@
 #include "eval/metrics.h"
 #include "eval/umap.h"
 #include "pretrained/whisper.h"
+#include "pretrained/whisper_blocks.h"
 
 #define SER_VERSION "0.1.0"
 

@@ -6,6 +6,7 @@
 --   local y = enc(x3d, { lengths = { T1, T2, ... } })           -- [B, ceil(T/2), d] after the final LayerNorm
 --   local hs = enc:hidden_states(x3d, { lengths = { ... } })    -- L + 1 tensors [B, ceil(T/2), d]
 --   enc:state_dict()             --> { ["model.encoder.conv1.weight"] = tensor, ... } (copies)
+--   local m = enc:module{ finetune_layers = 2 }  -- an nn module: the top 2 blocks train (whisper_module.lua)
 -- A batch is zero-padded to its longest clip; lengths are in input frames (10 ms).
 -- Rows past a clip's ceil(length / 2) are zero, and a clip's rows do not depend on its batch.
 local core = require "ser.core.pretrained"
@@ -37,6 +38,13 @@ end
 -- under their Hugging Face names, whatever prefix the file used.
 function Encoder:state_dict()
   return core.state_dict(self._enc)
+end
+
+-- module{ finetune_layers = N } -> the encoder as a ser.nn module for fine-tuning: the stem and
+-- the bottom L - N blocks frozen (run by the C forward), the top N blocks and the final LayerNorm
+-- trainable (ser.pretrained.whisper_module; docs/pretrained.md, "Fine-tuning").
+function Encoder:module(opts)
+  return require("ser.pretrained.whisper_module").module(self, opts)
 end
 
 Encoder.__call = Encoder.forward

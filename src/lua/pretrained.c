@@ -66,12 +66,15 @@ static int l_config(lua_State *L) {
   return 1;
 }
 
-/* forward(enc, x [B, n_mels, T] [, { lengths = {...} }] [, want_hidden]) -> out [, { hidden... }] */
+/* forward(enc, x [B, n_mels, T] [, { lengths = {...} }] [, want_hidden [, n_blocks]]) -> out [, { hidden... }];
+ * with n_blocks (0..layers): nil, { the embeddings and the outputs of blocks 1..n_blocks }
+ * (whisper_blocks.h: the frozen bottom of a fine-tuned encoder) */
 static int l_forward(lua_State *L) {
   static const char *const keys[] = {"lengths", NULL};
   const ser_whisper_encoder *e = check_encoder(L, 1);
   ser_tensor *x = ser_lua_checktensor(L, 2);
-  const int want_hidden = lua_toboolean(L, 4);
+  const lua_Integer n_blocks = luaL_optinteger(L, 5, -1);
+  const int want_hidden = lua_toboolean(L, 4) || n_blocks >= 0;
   const char *fname = "whisper encoder";
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   ser_lua_checkoptions(L, 3, keys, fname);
@@ -101,12 +104,22 @@ static int l_forward(lua_State *L) {
   }
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;
-  if (want_hidden) hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(e->cfg.layers + 1), 0);
-  if (ser_whisper_encoder_forward_tensor(e, &out, hidden, x, lengths) < 0) return ser_lua_fail(L, fname);
-  ser_lua_pushtensor(L, out);
-  if (!want_hidden) return 1;
-  lua_createtable(L, e->cfg.layers + 1, 0);
-  for (int l = 0; l <= e->cfg.layers; l++) {
+  if (n_blocks >= 0) {
+    if (n_blocks > e->cfg.layers)
+      return luaL_error(L, "%s: %d blocks asked for, the encoder has %d", fname, (int)n_blocks, e->cfg.layers);
+    hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(n_blocks + 1), 0);
+    if (ser_whisper_encoder_forward_blocks_tensor(e, hidden, x, lengths, (int)n_blocks) < 0)
+      return ser_lua_fail(L, fname);
+    lua_pushnil(L);
+  } else {
+    if (want_hidden) hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(e->cfg.layers + 1), 0);
+    if (ser_whisper_encoder_forward_tensor(e, &out, hidden, x, lengths) < 0) return ser_lua_fail(L, fname);
+    ser_lua_pushtensor(L, out);
+    if (!want_hidden) return 1;
+  }
+  const int n_hidden = n_blocks >= 0 ? (int)n_blocks : e->cfg.layers;
+  lua_createtable(L, n_hidden + 1, 0);
+  for (int l = 0; l <= n_hidden; l++) {
     ser_lua_pushtensor(L, hidden[l]);
     lua_rawseti(L, -2, l + 1);
   }
@@ -124,6 +137,22 @@ static int l_state_dict(lua_State *L) {
     const char *name;
     const ser_tensor *w = ser_whisper_encoder_tensor(e, i, &name);
     ser_lua_pushtensor(L, ser_tensor_clone_raw(w));
+    lua_setfield(L, -2, name);
+  }
+  return 1;
+}
+
+/* weights(enc) -> { ["model.encoder.conv1.weight"] = tensor, ... }: the encoder's own
+ * weights, not copies (the fine-tuning module keeps its frozen part as these, so
+ * the frozen weights are in memory once). Writing into them changes the encoder. */
+static int l_weights(lua_State *L) {
+  const ser_whisper_encoder *e = check_encoder(L, 1);
+  const int n = ser_whisper_encoder_n_tensors(e);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    ser_tensor *w = ser_whisper_encoder_tensor(e, i, &name);
+    ser_lua_pushtensor(L, ser_tensor_retain(w));
     lua_setfield(L, -2, name);
   }
   return 1;
@@ -147,7 +176,7 @@ int ser_lua_open_pretrained(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward},
-                                 {"state_dict", l_state_dict}, {NULL, NULL}};
+                                 {"state_dict", l_state_dict}, {"weights", l_weights}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
