@@ -4,7 +4,7 @@
 -- WhisperAttention), so pretrained weights load by name.
 local Module = require "ser.nn.module"
 local F = require "ser.nn.functional"
-local tensor = require "ser.nn.tensor"
+local T = require "ser.core.tensor"
 local u = require "ser.nn.util"
 local Linear = require("ser.nn.basic").Linear
 
@@ -26,8 +26,8 @@ function LayerNorm:init(dim, opts)
   end
   self.elementwise_affine = opts.elementwise_affine ~= false
   local c = { self.normalized_shape }
-  self:register_parameter("weight", self.elementwise_affine and tensor.ones(c) or nil)
-  self:register_parameter("bias", self.elementwise_affine and tensor.zeros(c) or nil)
+  self:register_parameter("weight", self.elementwise_affine and T.ones(c) or nil)
+  self:register_parameter("bias", self.elementwise_affine and T.zeros(c) or nil)
 end
 function LayerNorm:forward(x)
   return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -86,7 +86,7 @@ end
 
 function MultiheadAttention:forward(x, opts)
   opts = u.opts(opts, "MultiheadAttention", { lengths = true, key_value = true })
-  local shape = tensor.is(x) and x:shape() or nil
+  local shape = T.is_tensor(x) and x:shape() or nil
   if not shape or #shape ~= 3 or shape[3] ~= self.embed_dim then
     error(("MultiheadAttention(%d, %d heads): input must be [B, T, %d], got %s"):format(self.embed_dim,
       self.num_heads, self.embed_dim, shape and "[" .. table.concat(shape, ",") .. "]" or type(x)), 2)
