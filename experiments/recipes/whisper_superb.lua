@@ -1,0 +1,12 @@
+-- The SUPERB recipe on a frozen Whisper encoder: learned softmax weights over the L + 1 hidden
+-- states -> mean over each clip's frames (cached pooled means) -> linear. whisper-base; 8 s clips.
+return {
+  name = "whisper_superb",
+  model = { name = "whisper", encoder = "models/whisper-base", head = "superb" },
+  data = { seconds = 8 },
+  batch = 32,
+  epochs = 60,
+  optim = { lr = 1e-3, weight_decay = 1e-2 },
+  early_stopping = { patience = 60 },
+  seeds = { 1, 2, 3 },
+}
