@@ -16,6 +16,7 @@
 local T = require "ser.tensor"
 local Module = require "ser.nn.module"
 local heads = require "ser.nn.heads"
+local basic = require "ser.nn.basic"
 local pretrained = require "ser.pretrained"
 local embedding_cache = require "ser.data.embedding_cache"
 
@@ -74,7 +75,7 @@ M.group_stats = group_stats
 
 local WhisperClassifier = Module.class("WhisperClassifier")
 
--- o: encoder (path), head, classes, hidden, dropout, speaker_norm, seconds, sr, trim, cache.
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, speaker_norm, seconds, sr, trim, cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
@@ -86,6 +87,8 @@ function WhisperClassifier:init(o)
   self.layers, self.d = L1, d
   self:register_buffer("feature_mean", T.zeros(L1, 2, d))
   self:register_buffer("feature_std", T.ones(L1, 2, d))
+  self.input_dropout = o.input_dropout or 0
+  if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
   else
@@ -104,7 +107,9 @@ function WhisperClassifier:standardised(x)
 end
 
 function WhisperClassifier:forward(x)
-  return self.head(self:standardised(x))
+  local z = self:standardised(x)
+  if self.drop then z = self.drop(z) end
+  return self.head(z)
 end
 
 function WhisperClassifier:embed(x)
@@ -212,6 +217,8 @@ M.family = {
              help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
+    input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
+                      help = "dropout on the standardised pooled features (training only)" },
     speaker_norm = { kind = "boolean", default = false,
                      help = "z-score each speaker's pooled features over the speaker's clips (no labels)" },
     cache = { kind = "string", help = "embedding cache folder (default OUT/cache/embeddings)" },
@@ -219,7 +226,7 @@ M.family = {
   build = function(r, classes)
     local m = r.model
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
-      dropout = m.dropout, speaker_norm = m.speaker_norm, seconds = r.data.seconds, sr = r.data.sr,
+      dropout = m.dropout, input_dropout = m.input_dropout, speaker_norm = m.speaker_norm, seconds = r.data.seconds, sr = r.data.sr,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,
   -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);
