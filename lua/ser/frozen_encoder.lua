@@ -91,6 +91,8 @@ function WhisperClassifier:init(o)
   if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
+  elseif self.head_kind == "concat" then
+    self:add_module("head", heads.ConcatHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   else
     self:add_module("head", heads.StatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   end
@@ -213,8 +215,9 @@ M.family = {
   fields = {
     encoder = { kind = "string", default = M.DEFAULT_ENCODER,
                 help = "folder of the Whisper encoder (model.safetensors + config.json; `make whisper-base`)" },
-    head = { choices = { "superb", "stats" }, default = "stats",
-             help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP" },
+    head = { choices = { "superb", "stats", "concat" }, default = "stats",
+             help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP; "
+               .. "concat: every layer's mean+std -> MLP" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",

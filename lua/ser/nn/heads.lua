@@ -86,5 +86,30 @@ function StatsHead:extra_repr()
     self.hidden, u.pyfloat(self.dropout))
 end
 
-M.SuperbHead, M.StatsHead = SuperbHead, StatsHead
+-- ConcatHead(layers, d, classes, { hidden = 256, dropout = 0.3 }): every layer's mean and std
+-- concatenated ((L + 1) * 2d inputs, no layer weighting) -> the same MLP as StatsHead.
+-- Parameters: mlp.0.*, mlp.1.* (LayerNorm), mlp.4.*.
+local ConcatHead = Module.class("ConcatHead")
+function ConcatHead:init(layers, d, classes, opts)
+  opts = u.opts(opts, "ConcatHead", { hidden = true, dropout = true })
+  self.layers = u.positive_int(layers, "layers", "ConcatHead")
+  self.d = u.positive_int(d, "d", "ConcatHead")
+  self.classes = u.positive_int(classes, "classes", "ConcatHead")
+  self.hidden = u.positive_int(opts.hidden or 256, "hidden", "ConcatHead")
+  self.dropout = opts.dropout or 0.3
+  self:add_module("mlp", container.Sequential {
+    basic.Linear(self.layers * 2 * self.d, self.hidden), transformer.LayerNorm(self.hidden), basic.ReLU(),
+    basic.Dropout(self.dropout), basic.Linear(self.hidden, self.classes) })
+end
+function ConcatHead:pooled(x)
+  local B = check_input(self, x)
+  return x:reshape(B, self.layers * 2 * self.d)
+end
+ConcatHead.embed, ConcatHead.forward = StatsHead.embed, StatsHead.forward
+function ConcatHead:extra_repr()
+  return ("layers=%d, d=%d, classes=%d, hidden=%d, dropout=%s"):format(self.layers, self.d, self.classes,
+    self.hidden, u.pyfloat(self.dropout))
+end
+
+M.SuperbHead, M.StatsHead, M.ConcatHead = SuperbHead, StatsHead, ConcatHead
 return M
