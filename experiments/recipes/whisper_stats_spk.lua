@@ -3,9 +3,9 @@
 -- labels). Needs the speaker's other clips at inference (predict.lua groups files by speaker).
 return {
   name = "whisper_stats_spk",
-  model = { name = "whisper", encoder = "models/whisper-base", head = "stats", hidden = 256, dropout = 0.3,
+  model = { name = "whisper", encoder = "models/whisper-base", head = "stats", hidden = 512, dropout = 0.5,
             speaker_norm = true },
-  data = { seconds = 8 },
+  data = { seconds = 8, trim = 30 },
   batch = 32,
   epochs = 60,
   optim = { lr = 1e-3, weight_decay = 1e-2 },

@@ -4,7 +4,7 @@
 return {
   name = "whisper_superb_spk",
   model = { name = "whisper", encoder = "models/whisper-base", head = "superb", speaker_norm = true },
-  data = { seconds = 8 },
+  data = { seconds = 8, trim = 30 },
   batch = 32,
   epochs = 60,
   optim = { lr = 1e-3, weight_decay = 1e-2 },
