@@ -40,6 +40,29 @@ local function copy_file(src, dst)
   f = assert(io.open(dst, "wb")); f:write(s); f:close()
 end
 
+describe("ser.core.digest", function()
+  local digest = require "ser.core.digest"
+  it("gives FIPS 180-4's SHA-256 test vectors, and the same for a file's bytes", function()
+    assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", digest.sha256(""))
+    assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", digest.sha256("abc"))
+    assert.are.equal("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+      digest.sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+    assert.are.equal("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", digest.sha256(("a"):rep(1000000)))
+    local dir = tmp.make("digest")
+    for _, n in ipairs { 0, 55, 56, 63, 64, 65, 65536, 65537, 200003 } do
+      local bytes = {}
+      for i = 1, n do bytes[i] = string.char((i * 131 + n) % 256) end
+      local text = table.concat(bytes)
+      local f = assert(io.open(dir .. "/f", "wb")); f:write(text); f:close()
+      assert.are.equal(digest.sha256(text), digest.sha256_file(dir .. "/f"), "length " .. n)
+    end
+    local none, err = digest.sha256_file(dir .. "/missing")
+    assert.is_nil(none)
+    assert.matches("cannot open .*missing", err)
+    tmp.cleanup()
+  end)
+end)
+
 describe("embedding cache", function()
   local dir, enc_dir, paths
   setup(function()
