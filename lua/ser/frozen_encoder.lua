@@ -241,6 +241,8 @@ M.family = {
     for i = 1, 3 do
       if run[i] then parts[i] = model:dataset(run[i], { cache = dir }) end
     end
+    if not parts[1] then error(("whisper: the training split%s is empty"):format(
+      run.name ~= "" and run.name and (" of " .. run.name) or ""), 0) end
     model:fit_standardisation(parts[1].x)
     local c = model:cache(dir)
     if ctx.log then

@@ -193,8 +193,11 @@ function Cache:pooled(paths)
   if #todo > 0 then
     self.misses = self.misses + #todo
     if #todo > 2 * self.batch then
+      local memory = 0
+      for _, it in ipairs(todo) do if not it.key then memory = memory + 1 end end
       self.log(("embedding cache: encoding %d of %d clips (%d cached)%s"):format(#todo, #paths, #paths - #todo,
-        self.dir and (" into " .. self.dir) or ""))
+        memory == #todo and " held in memory (not cached: no file content to key them by)"
+          or (self.dir and (" into " .. self.dir) or "")))
     end
     self:encode(todo, function(it, pooled)
       out[it.index] = pooled
