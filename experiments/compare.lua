@@ -10,7 +10,7 @@ local argparse = require "argparse"
 local recipe, experiment, fs = ser.recipe, ser.experiment, ser.fs
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local DEFAULT_RECIPES = { "cnn2d", "crnn", "cnn1d" }
+local DEFAULT_RECIPES = { "cnn2d", "crnn", "cnn1d", "whisper" }
 
 local parser = argparse("compare.lua", "Train speech emotion recognition models from recipes and compare them.")
   :epilog("Artefacts: plots/<name>_curves.png, <name>_confusion.png, model_comparison.png, umap_<name>.png;\n" ..
@@ -62,7 +62,9 @@ for _, file in ipairs(files) do
       .. "(its field `name`) or run them with different --out"):format(by_name[r.name], file, r.name))
   end
   by_name[r.name] = file
-  if not wanted or wanted[r.model.name] then recipes[#recipes + 1] = r end
+  local missing = (not wanted or wanted[r.model.name]) and experiment.unavailable(r)
+  if missing then print(("note: not training %s: %s"):format(r.name, missing)) end
+  if (not wanted or wanted[r.model.name]) and not missing then recipes[#recipes + 1] = r end
 end
 if #recipes == 0 then parser:error("--models leaves no recipe to train") end
 local data_dir = args.data or (fs.is_dir("data/ravdess") and "data/ravdess") or nil

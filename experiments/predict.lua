@@ -44,6 +44,35 @@ local function report(path, x)
   print(("%s\t%s\t%s"):format(path, meta.classes[best], table.concat(parts, "  ")))
 end
 
+-- A head on a frozen encoder (the whisper family): the files' encoder features, computed
+-- together (a speaker-normalised model groups them by the speaker in their names).
+if type(model.features) == "function" then
+  local items, failed = {}, 0
+  for _, path in ipairs(args.files) do
+    local ok, err = ser.audio.info(path)
+    if not ok then
+      io.stderr:write(("%s: %s\n"):format(path, err)); failed = failed + 1
+    else
+      local info = ser.data.infer(path)
+      items[#items + 1] = { path = path, speaker = info and info.speaker or args.speaker or "(unnamed)" }
+    end
+  end
+  local per = {}
+  for _, it in ipairs(items) do per[it.speaker] = (per[it.speaker] or 0) + 1 end
+  for speaker, n in pairs(model.speaker_norm and per or {}) do
+    if n < 10 then
+      io.stderr:write(("note: speaker %s has %d clip%s here; a speaker-normalised model is surer with 10 or more of " ..
+        "the speaker's clips\n"):format(tostring(speaker), n, n == 1 and "" or "s"))
+    end
+  end
+  if #items > 0 then
+    local ok, x = pcall(model.features, model, items)
+    if not ok then io.stderr:write(tostring(x), "\n"); os.exit(1) end
+    for i, it in ipairs(items) do report(it.path, x:narrow(1, i, 1)) end
+  end
+  os.exit(failed > 0 and 1 or 0)
+end
+
 -- Each file is decoded and predicted in turn; a speaker-normalised model needs all of a
 -- speaker's clips first, so then the waveforms are kept until every file is decoded.
 local failed, good, waves = 0, {}, {}

@@ -22,7 +22,7 @@ n=$(find "$OUT/corpus" -name '*.wav' | wc -l)
 
 echo "== compare.lua --quick"
 start=$(date +%s)
-"$serlua" experiments/compare.lua --quick --ensemble --data "$OUT/corpus" --out "$OUT/run" --seed 1 --crnn-hidden 32 --mels 32
+"$serlua" experiments/compare.lua --quick --ensemble --models cnn2d,crnn,cnn1d --data "$OUT/corpus" --out "$OUT/run" --seed 1 --crnn-hidden 32 --mels 32
 echo "compare.lua --quick took $(( $(date +%s) - start )) s"
 
 plots=$OUT/run/plots

@@ -16,6 +16,7 @@ local results = require "ser.results"
 local fs = require "ser.fs"
 local train = require "ser.train"
 local distill = require "ser.train.distill"
+local frozen_encoder = require "ser.frozen_encoder"
 
 local M = {}
 
@@ -74,10 +75,21 @@ end
 local Study = {}
 Study.__index = Study
 
--- o: corpus, runs, plots, results (folders), seed (UMAP's).
+-- Whether a recipe's model can be built here: nil, or what is missing and how to get it (the
+-- whisper family without its encoder's weights).
+function M.unavailable(r)
+  if r.model.name ~= "whisper" then return nil end
+  local ok, err = pcall(frozen_encoder.encoder, r.model.encoder)
+  if ok then return nil end
+  return tostring(err)
+end
+
+-- o: corpus, runs, plots, results (folders), seed (UMAP's), cache (the embedding cache of
+-- pretrained-encoder models; default OUT/cache/embeddings beside OUT/results).
 function M.new(o)
+  local cache = o.cache or (((o.results or "."):match("^(.*)/[^/]+$") or ".") .. "/cache/embeddings")
   return setmetatable({ corpus = o.corpus, runs = o.runs, plots = o.plots, results = o.results, seed = o.seed,
-                        rows = {}, names = {}, fused = {}, best = nil }, Study)
+                        cache = cache, rows = {}, names = {}, fused = {}, best = nil }, Study)
 end
 
 -- The checkpoint of a recipe's seed (per seed when it has several; nil: the stable name).
@@ -100,7 +112,10 @@ function Study:fit(r)
       local model = recipe.build_model(r, #classes)
       local o = recipe.fit_options(r, seed)
       o.classes, o.embeddings, o.checkpoint = classes, true, self:checkpoint(r, seed)
-      local _, history, result = train.fit(model, run, o)
+      -- a family may train on something else than the corpus parts (cached encoder features)
+      local prepare = recipe.families[r.model.name].prepare
+      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = print }) or run
+      local _, history, result = train.fit(model, parts, o)
       out.histories[#out.histories + 1] = { seed = seed, fold = run.name, history = history }
       if si == 1 then out.confusion = results.add_confusion(out.confusion, result.confusion) end
       for _, split in ipairs { "val", "test" } do

@@ -16,6 +16,7 @@
 -- defaults and constructor; nothing in compare.lua changes.
 local models = require "ser.models"
 local features = require "ser.core.features"
+local frozen_encoder = require "ser.frozen_encoder"
 
 local M = {}
 
@@ -102,12 +103,15 @@ M.fields = {
 -- Model families: input features, title, the model.* fields they take and the constructor
 -- options they make of a recipe (classes: the class count).
 M.families = {}
+-- prepare (optional): function(r, model, run, ctx) -> run, the corpus parts of a run turned into
+-- what fit trains the model on (the whisper family: datasets of cached encoder features; ctx:
+-- { cache = the default embedding cache folder, log = function(line) }).
 function M.register_family(name, spec)
   if type(name) ~= "string" or type(spec) ~= "table" or type(spec.build) ~= "function" then
     error("ser.recipe.register_family: expected a name and { input =, title =, fields =, build = function(r, classes) }", 2)
   end
   M.families[name] = { input = spec.input or "logmel", title = spec.title or name, fields = spec.fields or {},
-                       build = spec.build }
+                       build = spec.build, prepare = spec.prepare }
 end
 
 local FREQ = { choices = { "flatten", "mean" }, default = "flatten",
@@ -135,6 +139,8 @@ M.register_family("crnn", { input = "logmel", title = "CRNN (log-mel)", fields =
   -- the BiLSTM of a flattened CRNN is sized by the mel bands: one name, features.n_mels
   return create("crnn")(r, classes, { mels = r.features.n_mels })
 end })
+-- A head on a frozen Whisper encoder's pooled hidden states (ser.frozen_encoder).
+M.register_family("whisper", frozen_encoder.family)
 
 -- The defaults of a recipe of the given family, as a nested table.
 local function set_path(t, key, v)
@@ -362,12 +368,16 @@ M.FLAGS = {
   { "--distill", "distill.teachers", argname = "<ckpts>" }, { "--distill-alpha", "distill.alpha", argname = "<a>" },
   { "--distill-temperature", "distill.temperature", argname = "<T>" },
   { "--distill-consistent", "distill.consistent", flag = true },
+  { "--encoder", "model.encoder", family = "whisper", argname = "<dir>" },
+  { "--head", "model.head", family = "whisper" },
+  { "--speaker-norm", "model.speaker_norm", family = "whisper", flag = true },
+  { "--cache", "model.cache", family = "whisper", argname = "<dir>" },
 }
 
 -- Adds the flags to an argparse parser (no defaults: only flags given override a recipe).
 function M.add_flags(parser)
   for _, f in ipairs(M.FLAGS) do
-    local spec = M.fields[f[2]] or (M.families.crnn.fields[f[2]:match("^model%.(.*)") or ""])
+    local spec = M.fields[f[2]] or (M.families[f.family or "crnn"].fields[f[2]:match("^model%.(.*)") or ""])
     local help = ("%s (recipe field %s%s)"):format(f.help or spec.help, f[2], f.family and (", " .. f.family .. " only") or "")
     if spec.choices then help = help .. ": " .. table.concat(spec.choices, ", ") end
     if f.flag then parser:flag(f[1], help) else

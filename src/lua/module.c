@@ -31,6 +31,7 @@ static const struct {
     {"ser.core.checkpoint", ser_lua_open_checkpoint},
     {"ser.core.pretrained", ser_lua_open_pretrained},
     {"ser.core.fs", ser_lua_open_fs},
+    {"ser.core.digest", ser_lua_open_digest},
     {NULL, NULL},
 };
 

@@ -39,7 +39,7 @@ describe("experiments/compare.lua", function()
 
   it_bin("rejects bad flags with a message and no training", function()
     local cases = {   -- the flags set recipe fields: messages name the field, the allowed values and the flag
-      { "--models cnn2d,resnet", "--models: unknown model 'resnet' (expected cnn2d, crnn, cnn1d)" },
+      { "--models cnn2d,resnet", "--models: unknown model 'resnet' (expected cnn2d, crnn, cnn1d, whisper)" },
       { "--epochs 0", "epochs must be a whole number >= 1, got 0 (from --epochs 0)" },
       { "--batch 2.5", "batch must be a whole number >= 1, got 2.5 (from --batch 2.5)" },
       { "--seconds=-1", "data.seconds must be a number > 0, got -1 (from --seconds -1)" },

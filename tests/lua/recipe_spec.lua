@@ -55,7 +55,7 @@ describe("ser.recipe", function()
       for k, v in pairs(over) do recipe.set_path(r, k, v) end
       assert.matches(msg, err_of(recipe.validate, r, "recipe t.lua"), 1, true)
     end
-    bad({ ["model.name"] = "resnet" }, "recipe t.lua: model.name must be one of cnn1d, cnn2d, crnn, got \"resnet\"")
+    bad({ ["model.name"] = "resnet" }, "recipe t.lua: model.name must be one of cnn1d, cnn2d, crnn, whisper, got \"resnet\"")
     bad({ ["epochs"] = 0 }, "recipe t.lua: epochs must be a whole number >= 1, got 0")
     bad({ ["optim.lr"] = -1 }, "optim.lr must be a number > 0, got -1")
     bad({ ["augment"] = "heavy" }, "augment must be one of \"reference\", \"speed\", \"none\", got \"heavy\"")
@@ -142,7 +142,7 @@ describe("ser.recipe", function()
     assert.are.same({ 32, 1.0, "speaker" }, { old.features.n_mels, old.data.seconds, old.data.normalize })
     local wave = recipe.from_meta({ model = "CNN1D", classes = classes })
     assert.are.same({ kind = "waveform" }, wave.features)
-    assert.matches("model (metadata) must be one of cnn1d, cnn2d, crnn, got \"resnet\"",
+    assert.matches("model (metadata) must be one of cnn1d, cnn2d, crnn, whisper, got \"resnet\"",
       err_of(recipe.from_meta, { model = "resnet" }), 1, true)
     assert.matches("features from a Lua function",
       err_of(recipe.from_meta, { model = "cnn2d", features = { kind = "function" } }), 1, true)

@@ -4,7 +4,9 @@
 -- accuracy; with the recipe taken out of the metadata (a checkpoint from before recipes) the
 -- same predictions come from the flat fields.
 local ser = require "ser"
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
+local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
 local have = io.open(serlua, "rb")
 if have then have:close() end
@@ -36,11 +38,15 @@ end
 
 describe("experiments/recipes", function()
   teardown(tmp.cleanup)
-  local dir, corpus
+  local dir, corpus, encoder
 
   setup(function()
     dir = tmp.make("recipes")
     corpus = dir .. "/corpus"
+    -- the whisper recipes run on a small random encoder (the real ones need `make whisper-base`)
+    encoder = dir .. "/whisper-random"
+    os.execute("mkdir -p " .. encoder)
+    random_whisper(encoder, { layers = 2, d_model = 64 })
     -- three classes keep the runs short; the split needs all 24 speakers (1-16, 17-20, 21-24)
     ser.data.synthetic{ speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
                         classes = { "neutral", "happy", "angry" } }
@@ -61,6 +67,7 @@ describe("experiments/recipes", function()
       local name = file:match("([^/]+)%.lua$")
       local out_dir = dir .. "/" .. name
       local extra = name == "crnn_distilled" and (" --set distill.teachers=" .. teacher) or ""
+      if name:match("^whisper") then extra = " --encoder " .. encoder end
       local out, rc = run(("%s experiments/compare.lua --quick --recipe %s --data %s --out %s --seed 1 --set epochs=1%s")
         :format(serlua, file, corpus, out_dir, extra))
       assert.are.equal(0, rc, file .. ":\n" .. out)

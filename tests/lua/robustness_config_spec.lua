@@ -63,7 +63,7 @@ describe_if("robustness: compare.lua configuration", function()
 
   it("other values checked up front", function()
     refused("--seconds 0", ": data.seconds must be a number > 0, got 0 (from --seconds 0)", dir)
-    refused("--models cnn2d,foo", "Error: --models: unknown model 'foo' (expected cnn2d, crnn, cnn1d)", dir)
+    refused("--models cnn2d,foo", "Error: --models: unknown model 'foo' (expected cnn2d, crnn, cnn1d, whisper)", dir)
     refused("--folds 1", "Error: --folds must be a whole number >= 2", dir)
     refused("--data " .. dir .. "/nothing --quick", "Error: --data " .. dir .. "/nothing is not a folder")
   end)

@@ -7,7 +7,7 @@ local Module = require "ser.nn.module"
 Module.summary = require "ser.nn.summary"
 
 local nn = { Module = Module, functional = require "ser.nn.functional" }
-for _, part in ipairs { "container", "conv", "norm", "pool", "basic", "rnn", "transformer" } do
+for _, part in ipairs { "container", "conv", "norm", "pool", "basic", "rnn", "transformer", "heads" } do
   for name, cls in pairs(require("ser.nn." .. part)) do nn[name] = cls end
 end
 

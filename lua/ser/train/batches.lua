@@ -80,6 +80,9 @@ function TensorLoader:iterate()
   end
 end
 
+-- An in-memory dataset { x, y } as a loader (batch size, shuffled or not, its name in messages).
+M.dataset_loader = tensor_loader
+
 -- The common interface --------------------------------------------------------
 function M.iterate(l, epoch)
   if getmetatable(l) == TensorLoader then return l:iterate() end

@@ -29,6 +29,10 @@ function M.save(path, model, classes, o, epoch, data)
                  normalize = batches.normalize_for(model.input, o.normalize),
                  train_speakers = data.train_speakers, distill = data.distill }
   for k, v in pairs(o.meta or {}) do meta[k] = v end
+  -- what a model records of itself beyond its weights (a frozen encoder's folder and identity)
+  if type(model.checkpoint_meta) == "function" then
+    for k, v in pairs(model:checkpoint_meta()) do meta[k] = v end
+  end
   local ok, err = ckpt.save(path, model:state_dict(), meta)
   if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end
 end
@@ -74,10 +78,14 @@ function M.load(path, o)
       return nil, ("%s: metadata has no class list (classes = %s)"):format(path, tostring(m.classes))
     end
     local built, err = pcall(recipe.build_model, r, #m.classes)
-    if not built then return nil, ("%s: the recipe describes no buildable model: %s"):format(path, tostring(err)) end
+    if not built then return nil, ("%s: the model cannot be built from its recipe: %s"):format(path, tostring(err)) end
     model = err
     ok, err = pcall(model.load_state_dict, model, sd)
     if not ok then return nil, ("%s: %s"):format(path, tostring(err)) end
+    if type(model.check_checkpoint) == "function" then   -- e.g. the encoder it was trained on, unchanged
+      ok, err = pcall(model.check_checkpoint, model, m, path)
+      if not ok then return nil, tostring(err) end
+    end
     model:eval()
     meta = m
   else
@@ -104,6 +112,12 @@ end
 -- A loader over a corpus part that prepares a checkpoint's inputs the way its training did
 -- (features, clip length, rate, silence trimming, normalisation), for scoring or embedding.
 function M.loader(part, model, meta)
+  -- a model on a frozen encoder scores the clips' (cached) encoder features
+  if type(model.dataset) == "function" then
+    local ds = model:dataset(part)
+    if not ds then error("the corpus part to score is empty", 0) end
+    return batches.dataset_loader(ds, 16, false, "the corpus part")
+  end
   local i = M.inputs(model, meta)
   return loader.loader(part, { batch = 16, features = M.features(model, meta), seconds = i.seconds, sr = i.sr,
     trim = i.trim, normalize = i.normalize })

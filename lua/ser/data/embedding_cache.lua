@@ -1,0 +1,220 @@
+-- ser.data.embedding_cache: pooled hidden states of a frozen pretrained encoder, computed
+-- once per clip, encoder and settings and kept on disk.
+--
+--   local cache = embedding_cache.new{ encoder = enc, identity = id, dir = "out/cache/embeddings",
+--                                      settings = { seconds = 8, sr = 16000, trim = 0 } }
+--   local x = cache:pooled(paths)   -- [N, L + 1, 2, d]: per layer the mean and the std over the
+--                                   -- clip's frames (population std), float32
+--
+-- A clip is the decoded file (mono, resampled to settings.sr), optionally trimmed of leading and
+-- trailing silence (settings.trim: ser.data trim options), cut to at most settings.seconds (the
+-- first seconds; with trimming the middle, as the loader's trim_window) and encoded at its own
+-- length: no padding is part of a clip (batches are padded, and the encoder masks the padding).
+--
+-- Key: the SHA-256 of the file's bytes, of the encoder (its identity: the SHA-256 of its weights
+-- and config files, see M.identity) and of the settings (seconds, sr, trim, n_mels, the pooling).
+-- Layout: DIR/<encoder id, 16 hex>/<settings id, 12 hex>/<file sha, 2 hex>/<file sha>.safetensors,
+-- one file per clip, each written atomically (ser.save: a temporary file renamed) and carrying its
+-- full keys in the metadata, which a read checks (a mismatch is recomputed). Misses are encoded in
+-- batches of clips of similar length (sorted by length), with progress lines on long encodes.
+local T = require "ser.tensor"
+local audio = require "ser.core.audio"
+local ckpt = require "ser.core.checkpoint"
+local digest = require "ser.core.digest"
+local fsc = require "ser.core.fs"
+local loader = require "ser.data.loader"
+local progress = require "ser.train.progress"
+
+local M = {}
+
+M.POOLING = "mean+std over valid frames, all layers (v1)"
+
+local function join(list) return table.concat(list, "\0") end
+
+-- The identity of an encoder checkpoint: the SHA-256 over the SHA-256 of its weights file and of
+-- its config.json (when present), so that an edited file invalidates. path: a folder or a
+-- .safetensors file. Returns { sha256 =, files = {...} } or nil, message.
+function M.identity(path)
+  local weights, config = path, nil
+  if fsc.is_dir(path) then weights, config = path .. "/model.safetensors", path .. "/config.json" end
+  local w, err = digest.sha256_file(weights)
+  if not w then return nil, err end
+  local parts, files = { "weights", w }, { weights }
+  if config then
+    local f = io.open(config, "rb")
+    if f then
+      f:close()
+      local c, cerr = digest.sha256_file(config)
+      if not c then return nil, cerr end
+      parts[#parts + 1], parts[#parts + 2] = "config", c
+      files[#files + 1] = config
+    end
+  end
+  return { sha256 = digest.sha256(join(parts)), files = files }
+end
+
+-- The canonical text of the settings a clip's features depend on.
+function M.settings_text(s, n_mels)
+  local trim = s.trim and loader.trim_options(s.trim, 1) or nil
+  return ("seconds=%.6g;sr=%d;n_mels=%d;trim=%s;pooling=%s"):format(s.seconds, s.sr, n_mels,
+    trim and ("%g/%d/%d"):format(trim.top_db, trim.frame_length, trim.hop_length) or "none", M.POOLING)
+end
+
+local Cache = {}
+Cache.__index = Cache
+
+-- o: encoder (a ser.pretrained encoder; may be a function returning one, called on the first
+-- miss), identity (M.identity of its path), config (the encoder's config: layers, d_model,
+-- n_mels), dir (cache root; nil: no disk cache), settings { seconds, sr, trim }, log (function
+-- for progress lines; default print), batch (clips per encoder call, default 8).
+function M.new(o)
+  local cfg = o.config
+  local self = setmetatable({ encoder = o.encoder, identity = o.identity, config = cfg, root = o.dir,
+    settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0 }, Cache)
+  if self.settings.seconds > 30 then
+    error(("embedding cache: clips of up to %g s asked for; Whisper encodes at most 30 s"):format(self.settings.seconds), 2)
+  end
+  self.settings_text = M.settings_text(self.settings, cfg.n_mels)
+  if o.dir then
+    self.dir = ("%s/%s/%s"):format(o.dir, self.identity.sha256:sub(1, 16), digest.sha256(self.settings_text):sub(1, 12))
+  end
+  return self
+end
+
+-- The cache file of a clip's content key.
+function Cache:file(key)
+  return ("%s/%s/%s.safetensors"):format(self.dir, key:sub(1, 2), key)
+end
+
+-- The clip as the encoder sees it: [samples] (see the header). Raises with the path on failure.
+-- wav: the decoded audio at settings.sr when it is in memory already (not read from path).
+function Cache:clip(path, wav)
+  local s = self.settings
+  local err
+  if not wav then wav, err = audio.load(path, { sr = s.sr, mono = true }) end
+  if not wav then error(("embedding cache: %s: %s"):format(path, tostring(err)), 0) end
+  local max = math.floor(s.seconds * s.sr + 0.5)
+  local trim = s.trim and loader.trim_options(s.trim, 1) or nil
+  if trim then
+    wav = audio.trim(wav, trim)
+    local n = wav:shape()[1]
+    if n > max then wav = wav:narrow(1, (n - max) // 2 + 1, max) end
+  elseif wav:shape()[1] > max then
+    wav = wav:narrow(1, 1, max)
+  end
+  if wav:shape()[1] < 2 * 160 then
+    error(("embedding cache: %s: %d samples after decoding%s; the encoder needs at least 320 (20 ms)")
+      :format(path, wav:shape()[1], trim and " and trimming" or ""), 0)
+  end
+  return wav:contiguous()
+end
+
+-- Per clip of a batch of hidden states: [L + 1, 2, d] (mean, population std over the clip's frames).
+local function pool(hs, b, frames)
+  local rows = {}
+  for l, h in ipairs(hs) do
+    local x = h:select(1, b):narrow(1, 1, frames)           -- [frames, d]
+    local m = x:mean(1)                                       -- [d]
+    local dev = x - m:view(1, -1)
+    local sd = (dev * dev):mean(1):sqrt()
+    rows[l] = T.cat({ m:view(1, 1, -1), sd:view(1, 1, -1) }, 2)   -- [1, 2, d]
+  end
+  return T.cat(rows, 1)
+end
+
+-- Encodes clips (a list of { path =, key =, index = }) in batches sorted by length; calls
+-- done(item, pooled [L + 1, 2, d]) for each.
+function Cache:encode(todo, done)
+  local enc = self.encoder
+  if type(enc) == "function" then enc = enc(); self.encoder = enc end
+  local clips = {}
+  for i, it in ipairs(todo) do
+    local wav = self:clip(it.path, it.wav)
+    clips[i] = { item = it, wav = wav, n = wav:shape()[1] }
+  end
+  table.sort(clips, function(a, b) return a.n > b.n or (a.n == b.n and a.item.index < b.item.index) end)
+  local t0, shown, n_mels = progress.now(), progress.now(), self.config.n_mels
+  for first = 1, #clips, self.batch do
+    local last = math.min(#clips, first + self.batch - 1)
+    local mels, lengths, Tmax = {}, {}, 0
+    for i = first, last do
+      local m = enc:frontend(clips[i].wav)                     -- [n_mels, frames]
+      mels[#mels + 1] = m
+      lengths[#lengths + 1] = m:shape()[2]
+      Tmax = math.max(Tmax, m:shape()[2])
+    end
+    local x = T.zeros(#mels, n_mels, Tmax)
+    for b, m in ipairs(mels) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
+    local hs = enc:hidden_states(x, { lengths = lengths })
+    for b = 1, #mels do
+      done(clips[first + b - 1].item, pool(hs, b, (lengths[b] + 1) // 2))
+    end
+    local now = progress.now()
+    if #clips > 2 * self.batch and (now - shown > 10 or last == #clips) then
+      shown = now
+      local rate = last / math.max(now - t0, 1e-9)
+      self.log(("  encoded %d/%d clips (%.1f clips/s, %s left)"):format(last, #clips, rate,
+        progress.duration and progress.duration((#clips - last) / rate) or ("%.0f s"):format((#clips - last) / rate)))
+    end
+  end
+  self.encode_seconds = (self.encode_seconds or 0) + (progress.now() - t0)
+end
+
+-- [N, L + 1, 2, d] for `sources`: file paths (hits read from disk, misses encoded and written),
+-- or { wav = [samples] at settings.sr, name = } for audio held in memory (a synthetic corpus),
+-- which is encoded and not cached (it has no file whose content could be the key).
+function Cache:pooled(paths)
+  local out, todo = {}, {}
+  local L1, d = self.config.layers + 1, self.config.d_model
+  for i, path in ipairs(paths) do
+    local key, err, wav
+    if type(path) == "table" then
+      wav, path = path.wav, tostring(path.name or ("clip " .. i))
+    else
+      key, err = digest.sha256_file(path)
+      if not key then error("embedding cache: " .. tostring(err), 0) end
+    end
+    local hit
+    if self.dir and key then
+      local sd, meta = ckpt.load(self:file(key))
+      if sd and type(meta) == "table" and meta.encoder == self.identity.sha256 and meta.settings == self.settings_text
+        and meta.clip == key and sd.pooled then
+        local sh = sd.pooled:shape()
+        if #sh == 3 and sh[1] == L1 and sh[2] == 2 and sh[3] == d then hit = sd.pooled end
+      end
+    end
+    if hit then
+      out[i] = hit
+      self.hits = self.hits + 1
+    else
+      todo[#todo + 1] = { path = path, key = key, index = i, wav = wav }
+    end
+  end
+  if #todo > 0 then
+    self.misses = self.misses + #todo
+    if #todo > 2 * self.batch then
+      local memory = 0
+      for _, it in ipairs(todo) do if not it.key then memory = memory + 1 end end
+      self.log(("embedding cache: encoding %d of %d clips (%d cached)%s"):format(#todo, #paths, #paths - #todo,
+        memory == #todo and " held in memory (not cached: no file content to key them by)"
+          or (self.dir and (" into " .. self.dir) or "")))
+    end
+    self:encode(todo, function(it, pooled)
+      out[it.index] = pooled
+      if self.dir and it.key then
+        local file = self:file(it.key)
+        local ok, err = fsc.mkdir_p(file:match("^(.*)/[^/]*$"))
+        if not ok then error("embedding cache: " .. tostring(err), 0) end
+        ok, err = ckpt.save(file, { pooled = pooled:contiguous() },
+          { encoder = self.identity.sha256, settings = self.settings_text, clip = it.key, source = it.path })
+        if not ok then error(("embedding cache: could not write %s: %s"):format(file, tostring(err)), 0) end
+      end
+    end)
+  end
+  if #paths == 0 then return T.zeros(0, L1, 2, d) end
+  local rows = {}
+  for i = 1, #paths do rows[i] = out[i]:view(1, L1, 2, d) end
+  return T.cat(rows, 1)
+end
+
+return M

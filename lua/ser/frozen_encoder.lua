@@ -1,0 +1,258 @@
+-- ser.frozen_encoder: emotion models on a frozen pretrained encoder (Whisper), the `whisper`
+-- model family of ser.recipe (registered there from M.family).
+--
+--   WhisperClassifier{ encoder = "models/whisper-base", head = "stats" | "superb", classes = 8,
+--                      hidden = 256, dropout = 0.3, speaker_norm = false,
+--                      seconds = 8, sr = 16000, trim = nil, cache = "OUT/cache/embeddings" }
+--
+-- The encoder is loaded from its folder (weights stay out of the model's state_dict: a
+-- checkpoint holds the head and the feature standardisation only, plus the encoder's folder and
+-- identity in its metadata). The model's input is the pooled hidden states of clips,
+-- x [B, L + 1, 2, d] (ser.data.embedding_cache), standardised with the training clips'
+-- statistics (buffers feature_mean, feature_std); model:features(items) computes them for
+-- files ({ path =, speaker = }), with speaker normalisation when the model has it (each
+-- speaker's clips z-scored with that speaker's mean and std over those clips, per feature; no
+-- labels used). model:dataset(part) gives a corpus part as an in-memory dataset for ser.train.
+local T = require "ser.tensor"
+local Module = require "ser.nn.module"
+local heads = require "ser.nn.heads"
+local basic = require "ser.nn.basic"
+local pretrained = require "ser.pretrained"
+local embedding_cache = require "ser.data.embedding_cache"
+
+local M = {}
+
+-- A spread below this is taken as the floor (a flat feature is not blown up).
+M.STD_FLOOR = 1e-4
+
+-- Encoders loaded in this process, by identity.
+local loaded = {}
+
+-- The encoder of a folder (or .safetensors file) and its identity; raises a message that says
+-- what to do when the folder is missing.
+function M.encoder(path)
+  local id, err = embedding_cache.identity(path)
+  if not id then
+    error(("whisper: the encoder %s cannot be read (%s). The model family `whisper` reads a Whisper "
+      .. "encoder's features: get the weights with `make whisper-base` (into models/whisper-base) or "
+      .. "`make whisper-tiny.en`, or point model.encoder (--encoder) at a folder holding model.safetensors "
+      .. "and config.json"):format(path, tostring(err)), 0)
+  end
+  local hit = loaded[id.sha256]
+  if not hit then
+    local enc, lerr = pretrained.load(path)
+    if not enc then error(("whisper: the encoder %s: %s"):format(path, tostring(lerr)), 0) end
+    hit = { enc = enc, id = id }
+    loaded[id.sha256] = hit
+  end
+  return hit.enc, id
+end
+
+-- Per-row statistics of groups: x [N, F]; keys[i] the group of row i. Returns mean, std [N, F].
+local function group_stats(x, keys, floor)
+  local groups, order = {}, {}
+  for i, k in ipairs(keys) do
+    k = tostring(k)
+    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+    table.insert(groups[k], i)
+  end
+  local F = x:shape()[2]
+  local mean_rows, std_rows = {}, {}
+  for _, k in ipairs(order) do
+    local rows = {}
+    for j, i in ipairs(groups[k]) do rows[j] = x:narrow(1, i, 1) end
+    local g = T.cat(rows, 1)
+    local m = g:mean(1)
+    local dev = g - m:view(1, F)
+    local sd = (dev * dev):mean(1):sqrt():clamp(floor, math.huge)
+    for _, i in ipairs(groups[k]) do mean_rows[i], std_rows[i] = m, sd end
+  end
+  local ms, ss = {}, {}
+  for i = 1, #keys do ms[i], ss[i] = mean_rows[i]:view(1, F), std_rows[i]:view(1, F) end
+  return T.cat(ms, 1), T.cat(ss, 1)
+end
+M.group_stats = group_stats
+
+local WhisperClassifier = Module.class("WhisperClassifier")
+
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, speaker_norm, seconds, sr, trim, cache.
+function WhisperClassifier:init(o)
+  local enc, id = M.encoder(o.encoder)
+  self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
+  self.head_kind, self.speaker_norm = o.head or "stats", o.speaker_norm == true
+  self.settings = { seconds = o.seconds or 8, sr = o.sr or 16000, trim = o.trim }
+  self.cache_dir = o.cache
+  self.input = "whisper"
+  local L1, d = enc.config.layers + 1, enc.config.d_model
+  self.layers, self.d = L1, d
+  self:register_buffer("feature_mean", T.zeros(L1, 2, d))
+  self:register_buffer("feature_std", T.ones(L1, 2, d))
+  self.input_dropout = o.input_dropout or 0
+  if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
+  if self.head_kind == "superb" then
+    self:add_module("head", heads.SuperbHead(L1, d, o.classes))
+  elseif self.head_kind == "concat" then
+    self:add_module("head", heads.ConcatHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
+  else
+    self:add_module("head", heads.StatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
+  end
+end
+
+-- x [B, L + 1, 2, d] standardised with the training clips' statistics.
+function WhisperClassifier:standardised(x)
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= self.layers or s[3] ~= 2 or s[4] ~= self.d then
+    error(("WhisperClassifier: expected pooled hidden states [B, %d, 2, %d] (model:features(items) computes "
+      .. "them from files), got [%s]"):format(self.layers, self.d, table.concat(s, ",")), 3)
+  end
+  return (x - self.feature_mean:view(1, self.layers, 2, self.d)) / self.feature_std:view(1, self.layers, 2, self.d)
+end
+
+function WhisperClassifier:forward(x)
+  local z = self:standardised(x)
+  if self.drop then z = self.drop(z) end
+  return self.head(z)
+end
+
+function WhisperClassifier:embed(x)
+  return self.head:embed(self:standardised(x))
+end
+
+-- The embedding cache of this model's encoder and settings (dir: the cache root; nil: none).
+function WhisperClassifier:cache(dir)
+  dir = dir or self.cache_dir
+  self._caches = self._caches or {}
+  local key = tostring(dir)
+  if not self._caches[key] then
+    self._caches[key] = embedding_cache.new { encoder = function() return (M.encoder(self.encoder_path)) end,
+      identity = self.identity, config = self.config, dir = dir, settings = self.settings }
+  end
+  return self._caches[key]
+end
+
+-- [N, L + 1, 2, d]: the pooled features of items ({ path =, speaker = }; with o.audio, a part's
+-- in-memory audio [N, samples], items with `row` are read from it), speaker-normalised when the
+-- model is (each speaker's statistics over that speaker's items here).
+function WhisperClassifier:features(items, o)
+  o = o or {}
+  local paths, speakers = {}, {}
+  for i, it in ipairs(items) do
+    paths[i], speakers[i] = it.path, it.speaker
+    if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
+  end
+  local x = self:cache(o.cache):pooled(paths)
+  if self.speaker_norm and #items > 0 then
+    local n, F = #items, self.layers * 2 * self.d
+    local flat = x:contiguous():view(n, F)
+    local m, sd = group_stats(flat, speakers, M.STD_FLOOR)
+    x = ((flat - m) / sd):view(n, self.layers, 2, self.d)
+  end
+  return x
+end
+
+-- A corpus part as an in-memory dataset { x, y, classes } (nil for an empty part).
+function WhisperClassifier:dataset(part, o)
+  if not part or #part.items == 0 then return nil end
+  local index = {}
+  for i, c in ipairs(part.classes) do index[c] = i end
+  local y = {}
+  for i, it in ipairs(part.items) do
+    y[i] = index[it.label]
+    if not y[i] then
+      error(("whisper: %s has label %s, which is not one of the classes (%s)"):format(it.path, tostring(it.label),
+        table.concat(part.classes, ", ")), 0)
+    end
+  end
+  local fo = { cache = o and o.cache, audio = part.audio }
+  return { x = self:features(part.items, fo), y = y, classes = part.classes }
+end
+
+-- Sets the feature standardisation from the training features [N, L + 1, 2, d].
+function WhisperClassifier:fit_standardisation(x)
+  local n = x:shape()[1]
+  local flat = x:contiguous():view(n, -1)
+  local m = flat:mean(1)
+  local dev = flat - m:view(1, -1)
+  local sd = (dev * dev):mean(1):sqrt():clamp(M.STD_FLOOR, math.huge)
+  self.feature_mean:copy_(m:view(self.layers, 2, self.d))
+  self.feature_std:copy_(sd:view(self.layers, 2, self.d))
+end
+
+-- What a checkpoint records of the encoder besides the recipe (which names its folder).
+function WhisperClassifier:checkpoint_meta()
+  return { encoder = { path = self.encoder_path, sha256 = self.identity.sha256, layers = self.config.layers,
+    d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source } }
+end
+
+-- Refuses a checkpoint whose encoder is not the one this model loaded (an edited or replaced file).
+function WhisperClassifier:check_checkpoint(meta, where)
+  local e = type(meta) == "table" and meta.encoder
+  if type(e) ~= "table" or type(e.sha256) ~= "string" then
+    error(("%s: a whisper checkpoint without the encoder's identity (meta.encoder.sha256)"):format(where), 0)
+  end
+  if e.sha256 ~= self.identity.sha256 then
+    error(("%s: the encoder at %s has changed since this model was trained (identity %s, the checkpoint's %s): "
+      .. "the head reads that encoder's features and would give meaningless outputs; restore the encoder "
+      .. "files it was trained on or retrain"):format(where, self.encoder_path, self.identity.sha256:sub(1, 16),
+        e.sha256:sub(1, 16)), 0)
+  end
+end
+
+function WhisperClassifier:extra_repr()
+  return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s"):format(self.encoder_path, self.layers, self.d,
+    tostring(self.speaker_norm))
+end
+
+M.WhisperClassifier = WhisperClassifier
+
+-- The default encoder folder: models/whisper-base.
+M.DEFAULT_ENCODER = "models/whisper-base"
+
+-- The `whisper` family of ser.recipe (ser.recipe registers it): model.* fields and the constructor.
+M.family = {
+  input = "waveform",
+  title = "Whisper encoder + head",
+  fields = {
+    encoder = { kind = "string", default = M.DEFAULT_ENCODER,
+                help = "folder of the Whisper encoder (model.safetensors + config.json; `make whisper-base`)" },
+    head = { choices = { "superb", "stats", "concat" }, default = "stats",
+             help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP; "
+               .. "concat: every layer's mean+std -> MLP" },
+    hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
+    dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
+    input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
+                      help = "dropout on the standardised pooled features (training only)" },
+    speaker_norm = { kind = "boolean", default = false,
+                     help = "z-score each speaker's pooled features over the speaker's clips (no labels)" },
+    cache = { kind = "string", help = "embedding cache folder (default OUT/cache/embeddings)" },
+  },
+  build = function(r, classes)
+    local m = r.model
+    return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
+      dropout = m.dropout, input_dropout = m.input_dropout, speaker_norm = m.speaker_norm, seconds = r.data.seconds, sr = r.data.sr,
+      trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
+  end,
+  -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);
+  -- the model's standardisation set from the training clips.
+  prepare = function(r, model, run, ctx)
+    local dir = r.model.cache or ctx.cache
+    model.cache_dir = dir
+    local parts = {}
+    for i = 1, 3 do
+      if run[i] then parts[i] = model:dataset(run[i], { cache = dir }) end
+    end
+    if not parts[1] then error(("whisper: the training split%s is empty"):format(
+      run.name ~= "" and run.name and (" of " .. run.name) or ""), 0) end
+    model:fit_standardisation(parts[1].x)
+    local c = model:cache(dir)
+    if ctx.log then
+      ctx.log(("whisper: %s, %d layers x d %d; embedding cache %s: %d clips read, %d encoded%s"):format(
+        model.encoder_path, model.config.layers, model.config.d_model, dir or "(none)", c.hits, c.misses,
+        c.encode_seconds and (" in %.1f s"):format(c.encode_seconds) or ""))
+    end
+    parts.name = run.name
+    return parts
+  end,
+}
+
+return M

@@ -1,0 +1,343 @@
+-- Heads on a frozen Whisper encoder: the embedding cache (hits, misses, invalidation by content,
+-- encoder and settings, atomic files, batch invariance), the heads' shapes and names, speaker
+-- normalisation, and the whisper family end to end: compare.lua --quick with a small random
+-- encoder, predict.lua reproducing its validation scores from the checkpoint alone, and clear
+-- refusals for a missing or changed encoder.
+local ser = require "ser"
+local T = ser.tensor
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
+local random_whisper = dofile(here .. "helpers/whisper_random.lua")
+local cachemod = require "ser.data.embedding_cache"
+local frozen = require "ser.frozen_encoder"
+local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
+local have = io.open(serlua, "rb")
+if have then have:close() end
+local it_bin = have and it or pending
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
+  local out = p:read("a")
+  p:close()
+  return out, tonumber(out:match("rc=(%d+)%s*$"))
+end
+
+local function ls(dir)
+  local p = assert(io.popen("find '" .. dir .. "' -type f 2>/dev/null | sort"))
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  return out
+end
+
+local function max_diff(a, b)
+  local m = (a - b):abs():max()
+  return type(m) == "number" and m or m:item()
+end
+
+local function copy_file(src, dst)
+  local f = assert(io.open(src, "rb")); local s = f:read("a"); f:close()
+  f = assert(io.open(dst, "wb")); f:write(s); f:close()
+end
+
+describe("ser.core.digest", function()
+  local digest = require "ser.core.digest"
+  it("gives FIPS 180-4's SHA-256 test vectors, and the same for a file's bytes", function()
+    assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", digest.sha256(""))
+    assert.are.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", digest.sha256("abc"))
+    assert.are.equal("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+      digest.sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+    assert.are.equal("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", digest.sha256(("a"):rep(1000000)))
+    local dir = tmp.make("digest")
+    for _, n in ipairs { 0, 55, 56, 63, 64, 65, 65536, 65537, 200003 } do
+      local bytes = {}
+      for i = 1, n do bytes[i] = string.char((i * 131 + n) % 256) end
+      local text = table.concat(bytes)
+      local f = assert(io.open(dir .. "/f", "wb")); f:write(text); f:close()
+      assert.are.equal(digest.sha256(text), digest.sha256_file(dir .. "/f"), "length " .. n)
+    end
+    local none, err = digest.sha256_file(dir .. "/missing")
+    assert.is_nil(none)
+    assert.matches("cannot open .*missing", err)
+    tmp.cleanup()
+  end)
+end)
+
+describe("embedding cache", function()
+  local dir, enc_dir, paths
+  setup(function()
+    dir = tmp.make("embcache")
+    enc_dir = dir .. "/enc"
+    os.execute("mkdir -p " .. enc_dir)
+    random_whisper(enc_dir, { layers = 2, d_model = 64 })
+    ser.data.synthetic { speakers = 2, per_class = 1, seconds = 1.0, seed = 3, out = dir .. "/wav",
+                         classes = { "neutral", "happy" } }
+    paths = {}
+    for i, it in ipairs(ser.data.scan(dir .. "/wav", { quiet = true }).items) do paths[i] = it.path end
+    assert.is_true(#paths >= 4)
+  end)
+  teardown(tmp.cleanup)
+
+  local function cache(o)
+    o = o or {}
+    local path = o.encoder or enc_dir
+    local enc, id = frozen.encoder(path)
+    return cachemod.new { encoder = enc, identity = id, config = enc.config, dir = o.dir or (dir .. "/cache"),
+      settings = o.settings or { seconds = 4, sr = 16000 }, log = function() end, batch = o.batch }
+  end
+
+  it("misses, then hits with the same values; files are whole and named by content", function()
+    for _, p in ipairs(paths) do assert.is_truthy(io.open(p, "rb"), p) end
+    local c1 = cache()
+    local x1 = c1:pooled(paths)
+    assert.are.same({ #paths, 3, 2, 64 }, x1:shape())
+    assert.are.equal(#paths, c1.misses)
+    local c2 = cache()
+    local x2 = c2:pooled(paths)
+    assert.are.equal(#paths, c2.hits)
+    assert.are.equal(0, c2.misses)
+    assert.are.equal(0, max_diff(x1, x2))
+    -- one .safetensors per clip, nothing half-written (temporary files renamed away)
+    local files = ls(dir .. "/cache")
+    assert.are.equal(#paths, #files)
+    for _, f in ipairs(files) do assert.matches("/%x%x/%x+%.safetensors$", f) end
+  end)
+
+  it("pools each clip's own frames: the cached row equals the clip encoded alone", function()
+    local c = cache()
+    local x = c:pooled(paths)
+    local enc = frozen.encoder(enc_dir)
+    local wav = assert(ser.audio.load(paths[2], { sr = 16000, mono = true }))
+    local m = enc:frontend(wav)
+    local hs = enc:hidden_states(m:view(1, 80, -1))
+    local frames = (m:shape()[2] + 1) // 2
+    for l = 1, 3 do
+      local h = hs[l]:select(1, 1):narrow(1, 1, frames)
+      local mean = h:mean(1)
+      local dev = h - mean:view(1, -1)
+      local sd = (dev * dev):mean(1):sqrt()
+      assert.is_true(max_diff(x:select(1, 2):select(1, l):select(1, 1), mean) < 1e-4)
+      assert.is_true(max_diff(x:select(1, 2):select(1, l):select(1, 2), sd) < 1e-4)
+    end
+    -- and batching (clips of different lengths, padded and masked) does not change it
+    local one = cache { dir = dir .. "/cache-b1", batch = 1 }:pooled(paths)
+    assert.is_true(max_diff(one, x) < 1e-4, "batch of 1 vs batch of 8: " .. max_diff(one, x))
+  end)
+
+  it("recomputes a clip whose content changed, and only that one", function()
+    cache():pooled(paths)
+    local changed = dir .. "/changed.wav"
+    copy_file(paths[1], changed)
+    local before = cache():pooled({ changed })
+    copy_file(paths[3], changed)                 -- same name, other bytes
+    local c = cache()
+    local after = c:pooled({ changed, paths[2] })
+    assert.are.equal(0, c.misses)                -- paths[3]'s content is cached already
+    assert.are.equal(2, c.hits)
+    assert.is_true(max_diff(before, after:narrow(1, 1, 1)) > 1e-3)
+    assert.are.equal(0, max_diff(after:narrow(1, 1, 1), cache():pooled({ paths[3] })))
+    local f = io.open(changed, "ab"); f:write("\0\0\0\0"); f:close()   -- a new content: a miss
+    local c3 = cache()
+    c3:pooled({ changed })
+    assert.are.equal(1, c3.misses)
+  end)
+
+  it("invalidates on another encoder, an edited encoder file and other settings", function()
+    local base = cache():pooled(paths)
+    local other = dir .. "/enc2"
+    os.execute("mkdir -p " .. other)
+    random_whisper(other, { layers = 2, d_model = 64, seed = 7 })
+    local c = cache { encoder = other }
+    local x = c:pooled(paths)
+    assert.are.equal(#paths, c.misses)
+    assert.is_true(max_diff(x, base) > 1e-3)
+    -- the same folder edited in place: the identity changes, so does the cache folder
+    local id1 = assert(cachemod.identity(other))
+    random_whisper(other, { layers = 2, d_model = 64, seed = 8 })
+    local id2 = assert(cachemod.identity(other))
+    assert.are_not.equal(id1.sha256, id2.sha256)
+    local f = io.open(other .. "/config.json", "ab"); f:write(" "); f:close()
+    assert.are_not.equal(id2.sha256, assert(cachemod.identity(other)).sha256)
+    -- settings: clip length, trimming
+    for _, s in ipairs { { seconds = 0.5, sr = 16000 }, { seconds = 4, sr = 16000, trim = 30 } } do
+      local cs = cache { settings = s }
+      cs:pooled(paths)
+      assert.are.equal(#paths, cs.misses)
+      assert.are_not.equal(cache().dir, cs.dir)
+    end
+  end)
+
+  it("recomputes a damaged cache file instead of failing", function()
+    local c = cache()
+    local x = c:pooled({ paths[1] })
+    local key = assert(require("ser.core.digest").sha256_file(paths[1]))
+    local file = c:file(key)
+    local f = assert(io.open(file, "wb")); f:write("garbage"); f:close()
+    local c2 = cache()
+    local y = c2:pooled({ paths[1] })
+    assert.are.equal(1, c2.misses)
+    assert.is_true(max_diff(x, y) < 1e-5)
+  end)
+
+  it("says which file cannot be read, and refuses clips over 30 s", function()
+    local ok, err = pcall(function() return cache():pooled({ dir .. "/nope.wav" }) end)
+    assert.is_false(ok)
+    assert.matches("nope.wav", err)
+    ok, err = pcall(cache, { settings = { seconds = 40, sr = 16000 } })
+    assert.is_false(ok)
+    assert.matches("at most 30 s", err)
+    ok, err = pcall(frozen.encoder, dir .. "/no-such-encoder")
+    assert.is_false(ok)
+    assert.matches("make whisper%-base", err)
+  end)
+end)
+
+describe("heads", function()
+  it("SuperbHead: softmax layer weights -> mean -> linear, PyTorch-style names", function()
+    ser.manual_seed(1)
+    local h = ser.nn.SuperbHead(3, 16, 5)
+    local keys = {}
+    for k in pairs(h:state_dict()) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.are.same({ "linear.bias", "linear.weight", "weights" }, keys)
+    local x = T.randn(4, 3, 2, 16)
+    assert.are.same({ 4, 5 }, h(x):shape())
+    assert.are.same({ 4, 16 }, h:embed(x):shape())
+    -- zero weights: the layers' means averaged
+    local want = x:narrow(3, 1, 1):mean(2):reshape(4, 16)
+    assert.is_true(max_diff(h:embed(x), want) < 1e-6)
+    -- gradients reach the layer weights
+    h(x):sum():backward()
+    assert.is_true(h.weights:grad():abs():sum():item() > 0)
+    local ok, err = pcall(h, T.randn(4, 3, 16))
+    assert.is_false(ok)
+    assert.matches("expected pooled hidden states %[B, 3, 2, 16%]", err)
+  end)
+
+  it("StatsHead: weighted mean+std -> MLP (LayerNorm, ReLU, dropout)", function()
+    ser.manual_seed(1)
+    local h = ser.nn.StatsHead(3, 16, 5, { hidden = 32, dropout = 0.2 })
+    local keys = {}
+    for k in pairs(h:state_dict()) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.are.same({ "mlp.0.bias", "mlp.0.weight", "mlp.1.bias", "mlp.1.weight", "mlp.4.bias", "mlp.4.weight",
+                      "weights" }, keys)
+    local x = T.randn(4, 3, 2, 16)
+    assert.are.same({ 4, 5 }, h(x):shape())
+    assert.are.same({ 4, 32 }, h:embed(x):shape())
+    assert.are.same({ 32, 32 }, h.mlp:get(1).weight:shape())   -- 2d = 32 inputs
+  end)
+
+  it("speaker statistics: each group z-scored over its own rows", function()
+    local x = T.new { { 1, 10 }, { 3, 30 }, { 100, 0 }, { 102, 4 } }
+    local m, sd = frozen.group_stats(x, { "a", "a", "b", "b" }, 1e-4)
+    local z = ((x - m) / sd):totable()
+    assert.are.same({ { -1, -1 }, { 1, 1 }, { -1, -1 }, { 1, 1 } }, z)
+  end)
+end)
+
+describe("the whisper family in the main job", function()
+  local dir, corpus, enc_dir
+  setup(function()
+    dir = tmp.make("whisperjob")
+    corpus = dir .. "/corpus"
+    enc_dir = dir .. "/enc"
+    os.execute("mkdir -p " .. enc_dir)
+    random_whisper(enc_dir, { layers = 2, d_model = 64 })
+    ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
+                         classes = { "neutral", "happy", "angry" } }
+  end)
+  teardown(tmp.cleanup)
+
+  local function csv_row(path, model, split)
+    for line in io.lines(path) do
+      local f = {}
+      for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
+      if f[1] == model and f[2] == split then return f end
+    end
+  end
+
+  local function val_paths()
+    local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
+    local paths = {}
+    for i, item in ipairs(val.items) do paths[i] = item.path end
+    return val, paths
+  end
+
+  local function predict(ckpt, paths)
+    local out, rc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
+    local labels = {}
+    for path, label in out:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
+    return labels, out, rc
+  end
+
+  for _, case in ipairs { { name = "stats", sets = "" }, { name = "superb_spk", sets = " --head superb --speaker-norm" } } do
+    it_bin(("compare.lua --quick trains it (%s) with every artefact; predict.lua reproduces its scores"):format(case.name), function()
+      local out_dir = dir .. "/" .. case.name
+      local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s --seed 1 --encoder %s%s")
+        :format(serlua, corpus, out_dir, enc_dir, case.sets))
+      assert.are.equal(0, rc, out)
+      for _, f in ipairs { "plots/whisper_curves.png", "plots/whisper_confusion.png", "plots/model_comparison.png",
+                           "plots/umap_whisper.png", "results/whisper_report.txt", "results/whisper_history.csv",
+                           "results/whisper.safetensors", "results/results.csv" } do
+        assert.is_truthy(io.open(out_dir .. "/" .. f, "rb"), f .. "\n" .. out)
+      end
+      assert.is_true(#ls(out_dir .. "/cache/embeddings") > 0, "no embedding cache under OUT/cache/embeddings")
+      local ckpt = out_dir .. "/results/whisper.safetensors"
+      local sd, meta = assert(ser.load(ckpt))
+      assert.are.equal("whisper", meta.recipe.model.name)
+      assert.are.equal(enc_dir, meta.encoder.path)
+      assert.are.equal(assert(cachemod.identity(enc_dir)).sha256, meta.encoder.sha256)
+      for k in pairs(sd) do assert.is_nil(k:match("encoder"), "encoder weights in the checkpoint: " .. k) end
+      local want = csv_row(out_dir .. "/results/results.csv", "whisper", "val")
+      local val, paths = val_paths()
+      local labels, pout, prc = predict(ckpt, paths)
+      assert.are.equal(0, prc, pout)
+      local index, pred, target = {}, {}, {}
+      for i, c in ipairs(val.classes) do index[c] = i end
+      for i, item in ipairs(val.items) do
+        assert.is_truthy(labels[item.path], pout)
+        pred[i], target[i] = index[labels[item.path]], index[item.label]
+      end
+      local rep = ser.metrics.report(pred, target, val.classes)
+      assert.are.equal(want[3], ("%.4f"):format(rep.accuracy))
+      assert.are.equal(want[4], ("%.4f"):format(rep.weighted_f1))
+      -- embed.lua and ensemble.lua take it too
+      out, rc = run(("%s experiments/embed.lua %s %s --out %s/u.png"):format(serlua, ckpt, corpus, dir))
+      assert.are.equal(0, rc, out)
+      out, rc = run(("%s experiments/ensemble.lua --split val --data %s %s %s"):format(serlua, corpus, ckpt, ckpt))
+      assert.are.equal(0, rc, out)
+      assert.matches(("ensemble%%s+val%%s+%s"):format(want[3]:gsub("%.", "%%.")), out)
+    end)
+  end
+
+  it_bin("a checkpoint whose encoder is missing or changed is refused with what to do", function()
+    local ckpt = dir .. "/stats/results/whisper.safetensors"
+    assert.is_truthy(io.open(ckpt, "rb"), "run by the test above")
+    local _, paths = val_paths()
+    local moved = enc_dir .. "-moved"
+    assert(os.rename(enc_dir, moved))
+    local _, out, rc = predict(ckpt, { paths[1] })
+    assert(os.rename(moved, enc_dir))
+    assert.are_not.equal(0, rc)
+    assert.matches("cannot be read", out)
+    assert.matches("make whisper%-base", out)
+    -- the same folder holding other weights
+    local saved = enc_dir .. "/model.safetensors.orig"
+    copy_file(enc_dir .. "/model.safetensors", saved)
+    random_whisper(enc_dir, { layers = 2, d_model = 64, seed = 9 })
+    _, out, rc = predict(ckpt, { paths[1] })
+    copy_file(saved, enc_dir .. "/model.safetensors")
+    assert.are_not.equal(0, rc)
+    assert.matches("has changed since this model was trained", out)
+  end)
+
+  it_bin("without the encoder's weights the main job says how to get them and trains the others", function()
+    local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s/none --encoder %s/absent")
+      :format(serlua, corpus, dir, dir))
+    assert.are_not.equal(0, rc)
+    assert.matches("not training whisper", out)
+    assert.matches("make whisper%-base", out)
+    assert.matches("leaves no recipe", out)
+  end)
+end)
