@@ -8,6 +8,7 @@
 --   serlua scripts/encoder-digest.lua FOLDER|MODEL.safetensors
 -- scripts/fetch-whisper.sh compares it with scripts/whisper-digests.txt.
 local ser = require "ser"
+local digest = require "ser.core.digest"
 
 if #arg ~= 1 or arg[1] == "-h" or arg[1] == "--help" then
   io.stdout:write("usage: serlua scripts/encoder-digest.lua FOLDER|MODEL.safetensors\n")
@@ -27,10 +28,7 @@ if not ok then
   os.remove(canonical)
   fail(werr)
 end
-local p = io.popen("sha256sum '" .. canonical:gsub("'", "'\\''") .. "'")
-local line = p and p:read("l")
-if p then p:close() end
+local sum, serr = digest.sha256_file(canonical)
 os.remove(canonical)
-local digest = line and line:match("^(%x+)")
-if not digest or #digest ~= 64 then fail("sha256sum gave no digest (it comes with Debian's coreutils)") end
-print(digest)
+if not sum then fail(serr) end
+print(sum)

@@ -39,7 +39,6 @@ if [ -z "$digest" ]; then
 fi
 [[ $digest =~ ^[0-9a-f]{64}$ ]] || die "digest '$digest' is not 64 lowercase hexadecimal digits (SHA-256)"
 command -v curl >/dev/null || die "'curl' is not installed (scripts/install-deps.sh installs it)"
-command -v sha256sum >/dev/null || die "'sha256sum' is not installed (Debian package coreutils)"
 [ -x "$serlua" ] || die "$serlua not found: build serlua first (make), or set SERLUA"
 
 if [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ]; then
