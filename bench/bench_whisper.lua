@@ -2,7 +2,8 @@
 --
 --   serlua bench/bench_whisper.lua --serve --models NAME=PATH,... [--batch 8 --frames 400 --threads 2]
 --       Loads every model, then answers lines on stdin: "NAME PREC" (PREC fp32 or amp) runs
---       one forward of a batch [B, n_mels, T] and prints "ms=<milliseconds>"; "quit" ends.
+--       one forward of a batch [B, n_mels, T] and prints "ms=<wall ms> cpu=<CPU ms of all
+--       threads>"; "quit" ends.
 --       The driver (bench_whisper.sh) alternates these with the PyTorch side's, so both
 --       see the same load. Prints "ready" once loaded.
 --   serlua bench/bench_whisper.lua --encode-all DIR --model PATH [--batch 8 --threads 2 --prec fp32,amp]
@@ -60,11 +61,11 @@ if a.serve then
       print("error=no AVX512-BF16")
     else
       collectgarbage() -- the previous output goes back to the allocator's cache, as torch frees by refcount
-      local t0 = clock()
+      local t0, c0 = clock(), os.clock()
       local y = enc(inputs[name])
-      local ms = 1000 * (clock() - t0)
+      local ms, cpu = 1000 * (clock() - t0), 1000 * (os.clock() - c0)
       y = nil -- luacheck: ignore
-      print(("ms=%.3f"):format(ms))
+      print(("ms=%.3f cpu=%.3f"):format(ms, cpu))
     end
   end
   return
@@ -96,7 +97,7 @@ if a.encode_all then
   local total_frames, padded_frames = 0, 0
   for i = 1, #wavs do total_frames = total_frames + frames[i] end
   print(("clips: %d in %s, %.1f s of audio; model %s (%d layers, d %d); batch %d, %d threads"):format(#wavs,
-    a.encode_all, total_frames / 100, a.model, enc.config.layers, enc.config.d_model, B, ser.get_num_threads()))
+    a.encode_all, total_frames / 100, a.model, enc.config.layers, enc.config.d_model, B, ser.num_threads()))
   print(("load: encoder %.2f s; audio + log-mel %.2f s (%.0f clips/s)"):format(t_load, t_front, #wavs / t_front))
   for prec in a.prec:gmatch("[^,]+") do
     if not set_prec(prec) then

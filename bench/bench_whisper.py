@@ -6,7 +6,7 @@ weights converted to float32), fp32 and under torch.autocast("cpu", dtype=torch.
 
 Loads every model, prints "ready", then answers lines on stdin: "NAME PREC" (PREC fp32
 or amp = bf16 autocast) runs one forward of a batch [B, n_mels, T] under no_grad and
-prints "ms=<milliseconds>"; "quit" ends. The driver alternates these with ours.
+prints "ms=<wall ms> cpu=<CPU ms of all threads>"; "quit" ends. The driver alternates these with ours.
 """
 import argparse
 import os
@@ -42,12 +42,12 @@ for line in sys.stdin:
     name, prec = line.split()
     enc, x = encs[name], inputs[name]
     with torch.no_grad():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if prec == "amp":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 y, _ = enc(x)
         else:
             y, _ = enc(x)
-        ms = 1000 * (time.perf_counter() - t0)
+        ms, cpu = 1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)
     del y
-    print("ms=%.3f" % ms, flush=True)
+    print("ms=%.3f cpu=%.3f" % (ms, cpu), flush=True)

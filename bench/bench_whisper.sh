@@ -7,11 +7,15 @@
 # ../shared/models (a random encoder of base's shape when absent).
 #
 #   bench/bench_whisper.sh [--repeats 7] [--threads 2] [--batch 8] [--frames 400]
-#                          [--models tiny.en,base] [--blas asis,unset]
+#                          [--models tiny.en,base] [--blas asis,unset] [--passive]
 #
 # Both sides run as servers that load the models once; the driver alternates
 # single forwards (ours, torch, ours, torch, ...) so that both see the same load,
-# and prints medians and the speed ratio torch ms / ours ms (> 1: ours faster).
+# and prints medians of wall time and of CPU time (all threads; the steadier
+# measure when other jobs share the cores) and the ratios torch / ours (> 1: ours
+# faster). --passive exports OMP_WAIT_POLICY=passive to both sides (threads sleep
+# at barriers instead of spinning: on a loaded machine active waiting measures
+# the scheduler, and CPU time then counts the spinning).
 # --blas runs everything once per environment: "asis" as exported, "unset"
 # without OPENBLAS_CORETYPE (OpenBLAS picks its kernels from the CPU). Both
 # sides use OpenBLAS (torch's fp32 Linear goes through it; its convolutions and
@@ -35,8 +39,9 @@ while [ $# -gt 0 ]; do
     --frames) frames=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --blas) blas=$2; shift 2 ;;
+    --passive) export OMP_WAIT_POLICY=passive; shift ;;
     --encode-all) encode_all=${2:-$shared/data/ravdess16k}; [ $# -ge 2 ] && shift; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench_whisper.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -95,8 +100,9 @@ run_env() { # $1: asis | unset
   echo
   echo "== BLAS environment: $label (OPENBLAS_CORETYPE=$([ "$label" = unset ] && echo '(unset)' || echo "${OPENBLAS_CORETYPE:-(unset)}"))"
   echo "serlua: $("${envcmd[@]}" "$serlua" -e 'print(require("ser").blas_info())')"
+  echo "GEMM:   $("${envcmd[@]}" "$serlua" -e 'print(require("ser").gemm_info())')"
   echo "torch:  OpenBLAS core $("${envcmd[@]}" OPENBLAS_VERBOSE=2 "$py" -c 'import torch; torch.mm(torch.ones(64, 64), torch.ones(64, 64))' 2>&1 | sed -n 's/^Core: //p' | head -1)"
-  echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before)"
+  echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before); OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
   mkfifo "$tmp/oi" "$tmp/oo" "$tmp/ti" "$tmp/to"
   local args=(--serve --models "$spec" --batch "$batch" --frames "$frames" --threads "$threads")
   "${envcmd[@]}" "$serlua" bench/bench_whisper.lua "${args[@]}" <"$tmp/oi" >"$tmp/oo" &
@@ -131,11 +137,12 @@ run_env() { # $1: asis | unset
   lua5.4 - "$res" "$label" <<'LUA'
 local t, order = {}, {}
 for line in io.lines(arg[1]) do
-  local side, name, prec, ms = line:match("^(%S+) (%S+) (%S+) ms=(%S+)")
+  local side, name, prec, ms, cpu = line:match("^(%S+) (%S+) (%S+) ms=(%S+) cpu=(%S+)")
   if side then
     local key = name .. " " .. prec
-    if not t[key] then t[key] = { ours = {}, torch = {} }; order[#order + 1] = key end
+    if not t[key] then t[key] = { ours = {}, torch = {}, ours_cpu = {}, torch_cpu = {} }; order[#order + 1] = key end
     table.insert(t[key][side], tonumber(ms))
+    table.insert(t[key][side .. "_cpu"], tonumber(cpu))
   elseif line:match("error=") then
     io.stderr:write(line, "\n")
   end
@@ -145,13 +152,17 @@ local function median(v)
   local n = #v
   return n == 0 and 0 / 0 or (n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2)
 end
-print(("%-18s %-5s %10s %10s  %s"):format("model", "prec", "ours ms", "torch ms", "speed ours/torch (torch ms / ours ms)"))
+print(("%-12s %-5s %9s %9s %7s   %9s %9s %7s"):format("model", "prec", "ours ms", "torch ms", "speed", "ours cpu", "torch cpu",
+  "cpu"))
 for _, key in ipairs(order) do
   local name, prec = key:match("(%S+) (%S+)")
-  local o, tt = median(t[key].ours), median(t[key].torch)
-  print(("%-18s %-5s %10.1f %10.1f  %.2fx"):format(name, prec == "amp" and "amp" or prec, o, tt, tt / o))
-  print(("RESULT blas=%s model=%s prec=%s ours_ms=%.2f torch_ms=%.2f ratio=%.3f"):format(arg[2], name, prec, o, tt, tt / o))
+  local r = t[key]
+  local o, tt, oc, tc = median(r.ours), median(r.torch), median(r.ours_cpu), median(r.torch_cpu)
+  print(("%-12s %-5s %9.1f %9.1f %6.2fx   %9.1f %9.1f %6.2fx"):format(name, prec, o, tt, tt / o, oc, tc, tc / oc))
+  print(("RESULT blas=%s model=%s prec=%s ours_ms=%.2f torch_ms=%.2f ratio=%.3f ours_cpu_ms=%.2f torch_cpu_ms=%.2f cpu_ratio=%.3f"):format(
+    arg[2], name, prec, o, tt, tt / o, oc, tc, tc / oc))
 end
+print("(speed = torch / ours: above 1, ours is faster; cpu = CPU ms of all threads per batch)")
 LUA
 }
 
