@@ -7,7 +7,7 @@
 --       The driver (bench_whisper.sh) alternates these with the PyTorch side's, so both
 --       see the same load. Prints "ready" once loaded.
 --   serlua bench/bench_whisper.lua --encode-all DIR --model PATH [--batch 8 --threads 2 --prec fp32,amp]
---       Encodes every .wav under DIR (16 kHz): log-mel, clips sorted by length into batches
+--       Encodes every .wav/.flac/.ogg under DIR (resampled to 16 kHz when needed): log-mel, clips sorted by length into batches
 --       (little padding), the encoder, each clip's output rows mean-pooled to a d_model
 --       vector. Prints the time of each part, clips/s and total seconds per precision.
 local argparse = require "argparse"
@@ -76,7 +76,12 @@ if a.encode_all then
   local paths = assert(require("ser.core.data").walk(a.encode_all, 0))
   local wavs = {}
   for _, path in ipairs(paths) do
-    if path:match("%.wav$") then wavs[#wavs + 1] = path end
+    local ext = path:match("%.(%w+)$")
+    if ext and ({ wav = true, flac = true, ogg = true })[ext:lower()] then wavs[#wavs + 1] = path end
+  end
+  if #wavs == 0 then
+    io.stderr:write(("bench_whisper.lua: no .wav/.flac/.ogg clips under %s\n"):format(a.encode_all))
+    os.exit(1)
   end
   table.sort(wavs)
   local t0 = clock()
@@ -107,6 +112,7 @@ if a.encode_all then
       padded_frames = 0
       collectgarbage()
       t0 = clock()
+      local c0 = os.clock()
       for s = 1, #order, B do
         local n = math.min(B, #order - s + 1)
         local Tmax = frames[order[s + n - 1]]
@@ -123,13 +129,14 @@ if a.encode_all then
           pooled[order[s + j - 1]] = y:select(1, j):narrow(1, 1, (lengths[j] + 1) // 2):mean(1)
         end
       end
-      local t_enc = clock() - t0
+      local t_enc, c_enc = clock() - t0, os.clock() - c0
       assert(#pooled == #wavs)
-      print(("%s: encoder %.2f s, %.1f clips/s (%.1f s of audio per s); padding %.1f %% of frames; with the "
-        .. "log-mel: %.2f s total, %.1f clips/s"):format(prec, t_enc, #wavs / t_enc, total_frames / 100 / t_enc,
-        100 * (padded_frames - total_frames) / padded_frames, t_enc + t_front, #wavs / (t_enc + t_front)))
-      print(("RESULT mode=encode_all prec=%s clips=%d encoder_s=%.3f total_s=%.3f"):format(prec, #wavs, t_enc,
-        t_enc + t_front))
+      print(("%s: encoder %.2f s (CPU %.2f s, all threads), %.1f clips/s (%.1f s of audio per s); padding %.1f %% "
+        .. "of frames; with the log-mel: %.2f s total, %.1f clips/s"):format(prec, t_enc, c_enc, #wavs / t_enc,
+        total_frames / 100 / t_enc, 100 * (padded_frames - total_frames) / padded_frames, t_enc + t_front,
+        #wavs / (t_enc + t_front)))
+      print(("RESULT mode=encode_all prec=%s clips=%d encoder_s=%.3f encoder_cpu_s=%.3f total_s=%.3f"):format(prec,
+        #wavs, t_enc, c_enc, t_enc + t_front))
     end
   end
   ser.set_amp(false)
