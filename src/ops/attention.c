@@ -7,6 +7,7 @@
 
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/threads.h"
 #include "gemm.h"
 #include "rowops.h"
 #include "scratch.h"
@@ -43,10 +44,12 @@ static int check_lengths(const int32_t *key_len, int B, int Tk) {
  * 32-key FMA tile over Dh, the row softmax is ser_row_softmax over the L valid
  * keys, and out = P v is a 4-row x 64-column FMA tile over the keys reading v's
  * rows in place; keys past L score -inf so the softmax runs on whole vectors.
- * Only keys j < L are read. Used in fp32 (amp keeps the bf16 GEMMs, which
- * measured as fast: 5.6 vs 5.3-6.0 ms, against 7.5-7.7 ms for the fp32
- * ser_gemm path, B 8, T 200 masked, 8 heads of 64, one thread, min of 15) when
- * the head dim is a multiple of 16 and the CPU has AVX-512F. */
+ * Only keys j < L are read. Used in fp32 when the head dim is a multiple of 16,
+ * the CPU has AVX-512F and OpenBLAS runs narrower kernels than the CPU has
+ * (B 8, T 200 masked, 8 heads of 64, one thread, min of 15: fused 5.3-6.2 ms,
+ * ser_gemm fp32 7.5-8.0 ms with OpenBLAS's Haswell kernels or our fp32 GEMM,
+ * but 5.5 ms with OpenBLAS's Cooperlake kernels; bf16 ser_gemm 5.3-5.7 ms, so
+ * amp keeps it). SER_ATTN_FUSED=1/0 forces it on/off. */
 static int fused_on = -1; /* -1: not decided yet (SER_ATTN_FUSED=0 turns it off) */
 
 int ser_attention_set_fused(int on) {
@@ -58,8 +61,11 @@ int ser_attention_set_fused(int on) {
 
 static int fused_ok(int Dh) {
   if (fused_on < 0) {
+    /* By default only where OpenBLAS runs narrower kernels than the CPU has:
+     * with its own AVX-512 kernels (Cooperlake on Zen 5) its small products
+     * measured faster than this pass (5.5 vs 6.2 ms on the shapes below). */
     const char *e = getenv("SER_ATTN_FUSED");
-    ser_attention_set_fused(!(e && strcmp(e, "0") == 0));
+    ser_attention_set_fused(e ? strcmp(e, "0") != 0 : ser_blas_better_core() != NULL);
   }
   return fused_on && Dh % 16 == 0 && Dh <= 1024;
 }
