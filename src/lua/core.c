@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "luat.h"
+#include "ops/gemm.h"
 
 static int l_manual_seed(lua_State *L) {
   lua_Integer seed = luaL_checkinteger(L, 1);
@@ -67,6 +68,11 @@ static int l_blas_info(lua_State *L) {
   return 1;
 }
 
+static int l_gemm_info(lua_State *L) {
+  lua_pushstring(L, ser_gemm_info());
+  return 1;
+}
+
 static int l_op_names(lua_State *L) {
   lua_createtable(L, SER_OP_COUNT, 0);
   for (int i = 0; i < SER_OP_COUNT; i++) {
@@ -126,6 +132,7 @@ static const luaL_Reg functions[] = {{"manual_seed", l_manual_seed},
                                      {"num_threads", l_num_threads},
                                      {"set_num_threads", l_set_num_threads},
                                      {"blas_info", l_blas_info},
+                                     {"gemm_info", l_gemm_info},
                                      {"op_names", l_op_names},
                                      {"catch_interrupt", l_catch_interrupt},
                                      {"interrupted", l_interrupted},

@@ -1,10 +1,13 @@
 #include "attention.h"
 
+#include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/threads.h"
 #include "gemm.h"
 #include "rowops.h"
 #include "scratch.h"
@@ -31,6 +34,124 @@ static int check_lengths(const int32_t *key_len, int B, int Tk) {
   return 0;
 }
 
+/* ---- inference without probabilities: one fused AVX-512 pass per item --------
+ *
+ * For Whisper's shapes (T 200, head dim 64) the two products of a head are
+ * 2.6 MFLOP each; through ser_gemm every call packs its operands (and OpenBLAS
+ * or the bf16 kernel has a fixed cost per call), which made attention cost
+ * several times its arithmetic. Here the head's keys are transposed once into
+ * kt [Dh, L32] (zero columns up to a multiple of 32), scores are an 8-row x
+ * 32-key FMA tile over Dh, the row softmax is ser_row_softmax over the L valid
+ * keys, and out = P v is a 4-row x 64-column FMA tile over the keys reading v's
+ * rows in place; keys past L score -inf so the softmax runs on whole vectors.
+ * Only keys j < L are read. Used in fp32 when the head dim is a multiple of 16,
+ * the CPU has AVX-512F and OpenBLAS runs narrower kernels than the CPU has
+ * (B 8, T 200 masked, 8 heads of 64, one thread, min of 15: fused 5.3-6.2 ms,
+ * ser_gemm fp32 7.5-8.0 ms with OpenBLAS's Haswell kernels or our fp32 GEMM,
+ * but 5.5 ms with OpenBLAS's Cooperlake kernels; bf16 ser_gemm 5.3-5.7 ms, so
+ * amp keeps it). SER_ATTN_FUSED=1/0 forces it on/off. */
+static int fused_on = -1; /* -1: not decided yet (SER_ATTN_FUSED=0 turns it off) */
+
+int ser_attention_set_fused(int on) {
+  const int prev = fused_on > 0;
+  __builtin_cpu_init();
+  fused_on = on && __builtin_cpu_supports("avx512f");
+  return prev;
+}
+
+static int fused_ok(int Dh) {
+  if (fused_on < 0) {
+    /* By default only where OpenBLAS runs narrower kernels than the CPU has:
+     * with its own AVX-512 kernels (Cooperlake on Zen 5) its small products
+     * measured faster than this pass (5.5 vs 6.2 ms on the shapes below). */
+    const char *e = getenv("SER_ATTN_FUSED");
+    ser_attention_set_fused(e ? strcmp(e, "0") != 0 : ser_blas_better_core() != NULL);
+  }
+  return fused_on && Dh % 16 == 0 && Dh <= 1024;
+}
+
+__attribute__((target("avx512f"))) static void fused_item(float *op, const float *qp, const float *kp,
+                                                         const float *vp, float *s, float *kt, int rq, int L, int E,
+                                                         int Dh, float scale) {
+  const int L32 = (L + 31) & ~31, rq8 = (rq + 7) & ~7;
+  for (int j = 0; j < L; j++) {
+    const float *kr = kp + (int64_t)j * E;
+    for (int c = 0; c < Dh; c++) kt[(int64_t)c * L32 + j] = kr[c];
+  }
+  for (int c = 0; c < Dh; c++)
+    for (int j = L; j < L32; j++) kt[(int64_t)c * L32 + j] = 0.0f;
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int i0 = 0; i0 < rq8; i0 += 8) {
+    const float *qr[8];
+    for (int r = 0; r < 8; r++) qr[r] = qp + (int64_t)(i0 + r < rq ? i0 + r : rq - 1) * E; /* tail rows: repeat the last */
+    for (int j0 = 0; j0 < L32; j0 += 32) {
+      __m512 acc[8][2];
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      const float *kc = kt + j0;
+      for (int c = 0; c < Dh; c++, kc += L32) {
+        const __m512 b0 = _mm512_loadu_ps(kc), b1 = _mm512_loadu_ps(kc + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+          const __m512 a = _mm512_set1_ps(qr[r][c]);
+          acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+      }
+      /* keys past L score -inf: the softmax then runs over whole vectors (no
+       * scalar tail) and gives them exactly 0 */
+      const int left = L - j0;
+      const __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+      const __mmask16 m1 = left >= 32 ? 0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+      const __m512 ninf = _mm512_set1_ps(-INFINITY);
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; r++) {
+        float *sr = s + (int64_t)(i0 + r) * L32 + j0;
+        _mm512_storeu_ps(sr, _mm512_mask_mul_ps(ninf, m0, acc[r][0], vs));
+        _mm512_storeu_ps(sr + 16, _mm512_mask_mul_ps(ninf, m1, acc[r][1], vs));
+      }
+    }
+  }
+  const int L16 = (L + 15) & ~15;
+  for (int i = 0; i < rq; i++) ser_row_softmax(s + (int64_t)i * L32, s + (int64_t)i * L32, L16);
+  for (int i0 = 0; i0 < rq; i0 += 4) {
+    const int nr = rq - i0 < 4 ? rq - i0 : 4;
+    const float *pr[4];
+    for (int r = 0; r < 4; r++) pr[r] = s + (int64_t)(i0 + (r < nr ? r : 0)) * L32;
+    for (int c0 = 0; c0 < Dh; c0 += 64) {
+      const int nv = (Dh - c0) / 16 < 4 ? (Dh - c0) / 16 : 4;
+      __m512 acc[4][4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+      const float *vr = vp + c0;
+      if (nv == 4) {
+        for (int j = 0; j < L; j++, vr += E) {
+          const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
+                       v3 = _mm512_loadu_ps(vr + 48);
+#pragma GCC unroll 4
+          for (int r = 0; r < 4; r++) {
+            const __m512 p = _mm512_set1_ps(pr[r][j]);
+            acc[r][0] = _mm512_fmadd_ps(p, v0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(p, v1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(p, v2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(p, v3, acc[r][3]);
+          }
+        }
+      } else {
+        for (int j = 0; j < L; j++, vr += E)
+          for (int v = 0; v < nv; v++) {
+            const __m512 x = _mm512_loadu_ps(vr + 16 * v);
+            for (int r = 0; r < 4; r++) acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(pr[r][j]), x, acc[r][v]);
+          }
+      }
+      for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++) _mm512_storeu_ps(op + (int64_t)(i0 + r) * E + c0 + 16 * v, acc[r][v]);
+    }
+  }
+}
+
 /* One item: query rows i0..i0+rq of head h in batch b. Returns nonzero when
  * the score scratch cannot grow. */
 static int forward_item(float *out, float *probs, const float *q, const float *k, const float *v, int b, int h,
@@ -42,6 +163,13 @@ static int forward_item(float *out, float *probs, const float *q, const float *k
   float *op = out + ((int64_t)b * Tq + i0) * E + (int64_t)h * Dh;
   float *s;
   int lds;
+  if (!probs && !ser_amp_enabled() && fused_ok(Dh)) {
+    const int L32 = (L + 31) & ~31;
+    s = ser_scratch(SER_SCRATCH_ATTN, ((size_t)((rq + 7) & ~7) + (size_t)Dh) * (size_t)L32 * sizeof(float));
+    if (!s) return 1;
+    fused_item(op, qp, kp, vp, s, s + (size_t)((rq + 7) & ~7) * L32, rq, L, E, Dh, scale);
+    return 0;
+  }
   if (probs) {
     s = probs + (((int64_t)b * H + h) * Tq + i0) * Tk;
     lds = Tk;

@@ -33,4 +33,11 @@ int ser_scaled_dot_product_attention(ser_tensor **out, ser_tensor *q, ser_tensor
                                      const int32_t *key_lengths, int heads, double scale);
 int ser_attention_backward_node(ser_node *node, const ser_tensor *gout, ser_tensor **gin);
 
+/* The fused AVX-512 forward for inference (probs NULL, head dim a multiple of
+ * 16, fp32): on by default where the CPU has AVX-512F and OpenBLAS runs
+ * narrower kernels than it (where OpenBLAS's AVX-512 kernels run, its GEMMs are
+ * faster); SER_ATTN_FUSED=1/0 or ser_attention_set_fused(1/0) forces it
+ * (tests, benchmarks). Returns the previous setting. */
+int ser_attention_set_fused(int on);
+
 #endif

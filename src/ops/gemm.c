@@ -5,9 +5,11 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/error.h"
+#include "../core/threads.h"
 #include "scratch.h"
 
 /* ---- precision switch -------------------------------------------------- */
@@ -44,8 +46,8 @@ int ser_amp_enabled(void) { return amp_on; }
 
 /* ---- fp32 -------------------------------------------------------------- */
 
-void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                  const float *B, int ldb, float beta, float *C, int ldc) {
+static void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int i = 0; i < M; i++)
@@ -227,7 +229,7 @@ static int gemm_bf16(const uint32_t *Apre, int ta, int tb, int M, int N, int K, 
     return ser_error(SER_EUNSUPPORTED, "gemm: bf16 needs AVX512-BF16, which this CPU lacks");
   if (M <= 0 || N <= 0) return 0;
   if (K <= 0) {
-    ser_gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 0;
   }
   int KP = (K + 1) / 2;
@@ -287,6 +289,202 @@ static int gemm_bf16(const uint32_t *Apre, int ta, int tb, int M, int N, int K, 
     }
   }
   return 0;
+}
+
+/* ---- fp32 on AVX-512 where OpenBLAS runs narrower kernels ------------------
+ *
+ * OpenBLAS picks its kernels from the CPU or OPENBLAS_CORETYPE. When that is an
+ * AVX2 core on a CPU with AVX-512 (OpenBLAS 0.3.21 does not know Zen 5 and an
+ * environment may force Haswell), its sgemm runs at about half the rate the
+ * CPU has: on a Zen 5, 1600x2048x512 at ~100 GFLOP/s with the Haswell kernels
+ * (one thread), ~190 with Cooperlake's. Then fp32 products go to the same
+ * blocking as the bf16 kernel above with fp32 panels: A in 8-row panels
+ * (transposed in registers, 16x16 words at a time), B in 48-column panels, an
+ * 8x48 tile of 24 zmm accumulators, one FMA per (row, 16 columns, k). Sums run
+ * in k order per element whatever the threads, so a result does not depend on
+ * the thread count. SER_GEMM_F32=blas or =avx512 forces a side
+ * (ser_gemm_set_f32_kernel for tests and benchmarks). */
+enum { KCF = 256 };
+
+__attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *a, const float *b, float *c, int ldc,
+                                                          int mr, int nr, float alpha, int add) {
+  __m512 acc[MR][NRV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+    for (int v = 0; v < NRV; v++) acc[i][v] = _mm512_setzero_ps();
+  for (int p = 0; p < kc; p++) {
+    __m512 bv[NRV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NRV; v++) bv[v] = _mm512_loadu_ps(b + v * 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      const __m512 av = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NRV; v++) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    if (i >= mr) break;
+    float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 3
+    for (int v = 0; v < NRV; v++) {
+      const int left = nr - v * 16;
+      if (left <= 0) break;
+      const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+      __m512 r = _mm512_mul_ps(va, acc[i][v]);
+      if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, ci + v * 16));
+      _mm512_mask_storeu_ps(ci + v * 16, m, r);
+    }
+  }
+}
+
+/* 16 consecutive floats of a row from k (zero past K), as 32-bit words. */
+__attribute__((target("avx512f"))) static inline __m512i row16(const float *row, int k, int K) {
+  const int left = K - k;
+  const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+  return _mm512_castps_si512(_mm512_maskz_loadu_ps(m, row + k));
+}
+
+/* One MR-row panel of op(A): dst[k * MR + r] = op(A)[i0 + r, k], zero past M. */
+__attribute__((target("avx512f,avx512vl"))) static void pack_a_f32(float *dst, int ta, const float *A, int lda, int M, int K,
+                                                          int i0) {
+  const int rows = M - i0 < MR ? M - i0 : MR;
+  if (!ta) {
+    for (int k = 0; k < K; k += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; i++) r[i] = i < rows ? row16(A + (size_t)(i0 + i) * lda, k, K) : _mm512_setzero_si512();
+      transpose16(r);
+      const int nk = K - k < 16 ? K - k : 16;
+      for (int q = 0; q < nk; q++) _mm256_storeu_si256((__m256i *)(dst + (size_t)(k + q) * MR), _mm512_castsi512_si256(r[q]));
+    }
+    return;
+  }
+  const __mmask8 m = (__mmask8)((1u << rows) - 1);
+  for (int k = 0; k < K; k++) _mm256_storeu_ps(dst + (size_t)k * MR, _mm256_maskz_loadu_ps(m, A + (size_t)k * lda + i0));
+}
+
+/* One NR-column panel of op(B): dst[k * NR + j] = op(B)[k, j0 + j], zero past N. */
+__attribute__((target("avx512f"))) static void pack_b_f32(float *dst, int tb, const float *B, int ldb, int N, int K,
+                                                          int j0) {
+  if (!tb) {
+    for (int v = 0; v < NRV; v++) {
+      const int left = N - j0 - v * 16;
+      const __mmask16 m = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+      for (int k = 0; k < K; k++)
+        _mm512_storeu_ps(dst + (size_t)k * NR + v * 16, _mm512_maskz_loadu_ps(m, B + (size_t)k * ldb + j0 + v * 16));
+    }
+    return;
+  }
+  for (int v = 0; v < NRV; v++)
+    for (int k = 0; k < K; k += 16) {
+      __m512i r[16];
+      for (int j = 0; j < 16; j++) {
+        const int n = j0 + v * 16 + j;
+        r[j] = n < N ? row16(B + (size_t)n * ldb, k, K) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      const int nk = K - k < 16 ? K - k : 16;
+      for (int q = 0; q < nk; q++) _mm512_storeu_si512((void *)(dst + (size_t)(k + q) * NR + v * 16), r[q]);
+    }
+}
+
+static int f32_kernel = -1; /* -1 undecided, 0 OpenBLAS, 1 ours above the size limits, 2 ours always */
+
+int ser_gemm_set_f32_kernel(int own) {
+  const int prev = ser_gemm_f32_kernel();
+  __builtin_cpu_init();
+  const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  f32_kernel = own < 0 ? -1 : avx512 ? (own > 2 ? 2 : own) : 0;
+  return prev;
+}
+
+int ser_gemm_f32_kernel(void) {
+  if (f32_kernel < 0) {
+    __builtin_cpu_init();
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    const char *e = getenv("SER_GEMM_F32");
+    if (e && strcmp(e, "blas") == 0) f32_kernel = 0;
+    else if (e && strcmp(e, "avx512") == 0) f32_kernel = avx512;
+    else f32_kernel = avx512 && ser_blas_better_core() != NULL;
+  }
+  return f32_kernel;
+}
+
+/* Our fp32 product; returns nonzero (nothing done) when the panels cannot be had. */
+static int gemm_f32_own(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                        int ldb, float beta, float *C, int ldc) {
+  const int MP = (M + MR - 1) / MR, NP = (N + NR - 1) / NR;
+  float *Ap = ser_scratch(SER_SCRATCH_GEMM_A, (size_t)MP * K * MR * sizeof(float));
+  float *Bp = ser_scratch(SER_SCRATCH_GEMM_B, (size_t)NP * K * NR * sizeof(float));
+  if (!Ap || !Bp) return 1;
+  const int add = beta != 0.0f;
+  if (add && beta != 1.0f)
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
+  int mch = MCH, nch = NCH;
+  const int want = 2 * omp_get_max_threads();
+  while (((MP + mch - 1) / mch) * ((NP + nch - 1) / nch) < want && (mch > 1 || nch > 1)) {
+    if (mch >= nch && mch > 1) mch = (mch + 1) / 2;
+    else nch = (nch + 1) / 2;
+  }
+  const int mchunks = (MP + mch - 1) / mch, nchunks = (NP + nch - 1) / nch, items = mchunks * nchunks;
+  const int par = (double)M * N * K > 1e6;
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static) nowait
+    for (int i = 0; i < MP; i++) pack_a_f32(Ap + (size_t)i * K * MR, ta, A, lda, M, K, i * MR);
+#pragma omp for schedule(static)
+    for (int j = 0; j < NP; j++) pack_b_f32(Bp + (size_t)j * K * NR, tb, B, ldb, N, K, j * NR);
+#pragma omp for schedule(dynamic, 1)
+    for (int it = 0; it < items; it++) {
+      const int nc = it / mchunks, mc = it % mchunks;
+      const int j0 = nc * nch, j1 = j0 + nch < NP ? j0 + nch : NP;
+      const int i0 = mc * mch, i1 = i0 + mch < MP ? i0 + mch : MP;
+      for (int p0 = 0; p0 < K; p0 += KCF) {
+        const int kc = K - p0 < KCF ? K - p0 : KCF;
+        const int addk = add || p0 > 0;
+        for (int j = j0; j < j1; j++) {
+          const float *bp = Bp + (size_t)j * K * NR + (size_t)p0 * NR;
+          const int nr = N - j * NR < NR ? N - j * NR : NR;
+          for (int i = i0; i < i1; i++) {
+            const int mr = M - i * MR < MR ? M - i * MR : MR;
+            kernel_f32(kc, Ap + (size_t)i * K * MR + (size_t)p0 * MR, bp, C + (size_t)i * MR * ldc + (size_t)j * NR,
+                       ldc, mr, nr, alpha, addk);
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+const char *ser_gemm_info(void) {
+  static char info[200];
+  const int own = ser_gemm_f32_kernel();
+  snprintf(info, sizeof info, "fp32 %s; amp %s",
+           own == 0   ? "OpenBLAS"
+           : own == 1 ? "our AVX-512 kernel (OpenBLAS's kernels are narrower than this CPU's), OpenBLAS below 128^3"
+                      : "our AVX-512 kernel for every product",
+           ser_bf16_supported() ? "AVX512-BF16 kernel" : "unavailable (no AVX512-BF16; fp32)");
+  return info;
+}
+
+void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  /* Below about 128^3 multiply-adds OpenBLAS's lower fixed cost wins (64x64x64:
+   * ours 0.75x of its Haswell kernels; 128x128x128: 1.33x). */
+  const int use = ser_gemm_f32_kernel();
+  if (use && M > 0 && N > 0 && K > 0 &&
+      (use == 2 || (M >= SER_GEMM_F32_MIN && N >= SER_GEMM_F32_MIN && K >= SER_GEMM_F32_MIN &&
+                    (double)M * N * K >= 2097152.0)) &&
+      gemm_f32_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+    return;
+  blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

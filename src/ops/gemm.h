@@ -48,6 +48,19 @@ void ser_gemm_pack_a_into(void *dst, int ta, int M, int K, const float *A, int l
 /* The same product forced to one precision (tests and benchmarks compare the two). */
 void ser_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
+/* fp32 runs on OpenBLAS, or on our AVX-512 kernel when the CPU has AVX-512 and
+ * OpenBLAS's kernels are narrower (its core is not SkylakeX/Cooperlake/
+ * SapphireRapids, e.g. OPENBLAS_CORETYPE=Haswell), for products with every
+ * dimension >= SER_GEMM_F32_MIN and M*N*K >= 2^21. SER_GEMM_F32=blas / =avx512
+ * forces a side. ser_gemm_f32_kernel: 0 OpenBLAS, 1 ours for the products above
+ * the limits, 2 ours for every product; ser_gemm_set_f32_kernel(0/1/2) forces
+ * that (tests, benchmarks; -1 restores the automatic choice; ours is never
+ * chosen on a CPU without AVX-512) and returns the previous value. */
+#define SER_GEMM_F32_MIN 32
+int ser_gemm_f32_kernel(void);
+/* Which kernels ser_gemm uses here, e.g. "fp32 OpenBLAS; amp AVX512-BF16 kernel" (serlua -v, bench output). */
+const char *ser_gemm_info(void);
+int ser_gemm_set_f32_kernel(int own);
 /* Returns SER_EUNSUPPORTED (with a message) when the CPU lacks AVX512-BF16. */
 int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);

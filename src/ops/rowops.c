@@ -74,6 +74,7 @@ int ser_row_set_level(int level) {
   }
 
 void ser_row_gelu(float *out, const float *in, int64_t n) { DISPATCH(gelu, (out, in, n)) }
+void ser_row_bias_gelu(float *x, const float *bias, int n) { DISPATCH(bias_gelu, (x, bias, n)) }
 void ser_row_gelu_backward(float *din, const float *dout, const float *in, int64_t n) {
   DISPATCH(gelu_backward, (din, dout, in, n))
 }

@@ -9,6 +9,8 @@
 
 /* out[i] = gelu(in[i]) = in[i]/2 (1 + erf(in[i]/sqrt 2)); out may be in */
 void ser_row_gelu(float *out, const float *in, int64_t n);
+/* x[i] = gelu(x[i] + bias[i]), one row of n (bias added, then GELU, in one pass) */
+void ser_row_bias_gelu(float *x, const float *bias, int n);
 /* ACCUMULATES din[i] += dout[i] gelu'(in[i]) */
 void ser_row_gelu_backward(float *din, const float *dout, const float *in, int64_t n);
 /* y = softmax(x) over n >= 1 entries (y may be x); returns the sum of exp(x - max) */

@@ -83,6 +83,15 @@ static void K(gelu)(float *out, const float *in, int64_t n) {
   }
 }
 
+/* x[i] = gelu(x[i] + bias[i]) over one row of n (a Linear's bias and GELU in one pass) */
+static void K(bias_gelu)(float *restrict x, const float *restrict bias, int n) {
+#pragma omp simd
+  for (int i = 0; i < n; i++) {
+    float v = x[i] + bias[i];
+    x[i] = 0.5f * v * (1.0f + K(verf)(v * 0.70710678118654752f));
+  }
+}
+
 /* d gelu / dx = Phi(x) + x phi(x) */
 static void K(gelu_backward)(float *restrict din, const float *restrict dout, const float *restrict in, int64_t n) {
 #pragma omp simd

@@ -23,6 +23,7 @@ enum {
   SER_SCRATCH_WINO_U,      /* Winograd-transformed weights (the calling thread's) */
   SER_SCRATCH_WINO_UPACK,  /* the 1-d Winograd's transformed weights packed to bf16 (amp) */
   SER_SCRATCH_ATTN,        /* attention scores / score gradients of one block of query rows */
+  SER_SCRATCH_WHISPER,     /* the Whisper encoder's activations (src/pretrained/whisper.c) */
   SER_SCRATCH_SLOTS
 };
 

@@ -20,6 +20,8 @@
 #include "ops/gemm.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "ops/rowops.h"
+#include "ops/scratch.h"
 
 #define LN_EPS 1e-5f
 #define MAX_NAME 256
@@ -398,6 +400,13 @@ static void linear_acc(float *C, const float *A, const float *W, const float *bi
     for (int o = 0; o < OUT; o++) C[(int64_t)r * OUT + o] += bias[o];
 }
 
+/* x [rows, n] = gelu(x + bias) in place: a Linear's bias and the GELU in one
+ * pass over its output (the GEMM writes x with beta 0), rows over threads. */
+static void bias_gelu(float *x, const float *bias, int64_t rows, int n) {
+#pragma omp parallel for schedule(static) num_threads(ser_num_threads()) if (rows * n > 65536)
+  for (int64_t r = 0; r < rows; r++) ser_row_bias_gelu(x + r * n, bias, n);
+}
+
 /* Zeroes rows t >= valid[b] of x [B, Tn, d]. */
 static void zero_tail(float *x, const int32_t *valid, int B, int Tn, int d) {
   for (int b = 0; b < B; b++)
@@ -417,7 +426,9 @@ int ser_whisper_encoder_forward(const ser_whisper_encoder *enc, float *out, floa
                n_f = (size_t)rows * f;
   const size_t floats = n_in + n_c1 + n_c2 + 6 * n_row + n_f + 2 * (size_t)rows;
   const size_t bytes = floats * sizeof(float) + 2 * sizeof(int32_t) * (size_t)B;
-  float *buf = ser_alloc(bytes);
+  /* the calling thread's grow-only workspace: batches of other lengths (a corpus
+   * sorted by length) reuse it instead of faulting in fresh pages every call */
+  float *buf = ser_scratch(SER_SCRATCH_WHISPER, bytes);
   if (!buf) return ser_error_prefix(SER_ENOMEM, "whisper encoder: batch [%d, %d, %d]", B, m, T);
   float *xin = buf, *c1 = xin + n_in, *c2 = c1 + n_c1, *h = c2 + n_c2, *a = h + n_row, *q = a + n_row, *k = q + n_row,
         *v = k + n_row, *att = v + n_row, *ff = att + n_row, *mean = ff + n_f, *rstd = mean + rows;
@@ -476,14 +487,8 @@ int ser_whisper_encoder_forward(const ser_whisper_encoder *enc, float *out, floa
     }
     linear_acc(h, att, blk->o_w, blk->o_b, (int)rows, d, d);
     layernorm(a, mean, rstd, h, blk->ln2_w, blk->ln2_b, rows, d);
-    float *ffpre = (size_t)f <= 4 * (size_t)d ? q : NULL; /* q..att: 4 * n_row floats, free here */
-    if (!ffpre && !(ffpre = ser_alloc(n_f * sizeof(float)))) {
-      rc = ser_error_prefix(SER_ENOMEM, "whisper encoder");
-      goto done;
-    }
-    ser_linear_forward(ffpre, a, blk->fc1_w, blk->fc1_b, (int)rows, d, f);
-    ser_gelu_forward(ff, ffpre, (int64_t)n_f);
-    if (ffpre != q) ser_free(ffpre, n_f * sizeof(float));
+    ser_gemm(0, 1, (int)rows, f, d, 1.0f, a, d, blk->fc1_w, d, 0.0f, ff, f);
+    bias_gelu(ff, blk->fc1_b, rows, f);
     linear_acc(h, ff, blk->fc2_w, blk->fc2_b, (int)rows, f, d);
     if (hidden) {
       float *dst = hidden + (size_t)(l + 1) * n_row;
@@ -496,7 +501,6 @@ int ser_whisper_encoder_forward(const ser_whisper_encoder *enc, float *out, floa
     zero_tail(out, klen, B, T2, d);
   }
 done:
-  ser_free(buf, bytes);
   return rc;
 }
 

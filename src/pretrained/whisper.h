@@ -79,7 +79,11 @@ int ser_whisper_encoder_check(const ser_whisper_encoder *enc, int B, int T, cons
  * wanted) and hidden [(L + 1), B, T', d] (NULL: not wanted): the embeddings
  * (convolutions + positions), then each block's output (before the final
  * LayerNorm). Rows t >= ceil(lengths[b] / 2) of clip b are zero in both.
- * Threads: the GEMMs (OpenBLAS) and the kernels' OpenMP loops. */
+ * Threads: the GEMMs (OpenBLAS) and the kernels' OpenMP loops. The activations
+ * live in the calling thread's grow-only scratch (src/ops/scratch.h; about
+ * 44 MB for whisper-base at 8 x 400 frames), kept for the next call so that
+ * batches of other lengths do not fault in fresh pages; ser_scratch_release()
+ * gives it back. */
 int ser_whisper_encoder_forward(const ser_whisper_encoder *enc, float *out, float *hidden, const float *logmel,
                                 const int32_t *lengths, int B, int T);
 

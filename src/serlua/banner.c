@@ -3,11 +3,13 @@
 #include <lua.h>
 #include <stdio.h>
 
+#include "ops/gemm.h"
 #include "ser.h"
 
 void serlua_print_version(void) {
   printf("serlua %s  (%s)\n", SER_VERSION, LUA_RELEASE);
   printf("BLAS: %s\n", ser_blas_info());
+  printf("GEMM: %s\n", ser_gemm_info());
   printf("threads: %d (set SER_NUM_THREADS or OMP_NUM_THREADS to change)\n", ser_num_threads());
   fflush(stdout);
 }

@@ -36,6 +36,8 @@ static void reference(int ta, int tb, int M, int N, int K, float alpha, const fl
     }
 }
 
+static int f32_mode; /* check_case runs ser_gemm_f32 (our AVX-512 fp32 kernel, forced) instead of the bf16 one */
+
 static int check_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int extra_ld) {
   int lda = (ta ? M : K) + extra_ld, ldb = (tb ? K : N) + extra_ld, ldc = N + extra_ld;
   size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
@@ -45,7 +47,18 @@ static int check_case(int ta, int tb, int M, int N, int K, float alpha, float be
     for (size_t i = 0; i < nc; i++) C[i] = NAN;
   memcpy(R, C, nc * sizeof(float));
   reference(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc, bound);
-  int rc = ser_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  int rc = 0;
+  if (f32_mode) {
+    /* fp32: sums of K products in float, at most (K + 2) 2^-24 sum |a b| apart from the exact value */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        size_t at = (size_t)i * ldc + j;
+        bound[at] = (bound[at] - 1e-5 * (1 + fabs(R[at]))) * ldexp(K + 2.0, -17) + 1e-6 * (1 + fabs(R[at]));
+      }
+    ser_gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    rc = ser_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
   double worst = 0;
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++) {
@@ -87,6 +100,43 @@ static void test_bf16_inside_parallel_region(void **state) {
 #pragma omp parallel num_threads(2) reduction(& : ok)
   ok = check_case(omp_get_thread_num() & 1, 1, 40, 150, 90, 1.0f, 0.0f, 0);
   assert_true(ok);
+}
+
+/* Our AVX-512 fp32 kernel (used when OpenBLAS runs narrower kernels than the
+ * CPU has), forced for every size: all transpositions, edges of the 8x48
+ * tiles and of the 16-wide packing, K across the 256 block, alpha/beta,
+ * leading dimensions, K = 0, and from inside a parallel region. */
+static void test_f32_own_against_reference(void **state) {
+  (void)state;
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")) {
+    printf("skip: no AVX-512 on this CPU (OpenBLAS does all fp32 products)\n");
+    skip();
+  }
+  const int prev = ser_gemm_set_f32_kernel(2);
+  f32_mode = 1;
+  int sizes[][3] = {{1, 1, 1}, {8, 48, 16}, {9, 49, 17}, {17, 100, 33}, {64, 288, 300}, {7, 5, 513}, {130, 97, 64}};
+  for (int t = 0; t < 4; t++)
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+      assert_true(check_case(t & 1, t >> 1, sizes[s][0], sizes[s][1], sizes[s][2], 1.0f, 0.0f, 0));
+  assert_true(check_case(0, 0, 33, 70, 41, -0.5f, 1.0f, 3));
+  assert_true(check_case(1, 1, 33, 70, 41, 2.0f, 0.25f, 5));
+  assert_true(check_case(0, 1, 20, 20, 0, 1.0f, 0.5f, 0));
+  int ok = 1;
+#pragma omp parallel num_threads(2) reduction(& : ok)
+  ok = check_case(omp_get_thread_num() & 1, 1, 40, 150, 90, 1.0f, 0.0f, 0);
+  assert_true(ok);
+  /* the thread count does not change a bit */
+  const int M = 300, N = 200, K = 700;
+  float *A = randbuf((size_t)M * K, 7), *B = randbuf((size_t)N * K, 8), *C1 = malloc(sizeof(float) * M * N),
+        *C2 = malloc(sizeof(float) * M * N);
+  omp_set_num_threads(1);
+  ser_gemm_f32(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
+  omp_set_num_threads(2);
+  ser_gemm_f32(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
+  assert_memory_equal(C1, C2, sizeof(float) * M * N);
+  free(A), free(B), free(C1), free(C2);
+  f32_mode = 0;
+  ser_gemm_set_f32_kernel(prev == 2 ? 2 : -1);
 }
 
 static void test_bf16_rounding(void **state) {
@@ -153,6 +203,7 @@ static void test_prepacked_a(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bf16_against_reference), cmocka_unit_test(test_bf16_inside_parallel_region),
-      cmocka_unit_test(test_bf16_rounding), cmocka_unit_test(test_amp_switch), cmocka_unit_test(test_prepacked_a)};
+      cmocka_unit_test(test_bf16_rounding), cmocka_unit_test(test_amp_switch), cmocka_unit_test(test_prepacked_a),
+      cmocka_unit_test(test_f32_own_against_reference)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -345,6 +345,56 @@ static void test_attention_matches_reference(void **state) {
   check_attention(&(attn_case){2, 40, 50, 4, 64, 0.125f, {50, 23}, 1});
 }
 
+/* The fused AVX-512 inference path (no probabilities, head dim a multiple of
+ * 16): odd query counts (tails of the 8- and 4-row tiles), key counts that are
+ * not multiples of 16 or 32, head dims of 16, 48 (a partial 64-column block),
+ * 80 and 128, lengths down to 1; against the reference and against the
+ * ser_gemm path; NaN and huge values in masked keys and values change no bit. */
+static void test_attention_fused(void **state) {
+  (void)state;
+  if (!__builtin_cpu_supports("avx512f")) {
+    printf("skip: no AVX-512F on this CPU (the fused path is not used)\n");
+    skip();
+  }
+  const attn_case cases[] = {{2, 13, 37, 2, 16, 0.25f, {37, 1}, 1},  {3, 9, 200, 2, 48, 0.144f, {200, 171, 33}, 1},
+                             {1, 33, 17, 3, 80, 0.11f, {0}, 0},     {2, 200, 200, 8, 64, 0.125f, {200, 130}, 1},
+                             {2, 5, 64, 1, 128, 0.088f, {64, 32}, 1}};
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    const attn_case *c = &cases[ci];
+    const int E = c->H * c->Dh;
+    const int64_t nq = (int64_t)c->B * c->Tq * E, nk = (int64_t)c->B * c->Tk * E,
+                  np = (int64_t)c->B * c->H * c->Tq * c->Tk;
+    float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *of = falloc(nq), *og = falloc(nq), *o2 = falloc(nq);
+    double *outr = calloc((size_t)nq, sizeof(double)), *pr = calloc((size_t)np, sizeof(double));
+    fill(q, nq, 41, 1.0f), fill(k, nk, 42, 1.0f), fill(v, nk, 43, 1.0f);
+    const int32_t *len = c->masked ? c->len : NULL;
+    int prev = ser_attention_set_fused(1);
+    assert_int_equal(ser_attention_forward(of, NULL, q, k, v, len, c->B, c->Tq, c->Tk, c->H, c->Dh, c->scale), 0);
+    ser_attention_set_fused(0);
+    assert_int_equal(ser_attention_forward(og, NULL, q, k, v, len, c->B, c->Tq, c->Tk, c->H, c->Dh, c->scale), 0);
+    ser_attention_set_fused(1);
+    attention_ref(outr, pr, q, k, v, c);
+    double wf = worst_abs(of, outr, nq, 0), wg = worst_abs(og, outr, nq, 0), d = 0;
+    for (int64_t i = 0; i < nq; i++) d = fmax(d, fabs(of[i] - og[i]));
+    printf("  fused B %d Tq %d Tk %d H %d Dh %d%s: vs reference %.3g (ser_gemm path %.3g), fused vs ser_gemm %.3g\n",
+           c->B, c->Tq, c->Tk, c->H, c->Dh, c->masked ? " masked" : "", wf, wg, d);
+    assert_true(wf <= 1e-5 && wg <= 1e-5);
+    if (c->masked) {
+      for (int b = 0; b < c->B; b++)
+        for (int j = c->len[b]; j < c->Tk; j++)
+          for (int e = 0; e < E; e++) {
+            const int64_t i = ((int64_t)b * c->Tk + j) * E + e;
+            k[i] = e % 3 ? 1e30f * (e % 2 ? 1 : -1) : NAN;
+            v[i] = NAN;
+          }
+      assert_int_equal(ser_attention_forward(o2, NULL, q, k, v, len, c->B, c->Tq, c->Tk, c->H, c->Dh, c->scale), 0);
+      assert_memory_equal(of, o2, sizeof(float) * (size_t)nq);
+    }
+    ser_attention_set_fused(prev);
+    free(q), free(k), free(v), free(of), free(og), free(o2), free(outr), free(pr);
+  }
+}
+
 /* Changing keys and values past key_len[b] changes no output bit. */
 static void test_attention_masked_keys_change_nothing(void **state) {
   (void)state;
@@ -501,6 +551,7 @@ int main(void) {
       cmocka_unit_test(test_attention_masked_keys_change_nothing),
       cmocka_unit_test(test_attention_bad_lengths),
       cmocka_unit_test(test_attention_amp),
+      cmocka_unit_test(test_attention_fused),
       cmocka_unit_test(test_op_errors),
       cmocka_unit_test(test_attention_op_masked_zero_grad),
       cmocka_unit_test(test_linear_3d_no_copy),
