@@ -21,13 +21,7 @@ local function exists(p)
   return f ~= nil
 end
 
-local function torch_python()
-  for _, py in ipairs { "/usr/bin/python3", "python3" } do
-    local ok = os.execute(py .. " -c 'import torch, torchaudio' >/dev/null 2>&1")
-    if ok == true or ok == 0 then return py end
-  end
-end
-local py = torch_python()
+local py = dofile(here .. "helpers/torch_python.lua")("torch, torchaudio")
 
 local function run_ref(...)
   local cmd = py .. " " .. ref_script .. " " .. table.concat({ ... }, " ") .. " 2>&1"
