@@ -1,6 +1,7 @@
 -- The main job: speech emotion recognition models trained on a speaker-independent split
 -- and compared. What each model is and how it is trained is a recipe (experiments/recipes/);
--- by default the notebook's three: CNN2D and CRNN on log-mels, CNN1D on the waveform.
+-- by default the notebook's three (CNN2D and CRNN on log-mels, CNN1D on the waveform) and,
+-- when models/whisper-base exists (`make whisper-base`), a head on the frozen Whisper encoder.
 --   serlua experiments/compare.lua                         (data/ravdess, else a synthetic corpus)
 --   serlua experiments/compare.lua --recipe experiments/recipes/crnn_best.lua --set epochs=80
 --   serlua experiments/compare.lua --quick                 (a one-minute smoke run)
@@ -15,10 +16,11 @@ local DEFAULT_RECIPES = { "cnn2d", "crnn", "cnn1d", "whisper" }
 local parser = argparse("compare.lua", "Train speech emotion recognition models from recipes and compare them.")
   :epilog("Artefacts: plots/<name>_curves.png, <name>_confusion.png, model_comparison.png, umap_<name>.png;\n" ..
           "results/<name>_report.txt, <name>_history.csv (every epoch of every run), <name>.safetensors,\n" ..
-          "results.csv, results.md. <name> is the recipe's name (by default its model's: cnn2d, crnn, cnn1d).\n" ..
+          "results.csv, results.md. <name> is the recipe's name (by default its model's: cnn2d, crnn, cnn1d, whisper).\n" ..
           "Every flag below the first block sets a recipe field for every recipe that has it.")
 parser:option("--recipe", "A recipe file (experiments/recipes/*.lua); repeat for several. Default: the notebook's " ..
-              "three models, experiments/recipes/{cnn2d,crnn,cnn1d}.lua."):count("*"):argname("<file>")
+              "three models, experiments/recipes/{cnn2d,crnn,cnn1d}.lua, and whisper.lua when its encoder " ..
+              "(models/whisper-base: `make whisper-base`) is there."):count("*"):argname("<file>")
 parser:option("--set", "Override a recipe field, dotted: --set optim.lr=3e-4 --set model.hidden=256; repeatable.")
   :count("*"):argname("<key=value>")
 parser:option("--data", "Corpus folder (RAVDESS, CREMA-D, TESS, SAVEE, EMO-DB names or one folder per label). " ..
