@@ -17,6 +17,14 @@ local M = {}
 local Encoder = {}
 Encoder.__index = Encoder
 
+-- core.forward with its errors raised at the caller of the Encoder method (level 3), as a
+-- direct call of a binding would raise them, not at this file's line.
+local function forward(enc, x, opts, hidden)
+  local ok, out, hs = pcall(core.forward, enc, x, opts, hidden)
+  if not ok then error((tostring(out):gsub("^[^:]*pretrained%.lua:%d+: ", "")), 3) end
+  return out, hs
+end
+
 -- The encoder's input for 16 kHz audio: Whisper's log-mel.
 function Encoder:frontend(wav)
   return features.whisper_logmel(wav, { n_mels = self.config.n_mels })
@@ -24,13 +32,13 @@ end
 
 -- [B, n_mels, T] -> [B, ceil(T/2), d_model] after the final LayerNorm.
 function Encoder:forward(x, opts)
-  return (core.forward(self._enc, x, opts, false))
+  return (forward(self._enc, x, opts, false))
 end
 
 -- [B, n_mels, T] -> layers + 1 tensors [B, ceil(T/2), d_model]: the embeddings
 -- (convolutions + positions), then each block's output (before the final norm).
 function Encoder:hidden_states(x, opts)
-  local _, hs = core.forward(self._enc, x, opts, true)
+  local _, hs = forward(self._enc, x, opts, true)
   return hs
 end
 
