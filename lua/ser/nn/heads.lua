@@ -11,8 +11,8 @@
 --     Linear(hidden, classes).  Parameters: weights, mlp.0.*, mlp.1.* (LayerNorm), mlp.4.*.
 --     (The std of the weighted sum of layers is not recoverable from per-layer statistics;
 --     the weighted sum of the layers' stds stands in for it.)
--- Both take `layers` = L + 1 (the number of hidden states) and have embed(x), the
--- representation before the classifier (SuperbHead: [B, d]; StatsHead: the MLP's hidden [B, hidden]).
+-- All three take `layers` = L + 1 (the number of hidden states) and have embed(x), the
+-- representation before the classifier (SuperbHead: [B, d]; the others: the MLP's hidden [B, hidden]).
 local Module = require "ser.nn.module"
 local T = require "ser.core.tensor"
 local container = require "ser.nn.container"
@@ -56,18 +56,31 @@ function SuperbHead:extra_repr()
   return ("layers=%d, d=%d, classes=%d"):format(self.layers, self.d, self.classes)
 end
 
+-- StatsHead and ConcatHead: the sizes and options they share, their MLP (Linear(inputs,
+-- hidden), LayerNorm, ReLU, Dropout, Linear(hidden, classes): mlp.0, mlp.1, mlp.4) and repr.
+local function mlp_sizes(self, name, layers, d, classes, opts)
+  opts = u.opts(opts, name, { hidden = true, dropout = true })
+  self.layers = u.positive_int(layers, "layers", name)
+  self.d = u.positive_int(d, "d", name)
+  self.classes = u.positive_int(classes, "classes", name)
+  self.hidden = u.positive_int(opts.hidden or 256, "hidden", name)
+  self.dropout = opts.dropout or 0.3
+end
+local function add_mlp(self, inputs)
+  self:add_module("mlp", container.Sequential {
+    basic.Linear(inputs, self.hidden), transformer.LayerNorm(self.hidden), basic.ReLU(),
+    basic.Dropout(self.dropout), basic.Linear(self.hidden, self.classes) })
+end
+local function mlp_repr(self)
+  return ("layers=%d, d=%d, classes=%d, hidden=%d, dropout=%s"):format(self.layers, self.d, self.classes,
+    self.hidden, u.pyfloat(self.dropout))
+end
+
 local StatsHead = Module.class("StatsHead")
 function StatsHead:init(layers, d, classes, opts)
-  opts = u.opts(opts, "StatsHead", { hidden = true, dropout = true })
-  self.layers = u.positive_int(layers, "layers", "StatsHead")
-  self.d = u.positive_int(d, "d", "StatsHead")
-  self.classes = u.positive_int(classes, "classes", "StatsHead")
-  self.hidden = u.positive_int(opts.hidden or 256, "hidden", "StatsHead")
-  self.dropout = opts.dropout or 0.3
+  mlp_sizes(self, "StatsHead", layers, d, classes, opts)
   self:register_parameter("weights", T.zeros(self.layers))
-  self:add_module("mlp", container.Sequential {
-    basic.Linear(2 * self.d, self.hidden), transformer.LayerNorm(self.hidden), basic.ReLU(),
-    basic.Dropout(self.dropout), basic.Linear(self.hidden, self.classes) })
+  add_mlp(self, 2 * self.d)
 end
 function StatsHead:pooled(x)
   local B = check_input(self, x)
@@ -81,35 +94,22 @@ end
 function StatsHead:forward(x)
   return self.mlp(self:pooled(x))
 end
-function StatsHead:extra_repr()
-  return ("layers=%d, d=%d, classes=%d, hidden=%d, dropout=%s"):format(self.layers, self.d, self.classes,
-    self.hidden, u.pyfloat(self.dropout))
-end
+StatsHead.extra_repr = mlp_repr
 
 -- ConcatHead(layers, d, classes, { hidden = 256, dropout = 0.3 }): every layer's mean and std
 -- concatenated ((L + 1) * 2d inputs, no layer weighting) -> the same MLP as StatsHead.
 -- Parameters: mlp.0.*, mlp.1.* (LayerNorm), mlp.4.*.
 local ConcatHead = Module.class("ConcatHead")
 function ConcatHead:init(layers, d, classes, opts)
-  opts = u.opts(opts, "ConcatHead", { hidden = true, dropout = true })
-  self.layers = u.positive_int(layers, "layers", "ConcatHead")
-  self.d = u.positive_int(d, "d", "ConcatHead")
-  self.classes = u.positive_int(classes, "classes", "ConcatHead")
-  self.hidden = u.positive_int(opts.hidden or 256, "hidden", "ConcatHead")
-  self.dropout = opts.dropout or 0.3
-  self:add_module("mlp", container.Sequential {
-    basic.Linear(self.layers * 2 * self.d, self.hidden), transformer.LayerNorm(self.hidden), basic.ReLU(),
-    basic.Dropout(self.dropout), basic.Linear(self.hidden, self.classes) })
+  mlp_sizes(self, "ConcatHead", layers, d, classes, opts)
+  add_mlp(self, self.layers * 2 * self.d)
 end
 function ConcatHead:pooled(x)
   local B = check_input(self, x)
   return x:reshape(B, self.layers * 2 * self.d)
 end
 ConcatHead.embed, ConcatHead.forward = StatsHead.embed, StatsHead.forward
-function ConcatHead:extra_repr()
-  return ("layers=%d, d=%d, classes=%d, hidden=%d, dropout=%s"):format(self.layers, self.d, self.classes,
-    self.hidden, u.pyfloat(self.dropout))
-end
+ConcatHead.extra_repr = mlp_repr
 
 M.SuperbHead, M.StatsHead, M.ConcatHead = SuperbHead, StatsHead, ConcatHead
 return M
