@@ -9,7 +9,7 @@ require "ser.core.audio" -- pins ser.so (see models_spec.lua)
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
-local write_whisper = dofile(here .. "helpers/whisper_random.lua")
+local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
 local build = os.getenv("SER_TEST_BUILD") or "build"
 local serlua = build .. "/serlua"
@@ -28,10 +28,6 @@ local function read(cmd)
   local s = p:read("a")
   p:close()
   return s
-end
-local function random_whisper(dir, opts)
-  assert(sh(("mkdir -p '%s'"):format(dir)))
-  return write_whisper(dir, opts)
 end
 local function digest(path)
   return (read(("%s scripts/encoder-digest.lua '%s' 2>&1"):format(serlua, path)):gsub("%s+$", ""))

@@ -288,7 +288,6 @@ describe("ser.pretrained (Whisper encoder)", function()
     local base = tmp.make("wbad")
     local function dir(tag, o)
       local d = base .. "/" .. tag
-      os.execute("mkdir -p " .. d)
       return random_whisper(d, o)
     end
     local function refused(path, pattern)

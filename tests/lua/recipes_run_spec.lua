@@ -45,7 +45,6 @@ describe("experiments/recipes", function()
     corpus = dir .. "/corpus"
     -- the whisper recipes run on a small random encoder (the real ones need `make whisper-base`)
     encoder = dir .. "/whisper-random"
-    os.execute("mkdir -p " .. encoder)
     random_whisper(encoder, { layers = 2, d_model = 64 })
     -- three classes keep the runs short; the split needs all 24 speakers (1-16, 17-20, 21-24)
     ser.data.synthetic{ speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,

@@ -68,7 +68,6 @@ describe("embedding cache", function()
   setup(function()
     dir = tmp.make("embcache")
     enc_dir = dir .. "/enc"
-    os.execute("mkdir -p " .. enc_dir)
     random_whisper(enc_dir, { layers = 2, d_model = 64 })
     ser.data.synthetic { speakers = 2, per_class = 1, seconds = 1.0, seed = 3, out = dir .. "/wav",
                          classes = { "neutral", "happy" } }
@@ -145,7 +144,6 @@ describe("embedding cache", function()
   it("invalidates on another encoder, an edited encoder file and other settings", function()
     local base = cache():pooled(paths)
     local other = dir .. "/enc2"
-    os.execute("mkdir -p " .. other)
     random_whisper(other, { layers = 2, d_model = 64, seed = 7 })
     local c = cache { encoder = other }
     local x = c:pooled(paths)
@@ -242,7 +240,6 @@ describe("the whisper family in the main job", function()
     dir = tmp.make("whisperjob")
     corpus = dir .. "/corpus"
     enc_dir = dir .. "/enc"
-    os.execute("mkdir -p " .. enc_dir)
     random_whisper(enc_dir, { layers = 2, d_model = 64 })
     ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
                          classes = { "neutral", "happy", "angry" } }

@@ -1,6 +1,6 @@
 -- A small random Whisper encoder in the layout of openai/whisper-* on the Hugging
 -- Face hub, written at test time so the pretrained specs run without ../shared:
--- write(dir, opts) creates dir/model.safetensors (encoder tensors, plus a decoder
+-- write(dir, opts) creates dir (and its parents) and dir/model.safetensors (encoder tensors, plus a decoder
 -- tensor the loader must skip) and dir/config.json. opts: layers (2), d_model (64),
 -- heads (4), n_mels (80), positions (1500), seed (1), prefix ("model.encoder."),
 -- config (a table of fields overriding config.json's, false: no config.json),
@@ -27,6 +27,7 @@ end
 
 local function write(dir, o)
   o = o or {}
+  assert(ser.fs.mkdir_p(dir))
   local L, d, H, m = o.layers or 2, o.d_model or 64, o.heads or 4, o.n_mels or 80
   local P, ffn, pre = o.positions or 1500, 4 * (o.d_model or 64), o.prefix or "model.encoder."
   ser.manual_seed(o.seed or 1)
