@@ -48,8 +48,12 @@ TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/c/lib/*.c))
 # test objects are intermediate in the pattern chain; keep them for incremental builds
 .SECONDARY:
 
+# The MPI plug-in is built only where mpicc exists (see its rule below).
+MPICC ?= mpicc
+MPI_PLUGIN := $(if $(shell command -v $(MPICC) 2>/dev/null),$(BUILD)/ser_mpi.so)
+
 .PHONY: all test check-asan bench install clean deps fuzz ravdess whisper-base whisper-tiny.en
-all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua
+all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua $(MPI_PLUGIN)
 
 # Installs missing Debian packages (and says which) before the first build.
 deps: $(BUILD)/.deps-ok
@@ -85,6 +89,13 @@ $(BUILD)/ser.so: $(LUA_OBJ) $(BUILD)/libser.a
 
 $(BUILD)/serlua: $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a
 	$(CC) -o $@ $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_LUA) -lreadline $(LDLIBS_CORE) -Wl,-E
+
+# The MPI plug-in (docs/distributed.md): a Lua C module linked against Open MPI, built
+# only where mpicc exists and loaded only under mpirun; serlua and ser.so never link MPI.
+# It links core/half.c (the 16-bit float conversions of gradient compression) and
+# nothing else of the core. -z nodelete keeps its exit handler mapped after lua_close.
+$(BUILD)/ser_mpi.so: src/mpi/ser_mpi.c src/core/half.c src/core/comm.h src/core/half.h | deps
+	$(MPICC) $(CFLAGS_BASE) $(SANITIZE) -shared -o $@ src/mpi/ser_mpi.c src/core/half.c $(LDFLAGS) -Wl,-z,nodelete
 
 $(BUILD)/tests/test_gradcheck: $(GRADCHECK_OBJ) $(TESTLIB_OBJ) $(BUILD)/libser.a
 	@mkdir -p $(dir $@)

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/threads.h"
+#include "core/comm.h"
 #include "autograd/autograd.h"
 #include "ops/ops.h"
 #include "audio/audio.h"

@@ -12,7 +12,8 @@
  *   clip_grad_norm({t, ...}, max_norm, norm_type) -> norm
  *   ema_update({avg, ...}, {src, ...}, decay): avg = decay * avg + (1 - decay) * src
  *   onecycle(step, opts) -> lr, momentum;  cosine(step, base_lr, T_max, eta_min) -> lr
- *   scalar(x) -> 0-d tensor (optimizer and scheduler state_dicts hold their numbers as tensors) */
+ *   scalar(x) -> 0-d tensor (optimizer and scheduler state_dicts hold their numbers as tensors)
+ *   grads_numel(params) -> n; pack_grads(params, buf); unpack_grads(params, buf, scale): the flat gradient block */
 #include <math.h>
 #include <string.h>
 
@@ -215,6 +216,37 @@ static int l_clip_grad_norm(lua_State *L) {
   return 1;
 }
 
+/* The flat gradient block of data-parallel training (ser.dist): a contiguous float tensor. */
+static float *check_flat(lua_State *L, int idx, const char *fname, size_t *len) {
+  ser_tensor *b = ser_lua_checktensor(L, idx);
+  if (!ser_tensor_is_contiguous(b)) luaL_error(L, "%s: the buffer must be a contiguous tensor", fname);
+  *len = (size_t)ser_tensor_numel(b);
+  return ser_tensor_data(b);
+}
+
+static int l_grads_numel(lua_State *L) {
+  ser_tensor **ps = check_tensor_list(L, 1, "grads_numel", "parameter");
+  lua_pushinteger(L, (lua_Integer)ser_grads_numel(ps, (int)lua_rawlen(L, 1)));
+  return 1;
+}
+
+static int l_pack_grads(lua_State *L) {
+  ser_tensor **ps = check_tensor_list(L, 1, "pack_grads", "parameter");
+  size_t len;
+  float *buf = check_flat(L, 2, "pack_grads", &len);
+  if (ser_grads_pack(buf, len, ps, (int)lua_rawlen(L, 1))) return ser_lua_fail(L, "pack_grads");
+  return 0;
+}
+
+static int l_unpack_grads(lua_State *L) {
+  ser_tensor **ps = check_tensor_list(L, 1, "unpack_grads", "parameter");
+  size_t len;
+  const float *buf = check_flat(L, 2, "unpack_grads", &len);
+  const double scale = luaL_optnumber(L, 3, 1.0);
+  if (ser_grads_unpack(ps, (int)lua_rawlen(L, 1), buf, len, scale)) return ser_lua_fail(L, "unpack_grads");
+  return 0;
+}
+
 static int l_ema_update(lua_State *L) {
   const double decay = luaL_checknumber(L, 3);
   ser_tensor **avg = check_tensor_list(L, 1, "ema_update", "average");
@@ -272,7 +304,8 @@ int ser_lua_open_optim(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"new", l_new},           {"clip_grad_norm", l_clip_grad_norm}, {"ema_update", l_ema_update},
       {"onecycle", l_onecycle}, {"cosine", l_cosine},
-      {"scalar", l_scalar},     {NULL, NULL},
+      {"scalar", l_scalar},     {"grads_numel", l_grads_numel},
+      {"pack_grads", l_pack_grads}, {"unpack_grads", l_unpack_grads}, {NULL, NULL},
   };
   if (luaL_newmetatable(L, OPTIM_MT)) {
     luaL_newlib(L, methods);

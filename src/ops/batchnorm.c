@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "../core/alloc.h"
+#include "../core/comm.h"
 #include "../core/error.h"
 
 /* Statistics: each row of S values is summed in float across SIMD lanes
@@ -93,6 +95,59 @@ static void batchnorm_forward_train(float *out, float *mean, float *invstd, cons
   }
 }
 
+/* Synchronised BatchNorm (ser_comm_set_sync_batchnorm): the statistics of the
+ * batch spread over every process. Two exchanges, as the one-process forward
+ * makes two passes: the channel sums and the value count first (the global
+ * mean), then the squared deviations around that mean, so the variance keeps
+ * the two-pass accuracy a single allreduce of sum(x^2) would lose. *n_out is
+ * the global count per channel, which the backward needs. */
+static int batchnorm_forward_train_sync(float *out, float *mean, float *invstd, double *n_out, const float *in,
+                                        const float *weight, const float *bias, float *running_mean,
+                                        float *running_var, int B, int C, int S, float momentum, float eps,
+                                        int relu) {
+  ser_comm *comm = ser_comm_get();
+  size_t plane = (size_t)C * S, bytes = (size_t)(2 * C + 1) * sizeof(double);
+  double *buf = ser_alloc(bytes), *mu = buf + C + 1;
+  if (!buf) return SER_ENOMEM;
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+  for (int c = 0; c < C; c++) {
+    double s = 0.0;
+    for (int b = 0; b < B; b++) s += row_sum(in + b * plane + (size_t)c * S, S);
+    buf[c] = s;
+  }
+  buf[C] = (double)B * S;
+  int rc = comm->allreduce_f64(buf, (size_t)C + 1, comm->ctx);
+  double n = buf[C];
+  if (rc == 0) {
+    for (int c = 0; c < C; c++) mu[c] = buf[c] / n;
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+    for (int c = 0; c < C; c++) {
+      double ss = 0.0;
+      for (int b = 0; b < B; b++) ss += row_sqdev(in + b * plane + (size_t)c * S, S, (float)mu[c]);
+      buf[c] = ss;
+    }
+    rc = comm->allreduce_f64(buf, (size_t)C, comm->ctx);
+  }
+  if (rc == 0) {
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+    for (int c = 0; c < C; c++) {
+      double var = buf[c] / n;
+      float is = (float)(1.0 / sqrt(var + eps));
+      mean[c] = (float)mu[c];
+      invstd[c] = is;
+      if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu[c]);
+      if (running_var)
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * n / (n - 1.0));
+      float scale = is * (weight ? weight[c] : 1.0f), shift = (bias ? bias[c] : 0.0f) - (float)mu[c] * scale;
+      for (int b = 0; b < B; b++)
+        affine_row(out + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S, S, scale, shift, relu);
+    }
+  }
+  *n_out = n;
+  ser_free(buf, bytes);
+  return rc ? ser_error(SER_EIO, "batch_norm: synchronising the statistics across processes failed (%d)", rc) : 0;
+}
+
 void ser_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in, const float *weight,
                                  const float *bias, float *running_mean, float *running_var, int B, int C, int S,
                                  float momentum, float eps) {
@@ -168,6 +223,47 @@ static void batchnorm_backward(float *din, float *dweight, float *dbias, const f
   }
 }
 
+/* The synchronised backward: dweight and dbias take this process's sums (the
+ * flat gradient's allreduce adds the other processes' later); dx needs the
+ * means of dy and dy * xhat over the global batch of n values, exchanged here. */
+static int batchnorm_backward_sync(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                                   const float *relu_out, const float *mean, const float *invstd, const float *weight,
+                                   int B, int C, int S, double n, int din_overwrite) {
+  ser_comm *comm = ser_comm_get();
+  if (!comm)
+    return ser_error(SER_ESTATE, "batch_norm: the forward synchronised its statistics across processes, but no "
+                                 "communicator is installed for the backward");
+  size_t plane = (size_t)C * S, bytes = (size_t)2 * C * sizeof(double);
+  double *sums = ser_alloc(bytes);
+  if (!sums) return SER_ENOMEM;
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+  for (int c = 0; c < C; c++) {
+    double sdy = 0.0, sdyx = 0.0;
+    for (int b = 0; b < B; b++)
+      row_dsums(dout + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S,
+                relu_out ? relu_out + b * plane + (size_t)c * S : NULL, S, mean[c], &sdy, &sdyx);
+    sdyx *= invstd[c];
+    if (dbias) dbias[c] += (float)sdy;
+    if (dweight) dweight[c] += (float)sdyx;
+    sums[2 * c] = sdy;
+    sums[2 * c + 1] = sdyx;
+  }
+  int rc = comm->allreduce_f64(sums, (size_t)2 * C, comm->ctx);
+  if (rc == 0 && din) {
+#pragma omp parallel for schedule(static) if ((double)B * C * S > 32768)
+    for (int c = 0; c < C; c++) {
+      float is = invstd[c], g = is * (weight ? weight[c] : 1.0f);
+      float mdy = (float)(sums[2 * c] / n), mdyx = (float)(sums[2 * c + 1] / n);
+      for (int b = 0; b < B; b++)
+        dx_row(din + b * plane + (size_t)c * S, dout + b * plane + (size_t)c * S, in + b * plane + (size_t)c * S,
+               relu_out ? relu_out + b * plane + (size_t)c * S : NULL, S, g, mdy, mean[c], is * mdyx,
+               din_overwrite);
+    }
+  }
+  ser_free(sums, bytes);
+  return rc ? ser_error(SER_EIO, "batch_norm: synchronising the gradient sums across processes failed (%d)", rc) : 0;
+}
+
 void ser_batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                             const float *mean, const float *invstd, const float *weight, int B, int C, int S,
                             int training) {
@@ -218,7 +314,15 @@ static int batch_norm_op(ser_tensor **out, ser_tensor *x, ser_tensor *running_me
   }
   float *mean = ser_tensor_data(stats), *invstd = mean + C;
   const float *w = wc ? ser_tensor_data(wc) : NULL, *bb = bc ? ser_tensor_data(bc) : NULL;
-  if (training) {
+  double n_global = 0.0;
+  int synced = training && ser_comm_sync_batchnorm();
+  if (synced) {
+    rc = batchnorm_forward_train_sync(ser_tensor_data(y), mean, invstd, &n_global, ser_tensor_data(xc), w, bb,
+                                      running_mean ? ser_tensor_data(running_mean) : NULL,
+                                      running_var ? ser_tensor_data(running_var) : NULL, (int)B, (int)C, (int)S,
+                                      (float)momentum, (float)eps, relu);
+    if (rc) goto done;
+  } else if (training) {
     batchnorm_forward_train(ser_tensor_data(y), mean, invstd, ser_tensor_data(xc), w, bb,
                             running_mean ? ser_tensor_data(running_mean) : NULL,
                             running_var ? ser_tensor_data(running_var) : NULL, (int)B, (int)C, (int)S,
@@ -240,6 +344,8 @@ static int batch_norm_op(ser_tensor **out, ser_tensor *x, ser_tensor *running_me
     node->saved[0] = ser_tensor_retain(stats);
     if (relu) node->saved[1] = ser_tensor_alias(y); /* the relu mask (alias: no cycle) */
     node->iarg[0] = training;
+    node->iarg[1] = synced; /* the backward exchanges its sums too, over farg[0] values per channel */
+    node->farg[0] = n_global;
   }
   *out = y;
   y = NULL;
@@ -274,6 +380,18 @@ int ser_batch_norm_backward_node(ser_node *node, const ser_tensor *gout, ser_ten
     return SER_ENOMEM;
   }
   const float *stats = ser_tensor_data(node->saved[0]);
+  if (node->iarg[1]) {
+    int rc = batchnorm_backward_sync(gin[0] ? ser_tensor_data(gin[0]) : NULL,
+                                     (gin[1] && w) ? ser_tensor_data(gin[1]) : NULL,
+                                     (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL,
+                                     ser_tensor_data(gout), ser_tensor_data(xc),
+                                     node->saved[1] ? ser_tensor_data(node->saved[1]) : NULL, stats, stats + C,
+                                     wc ? ser_tensor_data(wc) : NULL, (int)B, (int)C, (int)S, node->farg[0],
+                                     (node->gin_fresh & 1u) != 0);
+    ser_tensor_release(xc);
+    ser_tensor_release(wc);
+    return rc;
+  }
   batchnorm_backward(gin[0] ? ser_tensor_data(gin[0]) : NULL,
                          (gin[1] && w) ? ser_tensor_data(gin[1]) : NULL,
                          (gin[2] && node->inputs[2]) ? ser_tensor_data(gin[2]) : NULL, ser_tensor_data(gout),

@@ -83,6 +83,18 @@ int ser_optimizer_set_state(ser_optimizer *o, int group, int index, int64_t step
  * when < 1. *total_norm gets the norm before clipping. */
 int ser_clip_grad_norm(double *total_norm, ser_tensor *const *params, int n, double max_norm, double norm_type);
 
+/* ---- data-parallel training ---- */
+
+/* The gradients of n parameters as one flat block, for one allreduce per step in
+ * data-parallel training (docs/distributed.md). ser_grads_numel: the block's length
+ * (the parameters' element counts summed). ser_grads_pack writes every parameter's
+ * gradient (zeros where it has none) into dst[0..numel) in parameter order; cap is
+ * dst's length. ser_grads_unpack sets each gradient to scale * its part of src
+ * (creating the gradient where a parameter had none). */
+size_t ser_grads_numel(ser_tensor *const *params, int n);
+int ser_grads_pack(float *dst, size_t cap, ser_tensor *const *params, int n);
+int ser_grads_unpack(ser_tensor *const *params, int n, const float *src, size_t len, double scale);
+
 /* ---- weight averaging ---- */
 
 /* avg[k] <- decay * avg[k] + (1 - decay) * src[k] for n pairs of contiguous
