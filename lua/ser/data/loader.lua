@@ -18,6 +18,7 @@ local augsteps = require "ser.data.augment_steps"
 local data = require "ser.core.data"
 local speaker_norm = require "ser.data.speaker_norm"
 local options = require "ser.options"
+local dist = require "ser.dist"
 
 local M = {}
 
@@ -27,7 +28,7 @@ Loader.__name = "ser.data.Loader"
 
 local known = { batch = true, shuffle = true, seed = true, seconds = true, sr = true, transform = true,
   features = true, augment = true, spec_augment = true, drop_last = true, cache = true, name = true,
-  prefetch = true, trim = true, normalize = true }
+  prefetch = true, trim = true, normalize = true, shard = true }
 
 local PREFETCH_DEPTH = 2 -- batches prepared ahead of the one being consumed
 
@@ -156,7 +157,7 @@ function M.loader(part, opts)
     shuffle = opts.shuffle and true or false, seed = opts.seed or 0, sr = sr, seconds = seconds,
     samples = math.floor(seconds * sr + 0.5), transform = transform, kind = kind,
     drop_last = opts.drop_last and true or false, name = opts.name or part.name or "loader", epoch = 0,
-    trim = trim, normalize = normalize, feature_spec = recorded,
+    trim = trim, normalize = normalize, feature_spec = recorded, shard = M.check_shard(opts.shard),
   }, Loader)
   -- augmentation: steps (data) or a ser.augment chain runs in the C worker; a function here
   local augment, spec_augment = opts.augment, opts.spec_augment
@@ -206,9 +207,14 @@ function M.loader(part, opts)
   return self
 end
 
+-- With a shard a last batch smaller than the number of processes is left out (some
+-- process would have no example), on every process alike.
 function Loader:count()
   if self.n == 0 then return 0 end
-  return self.drop_last and self.n // self.batch or (self.n + self.batch - 1) // self.batch
+  local full, rest = self.n // self.batch, self.n % self.batch
+  if self.drop_last then return full end
+  if self.shard then return full + (rest >= self.shard.size and 1 or 0) end
+  return full + (rest > 0 and 1 or 0)
 end
 Loader.__len = Loader.count
 
@@ -356,16 +362,31 @@ function Loader:order(epoch)
   return order
 end
 
--- Rows of batch b (1-based) in an epoch's order.
+-- Rows of batch b (1-based) in an epoch's order; with a shard, this process's share of them.
 function Loader:batch_rows(order, b)
   local rows = {}
   for i = (b - 1) * self.batch + 1, math.min(self.n, b * self.batch) do rows[#rows + 1] = order[i] end
+  if self.shard then rows = dist.shard(rows, self.shard.rank, self.shard.size) end
   return rows
 end
 
--- The augmentation seed of a batch: a function of (seed, epoch, batch) only.
+-- The augmentation seed of a batch: a function of (seed, epoch, batch) only; with a shard
+-- also of the rank, so the processes do not draw the same noise for their shares.
 function Loader:batch_seed(epoch, b)
-  return ((self.seed * 1000003 + epoch) * 65537 + b) & 0x7fffffffffffffff
+  local s = ((self.seed * 1000003 + epoch) * 65537 + b) & 0x7fffffffffffffff
+  if self.shard and self.shard.rank > 0 then s = (s * 1000033 + self.shard.rank) & 0x7fffffffffffffff end
+  return s
+end
+
+-- A shard option: nil, or { rank = 0-based, size = processes } (ser.dist) with rank < size.
+function M.check_shard(sh)
+  if sh == nil then return nil end
+  if type(sh) ~= "table" or math.type(sh.rank) ~= "integer" or math.type(sh.size) ~= "integer" or sh.size < 1
+    or sh.rank < 0 or sh.rank >= sh.size then
+    error(("loader: shard must be { rank = 0..size-1, size = processes }, got %s"):format(
+      type(sh) == "table" and ("{ rank = %s, size = %s }"):format(tostring(sh.rank), tostring(sh.size)) or tostring(sh)), 3)
+  end
+  return { rank = sh.rank, size = sh.size }
 end
 
 -- for b in loader:iter([epoch]) do ... end; b = {x =, y =, paths =, index =, epoch =, batch =}.

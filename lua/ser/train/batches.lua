@@ -10,6 +10,7 @@
 local T = require "ser.core.tensor"
 local loader = require "ser.data.loader"
 local augsteps = require "ser.data.augment_steps"
+local dist = require "ser.dist"
 
 local M = {}
 
@@ -39,7 +40,9 @@ end
 local TensorLoader = {}
 TensorLoader.__index = TensorLoader
 
-local function tensor_loader(ds, batch, shuffle, what)
+-- shard (data-parallel training under mpirun): { rank =, size = }; batch is then the
+-- global batch, of which this process takes its contiguous share (ser.dist.shard).
+local function tensor_loader(ds, batch, shuffle, what, shard)
   local n = ds.x:shape()[1]
   local y = M.labels(ds.y)
   if #y ~= n then
@@ -50,11 +53,17 @@ local function tensor_loader(ds, batch, shuffle, what)
       error(("ser.train: %s label %d is %s; labels are whole numbers from 1"):format(what, i, tostring(v)), 0)
     end
   end
-  return setmetatable({ x = ds.x, y = y, n = n, batch = batch, shuffle = shuffle, T = T }, TensorLoader)
+  return setmetatable({ x = ds.x, y = y, n = n, batch = batch, shuffle = shuffle, T = T, shard = shard }, TensorLoader)
 end
 
 function TensorLoader:size() return self.n end
-function TensorLoader:count() return (self.n + self.batch - 1) // self.batch end
+-- Sharded, a last global batch with fewer examples than processes is left out (some
+-- process would have none), on every process alike.
+function TensorLoader:count()
+  local full, rest = self.n // self.batch, self.n % self.batch
+  if self.shard then return full + (rest >= self.shard.size and 1 or 0) end
+  return full + (rest > 0 and 1 or 0)
+end
 function TensorLoader:all_labels() return self.y end
 
 -- Shuffled with random keys from ser's generator, so ser.manual_seed decides the order.
@@ -64,18 +73,28 @@ function TensorLoader:iterate()
   if self.shuffle and self.n > 1 then
     local keys = self.T.rand(self.n):totable()
     table.sort(order, function(a, b) return keys[a] < keys[b] end)
-  end
-  local start = 1
-  return function()
-    if start > self.n then return nil end
-    local stop = math.min(self.n, start + self.batch - 1)
-    local rows, ys, index = {}, {}, {}
-    for k = start, stop do
-      rows[#rows + 1] = self.x:narrow(1, order[k], 1)
-      ys[#ys + 1] = self.y[order[k]]
-      index[#index + 1] = order[k]
+    if self.shard then
+      -- one order for every process: rank 0's (the generators differ after fit's reseed)
+      local t = self.T.new(order)
+      dist.broadcast(t, 0)
+      for k, v in ipairs(t:totable()) do order[k] = math.tointeger(v) end
     end
+  end
+  local start, left = 1, self:count()
+  return function()
+    if left == 0 then return nil end
+    left = left - 1
+    local stop = math.min(self.n, start + self.batch - 1)
+    local global = {}
+    for k = start, stop do global[#global + 1] = order[k] end
     start = stop + 1
+    if self.shard then global = dist.shard(global, self.shard.rank, self.shard.size) end
+    local rows, ys, index = {}, {}, {}
+    for _, k in ipairs(global) do
+      rows[#rows + 1] = self.x:narrow(1, k, 1)
+      ys[#ys + 1] = self.y[k]
+      index[#index + 1] = k
+    end
     return { x = #rows == 1 and rows[1] or self.T.cat(rows, 1), y = self.T.new(ys), index = index }
   end
 end
@@ -138,18 +157,22 @@ function M.augment_spec(a, kind)
 end
 
 -- Builds the three loaders and the class list from fit's parts and options.
-function M.loaders(parts, o, model)
+-- shard: { rank =, size = } under mpirun: the training loader yields this process's
+-- share of global batches of o.batch * size examples.
+function M.loaders(parts, o, model, shard)
   local out = {}
   local classes = o.classes
   for i, name in ipairs { "train", "val", "test" } do
     local p = parts[i]
+    local sh = name == "train" and shard or nil
+    local batch = sh and o.batch * sh.size or o.batch
     if p == nil or p == false then
       out[name] = nil
     elseif (is_dataset(p) or is_loader(p)) and o.normalize and o.normalize ~= "clip" then
       error(("ser.train.fit: normalize = \"%s\" applies to corpus parts, but the %s split is a %s; "
         .. "give the loader its own normalize option"):format(o.normalize, name, is_dataset(p) and "tensor dataset" or "loader"), 0)
     elseif is_dataset(p) then
-      out[name] = tensor_loader(p, o.batch, name == "train", name)
+      out[name] = tensor_loader(p, batch, name == "train", name, sh)
       classes = classes or p.classes
     elseif is_part(p) then
       if #p.items > 0 then
@@ -157,12 +180,16 @@ function M.loaders(parts, o, model)
         local kind_name = type(kind) == "table" and kind.kind or kind
         local aug, spec_aug
         if name == "train" then aug, spec_aug = M.augment_spec(o.augment, kind_name) end
-        out[name] = loader.loader(p, { batch = o.batch, shuffle = name == "train", seed = o.seed,
+        out[name] = loader.loader(p, { batch = batch, shard = sh, shuffle = name == "train", seed = o.seed,
           seconds = o.seconds, sr = o.sr, features = M.feature_spec(kind), augment = aug,
           spec_augment = spec_aug, name = name, trim = o.trim, normalize = M.normalize_for(kind_name, o.normalize) })
       end
       classes = classes or p.classes
     elseif is_loader(p) then
+      if sh then
+        error("ser.train.fit: data-parallel training (mpirun) shards the training data itself; pass the corpus "
+          .. "part or an in-memory dataset, not a ready-made loader", 0)
+      end
       out[name] = p
       classes = classes or p.classes
     else

@@ -9,6 +9,10 @@
 -- average of the weights (opts.ema = decay), which is then what is validated.
 -- Knowledge distillation from trained teachers: opts.distill (see ser.train.distill).
 -- A NaN/inf loss or Ctrl-C stops training cleanly; the best weights are kept.
+-- Under mpirun (ser.dist) it trains data-parallel: every process takes its share of each
+-- global batch (opts.batch per process), the gradients are summed by one allreduce per
+-- step (ser.train.parallel), rank 0 validates, prints and writes the checkpoint, and
+-- every process follows its decision to stop (docs/distributed.md).
 local base = require "ser.core.base"
 local cnn = require "ser.core.nn_cnn"
 local T = require "ser.tensor"
@@ -23,6 +27,8 @@ local evaluate = require "ser.train.evaluate"
 local checkpoint = require "ser.train.checkpoint"
 local distill = require "ser.train.distill"
 local ensemble = require "ser.train.ensemble"
+local parallel = require "ser.train.parallel"
+local dist = require "ser.dist"
 local gather = require("ser.core.data").gather
 
 local M = {}
@@ -32,13 +38,14 @@ M.defaults = {
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
   min_epochs = "auto", name = nil, mixup = 0, ema = false, distill = nil,
+  sync_bn = false, grad_compression = "none",
 }
 
 -- Every option fit knows (those defaulting to nil included).
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema", "distill" } do
+  "mixup", "ema", "distill", "sync_bn", "grad_compression" } do
   M.known[k] = true
 end
 
@@ -80,6 +87,13 @@ local function check_opts(opts)
   elseif type(o.min_epochs) ~= "number" or o.min_epochs < 1 or o.min_epochs ~= math.floor(o.min_epochs) then
     error(("ser.train.fit: option min_epochs = %s is invalid (expected \"auto\" or a whole number >= 1)")
       :format(tostring(o.min_epochs)), 3)
+  end
+  if not ({ none = true, bf16 = true, fp16 = true })[o.grad_compression] then
+    error(("ser.train.fit: grad_compression '%s' is unknown (expected none, bf16 or fp16)"):format(
+      tostring(o.grad_compression)), 3)
+  end
+  if type(o.sync_bn) ~= "boolean" then
+    error(("ser.train.fit: option sync_bn = %s is invalid (expected true or false)"):format(tostring(o.sync_bn)), 3)
   end
   if not ({ auto = true, bar = true, epoch = true, quiet = true })[o.progress] then
     error(("ser.train.fit: progress '%s' is unknown (expected auto, bar, epoch or quiet)"):format(
@@ -192,12 +206,27 @@ function M.fit(model, parts, opts)
     error("ser.train.fit: expected { train, val, test } as the second argument (val and test may be nil)", 2)
   end
   local o = check_opts(opts)
+  local rank, size = dist.init()
+  local par, root = size > 1, rank == 0
   local mode = o.progress
   if mode == "auto" then mode = progress.is_terminal() and "bar" or "epoch" end
-  local show = progress.new(mode)
+  local show = progress.new(root and mode or "quiet")
   if o.seed then base.manual_seed(o.seed) end
+  if par then
+    if o.distill then
+      error("ser.train.fit: distill is not supported in data-parallel training (under mpirun) yet; "
+        .. "run the distillation on one process", 2)
+    end
+    -- every process starts from rank 0's weights; then each draws its own dropout and
+    -- mixup noise (the batch order does not use this generator: see ser.train.batches)
+    dist.broadcast_state(model)
+    if rank > 0 then base.manual_seed(math.floor(T.rand({ 1 }):item() * 2 ^ 31) + 7919 * rank) end
+    show.message(("data-parallel: %d processes (%s), batch %d per process, %d per step%s%s"):format(size,
+      dist.library() or "MPI", o.batch, o.batch * size, o.sync_bn and ", synchronised BatchNorm" or "",
+      o.grad_compression ~= "none" and (", gradients sent as " .. o.grad_compression) or ""))
+  end
 
-  local loaders = batches.loaders(parts, o, model)
+  local loaders = batches.loaders(parts, o, model, par and { rank = rank, size = size } or nil)
   local train, val, test = loaders.train, loaders.val, loaders.test
   local classes = loaders.classes
   local n_classes = #classes
@@ -242,6 +271,7 @@ function M.fit(model, parts, opts)
   local prev_amp = cnn.set_amp(o.amp)
   -- ema = 0 means off, like false (a decay of 0 would only copy the weights)
   local ema = (o.ema and o.ema > 0) and optim.EMA(model, { decay = o.ema }) or nil
+  local step = par and parallel.new(params, o.grad_compression) or nil
 
   -- What the checkpoint records of the training data besides the options.
   local record = { features = train.feature_spec, train_speakers = train.part and train.part:speakers() or nil,
@@ -260,6 +290,8 @@ function M.fit(model, parts, opts)
     local preds, targets = {}, {}
     local lr = opt:get_lr()
     local i = 0
+    local comm0 = step and step.comm_seconds
+    if step then dist.sync_batchnorm(o.sync_bn) end
     for b in batches.iterate(train, epoch) do
       i = i + 1
       opt:zero_grad()
@@ -277,11 +309,26 @@ function M.fit(model, parts, opts)
         loss = loss * (1 - teach.alpha) + distill.loss(logits, q, teach.temperature) * teach.alpha
       end
       local lv = loss:item()
+      local ys = batches.labels(b.y)
+      local p = argmax_rows(logits:totable())
+      local right = 0
+      for k = 1, #ys do
+        if p[k] == ys[k] then right = right + 1 end
+      end
+      local n_seen, stop_asked = #ys, nil
+      if step then
+        -- the gradient of the local numerator; reduce() turns the sum into the global mean's
+        dist.activity(("training epoch %d, batch %d/%d"):format(epoch, i, n_batches))
+        local d = parallel.denominator(ys, weights)
+        local scaled = loss * d
+        scaled:backward()
+        lv, n_seen, right, stop_asked = step:reduce(d, lv, #ys, right, base.interrupted(), now)
+      end
       if lv ~= lv or lv == math.huge or lv == -math.huge then
         error({ stop = ("loss is %s at epoch %d, batch %d/%d; training stopped, best weights (epoch %d) kept")
           :format(tostring(lv), epoch, i, n_batches, best.epoch) })
       end
-      loss:backward()
+      if not step then loss:backward() end
       -- The norm is computed even without clipping: a NaN/inf gradient stops
       -- training before the step, so the weights stay finite.
       local norm = optim.clip_grad_norm(params, o.clip or math.huge)
@@ -293,28 +340,30 @@ function M.fit(model, parts, opts)
       opt:step()
       if ema then ema:update() end
       if sched and sched_unit ~= "epoch" then sched:step() end
-      local ys = batches.labels(b.y)
-      local p = argmax_rows(logits:totable())
-      for k = 1, #ys do
-        preds[#preds + 1], targets[#targets + 1] = p[k], ys[k]
-        if p[k] == ys[k] then correct = correct + 1 end
-      end
-      seen = seen + #ys
-      loss_sum = loss_sum + lv * #ys
+      for k = 1, #ys do preds[#preds + 1], targets[#targets + 1] = p[k], ys[k] end
+      correct = correct + right
+      seen = seen + n_seen
+      loss_sum = loss_sum + lv * n_seen
       if label_lv then label_loss_sum = label_loss_sum + label_lv * #ys end
       local dt = math.max(now() - t0, 1e-9)
       show.batch(epoch, o.epochs, i, n_batches, loss_sum / seen, correct / seen, seen / dt,
         dt / i * (n_batches - i))
-      if base.interrupted() then
+      -- under mpirun every process stops at the same batch: the flag travelled with the gradients
+      if (step and stop_asked) or (not step and base.interrupted()) then
         error({ stop = ("interrupted at epoch %d, batch %d/%d; best weights (epoch %d) kept"):format(
           epoch, i, n_batches, best.epoch) })
       end
     end
     if sched and sched_unit == "epoch" then sched:step() end
+    if step then
+      dist.sync_batchnorm(false)   -- validation and evaluation run on one process at a time
+      preds, targets = parallel.gather_predictions(preds, targets, n_classes)
+    end
     local rep = metrics.report(preds, targets, classes)
     return { epoch = epoch, train_loss = loss_sum / seen, train_acc = correct / seen,
              train_label_loss = teach and label_loss_sum / seen or nil,
-             train_f1 = rep.weighted_f1, lr = lr, t0 = t0 }
+             train_f1 = rep.weighted_f1, lr = lr, t0 = t0,
+             comm_seconds = step and step.comm_seconds - comm0 or nil }
   end
 
   local function run()
@@ -323,16 +372,18 @@ function M.fit(model, parts, opts)
       local note = ""
       -- With ema the averaged weights are the ones validated, kept as best and
       -- finally restored; training continues from the raw weights.
-      local raw = ema and val and snapshot(model)
+      -- under mpirun rank 0 alone validates and decides; the others follow below
+      local validate = val and root
+      local raw = ema and validate and snapshot(model)
       if raw then model:load_state_dict(ema:state_dict()) end
-      if val then
+      if validate then
         local r = report(M.evaluate(model, val, criterion), classes)
         row.val_loss, row.val_acc, row.val_f1 = r.loss, r.accuracy, r.weighted_f1
         if r.weighted_f1 > best.f1 then
           best = { f1 = r.weighted_f1, epoch = epoch, state = snapshot(model) }
           since_best = 0
           note = "  * best"
-          if o.checkpoint then checkpoint.save(o.checkpoint, model, classes, o, epoch, record) end
+          if o.checkpoint and root then checkpoint.save(o.checkpoint, model, classes, o, epoch, record) end
         else
           since_best = since_best + 1
         end
@@ -342,7 +393,9 @@ function M.fit(model, parts, opts)
       row.t0 = nil
       history[#history + 1] = row
       show.epoch(row, o.epochs, note)
-      if val and since_best >= o.patience and epoch >= o.min_epochs then
+      local stop = validate and since_best >= o.patience and epoch >= o.min_epochs
+      if par then stop = dist.any(stop) end
+      if stop then
         stop_reason = ("early stop: no better validation weighted F1 for %d epochs (best %.3f at epoch %d)")
           :format(o.patience, best.f1, best.epoch)
         return
@@ -355,6 +408,7 @@ function M.fit(model, parts, opts)
   base.catch_interrupt(true)
   local ok, err = pcall(run)
   base.catch_interrupt(false)
+  if par then dist.sync_batchnorm(false) end
   if not ok then
     if type(err) == "table" and err.stop then
       stop_reason = err.stop
@@ -367,13 +421,20 @@ function M.fit(model, parts, opts)
       error(err, 0)
     end
   end
+  if par then
+    -- rank 0 knows why training ended and holds the best weights: every process takes both
+    dist.activity("agreeing on the final weights")
+    stop_reason = dist.broadcast_string(stop_reason, 0)
+  end
   show.message(stop_reason)
   if best.state then model:load_state_dict(best.state)
   elseif ema then model:load_state_dict(ema:state_dict()) end
-  if not val and o.checkpoint then checkpoint.save(o.checkpoint, model, classes, o, #history, record) end
+  if par then dist.broadcast_state(model) end
+  if not val and o.checkpoint and root then checkpoint.save(o.checkpoint, model, classes, o, #history, record) end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
-                   train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {} }
+                   train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {},
+                   processes = size, comm_seconds = step and step.comm_seconds or nil }
   for _, name in ipairs { "val", "test" } do
     local l = loaders[name]
     if l and batches.count(l) > 0 then

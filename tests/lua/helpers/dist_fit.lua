@@ -1,0 +1,33 @@
+-- Trains one model for a few epochs on a small synthetic corpus and writes its final
+-- weights, for tests/lua/dist_spec.lua: run as one process with batch N*b and under
+-- `mpirun -n N` with batch b, the two files must hold the same weights.
+--   serlua dist_fit.lua --model crnn|cnn2d --batch B --out FILE [--epochs E] [--sync-bn]
+--     [--compress bf16|fp16] [--clips N]
+local ser = require "ser"
+local argparse = require "argparse"
+
+local p = argparse("dist_fit.lua", "One small training run; writes the final weights (see dist_spec.lua).")
+p:option("--model", "crnn or cnn2d.", "crnn")
+p:option("--batch", "Batch per process.", "4"):convert(tonumber)
+p:option("--epochs", "Epochs.", "1"):convert(tonumber)
+p:option("--out", "Where the weights go (rank 0 writes).")
+p:option("--compress", "Gradient compression: none, bf16, fp16.", "none")
+p:option("--clips", "Clips per class and speaker.", "3"):convert(tonumber)
+p:flag("--sync-bn", "Synchronised BatchNorm.")
+local a = p:parse(arg)
+
+ser.manual_seed(7)
+-- 4 classes x 3 speakers x 3 clips = 36 clips of 0.5 s; speakers 1-2 train, 3 validates
+local corpus = ser.data.synthetic{ speakers = 3, per_class = a.clips, classes = 4, seconds = 0.5, seed = 5 }
+local train, val = corpus:split{ by = "speaker", train = { 1, 2 }, val = { 3, 3 } }
+local model = ser.models.create(a.model, { classes = #corpus.classes })
+-- no dropout: its masks are drawn per process, so N processes cannot match one
+model:apply(function(m) if m.__name == "Dropout" then m.p = 0 end end)
+local fitted, history = ser.train.fit(model, { train, val }, { epochs = a.epochs, batch = a.batch, seed = 3,
+  augment = "none", seconds = 0.5, progress = "quiet", sync_bn = a.sync_bn, grad_compression = a.compress,
+  patience = 100 })
+if ser.dist.is_root() then
+  assert(ser.save(a.out, fitted:state_dict(), { loss = tostring(history[#history].train_loss),
+    processes = tostring(ser.dist.size()) }))
+  print(("trained %s on %d process(es): train loss %.6f"):format(a.model, ser.dist.size(), history[#history].train_loss))
+end
