@@ -294,6 +294,7 @@ function M.fit(model, parts, opts)
     if step then dist.sync_batchnorm(o.sync_bn) end
     for b in batches.iterate(train, epoch) do
       i = i + 1
+      if step then dist.activity(("training epoch %d, batch %d/%d"):format(epoch, i, n_batches)) end
       opt:zero_grad()
       local x, y_mix, lam, label_lv
       if o.mixup > 0 then x, y_mix, lam = mixup_batch(b.x, b.y, o.mixup) end
@@ -318,7 +319,6 @@ function M.fit(model, parts, opts)
       local n_seen, stop_asked = #ys, nil
       if step then
         -- the gradient of the local numerator; reduce() turns the sum into the global mean's
-        dist.activity(("training epoch %d, batch %d/%d"):format(epoch, i, n_batches))
         local d = parallel.denominator(ys, weights)
         local scaled = loss * d
         scaled:backward()

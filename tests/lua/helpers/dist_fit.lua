@@ -2,7 +2,9 @@
 -- weights, for tests/lua/dist_spec.lua: run as one process with batch N*b and under
 -- `mpirun -n N` with batch b, the two files must hold the same weights.
 --   serlua dist_fit.lua --model crnn|cnn2d --batch B --out FILE [--epochs E] [--sync-bn]
---     [--compress bf16|fp16] [--clips N]
+--     [--compress bf16|fp16] [--clips N] [--checkpoint FILE]
+--     [--fail RANK:CALL | --die RANK:CALL]   rank RANK raises an error / kills itself (SIGKILL)
+--                                            at its CALL-th training forward (fault tests)
 local ser = require "ser"
 local argparse = require "argparse"
 
@@ -14,6 +16,9 @@ p:option("--out", "Where the weights go (rank 0 writes).")
 p:option("--compress", "Gradient compression: none, bf16, fp16.", "none")
 p:option("--clips", "Clips per class and speaker.", "3"):convert(tonumber)
 p:flag("--sync-bn", "Synchronised BatchNorm.")
+p:option("--checkpoint", "fit's checkpoint file (written by rank 0 at every better validation score).")
+p:option("--fail", "RANK:CALL: that rank raises an error at its CALL-th training forward.")
+p:option("--die", "RANK:CALL: that rank kills itself with SIGKILL at its CALL-th training forward.")
 local a = p:parse(arg)
 
 ser.manual_seed(7)
@@ -23,9 +28,31 @@ local train, val = corpus:split{ by = "speaker", train = { 1, 2 }, val = { 3, 3 
 local model = ser.models.create(a.model, { classes = #corpus.classes })
 -- no dropout: its masks are drawn per process, so N processes cannot match one
 model:apply(function(m) if m.__name == "Dropout" then m.p = 0 end end)
+-- Fault injection: counts this process's training forwards.
+local fault = a.fail and "fail" or a.die and "die" or nil
+if fault then
+  local r, call = (a.fail or a.die):match("^(%d+):(%d+)$")
+  local rank = ser.dist.init()
+  if tonumber(r) == rank then
+    local forward, calls = model.forward, 0
+    model.forward = function(self, x)
+      if self.training then
+        calls = calls + 1
+        if calls == tonumber(call) then
+          if fault == "fail" then error("injected failure") end
+          local f = assert(io.open("/proc/self/stat"))
+          local pid = f:read("a"):match("^(%d+)")
+          f:close()
+          os.execute("kill -KILL " .. pid)
+        end
+      end
+      return forward(self, x)
+    end
+  end
+end
 local fitted, history = ser.train.fit(model, { train, val }, { epochs = a.epochs, batch = a.batch, seed = 3,
   augment = "none", seconds = 0.5, progress = "quiet", sync_bn = a.sync_bn, grad_compression = a.compress,
-  patience = 100 })
+  patience = 100, checkpoint = a.checkpoint })
 if ser.dist.is_root() then
   assert(ser.save(a.out, fitted:state_dict(), { loss = tostring(history[#history].train_loss),
     processes = tostring(ser.dist.size()) }))
