@@ -72,7 +72,7 @@ describe("ser.dist without mpirun", function()
   end)
 
   it("says what is missing when mpirun started it but the plug-in cannot be found", function()
-    local out, rc = run(("OMPI_COMM_WORLD_SIZE=2 SER_MPI_PLUGIN=/nonexistent/ser_mpi.so %s -e 'require("ser").dist.init()'")
+    local out, rc = run(("OMPI_COMM_WORLD_SIZE=2 SER_MPI_PLUGIN=/nonexistent/ser_mpi.so %s -e 'require([[ser]]).dist.init()'")
       :format(serlua))
     assert.are_not.equal(0, rc)
     assert.matches("started by mpirun (2 processes) but the MPI plug-in ser_mpi.so was not found (looked for "
