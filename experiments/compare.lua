@@ -5,6 +5,7 @@
 --   serlua experiments/compare.lua                         (data/ravdess, else a synthetic corpus)
 --   serlua experiments/compare.lua --recipe experiments/recipes/crnn_best.lua --set epochs=80
 --   serlua experiments/compare.lua --quick                 (a one-minute smoke run)
+--   mpirun -n 2 serlua experiments/compare.lua ...          (data-parallel; --spread: runs per process)
 -- Writes OUT/plots/*.png and OUT/results/* (see --help); names are stable.
 local ser = require "ser"
 local argparse = require "argparse"
@@ -31,8 +32,12 @@ parser:option("--folds", "Speaker k-fold cross-validation with K folds instead o
 parser:flag("--ensemble", "Also score the ensemble of the trained models (their class probabilities averaged): " ..
             "rows 'ensemble' in the table, plots/ensemble_confusion.png, results/ensemble_report.txt.")
 parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s clips, 2 epochs.")
+parser:flag("--spread", "Under mpirun: each process trains whole runs (the seeds x folds) of its own, and rank 0 " ..
+            "writes one results table, instead of every process sharing each batch (data-parallel, the default " ..
+            "under mpirun; docs/distributed.md).")
 recipe.add_flags(parser)
 local args = ser.cli.parse(parser, arg)   -- `--lr -1` reads -1 as the value
+ser.dist.init()   -- under mpirun: every process runs this script; rank 0 prints and writes
 
 -- Every recipe, flag and folder is checked before any training starts.
 local function checked(fn, ...)
@@ -65,7 +70,7 @@ for _, file in ipairs(files) do
   end
   by_name[r.name] = file
   local missing = (not wanted or wanted[r.model.name]) and experiment.unavailable(r)
-  if missing then print(("note: not training %s: %s"):format(r.name, missing)) end
+  if missing and ser.dist.is_root() then print(("note: not training %s: %s"):format(r.name, missing)) end
   if (not wanted or wanted[r.model.name]) and not missing then recipes[#recipes + 1] = r end
 end
 if #recipes == 0 then parser:error("--models leaves no recipe to train") end
@@ -80,7 +85,8 @@ local runs = experiment.runs(corpus, folds)
 for _, r in ipairs(recipes) do checked(experiment.check, r, corpus, runs) end
 
 -- For each recipe: fit (every seed and run), evaluate, plot, write.
-local study = experiment.new{ corpus = corpus, runs = runs, plots = plots, results = results, seed = seed }
+local study = experiment.new{ corpus = corpus, runs = runs, plots = plots, results = results, seed = seed,
+                              spread = args.spread }
 for _, r in ipairs(recipes) do
   local out = study:fit(r)
   study:plot(r, out)

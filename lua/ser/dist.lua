@@ -95,6 +95,68 @@ function M.any(cond)
   return t:item() > 0
 end
 
+-- Plain data (numbers, strings, booleans, tables of them, tensors) as Lua source, and
+-- back: how the runs of a sweep travel to every process. Functions and other userdata
+-- are dropped. Decoding loads the text in an empty environment.
+local function encode(v, out)
+  local ty = type(v)
+  if ty == "number" then
+    if v ~= v then out[#out + 1] = "0/0"
+    elseif v == math.huge then out[#out + 1] = "math_huge"
+    elseif v == -math.huge then out[#out + 1] = "-math_huge"
+    elseif math.type(v) == "integer" then out[#out + 1] = ("%d"):format(v)
+    else out[#out + 1] = ("%.17g"):format(v) end
+  elseif ty == "string" then out[#out + 1] = ("%q"):format(v)
+  elseif ty == "boolean" then out[#out + 1] = tostring(v)
+  elseif T.is_tensor(v) then
+    out[#out + 1] = "tensor("
+    encode(v:shape(), out)
+    out[#out + 1] = ","
+    encode(v:contiguous():view(-1):totable(), out)
+    out[#out + 1] = ")"
+  elseif ty == "table" then
+    out[#out + 1] = "{"
+    for k, x in pairs(v) do
+      local tk, tx = type(k), type(x)
+      if (tk == "string" or tk == "number") and (tx ~= "function" and tx ~= "thread"
+        and (tx ~= "userdata" or T.is_tensor(x))) then
+        out[#out + 1] = "["
+        encode(k, out)
+        out[#out + 1] = "]="
+        encode(x, out)
+        out[#out + 1] = ","
+      end
+    end
+    out[#out + 1] = "}"
+  else
+    out[#out + 1] = "nil"
+  end
+end
+
+function M.encode(v)
+  local out = {}
+  encode(v, out)
+  return table.concat(out)
+end
+
+function M.decode(text)
+  local env = { math_huge = math.huge, tensor = function(shape, data)
+    if #data == 0 then return T.zeros(table.unpack(shape)) end
+    return T.new(data):view(table.unpack(shape))
+  end }
+  local chunk, err = load("return " .. text, "=ser.dist.decode", "t", env)
+  if not chunk then error("ser.dist.decode: " .. tostring(err), 2) end
+  return chunk()
+end
+
+-- Every process's value v (plain data, see encode), as a list in rank order, on every process.
+function M.allgather_values(v)
+  local texts = C.allgather_string(M.encode(v))
+  local out = {}
+  for i, t in ipairs(texts) do out[i] = M.decode(t) end
+  return out
+end
+
 -- Copies rank 0's parameters and buffers into every process's model (in state_dict key
 -- order, the same on every process), as PyTorch's DDP does when it wraps a model.
 function M.broadcast_state(model, root)

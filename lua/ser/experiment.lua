@@ -17,8 +17,14 @@ local fs = require "ser.fs"
 local train = require "ser.train"
 local distill = require "ser.train.distill"
 local frozen_encoder = require "ser.frozen_encoder"
+local dist = require "ser.dist"
 
 local M = {}
+
+-- Under mpirun every process runs the job; rank 0 alone prints and writes.
+local function say(...)
+  if dist.is_root() then print(...) end
+end
 
 -- The corpus of a run: the folder given, else data/ravdess when present, else a synthetic
 -- corpus, announced loudly. quick: one clip per speaker and class. Raises when the folder holds
@@ -31,13 +37,13 @@ function M.corpus(dir, opts)
     if not corpus then error(("--data %s: %s"):format(dir, tostring(err)), 0) end
     if opts.quick then corpus = corpus:sample{ per_speaker_class = 1 } end
   else
-    print(("!"):rep(72))
-    print("!! No corpus given and none at data/ravdess: using a SYNTHETIC corpus.")
-    print("!! Results say nothing about real speech. Use --data DIR or `make ravdess`.")
-    print(("!"):rep(72))
+    say(("!"):rep(72))
+    say("!! No corpus given and none at data/ravdess: using a SYNTHETIC corpus.")
+    say("!! Results say nothing about real speech. Use --data DIR or `make ravdess`.")
+    say(("!"):rep(72))
     corpus = data.synthetic{ speakers = 24, per_class = opts.quick and 1 or 4, seconds = opts.seconds, seed = opts.seed }
   end
-  print(corpus:summary())
+  say(corpus:summary())
   return corpus
 end
 
@@ -85,11 +91,12 @@ function M.unavailable(r)
 end
 
 -- o: corpus, runs, plots, results (folders), seed (UMAP's), cache (the embedding cache of
--- pretrained-encoder models; default OUT/cache/embeddings beside OUT/results).
+-- pretrained-encoder models; default OUT/cache/embeddings beside OUT/results), spread
+-- (under mpirun: each process trains whole runs of its own, see Study:fit).
 function M.new(o)
   local cache = o.cache or (((o.results or "."):match("^(.*)/[^/]+$") or ".") .. "/cache/embeddings")
   return setmetatable({ corpus = o.corpus, runs = o.runs, plots = o.plots, results = o.results, seed = o.seed,
-                        cache = cache, rows = {}, names = {}, fused = {}, best = nil }, Study)
+                        cache = cache, rows = {}, names = {}, fused = {}, best = nil, spread = o.spread }, Study)
 end
 
 -- The checkpoint of a recipe's seed (per seed when it has several; nil: the stable name).
@@ -101,38 +108,65 @@ end
 -- Trains the recipe once per seed and run and evaluates every model: rows of the results
 -- table, classification reports, histories, the confusion matrix (summed over the folds of
 -- the first seed) and the best seed's checkpoint under the stable name.
+--
+-- Under mpirun the runs are trained data-parallel, one after another, by every process
+-- together; with spread, run j (seeds x folds, in order) is trained whole by process
+-- (j - 1) % N alone, and the runs' histories and results are then gathered on every
+-- process, so what follows is the same as after a serial loop.
 function Study:fit(r)
   local classes = self.corpus.classes
   local out = { rows = {}, reports = {}, histories = {}, confusion = nil, best = nil }
   self.names[#self.names + 1] = r.name
   self.several = self.several or #r.seeds > 1
+  local jobs = {}
   for si, seed in ipairs(r.seeds) do
-    for _, run in ipairs(self.runs) do
+    for _, run in ipairs(self.runs) do jobs[#jobs + 1] = { si = si, seed = seed, run = run } end
+  end
+  local rank, size = dist.rank(), dist.size()
+  local spread = self.spread and size > 1
+  local done = {}
+  for j, job in ipairs(jobs) do
+    if not spread or (j - 1) % size == rank then
+      local seed, run = job.seed, job.run
       base.manual_seed(seed)
       local model = recipe.build_model(r, #classes)
       local o = recipe.fit_options(r, seed)
       o.classes, o.embeddings, o.checkpoint = classes, true, self:checkpoint(r, seed)
+      if spread then o.data_parallel = false end
       -- a family may train on something else than the corpus parts (cached encoder features)
       local prepare = recipe.families[r.model.name].prepare
-      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = print }) or run
+      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say }) or run
+      dist.activity(("training %s, seed %d%s"):format(r.name, seed, run.name ~= "" and (", " .. run.name) or ""))
       local _, history, result = train.fit(model, parts, o)
-      out.histories[#out.histories + 1] = { seed = seed, fold = run.name, history = history }
-      if si == 1 then out.confusion = results.add_confusion(out.confusion, result.confusion) end
-      for _, split in ipairs { "val", "test" } do
-        local s = result.splits[split]
-        if s then self:add(r, out, run, split, s, seed, result) end
-      end
-      if not self.best or result.weighted_f1 > self.best.result.weighted_f1 then
-        self.best = { name = r.name, result = result }
-      end
-      if not out.best or result.weighted_f1 > out.best.f1 then out.best = { f1 = result.weighted_f1, seed = seed } end
+      done[#done + 1] = { j = j, history = history, result = result }
     end
+  end
+  if spread then
+    local all = {}
+    for _, list in ipairs(dist.allgather_values(done)) do
+      for _, d in ipairs(list) do all[d.j] = d end
+    end
+    done = all
+  end
+  for j, job in ipairs(jobs) do
+    local si, seed, run = job.si, job.seed, job.run
+    local history, result = done[j].history, done[j].result
+    out.histories[#out.histories + 1] = { seed = seed, fold = run.name, history = history }
+    if si == 1 then out.confusion = results.add_confusion(out.confusion, result.confusion) end
+    for _, split in ipairs { "val", "test" } do
+      local s = result.splits[split]
+      if s then self:add(r, out, run, split, s, seed, result) end
+    end
+    if not self.best or result.weighted_f1 > self.best.result.weighted_f1 then
+      self.best = { name = r.name, result = result }
+    end
+    if not out.best or result.weighted_f1 > out.best.f1 then out.best = { f1 = result.weighted_f1, seed = seed } end
   end
   if #self.runs > 1 or #r.seeds > 1 then
     for _, m in ipairs(results.mean_rows(out.rows, r.name)) do self.rows[#self.rows + 1] = m end
   end
   -- with several seeds the stable name <name>.safetensors holds the best seed's checkpoint
-  if #r.seeds > 1 then fs.copy(self:checkpoint(r, out.best.seed), self:checkpoint(r, nil)) end
+  if #r.seeds > 1 and dist.is_root() then fs.copy(self:checkpoint(r, out.best.seed), self:checkpoint(r, nil)) end
   return out
 end
 
@@ -157,19 +191,21 @@ end
 
 -- The curves (of the first seed and fold; <name>_history.csv holds every run) and the confusion matrix.
 function Study:plot(r, out)
+  if not dist.is_root() then return end
   plot.curves(out.histories[1].history, { title = recipe.title(r), out = ("%s/%s_curves.png"):format(self.plots, r.name) })
   plot.confusion(out.confusion, self.corpus.classes, { title = recipe.title(r),
     out = ("%s/%s_confusion.png"):format(self.plots, r.name) })
 end
 
 function Study:write(r, out)
+  if not dist.is_root() then return end
   fs.write(("%s/%s_report.txt"):format(self.results, r.name), table.concat(out.reports, "\n"))
   fs.write(("%s/%s_history.csv"):format(self.results, r.name), results.history_csv(out.histories))
 end
 
 -- The ensemble of the recipes' models (mean class probabilities) per seed and split.
 function Study:ensemble()
-  if #self.names < 2 then return end
+  if #self.names < 2 or not dist.is_root() then return end
   local confusion, reports, rows = nil, {}, {}
   local first_seed = self.fused[1] and self.fused[1].row.seed
   for _, f in ipairs(self.fused) do
@@ -192,6 +228,7 @@ end
 -- The comparison chart, the UMAP of the best model's embeddings, results.csv / results.md
 -- and the final table.
 function Study:finish()
+  if not dist.is_root() then return end
   local best = self.best
   plot.comparison(results.chart_rows(self.rows), { out = self.plots .. "/model_comparison.png" })
   if best.result.embeddings then

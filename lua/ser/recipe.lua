@@ -94,6 +94,10 @@ M.fields = {
   ["ema"] = { kind = "unit", default = 0, expect = "a decay in [0, 1) (0 = off)", help = "weight EMA decay" },
   ["amp"] = { kind = "boolean", default = false, help = "bfloat16 GEMMs" },
   ["seeds"] = { kind = "integers", default = { 42 }, help = "one training run per seed" },
+  ["parallel.sync_bn"] = { kind = "boolean", default = false,
+    help = "under mpirun: BatchNorm statistics over every process's share of the batch (docs/distributed.md)" },
+  ["parallel.grad_compression"] = { choices = { "none", "bf16", "fp16" }, default = "none",
+    help = "under mpirun: the gradient allreduce in 16-bit floats" },
   ["distill.teachers"] = { kind = "paths", help = "teacher checkpoints (knowledge distillation)" },
   ["distill.alpha"] = { kind = "closed_unit", default = 0.5, help = "share of the soft targets in the loss" },
   ["distill.temperature"] = { kind = "posnum", default = 2, help = "softening temperature" },
@@ -457,6 +461,7 @@ function M.fit_options(r, seed)
     patience = r.early_stopping.patience, seconds = r.data.seconds, sr = r.data.sr,
     features = M.feature_spec(r), augment = r.augment, trim = M.trim(r), normalize = r.data.normalize,
     mixup = r.mixup, ema = r.ema > 0 and r.ema or false, name = r.model.name,
+    sync_bn = r.parallel.sync_bn, grad_compression = r.parallel.grad_compression,
     distill = d and { teachers = d.teachers, alpha = d.alpha, temperature = d.temperature, consistent = d.consistent },
     meta = { recipe = M.to_meta(r) },
   }

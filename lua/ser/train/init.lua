@@ -38,14 +38,14 @@ M.defaults = {
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
   min_epochs = "auto", name = nil, mixup = 0, ema = false, distill = nil,
-  sync_bn = false, grad_compression = "none",
+  sync_bn = false, grad_compression = "none", data_parallel = true,
 }
 
 -- Every option fit knows (those defaulting to nil included).
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema", "distill", "sync_bn", "grad_compression" } do
+  "mixup", "ema", "distill", "sync_bn", "grad_compression", "data_parallel" } do
   M.known[k] = true
 end
 
@@ -207,10 +207,12 @@ function M.fit(model, parts, opts)
   end
   local o = check_opts(opts)
   local rank, size = dist.init()
+  -- data_parallel = false under mpirun: this process trains the run alone (a sweep's share)
+  if o.data_parallel == false then rank, size = 0, 1 end
   local par, root = size > 1, rank == 0
   local mode = o.progress
   if mode == "auto" then mode = progress.is_terminal() and "bar" or "epoch" end
-  local show = progress.new(root and mode or "quiet")
+  local show = progress.new(dist.is_root() and mode or "quiet")
   if o.seed then base.manual_seed(o.seed) end
   if par then
     if o.distill then
