@@ -193,6 +193,29 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     same_training("cnn2d", "--sync-bn")
   end)
 
+  -- Every column of <name>_history.csv but the seconds: the runs' numbers, per seed and epoch.
+  local function history(path)
+    local rows = {}
+    for line in io.lines(path) do rows[#rows + 1] = line:gsub(",[^,]*$", "") end
+    return rows
+  end
+
+  it_mpi("spreads a sweep's seeds over the processes and writes the serial run's table once (compare.lua --spread)", function()
+    local args = "experiments/compare.lua --quick --models crnn --seeds 1,2,3 --epochs 1 --out "
+    local out, rc = single(args .. dir .. "/serial")
+    assert.are.equal(0, rc, out)
+    out, rc = mpirun(2, args .. dir .. "/spread --spread")
+    assert.are.equal(0, rc, out)
+    local serial, spread = history(dir .. "/serial/results/crnn_history.csv"), history(dir .. "/spread/results/crnn_history.csv")
+    assert.are.equal(4, #serial)   -- the header and one epoch of each seed
+    assert.are.same(serial, spread)
+    local _, tables = out:gsub("model%s+split%s+accuracy", "")
+    assert.are.equal(1, tables)    -- printed by rank 0 only
+    for _, seed in ipairs { 1, 2, 3 } do
+      assert.is_truthy(ser.load(("%s/spread/results/crnn_seed%d.safetensors"):format(dir, seed)))
+    end
+  end)
+
   it_mpi("ends the whole job, naming the rank and what it did, when one process fails", function()
     local out, rc = mpirun(2, ("%s --epochs 3 --batch 4 --fail 1:5 --checkpoint %s/ck.safetensors --out %s/w.safetensors")
       :format(fit, dir, dir))
