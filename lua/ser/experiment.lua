@@ -135,7 +135,7 @@ function Study:fit(r)
       if spread then o.data_parallel = false end
       -- a family may train on something else than the corpus parts (cached encoder features)
       local prepare = recipe.families[r.model.name].prepare
-      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say }) or run
+      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say, collective = not spread }) or run
       dist.activity(("training %s, seed %d%s"):format(r.name, seed, run.name ~= "" and (", " .. run.name) or ""))
       local _, history, result = train.fit(model, parts, o)
       done[#done + 1] = { j = j, history = history, result = result }

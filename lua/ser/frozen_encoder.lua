@@ -125,7 +125,8 @@ function WhisperClassifier:cache(dir)
   local key = tostring(dir)
   if not self._caches[key] then
     self._caches[key] = embedding_cache.new { encoder = function() return (M.encoder(self.encoder_path)) end,
-      identity = self.identity, config = self.config, dir = dir, settings = self.settings }
+      identity = self.identity, config = self.config, dir = dir, settings = self.settings,
+      collective = self.cache_collective }
   end
   return self._caches[key]
 end
@@ -237,6 +238,7 @@ M.family = {
   prepare = function(r, model, run, ctx)
     local dir = r.model.cache or ctx.cache
     model.cache_dir = dir
+    model.cache_collective = ctx.collective   -- every process of an mpirun job fills the cache together
     local parts = {}
     for i = 1, 3 do
       if run[i] then parts[i] = model:dataset(run[i], { cache = dir }) end

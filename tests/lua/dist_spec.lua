@@ -216,6 +216,43 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     end
   end)
 
+  it_mpi("fills an embedding cache in shares, one writer per file, and a rerun encodes only what is missing", function()
+    local random_whisper = dofile("tests/lua/helpers/whisper_random.lua")
+    local frozen = require "ser.frozen_encoder"
+    local cachemod = require "ser.data.embedding_cache"
+    random_whisper(dir .. "/enc", { layers = 2, d_model = 64 })
+    ser.data.synthetic { speakers = 3, per_class = 2, seconds = 0.5, seed = 3, out = dir .. "/wav",
+                         classes = { "neutral", "happy" } }
+    local paths = {}
+    for i, it in ipairs(ser.data.scan(dir .. "/wav", { quiet = true }).items) do paths[i] = it.path end
+    assert.are.equal(12, #paths)
+    local enc, id = frozen.encoder(dir .. "/enc")
+    local reference = cachemod.new { encoder = enc, identity = id, config = enc.config, dir = nil,
+      settings = { seconds = 4, sr = 16000 }, log = function() end }:pooled(paths)
+    local cmd = ("tests/lua/helpers/dist_cache.lua %s/enc %s/wav %s/cache %s/out.safetensors"):format(dir, dir, dir, dir)
+    local out, rc = mpirun(2, cmd)
+    assert.are.equal(0, rc, out)
+    local got, meta = ser.load(dir .. "/out.safetensors")
+    local a, b = meta.encoded:match("^(%d+),(%d+)$")
+    a, b = tonumber(a), tonumber(b)
+    assert.are.equal(12, a + b)                    -- every clip encoded once, by one process
+    assert.is_true(a > 0 and b > 0, meta.encoded)  -- both took a share
+    assert.is_true((got.pooled - reference):abs():max() < 1e-5)
+    local p = io.popen("find " .. dir .. "/cache -type f")
+    local files = {}
+    for line in p:lines() do files[#files + 1] = line end
+    p:close()
+    assert.are.equal(12, #files)                   -- one file per clip, no temporary file left
+    -- a killed run leaves whole files only: three gone, a rerun encodes those three
+    for i = 1, 3 do os.remove(files[i]) end
+    out, rc = mpirun(2, cmd)
+    assert.are.equal(0, rc, out)
+    got, meta = ser.load(dir .. "/out.safetensors")
+    a, b = meta.encoded:match("^(%d+),(%d+)$")
+    assert.are.equal(3, tonumber(a) + tonumber(b))
+    assert.is_true((got.pooled - reference):abs():max() < 1e-5)
+  end)
+
   it_mpi("ends the whole job, naming the rank and what it did, when one process fails", function()
     local out, rc = mpirun(2, ("%s --epochs 3 --batch 4 --fail 1:5 --checkpoint %s/ck.safetensors --out %s/w.safetensors")
       :format(fit, dir, dir))

@@ -26,8 +26,9 @@ local ALLOWED = {
   -- own front ends (audio), on the ops and autograd.
   pretrained = { core = true, ops = true, autograd = true, io = true, audio = true },
 }
--- Not core areas: the bindings, the interpreter.
-local NOT_CORE = { lua = true, serlua = true }
+-- Not core areas: the bindings, the interpreter, and the MPI plug-in (src/mpi/: a Lua C
+-- module linked against Open MPI and core/half.c only, loaded under mpirun).
+local NOT_CORE = { lua = true, serlua = true, mpi = true }
 
 -- The areas a file's text includes, with the line of each: "core/x.h" -> core,
 -- "../autograd/x.h" -> autograd, "x.h" (no folder) -> the file's own area.

@@ -17,6 +17,12 @@
 -- one file per clip, each written atomically (ser.save: a temporary file renamed) and carrying its
 -- full keys in the metadata, which a read checks (a mismatch is recomputed). Misses are encoded in
 -- batches of clips of similar length (sorted by length), with progress lines on long encodes.
+--
+-- Under mpirun with collective = true (every process calls pooled with the same paths, as in
+-- data-parallel training) the misses are shared out by key: the clip with key K is encoded and
+-- written by process tonumber(K:sub(1, 8), 16) % N alone, so no two processes write one file;
+-- after a barrier each process reads the others' clips from disk. A killed process leaves the
+-- clips it finished whole; a rerun encodes only the rest (docs/distributed.md).
 local T = require "ser.tensor"
 local audio = require "ser.core.audio"
 local ckpt = require "ser.core.checkpoint"
@@ -24,6 +30,7 @@ local digest = require "ser.core.digest"
 local fsc = require "ser.core.fs"
 local loader = require "ser.data.loader"
 local progress = require "ser.train.progress"
+local dist = require "ser.dist"
 
 local M = {}
 
@@ -66,11 +73,13 @@ Cache.__index = Cache
 -- o: encoder (a ser.pretrained encoder; may be a function returning one, called on the first
 -- miss), identity (M.identity of its path), config (the encoder's config: layers, d_model,
 -- n_mels), dir (cache root; nil: no disk cache), settings { seconds, sr, trim }, log (function
--- for progress lines; default print), batch (clips per encoder call, default 8).
+-- for progress lines; default print), batch (clips per encoder call, default 8), collective
+-- (under mpirun: every process calls pooled with the same paths; see the header).
 function M.new(o)
   local cfg = o.config
   local self = setmetatable({ encoder = o.encoder, identity = o.identity, config = cfg, root = o.dir,
-    settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0 }, Cache)
+    settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0,
+    collective = o.collective and true or false }, Cache)
   if self.settings.seconds > 30 then
     error(("embedding cache: clips of up to %g s asked for; Whisper encodes at most 30 s"):format(self.settings.seconds), 2)
   end
@@ -190,6 +199,18 @@ function Cache:pooled(paths)
       todo[#todo + 1] = { path = path, key = key, index = i, wav = wav }
     end
   end
+  -- shared out: this process encodes the misses it owns (and the in-memory clips, which no
+  -- file holds), then reads the others' from disk once every process is done
+  local others = {}
+  if self.collective and self.dir and dist.size() > 1 then
+    local rank, size, mine = dist.rank(), dist.size(), {}
+    for _, it in ipairs(todo) do
+      if not it.key or tonumber(it.key:sub(1, 8), 16) % size == rank then mine[#mine + 1] = it
+      else others[#others + 1] = it end
+    end
+    todo = mine
+    dist.activity(("encoding %d clips into the embedding cache %s"):format(#mine, self.dir))
+  end
   if #todo > 0 then
     self.misses = self.misses + #todo
     if #todo > 2 * self.batch then
@@ -210,6 +231,19 @@ function Cache:pooled(paths)
         if not ok then error(("embedding cache: could not write %s: %s"):format(file, tostring(err)), 0) end
       end
     end)
+  end
+  if self.collective and self.dir and dist.size() > 1 then
+    dist.activity("waiting for the other processes' share of the embedding cache")
+    dist.barrier()
+    for _, it in ipairs(others) do
+      local file = self:file(it.key)
+      local sd, err = ckpt.load(file)
+      if not sd or not sd.pooled then
+        error(("embedding cache: %s (clip %s) should have been written by rank %d of %d: %s"):format(file, it.path,
+          tonumber(it.key:sub(1, 8), 16) % dist.size(), dist.size(), tostring(err or "no 'pooled' tensor")), 0)
+      end
+      out[it.index] = sd.pooled
+    end
   end
   if #paths == 0 then return T.zeros(0, L1, 2, d) end
   local rows = {}
