@@ -23,6 +23,7 @@ packages=(
   lua-argparse                    # command-line flags of the experiment scripts
   gnuplot-nox                     # charts rendered to PNG (pngcairo terminal)
   curl unzip                      # make ravdess: download (resumable) and unpack the corpus
+  libopenmpi-dev openmpi-bin      # the MPI plug-in build/ser_mpi.so (mpicc) and its tests (mpirun); not needed to run without mpirun
 )
 extra=()
 for a in "$@"; do
