@@ -33,14 +33,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi="mpirun --oversubscribe --bind-to none"
 lscpu | grep -E '^Model name' | sed 's/  */ /g'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(mpirun --version | head -1); data: ${data:-synthetic}"
-args=(--batch "$batch" --per "$per" --epochs "$epochs")
+args=(--per "$per" --epochs "$epochs")
 [ -n "$data" ] && args+=(--data "$data")
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 for m in ${models//,/ }; do
-  one=$(SER_NUM_THREADS=1 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" "${args[@]/#$batch/$((2 * batch))}" 2>/dev/null | grep RESULT)
-  two=$(SER_NUM_THREADS=2 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" "${args[@]/#$batch/$((2 * batch))}" 2>/dev/null | grep RESULT)
+  one=$(SER_NUM_THREADS=1 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" --batch $((2 * batch)) "${args[@]}" 2>/dev/null | grep RESULT)
+  two=$(SER_NUM_THREADS=2 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" --batch $((2 * batch)) "${args[@]}" 2>/dev/null | grep RESULT)
   sync=""; [ "$m" = cnn2d ] && sync=--sync-bn
-  par=$(SER_NUM_THREADS=1 $mpi -n 2 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" "${args[@]}" $sync 2>/dev/null | grep RESULT)
+  par=$(SER_NUM_THREADS=1 $mpi -n 2 "$BUILD/serlua" bench/dist_epoch.lua --model "$m" --batch "$batch" "${args[@]}" $sync 2>/dev/null | grep RESULT)
   t1=$(echo "$one" | field epoch_s); t2=$(echo "$two" | field epoch_s); tp=$(echo "$par" | field epoch_s)
   cp=$(echo "$par" | field comm_s); steps=$(echo "$par" | field steps)
   echo "$m: global batch $((2 * batch)), $steps steps per epoch; seconds per epoch:" \
