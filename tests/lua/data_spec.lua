@@ -431,7 +431,7 @@ describe("ser.data.loader", function()
     assert.has_error(function() data.loader(syn, { batch = 0 }) end, "loader: batch must be a whole number >= 1, got 0")
     assert.has_error(function() data.loader(syn, { transform = "spectrum" }) end)
     assert.has_error(function() data.loader(syn, { augment = 3 }) end)
-    assert.has_error(function() data.loader(syn, { bogus = true }) end, "loader: unknown option 'bogus' (expected augment, batch, cache, drop_last, features, name, normalize, prefetch, seconds, seed, shuffle, spec_augment, sr, transform, trim)")
+    assert.has_error(function() data.loader(syn, { bogus = true }) end, "loader: unknown option 'bogus' (expected augment, batch, cache, drop_last, features, name, normalize, prefetch, seconds, seed, shard, shuffle, spec_augment, sr, transform, trim)")
     assert.has_error(function() data.loader(syn, { sr = 8000 }):waveforms() end,
       "loader synthetic: the in-memory corpus is at 16000 Hz but the loader asks for 8000 Hz; create it with sr = 8000")
   end)
