@@ -19,7 +19,7 @@ local rank, size = ser.dist.init()
 ser.manual_seed(1)
 local corpus = a.data and assert(ser.data.scan(a.data, { quiet = true }))
   or ser.data.synthetic{ speakers = 16, per_class = 2, seconds = 4.0, seed = 1 }
-local train = corpus:split{ by = "speaker", train = { 1, 16 }, val = { 17, 20 }, test = { 21, 24 } }
+local train = corpus:split{ by = "speaker", train = { 1, 16 }, val = { 17, 20 }, test = { 21, 24 }, quiet = true }
 train = train:sample{ per_speaker_class = a.per }
 local model = ser.models.create(a.model, { classes = #corpus.classes })
 local _, history = ser.train.fit(model, { train }, { epochs = a.epochs, batch = a.batch, augment = "none",

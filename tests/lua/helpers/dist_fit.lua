@@ -24,7 +24,7 @@ local a = p:parse(arg)
 ser.manual_seed(7)
 -- 4 classes x 3 speakers x 3 clips = 36 clips of 0.5 s; speakers 1-2 train, 3 validates
 local corpus = ser.data.synthetic{ speakers = 3, per_class = a.clips, classes = 4, seconds = 0.5, seed = 5 }
-local train, val = corpus:split{ by = "speaker", train = { 1, 2 }, val = { 3, 3 } }
+local train, val = corpus:split{ by = "speaker", train = { 1, 2 }, val = { 3, 3 }, quiet = true }
 local model = ser.models.create(a.model, { classes = #corpus.classes })
 -- no dropout: its masks are drawn per process, so N processes cannot match one
 model:apply(function(m) if m.__name == "Dropout" then m.p = 0 end end)
