@@ -50,10 +50,9 @@ TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/c/lib/*.c))
 
 # The MPI plug-in is built only where mpicc exists (see its rule below).
 MPICC ?= mpicc
-MPI_PLUGIN := $(if $(shell command -v $(MPICC) 2>/dev/null),$(BUILD)/ser_mpi.so)
 
-.PHONY: all test check-asan bench install clean deps fuzz ravdess whisper-base whisper-tiny.en
-all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua $(MPI_PLUGIN)
+.PHONY: all test mpi-plugin check-asan bench install clean deps fuzz ravdess whisper-base whisper-tiny.en
+all: deps $(BUILD)/libser.a $(BUILD)/libser.so $(BUILD)/ser.so $(BUILD)/serlua mpi-plugin
 
 # Installs missing Debian packages (and says which) before the first build.
 deps: $(BUILD)/.deps-ok
@@ -94,6 +93,9 @@ $(BUILD)/serlua: $(REPL_OBJ) $(LUA_OBJ) $(BUILD)/libser.a
 # only where mpicc exists and loaded only under mpirun; serlua and ser.so never link MPI.
 # It links core/half.c (the 16-bit float conversions of gradient compression) and
 # nothing else of the core. -z nodelete keeps its exit handler mapped after lua_close.
+# mpicc is looked for when the recipe runs, after `deps` may have installed it.
+mpi-plugin: deps
+	@if command -v $(MPICC) >/dev/null 2>&1; then $(MAKE) --no-print-directory -q $(BUILD)/ser_mpi.so || $(MAKE) --no-print-directory $(BUILD)/ser_mpi.so; fi
 $(BUILD)/ser_mpi.so: src/mpi/ser_mpi.c src/core/half.c src/core/comm.h src/core/half.h | deps
 	$(MPICC) $(CFLAGS_BASE) $(SANITIZE) -shared -o $@ src/mpi/ser_mpi.c src/core/half.c $(LDFLAGS) -Wl,-z,nodelete
 
