@@ -1,4 +1,4 @@
-# serlua build. `make` builds libser.a, libser.so, ser.so and serlua.
+# serlua build. `make` builds libser.a, libser.so, ser.so and serlua (and the MPI plug-in ser_mpi.so where mpicc exists).
 # Sources are discovered by folder: a new src/<area>/*.c is built without editing this file.
 #   make test        C unit tests, busted specs, compare.lua smoke run; ends "N passed, N failed, N skipped"
 #   make check-asan  the same under AddressSanitizer + UBSan (separate build dir)
