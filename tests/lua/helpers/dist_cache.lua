@@ -6,7 +6,14 @@ local ser = require "ser"
 local frozen = require "ser.frozen_encoder"
 local cachemod = require "ser.data.embedding_cache"
 
-local enc_dir, wav_dir, cache_dir, out = arg[1], arg[2], arg[3], arg[4]
+local argparse = require "argparse"
+local p = argparse("dist_cache.lua", "Fill an embedding cache collectively (see tests/lua/dist_spec.lua).")
+p:argument("encoder", "Whisper encoder folder.")
+p:argument("wavs", "Folder of clips.")
+p:argument("cache", "Cache root.")
+p:argument("out", "Where rank 0 writes the pooled features and the clips each process encoded.")
+local a = p:parse(arg)
+local enc_dir, wav_dir, cache_dir, out = a.encoder, a.wavs, a.cache, a.out
 ser.dist.init()
 local enc, id = frozen.encoder(enc_dir)
 local paths = {}
