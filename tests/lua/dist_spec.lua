@@ -203,6 +203,20 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     return rows
   end
 
+  it_mpi("runs compare.lua data-parallel with one set of outputs and messages, from rank 0", function()
+    local out, rc = mpirun(2, "experiments/compare.lua --quick --models crnn --epochs 1 --out " .. dir .. "/dp")
+    assert.are.equal(0, rc, out)
+    local _, notes = out:gsub("data%-parallel: 2 processes", "")
+    assert.are.equal(1, notes, out)
+    local _, tables = out:gsub("model%s+split%s+accuracy", "")
+    assert.are.equal(1, tables, out)
+    local rows = 0
+    for _ in io.lines(dir .. "/dp/results/results.csv") do rows = rows + 1 end
+    assert.are.equal(3, rows)   -- the header, val and test: written once
+    local _, meta = ser.load(dir .. "/dp/results/crnn.safetensors")
+    assert.is_truthy(meta and meta.recipe)
+  end)
+
   it_mpi("spreads a sweep's seeds over the processes and writes the serial run's table once (compare.lua --spread)", function()
     local args = "experiments/compare.lua --quick --models crnn --seeds 1,2,3 --epochs 1 --out "
     local out, rc = single(args .. dir .. "/serial")
