@@ -12,30 +12,30 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
 LUA_PKG := lua5.4
-PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip
+PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip libprotobuf-c
 MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
 OPT     ?= -O2
 # pkg-config runs lazily, once, on first use: on a fresh machine the packages
 # (and pkg-config itself) are installed by the `deps` step before anything compiles.
 lazy_once = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy_once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
-PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip)
+PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip libprotobuf-c)
 PKG_LIBS_LUA = $(call lazy_once,PKG_LIBS_LUA,pkg-config --libs $(LUA_PKG))
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
                -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \
-               -MMD -MP -Isrc $(PKG_CFLAGS) \
+               -MMD -MP -Isrc -I$(BUILD)/gen/onnx $(PKG_CFLAGS) \
                -I/usr/include/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += $(CFLAGS_BASE) $(SANITIZE)
 LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
 LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
-CORE_DIRS := core ops autograd optim audio augment data eval io pretrained
+CORE_DIRS := core ops autograd optim audio augment data eval io pretrained export
 CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 LUA_SRC   := $(wildcard src/lua/*.c)
 LUA_FILES := $(shell find lua -name '*.lua' | sort)
 REPL_SRC  := $(wildcard src/serlua/*.c)
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o
 LUA_OBJ   := $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded_lua.o
 REPL_OBJ  := $(REPL_SRC:%.c=$(BUILD)/%.o)
 
@@ -74,6 +74,15 @@ $(BUILD)/libser.so: $(CORE_OBJ)
 $(BUILD)/gen/embedded_lua.c: scripts/embed-lua.lua $(LUA_FILES) | deps
 	@mkdir -p $(dir $@)
 	lua5.4 scripts/embed-lua.lua $@ $(LUA_FILES)
+
+# ONNX's protobuf schema (third_party/onnx/onnx.proto) -> C by protoc-c at build time, so the
+# generated code always matches the installed libprotobuf-c (src/export/ writes ONNX with it).
+$(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h: third_party/onnx/onnx.proto | deps
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen/onnx -Ithird_party/onnx third_party/onnx/onnx.proto
+$(BUILD)/gen/onnx/onnx.pb-c.o: $(BUILD)/gen/onnx/onnx.pb-c.c
+	$(CC) $(CFLAGS) -Wno-error -c $< -o $@
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/export/*.c)): $(BUILD)/gen/onnx/onnx.pb-c.h
 
 $(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -32,6 +32,7 @@ static const struct {
     {"ser.core.pretrained", ser_lua_open_pretrained},
     {"ser.core.fs", ser_lua_open_fs},
     {"ser.core.digest", ser_lua_open_digest},
+    {"ser.core.onnx", ser_lua_open_onnx},
     {NULL, NULL},
 };
 

@@ -1,0 +1,24 @@
+/* The op table of the ONNX exporter: one emitter per op of the graph description
+ * (docs/graph.md), defined in onnx_ops.c. Not a public header. */
+#ifndef SER_EXPORT_ONNX_OPS_H
+#define SER_EXPORT_ONNX_OPS_H
+
+#include <cjson/cJSON.h>
+
+#include "onnx_proto.h"
+
+/* x: the node's inputs (copies of the tracked values, n_in of them); out: its output name.
+ * Appends the ONNX nodes and initializers and records out's shape; 0 or SER_E* with the
+ * message naming the node (ox_fail). */
+typedef int (*ox_emit_fn)(ox_ctx *c, const cJSON *node, const ox_value *x, int n_in, const char *out);
+
+typedef struct {
+  const char *name;
+  int n_in;          /* inputs the op takes; -1: one or more */
+  ox_emit_fn emit;
+} ox_op;
+
+const ox_op *ox_find_op(const char *name);  /* NULL for an op the exporter does not know */
+const char *ox_op_names(void);              /* "conv1d, conv2d, ..." for messages */
+
+#endif
