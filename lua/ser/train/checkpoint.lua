@@ -44,7 +44,9 @@ end
 -- The graph description (ser.graph, docs/graph.md) of a model with a checkpoint's metadata,
 -- or nil and why there is none (a model ser.graph does not know, features from a Lua function).
 function M.graph(model, meta)
-  local ok, features = pcall(M.features, model, meta)
+  local ok, features = true, nil
+  -- a head on a frozen encoder describes its own clip preparation (model.settings)
+  if type(model.features) ~= "function" then ok, features = pcall(M.features, model, meta) end
   if not ok then return nil, features end
   return describe.describe(model, { classes = meta.classes, features = features, inputs = M.inputs(model, meta) },
     { trim_options = function(t) return loader.trim_options(t, 1) end })
