@@ -51,19 +51,26 @@ static int choice(const cJSON *o, const char *key, const char *a, const char *b,
   return 0;
 }
 
-/* The feature options by the keys ser.features takes (src/lua/features.c), over
- * ser_feat_opts_for(kind): the defaults the Lua side started from. */
-static int feature_opts(ser_feat_opts *o, const cJSON *f, ser_feat_kind kind) {
-  static const char *const keys[] = {"kind", "sr", "n_fft", "win_length", "hop", "n_mels", "fmin", "fmax", "mel_scale",
-                                     "norm", "power", "top_db", "floor", "normalize", "n_mfcc", "log_mels", NULL};
+/* Refuses options outside keys (NULL-terminated). */
+static int known_keys(const cJSON *f, const char *const *keys) {
   const cJSON *e;
   cJSON_ArrayForEach(e, f) {
     int k = 0;
     while (keys[k] && strcmp(keys[k], e->string)) k++;
     if (!keys[k]) return ser_error(SER_EFORMAT, "the graph's input.features has an unknown option '%.64s'", e->string);
   }
+  return 0;
+}
+
+/* The feature options by the keys ser.features takes (src/lua/features.c), over
+ * ser_feat_opts_for(kind): the defaults the Lua side started from. */
+static int feature_opts(ser_feat_opts *o, const cJSON *f, ser_feat_kind kind) {
+  static const char *const keys[] = {"kind", "sr", "n_fft", "win_length", "hop", "n_mels", "fmin", "fmax", "mel_scale",
+                                     "norm", "power", "top_db", "floor", "normalize", "n_mfcc", "log_mels", NULL};
+  int rc = known_keys(f, keys);
+  if (rc < 0) return rc;
   *o = ser_feat_opts_for(kind);
-  int rc, win = -1, slaney = 0, snorm = 0;
+  int win = -1, slaney = 0, snorm = 0;
   if ((rc = whole(f, "sr", 1000, 768000, 0, &o->sr)) < 0 || (rc = whole(f, "n_fft", 2, 1 << 16, 0, &o->n_fft)) < 0 ||
       (rc = whole(f, "hop", 1, 1 << 16, 0, &o->hop)) < 0 || (rc = whole(f, "n_mels", 1, 4096, 0, &o->n_mels)) < 0 ||
       (rc = whole(f, "n_mfcc", 1, 4096, 0, &o->n_mfcc)) < 0 || (rc = whole(f, "win_length", 1, 1 << 16, 0, &win)) < 0)
@@ -123,12 +130,14 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
       p->kind = !strcmp(k, "logmel") ? SER_PREP_LOGMEL : SER_PREP_MFCC;
       rc = feature_opts(&p->feat, f, p->kind == SER_PREP_LOGMEL ? SER_FEAT_LOGMEL : SER_FEAT_MFCC);
     } else if (!strcmp(k, "waveform")) {
+      static const char *const keys[] = {"kind", "normalize", NULL};
       p->kind = SER_PREP_WAVEFORM;
-      rc = boolean(f, "normalize", &p->znorm);
+      if (!(rc = known_keys(f, keys))) rc = boolean(f, "normalize", &p->znorm);
     } else if (!strcmp(k, "whisper_logmel")) {
+      static const char *const keys[] = {"kind", "n_mels", NULL};
       p->kind = SER_PREP_WHISPER;
       p->n_mels = 80;
-      rc = whole(f, "n_mels", 1, 512, 0, &p->n_mels);
+      if (!(rc = known_keys(f, keys))) rc = whole(f, "n_mels", 1, 512, 0, &p->n_mels);
     } else {
       rc = ser_error(SER_EUNSUPPORTED, "the graph's input.features.kind '%.64s' is unknown (expected logmel, mfcc, "
                      "waveform or whisper_logmel)", k);
