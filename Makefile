@@ -30,7 +30,7 @@ LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
 LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
-CORE_DIRS := core ops autograd optim audio augment data eval io pretrained export
+CORE_DIRS := core ops autograd optim audio augment data eval io pretrained infer export
 CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 LUA_SRC   := $(wildcard src/lua/*.c)
 LUA_FILES := $(shell find lua -name '*.lua' | sort)
@@ -103,7 +103,17 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/c/test_%.o $(TESTLIB_OBJ) $(BUILD)/libser.
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(TESTLIB_OBJ) $(BUILD)/libser.a $(LDFLAGS) -lcmocka $(LDLIBS_CORE)
 
-test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck)
+# The C API's example programs (examples/*.c), compiled as a user would (#include <ser/ser.h>)
+# against this tree: $(BUILD)/include/ser points at src/.
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+$(BUILD)/include/ser:
+	@mkdir -p $(BUILD)/include
+	ln -sfn $(abspath src) $@
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libser.a | $(BUILD)/include/ser
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/include $< -o $@ $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_CORE)
+
+test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck) $(EXAMPLE_BIN)
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 check-asan:
@@ -121,6 +131,9 @@ install: all
 	install -m 755 $(BUILD)/libser.so $(DESTDIR)$(PREFIX)/lib/libser.so
 	install -m 755 $(BUILD)/ser.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ser.so
 	cd src && find . -name '*.h' ! -path './lua/*' ! -path './serlua/*' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/include/ser/{} \;
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define SER_VERSION "\(.*\)"/\1/p' src/ser.h)|' \
+	  scripts/ser.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ser.pc
 
 # Downloads RAVDESS speech (1440 files, MD5-checked, resumable) into data/ravdess.
 ravdess:

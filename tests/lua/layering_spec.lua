@@ -25,6 +25,9 @@ local ALLOWED = {
   -- pretrained encoders (src/pretrained/): built from checkpoints (io), with their
   -- own front ends (audio), on the ops and autograd.
   pretrained = { core = true, ops = true, autograd = true, io = true, audio = true },
+  -- the C inference API (src/infer/): checkpoints (io), clips (audio), the ops and the
+  -- Whisper encoder; autograd only to switch recording off while a graph runs.
+  infer = { core = true, ops = true, autograd = true, io = true, audio = true, pretrained = true },
 }
 -- Not core areas: the bindings, the interpreter.
 local NOT_CORE = { lua = true, serlua = true }
