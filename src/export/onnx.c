@@ -22,6 +22,7 @@
 #define GRAPH_FORMAT "serlua-graph"
 #define GRAPH_VERSION 1
 #define MAX_INPUTS 16
+#define OUTPUT_NAME "logits"
 
 static Onnx__ValueInfoProto *value_info(ox_ctx *c, const ox_value *v) {
   Onnx__ValueInfoProto *vi = ox_alloc(c, sizeof *vi);
@@ -98,16 +99,16 @@ static int graph_nodes(ox_ctx *c, const cJSON *g) {
     c->op = op->valuestring;
     const ox_op *def = ox_find_op(op->valuestring);
     if (!def) {
-      if (strcmp(op->valuestring, "encoder") == 0)
+      if (strcmp(op->valuestring, "whisper_encoder") == 0)
         return ox_fail(c, SER_EUNSUPPORTED, "the pretrained-encoder (whisper family) models do not export to ONNX yet; "
                        "CNN2D, CRNN and CNN1D checkpoints do");
       return ox_fail(c, SER_EUNSUPPORTED, "the ONNX exporter does not know this op; it knows %s", ox_op_names());
     }
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(nd, "inputs"), *out = cJSON_GetObjectItemCaseSensitive(nd, "output");
     const int n_in = cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0;
-    if (n_in < 1 || n_in > MAX_INPUTS || (def->n_in > 0 && n_in != def->n_in))
-      return ox_fail(c, SER_EFORMAT, "\"inputs\" must list %s value name%s, got %d", def->n_in > 0 ? "exactly 1" : "1 or more",
-                     def->n_in == 1 ? "" : "s", n_in);
+    if ((def->n_in < 0 && n_in < 1) || n_in > MAX_INPUTS || (def->n_in >= 0 && n_in != def->n_in))
+      return ox_fail(c, SER_EFORMAT, "\"inputs\" must list %s%d value name%s, got %d", def->n_in < 0 ? "at least " : "",
+                     def->n_in < 0 ? 1 : def->n_in, def->n_in == 1 || def->n_in < 0 ? "" : "s", n_in);
     if (!cJSON_IsString(out) || !out->valuestring[0]) return ox_fail(c, SER_EFORMAT, "\"output\" must name the value it makes");
     ox_value x[MAX_INPUTS];
     for (int k = 0; k < n_in; k++) {
@@ -174,12 +175,21 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   Onnx__OperatorSetIdProto **opsets = ox_alloc(c, sizeof *opsets);
   Onnx__ValueInfoProto **gi = ox_alloc(c, sizeof *gi), **go = ox_alloc(c, sizeof *go);
   const int n_extra = props ? props->n : 0;
-  Onnx__StringStringEntryProto **meta = ox_alloc(c, (size_t)(5 + n_extra) * sizeof *meta);
+  Onnx__StringStringEntryProto **meta = ox_alloc(c, (size_t)(6 + n_extra) * sizeof *meta);
   if (!gp || !mp || !opset || !opsets || !gi || !go || !meta) return SER_ENOMEM;
   onnx__graph_proto__init(gp);
   onnx__model_proto__init(mp);
   onnx__operator_set_id_proto__init(opset);
-  if (!(gi[0] = value_info(c, &c->values[0])) || !(go[0] = value_info(c, ox_get(c, out_name)))) return SER_ENOMEM;
+  /* the output is called "logits" whatever the description named it (an Identity when needed) */
+  if (strcmp(out_name, OUTPUT_NAME) != 0) {
+    for (int k = 0; k < c->n_values; k++)
+      if (strcmp(c->values[k].name, OUTPUT_NAME) == 0)
+        return ser_error(SER_EFORMAT, "onnx: the graph names an inner value '%s'; that name is kept for the output", OUTPUT_NAME);
+    const char *in[1] = {out_name};
+    ox_value v = *ox_get(c, out_name);
+    if (!ox_node(c, "Identity", 1, in, OUTPUT_NAME) || !ox_put(c, OUTPUT_NAME, v.rank, v.dim)) return SER_ENOMEM;
+  }
+  if (!(gi[0] = value_info(c, &c->values[0])) || !(go[0] = value_info(c, ox_get(c, OUTPUT_NAME)))) return SER_ENOMEM;
   gp->name = "serlua";
   gp->n_node = c->n_nodes;
   gp->node = c->nodes;
@@ -208,6 +218,7 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   const cJSON *input = cJSON_GetObjectItemCaseSensitive(g, "input");
   if ((rc = add_json_prop(c, meta, &n_meta, "classes", classes)) ||
       (rc = add_json_prop(c, meta, &n_meta, "features", cJSON_GetObjectItemCaseSensitive(input, "features"))) ||
+      (rc = add_json_prop(c, meta, &n_meta, "input", input)) ||
       (rc = add_json_prop(c, meta, &n_meta, "input_shape", cJSON_GetObjectItemCaseSensitive(input, "shape"))) ||
       (rc = add_json_prop(c, meta, &n_meta, "serlua_graph", g)))
     return rc;

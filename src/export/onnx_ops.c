@@ -775,6 +775,94 @@ static int emit_softmax(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, c
   return ox_put(c, out, x->rank, x->dim) ? 0 : SER_ENOMEM;
 }
 
+
+/* param: a state_dict entry as a graph constant of the given shape (an initializer named
+ * after the value, so no node makes it). */
+static int emit_param(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) {
+  int64_t shape[SER_MAX_DIMS];
+  int k, rc;
+  const char *tn = get_str(c, nd, "tensor", 1, &rc);
+  if (rc || (rc = get_list(c, nd, "shape", shape, &k))) return rc;
+  ser_tensor *t = ox_tensor(c, tn, "tensor");
+  if (!t) return SER_EINVAL;
+  int64_t n = 1;
+  ox_dim d[SER_MAX_DIMS];
+  for (int i = 0; i < k; i++) {
+    if (shape[i] < 1) return ox_fail(c, SER_EINVAL, "shape entry %lld must be >= 1", (long long)shape[i]);
+    n *= shape[i];
+    d[i] = dim_of(shape[i]);
+  }
+  if (n != ser_tensor_numel(t))
+    return ox_fail(c, SER_EINVAL, "tensor '%s' %s has %lld values; shape needs %lld", tn, SER_SHAPE(t), (long long)ser_tensor_numel(t), (long long)n);
+  float *v = values_of(c, t);
+  if (!v) return SER_ENOMEM;
+  rc = ox_init_float(c, out, k, shape, v);
+  free(v);
+  if (rc) return rc;
+  return ox_put(c, out, k, d) ? 0 : SER_ENOMEM;
+}
+
+/* add / sub / mul / div: NumPy broadcasting, as ONNX's own. */
+static int elementwise(ox_ctx *c, const char *op_type, const ox_value *x, const char *out) {
+  const ox_value *a = &x[0], *b = &x[1];
+  const int r = a->rank > b->rank ? a->rank : b->rank;
+  ox_dim d[SER_MAX_DIMS];
+  for (int i = 0; i < r; i++) {
+    const int ia = i - (r - a->rank), ib = i - (r - b->rank);
+    const ox_dim da = ia >= 0 ? a->dim[ia] : dim_of(1), db = ib >= 0 ? b->dim[ib] : dim_of(1);
+    if (da.v == 1) d[i] = db;
+    else if (db.v == 1) d[i] = da;
+    else if (da.v >= 0 && db.v >= 0 && da.v != db.v)
+      return ox_fail(c, SER_EINVAL, "'%s' %s and '%s' %s do not broadcast", a->name, ox_shape_str(a), b->name, ox_shape_str(b));
+    else d[i] = da.v >= 0 ? da : db;
+  }
+  if (binary(c, op_type, a->name, b->name, out)) return SER_ENOMEM;
+  return ox_put(c, out, r, d) ? 0 : SER_ENOMEM;
+}
+
+static int emit_add(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return elementwise(c, "Add", x, out); }
+static int emit_sub(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return elementwise(c, "Sub", x, out); }
+static int emit_mul(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return elementwise(c, "Mul", x, out); }
+static int emit_div(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return elementwise(c, "Div", x, out); }
+
+/* sum: ReduceSum, whose axes are an input tensor since opset 13 (ReduceMean's move in 18). */
+static int emit_sum(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) {
+  int64_t axes[SER_MAX_DIMS];
+  int k, keep, rank;
+  ox_dim d[SER_MAX_DIMS];
+  int rc = reduce_axes(c, nd, x, axes, &k, &keep, d, &rank);
+  if (rc) return rc;
+  const char *an = ox_tmp(c, out, "axes");
+  const int64_t kd[1] = {k};
+  if (!an || ox_init_int64(c, an, 1, kd, axes)) return SER_ENOMEM;
+  const char *in[2] = {x->name, an};
+  Onnx__NodeProto *n = ox_node(c, "ReduceSum", 2, in, out);
+  if (!n || ox_attr_int(c, n, "keepdims", keep)) return SER_ENOMEM;
+  return ox_put(c, out, rank, d) ? 0 : SER_ENOMEM;
+}
+
+/* slice: x.narrow(axis, start, length) -> Slice with constant starts / ends / axes. */
+static int emit_slice(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) {
+  int64_t a, start, len;
+  int rc = get_int(c, nd, "axis", 1, 0, &a);
+  if (rc || (rc = axis(c, "axis", a, x->rank, &a)) || (rc = get_int(c, nd, "start", 1, 0, &start)) ||
+      (rc = get_int(c, nd, "length", 1, 0, &len)))
+    return rc;
+  if (start < 0 || len < 1 || (x->dim[a].v >= 0 && start + len > x->dim[a].v))
+    return ox_fail(c, SER_EINVAL, "start %lld, length %lld do not fit axis %lld of '%s' %s", (long long)start, (long long)len,
+                   (long long)a, x->name, ox_shape_str(x));
+  const char *sn = ox_tmp(c, out, "starts"), *en = ox_tmp(c, out, "ends"), *an = ox_tmp(c, out, "axes");
+  const int64_t one[1] = {1}, e = start + len;
+  if (!sn || !en || !an || ox_init_int64(c, sn, 1, one, &start) || ox_init_int64(c, en, 1, one, &e) || ox_init_int64(c, an, 1, one, &a))
+    return SER_ENOMEM;
+  const char *in[4] = {x->name, sn, en, an};
+  if (!ox_node(c, "Slice", 4, in, out)) return SER_ENOMEM;
+  ox_dim d[SER_MAX_DIMS];
+  for (int i = 0; i < x->rank; i++) d[i] = x->dim[i];
+  d[a] = dim_of(len);
+  return ox_put(c, out, x->rank, d) ? 0 : SER_ENOMEM;
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 static const ox_op OPS[] = {
@@ -798,6 +886,13 @@ static const ox_op OPS[] = {
   {"concat", -1, emit_concat},
   {"layernorm", 1, emit_layernorm},
   {"softmax", 1, emit_softmax},
+  {"param", 0, emit_param},
+  {"add", 2, emit_add},
+  {"sub", 2, emit_sub},
+  {"mul", 2, emit_mul},
+  {"div", 2, emit_div},
+  {"sum", 1, emit_sum},
+  {"slice", 1, emit_slice},
 };
 
 const ox_op *ox_find_op(const char *name) {
