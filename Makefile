@@ -82,7 +82,7 @@ $(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h: third_party/onnx/on
 	protoc-c --c_out=$(BUILD)/gen/onnx -Ithird_party/onnx third_party/onnx/onnx.proto
 $(BUILD)/gen/onnx/onnx.pb-c.o: $(BUILD)/gen/onnx/onnx.pb-c.c
 	$(CC) $(CFLAGS) -Wno-error -c $< -o $@
-$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/export/*.c)): $(BUILD)/gen/onnx/onnx.pb-c.h
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/export/*.c) tests/c/test_onnx.c): $(BUILD)/gen/onnx/onnx.pb-c.h
 
 $(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
 	$(CC) $(CFLAGS) -c $< -o $@

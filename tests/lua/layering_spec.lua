@@ -28,6 +28,9 @@ local ALLOWED = {
   -- the C inference API (src/infer/): checkpoints (io), clips (audio), the ops and the
   -- Whisper encoder; autograd only to switch recording off while a graph runs.
   infer = { core = true, ops = true, autograd = true, io = true, audio = true, pretrained = true },
+  -- ONNX export (src/export/): a checkpoint's graph description and tensors (io) -> ONNX
+  -- protobuf (its generated onnx.pb-c.h is the area's own header); it computes nothing.
+  export = { core = true, io = true },
 }
 -- Not core areas: the bindings, the interpreter.
 local NOT_CORE = { lua = true, serlua = true }

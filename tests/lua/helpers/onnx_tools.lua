@@ -2,10 +2,10 @@
 -- pending with a message saying what to install: scripts/install-deps.sh --onnx).
 --   local ox = dofile(here .. "helpers/onnx_tools.lua")
 --   ox.runtime   -- NODE_PATH holding onnxruntime-node, or nil
---   ox.run(model_path, x, dir) -> output tensor, info (dims, ms) | error
+--   ox.run(model_path, x | {x, ...}, dir [, repeats]) -> output(s), info(s) (dims, ms) | error
 --   ox.python    -- a python3 that imports onnx, or nil
---   ox.check(model_path) -> ok, message     onnx.checker.check_model(full_check = True)
---   ox.metadata(model_path) -> { key = value }, opset, ir_version
+--   ox.check(model_path) -> ok, message, { key = value }, opset, ir_version
+--                   onnx.checker.check_model(full_check = True) and the metadata_props
 local T = require("ser").tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -36,34 +36,46 @@ end
 M.missing_runtime = "node + onnxruntime-node not found (scripts/install-deps.sh --onnx installs them); " ..
   "onnxruntime comparison skipped"
 
-function M.run(model, x, dir, repeats)
-  local xin, yout = dir .. "/onnx_x.f32", dir .. "/onnx_y.f32"
-  x:contiguous():tofile(xin)
-  local ok, out = capture(("NODE_PATH=%s node %s %s %s %s %s %s"):format(quote(M.runtime), quote(here .. "onnx_run.js"),
-    quote(model), quote(xin), table.concat(x:shape(), ","), quote(yout), repeats or ""))
+-- xs: one tensor or a list; returns the outputs (a tensor or a list) and their infos
+function M.run(model, xs, dir, repeats)
+  local single = getmetatable(xs) ~= nil
+  if single then xs = { xs } end
+  local args = {}
+  for i, x in ipairs(xs) do
+    local xin, yout = ("%s/onnx_x%d.f32"):format(dir, i), ("%s/onnx_y%d.f32"):format(dir, i)
+    x:contiguous():tofile(xin)
+    args[#args + 1] = ("%s %s %s"):format(quote(xin), table.concat(x:shape(), ","), quote(yout))
+  end
+  local ok, out = capture(("%sNODE_PATH=%s node %s %s %s"):format(repeats and ("ONNX_RUN_REPEATS=%d "):format(repeats) or "",
+    quote(M.runtime), quote(here .. "onnx_run.js"), quote(model), table.concat(args, " ")))
   if not ok then error("onnxruntime failed on " .. model .. ": " .. out, 2) end
-  local dims = {}
-  for d in out:match('"dims":%[([%d,]*)%]'):gmatch("%d+") do dims[#dims + 1] = tonumber(d) end
-  return T.fromfile(yout, dims), { dims = dims, ms = tonumber(out:match('"ms":([%d.]+)')), output = out:match('"output":"([^"]*)"') }
+  local ys, infos = {}, {}
+  for line in out:gmatch("[^\n]+") do
+    local dims = {}
+    for d in line:match('"dims":%[([%d,]*)%]'):gmatch("%d+") do dims[#dims + 1] = tonumber(d) end
+    local i = #ys + 1
+    ys[i] = T.fromfile(("%s/onnx_y%d.f32"):format(dir, i), dims)
+    infos[i] = { dims = dims, ms = tonumber(line:match('"ms":([%d.]+)')), output = line:match('"output":"([^"]*)"') }
+  end
+  assert(#ys == #xs, "onnx_run.js printed " .. #ys .. " results for " .. #xs .. " inputs: " .. out)
+  if single then return ys[1], infos[1] end
+  return ys, infos
 end
 
 if succeeds("/usr/bin/python3 -c 'import onnx'") then M.python = "/usr/bin/python3" end
 M.missing_python = "python3-onnx not found (scripts/install-deps.sh --onnx installs it); onnx.checker skipped"
 
+-- onnx.checker.check_model(full_check = True), then the opset, IR version and metadata_props:
+-- ok, message | ok, nil, meta, opset, ir
 function M.check(model)
-  return capture(("%s -c %s %s"):format(M.python, quote(
-    "import sys, onnx\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, full_check=True)\nprint('ok')"), quote(model)))
-end
-
-function M.metadata(model)
   local ok, out = capture(("%s -c %s %s"):format(M.python, quote(
-    "import sys, onnx\nm = onnx.load(sys.argv[1])\n" ..
+    "import sys, onnx\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, full_check=True)\n" ..
     "print('opset', m.opset_import[0].version)\nprint('ir', m.ir_version)\n" ..
     "[print('meta', p.key, p.value.replace('\\n', ' ')) for p in m.metadata_props]"), quote(model)))
-  assert(ok, out)
+  if not ok then return false, out end
   local meta = {}
   for k, v in out:gmatch("meta (%S+) ([^\n]*)") do meta[k] = v end
-  return meta, tonumber(out:match("opset (%d+)")), tonumber(out:match("ir (%d+)"))
+  return true, nil, meta, tonumber(out:match("opset (%d+)")), tonumber(out:match("ir (%d+)"))
 end
 
 return M
