@@ -21,7 +21,7 @@
 typedef struct ser_model ser_model;
 
 /* Loads a serlua safetensors checkpoint with a graph (older ones and the notebook's .pt files:
- * add one with `serlua -e 'ser.graph.attach(IN, OUT)'`, docs/graph.md). Checks every node,
+ * add one with `serlua -e 'assert(require("ser").graph.attach(IN, OUT))'`, docs/graph.md). Checks every node,
  * tensor and shape, and runs one silent clip through the model. NULL and a message on failure
  * (a missing file, no graph, an unknown op, a missing or misshapen tensor, a model that needs
  * a speaker's other clips). */

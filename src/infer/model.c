@@ -109,7 +109,7 @@ ser_model *ser_model_load(const char *path) {
   if (!rc && !graph) {
     const int serlua = ser_safetensors_meta(m->st, SER_CHECKPOINT_FORMAT_KEY) != NULL;
     rc = ser_error(SER_EFORMAT, "%s: %s has no graph description; add one with `serlua -e "
-                   "'assert(ser.graph.attach(\"%s\", \"OUT.safetensors\"))'` (docs/graph.md)", path,
+                   "'assert(require(\"ser\").graph.attach(\"%s\", \"OUT.safetensors\"))'` (docs/graph.md)", path,
                    serlua ? "the checkpoint was written before graphs were saved and" : "this state_dict", path);
   } else if (!rc) {
     if ((rc = ser_graph_parse(&m->g, graph, lookup, m->st)) == 0) rc = ser_prep_parse(&m->prep, graph);
