@@ -99,9 +99,6 @@ static int graph_nodes(ox_ctx *c, const cJSON *g) {
     c->op = op->valuestring;
     const ox_op *def = ox_find_op(op->valuestring);
     if (!def) {
-      if (strcmp(op->valuestring, "whisper_encoder") == 0)
-        return ox_fail(c, SER_EUNSUPPORTED, "the pretrained-encoder (whisper family) models do not export to ONNX yet; "
-                       "CNN2D, CRNN and CNN1D checkpoints do");
       return ox_fail(c, SER_EUNSUPPORTED, "the ONNX exporter does not know this op; it knows %s", ox_op_names());
     }
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(nd, "inputs"), *out = cJSON_GetObjectItemCaseSensitive(nd, "output");
@@ -236,8 +233,8 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   return 0;
 }
 
-int ser_onnx_build(unsigned char **out, size_t *out_len, const char *graph_json, int n, const char *const *names,
-                   ser_tensor *const *tensors, const ser_onnx_props *props) {
+static int build_ex(unsigned char **out, size_t *out_len, const char *graph_json, int n, const char *const *names,
+                    ser_tensor *const *tensors, const ser_onnx_props *props, const char *ckpt_path) {
   *out = NULL;
   *out_len = 0;
   if (!graph_json) return ser_error(SER_EINVAL, "onnx: no graph description given");
@@ -255,10 +252,16 @@ int ser_onnx_build(unsigned char **out, size_t *out_len, const char *graph_json,
   c.n = n;
   c.names = names;
   c.tensors = tensors;
+  c.ckpt_path = ckpt_path;
   int rc = build(&c, g, props, out, out_len);
   ox_free(&c);
   cJSON_Delete(g);
   return rc;
+}
+
+int ser_onnx_build(unsigned char **out, size_t *out_len, const char *graph_json, int n, const char *const *names,
+                   ser_tensor *const *tensors, const ser_onnx_props *props) {
+  return build_ex(out, out_len, graph_json, n, names, tensors, props, NULL);
 }
 
 /* bytes -> path via a temporary file beside it, fsync and rename (as the safetensors writer). */
@@ -317,16 +320,21 @@ static int write_atomic(const char *path, const unsigned char *buf, size_t len) 
   return rc;
 }
 
-int ser_onnx_save(const char *path, const char *graph_json, int n, const char *const *names, ser_tensor *const *tensors,
-                  const ser_onnx_props *props) {
+static int save_ex(const char *path, const char *graph_json, int n, const char *const *names, ser_tensor *const *tensors,
+                   const ser_onnx_props *props, const char *ckpt_path) {
   if (!path || !path[0]) return ser_error(SER_EINVAL, "onnx: no output path given");
   unsigned char *buf;
   size_t len;
-  int rc = ser_onnx_build(&buf, &len, graph_json, n, names, tensors, props);
+  int rc = build_ex(&buf, &len, graph_json, n, names, tensors, props, ckpt_path);
   if (rc) return rc;
   rc = write_atomic(path, buf, len);
   free(buf);
   return rc;
+}
+
+int ser_onnx_save(const char *path, const char *graph_json, int n, const char *const *names, ser_tensor *const *tensors,
+                  const ser_onnx_props *props) {
+  return save_ex(path, graph_json, n, names, tensors, props, NULL);
 }
 
 int ser_onnx_export_checkpoint(const char *ckpt_path, const char *out_path, const ser_onnx_props *props) {
@@ -348,7 +356,7 @@ int ser_onnx_export_checkpoint(const char *ckpt_path, const char *out_path, cons
     names[i] = ser_safetensors_name(sf, i);
     rc = ser_safetensors_load(&tensors[i], sf, i);
   }
-  if (!rc) rc = ser_onnx_save(out_path, graph, n, names, tensors, props);
+  if (!rc) rc = save_ex(out_path, graph, n, names, tensors, props, ckpt_path);
   for (int i = 0; i < n && tensors; i++) ser_tensor_release(tensors[i]);
   free(names);
   free(tensors);

@@ -246,7 +246,7 @@ static int unary(ox_ctx *c, const char *op_type, const ox_value *x, const char *
   return ox_put(c, out, x->rank, x->dim) ? 0 : SER_ENOMEM;
 }
 
-static int binary(ox_ctx *c, const char *op_type, const char *a, const char *b, const char *out) {
+int ox_binary(ox_ctx *c, const char *op_type, const char *a, const char *b, const char *out) {
   const char *in[2] = {a, b};
   return ox_node(c, op_type, 2, in, out) ? 0 : SER_ENOMEM;
 }
@@ -254,7 +254,30 @@ static int binary(ox_ctx *c, const char *op_type, const char *a, const char *b, 
 static int emit_relu(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return unary(c, "Relu", x, out); }
 
 /* GELU: opset 17 has no Gelu op (it arrives in opset 20), so the formula: exact
- * 0.5 x (1 + erf(x / sqrt 2)), or with approximate = "tanh" 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+ * 0.5 x (1 + erf(x / sqrt 2)), or with tanh_form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+int ox_gelu(ox_ctx *c, const char *x, int tanh_form, const char *out) {
+  const char *inner = ox_tmp(c, out, "gelu"), *act = ox_tmp(c, out, "gelu"), *one_p = ox_tmp(c, out, "gelu"),
+             *half_x = ox_tmp(c, out, "gelu"), *one = ox_scalar(c, out, 1.0f), *half = ox_scalar(c, out, 0.5f);
+  if (!inner || !act || !one_p || !half_x || !one || !half) return SER_ENOMEM;
+  if (tanh_form) {
+    const char *x2 = ox_tmp(c, out, "gelu"), *x3 = ox_tmp(c, out, "gelu"), *cx3 = ox_tmp(c, out, "gelu"), *sum = ox_tmp(c, out, "gelu"),
+               *k = ox_scalar(c, out, 0.044715f), *s = ox_scalar(c, out, (float)sqrt(2.0 / M_PI));
+    if (!x2 || !x3 || !cx3 || !sum || !k || !s || ox_binary(c, "Mul", x, x, x2) || ox_binary(c, "Mul", x2, x, x3) ||
+        ox_binary(c, "Mul", x3, k, cx3) || ox_binary(c, "Add", x, cx3, sum) || ox_binary(c, "Mul", sum, s, inner))
+      return SER_ENOMEM;
+    const char *in[1] = {inner};
+    if (!ox_node(c, "Tanh", 1, in, act)) return SER_ENOMEM;
+  } else {
+    const char *r2 = ox_scalar(c, out, (float)M_SQRT2);
+    if (!r2 || ox_binary(c, "Div", x, r2, inner)) return SER_ENOMEM;
+    const char *in[1] = {inner};
+    if (!ox_node(c, "Erf", 1, in, act)) return SER_ENOMEM;
+  }
+  if (ox_binary(c, "Add", act, one, one_p) || ox_binary(c, "Mul", x, half, half_x) || ox_binary(c, "Mul", half_x, one_p, out))
+    return SER_ENOMEM;
+  return 0;
+}
+
 static int emit_gelu(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) {
   int rc;
   const char *approx = get_str(c, nd, "approximate", 0, &rc);
@@ -262,25 +285,7 @@ static int emit_gelu(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, cons
   const int tanh_form = approx && strcmp(approx, "tanh") == 0;
   if (approx && !tanh_form && strcmp(approx, "none") != 0)
     return ox_fail(c, SER_EINVAL, "approximate must be \"none\" or \"tanh\", got \"%s\"", approx);
-  const char *inner = ox_tmp(c, out, "gelu"), *act = ox_tmp(c, out, "gelu"), *one_p = ox_tmp(c, out, "gelu"),
-             *half_x = ox_tmp(c, out, "gelu"), *one = ox_scalar(c, out, 1.0f), *half = ox_scalar(c, out, 0.5f);
-  if (!inner || !act || !one_p || !half_x || !one || !half) return SER_ENOMEM;
-  if (tanh_form) {
-    const char *x2 = ox_tmp(c, out, "gelu"), *x3 = ox_tmp(c, out, "gelu"), *cx3 = ox_tmp(c, out, "gelu"), *sum = ox_tmp(c, out, "gelu"),
-               *k = ox_scalar(c, out, 0.044715f), *s = ox_scalar(c, out, (float)sqrt(2.0 / M_PI));
-    if (!x2 || !x3 || !cx3 || !sum || !k || !s || binary(c, "Mul", x->name, x->name, x2) || binary(c, "Mul", x2, x->name, x3) ||
-        binary(c, "Mul", x3, k, cx3) || binary(c, "Add", x->name, cx3, sum) || binary(c, "Mul", sum, s, inner))
-      return SER_ENOMEM;
-    const char *in[1] = {inner};
-    if (!ox_node(c, "Tanh", 1, in, act)) return SER_ENOMEM;
-  } else {
-    const char *r2 = ox_scalar(c, out, (float)M_SQRT2);
-    if (!r2 || binary(c, "Div", x->name, r2, inner)) return SER_ENOMEM;
-    const char *in[1] = {inner};
-    if (!ox_node(c, "Erf", 1, in, act)) return SER_ENOMEM;
-  }
-  if (binary(c, "Add", act, one, one_p) || binary(c, "Mul", x->name, half, half_x) || binary(c, "Mul", half_x, one_p, out))
-    return SER_ENOMEM;
+  if ((rc = ox_gelu(c, x->name, tanh_form, out))) return rc;
   return ox_put(c, out, x->rank, x->dim) ? 0 : SER_ENOMEM;
 }
 
@@ -386,7 +391,7 @@ static int emit_adaptive1d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx
 static int emit_adaptive2d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_adaptive(c, nd, 2, x, out); }
 
 /* A Reshape to a constant shape (0 = keep that axis, -1 = the rest). */
-static int reshape_to(ox_ctx *c, const char *in_name, int k, const int64_t *shape, const char *out) {
+int ox_reshape_to(ox_ctx *c, const char *in_name, int k, const int64_t *shape, const char *out) {
   const char *sn = ox_tmp(c, out, "shape");
   const int64_t dims[1] = {k};
   if (!sn || ox_init_int64(c, sn, 1, dims, shape)) return SER_ENOMEM;
@@ -413,7 +418,7 @@ static int emit_flatten(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, c
   } else {
     int64_t shape[SER_MAX_DIMS] = {0};
     shape[s] = -1;
-    if (reshape_to(c, x->name, (int)s + 1, shape, out)) return SER_ENOMEM;
+    if (ox_reshape_to(c, x->name, (int)s + 1, shape, out)) return SER_ENOMEM;
   }
   return ox_put(c, out, (int)s + 1, d) ? 0 : SER_ENOMEM;
 }
@@ -464,7 +469,7 @@ static int emit_linear(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, co
       if (rc) return rc;
     }
     const char *mm = b ? ox_tmp(c, out, "matmul") : out;
-    if (!mm || binary(c, "MatMul", x->name, tn, mm) || (b && binary(c, "Add", mm, bn, out))) return SER_ENOMEM;
+    if (!mm || ox_binary(c, "MatMul", x->name, tn, mm) || (b && ox_binary(c, "Add", mm, bn, out))) return SER_ENOMEM;
   }
   return ox_put(c, out, x->rank, d) ? 0 : SER_ENOMEM;
 }
@@ -573,7 +578,7 @@ static int emit_lstm(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, cons
       return SER_ENOMEM;
     const char *tin[1] = {y};
     Onnx__NodeProto *tn = ox_node(c, "Transpose", 1, tin, yt);
-    if (!tn || ox_attr_ints(c, tn, "perm", 4, TBDH) || reshape_to(c, yt, 3, KEEP2, ycat)) return SER_ENOMEM;
+    if (!tn || ox_attr_ints(c, tn, "perm", 4, TBDH) || ox_reshape_to(c, yt, 3, KEEP2, ycat)) return SER_ENOMEM;
     cur = ycat;
   }
   if (batch_first) {
@@ -629,7 +634,7 @@ static int emit_reshape(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, c
   if (infer >= 0) d[infer] = (total >= 0 && known > 0) ? dim_of(total / known) : DYN;
   if (infer >= 0 && total >= 0 && known > 0 && total % known)
     return ox_fail(c, SER_EINVAL, "shape cannot hold the %lld values of '%s' %s", (long long)total, x->name, ox_shape_str(x));
-  if (reshape_to(c, x->name, k, shape, out)) return SER_ENOMEM;
+  if (ox_reshape_to(c, x->name, k, shape, out)) return SER_ENOMEM;
   return ox_put(c, out, k, d) ? 0 : SER_ENOMEM;
 }
 
@@ -652,7 +657,7 @@ static int reduce_axes(ox_ctx *c, const cJSON *nd, const ox_value *x, int64_t *a
   return 0;
 }
 
-static int reduce_mean(ox_ctx *c, const char *in_name, int k, const int64_t *axes, int keep, const char *out) {
+int ox_reduce_mean(ox_ctx *c, const char *in_name, int k, const int64_t *axes, int keep, const char *out) {
   const char *in[1] = {in_name};
   Onnx__NodeProto *n = ox_node(c, "ReduceMean", 1, in, out);
   return (!n || ox_attr_ints(c, n, "axes", k, axes) || ox_attr_int(c, n, "keepdims", keep)) ? SER_ENOMEM : 0;
@@ -663,7 +668,7 @@ static int emit_mean(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, cons
   int k, keep, rank;
   ox_dim d[SER_MAX_DIMS];
   int rc = reduce_axes(c, nd, x, axes, &k, &keep, d, &rank);
-  if (rc || (rc = reduce_mean(c, x->name, k, axes, keep, out))) return rc;
+  if (rc || (rc = ox_reduce_mean(c, x->name, k, axes, keep, out))) return rc;
   return ox_put(c, out, rank, d) ? 0 : SER_ENOMEM;
 }
 
@@ -679,8 +684,8 @@ static int variance(ox_ctx *c, const cJSON *nd, const ox_value *x, const char *o
   if (rc || (rc = get_bool(c, nd, "unbiased", 1, &unbiased)) || (rc = get_num(c, nd, "eps", 0.0, &eps))) return rc;
   const char *m = ox_tmp(c, out, "mean"), *dev = ox_tmp(c, out, "dev"), *sq = ox_tmp(c, out, "sq");
   const char *v = (unbiased || eps != 0.0 || take_sqrt) ? ox_tmp(c, out, "var") : out;
-  if (!m || !dev || !sq || !v || reduce_mean(c, x->name, k, axes, 1, m) || binary(c, "Sub", x->name, m, dev) ||
-      binary(c, "Mul", dev, dev, sq) || reduce_mean(c, sq, k, axes, keep, v))
+  if (!m || !dev || !sq || !v || ox_reduce_mean(c, x->name, k, axes, 1, m) || ox_binary(c, "Sub", x->name, m, dev) ||
+      ox_binary(c, "Mul", dev, dev, sq) || ox_reduce_mean(c, sq, k, axes, keep, v))
     return SER_ENOMEM;
   if (unbiased) {
     const char *vu = (eps != 0.0 || take_sqrt) ? ox_tmp(c, out, "var") : out;
@@ -689,28 +694,28 @@ static int variance(ox_ctx *c, const cJSON *nd, const ox_value *x, const char *o
     if (!vu) return SER_ENOMEM;
     if (n >= 0) {
       const char *r = ox_scalar(c, out, n > 1 ? (float)((double)n / (double)(n - 1)) : NAN);
-      if (!r || binary(c, "Mul", v, r, vu)) return SER_ENOMEM;
+      if (!r || ox_binary(c, "Mul", v, r, vu)) return SER_ENOMEM;
     } else {  /* n = product of the reduced axes' run-time sizes */
       const char *shp = ox_tmp(c, out, "n"), *ax = ox_tmp(c, out, "n"), *sel = ox_tmp(c, out, "n"), *prod = ox_tmp(c, out, "n"),
                  *nf = ox_tmp(c, out, "n"), *nm1 = ox_tmp(c, out, "n"), *ratio = ox_tmp(c, out, "n"), *one = ox_scalar(c, out, 1.0f);
       const int64_t kd[1] = {k};
       if (!shp || !ax || !sel || !prod || !nf || !nm1 || !ratio || !one || ox_init_int64(c, ax, 1, kd, axes)) return SER_ENOMEM;
       const char *in1[1] = {x->name};
-      if (!ox_node(c, "Shape", 1, in1, shp) || binary(c, "Gather", shp, ax, sel)) return SER_ENOMEM;
+      if (!ox_node(c, "Shape", 1, in1, shp) || ox_binary(c, "Gather", shp, ax, sel)) return SER_ENOMEM;
       const char *in2[1] = {sel};
       Onnx__NodeProto *pn = ox_node(c, "ReduceProd", 1, in2, prod);
       if (!pn || ox_attr_int(c, pn, "keepdims", 0)) return SER_ENOMEM;
       const char *in3[1] = {prod};
       Onnx__NodeProto *cn = ox_node(c, "Cast", 1, in3, nf);
-      if (!cn || ox_attr_int(c, cn, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) || binary(c, "Sub", nf, one, nm1) ||
-          binary(c, "Div", nf, nm1, ratio) || binary(c, "Mul", v, ratio, vu))
+      if (!cn || ox_attr_int(c, cn, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) || ox_binary(c, "Sub", nf, one, nm1) ||
+          ox_binary(c, "Div", nf, nm1, ratio) || ox_binary(c, "Mul", v, ratio, vu))
         return SER_ENOMEM;
     }
     v = vu;
   }
   if (eps != 0.0) {
     const char *ve = take_sqrt ? ox_tmp(c, out, "var") : out, *e = ox_scalar(c, out, (float)eps);
-    if (!ve || !e || binary(c, "Add", v, e, ve)) return SER_ENOMEM;
+    if (!ve || !e || ox_binary(c, "Add", v, e, ve)) return SER_ENOMEM;
     v = ve;
   }
   if (take_sqrt) {
@@ -816,7 +821,7 @@ static int elementwise(ox_ctx *c, const char *op_type, const ox_value *x, const 
       return ox_fail(c, SER_EINVAL, "'%s' %s and '%s' %s do not broadcast", a->name, ox_shape_str(a), b->name, ox_shape_str(b));
     else d[i] = da.v >= 0 ? da : db;
   }
-  if (binary(c, op_type, a->name, b->name, out)) return SER_ENOMEM;
+  if (ox_binary(c, op_type, a->name, b->name, out)) return SER_ENOMEM;
   return ox_put(c, out, r, d) ? 0 : SER_ENOMEM;
 }
 
@@ -893,6 +898,7 @@ static const ox_op OPS[] = {
   {"div", 2, emit_div},
   {"sum", 1, emit_sum},
   {"slice", 1, emit_slice},
+  {"whisper_encoder", 1, ox_emit_whisper},
 };
 
 const ox_op *ox_find_op(const char *name) {

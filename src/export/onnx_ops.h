@@ -18,6 +18,15 @@ typedef struct {
   ox_emit_fn emit;
 } ox_op;
 
+/* Helpers shared with onnx_whisper.c: value names in, one node (or a few) out. */
+int ox_binary(ox_ctx *c, const char *op_type, const char *a, const char *b, const char *out);
+int ox_reshape_to(ox_ctx *c, const char *in_name, int k, const int64_t *shape, const char *out);
+int ox_reduce_mean(ox_ctx *c, const char *in_name, int k, const int64_t *axes, int keep, const char *out);
+int ox_gelu(ox_ctx *c, const char *x, int tanh_form, const char *out);
+
+/* whisper_encoder (onnx_whisper.c): the frozen Whisper encoder and its pooling as ONNX ops. */
+int ox_emit_whisper(ox_ctx *c, const cJSON *node, const ox_value *x, int n_in, const char *out);
+
 const ox_op *ox_find_op(const char *name);  /* NULL for an op the exporter does not know */
 const char *ox_op_names(void);              /* "conv1d, conv2d, ..." for messages */
 

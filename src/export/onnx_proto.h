@@ -38,6 +38,9 @@ typedef struct {
   int n, n_tmp;
   const char *const *names;
   ser_tensor *const *tensors;
+  /* the checkpoint's path (NULL when built from text): a relative encoder folder is also
+   * looked for beside it */
+  const char *ckpt_path;
   /* the node being emitted, for messages: index (0-based, as in the description) and op */
   int node_index;
   const char *op;

@@ -29,8 +29,9 @@ local ALLOWED = {
   -- Whisper encoder; autograd only to switch recording off while a graph runs.
   infer = { core = true, ops = true, autograd = true, io = true, audio = true, pretrained = true },
   -- ONNX export (src/export/): a checkpoint's graph description and tensors (io) -> ONNX
-  -- protobuf (its generated onnx.pb-c.h is the area's own header); it computes nothing.
-  export = { core = true, io = true },
+  -- protobuf (its generated onnx.pb-c.h is the area's own header); a whisper-family model
+  -- also writes its frozen encoder (pretrained) out as ONNX ops. It computes nothing.
+  export = { core = true, io = true, pretrained = true },
 }
 -- Not core areas: the bindings, the interpreter.
 local NOT_CORE = { lua = true, serlua = true }

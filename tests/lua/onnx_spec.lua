@@ -3,7 +3,8 @@
 -- equal ours within 1e-4 at two batch sizes and clip lengths (the axes are dynamic); the
 -- files pass onnx.checker (full_check); checkpoints of serlua's old layout export with
 -- --attach and give the logits that version computed; hand-written descriptions cover the
--- ops no seed model emits; bad input gets clear errors and leaves no partial file.
+-- ops no seed model emits; the whisper family's frozen encoder is written out as ONNX ops;
+-- bad input gets clear errors and leaves no partial file.
 -- onnxruntime-node and python3-onnx are optional (scripts/install-deps.sh --onnx): without
 -- them those comparisons stay pending with a message, the rest runs.
 local ser = require "ser"
@@ -307,6 +308,86 @@ describe("ONNX export of hand-written graph descriptions", function()
   end)
 end)
 
+-- The whisper family: the frozen encoder (a small random one, tests/lua/helpers/whisper_random.lua)
+-- written out as ONNX ops with the pooling, then the head; against the encoder's hidden states
+-- pooled as ser.data.embedding_cache pools them and the model's forward.
+describe("ONNX export of the whisper family", function()
+  after_each(tmp.cleanup)
+  local random_whisper = dofile(here .. "helpers/whisper_random.lua")
+
+  local function pooled(enc, x)   -- [B, L+1, 2, d]: mean and population std of each hidden state
+    local hs = ser.no_grad(function() return enc:hidden_states(x) end)
+    local rows = {}
+    for b = 1, x:shape()[1] do
+      local per = {}
+      for l, h in ipairs(hs) do
+        local xb = h:select(1, b)
+        local m = xb:mean(1)
+        local dev = xb - m:view(1, -1)
+        per[l] = T.cat({ m:view(1, 1, -1), (dev * dev):mean(1):sqrt():view(1, 1, -1) }, 2)
+      end
+      rows[b] = T.cat(per, 1):view(1, #hs, 2, -1)
+    end
+    return T.cat(rows, 1)
+  end
+
+  for _, head in ipairs { "superb", "stats", "concat" } do
+    it(head .. " head: onnxruntime's logits equal ours at two clip lengths", function()
+      local dir = tmp.make("onnx")
+      local encdir = dir .. "/enc"
+      random_whisper(encdir, { layers = 2, d_model = 64 })
+      local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = head, hidden = 32 }, data = { seconds = 2 } })
+      ser.manual_seed(21)
+      local model = ser.recipe.build_model(r, 4)
+      local enc = assert(ser.pretrained.load(encdir))
+      local xs = { T.randn(2, 80, 150), T.randn(1, 80, 97) }
+      -- standardise around the first clip with a small spread and give the head random
+      -- weights, so that the logits depend clearly on the clip
+      local sd, ref = {}, pooled(enc, xs[1]):select(1, 1)
+      for k, v in pairs(model:state_dict()) do
+        if k == "feature_mean" then sd[k] = ref:reshape(v:shape())
+        elseif k == "feature_std" then sd[k] = T.randn(v:shape()):abs() * 0.05 + 0.05
+        else sd[k] = T.randn(v:shape()) * 0.3 end
+      end
+      model:load_state_dict(sd)
+      model:eval()
+      local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
+      ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+      local info = assert(ser.onnx.export(ck, out))
+      assert.are.equal("WhisperClassifier", info.model)
+      if ox.python then
+        local ok, msg, meta = ox.check(out)
+        assert(ok, "onnx.checker: " .. tostring(msg))
+        assert.truthy(meta.features:match('"kind":"whisper_logmel"'), meta.features)
+      end
+      if not ox.runtime then return pending(ox.missing_runtime) end
+      local ys = ox.run(out, xs, dir)
+      for i, x in ipairs(xs) do
+        local want = ser.no_grad(function() return model(pooled(enc, x)) end)
+        local d = max_abs_diff(ys[i], want)
+        assert(d < TOL, ("whisper %s [%s]: onnxruntime's logits differ from ours by %g"):format(head, table.concat(x:shape(), ","), d))
+      end
+      local y1 = ys[1]:totable()
+      assert(math.abs(y1[1][1] - y1[2][1]) > 1e-3, "the two clips give the same logits: the test would not see the encoder")
+    end)
+  end
+
+  it("refuses an encoder that changed since training", function()
+    local dir = tmp.make("onnx")
+    local encdir = dir .. "/enc"
+    random_whisper(encdir, { layers = 2, d_model = 64 })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "superb" }, data = { seconds = 2 } })
+    local model = ser.recipe.build_model(r, 4)
+    model:eval()
+    ser.train.save_checkpoint(dir .. "/w.safetensors", model, { "a", "b", "c", "d" },
+      { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    random_whisper(encdir, { layers = 2, d_model = 64, seed = 9 })
+    local ok, err = ser.onnx.export(dir .. "/w.safetensors", dir .. "/w.onnx")
+    assert.is_nil(ok)
+    assert.truthy(err:match("has changed since the model was trained"), err)
+  end)
+end)
+
 describe("ONNX export refuses bad descriptions clearly", function()
   after_each(tmp.cleanup)
   local sd = { ["fc.weight"] = T.ones(3, 4), ["fc.bias"] = T.zeros(3), ["c.weight"] = T.ones(8, 2, 3, 3) }
@@ -331,9 +412,10 @@ describe("ONNX export refuses bad descriptions clearly", function()
     assert.truthy(err:match("does not know this op; it knows conv1d, conv2d"), err)
   end)
 
-  it("the pretrained-encoder models, saying which models do export", function()
-    local err = build_error(g { { op = "whisper_encoder", inputs = { "input" }, output = "y" } })
-    assert.truthy(err:match("whisper family%) models do not export to ONNX yet"), err)
+  it("a whisper-family model whose encoder is missing, saying where it looked", function()
+    local err = build_error(g { { op = "whisper_encoder", inputs = { "input" }, output = "y",
+                                  encoder = { path = "no/such/encoder", sha256 = ("0"):rep(64) } } })
+    assert.truthy(err:match("node 0 %(whisper_encoder%): the model's Whisper encoder no/such/encoder cannot be read"), err)
   end)
 
   it("a tensor the checkpoint lacks, a shape that disagrees, an unknown input, a bad attribute", function()
