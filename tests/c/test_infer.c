@@ -75,9 +75,9 @@ static char *graph_text(const char *input_extra, const char *feat_extra, const c
 }
 
 static const char *model_path(const char *name) {
-  static char p[2][400];
+  static char p[16][400];   /* a ring: the last 16 paths stay valid */
   static int k;
-  k ^= 1;
+  k = (k + 1) % 16;
   snprintf(p[k], sizeof p[k], "%s/%s.safetensors", tmpdir, name);
   return p[k];
 }
@@ -234,8 +234,33 @@ static void test_bad_pcm(void **state) {
   ser_model_free(m);
 }
 
+/* A log-mel model (conv2d on [1, 1, 16, frames]) whose STFT size is n_fft: threads with
+ * different sizes create FFT plans, filterbanks and windows at once. */
+static const char *logmel_model(int n_fft) {
+  char graph[2048], name[64];
+  snprintf(graph, sizeof graph,
+           "{\"format\":\"serlua-graph\",\"version\":1,\"classes\":[\"a\",\"b\",\"c\"],"
+           "\"input\":{\"sr\":8000,\"seconds\":0.5,\"window\":\"fixed\",\"read_seconds\":0.5,"
+           "\"features\":{\"kind\":\"logmel\",\"sr\":8000,\"n_fft\":%d,\"hop\":64,\"n_mels\":16,\"fmax\":4000}},"
+           "\"nodes\":[{\"op\":\"conv2d\",\"inputs\":[\"input\"],\"output\":\"h1\",\"weight\":\"k.weight\","
+           "\"padding\":[1,1]},{\"op\":\"relu\",\"inputs\":[\"h1\"],\"output\":\"h2\"},"
+           "{\"op\":\"adaptive_avgpool2d\",\"inputs\":[\"h2\"],\"output\":\"h3\",\"output_size\":[1,1]},"
+           "{\"op\":\"flatten\",\"inputs\":[\"h3\"],\"output\":\"h4\",\"start_dim\":1},"
+           "{\"op\":\"linear\",\"inputs\":[\"h4\"],\"output\":\"h5\",\"weight\":\"l.weight\"}],\"output\":\"h5\"}",
+           n_fft);
+  snprintf(name, sizeof name, "logmel%d", n_fft);
+  const char *path = model_path(name);
+  ser_tensor *t[2] = {randn(4, SER_DIMS(4, 1, 3, 3), 5), randn(2, SER_DIMS(3, 4), 6)};
+  const char *names[2] = {"k.weight", "l.weight"}, *mk[] = {"graph"}, *mv[] = {graph};
+  assert_int_equal(ser_safetensors_write(path, 2, names, t, 1, mk, mv), 0);
+  ser_tensor_release(t[0]);
+  ser_tensor_release(t[1]);
+  return path;
+}
+
 typedef struct job {
-  ser_model *own;         /* NULL: load one in the thread */
+  ser_model *own;         /* NULL: load `path` in the thread */
+  const char *path;
   double f0;
   float probs[3];
   int rc;
@@ -243,7 +268,7 @@ typedef struct job {
 
 static void *worker(void *arg) {
   job *j = arg;
-  ser_model *m = j->own ? j->own : ser_model_load(model_path("good"));
+  ser_model *m = j->own ? j->own : ser_model_load(j->path);
   if (!m) {
     j->rc = -100;
     return NULL;
@@ -267,29 +292,47 @@ static void test_threads(void **state) {
   (void)state;
   make_good();
   enum { N = 4 };
+  /* the threads' own models: log-mel models of four STFT sizes (created here, first used in
+   * the threads) and the waveform model; the shared one: the waveform model */
+  static const int sizes[N] = {256, 320, 400, 512};
+  const char *paths[N];
+  for (int i = 0; i < N; i++) paths[i] = i == N - 1 ? model_path("good") : logmel_model(sizes[i]);
   job single[N], own[N], shared[N];
-  ser_model *m = ser_model_load(model_path("good"));
-  assert_non_null(m);
-  for (int i = 0; i < N; i++) {
-    single[i] = (job){m, 100.0 + 70 * i, {0}, 0};
-    worker(&single[i]);
-    assert_int_equal(single[i].rc, 0);
-  }
   pthread_t th[2 * N];
   for (int i = 0; i < N; i++) {
-    own[i] = (job){NULL, 100.0 + 70 * i, {0}, 0};
-    shared[i] = (job){m, 100.0 + 70 * i, {0}, 0};
-    pthread_create(&th[i], NULL, worker, &own[i]);
-    pthread_create(&th[N + i], NULL, worker, &shared[i]);
+    own[i] = (job){NULL, paths[i], 100.0 + 70 * i, {0}, 0};
+    shared[i] = (job){NULL, NULL, 100.0 + 70 * i, {0}, 0};
   }
-  for (int i = 0; i < 2 * N; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(own[i].rc, 0);
-    assert_int_equal(shared[i].rc, 0);
-    for (int k = 0; k < 3; k++) {
-      assert_float_equal(own[i].probs[k], single[i].probs[k], 1e-7);
-      assert_float_equal(shared[i].probs[k], single[i].probs[k], 1e-7);
+  ser_model *m = ser_model_load(model_path("good"));
+  assert_non_null(m);
+  for (int i = 0; i < N; i++) shared[i].own = m;
+  /* twice: the first round fills the process-wide caches (FFT plans, filterbanks); after the
+   * second, the exited threads (and their OpenMP teams) must have left nothing allocated */
+  size_t live = 0;
+  for (int round = 0; round < 2; round++) {
+    live = ser_memory_live();
+    for (int i = 0; i < N; i++) {
+      own[i].rc = shared[i].rc = 0;
+      pthread_create(&th[i], NULL, worker, &own[i]);
+      pthread_create(&th[N + i], NULL, worker, &shared[i]);
     }
+    for (int i = 0; i < 2 * N; i++) pthread_join(th[i], NULL);
+  }
+  /* libgomp ends a finished thread's team when that thread exits; give the workers a moment */
+  for (int tries = 0; tries < 100 && ser_memory_live() != live; tries++) usleep(10000);
+  if (ser_memory_live() != live)
+    fail_msg("threads that ended left %lld bytes allocated", (long long)(ser_memory_live() - live));
+  /* the same jobs one after another on this thread */
+  for (int i = 0; i < N; i++) {
+    single[i] = (job){NULL, paths[i], 100.0 + 70 * i, {0}, 0};
+    worker(&single[i]);
+    assert_int_equal(single[i].rc, 0);
+    assert_int_equal(own[i].rc, 0);
+    for (int k = 0; k < 3; k++) assert_float_equal(own[i].probs[k], single[i].probs[k], 1e-7);
+    single[i] = (job){m, NULL, 100.0 + 70 * i, {0}, 0};
+    worker(&single[i]);
+    assert_int_equal(shared[i].rc, 0);
+    for (int k = 0; k < 3; k++) assert_float_equal(shared[i].probs[k], single[i].probs[k], 1e-7);
   }
   ser_model_free(m);
 }
