@@ -67,20 +67,20 @@ local function assert_parity(ckpt)
     for k, p in ipairs(want[path]) do
       worst = math.max(worst, math.abs(p - got[path][k]))
       top = math.max(top, p)
-      if p > 0.02 and p < 0.98 then mid = mid + 1 end
+      if p > 1e-4 and p < 1 - 1e-4 then mid = mid + 1 end
     end
   end
   assert(worst <= 1e-5, ("%s: the C API's probabilities differ from predict.lua's by %.3g (> 1e-5)\npredict.lua:\n%s\nclassify:\n%s")
     :format(ckpt, worst, pout, cout))
   -- saturated outputs (all 0 or 1) would hide differences in the logits
-  assert(mid > 0, "every probability is within 0.02 of 0 or 1: the comparison would not see a difference\n" .. pout)
+  assert(mid > 0, "every probability is within 1e-4 of 0 or 1: the comparison would not see a difference\n" .. pout)
   return top
 end
 
 -- Far-from-default statistics and larger logits: a wrong op or option shows in the outputs.
 -- The classifier's last Linear of each model kind.
 local LAST = { ["classifier.5"] = true, ["head.0"] = true, ["fc.2"] = true, ["head.linear"] = true, ["head.mlp.4"] = true }
-local function perturb(model, seed)
+local function perturb(model, seed, scale)
   ser.manual_seed(seed)
   ser.no_grad(function()
     for name, t in pairs(model:state_dict()) do
@@ -90,7 +90,7 @@ local function perturb(model, seed)
       elseif name:match("feature_std$") then t:copy_(T.rand(t:shape()) + 0.5)
       elseif name:match("feature_mean$") then t:copy_(T.randn(t:shape()) * 0.1)
       elseif name:match("weights$") then t:copy_(T.randn(t:shape()))
-      elseif LAST[layer] then t:copy_(t * 25 + T.randn(t:shape()) * 0.5)
+      elseif LAST[layer] then t:copy_(t * (scale or 25) + T.randn(t:shape()) * 0.3)
       end
     end
   end)
@@ -167,7 +167,8 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
       local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = head, hidden = 32 },
                                  data = { seconds = 2, trim = head == "stats" and 30 or 0 } })
-      local model = perturb(recipe.build_model(r, #CLASSES), 7)
+      -- the SUPERB head's single Linear over d standardised features saturates at the others' scale
+      local model = perturb(recipe.build_model(r, #CLASSES), 7, head == "superb" and 2 or 25)
       model:eval()
       local path = ("%s/whisper_%s.safetensors"):format(dir, head)
       ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
@@ -228,7 +229,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     local out, rc = run(("%s %s %s"):format(classify, old, clips[1]))
     assert.are_not.equal(0, rc)
     assert.matches("no graph description", out, 1, true)
-    assert.matches("ser.graph.attach", out, 1, true)
+    assert.matches("graph.attach(", out, 1, true)
     local copy = dir .. "/old_crnn.safetensors"
     assert(ser.graph.attach(old, copy))
     assert_parity(copy)
