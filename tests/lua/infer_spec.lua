@@ -13,6 +13,7 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local recipe = require "ser.recipe"
+local torch_python = dofile(here .. "helpers/torch_python.lua")
 local frozen = require "ser.frozen_encoder"
 
 local build = os.getenv("SER_TEST_BUILD") or "build"
@@ -246,6 +247,31 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     local bad, berr = ser.graph.attach(here .. "../data/pt/os_system.pt", dir .. "/x.safetensors")
     assert.is_nil(bad)
     assert.matches("os", tostring(berr))
+  end)
+
+  local py = torch_python()
+  local it_torch = (have and py) and it or pending
+  if not py then print("infer_spec: no python3 with torch; the notebook .pt case is pending") end
+  it_torch("the notebook's three models saved by torch.save(model.state_dict()): attach, then predict.lua's probabilities", function()
+    local p = assert(io.popen(("OPENBLAS_NUM_THREADS=1 %s %shelpers/pt_torch.py '%s' 2>&1"):format(py, here, dir)))
+    local out = p:read("a")
+    p:close()
+    assert(out:match("ok\n$"), "python side failed:\n" .. out)
+    for _, name in ipairs { "cnn2d", "crnn", "cnn1d" } do
+      local pt, copy = ("%s/%s.pt"):format(dir, name), ("%s/%s_from_pt.safetensors"):format(dir, name)
+      assert(ser.graph.attach(pt, copy))
+      -- predict.lua reads the .pt itself; the C API the attached copy
+      local files = table.concat(clips, " ")
+      local pout = run(("SER_NUM_THREADS=1 %s experiments/predict.lua --digits 7 %s %s"):format(serlua, pt, files))
+      local cout = run(("SER_NUM_THREADS=1 %s %s %s"):format(classify, copy, files))
+      local want, got = parse(pout), parse(cout)
+      for _, path in ipairs(clips) do
+        assert(want[path] and got[path], pout .. cout)
+        for k, v in ipairs(want[path]) do
+          assert(math.abs(v - got[path][k]) <= 1e-5, ("%s, %s class %d: %g vs %g"):format(name, path, k, v, got[path][k]))
+        end
+      end
+    end
   end)
 
   it("ser.graph.describe says why it cannot describe a model, and such a checkpoint is saved without a graph", function()
