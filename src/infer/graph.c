@@ -247,10 +247,12 @@ static int parse_op_attrs(parser *p, const cJSON *n, ser_graph_node *nd) {
             const ser_tensor *x = nd->t[i];
             if (!x)
               return ser_error(SER_EFORMAT, "graph node %d (lstm): the checkpoint holds no tensor '%s'", p->node, name);
-            if ((w < 2 && (x->ndim != 2 || x->shape[0] != rows || x->shape[1] != cols)) ||
-                (w >= 2 && (x->ndim != 1 || x->shape[0] != rows)))
-              return ser_error(SER_EFORMAT, "graph node %d (lstm): tensor '%s' is %s; expected [%lld%s%lld]", p->node, name,
-                               SER_SHAPE(x), (long long)rows, w < 2 ? "," : "", w < 2 ? (long long)cols : 0LL);
+            if (w < 2 && (x->ndim != 2 || x->shape[0] != rows || x->shape[1] != cols))
+              return ser_error(SER_EFORMAT, "graph node %d (lstm): tensor '%s' is %s; expected [%lld,%lld]", p->node, name,
+                               SER_SHAPE(x), (long long)rows, (long long)cols);
+            if (w >= 2 && (x->ndim != 1 || x->shape[0] != rows))
+              return ser_error(SER_EFORMAT, "graph node %d (lstm): tensor '%s' is %s; expected [%lld]", p->node, name,
+                               SER_SHAPE(x), (long long)rows);
           }
       return 0;
     }

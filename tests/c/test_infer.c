@@ -206,6 +206,41 @@ static void test_bad_checkpoints(void **state) {
   }
 }
 
+/* An LSTM whose hh bias has `bias_len` entries (8 = 4 x hidden 2 is right). */
+static void write_lstm_model(const char *path, int64_t bias_len) {
+  const char *graph =
+      "{\"format\":\"serlua-graph\",\"version\":1,\"classes\":[\"a\",\"b\",\"c\"],"
+      "\"input\":{\"sr\":8000,\"seconds\":0.1,\"window\":\"fixed\",\"read_seconds\":0.1,"
+      "\"features\":{\"kind\":\"waveform\"}},"
+      "\"nodes\":[{\"op\":\"conv1d\",\"inputs\":[\"input\"],\"output\":\"h1\",\"weight\":\"c.weight\","
+      "\"stride\":[2],\"padding\":[4]},{\"op\":\"transpose\",\"inputs\":[\"h1\"],\"output\":\"h2\",\"perm\":[0,2,1]},"
+      "{\"op\":\"lstm\",\"inputs\":[\"h2\"],\"output\":\"h3\",\"prefix\":\"rnn\",\"input_size\":4,\"hidden\":2},"
+      "{\"op\":\"mean\",\"inputs\":[\"h3\"],\"output\":\"h4\",\"dims\":[1]},"
+      "{\"op\":\"linear\",\"inputs\":[\"h4\"],\"output\":\"h5\",\"weight\":\"l.weight\"}],\"output\":\"h5\"}";
+  ser_tensor *t[6] = {randn(3, SER_DIMS(4, 1, 9), 1), randn(2, SER_DIMS(8, 4), 2), randn(2, SER_DIMS(8, 2), 3),
+                      randn(1, SER_DIMS(8), 4), randn(1, SER_DIMS(bias_len), 5), randn(2, SER_DIMS(3, 2), 6)};
+  const char *names[6] = {"c.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
+                          "l.weight"};
+  const char *mk[] = {"graph"}, *mv[] = {graph};
+  assert_int_equal(ser_safetensors_write(path, 6, names, t, 1, mk, mv), 0);
+  for (int i = 0; i < 6; i++) ser_tensor_release(t[i]);
+}
+
+static void test_lstm_checks(void **state) {
+  (void)state;
+  const char *p = model_path("lstm");
+  write_lstm_model(p, 8);
+  ser_model *m = ser_model_load(p);
+  assert_non_null(m);
+  float pcm[800], probs[3];
+  signal(pcm, 800, 8000, 200);
+  assert_int_equal(ser_model_predict(m, pcm, 800, 8000, probs), 0);
+  assert_float_equal(probs[0] + probs[1] + probs[2], 1.0f, 1e-5);
+  ser_model_free(m);
+  write_lstm_model(p, 7);
+  expect_load_error(p, "tensor 'rnn.bias_hh_l0' is [7]; expected [8]");
+}
+
 static void test_bad_pcm(void **state) {
   (void)state;
   make_good();
@@ -341,6 +376,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_predicts_what_the_ops_compute),
       cmocka_unit_test(test_bad_checkpoints),
+      cmocka_unit_test(test_lstm_checks),
       cmocka_unit_test(test_bad_pcm),
       cmocka_unit_test(test_threads),
   };
