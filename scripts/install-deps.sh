@@ -55,7 +55,9 @@ onnxruntime() {
   [ -d "$dir/node_modules/onnxruntime-node" ] && return 0
   echo "install-deps: npm install onnxruntime-node into $dir"
   mkdir -p "$dir"
-  npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error onnxruntime-node
+  # optional: a failed download leaves the ONNX specs skipping (visibly), not the install failed
+  npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error onnxruntime-node ||
+    echo "install-deps: npm install onnxruntime-node failed; the onnxruntime comparisons will be skipped" >&2
 }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
