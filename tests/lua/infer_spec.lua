@@ -151,6 +151,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       .. (fit.trim and ", trimmed" or ""))
     it_bin(label, function()
       o.classes = #CLASSES
+      ser.manual_seed(100 + i)   -- the weights do not depend on what ran before in this process
       local model = perturb(ser.models.create(name, o), i)
       local path = ("%s/%s_%d.safetensors"):format(dir, name, i)
       ser.train.save_checkpoint(path, model, CLASSES, { seconds = fit.seconds, sr = 16000, trim = fit.trim }, 1,
@@ -158,7 +159,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       local _, meta = assert(ser.load(path))
       assert.are.equal("serlua-graph", meta.graph.format)
       local top = assert_parity(path)
-      assert(top > 0.4, ("the perturbed model is near-uniform (top probability %.3f): the test would not see a difference"):format(top))
+      assert(top > 0.3, ("the perturbed model is near-uniform (top probability %.3f): the test would not see a difference"):format(top))
     end)
   end
 
@@ -168,8 +169,10 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
       local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = head, hidden = 32 },
                                  data = { seconds = 2, trim = head == "stats" and 30 or 0 } })
-      -- the SUPERB head's single Linear over d standardised features saturates at the others' scale
-      local model = perturb(recipe.build_model(r, #CLASSES), 7, head == "superb" and 2 or 25)
+      ser.manual_seed(200)
+      -- the SUPERB head's single Linear over d standardised features, and the concatenating
+      -- MLP over all layers, saturate at the stats head's scale
+      local model = perturb(recipe.build_model(r, #CLASSES), 7, ({ superb = 2, stats = 25, concat = 4 })[head])
       model:eval()
       local path = ("%s/whisper_%s.safetensors"):format(dir, head)
       ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
@@ -236,6 +239,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     assert_parity(copy)
     -- a bare state_dict in the notebook's names (as a .pt or safetensors from PyTorch: no metadata)
     local bare = dir .. "/bare_cnn1d.safetensors"
+    ser.manual_seed(300)
     assert(ser.save(bare, perturb(ser.models.create("cnn1d", { classes = 8 }), 5):state_dict()))
     local bcopy = dir .. "/bare_cnn1d_graph.safetensors"
     assert(ser.graph.attach(bare, bcopy))
