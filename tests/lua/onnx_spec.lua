@@ -2,7 +2,8 @@
 -- project trains exports from its checkpoint's graph description, and onnxruntime's logits
 -- equal ours within 1e-4 at two batch sizes and clip lengths (the axes are dynamic); the
 -- files pass onnx.checker (full_check); checkpoints of serlua's old layout export with
--- --attach and give the logits that version computed; hand-written descriptions cover the
+-- --attach and give the logits that version computed, the notebook's .pt files from PyTorch
+-- give PyTorch's logits; hand-written descriptions cover the
 -- ops no seed model emits; the whisper family's frozen encoder is written out as ONNX ops;
 -- bad input gets clear errors and leaves no partial file.
 -- onnxruntime-node and python3-onnx are optional (scripts/install-deps.sh --onnx): without
@@ -183,6 +184,24 @@ describe("export.lua", function()
       assert(d < TOL, ("%s: onnxruntime's logits differ from the stored ones by %g"):format(c[1], d))
     end)
   end
+
+  it("exports the notebook's .pt state_dicts (from PyTorch) with --attach, and onnxruntime gives PyTorch's logits", function()
+    local py = dofile(here .. "helpers/torch_python.lua")()
+    if not py then return pending("no python3 with torch (python3-torch); the PyTorch .pt case is skipped") end
+    if not ox.runtime then return pending(ox.missing_runtime) end
+    local dir = tmp.make("onnx")
+    local p = assert(io.popen(("OPENBLAS_NUM_THREADS=1 %s %shelpers/pt_torch.py '%s' 2>&1"):format(py, here, dir)))
+    local pyout = p:read("a")
+    p:close()
+    assert(pyout:match("ok\n$"), "python side failed:\n" .. pyout)
+    for name, shape in pairs { cnn2d = { 2, 1, 64, 32 }, crnn = { 2, 1, 64, 32 }, cnn1d = { 2, 1, 4000 } } do
+      local out, rc = run(("--attach %s/%s.pt %s/%s.onnx"):format(dir, name, dir, name))
+      assert.are.equal(0, rc, out)
+      local got = ox.run(("%s/%s.onnx"):format(dir, name), T.fromfile(("%s/%s_x.f32"):format(dir, name), shape), dir)
+      local d = max_abs_diff(got, T.fromfile(("%s/%s_logits.f32"):format(dir, name), { 2, 8 }))
+      assert(d < TOL, ("%s.pt: onnxruntime's logits differ from PyTorch's by %g"):format(name, d))
+    end
+  end)
 
   it("refuses a checkpoint of an unknown kind, a missing file and an unwritable output, clearly", function()
     local dir = tmp.make("onnx")
