@@ -12,30 +12,30 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
 LUA_PKG := lua5.4
-PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip
+PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip libprotobuf-c
 MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
 OPT     ?= -O2
 # pkg-config runs lazily, once, on first use: on a fresh machine the packages
 # (and pkg-config itself) are installed by the `deps` step before anything compiles.
 lazy_once = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy_once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
-PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip)
+PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip libprotobuf-c)
 PKG_LIBS_LUA = $(call lazy_once,PKG_LIBS_LUA,pkg-config --libs $(LUA_PKG))
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
                -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \
-               -MMD -MP -Isrc $(PKG_CFLAGS) \
+               -MMD -MP -Isrc -I$(BUILD)/gen/onnx $(PKG_CFLAGS) \
                -I/usr/include/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += $(CFLAGS_BASE) $(SANITIZE)
 LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
 LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
-CORE_DIRS := core ops autograd optim audio augment data eval io pretrained
+CORE_DIRS := core ops autograd optim audio augment data eval io pretrained infer export
 CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 LUA_SRC   := $(wildcard src/lua/*.c)
 LUA_FILES := $(shell find lua -name '*.lua' | sort)
 REPL_SRC  := $(wildcard src/serlua/*.c)
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o
 LUA_OBJ   := $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded_lua.o
 REPL_OBJ  := $(REPL_SRC:%.c=$(BUILD)/%.o)
 
@@ -78,6 +78,15 @@ $(BUILD)/gen/embedded_lua.c: scripts/embed-lua.lua $(LUA_FILES) | deps
 	@mkdir -p $(dir $@)
 	lua5.4 scripts/embed-lua.lua $@ $(LUA_FILES)
 
+# ONNX's protobuf schema (third_party/onnx/onnx.proto) -> C by protoc-c at build time, so the
+# generated code always matches the installed libprotobuf-c (src/export/ writes ONNX with it).
+$(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h: third_party/onnx/onnx.proto | deps
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen/onnx -Ithird_party/onnx third_party/onnx/onnx.proto
+$(BUILD)/gen/onnx/onnx.pb-c.o: $(BUILD)/gen/onnx/onnx.pb-c.c
+	$(CC) $(CFLAGS) -Wno-error -c $< -o $@
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/export/*.c) tests/c/test_onnx.c): $(BUILD)/gen/onnx/onnx.pb-c.h
+
 $(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -107,7 +116,17 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/c/test_%.o $(TESTLIB_OBJ) $(BUILD)/libser.
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(TESTLIB_OBJ) $(BUILD)/libser.a $(LDFLAGS) -lcmocka $(LDLIBS_CORE)
 
-test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck)
+# The C API's example programs (examples/*.c), compiled as a user would (#include <ser/ser.h>)
+# against this tree: $(BUILD)/include/ser points at src/.
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+$(BUILD)/include/ser:
+	@mkdir -p $(BUILD)/include
+	ln -sfn $(abspath src) $@
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libser.a | $(BUILD)/include/ser
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/include $< -o $@ $(BUILD)/libser.a $(LDFLAGS) $(LDLIBS_CORE)
+
+test: all $(CTEST_BIN) $(if $(GRADCHECK_SRC),$(BUILD)/tests/test_gradcheck) $(EXAMPLE_BIN)
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
 check-asan:
@@ -125,6 +144,9 @@ install: all
 	install -m 755 $(BUILD)/libser.so $(DESTDIR)$(PREFIX)/lib/libser.so
 	install -m 755 $(BUILD)/ser.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ser.so
 	cd src && find . -name '*.h' ! -path './lua/*' ! -path './serlua/*' -exec install -D -m 644 {} $(DESTDIR)$(PREFIX)/include/ser/{} \;
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define SER_VERSION "\(.*\)"/\1/p' src/ser.h)|' \
+	  scripts/ser.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ser.pc
 
 # Downloads RAVDESS speech (1440 files, MD5-checked, resumable) into data/ravdess.
 ravdess:

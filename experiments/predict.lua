@@ -16,6 +16,12 @@ parser:option("--speaker", "For speaker-normalised models: the speaker of files 
 parser:option("--classes", "Class names in the model's output order, comma-separated, for a checkpoint without a " ..
               "class list (a PyTorch .pt; default for 8 outputs: RAVDESS's neutral,calm,happy,sad,angry,fearful," ..
               "disgust,surprised).")
+parser:option("--digits", "Decimal places of the printed probabilities (the C API's parity test reads 7).", "3")
+  :convert(function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 or n > 9 then return nil, "--digits must be a whole number from 1 to 9, got " .. v end
+    return n
+  end)
 local args = parser:parse(arg)
 
 local classes
@@ -40,7 +46,8 @@ local function report(path, x)
   local probs = ser.no_grad(function() return model(x):softmax(2) end):totable()[1]
   local best = ser.train.argmax_rows({ probs })[1]
   local parts = {}
-  for c, name in ipairs(meta.classes) do parts[#parts + 1] = ("%s %.3f"):format(name, probs[c]) end
+  local fmt = "%s %." .. args.digits .. "f"
+  for c, name in ipairs(meta.classes) do parts[#parts + 1] = fmt:format(name, probs[c]) end
   print(("%s\t%s\t%s"):format(path, meta.classes[best], table.concat(parts, "  ")))
 end
 

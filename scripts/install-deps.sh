@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh          build + test + run dependencies
 #   scripts/install-deps.sh --bench  also the PyTorch reference used by bench/
 #   scripts/install-deps.sh --fuzz   also clang/libFuzzer for tests/fuzz
+#   scripts/install-deps.sh --onnx   also the ONNX checkers of export.lua's tests: python3-onnx and
+#                                    onnxruntime-node (npm, into .deps/onnxruntime, ignored by git)
 set -euo pipefail
 
 packages=(
@@ -18,6 +20,7 @@ packages=(
   libreadline-dev                 # REPL line editing and history
   libcjson-dev                    # safetensors JSON header
   libzip-dev                      # PyTorch .pt checkpoints (zip archives) read by ser.load
+  protobuf-c-compiler libprotobuf-c-dev  # ONNX export: onnx.proto -> C at build time, protobuf writer
   libcmocka-dev                   # C unit tests
   lua-busted                      # Lua specs
   lua-argparse                    # command-line flags of the experiment scripts
@@ -26,12 +29,18 @@ packages=(
   libopenmpi-dev openmpi-bin      # the MPI plug-in build/ser_mpi.so (mpicc) and its tests (mpirun); not needed to run without mpirun
 )
 extra=()
+onnx=0
 for a in "$@"; do
   case "$a" in
     --bench) extra+=(python3-torch python3-torchaudio python3-numpy python3-sklearn libdnnl-dev) ;;  # sklearn: reference metrics for bench/bench_umap.sh; libdnnl-dev: oneDNN bf16 column of bench/bench_gemm.sh
     --fuzz)  extra+=(clang libclang-rt-14-dev) ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz or --help)" >&2; exit 2 ;;
+    --onnx)  extra+=(python3-onnx); onnx=1
+             # a node that is already there (e.g. a newer one from elsewhere) is kept: Debian's
+             # npm package would pull Debian's nodejs over it
+             command -v node >/dev/null || extra+=(nodejs)
+             command -v npm >/dev/null || extra+=(npm) ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz, --onnx or --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -39,8 +48,21 @@ missing=()
 for p in "${packages[@]}" "${extra[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# onnxruntime-node's CPU runtime comes inside the npm package; --ignore-scripts skips its
+# install script (which would only fetch GPU add-ons). Runs after the Debian packages.
+onnxruntime() {
+  [ "$onnx" = 1 ] || return 0
+  local dir; dir="$(cd "$(dirname "$0")/.." && pwd)/.deps/onnxruntime"
+  [ -d "$dir/node_modules/onnxruntime-node" ] && return 0
+  echo "install-deps: npm install onnxruntime-node into $dir"
+  mkdir -p "$dir"
+  # optional: a failed download leaves the ONNX specs skipping (visibly), not the install failed
+  npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error onnxruntime-node ||
+    echo "install-deps: npm install onnxruntime-node failed; the onnxruntime comparisons will be skipped" >&2
+}
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  onnxruntime
   exit 0
 fi
 
@@ -53,3 +75,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+onnxruntime

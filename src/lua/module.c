@@ -33,6 +33,7 @@ static const struct {
     {"ser.core.fs", ser_lua_open_fs},
     {"ser.core.digest", ser_lua_open_digest},
     {"ser.core.dist", ser_lua_open_dist},
+    {"ser.core.onnx", ser_lua_open_onnx},
     {NULL, NULL},
 };
 

@@ -7,7 +7,7 @@
  * The memory goes through ser_alloc, so ser.memory() and the peak counters
  * see it. A slot's contents are undefined on return; callers that need zeros
  * clear it. Slots are per thread (OpenMP workers keep theirs for the life of
- * the pool), so two threads never share one. */
+ * the pool), so two threads never share one; a thread's slots are freed when it exits. */
 #ifndef SER_OPS_SCRATCH_H
 #define SER_OPS_SCRATCH_H
 #include <stddef.h>
@@ -30,7 +30,7 @@ enum {
 /* A buffer of at least `bytes` (64-byte aligned) for this thread's slot, or
  * NULL with ser_error set when memory runs out. */
 void *ser_scratch(int slot, size_t bytes);
-/* Frees the calling thread's slots (tests, or a thread about to exit). */
+/* Frees the calling thread's slots now (tests; exiting threads free theirs anyway). */
 void ser_scratch_release(void);
 
 #endif

@@ -25,6 +25,13 @@ local ALLOWED = {
   -- pretrained encoders (src/pretrained/): built from checkpoints (io), with their
   -- own front ends (audio), on the ops and autograd.
   pretrained = { core = true, ops = true, autograd = true, io = true, audio = true },
+  -- the C inference API (src/infer/): checkpoints (io), clips (audio), the ops and the
+  -- Whisper encoder; autograd only to switch recording off while a graph runs.
+  infer = { core = true, ops = true, autograd = true, io = true, audio = true, pretrained = true },
+  -- ONNX export (src/export/): a checkpoint's graph description and tensors (io) -> ONNX
+  -- protobuf (its generated onnx.pb-c.h is the area's own header); a whisper-family model
+  -- also writes its frozen encoder (pretrained) out as ONNX ops. It computes nothing.
+  export = { core = true, io = true, pretrained = true },
 }
 -- Not core areas: the bindings, the interpreter, and the MPI plug-in (src/mpi/: a Lua C
 -- module linked against Open MPI and core/half.c only, loaded under mpirun).

@@ -8,6 +8,7 @@ local models = require "ser.models"
 local loader = require "ser.data.loader"
 local recipe = require "ser.recipe"
 local batches = require "ser.train.batches"
+local describe = require "ser.graph.describe"
 
 local M = {}
 
@@ -33,8 +34,22 @@ function M.save(path, model, classes, o, epoch, data)
   if type(model.checkpoint_meta) == "function" then
     for k, v in pairs(model:checkpoint_meta()) do meta[k] = v end
   end
+  -- the architecture as data, for the C inference API and ONNX export (docs/graph.md); a model
+  -- ser.graph cannot describe is saved without one
+  meta.graph = M.graph(model, meta)
   local ok, err = ckpt.save(path, model:state_dict(), meta)
   if ok == nil and err then error("ser.train: could not write the checkpoint: " .. tostring(err), 0) end
+end
+
+-- The graph description (ser.graph, docs/graph.md) of a model with a checkpoint's metadata,
+-- or nil and why there is none (a model ser.graph does not know, features from a Lua function).
+function M.graph(model, meta)
+  local ok, features = true, nil
+  -- a head on a frozen encoder describes its own clip preparation (model.settings)
+  if type(model.features) ~= "function" then ok, features = pcall(M.features, model, meta) end
+  if not ok then return nil, features end
+  return describe.describe(model, { classes = meta.classes, features = features, inputs = M.inputs(model, meta) },
+    { trim_options = function(t) return loader.trim_options(t, 1) end })
 end
 
 -- The recipe of a checkpoint (meta.recipe, or mapped from the flat fields of older ones).

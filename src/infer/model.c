@@ -1,0 +1,176 @@
+/* The public inference API (infer.h): a checkpoint's graph and tensors, its clip preparation
+ * and, for the whisper family, its frozen encoder. */
+#include "infer/infer.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "infer/graph.h"
+#include "infer/prep.h"
+#include "io/fs.h"
+#include "io/safetensors.h"
+#include "io/sha256.h"
+#include "ops/ops.h"
+#include "pretrained/whisper.h"
+
+struct ser_model {
+  ser_safetensors *st;
+  ser_graph *g;
+  ser_prep prep;
+  ser_whisper_encoder *enc;
+};
+
+static ser_tensor *lookup(void *ctx, const char *name) {
+  const ser_safetensors *st = ctx;
+  for (int i = 0; i < st->n; i++)
+    if (!strcmp(st->names[i], name)) return st->tensors[i];
+  return NULL;
+}
+
+/* ser.data.embedding_cache.identity: SHA-256 of "weights\0<hex>[\0config\0<hex>]". */
+static int encoder_identity(char hex[65], const char *path) {
+  char weights[PATH_MAX + 32], config[PATH_MAX + 32], w[65], c[65], text[200];
+  int dir = ser_fs_is_dir(path), rc;
+  if (strlen(path) >= PATH_MAX) return ser_error(SER_EINVAL, "encoder path is longer than %d bytes", PATH_MAX);
+  snprintf(weights, sizeof weights, dir ? "%s/model.safetensors" : "%s", path);
+  snprintf(config, sizeof config, "%s/config.json", path);
+  if ((rc = ser_sha256_file(w, weights)) < 0) return rc;
+  int n = snprintf(text, sizeof text, "weights%c%s", 0, w);
+  if (dir && access(config, F_OK) == 0) {
+    if ((rc = ser_sha256_file(c, config)) < 0) return rc;
+    n += snprintf(text + n, sizeof text - (size_t)n, "%cconfig%c%s", 0, 0, c);
+  }
+  ser_sha256_hex(hex, text, (size_t)n);
+  return 0;
+}
+
+/* The encoder the graph names: its path as written, else beside the checkpoint; refused when
+ * its identity differs from the one the model was trained with. */
+static int load_encoder(ser_model *m, const char *ckpt_path) {
+  const ser_graph *g = m->g;
+  char alt[2 * PATH_MAX + 2], hex[65];
+  const char *path = g->enc_path;
+  if (access(path, F_OK) != 0 && path[0] != '/') {
+    const char *slash = strrchr(ckpt_path, '/');
+    snprintf(alt, sizeof alt, "%.*s/%s", slash ? (int)(slash - ckpt_path) : 1, slash ? ckpt_path : ".", path);
+    if (access(alt, F_OK) == 0) path = alt;
+  }
+  int rc = encoder_identity(hex, path);
+  if (rc < 0)
+    return ser_error_prefix(rc, "the model's Whisper encoder %s cannot be read (get it with `make whisper-base` or "
+                            "place it there)", g->enc_path);
+  if (strcmp(hex, g->enc_sha256))
+    return ser_error(SER_EFORMAT, "the Whisper encoder at %s has changed since the model was trained (identity %.16s, "
+                     "the checkpoint's %.16s): restore the encoder files it was trained on", path, hex, g->enc_sha256);
+  if ((rc = ser_whisper_encoder_load(&m->enc, path)) < 0) return ser_error_prefix(rc, "the model's Whisper encoder");
+  const ser_whisper_config *c = &m->enc->cfg;
+  if (c->layers != g->enc_layers || c->d_model != g->enc_d_model || c->n_mels != g->enc_n_mels)
+    return ser_error(SER_EFORMAT, "the Whisper encoder at %s has %d layers, d_model %d, %d mels; the graph says %d, %d, %d",
+                     path, c->layers, c->d_model, c->n_mels, g->enc_layers, g->enc_d_model, g->enc_n_mels);
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == SER_G_WHISPER) g->nodes[i].enc = m->enc;
+  return 0;
+}
+
+static int logits(const ser_model *m, const float *pcm, int64_t n, int rate, ser_tensor **out) {
+  ser_tensor *x = NULL, *y = NULL;
+  int rc = ser_prep_run(&x, &m->prep, pcm, n, rate);
+  if (!rc) rc = ser_graph_run(&y, m->g, x);
+  ser_tensor_release(x);
+  if (!rc && (y->ndim != 2 || y->shape[0] != 1 || y->shape[1] != m->g->n_classes)) {
+    rc = ser_error(SER_EFORMAT, "the graph's output is %s; expected [1, %d] (one logit per class)", SER_SHAPE(y),
+                   m->g->n_classes);
+  }
+  if (rc) {
+    ser_tensor_release(y);
+    return rc;
+  }
+  *out = y;
+  return 0;
+}
+
+ser_model *ser_model_load(const char *path) {
+  if (!path) {
+    ser_error(SER_EINVAL, "ser_model_load: path is NULL");
+    return NULL;
+  }
+  ser_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    ser_error(SER_ENOMEM, "ser_model_load: out of memory");
+    return NULL;
+  }
+  int rc = ser_safetensors_read(&m->st, path);
+  const char *graph = rc ? NULL : ser_safetensors_meta(m->st, "graph");
+  if (!rc && !graph) {
+    const int serlua = ser_safetensors_meta(m->st, SER_CHECKPOINT_FORMAT_KEY) != NULL;
+    rc = ser_error(SER_EFORMAT, "%s: %s has no graph description; add one with `serlua -e "
+                   "'assert(require(\"ser\").graph.attach(\"%s\", \"OUT.safetensors\"))'` (docs/graph.md)", path,
+                   serlua ? "the checkpoint was written before graphs were saved and" : "this state_dict", path);
+  } else if (!rc) {
+    if ((rc = ser_graph_parse(&m->g, graph, lookup, m->st)) == 0) rc = ser_prep_parse(&m->prep, graph);
+    if (!rc && m->prep.speaker_norm)
+      rc = ser_error(SER_EUNSUPPORTED, "the model normalises each speaker's features with statistics over that speaker's "
+                     "other clips (speaker normalisation), which one clip does not give; the C API predicts single clips "
+                     "of models trained without it (predict.lua groups several files by speaker)");
+    if (!rc && (m->prep.kind == SER_PREP_WHISPER) != (m->g->enc_path != NULL))
+      rc = ser_error(SER_EFORMAT, "the graph's input features (whisper_logmel) and its whisper_encoder node go together");
+    if (!rc && m->g->enc_path) rc = load_encoder(m, path);
+    if (rc < 0) ser_error_prefix(rc, "%s", path);
+  }
+  if (!rc) {
+    /* one silent clip through the plan: a tensor of the wrong shape fails here, not later */
+    int64_t n = llround(m->prep.seconds * m->prep.sr);
+    float *zeros = calloc((size_t)n, sizeof *zeros);
+    ser_tensor *y = NULL;
+    rc = zeros ? logits(m, zeros, n, m->prep.sr, &y) : ser_error(SER_ENOMEM, "ser_model_load: out of memory");
+    free(zeros);
+    ser_tensor_release(y);
+    if (rc < 0) ser_error_prefix(rc, "%s: the model does not run on a clip of %g s", path, m->prep.seconds);
+  }
+  if (rc < 0) {
+    ser_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void ser_model_free(ser_model *m) {
+  if (!m) return;
+  ser_graph_free(m->g);
+  ser_whisper_encoder_free(m->enc);
+  ser_safetensors_free(m->st);
+  free(m);
+}
+
+int ser_model_num_classes(const ser_model *m) { return m ? m->g->n_classes : 0; }
+
+const char *ser_model_class_name(const ser_model *m, int i) {
+  return m && i >= 0 && i < m->g->n_classes ? m->g->classes[i] : NULL;
+}
+
+int ser_model_sample_rate(const ser_model *m) { return m ? m->prep.sr : 0; }
+double ser_model_seconds(const ser_model *m) { return m ? m->prep.seconds : 0; }
+
+static int predict(const ser_model *m, const float *pcm, int64_t n, int rate, float *dst, int softmax) {
+  if (!m || !dst) return ser_error(SER_EINVAL, "ser_model_predict: %s is NULL", m ? "the output array" : "the model");
+  ser_tensor *y = NULL, *p = NULL;
+  int rc = logits(m, pcm, n, rate, &y);
+  if (!rc && softmax) rc = ser_softmax(&p, y, 1);
+  if (!rc) memcpy(dst, ser_tensor_data(softmax ? p : y), (size_t)m->g->n_classes * sizeof(float));
+  ser_tensor_release(y);
+  ser_tensor_release(p);
+  return rc;
+}
+
+int ser_model_predict(const ser_model *m, const float *pcm, int64_t n, int sample_rate, float *probs) {
+  return predict(m, pcm, n, sample_rate, probs, 1);
+}
+
+int ser_model_logits(const ser_model *m, const float *pcm, int64_t n, int sample_rate, float *out) {
+  return predict(m, pcm, n, sample_rate, out, 0);
+}
