@@ -22,6 +22,7 @@
 #include "eval/umap.h"
 #include "pretrained/whisper.h"
 #include "pretrained/whisper_blocks.h"
+#include "pretrained/wav2vec2.h"
 
 #define SER_VERSION "0.1.0"
 
