@@ -12,7 +12,7 @@ bias enters the scores), on torchaudio's feature encoder, projection and
 positional convolution (which WavLM shares with wav2vec 2.0).
 
 Usage:
-  wav2vec2_ref.py make DIR VARIANT CLIPS.safetensors   writes DIR/model.safetensors, config.json,
+  wav2vec2_ref.py make DIR VARIANT CLIPS.safetensors   (VARIANT,VARIANT,...: each into DIR/VARIANT) writes DIR/model.safetensors, config.json,
       (preprocessor_config.json) and DIR/ref.safetensors: "hs.<clip>.<layer>" [T, d] for each clip
       "clip.<i>" of CLIPS (float32 samples at 16 kHz), each run alone, as Hugging Face's
       output_hidden_states (1-based clip and layer numbers)
@@ -264,7 +264,11 @@ def make_clips(out):
 
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "make":
-        make(sys.argv[2], sys.argv[3], sys.argv[4])
+        if "," in sys.argv[3]:  # several variants, each into DIR/<variant>
+            for name in sys.argv[3].split(","):
+                make(os.path.join(sys.argv[2], name), name, sys.argv[4])
+        else:
+            make(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) == 3 and sys.argv[1] == "clips":
         make_clips(sys.argv[2])
     elif len(sys.argv) == 2 and sys.argv[1] == "variants":
