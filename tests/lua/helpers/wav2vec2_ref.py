@@ -49,6 +49,14 @@ VARIANTS = {
                             extra=True),
 }
 D, HEADS, FFN, LAYERS, POS_K, POS_G = 32, 4, 64, 2, 16, 4
+# The base models' sizes (wav2vec2-base, hubert-base-ls960, wavlm-base-plus): bench/bench_wav2vec2.sh.
+BASE_CONV = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+SIZES = {"narrow": (NARROW_CONV, D, HEADS, FFN, LAYERS, POS_K, POS_G),
+         "base": (BASE_CONV, 768, 12, 3072, 12, 128, 16)}
+VARIANTS["hubert_base"] = dict(family="hubert", mode="group_norm", pre_ln=False, conv_bias=False, dtype="F32",
+                               pos="weight_norm", prefix="", normalize=False, size="base")
+VARIANTS["wavlm_base"] = dict(family="wavlm", mode="group_norm", pre_ln=False, conv_bias=False, dtype="F32",
+                              pos="weight_norm", prefix="", normalize=False, buckets=320, distance=800, size="base")
 
 
 def bucket(rel, num_buckets, max_distance):
@@ -106,16 +114,20 @@ class WavLMBlock(torch.nn.Module):
 
 def build(v):
     torch.manual_seed(1234)
-    ta = torchaudio.models.wav2vec2_model(
-        extractor_mode=v["mode"], extractor_conv_layer_config=NARROW_CONV, extractor_conv_bias=v["conv_bias"],
-        encoder_embed_dim=D, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=POS_K,
-        encoder_pos_conv_groups=POS_G, encoder_num_layers=LAYERS, encoder_num_heads=HEADS,
-        encoder_attention_dropout=0.0, encoder_ff_interm_features=FFN, encoder_ff_interm_dropout=0.0,
-        encoder_dropout=0.0, encoder_layer_norm_first=v["pre_ln"], encoder_layer_drop=0.0, aux_num_out=None)
+    conv, d, heads, ffn, layers, pos_k, pos_g = SIZES[v.get("size", "narrow")]
+    if v.get("size") == "base" and v["family"] == "hubert":
+        ta = torchaudio.models.hubert_base()  # torchaudio's own factory (dropouts off in eval)
+    else:
+        ta = torchaudio.models.wav2vec2_model(
+            extractor_mode=v["mode"], extractor_conv_layer_config=conv, extractor_conv_bias=v["conv_bias"],
+            encoder_embed_dim=d, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=pos_k,
+            encoder_pos_conv_groups=pos_g, encoder_num_layers=layers, encoder_num_heads=heads,
+            encoder_attention_dropout=0.0, encoder_ff_interm_features=ffn, encoder_ff_interm_dropout=0.0,
+            encoder_dropout=0.0, encoder_layer_norm_first=v["pre_ln"], encoder_layer_drop=0.0, aux_num_out=None)
     blocks = None
     if v["family"] == "wavlm":
         blocks = torch.nn.ModuleList(
-            [WavLMBlock(D, HEADS, FFN, v["pre_ln"], v["buckets"] if i == 0 else 0) for i in range(LAYERS)])
+            [WavLMBlock(d, heads, ffn, v["pre_ln"], v["buckets"] if i == 0 else 0) for i in range(layers)])
     # random but not trivial: norms away from 1/0, gates away from their init
     with torch.no_grad():
         for mod in [ta] + ([blocks] if blocks is not None else []):
@@ -174,13 +186,14 @@ def stored(t, dtype):
 
 
 def config(v):
+    conv, d, heads, ffn, layers, pos_k, pos_g = SIZES[v.get("size", "narrow")]
     c = {"model_type": v["family"], "architectures": [{"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel",
                                                         "wavlm": "WavLMModel"}[v["family"]]],
-         "conv_dim": [c[0] for c in NARROW_CONV], "conv_kernel": [c[1] for c in NARROW_CONV],
-         "conv_stride": [c[2] for c in NARROW_CONV], "conv_bias": v["conv_bias"],
+         "conv_dim": [c[0] for c in conv], "conv_kernel": [c[1] for c in conv],
+         "conv_stride": [c[2] for c in conv], "conv_bias": v["conv_bias"],
          "feat_extract_norm": "group" if v["mode"] == "group_norm" else "layer", "feat_extract_activation": "gelu",
-         "hidden_size": D, "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "intermediate_size": FFN,
-         "hidden_act": "gelu", "num_conv_pos_embeddings": POS_K, "num_conv_pos_embedding_groups": POS_G,
+         "hidden_size": d, "num_attention_heads": heads, "num_hidden_layers": layers, "intermediate_size": ffn,
+         "hidden_act": "gelu", "num_conv_pos_embeddings": pos_k, "num_conv_pos_embedding_groups": pos_g,
          "do_stable_layer_norm": v["pre_ln"], "layer_norm_eps": 1e-5}
     if v["family"] == "wavlm":
         c["num_buckets"], c["max_bucket_distance"] = v["buckets"], v["distance"]
