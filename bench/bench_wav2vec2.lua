@@ -10,7 +10,7 @@ local clock = require("ser.core.nn_cnn").monotonic
 
 local p = argparse("bench_wav2vec2.lua", "Time a wav2vec2-family encoder's forward; check it against a reference.")
 p:argument("dir", "the model folder")
-p:option("--batch", "clips per forward", "4"):convert(tonumber)
+p:option("--batch", "clips per forward", "2"):convert(tonumber)
 p:option("--seconds", "seconds per clip", "4"):convert(tonumber)
 p:option("--repeats", "timed forwards per precision (after one warm-up)", "5"):convert(tonumber)
 p:option("--ref", "clips (.safetensors) whose hidden states DIR/ref.safetensors holds")
@@ -36,6 +36,7 @@ if a.ref then
     enc.config.layers, enc.config.d_model, worst))
 end
 
+if a.repeats < 1 then return end
 ser.manual_seed(7)
 local x = T.randn(a.batch, math.floor(a.seconds * 16000)) * 0.1
 local function median(t)
