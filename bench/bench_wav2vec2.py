@@ -22,6 +22,7 @@ import wav2vec2_ref  # noqa: E402
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--make", nargs=2, metavar=("DIR", "CLIPS"))
 p.add_argument("--time", metavar="VARIANT")
+p.add_argument("--models", default="hubert_base,wavlm_base", help="the variants --make writes")
 p.add_argument("--batch", type=int, default=2)
 p.add_argument("--seconds", type=float, default=4.0)
 p.add_argument("--threads", type=int, default=2)
@@ -30,7 +31,7 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 
 if a.make:
-    for v in ("hubert_base", "wavlm_base"):
+    for v in a.models.split(","):
         wav2vec2_ref.make(os.path.join(a.make[0], v), v, a.make[1])
     print("ok")
     sys.exit(0)

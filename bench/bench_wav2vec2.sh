@@ -8,6 +8,7 @@
 # PyTorch reference on two clips (../shared/data/ravdess16k when present, else generated).
 #
 #   bench/bench_wav2vec2.sh [--batch 2] [--seconds 4] [--threads 2] [--repeats 3] [--rounds 2]
+#                           [--models hubert_base,wavlm_base]
 #
 # The two sides take turns, --rounds times per model (torch, ours, torch, ours, ...; each turn
 # a warm-up and --repeats timed forwards per precision), and the medians over all turns are
@@ -18,7 +19,7 @@ set -euo pipefail
 BUILD=${BUILD:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-batch=2 seconds=4 threads=2 repeats=3 rounds=2
+batch=2 seconds=4 threads=2 repeats=3 rounds=2 models=hubert_base,wavlm_base
 shared=${SER_SHARED:-$root/../shared}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,7 +28,8 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --models) models=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench_wav2vec2.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -54,12 +56,12 @@ for i, f in ipairs { '03-01-05-02-02-01-02.flac', '03-01-01-01-01-01-02.flac' } 
   out['clip.' .. i] = w or (ser.tensor.randn(16000 * (2 + i)) * 0.1)
 end
 assert(ser.save('$tmp/clips.safetensors', out))"
-"$py" bench/bench_wav2vec2.py --make "$tmp" "$tmp/clips.safetensors" >/dev/null
+"$py" bench/bench_wav2vec2.py --make "$tmp" "$tmp/clips.safetensors" --models "$models" >/dev/null
 
 export SER_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive
-med() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-field() { grep " $2 ms=" "$1" | sed "s/.* $3=\([0-9.]*\).*/\1/" | med; }
-for m in hubert_base wavlm_base; do
+med() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+field() { { grep " $2 ms=" "$1" || true; } | sed "s/.* $3=\([0-9.]*\).*/\1/" | med; }
+for m in ${models//,/ }; do
   "$serlua" bench/bench_wav2vec2.lua "$tmp/$m" --repeats 0 --batch 1 --seconds 1 --ref "$tmp/clips.safetensors" | grep parity
   : > "$tmp/$m.torch"; : > "$tmp/$m.ours"
   for r in $(seq "$rounds"); do
@@ -74,7 +76,7 @@ for m in hubert_base wavlm_base; do
   done
   for what in ms cpu; do
     t=$(field "$tmp/$m.torch" fp32 $what); o=$(field "$tmp/$m.ours" amp $what)
-    echo "RESULT $m ours-amp vs torch-fp32 $what torch=$t ours=$o speedup=$(awk -v t="$t" -v o="$o" 'BEGIN { printf "%.2f", t / o }')"
+    [ -n "$t" ] && [ -n "$o" ] && echo "RESULT $m ours-amp vs torch-fp32 $what torch=$t ours=$o speedup=$(awk -v t="$t" -v o="$o" 'BEGIN { printf "%.2f", t / o }')"
   done
 done
 echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, after)"
