@@ -25,6 +25,7 @@
 #include "pretrained/whisper_blocks.h"
 #include "infer/infer.h"
 #include "export/onnx.h"
+#include "pretrained/wav2vec2.h"
 
 #define SER_VERSION "0.1.0"
 

@@ -1,5 +1,6 @@
 -- ser.pretrained: pretrained speech encoders built in the C core from their
--- checkpoints (src/pretrained/; docs/pretrained.md). Whisper today:
+-- checkpoints (src/pretrained/; docs/pretrained.md). Whisper here; wav2vec 2.0, HuBERT and WavLM
+-- in ser.pretrained.wav2vec2 (docs/wav2vec2.md), which load() picks by the file's tensor names:
 --   local enc = assert(ser.pretrained.load("models/whisper-base"))  -- folder or .safetensors
 --   enc.config                   --> { family = "whisper", layers = 6, d_model = 512, heads = 8, n_mels = 80, ... }
 --   local x = enc:frontend(wav)  -- 16 kHz waveform [N] -> log-mel [n_mels, N // 160] ([B, N] -> [B, n_mels, N // 160])
@@ -55,6 +56,20 @@ function Encoder:module(opts)
   return require("ser.pretrained.whisper_module").module(self, opts)
 end
 
+-- Output frames for T input frames (a clip's valid rows), and front-end outputs of several clips
+-- as the zero-padded batch [B, n_mels, Tmax] with their lengths (ser.data.embedding_cache).
+function Encoder:output_frames(n) return (n + 1) // 2 end
+function Encoder:batch(inputs)
+  local lengths, longest = {}, 0
+  for b, m in ipairs(inputs) do
+    lengths[b] = m:shape()[2]
+    longest = math.max(longest, lengths[b])
+  end
+  local x = require("ser.tensor").zeros(#inputs, self.config.n_mels, longest)
+  for b, m in ipairs(inputs) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
+  return x, lengths
+end
+
 Encoder.__call = Encoder.forward
 Encoder.__tostring = function(self) return tostring(self._enc) end
 
@@ -64,6 +79,8 @@ function M.load(path)
   if type(path) ~= "string" then
     error(("pretrained.load: expected a folder or a .safetensors path (string), got %s"):format(type(path)), 2)
   end
+  local w2v = require "ser.pretrained.wav2vec2"
+  if w2v.detect(path) then return w2v.load(path) end
   local enc, err = core.load(path)
   if not enc then return nil, err end
   return setmetatable({ _enc = enc, config = core.config(enc) }, Encoder)

@@ -5,6 +5,7 @@
 #define SER_OPS_NN(X) \
   X(CONV2D, "conv2d", ser_conv2d_backward_node) \
   X(CONV1D, "conv1d", ser_conv1d_backward_node) \
+  X(CONV1D_GROUPED, "conv1d_grouped", ser_conv1d_grouped_backward_node) \
   X(BATCH_NORM, "batch_norm", ser_batch_norm_backward_node) \
   X(BATCH_NORM_RELU, "batch_norm_relu", ser_batch_norm_backward_node) \
   X(MAX_POOL, "max_pool", ser_max_pool_backward_node) \

@@ -69,6 +69,7 @@ int ser_lua_open_augment(lua_State *L);
 int ser_lua_open_eval(lua_State *L);
 int ser_lua_open_nn_functional_cnn(lua_State *L);
 int ser_lua_open_pretrained(lua_State *L);
+int ser_lua_open_wav2vec2(lua_State *L);
 int ser_lua_open_nn_transformer(lua_State *L);
 int ser_lua_open_digest(lua_State *L);
 int ser_lua_open_dist(lua_State *L);

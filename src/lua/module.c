@@ -30,6 +30,7 @@ static const struct {
     {"ser.core.optim", ser_lua_open_optim},
     {"ser.core.checkpoint", ser_lua_open_checkpoint},
     {"ser.core.pretrained", ser_lua_open_pretrained},
+    {"ser.core.wav2vec2", ser_lua_open_wav2vec2},
     {"ser.core.fs", ser_lua_open_fs},
     {"ser.core.digest", ser_lua_open_digest},
     {"ser.core.dist", ser_lua_open_dist},

@@ -3,7 +3,7 @@
  * switch (placed as ser.set_amp by lua/ser/init.lua).
  *
  *   F.conv2d(x, w, b, {stride=, padding=, dilation=})    sizes: n or {h, w}
- *   F.conv1d(x, w, b, {stride=, padding=, dilation=})    sizes: n or {n}
+ *   F.conv1d(x, w, b, {stride=, padding=, dilation=, groups=})    sizes: n or {n}; groups: conv1d only
  *   F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
  *   F.batch_norm_relu(same arguments)  relu(batch_norm(...)) as one op (nn.Sequential fuses the pair)
  *   F.max_pool2d(x, kernel, {stride=, padding=})          also max_pool1d, avg_pool2d, avg_pool1d
@@ -61,15 +61,19 @@ static void opt_size(lua_State *L, int opts, const char *key, int nd, int *out, 
 
 static int conv(lua_State *L, int nd) {
   const char *fname = nd == 2 ? "conv2d" : "conv1d";
-  static const char *const allowed[] = {"stride", "padding", "dilation", NULL};
+  static const char *const allowed[] = {"stride", "padding", "dilation", "groups", NULL};
   ser_tensor *x = ser_lua_checktensor(L, 1), *w = ser_lua_checktensor(L, 2), *b = ser_lua_opttensor(L, 3);
   ser_lua_checkoptions(L, 4, allowed, fname);
   ser_conv_opts o = SER_CONV_OPTS_DEFAULT;
   opt_size(L, 4, "stride", nd, o.stride, 1, 1, fname);
   opt_size(L, 4, "padding", nd, o.padding, 0, 0, fname);
   opt_size(L, 4, "dilation", nd, o.dilation, 1, 1, fname);
+  int groups = 1;
+  opt_size(L, 4, "groups", 1, &groups, 1, 1, fname);
+  if (groups > 1 && nd == 2) return luaL_error(L, "conv2d: option 'groups' is implemented for conv1d only, got %d", groups);
   ser_tensor *y = NULL;
-  SER_LUA_TRY(L, fname, nd == 2 ? ser_conv2d(&y, x, w, b, &o) : ser_conv1d(&y, x, w, b, &o));
+  SER_LUA_TRY(L, fname, nd == 2 ? ser_conv2d(&y, x, w, b, &o)
+                        : groups > 1 ? ser_conv1d_grouped(&y, x, w, b, groups, &o) : ser_conv1d(&y, x, w, b, &o));
   ser_lua_pushtensor(L, y);
   return 1;
 }

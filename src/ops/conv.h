@@ -5,8 +5,8 @@
  * scratch, no per-call allocation), then one GEMM with the weight viewed as
  * [OC, C*KH*KW]; images are spread over threads (single-threaded GEMMs) when
  * the batch has at least as many images as threads, otherwise the GEMMs are
- * threaded. The GEMMs go through ser_gemm, so amp (bf16) applies. Groups are
- * not supported (none of the models uses them). */
+ * threaded. The GEMMs go through ser_gemm, so amp (bf16) applies. Groups: the
+ * 1-d grouped convolution is conv_grouped.h (one of these per image and group). */
 #ifndef SER_OPS_CONV_H
 #define SER_OPS_CONV_H
 

@@ -9,6 +9,7 @@
 #include "shape.h"
 #include "gemm.h"
 #include "conv.h"
+#include "conv_grouped.h"
 #include "batchnorm.h"
 #include "pool.h"
 #include "linear.h"

@@ -24,6 +24,8 @@ enum {
   SER_SCRATCH_WINO_UPACK,  /* the 1-d Winograd's transformed weights packed to bf16 (amp) */
   SER_SCRATCH_ATTN,        /* attention scores / score gradients of one block of query rows */
   SER_SCRATCH_WHISPER,     /* the Whisper encoder's activations (src/pretrained/whisper.c) */
+  SER_SCRATCH_W2V,         /* wav2vec 2.0 / HuBERT / WavLM activations (src/pretrained/wav2vec2_forward.c) */
+  SER_SCRATCH_W2V_STEM,    /* their feature encoder's conv outputs, one clip at a time */
   SER_SCRATCH_SLOTS
 };
 

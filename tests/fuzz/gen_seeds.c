@@ -1,5 +1,5 @@
 /* Writes the seed corpora of the fuzz targets: gen_seeds OUTDIR creates
- * OUTDIR/{audio,safetensors,manifest,names,torch}/ with small valid inputs made here
+ * OUTDIR/{audio,safetensors,manifest,names,torch,w2v_config}/ with small valid inputs made here
  * (tiny WAV/FLAC/AIFF/OGG/... through libsndfile, safetensors files of every dtype (F16/BF16
  * also as the writer makes them, and a Whisper-checkpoint layout), CSV manifests, sample
  * names of each corpus) and, for torch, the hand-made .pt files of tests/data/pt with their
@@ -242,14 +242,33 @@ static void torch_seeds(void) {
   }
 }
 
+/* config.json / preprocessor_config.json of wav2vec2-family folders (selector 0 / 1) */
+static void w2v_config_seeds(void) {
+  static const char base[] =
+      "{\"model_type\": \"wavlm\", \"conv_dim\": [512, 512, 512, 512, 512, 512, 512], \"conv_kernel\": [10, 3, 3, "
+      "3, 3, 2, 2], \"conv_stride\": [5, 2, 2, 2, 2, 2, 2], \"conv_bias\": false, \"feat_extract_norm\": \"group\", "
+      "\"feat_extract_activation\": \"gelu\", \"hidden_size\": 768, \"num_attention_heads\": 12, "
+      "\"num_hidden_layers\": 12, \"intermediate_size\": 3072, \"hidden_act\": \"gelu\", "
+      "\"num_conv_pos_embeddings\": 128, \"num_conv_pos_embedding_groups\": 16, \"do_stable_layer_norm\": false, "
+      "\"layer_norm_eps\": 1e-05, \"num_buckets\": 320, \"max_bucket_distance\": 800, \"add_adapter\": false}";
+  put("w2v_config", "wavlm_base.json", 0, base, sizeof base - 1);
+  static const char large[] =
+      "{\"model_type\": \"hubert\", \"feat_extract_norm\": \"layer\", \"conv_bias\": true, "
+      "\"do_stable_layer_norm\": true, \"feat_proj_layer_norm\": true, \"hidden_size\": 1024, "
+      "\"conv_pos_batch_norm\": false}";
+  put("w2v_config", "hubert_large.json", 0, large, sizeof large - 1);
+  static const char pre[] = "{\"do_normalize\": true, \"feature_size\": 1, \"sampling_rate\": 16000}";
+  put("w2v_config", "preprocessor.json", 1, pre, sizeof pre - 1);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_seeds OUTDIR\n");
     return 2;
   }
   outdir = argv[1];
-  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch"};
-  for (int i = 0; i < 6; i++) {
+  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config"};
+  for (int i = 0; i < 7; i++) {
     char p[1024];
     snprintf(p, sizeof p, "%s%s", outdir, sub[i]);
     mkdir(p, 0755);
@@ -259,6 +278,7 @@ int main(int argc, char **argv) {
   manifest_seeds();
   names_seeds();
   torch_seeds();
+  w2v_config_seeds();
   printf("gen_seeds: %d seed files in %s\n", n_written, outdir);
   return 0;
 }

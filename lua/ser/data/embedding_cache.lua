@@ -80,10 +80,14 @@ function M.new(o)
   local self = setmetatable({ encoder = o.encoder, identity = o.identity, config = cfg, root = o.dir,
     settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0,
     collective = o.collective and true or false }, Cache)
-  if self.settings.seconds > 30 then
+  if (cfg.family or "whisper") == "whisper" and self.settings.seconds > 30 then
     error(("embedding cache: clips of up to %g s asked for; Whisper encodes at most 30 s"):format(self.settings.seconds), 2)
   end
-  self.settings_text = M.settings_text(self.settings, cfg.n_mels)
+  self.settings_text = M.settings_text(self.settings, cfg.n_mels or 0)
+  -- wav2vec2-family front ends z-score clips or not (preprocessor_config.json, outside the identity)
+  if cfg.do_normalize ~= nil then
+    self.settings_text = ("%s;family=%s;normalize=%s"):format(self.settings_text, cfg.family, tostring(cfg.do_normalize))
+  end
   if o.dir then
     self.dir = ("%s/%s/%s"):format(o.dir, self.identity.sha256:sub(1, 16), digest.sha256(self.settings_text):sub(1, 12))
   end
@@ -111,9 +115,10 @@ function Cache:clip(path, wav)
   elseif wav:shape()[1] > max then
     wav = wav:narrow(1, 1, max)
   end
-  if wav:shape()[1] < 2 * 160 then
-    error(("embedding cache: %s: %d samples after decoding%s; the encoder needs at least 320 (20 ms)")
-      :format(path, wav:shape()[1], trim and " and trimming" or ""), 0)
+  local need = self.config and self.config.receptive_field or 2 * 160
+  if wav:shape()[1] < need then
+    error(("embedding cache: %s: %d samples after decoding%s; the encoder needs at least %d (%.0f ms)")
+      :format(path, wav:shape()[1], trim and " and trimming" or "", need, need / 16), 0)
   end
   return wav:contiguous()
 end
@@ -142,21 +147,15 @@ function Cache:encode(todo, done)
     clips[i] = { item = it, wav = wav, n = wav:shape()[1] }
   end
   table.sort(clips, function(a, b) return a.n > b.n or (a.n == b.n and a.item.index < b.item.index) end)
-  local t0, shown, n_mels = progress.now(), progress.now(), self.config.n_mels
+  local t0, shown = progress.now(), progress.now()
   for first = 1, #clips, self.batch do
     local last = math.min(#clips, first + self.batch - 1)
-    local mels, lengths, Tmax = {}, {}, 0
-    for i = first, last do
-      local m = enc:frontend(clips[i].wav)                     -- [n_mels, frames]
-      mels[#mels + 1] = m
-      lengths[#lengths + 1] = m:shape()[2]
-      Tmax = math.max(Tmax, m:shape()[2])
-    end
-    local x = T.zeros(#mels, n_mels, Tmax)
-    for b, m in ipairs(mels) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
+    local inputs = {}
+    for i = first, last do inputs[#inputs + 1] = enc:frontend(clips[i].wav) end   -- Whisper: [n_mels, frames]
+    local x, lengths = enc:batch(inputs)                     -- zero-padded, lengths in input frames / samples
     local hs = enc:hidden_states(x, { lengths = lengths })
-    for b = 1, #mels do
-      done(clips[first + b - 1].item, pool(hs, b, (lengths[b] + 1) // 2))
+    for b = 1, #inputs do
+      done(clips[first + b - 1].item, pool(hs, b, enc:output_frames(lengths[b])))
     end
     local now = progress.now()
     if #clips > 2 * self.batch and (now - shown > 10 or last == #clips) then

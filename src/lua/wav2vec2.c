@@ -1,0 +1,221 @@
+/* ser.core.wav2vec2: the wav2vec 2.0 / HuBERT / WavLM encoders of
+ * src/pretrained/wav2vec2.h as a userdata (detect, load, config, frontend,
+ * forward, state_dict); lua/ser/pretrained.lua builds the ser.pretrained
+ * surface on it. Conversion and checks only. */
+#include <string.h>
+
+#include "luat.h"
+
+#define W2V_MT "ser.Wav2Vec2Encoder"
+
+typedef struct {
+  ser_wav2vec2_encoder *enc;
+} w2v_box;
+
+static ser_wav2vec2_encoder *check_encoder(lua_State *L, int idx) {
+  w2v_box *b = luaL_checkudata(L, idx, W2V_MT);
+  if (!b->enc) luaL_error(L, "pretrained: the encoder was already released");
+  return b->enc;
+}
+
+static int enc_gc(lua_State *L) {
+  w2v_box *b = luaL_checkudata(L, 1, W2V_MT);
+  ser_wav2vec2_encoder_free(b->enc);
+  b->enc = NULL;
+  return 0;
+}
+
+/* detect(path) -> true when the file (or folder) holds a wav2vec2-family model */
+static int l_detect(lua_State *L) {
+  lua_pushboolean(L, ser_wav2vec2_detect(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+/* load(path) -> encoder userdata, or nil, message */
+static int l_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  w2v_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->enc = NULL;
+  luaL_setmetatable(L, W2V_MT);
+  if (ser_wav2vec2_encoder_load(&b->enc, path) < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "pretrained.load: %s", ser_errmsg());
+    return 2;
+  }
+  ser_lua_account(L);
+  return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_list(lua_State *L, const char *k, const int *v, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, k);
+}
+
+/* config(enc) -> { family, layers, d_model, heads, ffn_dim, conv_dim = {...}, ... } */
+static int l_config(lua_State *L) {
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  const ser_wav2vec2_config *c = &e->cfg;
+  lua_createtable(L, 0, 24);
+  lua_pushstring(L, ser_wav2vec2_family_name(c->family));
+  lua_setfield(L, -2, "family");
+  set_int(L, "layers", c->layers);
+  set_int(L, "d_model", c->d_model);
+  set_int(L, "heads", c->heads);
+  set_int(L, "ffn_dim", c->ffn);
+  set_list(L, "conv_dim", c->conv_dim, c->n_conv);
+  set_list(L, "conv_kernel", c->conv_kernel, c->n_conv);
+  set_list(L, "conv_stride", c->conv_stride, c->n_conv);
+  lua_pushstring(L, c->layer_extractor ? "layer" : "group");
+  lua_setfield(L, -2, "feat_extract_norm");
+  set_bool(L, "conv_bias", c->conv_bias);
+  set_bool(L, "feat_proj_layer_norm", c->proj_norm);
+  set_bool(L, "do_stable_layer_norm", c->stable_layer_norm);
+  set_bool(L, "do_normalize", c->do_normalize);
+  set_int(L, "pos_kernel", c->pos_kernel);
+  set_int(L, "pos_groups", c->pos_groups);
+  if (c->family == SER_W2V_WAVLM) {
+    set_int(L, "num_buckets", c->num_buckets);
+    set_int(L, "max_bucket_distance", c->max_distance);
+  }
+  lua_pushnumber(L, c->eps);
+  lua_setfield(L, -2, "layer_norm_eps");
+  set_int(L, "receptive_field", c->receptive_field);
+  set_int(L, "hop", c->hop);
+  set_int(L, "params", e->n_params);
+  set_int(L, "sample_rate", 16000);
+  lua_pushstring(L, e->source);
+  lua_setfield(L, -2, "source");
+  set_bool(L, "has_config", e->has_config);
+  return 1;
+}
+
+/* frames(enc, n_samples) -> output frames */
+static int l_frames(lua_State *L) {
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  const lua_Integer n = luaL_checkinteger(L, 2);
+  lua_pushinteger(L, n < 0 ? 0 : ser_wav2vec2_encoder_frames(e, n));
+  return 1;
+}
+
+/* frontend(enc, wav [N]) -> [N]: the clip z-scored when the config says do_normalize, else a copy */
+static int l_frontend(lua_State *L) {
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  ser_tensor *x = ser_lua_checktensor(L, 2);
+  if (x->ndim != 1)
+    return luaL_error(L, "%s frontend: expected one 16 kHz waveform [N], got %s", ser_wav2vec2_family_name(e->cfg.family),
+                      SER_SHAPE(x));
+  ser_tensor *xc = ser_tensor_contiguous_raw(x);
+  ser_tensor *y = xc ? ser_tensor_empty(1, x->shape) : NULL;
+  if (!y) {
+    ser_tensor_release(xc);
+    return luaL_error(L, "frontend: out of memory");
+  }
+  ser_wav2vec2_frontend(e, ser_tensor_data(y), ser_tensor_data(xc), x->shape[0]);
+  ser_tensor_release(xc);
+  ser_lua_pushtensor(L, y);
+  return 1;
+}
+
+/* forward(enc, x [B, N] [, { lengths = {...} }] [, want_hidden]) -> out [, { hidden... }] */
+static int l_forward(lua_State *L) {
+  static const char *const keys[] = {"lengths", NULL};
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  ser_tensor *x = ser_lua_checktensor(L, 2);
+  const int want_hidden = lua_toboolean(L, 4);
+  char fname[64];
+  snprintf(fname, sizeof fname, "%s encoder", ser_wav2vec2_family_name(e->cfg.family));
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  ser_lua_checkoptions(L, 3, keys, fname);
+  int32_t *lengths = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    lua_getfield(L, 3, "lengths");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        return luaL_error(L, "%s: option 'lengths' must be a list of sample counts, got %s", fname,
+                          luaL_typename(L, -1));
+      const lua_Integer B = x->ndim >= 1 ? x->shape[0] : 0, n = (lua_Integer)lua_rawlen(L, -1);
+      if (n != B)
+        return luaL_error(L, "%s: 'lengths' has %d entries, the batch %s has %d clips", fname, (int)n, SER_SHAPE(x),
+                          (int)B);
+      lengths = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n + 1), 0); /* freed by the GC */
+      for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, i);
+        int isint = 0;
+        const lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (!isint || v < 1 || v > (1 << 26))
+          return luaL_error(L, "%s: lengths[%d] must be a whole number of samples >= 1, got %s", fname, (int)i,
+                            luaL_tolstring(L, -1, NULL));
+        lengths[i - 1] = (int32_t)v;
+        lua_pop(L, 1);
+      }
+    }
+  }
+  ser_tensor *out = NULL;
+  ser_tensor **hidden = NULL;
+  if (want_hidden) hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(e->cfg.layers + 1), 0);
+  if (ser_wav2vec2_encoder_forward_tensor(e, &out, hidden, x, lengths) < 0) return ser_lua_fail(L, fname);
+  ser_lua_pushtensor(L, out);
+  if (!want_hidden) return 1;
+  lua_createtable(L, e->cfg.layers + 1, 0);
+  for (int l = 0; l <= e->cfg.layers; l++) {
+    ser_lua_pushtensor(L, hidden[l]);
+    lua_rawseti(L, -2, l + 1);
+  }
+  return 2;
+}
+
+/* state_dict(enc) -> { ["encoder.layers.0.attention.q_proj.weight"] = tensor, ... }: copies,
+ * Hugging Face names without the family prefix (the positional conv's weight folded). */
+static int l_state_dict(lua_State *L) {
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  const int n = ser_wav2vec2_encoder_n_tensors(e);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    const ser_tensor *w = ser_wav2vec2_encoder_tensor(e, i, &name);
+    ser_lua_pushtensor(L, ser_tensor_clone_raw(w));
+    lua_setfield(L, -2, name);
+  }
+  return 1;
+}
+
+static int enc_tostring(lua_State *L) {
+  const ser_wav2vec2_encoder *e = check_encoder(L, 1);
+  const ser_wav2vec2_config *c = &e->cfg;
+  lua_pushfstring(L, "%sEncoder(%d layers, d_model %d, %d heads, %s extractor, %s, '%s')",
+                  c->family == SER_W2V_WAVLM ? "WavLM" : c->family == SER_W2V_HUBERT ? "Hubert" : "Wav2Vec2",
+                  c->layers, c->d_model, c->heads, c->layer_extractor ? "layer" : "group",
+                  c->stable_layer_norm ? "pre-LN" : "post-LN", e->source);
+  return 1;
+}
+
+int ser_lua_open_wav2vec2(lua_State *L) {
+  if (luaL_newmetatable(L, W2V_MT)) {
+    lua_pushcfunction(L, enc_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, enc_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, enc_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"detect", l_detect},     {"load", l_load},       {"config", l_config},
+                                 {"frames", l_frames},     {"frontend", l_frontend}, {"forward", l_forward},
+                                 {"state_dict", l_state_dict}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}
