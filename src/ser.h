@@ -21,6 +21,7 @@
 #include "io/fs.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
+#include "pretrained/identity.h"
 #include "pretrained/whisper.h"
 #include "pretrained/whisper_blocks.h"
 #include "infer/infer.h"

@@ -12,47 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
-#include "io/fs.h"
-#include "io/sha256.h"
 #include "onnx_ops.h"
+#include "pretrained/identity.h"
 #include "pretrained/whisper.h"
-
-/* ser.data.embedding_cache.identity: SHA-256 of "weights\0<hex>[\0config\0<hex>]" (as
- * src/infer/model.c computes it). */
-static int identity(char hex[65], const char *path) {
-  char weights[PATH_MAX + 32], config[PATH_MAX + 32], w[65], cfg[65], text[200];
-  const int dir = ser_fs_is_dir(path);
-  int rc;
-  if (strlen(path) >= PATH_MAX) return ser_error(SER_EINVAL, "encoder path is longer than %d bytes", PATH_MAX);
-  snprintf(weights, sizeof weights, dir ? "%s/model.safetensors" : "%s", path);
-  snprintf(config, sizeof config, "%s/config.json", path);
-  /* a regular file only: a description naming a device (/dev/zero) must not hang the export */
-  struct stat st;
-  if (stat(weights, &st) != 0 || !S_ISREG(st.st_mode)) return ser_error(SER_EINVAL, "%s is not a readable file", weights);
-  if ((rc = ser_sha256_file(w, weights)) < 0) return rc;
-  int n = snprintf(text, sizeof text, "weights%c%s", 0, w);
-  if (dir && stat(config, &st) == 0) {
-    if (!S_ISREG(st.st_mode)) return ser_error(SER_EINVAL, "%s is not a readable file", config);
-    if ((rc = ser_sha256_file(cfg, config)) < 0) return rc;
-    n += snprintf(text + n, sizeof text - (size_t)n, "%cconfig%c%s", 0, 0, cfg);
-  }
-  ser_sha256_hex(hex, text, (size_t)n);
-  return 0;
-}
 
 /* The encoder folder as written, else beside the checkpoint; its identity must match. */
 static int load(ox_ctx *c, const char *path, const char *sha, ser_whisper_encoder **enc) {
   char alt[2 * PATH_MAX + 2], hex[65];
-  if (access(path, F_OK) != 0 && path[0] != '/' && c->ckpt_path) {
-    const char *slash = strrchr(c->ckpt_path, '/');
-    snprintf(alt, sizeof alt, "%.*s/%s", slash ? (int)(slash - c->ckpt_path) : 1, slash ? c->ckpt_path : ".", path);
-    if (access(alt, F_OK) == 0) path = alt;
-  }
-  if (identity(hex, path) < 0)
+  path = ser_encoder_resolve(alt, sizeof alt, path, c->ckpt_path);
+  if (ser_encoder_identity(hex, path) < 0)
     return ox_fail(c, SER_EINVAL, "the model's Whisper encoder %s cannot be read (%s); its weights go into the ONNX "
                    "file, so it must be there (`make whisper-base` or place it)", path, ser_errmsg());
   if (strcmp(hex, sha) != 0)

@@ -7,15 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "infer/graph.h"
 #include "infer/prep.h"
-#include "io/fs.h"
 #include "io/safetensors.h"
-#include "io/sha256.h"
 #include "ops/ops.h"
+#include "pretrained/identity.h"
 #include "pretrained/whisper.h"
 
 struct ser_model {
@@ -32,35 +30,13 @@ static ser_tensor *lookup(void *ctx, const char *name) {
   return NULL;
 }
 
-/* ser.data.embedding_cache.identity: SHA-256 of "weights\0<hex>[\0config\0<hex>]". */
-static int encoder_identity(char hex[65], const char *path) {
-  char weights[PATH_MAX + 32], config[PATH_MAX + 32], w[65], c[65], text[200];
-  int dir = ser_fs_is_dir(path), rc;
-  if (strlen(path) >= PATH_MAX) return ser_error(SER_EINVAL, "encoder path is longer than %d bytes", PATH_MAX);
-  snprintf(weights, sizeof weights, dir ? "%s/model.safetensors" : "%s", path);
-  snprintf(config, sizeof config, "%s/config.json", path);
-  if ((rc = ser_sha256_file(w, weights)) < 0) return rc;
-  int n = snprintf(text, sizeof text, "weights%c%s", 0, w);
-  if (dir && access(config, F_OK) == 0) {
-    if ((rc = ser_sha256_file(c, config)) < 0) return rc;
-    n += snprintf(text + n, sizeof text - (size_t)n, "%cconfig%c%s", 0, 0, c);
-  }
-  ser_sha256_hex(hex, text, (size_t)n);
-  return 0;
-}
-
 /* The encoder the graph names: its path as written, else beside the checkpoint; refused when
  * its identity differs from the one the model was trained with. */
 static int load_encoder(ser_model *m, const char *ckpt_path) {
   const ser_graph *g = m->g;
   char alt[2 * PATH_MAX + 2], hex[65];
-  const char *path = g->enc_path;
-  if (access(path, F_OK) != 0 && path[0] != '/') {
-    const char *slash = strrchr(ckpt_path, '/');
-    snprintf(alt, sizeof alt, "%.*s/%s", slash ? (int)(slash - ckpt_path) : 1, slash ? ckpt_path : ".", path);
-    if (access(alt, F_OK) == 0) path = alt;
-  }
-  int rc = encoder_identity(hex, path);
+  const char *path = ser_encoder_resolve(alt, sizeof alt, g->enc_path, ckpt_path);
+  int rc = ser_encoder_identity(hex, path);
   if (rc < 0)
     return ser_error_prefix(rc, "the model's Whisper encoder %s cannot be read (get it with `make whisper-base` or "
                             "place it there)", g->enc_path);
