@@ -31,6 +31,7 @@ local lazy = {
   load = { "ser.core.checkpoint", "load" },
   set_amp = { "ser.core.nn_cnn", "set_amp" },
   pretrained = "ser.pretrained",
+  stream = "ser.stream",
 }
 ser._lazy = lazy
 
