@@ -11,6 +11,9 @@
  * ring is nearly full of the next window's samples. */
 #define STREAM_CHUNK 4096
 #define MAX_CHANNELS 64
+/* Float PCM is nominally within [-1, 1]. Far beyond it is not audio but a wrong format (s16
+ * read as f32, say), and values near FLT_MAX would overflow to infinity in the resampler. */
+#define MAX_ABS 1e4f
 
 struct ser_stream {
   double in_rate;
@@ -54,6 +57,11 @@ int64_t ser_pcm_decode(float *out, const unsigned char *bytes, size_t n, ser_pcm
         if (!isfinite(v))
           return ser_error(SER_EFORMAT, "pcm: f32 sample at byte %zu of this block is %s; samples must be finite",
                            (size_t)(p - bytes), isnan(v) ? "NaN" : "infinite");
+        if (fabsf(v) > MAX_ABS)
+          return ser_error(SER_EFORMAT,
+                           "pcm: f32 sample at byte %zu of this block is %g; float PCM is expected within [-1, 1] "
+                           "(at most +-%g accepted): is the format right?",
+                           (size_t)(p - bytes), (double)v, (double)MAX_ABS);
         acc += v;
       }
     }
@@ -141,10 +149,14 @@ static void ring_put(ser_stream *s, const float *x, int64_t n) {
 int64_t ser_stream_push(ser_stream *s, const float *x, int64_t n) {
   if (s->finishing) return ser_error(SER_ESTATE, "stream: push after finish (the input has ended)");
   if (n < 0) return ser_error(SER_EINVAL, "stream: push of %lld samples", (long long)n);
-  for (int64_t i = 0; i < n; i++)
+  for (int64_t i = 0; i < n; i++) {
     if (!isfinite(x[i]))
       return ser_error(SER_EINVAL, "stream: sample %lld of this push is %s; samples must be finite",
                        (long long)i + 1, isnan(x[i]) ? "NaN" : "infinite");
+    if (fabsf(x[i]) > MAX_ABS)
+      return ser_error(SER_EINVAL, "stream: sample %lld of this push is %g; samples are expected within [-1, 1] (at "
+                       "most +-%g accepted)", (long long)i + 1, (double)x[i], (double)MAX_ABS);
+  }
   int64_t room = ring_free(s);
   if (n == 0 || room <= 0) return 0;
   if (!s->soxr) {

@@ -27,9 +27,10 @@ int ser_pcm_sample_bytes(ser_pcm_format fmt);
 /* Decodes the whole frames (one sample per channel) of bytes[0..n): little-endian, channels
  * interleaved and averaged into one; s16 scaled by 1/32768 (libsndfile's scaling). out must
  * hold n / (sample bytes * channels) samples. Returns the count of samples written, or a
- * negative SER_E* (channels outside 1..64, an unknown format, a non-finite f32 sample: the
- * message names its byte offset). *used gets the bytes consumed: the trailing bytes of an
- * incomplete frame are left for the next call. */
+ * negative SER_E* (channels outside 1..64, an unknown format, an f32 sample that is not
+ * finite or beyond +-1e4, far outside audio's [-1, 1]: the message names its byte offset).
+ * *used gets the bytes consumed: the trailing bytes of an incomplete frame are left for the
+ * next call. */
 int64_t ser_pcm_decode(float *out, const unsigned char *bytes, size_t n, ser_pcm_format fmt, int channels,
                        size_t *used);
 
@@ -52,8 +53,8 @@ void ser_stream_free(ser_stream *s);  /* NULL is fine */
 
 /* Feeds x[0..n) (at in_rate). Returns how many samples were taken (0..n): fewer when the ring
  * holds samples that a window not yet taken still needs; take the ready windows and push the
- * rest. Negative SER_E* for non-finite samples (nothing taken), a push after finish, or a
- * resampler failure. */
+ * rest. Negative SER_E* (nothing taken) for a sample that is not finite or beyond +-1e4, a
+ * push after finish, or a resampler failure. */
 int64_t ser_stream_push(ser_stream *s, const float *x, int64_t n);
 
 /* Marks the end of input and flushes the resampler's delay into the ring. Returns 0 when all
