@@ -72,7 +72,7 @@ local ok, st = pcall(ser.stream.new, model, meta, { window = args.window and num
   vad_range = number("vad-range", args.vad_range),
   vad_min = number("vad-min", args.vad_min), smooth = number("smooth", args.smooth, true),
   min_silence = number("min-silence", args.min_silence), min_segment = number("min-segment", args.min_segment) })
-if not ok then parser:error(tostring(st):gsub("^ser%.stream%.new: ", "")) end
+if not ok then parser:error((tostring(st):gsub("^ser%.stream%.new: ", ""))) end
 
 local fmt = ser.stream.format
 local csv, csv_tmp
