@@ -7,22 +7,24 @@
 -- as a live source would deliver it.
 --
 --   SER_NUM_THREADS=1 serlua bench/bench_stream.lua [--models cnn2d,crnn,cnn1d,whisper] [--minutes 1]
---       [--memory] [--encoder DIR]
+--       [--memory] [--encoder DIR] [--trace]
 -- --memory runs each model in a child process for 1 and for 10 minutes and reports its peak RSS,
--- the bytes the C core holds (ser.memory()) and Lua's heap at the end.
+-- the bytes the C core holds (ser.memory()) and Lua's heap at the end. --trace (with --memory)
+-- prints the 10-minute run's RSS, peak RSS and core memory after each minute.
 local ser = require "ser"
 local T = ser.tensor
 
-local opts = { models = "cnn2d,crnn,cnn1d,whisper", minutes = "1", encoder = nil, memory = false, child = nil }
+local opts = { models = "cnn2d,crnn,cnn1d,whisper", minutes = "1", encoder = nil, memory = false, child = nil,
+  trace = false }
 local i = 1
 while i <= #arg do
   local k = arg[i]:match("^%-%-(.+)$")
   if k == "help" then
     print("usage: serlua bench/bench_stream.lua [--models cnn2d,crnn,cnn1d,whisper] [--minutes N] [--memory] " ..
-      "[--encoder DIR]")
+      "[--encoder DIR] [--trace]")
     os.exit(0)
-  elseif k == "memory" then
-    opts.memory, i = true, i + 1
+  elseif k == "memory" or k == "trace" then
+    opts[k], i = true, i + 1
   elseif k and arg[i + 1] and (k == "models" or k == "minutes" or k == "encoder" or k == "child") then
     opts[k], i = arg[i + 1], i + 2
   else
@@ -77,12 +79,13 @@ local function speech()
   return T.cat(parts, 1), source
 end
 
-local function peak_rss_kb()
+local function status_kb(field)
   for line in io.lines("/proc/self/status") do
-    local v = line:match("^VmHWM:%s+(%d+)")
+    local v = line:match("^" .. field .. ":%s+(%d+)")
     if v then return tonumber(v) end
   end
 end
+local function peak_rss_kb() return status_kb("VmHWM") end
 
 -- Streams `minutes` of input through the checkpoint, 0.1 s per push. Returns the statistics.
 local function measure(path, minutes)
@@ -90,7 +93,7 @@ local function measure(path, minutes)
   local st = ser.stream.new(model, meta, { rate = 16000 })
   local signal = speech()
   local total = math.floor(minutes * 60 * 16000)
-  local block, at, pos = 1600, 0, 0
+  local block, at, pos, next_trace = 1600, 0, 0, 60 * 16000
   local times, n_windows, n_scored, n_segments = {}, 0, 0, 0
   local delays = {}
   local clock = os.clock
@@ -118,6 +121,13 @@ local function measure(path, minutes)
     end
     account(ws, segs)
     at, pos = at + n, (pos + n) % signal:shape()[1]
+    if opts.trace and at >= next_trace then
+      next_trace = next_trace + 60 * 16000
+      local live, peak = ser.memory()
+      io.stderr:write(("trace: minute %d: RSS %.0f MB, peak RSS %.0f MB, core %.1f MB (peak %.1f MB), Lua %.2f MB\n")
+        :format(at // (60 * 16000), status_kb("VmRSS") / 1024, peak_rss_kb() / 1024, live / 2 ^ 20, peak / 2 ^ 20,
+          collectgarbage("count") / 1024))
+    end
   end
   account(st:finish())
   local elapsed = clock() - t0
@@ -159,12 +169,14 @@ print(("%-8s %7s %8s %8s %8s %9s %8s %12s %10s %10s %15s %15s"):format("model", 
   "max ms", "scored", "delay s", "RSS 1 min", "RSS 10 min", "ser MB 1/10", "Lua MB 1/10"))
 local self_cmd = ("%s %sbench/bench_stream.lua"):format(arg[-1] or "serlua", here)
 local function child(path, minutes)
-  local p = io.popen(("%s --child %s --minutes %s 2>&1"):format(self_cmd, path, minutes))
+  local p = io.popen(("%s --child %s --minutes %s%s 2>&1"):format(self_cmd, path, minutes,
+    opts.trace and minutes == 10 and " --trace" or ""))
   local out = p:read("a")
   p:close()
   local v = {}
   for x in (out:match("RESULT ([^\n]+)") or ""):gmatch("%S+") do v[#v + 1] = tonumber(x) end
   if #v < 14 then error("child run failed:\n" .. out, 0) end
+  for line in out:gmatch("trace: [^\n]+") do print("  " .. line) end
   return { rtf = v[1], mean = v[2], p95 = v[3], max = v[4], windows = v[5], scored = v[6], segments = v[7], rss = v[8],
     window = v[9], hop = v[10], live = v[11], lua = v[12], delay_mean = v[13], delay_max = v[14] }
 end
