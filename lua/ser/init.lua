@@ -34,6 +34,7 @@ local lazy = {
   dist = "ser.dist",
   graph = "ser.graph",
   onnx = "ser.onnx",
+  stream = "ser.stream",
 }
 ser._lazy = lazy
 

@@ -259,6 +259,33 @@ static void w2v_config_seeds(void) {
   put("w2v_config", "hubert_large.json", 0, large, sizeof large - 1);
   static const char pre[] = "{\"do_normalize\": true, \"feature_size\": 1, \"sampling_rate\": 16000}";
   put("w2v_config", "preprocessor.json", 1, pre, sizeof pre - 1);
+/* Raw PCM for fuzz_pcm: a tone as s16 and f32, mono and stereo, at the rates the option
+ * byte selects (bit 0 format, bits 1-2 channels, bits 3-4 rate, bits 5-7 block size), one
+ * cut inside a frame. */
+static void pcm_seeds(void) {
+  unsigned char buf[8 * 2000];
+  for (int sel = 0; sel < 32; sel += 3) {
+    int f32 = sel & 1, ch = (sel >> 1) & 3 ? 2 : 1;
+    size_t len = 0;
+    for (int i = 0; i < 2000 / ch && len + 8 <= sizeof buf; i++) {
+      float v = 0.3f * sinf(2.0f * 3.14159265f * 220.0f * (float)i / 16000.0f);
+      for (int c = 0; c < ch; c++) {
+        if (f32) {
+          memcpy(buf + len, &v, 4);
+          len += 4;
+        } else {
+          int16_t s = (int16_t)lrintf(v * 32767.0f);
+          buf[len++] = (unsigned char)(s & 0xff);
+          buf[len++] = (unsigned char)((uint16_t)s >> 8);
+        }
+      }
+    }
+    char name[64];
+    snprintf(name, sizeof name, "tone_%02d", sel);
+    put("pcm", name, sel | (4 << 5), buf, len);
+    snprintf(name, sizeof name, "cut_%02d", sel);
+    put("pcm", name, sel | (2 << 5), buf, len - 1);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -267,8 +294,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   outdir = argv[1];
-  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config"};
-  for (int i = 0; i < 7; i++) {
+  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config", "/pcm"};
+  for (int i = 0; i < (int)(sizeof sub / sizeof *sub); i++) {
     char p[1024];
     snprintf(p, sizeof p, "%s%s", outdir, sub[i]);
     mkdir(p, 0755);
@@ -279,6 +306,7 @@ int main(int argc, char **argv) {
   names_seeds();
   torch_seeds();
   w2v_config_seeds();
+  pcm_seeds();
   printf("gen_seeds: %d seed files in %s\n", n_written, outdir);
   return 0;
 }
