@@ -18,6 +18,7 @@ packages=(
   libreadline-dev                 # REPL line editing and history
   libcjson-dev                    # safetensors JSON header
   libzip-dev                      # PyTorch .pt checkpoints (zip archives) read by ser.load
+  libmicrohttpd-dev               # the HTTP server of experiments/serve.lua (src/http/)
   libcmocka-dev                   # C unit tests
   lua-busted                      # Lua specs
   lua-argparse                    # command-line flags of the experiment scripts

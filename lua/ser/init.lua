@@ -31,6 +31,7 @@ local lazy = {
   load = { "ser.core.checkpoint", "load" },
   set_amp = { "ser.core.nn_cnn", "set_amp" },
   pretrained = "ser.pretrained",
+  serve = "ser.serve",
 }
 ser._lazy = lazy
 

@@ -32,6 +32,7 @@ static const struct {
     {"ser.core.pretrained", ser_lua_open_pretrained},
     {"ser.core.fs", ser_lua_open_fs},
     {"ser.core.digest", ser_lua_open_digest},
+    {"ser.core.http", ser_lua_open_http},
     {NULL, NULL},
 };
 

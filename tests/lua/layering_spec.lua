@@ -25,6 +25,8 @@ local ALLOWED = {
   -- pretrained encoders (src/pretrained/): built from checkpoints (io), with their
   -- own front ends (audio), on the ops and autograd.
   pretrained = { core = true, ops = true, autograd = true, io = true, audio = true },
+  -- the HTTP server of serve.lua (src/http/: libmicrohttpd, raw PCM bodies)
+  http = { core = true },
 }
 -- Not core areas: the bindings, the interpreter.
 local NOT_CORE = { lua = true, serlua = true }
