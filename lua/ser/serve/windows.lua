@@ -103,7 +103,10 @@ function Stream:window(w, start, valid, wins, segs)
   end
   if voiced then
     if seg then seg.stop, seg.sum, seg.n = b, seg.sum + win.confidence, seg.n + 1
-    else self.seg = { start = math.max(0, a), stop = b, label = win.label, sum = win.confidence, n = 1 } end
+    else
+      -- the stream's first window also speaks for the audio before its centre
+      self.seg = { start = start == 0 and 0 or math.max(0, a), stop = b, label = win.label, sum = win.confidence, n = 1 }
+    end
   end
 end
 
@@ -135,8 +138,8 @@ function Stream:finish()
   end
   if self.seg then
     local seg = self.seg
-    segs[#segs + 1] = { start = seg.start, stop = math.min(seg.stop, self.n_in / self.rate), label = seg.label,
-                        confidence = seg.sum / seg.n }
+    -- the open segment runs to the end of the audio: nothing after its last window said otherwise
+    segs[#segs + 1] = { start = seg.start, stop = self.n_in / self.rate, label = seg.label, confidence = seg.sum / seg.n }
     self.seg = nil
   end
   self.buf = T.zeros(0)
