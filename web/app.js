@@ -10,6 +10,9 @@ const $ = (id) => document.getElementById(id);
 let info = null;
 const state = { windows: [], segments: [], duration: 0 };
 let rec = null;
+// ?keep-audio: the page keeps what it sent, so a test can replay exactly those samples
+const KEEP = new URLSearchParams(location.search).has('keep-audio');
+window.serSent = [];
 
 function color(label) { return COLORS[Math.max(0, info.classes.indexOf(label)) % COLORS.length]; }
 function status(text) { $('status').textContent = text; }
@@ -37,8 +40,11 @@ function render() {
   const tl = $('timeline');
   tl.innerHTML = state.windows.map((w) => {
     // each window is drawn over the hop-long stretch at its centre, as tall as its confidence
+    // (the first window also for the audio before its centre, the last for the audio after it)
     const mid = (w.start + Math.min(w.stop, w.start + info.window)) / 2;
-    const left = Math.max(0, mid - info.hop / 2) / end * 100, width = info.hop / end * 100;
+    const a = w.start === 0 ? 0 : Math.max(0, mid - info.hop / 2);
+    const b = w === state.windows[state.windows.length - 1] && !rec ? Math.max(w.stop, mid + info.hop / 2) : mid + info.hop / 2;
+    const left = a / end * 100, width = (b - a) / end * 100;
     if (!w.voiced) return `<div class="win silent" style="left:${left}%;width:${width}%" title="${w.start} s: silent"></div>`;
     return `<div class="win" data-label="${w.label}" style="left:${left}%;width:${width}%;height:${(100 * w.confidence).toFixed(0)}%;` +
       `background:${color(w.label)}" title="${w.start}–${w.stop} s: ${w.label} ${(100 * w.confidence).toFixed(0)} %"></div>`;
@@ -81,6 +87,7 @@ function addLive(j) {
     const w = voiced[voiced.length - 1];
     showNow(w.label, w.confidence, w.probabilities);
     $('label').dataset.source = 'live';
+    $('confidence').textContent += ` · smoothed over ${info.smooth} windows; the bars: the latest window`;
   }
   render();
 }
@@ -100,6 +107,7 @@ function flush(all) {
   for (const p of rec.parts) { buf.set(p, o); o += p.length; }
   rec.parts = [];
   rec.samples += n;
+  if (KEEP) window.serSent.push(buf);
   state.duration = rec.samples / info.sample_rate;
   // one request at a time, in order: the session's windows depend on the order of the samples
   rec.chain = rec.chain.then(() => send(buf.buffer)).catch((e) => { status(`live view stopped: ${e.message}`); });
@@ -114,6 +122,7 @@ async function startRecording() {
   const j = await r.json();
   if (!r.ok) { media.getTracks().forEach((t) => t.stop()); ctx.close(); throw new Error(j.error); }
   reset();
+  window.serSent = [];
   rec = { id: j.id, ctx, media, parts: [], samples: 0, chunk: Math.round(CHUNK_SECONDS * info.sample_rate),
           chain: Promise.resolve() };
   const src = ctx.createMediaStreamSource(media);

@@ -228,7 +228,7 @@ end
 
 function App:info()
   return { status = 200, json = { classes = self.classes, sample_rate = self.sr, clip_seconds = self.seconds,
-    window = self.window, hop = self.hop, model = tostring(self.meta.model or "?"), checkpoint = self.name } }
+    window = self.window, hop = self.hop, smooth = self.smooth, model = tostring(self.meta.model or "?"), checkpoint = self.name } }
 end
 
 -- path -> { methods = {GET = handler, ...} } or a pattern route for /stream/ID
