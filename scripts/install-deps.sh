@@ -6,6 +6,7 @@
 #   scripts/install-deps.sh          build + test + run dependencies
 #   scripts/install-deps.sh --bench  also the PyTorch reference used by bench/
 #   scripts/install-deps.sh --fuzz   also clang/libFuzzer for tests/fuzz
+#   scripts/install-deps.sh --browser also headless Chromium for serve.lua's browser test
 set -euo pipefail
 
 packages=(
@@ -30,8 +31,9 @@ for a in "$@"; do
   case "$a" in
     --bench) extra+=(python3-torch python3-torchaudio python3-numpy python3-sklearn libdnnl-dev) ;;  # sklearn: reference metrics for bench/bench_umap.sh; libdnnl-dev: oneDNN bf16 column of bench/bench_gemm.sh
     --fuzz)  extra+=(clang libclang-rt-14-dev) ;;
+    --browser) extra+=(chromium chromium-driver nodejs) ;;  # tests/lua/serve_browser_spec.lua: the page in a real browser
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz or --help)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz, --browser or --help)" >&2; exit 2 ;;
   esac
 done
 

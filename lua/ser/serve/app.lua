@@ -137,22 +137,28 @@ function App:predict(req)
     local n = wav:shape()[1]
     local duration = n / self.sr
     local st = self:stream()
-    local wins, segs = st:push(wav)
-    local w2, s2 = st:finish()
-    for _, w in ipairs(w2) do wins[#wins + 1] = w end
-    for _, s in ipairs(s2) do segs[#segs + 1] = s end
-    local probs
+    local wins, segs, probs
     if duration <= self.seconds + 1e-6 then
+      -- one window, the clip itself: predict.lua's answer, computed once
       probs = assert(self:clip_probs(path))
+      local k = argmax(probs)
+      local voiced = not self.vad or (n > 0 and wav:pow(2):mean():item() ^ 0.5 > st.gate)
+      wins = { { start = 0, stop = duration, voiced = voiced, probs = voiced and probs or nil,
+                 label = voiced and self.classes[k] or nil, confidence = voiced and probs[k] or nil } }
+      segs = voiced and { { start = 0, stop = duration, label = self.classes[k], confidence = probs[k] } } or {}
     else
+      wins, segs = st:push(wav)
+      local w2, s2 = st:finish()
+      for _, w in ipairs(w2) do wins[#wins + 1] = w end
+      for _, s in ipairs(s2) do segs[#segs + 1] = s end
       -- a longer recording: the mean over its voiced windows (all windows when none is)
       local sum, count = {}, 0
       local any_voiced = false
       for _, w in ipairs(wins) do any_voiced = any_voiced or w.voiced end
       for _, w in ipairs(wins) do
         if w.voiced or not any_voiced then
-          local p = w.probs or st:classify(wav:narrow(1, math.floor(w.start * self.sr) + 1,
-            math.min(st.win, n - math.floor(w.start * self.sr))))
+          local a = math.floor(w.start * self.sr + 0.5)
+          local p = w.probs or st:classify(wav:narrow(1, a + 1, math.min(st.win, n - a)))
           for k = 1, #p do sum[k] = (sum[k] or 0) + p[k] end
           count = count + 1
         end
