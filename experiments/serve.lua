@@ -14,10 +14,11 @@ parser:option("--host", "Address to listen on. The default answers this machine 
 parser:option("--classes", "Class names in the model's output order, comma-separated, for a checkpoint " ..
   "without a class list (a PyTorch .pt).")
 parser:option("--hop", "Seconds between the starts of the timeline's windows.", "0.5"):convert(tonumber)
-parser:option("--window", "Window length in seconds (default: the model's clip length).")
+parser:option("--window", "Window length in seconds (default: 3, or the model's clip length when shorter).")
   :convert(tonumber)
 parser:option("--smooth", "Windows averaged for the live label.", "3"):convert(math.tointeger)
-parser:flag("--no-vad", "Classify every window, also silent ones (default: windows below -45 dBFS RMS are skipped).")
+parser:flag("--no-vad", "Classify every window, also silent ones (default: windows with under 0.25 s above -45 dBFS " ..
+  "are skipped, as stream.lua does).")
 parser:option("--max-body", "Largest request body in MiB.", "32"):convert(tonumber)
 parser:option("--timeout", "Seconds a connection may stay idle (slow clients are closed).", "30"):convert(tonumber)
 parser:flag("--quiet", "No line per request on stderr.")
@@ -30,8 +31,6 @@ if args.classes then
 end
 local model, meta = ser.train.load_checkpoint(args.checkpoint, { classes = classes })
 if not model then parser:error(meta) end
-local ok, why = ser.serve.app.check_model(model, meta, args.checkpoint)
-if not ok then parser:error(why) end
 if meta.classes_assumed then
   io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
     :format(args.checkpoint, table.concat(meta.classes, ",")))
@@ -39,7 +38,7 @@ end
 
 local app_ok, app = pcall(ser.serve.app.new, model, meta, { hop = args.hop, window = args.window,
   smooth = args.smooth, vad = not args.no_vad, name = args.checkpoint:match("[^/]+$") })
-if not app_ok then parser:error(tostring(app)) end
+if not app_ok then parser:error(("%s: %s"):format(args.checkpoint, tostring(app))) end
 
 local run_ok, err = pcall(ser.serve.run, app, {
   host = args.host, port = args.port, max_body = math.floor(args.max_body * 1048576), timeout = args.timeout,

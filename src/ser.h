@@ -23,7 +23,6 @@
 #include "pretrained/whisper.h"
 #include "pretrained/whisper_blocks.h"
 #include "http/server.h"
-#include "http/pcm.h"
 
 #define SER_VERSION "0.1.0"
 

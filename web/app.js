@@ -87,7 +87,7 @@ function addLive(j) {
     const w = voiced[voiced.length - 1];
     showNow(w.label, w.confidence, w.probabilities);
     $('label').dataset.source = 'live';
-    $('confidence').textContent += ` · smoothed over ${info.smooth} windows; the bars: the latest window`;
+    $('confidence').textContent += ` · smoothed over the last ${info.smooth} windows`;
   }
   render();
 }

@@ -32,6 +32,7 @@ local lazy = {
   set_amp = { "ser.core.nn_cnn", "set_amp" },
   pretrained = "ser.pretrained",
   serve = "ser.serve",
+  stream = "ser.stream",
 }
 ser._lazy = lazy
 

@@ -7,6 +7,7 @@
 #include "audio/io.h"
 #include "audio/mel.h"
 #include "audio/resample.h"
+#include "audio/stream.h"
 #include "audio/trim.h"
 #include "audio/whisper_mel.h"
 

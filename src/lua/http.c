@@ -1,5 +1,5 @@
-/* ser.core.http: the HTTP server of src/http/ (libmicrohttpd) for Lua, the raw PCM
- * decoder of the live view's chunks, and the web page's files compiled into the binary.
+/* ser.core.http: the HTTP server of src/http/ (libmicrohttpd) for Lua, and the web
+ * page's files compiled into the binary.
  *
  *   local srv = http.listen{ host = "127.0.0.1", port = 0, max_body = 1e6, timeout = 30, max_connections = 64 }
  *   srv:port()                      --> the port listened on (an ephemeral one for port = 0)
@@ -7,11 +7,9 @@
  *       { id, method, path, content_type, args = { name = value }, body = "..." }
  *   srv:respond(req.id, 200, "application/json", '{"ok": true}', { Allow = "GET" })
  *   srv:close()                     -- also __gc / __close
- *   http.pcm(bytes, "f32" | "s16")  --> 1-D tensor of samples
  *   http.asset("index.html")        --> bytes, mime type (nil when there is no such file) */
 #include <string.h>
 
-#include "http/pcm.h"
 #include "http/server.h"
 #include "luat.h"
 
@@ -142,18 +140,6 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-static int l_pcm(lua_State *L) {
-  size_t n = 0;
-  const char *bytes = luaL_checklstring(L, 1, &n);
-  ser_pcm_format fmt;
-  if (ser_pcm_format_parse(&fmt, luaL_optstring(L, 2, "f32")) < 0) return ser_lua_fail(L, "http.pcm");
-  ser_tensor *t = NULL;
-  if (ser_pcm_decode(&t, bytes, n, fmt) < 0) return ser_lua_fail(L, "http.pcm");
-  ser_lua_pushtensor(L, t);
-  ser_lua_account(L);
-  return 1;
-}
-
 static int l_asset(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   for (const ser_embedded_web *w = ser_embedded_web_files; w->name; w++) {
@@ -175,7 +161,7 @@ int ser_lua_open_http(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"listen", l_listen}, {"pcm", l_pcm}, {"asset", l_asset}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"listen", l_listen}, {"asset", l_asset}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

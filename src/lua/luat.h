@@ -72,5 +72,6 @@ int ser_lua_open_pretrained(lua_State *L);
 int ser_lua_open_nn_transformer(lua_State *L);
 int ser_lua_open_digest(lua_State *L);
 int ser_lua_open_http(lua_State *L);
+int ser_lua_open_stream(lua_State *L);
 
 #endif

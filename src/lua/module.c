@@ -33,6 +33,7 @@ static const struct {
     {"ser.core.fs", ser_lua_open_fs},
     {"ser.core.digest", ser_lua_open_digest},
     {"ser.core.http", ser_lua_open_http},
+    {"ser.core.stream", ser_lua_open_stream},
     {NULL, NULL},
 };
 

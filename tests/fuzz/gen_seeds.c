@@ -242,17 +242,33 @@ static void torch_seeds(void) {
   }
 }
 
-/* Live-view chunks: float32 and int16 samples, a NaN, an odd length. */
+/* Raw PCM for fuzz_pcm: a tone as s16 and f32, mono and stereo, at the rates the option
+ * byte selects (bit 0 format, bits 1-2 channels, bits 3-4 rate, bits 5-7 block size), one
+ * cut inside a frame. */
 static void pcm_seeds(void) {
-  float f[64];
-  for (int i = 0; i < 64; i++) f[i] = 0.5f * sinf(0.3f * (float)i);
-  put("pcm", "f32_sine", -1, f, sizeof f);
-  int16_t s[64];
-  for (int i = 0; i < 64; i++) s[i] = (int16_t)(20000.0f * sinf(0.3f * (float)i));
-  put("pcm", "s16_sine", -1, s, sizeof s);
-  f[3] = NAN;
-  put("pcm", "f32_nan", -1, f, 16);
-  put("pcm", "odd", -1, "abcde", 5);
+  unsigned char buf[8 * 2000];
+  for (int sel = 0; sel < 32; sel += 3) {
+    int f32 = sel & 1, ch = (sel >> 1) & 3 ? 2 : 1;
+    size_t len = 0;
+    for (int i = 0; i < 2000 / ch && len + 8 <= sizeof buf; i++) {
+      float v = 0.3f * sinf(2.0f * 3.14159265f * 220.0f * (float)i / 16000.0f);
+      for (int c = 0; c < ch; c++) {
+        if (f32) {
+          memcpy(buf + len, &v, 4);
+          len += 4;
+        } else {
+          int16_t s = (int16_t)lrintf(v * 32767.0f);
+          buf[len++] = (unsigned char)(s & 0xff);
+          buf[len++] = (unsigned char)((uint16_t)s >> 8);
+        }
+      }
+    }
+    char name[64];
+    snprintf(name, sizeof name, "tone_%02d", sel);
+    put("pcm", name, sel | (4 << 5), buf, len);
+    snprintf(name, sizeof name, "cut_%02d", sel);
+    put("pcm", name, sel | (2 << 5), buf, len - 1);
+  }
 }
 
 /* Requests as serve.lua's clients send them, and a few that its server must refuse. */

@@ -153,6 +153,23 @@ describe("serve.lua", function()
     end
   end)
 
+  it("a live session at another rate is resampled to the model's", function()
+    local _, opened = S.request(srv.url .. "stream?rate=48000", { method = "POST" })
+    local id = assert(opened:match('"id": "(%w+)"'), opened)
+    assert.truthy(opened:find('"rate": 48000', 1, true), opened)
+    -- 3 s at 48 kHz: the 2 s windows at 0, 0.5 and 1 s of the model's 16 kHz
+    local x = ser.audio.resample(ser.audio.load(long, { sr = 16000 }):narrow(1, 1, 48000):contiguous(), 16000, 48000)
+    local f = dir .. "/hi.f32"
+    x:tofile(f)
+    local st, b = S.request(srv.url .. "stream/" .. id, { method = "POST", file = f, type = "application/octet-stream" })
+    assert.equal(200, st, b)
+    local wins = windows_of(b)
+    local _, last = S.request(srv.url .. "stream/" .. id, { method = "DELETE" })
+    for _, w in ipairs(windows_of(last)) do wins[#wins + 1] = w end   -- the resampler's delay holds back the end
+    assert.equal(3, #wins)
+    for i, w in ipairs(wins) do assert.near((i - 1) * 0.5, w.start, 1e-6) end
+  end)
+
   it("refuses bad input with a JSON error and the right status, and keeps serving", function()
     local function check(want, msg_part, url, o)
       local st, body, hdr = S.request(url, o)
@@ -176,15 +193,18 @@ describe("serve.lua", function()
     local hdr = check(405, "/predict does not take GET", srv.url .. "predict")
     assert.truthy(hdr:find("Allow: POST", 1, true), hdr)
     check(405, "does not take PUT", srv.url .. "stream", { method = "PUT" })
-    check(400, "takes 16000 Hz", srv.url .. "stream?rate=44100", { method = "POST" })
+    check(400, "is not a sample rate", srv.url .. "stream?rate=fast", { method = "POST" })
+    check(400, "is not a sample rate", srv.url .. "stream?rate=10", { method = "POST" })
     check(400, "expected f32 or s16", srv.url .. "stream?format=u8", { method = "POST" })
     check(404, "no live session", srv.url .. "stream/abc123", { method = "POST", data = "xxxx",
       type = "application/octet-stream" })
     local _, opened = S.request(srv.url .. "stream", { method = "POST" })
     local id = opened:match('"id": "(%w+)"')
     check(400, "not a whole number of f32 samples", srv.url .. "stream/" .. id,
-      { method = "POST", data = "abcdefg", type = "application/octet-stream" })
-    check(400, "not a finite number", srv.url .. "stream/" .. id,
+      { method = "POST", data = string.pack("<f", 0.1) .. "xyz", type = "application/octet-stream" })
+    check(400, "is expected within [-1, 1]", srv.url .. "stream/" .. id,
+      { method = "POST", data = "abcdefgh", type = "application/octet-stream" })
+    check(400, "is NaN; samples must be finite", srv.url .. "stream/" .. id,
       { method = "POST", data = string.pack("<ff", 0.5, 0 / 0), type = "application/octet-stream" })
     check(415, "raw PCM", srv.url .. "stream/" .. id, { method = "POST", data = "abcd", type = "audio/wav" })
     S.request(srv.url .. "stream/" .. id, { method = "DELETE" })

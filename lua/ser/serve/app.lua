@@ -6,16 +6,15 @@
 --   GET  /                   the page (web/index.html; its files by name: /app.js, ...)
 --   GET  /api/info           the checkpoint's classes, rate, window and hop
 --   POST /predict            an audio file as the body -> label, probabilities, timeline
---   POST /stream?rate=R&format=f32|s16   open a live session -> {"id": ...}
+--   POST /stream?rate=R&format=f32|s16   open a live session -> {"id": ...} (R: any rate; resampled)
 --   POST /stream/ID          raw PCM samples -> the windows and segments they complete
 --   DELETE /stream/ID        close it -> the last window and the open segment
 local audio = require "ser.core.audio"
 local http = require "ser.core.http"
-local checkpoint = require "ser.train.checkpoint"
-local loader = require "ser.data.loader"
-local base = require "ser.core.base"
+local cstream = require "ser.core.stream"
+local stream = require "ser.stream"
+local scorer = require "ser.stream.scorer"
 local json = require "ser.serve.json"
-local windows = require "ser.serve.windows"
 
 local M = {}
 local App = {}
@@ -34,40 +33,29 @@ local function fail(status, fmt, ...)
   return { status = status, msg = fmt:format(...) }
 end
 
--- Models whose inputs serve.lua can prepare from one recording alone.
-function M.check_model(model, meta, path)
-  if type(model.features) == "function" then
-    return nil, ("%s: a head on a frozen encoder (%s); serve.lua runs models on waveform or spectrogram " ..
-      "inputs (cnn2d, crnn, cnn1d and their recipes)"):format(path, tostring(meta.model))
-  end
-  local inputs = checkpoint.inputs(model, meta)
-  if inputs.normalize ~= nil and inputs.normalize ~= "clip" then
-    return nil, ("%s: a speaker-normalised model (normalize = %s) needs many clips of each speaker; one " ..
-      "recording on a web page has no such statistics"):format(path, tostring(inputs.normalize))
-  end
-  return true
-end
-
--- o: window, hop (seconds; default the model's clip length and 0.5), vad, smooth,
--- max_sessions (live sessions open at once), session_idle (seconds before one is closed).
+-- o: window, hop (seconds; default ser.stream's: 3 s or the model's clip length if shorter,
+-- and 0.5), vad, smooth, max_sessions (live sessions open at once), session_idle (seconds
+-- before an idle one is closed), name (shown on the page). Raises ser.stream's message for a
+-- model it cannot stream (a speaker-normalised one) or bad window options.
 function M.new(model, meta, o)
   o = o or {}
-  local inputs = checkpoint.inputs(model, meta)
+  local score, sr, seconds = scorer.new(model, meta)
   local self = setmetatable({
-    model = model, meta = meta, classes = meta.classes, features = checkpoint.features(model, meta),
-    sr = inputs.sr, seconds = inputs.seconds,
-    trim = inputs.trim and loader.trim_options(inputs.trim) or nil,
-    window = o.window or inputs.seconds, hop = o.hop or 0.5, vad = o.vad ~= false, smooth = o.smooth or 3,
+    model = model, meta = meta, classes = meta.classes, score = score, sr = sr, seconds = seconds,
+    opts = { window = o.window, hop = o.hop, vad = o.vad, smooth = o.smooth },
     max_sessions = o.max_sessions or 8, session_idle = o.session_idle or 60,
     name = o.name or "model", sessions = {}, n_sessions = 0, clock = o.clock or os.time,
   }, App)
-  self:stream() -- checks the window options now rather than at the first request
+  local st = self:stream()   -- checks the options now rather than at the first request
+  self.window, self.hop, self.smooth = st.window / st.sr, st.hop / st.sr, st.opts.smooth
   return self
 end
 
-function App:stream()
-  return windows.new(self.model, self.meta, { window = self.window, hop = self.hop, rate = self.sr, vad = self.vad,
-    smooth = self.smooth })
+-- A ser.stream over input at `rate` (default: the model's).
+function App:stream(rate)
+  local o = { rate = rate }
+  for k, v in pairs(self.opts) do o[k] = v end
+  return stream.new(self.model, self.meta, o)
 end
 
 function App:probs_object(p)
@@ -79,8 +67,11 @@ end
 local function round3(x) return math.floor(x * 1000 + 0.5) / 1000 end
 
 function App:window_json(w)
+  -- probabilities: smoothed over the last windows (what label and confidence come from);
+  -- raw: this window's own
   return { start = round3(w.start), stop = round3(w.stop), voiced = w.voiced, label = w.label,
-           confidence = w.confidence, probabilities = w.probs and self:probs_object(w.probs) or nil }
+           confidence = w.confidence, probabilities = w.probs and self:probs_object(w.probs) or nil,
+           raw = w.raw and self:probs_object(w.raw) or nil }
 end
 
 function App:segments_json(segs)
@@ -89,17 +80,6 @@ function App:segments_json(segs)
     out[i] = { start = round3(s.start), stop = round3(s.stop), label = s.label, confidence = s.confidence }
   end
   return json.array(out)
-end
-
--- The whole-clip answer for a recording no longer than the model's clip: exactly what
--- predict.lua computes (same padding and trimming), so the two agree.
-function App:clip_probs(path)
-  local wav, err = audio.load(path, { sr = self.sr, mono = true, cache = false,
-    seconds = self.trim and loader.trim_lookahead(self.seconds) or self.seconds })
-  if not wav then return nil, err end
-  if self.trim then wav = loader.trim_window(wav, math.floor(self.seconds * self.sr + 0.5), self.trim) end
-  local x = checkpoint.transform(self.features, wav:view(1, -1))
-  return base.no_grad(function() return self.model(x):softmax(2) end):totable()[1]
 end
 
 local function argmax(p)
@@ -136,35 +116,32 @@ function App:predict(req)
     if not wav then return fail(400, "the body is not audio this server can decode: %s", tostring(lerr)) end
     local n = wav:shape()[1]
     local duration = n / self.sr
+    -- the timeline: ser.stream's windows and segments over the whole file
     local st = self:stream()
-    local wins, segs, probs
+    local wins, segs = st:push(wav)
+    local w2, s2 = st:finish()
+    for _, w in ipairs(w2) do wins[#wins + 1] = w end
+    for _, sg in ipairs(s2) do segs[#segs + 1] = sg end
+    -- the label: for a recording no longer than the model's clip, the clip's own
+    -- probabilities (predict.lua's answer); for a longer one, the mean of its voiced
+    -- windows' own probabilities (its first clip's when no window is voiced)
+    local probs
     if duration <= self.seconds + 1e-6 then
-      -- one window, the clip itself: predict.lua's answer, computed once
-      probs = assert(self:clip_probs(path))
-      local k = argmax(probs)
-      local voiced = not self.vad or (n > 0 and wav:pow(2):mean():item() ^ 0.5 > st.gate)
-      wins = { { start = 0, stop = duration, voiced = voiced, probs = voiced and probs or nil,
-                 label = voiced and self.classes[k] or nil, confidence = voiced and probs[k] or nil } }
-      segs = voiced and { { start = 0, stop = duration, label = self.classes[k], confidence = probs[k] } } or {}
+      probs = self.score(wav)
     else
-      wins, segs = st:push(wav)
-      local w2, s2 = st:finish()
-      for _, w in ipairs(w2) do wins[#wins + 1] = w end
-      for _, s in ipairs(s2) do segs[#segs + 1] = s end
-      -- a longer recording: the mean over its voiced windows (all windows when none is)
       local sum, count = {}, 0
-      local any_voiced = false
-      for _, w in ipairs(wins) do any_voiced = any_voiced or w.voiced end
       for _, w in ipairs(wins) do
-        if w.voiced or not any_voiced then
-          local a = math.floor(w.start * self.sr + 0.5)
-          local p = w.probs or st:classify(wav:narrow(1, a + 1, math.min(st.win, n - a)))
-          for k = 1, #p do sum[k] = (sum[k] or 0) + p[k] end
+        if w.raw then
+          for k = 1, #w.raw do sum[k] = (sum[k] or 0) + w.raw[k] end
           count = count + 1
         end
       end
-      probs = {}
-      for k = 1, #self.classes do probs[k] = sum[k] / count end
+      if count == 0 then
+        probs = self.score(wav:narrow(1, 1, math.floor(self.seconds * self.sr + 0.5)))
+      else
+        probs = {}
+        for k = 1, #self.classes do probs[k] = sum[k] / count end
+      end
     end
     local k = argmax(probs)
     local timeline = {}
@@ -195,18 +172,18 @@ function App:stream_open(req)
       "wait %d s for an idle one to expire", self.n_sessions, self.session_idle)
   end
   local rate = tonumber(req.args.rate or self.sr)
-  if rate ~= self.sr then
-    return fail(400, "rate %s: this model takes %d Hz audio (record or resample at %d Hz)", tostring(req.args.rate),
-      self.sr, self.sr)
+  if not rate or rate < 1000 or rate > 768000 then
+    return fail(400, "rate %s is not a sample rate (expected Hz in 1000..768000; the model's is %d)",
+      tostring(req.args.rate), self.sr)
   end
   local format = req.args.format or "f32"
   if format ~= "f32" and format ~= "s16" then
     return fail(400, "format '%s' is not a sample format (expected f32 or s16, little-endian)", format)
   end
   local id = new_id()
-  self.sessions[id] = { st = self:stream(), format = format, used = self.clock() }
+  self.sessions[id] = { st = self:stream(rate), format = format, used = self.clock() }
   self.n_sessions = self.n_sessions + 1
-  return { status = 201, json = { id = id, rate = self.sr, format = format, window = self.window, hop = self.hop,
+  return { status = 201, json = { id = id, rate = rate, format = format, window = self.window, hop = self.hop,
     classes = self.classes } }
 end
 
@@ -223,9 +200,16 @@ function App:stream_session(req, id)
     if not M.PCM_TYPES[ctype:lower()] then
       return fail(415, "content type '%s': send raw PCM samples as application/octet-stream", ctype)
     end
-    local ok, x = pcall(http.pcm, req.body, s.format)
-    if not ok then return fail(400, "%s", (tostring(x):gsub("^http%.pcm: pcm: ", ""))) end
-    wins, segs = s.st:push(x)
+    local ok, x, used = pcall(cstream.pcm_decode, req.body, s.format, 1)
+    if not ok then return fail(400, "%s", (tostring(x):gsub("^[%w_.]*: ", ""))) end
+    -- a chunk is whole samples: the page never splits one, and a split one is a client's bug
+    if used ~= #req.body then
+      return fail(400, "%d bytes are not a whole number of %s samples (%d bytes each)", #req.body, s.format,
+        s.format == "f32" and 4 or 2)
+    end
+    local pushed, w, sg = pcall(s.st.push, s.st, x)
+    if not pushed then return fail(400, "%s", (tostring(w):gsub("^ser%.stream: ", ""))) end
+    wins, segs = w, sg
   end
   local out = {}
   for i, w in ipairs(wins) do out[i] = self:window_json(w) end
