@@ -8,7 +8,8 @@
 --
 --   SER_NUM_THREADS=1 serlua bench/bench_stream.lua [--models cnn2d,crnn,cnn1d,whisper] [--minutes 1]
 --       [--memory] [--encoder DIR]
--- --memory runs each model in a child process for 1 and for 10 minutes and reports its peak RSS.
+-- --memory runs each model in a child process for 1 and for 10 minutes and reports its peak RSS,
+-- the bytes the C core holds (ser.memory()) and Lua's heap at the end.
 local ser = require "ser"
 local T = ser.tensor
 
@@ -91,6 +92,7 @@ local function measure(path, minutes)
   local total = math.floor(minutes * 60 * 16000)
   local block, at, pos = 1600, 0, 0
   local times, n_windows, n_scored, n_segments = {}, 0, 0, 0
+  local delays = {}
   local clock = os.clock
   local t0 = clock()
   local function account(ws, segs)
@@ -104,24 +106,40 @@ local function measure(path, minutes)
     local ws, segs = st:push(signal:narrow(1, pos + 1, n))
     local dt = clock() - t1
     -- a push that completed a scored window: the time of its scoring is what a listener waits
-    for _, w in ipairs(ws) do if w.voiced then times[#times + 1] = dt / #ws end end
+    for _, w in ipairs(ws) do
+      if w.voiced then
+        times[#times + 1] = dt / #ws
+        -- the delay of the earliest sample of the window's cell (hop/2 before its centre): it
+        -- arrived at that audio time; its label is out when this push returns, which a live
+        -- source reaches at the end of this block plus the push's compute time
+        local centre = (w.start + w.stop) / 2
+        delays[#delays + 1] = (at + n) / 16000 - (centre - st.hop / st.sr / 2) + dt
+      end
+    end
     account(ws, segs)
     at, pos = at + n, (pos + n) % signal:shape()[1]
   end
   account(st:finish())
   local elapsed = clock() - t0
+  collectgarbage(); collectgarbage()
+  local live = ser.memory()
   table.sort(times)
+  table.sort(delays)
+  local dsum = 0
+  for _, d in ipairs(delays) do dsum = dsum + d end
   local sum = 0
   for _, t in ipairs(times) do sum = sum + t end
   return { rtf = elapsed / (total / 16000), mean = #times > 0 and sum / #times or 0,
     p95 = times[math.max(1, math.ceil(#times * 0.95))] or 0, max = times[#times] or 0, windows = n_windows,
-    scored = n_scored, segments = n_segments, rss = peak_rss_kb(), window = st.window / st.sr, hop = st.hop / st.sr }
+    scored = n_scored, segments = n_segments, rss = peak_rss_kb(), window = st.window / st.sr, hop = st.hop / st.sr,
+    live = live, lua = collectgarbage("count"), delay_mean = #delays > 0 and dsum / #delays or 0,
+    delay_max = delays[#delays] or 0 }
 end
 
 if opts.child then
   local r = measure(opts.child, tonumber(opts.minutes))
-  print(("RESULT %.5f %.5f %.5f %.5f %d %d %d %d %.3f %.3f"):format(r.rtf, r.mean, r.p95, r.max, r.windows, r.scored,
-    r.segments, r.rss, r.window, r.hop))
+  print(("RESULT %.5f %.5f %.5f %.5f %d %d %d %d %.3f %.3f %d %.0f %.4f %.4f"):format(r.rtf, r.mean, r.p95, r.max,
+    r.windows, r.scored, r.segments, r.rss, r.window, r.hop, r.live, r.lua, r.delay_mean, r.delay_max))
   os.exit(0)
 end
 
@@ -133,10 +151,12 @@ local cpu = io.popen("lscpu | sed -n 's/^Model name: *//p'"):read("l") or "?"
 print(("ser.stream on %s, SER_NUM_THREADS=%s, input: %s, pushed 0.1 s at a time"):format(cpu,
   os.getenv("SER_NUM_THREADS") or "(all)", source))
 print("rtf = processing seconds / audio seconds (CPU time of this process); window ms: the scoring time of a " ..
-  "voiced window (mean / p95 / max); delay: the longest wait from a sample to its label, window/2 + hop/2 + " ..
-  "the 0.1 s block + the max scoring time")
-print(("%-8s %7s %8s %8s %8s %9s %8s %8s %10s %10s"):format("model", "minutes", "rtf", "mean ms", "p95 ms", "max ms",
-  "scored", "delay s", "RSS 1 min", "RSS 10 min"))
+  "voiced window (mean / p95 / max); delay s (mean / max over scored windows): from the arrival of the earliest " ..
+  "sample of a window's cell (hop/2 before its centre) to its label, on the audio clock of a live source: the " ..
+  "end of the block that completes the window plus that push's compute time (bound: window/2 + hop/2 + block + " ..
+  "scoring)")
+print(("%-8s %7s %8s %8s %8s %9s %8s %12s %10s %10s %15s %15s"):format("model", "minutes", "rtf", "mean ms", "p95 ms",
+  "max ms", "scored", "delay s", "RSS 1 min", "RSS 10 min", "ser MB 1/10", "Lua MB 1/10"))
 local self_cmd = ("%s %sbench/bench_stream.lua"):format(arg[-1] or "serlua", here)
 local function child(path, minutes)
   local p = io.popen(("%s --child %s --minutes %s 2>&1"):format(self_cmd, path, minutes))
@@ -144,9 +164,9 @@ local function child(path, minutes)
   p:close()
   local v = {}
   for x in (out:match("RESULT ([^\n]+)") or ""):gmatch("%S+") do v[#v + 1] = tonumber(x) end
-  if #v < 10 then error("child run failed:\n" .. out, 0) end
+  if #v < 14 then error("child run failed:\n" .. out, 0) end
   return { rtf = v[1], mean = v[2], p95 = v[3], max = v[4], windows = v[5], scored = v[6], segments = v[7], rss = v[8],
-    window = v[9], hop = v[10] }
+    window = v[9], hop = v[10], live = v[11], lua = v[12], delay_mean = v[13], delay_max = v[14] }
 end
 for kind in opts.models:gmatch("[^,]+") do
   if kind == "whisper" and not encoder then
@@ -157,9 +177,11 @@ for kind in opts.models:gmatch("[^,]+") do
     local r = child(path, opts.minutes)
     local r10 = opts.memory and child(path, 10) or nil
     local r1 = opts.memory and (tonumber(opts.minutes) == 1 and r or child(path, 1)) or nil
-    print(("%-8s %7s %8.4f %8.1f %8.1f %9.1f %8d %8.2f %10s %10s"):format(kind, opts.minutes, r.rtf, r.mean * 1e3,
-      r.p95 * 1e3, r.max * 1e3, r.scored, r.window / 2 + r.hop / 2 + 0.1 + r.max,
-      r1 and ("%.1f MB"):format(r1.rss / 1024) or "-", r10 and ("%.1f MB"):format(r10.rss / 1024) or "-"))
+    print(("%-8s %7s %8.4f %8.1f %8.1f %9.1f %8d %12s %10s %10s %15s %15s"):format(kind, opts.minutes, r.rtf,
+      r.mean * 1e3, r.p95 * 1e3, r.max * 1e3, r.scored, ("%.2f / %.2f"):format(r.delay_mean, r.delay_max),
+      r1 and ("%.1f MB"):format(r1.rss / 1024) or "-", r10 and ("%.1f MB"):format(r10.rss / 1024) or "-",
+      r10 and ("%.1f / %.1f"):format(r1.live / 2 ^ 20, r10.live / 2 ^ 20) or "-",
+      r10 and ("%.2f / %.2f"):format(r1.lua / 1024, r10.lua / 1024) or "-"))
   end
 end
 os.execute("rm -rf '" .. dir .. "'")

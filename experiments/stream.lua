@@ -18,9 +18,10 @@ parser:option("--window", "Window length in seconds (default 3, or the model's c
 parser:option("--hop", "Seconds between window starts."):default("0.5")
 parser:option("--smooth", "Windows the probabilities are averaged over."):default("3")
 parser:flag("--no-vad", "Score every window, silence included (no voice-activity gate).")
-parser:option("--vad-db", "A 10 ms frame is speech when louder than this (dBFS)."):default("-45")
+parser:option("--vad-db", "A 10 ms frame is speech when louder than this (dBFS) ..."):default("-70")
+parser:option("--vad-range", "... and within this many dB of the loudest recent frame."):default("30")
 parser:option("--vad-min", "Seconds of speech a window needs to be scored."):default("0.25")
-parser:option("--min-silence", "Seconds of silence that end a segment."):default("0.5")
+parser:option("--min-silence", "Seconds of silence that end a segment."):default("1.0")
 parser:option("--min-segment", "Seconds a new label must hold to start a segment within speech."):default("1.0")
 parser:option("--csv", "Write each window's probabilities (smoothed and its own) to this CSV file.")
 parser:flag("--json", "Print JSON lines for programs ({\"type\": \"window\"|\"segment\", ...}) instead of segment lines.")
@@ -68,9 +69,10 @@ end
 
 local ok, st = pcall(ser.stream.new, model, meta, { window = args.window and number("window", args.window),
   hop = number("hop", args.hop), rate = rate, vad = not args.no_vad, vad_db = number("vad-db", args.vad_db),
+  vad_range = number("vad-range", args.vad_range),
   vad_min = number("vad-min", args.vad_min), smooth = number("smooth", args.smooth, true),
   min_silence = number("min-silence", args.min_silence), min_segment = number("min-segment", args.min_segment) })
-if not ok then parser:error(tostring(st):gsub("^ser%.stream%.new: ", "")) end
+if not ok then parser:error((tostring(st):gsub("^ser%.stream%.new: ", ""))) end
 
 local fmt = ser.stream.format
 local csv, csv_tmp

@@ -278,6 +278,39 @@ describe("ser.stream with a model", function()
     assert.is_nil(io.open(dir .. "/windows.csv.tmp", "rb"))
   end)
 
+  -- Real speech: RAVDESS clips (leading and trailing silence trimmed at 30 dB below the clip's
+  -- loudest frame, as ser.audio.trim does) with 1.5 s of silence between. The model here was
+  -- trained on generated audio, so its labels for speech mean nothing: this checks the voice
+  -- activity on speech, one segment per clip (--min-segment 100: no splits by label) with its
+  -- boundaries within 0.5 s of the clip's.
+  local ravdess = "../shared/data/ravdess16k"
+  it_bin("finds each RAVDESS clip of a long file as one segment, its boundaries within 0.5 s", function()
+    if not ser.fs.is_dir(ravdess) then pending(ravdess .. " is absent: real speech not checked") return end
+    local parts, places, t = { T.zeros(48000) }, {}, 3.0
+    for _, a in ipairs { 5, 12 } do
+      for _, e in ipairs { "01", "02", "03", "04", "05", "06", "07", "08" } do
+        local p = ("%s/Actor_%02d/03-01-%s-%s-01-01-%02d.flac"):format(ravdess, a, e, e == "01" and "01" or "02", a)
+        local y = ser.audio.trim(assert(ser.audio.load(p, { sr = 16000 })), { top_db = 30 })
+        local n = y:shape()[1]
+        places[#places + 1] = { path = p, start = t, stop = t + n / 16000 }
+        parts[#parts + 1] = y
+        parts[#parts + 1] = T.zeros(24000)
+        t = t + n / 16000 + 1.5
+      end
+    end
+    local long = dir .. "/ravdess.wav"
+    assert(ser.audio.save(long, T.cat(parts, 1), 16000))
+    local out, rc = run(("SER_NUM_THREADS=1 %s experiments/stream.lua %s %s --window 2 --min-segment 100"):format(
+      serlua, q(ckpt), q(long)))
+    assert.are.equal(0, rc, out)
+    local segs = parse_segments(out)
+    assert.are.equal(#places, #segs, out)
+    for i, p in ipairs(places) do
+      assert.is_true(math.abs(segs[i].start - p.start) <= 0.5 and math.abs(segs[i].stop - p.stop) <= 0.5,
+        ("%s at %.2f-%.2f s, segment %.2f-%.2f s"):format(p.path, p.start, p.stop, segs[i].start, segs[i].stop))
+    end
+  end)
+
   it_bin("reads raw PCM on stdin (s16, f32, stereo) with the same segments as the file", function()
     local long = long_file(held_out_clips(), "long2.wav")
     local file_out = run(("SER_NUM_THREADS=1 %s experiments/stream.lua %s %s --window 2"):format(serlua, q(ckpt), q(long)))
@@ -293,7 +326,8 @@ describe("ser.stream with a model", function()
       assert.are.equal(0, rc, out)
       assert.are.equal(file_out, out)
     end
-    -- s16 at 8 kHz: resampled to the model's 16 kHz; the same clips and labels, boundaries within 0.1 s
+    -- s16 at 8 kHz: resampled to the model's 16 kHz; the same clips and labels, boundaries within
+    -- 0.25 s (what was above 4 kHz is gone, so the quiet onsets cross the gate's level later)
     local s16 = {}
     local w8 = ser.audio.resample(T.new(w), 16000, 8000, { method = "soxr" }):totable()
     for i, v in ipairs(w8) do s16[i] = string.pack("<i2", math.max(-32768, math.min(32767, math.floor(v * 32768 + 0.5)))) end
@@ -305,7 +339,8 @@ describe("ser.stream with a model", function()
     assert.are.equal(#a, #b, out)
     for i = 1, #a do
       assert.are.equal(a[i].label, b[i].label, out)
-      assert.is_true(math.abs(a[i].start - b[i].start) <= 0.1 and math.abs(a[i].stop - b[i].stop) <= 0.1, out)
+      assert.is_true(math.abs(a[i].start - b[i].start) <= 0.25 and math.abs(a[i].stop - b[i].stop) <= 0.25,
+        file_out .. "\n" .. out)
     end
   end)
 

@@ -33,10 +33,14 @@ Stream.__name = "ser.stream.Stream"
 
 -- The voice-activity gate's frames: 10 ms; windows and hops are whole frames.
 M.FRAME = 0.01
+-- How fast the gate's reference peak falls, in dB a second (after a loud speaker, a quieter
+-- one 1.5 s later is judged against a peak 15 dB lower).
+M.VAD_DECAY = 10
 
-M.defaults = { window = 3.0, hop = 0.5, vad = true, vad_db = -45, vad_min = 0.25, smooth = 3, min_silence = 0.5,
-  min_segment = 1.0 }
-local known = { "window", "hop", "rate", "vad", "vad_db", "vad_min", "smooth", "min_silence", "min_segment" }
+M.defaults = { window = 3.0, hop = 0.5, vad = true, vad_db = -70, vad_range = 30, vad_min = 0.25, smooth = 3,
+  min_silence = 1.0, min_segment = 1.0 }
+local known = { "window", "hop", "rate", "vad", "vad_db", "vad_range", "vad_min", "smooth", "min_silence",
+  "min_segment" }
 
 local function check_number(o, key, lo, hi, what)
   local v = o[key]
@@ -63,6 +67,7 @@ function M.new(model, meta, o)
     error(("ser.stream.new: vad must be true or false, got %s"):format(tostring(opts.vad)), 2)
   end
   check_number(opts, "vad_db", -120, 0, "a level in dBFS, -120..0")
+  check_number(opts, "vad_range", 1, 120, "a number of dB in 1..120")
   check_number(opts, "vad_min", 0, opts.window, ("seconds of speech in 0..window (%g)"):format(opts.window))
   check_number(opts, "smooth", 1, 1000, "a whole number of windows >= 1")
   if opts.smooth ~= math.floor(opts.smooth) then
@@ -76,24 +81,48 @@ function M.new(model, meta, o)
   local hframes = math.max(1, math.floor(opts.hop / M.FRAME + 0.5))
   local self = setmetatable({ model = model, meta = meta, classes = meta.classes, score = score, sr = sr,
     rate = opts.rate, opts = opts, frame = frame, window = wframes * frame, hop = hframes * frame,
-    vad_frames = math.floor(opts.vad_min / M.FRAME + 0.5), scored = 0, skipped = 0 }, Stream)
+    vad_frames = math.floor(opts.vad_min / M.FRAME + 0.5), scored = 0, skipped = 0,
+    flags = {}, frontier = 0, kept = 0, peak = -math.huge, decay = M.VAD_DECAY * M.FRAME }, Stream)
   self.core = cstream.new { in_rate = opts.rate, rate = sr, window = self.window, hop = self.hop }
   self.seg = segments.new { classes = meta.classes, frame = frame / sr, hop = self.hop / sr, smooth = opts.smooth,
-    min_silence = opts.min_silence, min_segment = opts.min_segment }
+    min_silence = opts.min_silence, min_segment = opts.min_segment, min_speech = opts.vad and opts.vad_min or 0 }
   return self
 end
 
--- One window from the ring: its frames' voice activity, then (when voiced) its probabilities.
-function Stream:take(wav, start, windows, closed)
-  local n = wav:shape()[1]
-  local db = cstream.frame_db(wav, self.frame):totable()
-  local flags, voiced = {}, 0
+-- The voice-activity flags of frames first, first + 1, ... from their levels db[1..]: a frame
+-- is speech when louder than vad_db and than vad_range below the loudest recent frame (a peak
+-- that decays VAD_DECAY dB a second), so that a loud voice's quiet breaths and room noise do
+-- not count, as ser.audio.trim's top_db judges a clip against its loudest frame.
+function Stream:judge(first, db)
+  local o, flags = self.opts, {}
   for i, v in ipairs(db) do
-    local on = not self.opts.vad or v > self.opts.vad_db
+    local on = true
+    if o.vad then
+      self.peak = math.max(v, self.peak - self.decay)
+      on = v > o.vad_db and v > self.peak - o.vad_range
+    end
     flags[i] = on
-    if on then voiced = voiced + 1 end
+    self.flags[first + i - 1] = on
   end
-  self.seg:frames(start // self.frame, flags)
+  self.seg:frames(first, flags)
+end
+
+-- One window from the ring: the voice activity of its frames not judged yet, then (when it
+-- holds enough speech) its probabilities.
+function Stream:take(wav, start, windows, closed)
+  local n, frame = wav:shape()[1], self.frame
+  local f0, nf = start // frame, (n + frame - 1) // frame
+  local new = math.max(self.frontier, f0)
+  if new < f0 + nf then
+    local off = (new - f0) * frame
+    self:judge(new, cstream.frame_db(wav:narrow(1, off + 1, n - off), frame):totable())
+    self.frontier = f0 + nf
+  end
+  local voiced = 0
+  for f = f0, f0 + nf - 1 do if self.flags[f] then voiced = voiced + 1 end end
+  -- the next window starts a hop later: the flags before it are done with
+  for f = self.kept, f0 + self.hop // frame - 1 do self.flags[f] = nil end
+  self.kept = math.max(self.kept, f0 + self.hop // frame)
   local w = { start = start / self.sr, stop = (start + n) / self.sr,
               voiced = not self.opts.vad or (voiced > 0 and voiced >= self.vad_frames) }
   local raw

@@ -2,7 +2,7 @@
 -- segments, incrementally (no model here; ser.stream feeds it).
 --
 --   local seg = segments.new{ classes = {...}, frame = 0.01, hop = 0.5, smooth = 3,
---                             min_silence = 0.5, min_segment = 1.0 }
+--                             min_silence = 0.5, min_segment = 1.0, min_speech = 0.25 }
 --   seg:frames(first, flags)          -- voice activity of frames first, first+1, ... (0-based)
 --   local p, closed = seg:window(centre, probs, weight)   -- a window centred at `centre` s
 --   local closed = seg:finish()
@@ -17,8 +17,8 @@
 -- may change: a change is taken once the new label has held for min_segment seconds (a
 -- shorter run is merged into the segment it interrupts; a first run shorter than that takes
 -- the label of what follows). A segment's label is the argmax of its cells' mean
--- probabilities, its confidence that mean. A region in which no window was scored gives no
--- segment.
+-- probabilities, its confidence that mean. A region shorter than min_speech (a click, a
+-- breath) or in which no window was scored gives no segment.
 local M = {}
 
 local Seg = {}
@@ -28,6 +28,7 @@ function M.new(o)
   return setmetatable({ classes = o.classes, k = #o.classes, frame = o.frame, hop = o.hop, smooth = o.smooth,
     silence_frames = math.max(1, math.floor(o.min_silence / o.frame + 0.5)),
     min_cells = math.max(1, math.ceil(o.min_segment / o.hop - 1e-9)),
+    min_frames = math.floor((o.min_speech or 0) / o.frame + 0.5),
     frontier = 0,         -- next frame not yet seen
     open = nil,           -- the region being spoken: { first =, last = } (frame indices)
     regions = {},         -- regions (closed ones, then the open one) that may still get cells
@@ -120,7 +121,7 @@ end
 -- The last segment of a closed region (nil when no cell was scored in it).
 function Seg:close_region(r)
   local cur = r.cur
-  if not cur then return nil end
+  if not cur or r.last + 1 - r.first < self.min_frames then return nil end
   if r.pending then for _, c in ipairs(r.pending.cells) do cur.cells[#cur.cells + 1] = c end end
   r.cur, r.pending = nil, nil
   return self:segment(cur.start, (r.last + 1) * self.frame, cur.cells)
