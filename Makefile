@@ -12,14 +12,14 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
 LUA_PKG := lua5.4
-PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip libprotobuf-c
+PKGS    := $(LUA_PKG) sndfile fftw3f soxr libcjson libzip libprotobuf-c libmicrohttpd
 MARCH   := $(if $(NATIVE),-march=native,-march=x86-64-v2)
 OPT     ?= -O2
 # pkg-config runs lazily, once, on first use: on a fresh machine the packages
 # (and pkg-config itself) are installed by the `deps` step before anything compiles.
 lazy_once = $(eval $(1) := $$(shell $(2)))$($(1))
 PKG_CFLAGS = $(call lazy_once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
-PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip libprotobuf-c)
+PKG_LIBS_CORE = $(call lazy_once,PKG_LIBS_CORE,pkg-config --libs sndfile fftw3f soxr libcjson libzip libprotobuf-c libmicrohttpd)
 PKG_LIBS_LUA = $(call lazy_once,PKG_LIBS_LUA,pkg-config --libs $(LUA_PKG))
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -g $(MARCH) -fPIC -fopenmp \
                -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror) \
@@ -30,13 +30,14 @@ LDLIBS_CORE = $(PKG_LIBS_CORE) -lopenblas -lm -fopenmp
 LDLIBS_LUA  = $(PKG_LIBS_LUA)
 LDFLAGS += $(SANITIZE)
 
-CORE_DIRS := core ops autograd optim audio augment data eval io pretrained infer export
+CORE_DIRS := core ops autograd optim audio augment data eval io pretrained infer export http
 CORE_SRC  := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 LUA_SRC   := $(wildcard src/lua/*.c)
 LUA_FILES := $(shell find lua -name '*.lua' | sort)
 REPL_SRC  := $(wildcard src/serlua/*.c)
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o
-LUA_OBJ   := $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded_lua.o
+LUA_OBJ   := $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded_lua.o $(BUILD)/gen/embedded_web.o
+WEB_FILES := $(sort $(wildcard web/*))
 REPL_OBJ  := $(REPL_SRC:%.c=$(BUILD)/%.o)
 
 CTEST_SRC := $(wildcard tests/c/test_*.c)
@@ -88,6 +89,14 @@ $(BUILD)/gen/onnx/onnx.pb-c.o: $(BUILD)/gen/onnx/onnx.pb-c.c
 $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/export/*.c) tests/c/test_onnx.c): $(BUILD)/gen/onnx/onnx.pb-c.h
 
 $(BUILD)/gen/embedded_lua.o: $(BUILD)/gen/embedded_lua.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# serve.lua's web page (web/*) is compiled in the same way: no files to find at run time.
+$(BUILD)/gen/embedded_web.c: scripts/embed-web.lua $(WEB_FILES) | deps
+	@mkdir -p $(dir $@)
+	lua5.4 scripts/embed-web.lua $@ $(WEB_FILES)
+
+$(BUILD)/gen/embedded_web.o: $(BUILD)/gen/embedded_web.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # -z nodelete: lua_close() dlcloses ser.so while OpenMP worker threads from

@@ -8,6 +8,7 @@
 #   scripts/install-deps.sh --fuzz   also clang/libFuzzer for tests/fuzz
 #   scripts/install-deps.sh --onnx   also the ONNX checkers of export.lua's tests: python3-onnx and
 #                                    onnxruntime-node (npm, into .deps/onnxruntime, ignored by git)
+#   scripts/install-deps.sh --browser also headless Chromium for serve.lua's browser test
 set -euo pipefail
 
 packages=(
@@ -21,6 +22,7 @@ packages=(
   libcjson-dev                    # safetensors JSON header
   libzip-dev                      # PyTorch .pt checkpoints (zip archives) read by ser.load
   protobuf-c-compiler libprotobuf-c-dev  # ONNX export: onnx.proto -> C at build time, protobuf writer
+  libmicrohttpd-dev               # the HTTP server of experiments/serve.lua (src/http/)
   libcmocka-dev                   # C unit tests
   lua-busted                      # Lua specs
   lua-argparse                    # command-line flags of the experiment scripts
@@ -39,8 +41,10 @@ for a in "$@"; do
              # npm package would pull Debian's nodejs over it
              command -v node >/dev/null || extra+=(nodejs)
              command -v npm >/dev/null || extra+=(npm) ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz, --onnx or --help)" >&2; exit 2 ;;
+    --browser) extra+=(chromium chromium-driver)  # tests/lua/serve_browser_spec.lua: the page in a real browser
+               command -v node >/dev/null || extra+=(nodejs) ;;  # its WebDriver client script
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$a' (expected --bench, --fuzz, --onnx, --browser or --help)" >&2; exit 2 ;;
   esac
 done
 

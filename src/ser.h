@@ -27,6 +27,7 @@
 #include "infer/infer.h"
 #include "export/onnx.h"
 #include "pretrained/wav2vec2.h"
+#include "http/server.h"
 
 #define SER_VERSION "0.1.0"
 

@@ -34,6 +34,7 @@ local lazy = {
   dist = "ser.dist",
   graph = "ser.graph",
   onnx = "ser.onnx",
+  serve = "ser.serve",
   stream = "ser.stream",
 }
 ser._lazy = lazy

@@ -74,6 +74,7 @@ int ser_lua_open_nn_transformer(lua_State *L);
 int ser_lua_open_digest(lua_State *L);
 int ser_lua_open_dist(lua_State *L);
 int ser_lua_open_onnx(lua_State *L);
+int ser_lua_open_http(lua_State *L);
 int ser_lua_open_stream(lua_State *L);
 
 #endif

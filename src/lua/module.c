@@ -35,6 +35,7 @@ static const struct {
     {"ser.core.digest", ser_lua_open_digest},
     {"ser.core.dist", ser_lua_open_dist},
     {"ser.core.onnx", ser_lua_open_onnx},
+    {"ser.core.http", ser_lua_open_http},
     {"ser.core.stream", ser_lua_open_stream},
     {NULL, NULL},
 };

@@ -288,13 +288,27 @@ static void pcm_seeds(void) {
   }
 }
 
+/* Requests as serve.lua's clients send them, and a few that its server must refuse. */
+static void http_seeds(void) {
+  static const char *const reqs[][2] = {
+      {"get_page", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+      {"get_args", "GET /stream?rate=16000&format=f32&x=%41%00 HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"post_body", "POST /predict HTTP/1.1\r\nHost: a\r\nContent-Type: audio/wav\r\nContent-Length: 8\r\n\r\nRIFFabcd"},
+      {"post_chunked", "POST /stream/ab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"},
+      {"over_limit", "POST /predict HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\nabc"},
+      {"two_requests", "GET /a HTTP/1.1\r\nHost: a\r\n\r\nDELETE /stream/x HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"http10", "GET /api/info HTTP/1.0\r\n\r\n"},
+  };
+  for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) put("http", reqs[i][0], -1, reqs[i][1], strlen(reqs[i][1]));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_seeds OUTDIR\n");
     return 2;
   }
   outdir = argv[1];
-  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config", "/pcm"};
+  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config", "/pcm", "/http"};
   for (int i = 0; i < (int)(sizeof sub / sizeof *sub); i++) {
     char p[1024];
     snprintf(p, sizeof p, "%s%s", outdir, sub[i]);
@@ -307,6 +321,7 @@ int main(int argc, char **argv) {
   torch_seeds();
   w2v_config_seeds();
   pcm_seeds();
+  http_seeds();
   printf("gen_seeds: %d seed files in %s\n", n_written, outdir);
   return 0;
 }

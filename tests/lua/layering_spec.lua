@@ -32,6 +32,8 @@ local ALLOWED = {
   -- protobuf (its generated onnx.pb-c.h is the area's own header); a whisper-family model
   -- also writes its frozen encoder (pretrained) out as ONNX ops. It computes nothing.
   export = { core = true, io = true, pretrained = true },
+  -- the HTTP server of serve.lua (src/http/: libmicrohttpd, raw PCM bodies)
+  http = { core = true },
 }
 -- Not core areas: the bindings, the interpreter, and the MPI plug-in (src/mpi/: a Lua C
 -- module linked against Open MPI and core/half.c only, loaded under mpirun).
