@@ -216,6 +216,12 @@ function M.describe(model, meta, o)
   local trim_options = (o and o.trim_options) or function(t) return t end
   local input, err
   if name == "WhisperClassifier" then
+    -- the C runtime and the ONNX exporter build Whisper encoders only; a head on a wav2vec 2.0 /
+    -- HuBERT / WavLM encoder is saved without a graph (predict.lua still runs it)
+    local family = model.config and model.config.family or "whisper"
+    if family ~= "whisper" then
+      return nil, ("a head on a %s encoder (the graph runtime builds Whisper encoders only)"):format(family)
+    end
     input = whisper_input(model, trim_options)
   else
     input, err = standard_input(meta.features or {}, meta.inputs or {}, trim_options)
