@@ -13,6 +13,15 @@
 -- files ({ path =, speaker = }), with speaker normalisation when the model has it (each
 -- speaker's clips z-scored with that speaker's mean and std over those clips, per feature; no
 -- labels used). model:dataset(part) gives a corpus part as an in-memory dataset for ser.train.
+--
+-- A frame-level head (head = "attentive": ser.nn.AttentiveStatsHead) reads every layer's frame
+-- sequence instead (the cache's "frames" kind, float16 on disk). Those do not fit one tensor
+-- (whisper-base over RAVDESS: ~2 GB as float32, clips of different lengths), so the model keeps
+-- them in a store of its own, one [L + 1, frames, d] tensor per clip, and its input x is
+-- [B, 1]: the clips' numbers in that store (model:features(items) adds the clips and returns
+-- their numbers). forward pads a batch's clips to the longest and standardises them per layer
+-- and channel (buffers feature_mean, feature_std [L + 1, d]: the training frames' statistics);
+-- speaker normalisation z-scores each speaker's frames over all that speaker's frames.
 local T = require "ser.tensor"
 local Module = require "ser.nn.module"
 local heads = require "ser.nn.heads"
@@ -75,7 +84,7 @@ M.group_stats = group_stats
 
 local WhisperClassifier = Module.class("WhisperClassifier")
 
--- o: encoder (path), head, classes, hidden, dropout, input_dropout, speaker_norm, seconds, sr, trim, cache.
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, seconds, sr, trim, cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
@@ -85,17 +94,53 @@ function WhisperClassifier:init(o)
   self.input = "whisper"
   local L1, d = enc.config.layers + 1, enc.config.d_model
   self.layers, self.d = L1, d
-  self:register_buffer("feature_mean", T.zeros(L1, 2, d))
-  self:register_buffer("feature_std", T.ones(L1, 2, d))
+  self.frame_level = M.FRAME_HEADS[self.head_kind] == true
+  if self.frame_level then
+    self.store = {}
+    self:register_buffer("feature_mean", T.zeros(L1, d))
+    self:register_buffer("feature_std", T.ones(L1, d))
+  else
+    self:register_buffer("feature_mean", T.zeros(L1, 2, d))
+    self:register_buffer("feature_std", T.ones(L1, 2, d))
+  end
   self.input_dropout = o.input_dropout or 0
   if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
+  elseif self.head_kind == "attentive" then
+    self:add_module("head", heads.AttentiveStatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout,
+      attention = o.attention }))
   elseif self.head_kind == "concat" then
     self:add_module("head", heads.ConcatHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   else
     self:add_module("head", heads.StatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   end
+end
+
+-- Frame-level heads: x [B, 1] (numbers of clips in the store) -> the clips standardised and
+-- zero-padded [B, L + 1, T, d], and their frame counts.
+function WhisperClassifier:frame_batch(x)
+  local s = x:shape()
+  if #s ~= 2 or s[2] ~= 1 then
+    error(("WhisperClassifier (%s head): expected clip numbers [B, 1] (model:features(items) gives them), got [%s]")
+      :format(self.head_kind, table.concat(s, ",")), 4)
+  end
+  local ids, clips, lengths, Tmax = x:view(-1):totable(), {}, {}, 0
+  for b, id in ipairs(ids) do
+    local f = math.tointeger(id) and self.store[math.tointeger(id)]
+    if not f then
+      error(("WhisperClassifier (%s head): input %d is %s, not the number of a clip in the model's store (1..%d); "
+        .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
+        :format(self.head_kind, b, tostring(id), #self.store), 4)
+    end
+    clips[b], lengths[b] = f, f:shape()[2]
+    Tmax = math.max(Tmax, lengths[b])
+  end
+  local L1, d = self.layers, self.d
+  local m, sd = self.feature_mean:view(L1, 1, d), self.feature_std:view(L1, 1, d)
+  local out = T.zeros(#ids, L1, Tmax, d)
+  for b, f in ipairs(clips) do out:select(1, b):narrow(2, 1, lengths[b]):copy_((f - m) / sd) end
+  return out, lengths
 end
 
 -- x [B, L + 1, 2, d] standardised with the training clips' statistics.
@@ -109,12 +154,18 @@ function WhisperClassifier:standardised(x)
 end
 
 function WhisperClassifier:forward(x)
+  if self.frame_level then
+    local z, lengths = self:frame_batch(x)
+    if self.drop then z = self.drop(z) end
+    return self.head(z, lengths)
+  end
   local z = self:standardised(x)
   if self.drop then z = self.drop(z) end
   return self.head(z)
 end
 
 function WhisperClassifier:embed(x)
+  if self.frame_level then return self.head:embed(self:frame_batch(x)) end
   return self.head:embed(self:standardised(x))
 end
 
@@ -125,20 +176,60 @@ function WhisperClassifier:cache(dir)
   local key = tostring(dir)
   if not self._caches[key] then
     self._caches[key] = embedding_cache.new { encoder = function() return (M.encoder(self.encoder_path)) end,
-      identity = self.identity, config = self.config, dir = dir, settings = self.settings }
+      identity = self.identity, config = self.config, dir = dir, settings = self.settings,
+      kind = self.frame_level and "frames" or "pooled" }
   end
   return self._caches[key]
 end
 
--- [N, L + 1, 2, d]: the pooled features of items ({ path =, speaker = }; with o.audio, a part's
--- in-memory audio [N, samples], items with `row` are read from it), speaker-normalised when the
--- model is (each speaker's statistics over that speaker's items here).
+-- Frame-level heads: each speaker's frames z-scored per layer and channel with the mean and
+-- std over all that speaker's frames here (two passes: Whisper's residual channels reach
+-- +-280, where a one-pass E[x^2] - E[x]^2 in float32 loses the variance).
+local function speaker_frames(list, speakers)
+  local groups, order = {}, {}
+  for i, k in ipairs(speakers) do
+    k = tostring(k)
+    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+    table.insert(groups[k], i)
+  end
+  for _, k in ipairs(order) do
+    local sum, n
+    for _, i in ipairs(groups[k]) do
+      local s = list[i]:sum(2, true)
+      sum, n = sum and sum + s or s, (n or 0) + list[i]:shape()[2]
+    end
+    local m = sum / n
+    local sq
+    for _, i in ipairs(groups[k]) do
+      local dev = list[i] - m
+      local s = (dev * dev):sum(2, true)
+      sq = sq and sq + s or s
+    end
+    local sd = (sq / n):sqrt():clamp(M.STD_FLOOR, math.huge)
+    for _, i in ipairs(groups[k]) do list[i] = (list[i] - m) / sd end
+  end
+end
+
+-- The pooled features of items ({ path =, speaker = }; with o.audio, a part's in-memory audio
+-- [N, samples], items with `row` are read from it), speaker-normalised when the model is (each
+-- speaker's statistics over that speaker's items here): [N, L + 1, 2, d]; for a frame-level
+-- head the clips' numbers [N, 1] in the model's store, to which their frames are added.
 function WhisperClassifier:features(items, o)
   o = o or {}
   local paths, speakers = {}, {}
   for i, it in ipairs(items) do
     paths[i], speakers[i] = it.path, it.speaker
     if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
+  end
+  if self.frame_level then
+    local list = self:cache(o.cache):frames(paths)
+    if self.speaker_norm then speaker_frames(list, speakers) end
+    local ids = {}
+    for i, f in ipairs(list) do
+      self.store[#self.store + 1] = f:contiguous()
+      ids[i] = { #self.store }
+    end
+    return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
   local x = self:cache(o.cache):pooled(paths)
   if self.speaker_norm and #items > 0 then
@@ -167,8 +258,27 @@ function WhisperClassifier:dataset(part, o)
   return { x = self:features(part.items, fo), y = y, classes = part.classes }
 end
 
--- Sets the feature standardisation from the training features [N, L + 1, 2, d].
+-- Sets the feature standardisation from the training features [N, L + 1, 2, d] (frame-level
+-- heads: the training clips' numbers [N, 1]; statistics over all their frames, two passes).
 function WhisperClassifier:fit_standardisation(x)
+  if self.frame_level then
+    local clips, n, sum = {}, 0, nil
+    for i, id in ipairs(x:view(-1):totable()) do
+      clips[i] = self.store[math.tointeger(id)]
+      local s = clips[i]:sum(2)
+      sum, n = sum and sum + s or s, n + clips[i]:shape()[2]
+    end
+    local m = sum / n
+    local sq
+    for _, f in ipairs(clips) do
+      local dev = f - m:view(self.layers, 1, self.d)
+      local s = (dev * dev):sum(2)
+      sq = sq and sq + s or s
+    end
+    self.feature_mean:copy_(m)
+    self.feature_std:copy_((sq / n):sqrt():clamp(M.STD_FLOOR, math.huge))
+    return
+  end
   local n = x:shape()[1]
   local flat = x:contiguous():view(n, -1)
   local m = flat:mean(1)
@@ -205,6 +315,9 @@ end
 
 M.WhisperClassifier = WhisperClassifier
 
+-- Heads that read frame sequences (the cache's "frames" kind) rather than pooled statistics.
+M.FRAME_HEADS = { attentive = true }
+
 -- The default encoder folder: models/whisper-base.
 M.DEFAULT_ENCODER = "models/whisper-base"
 
@@ -215,9 +328,11 @@ M.family = {
   fields = {
     encoder = { kind = "string", default = M.DEFAULT_ENCODER,
                 help = "folder of the Whisper encoder (model.safetensors + config.json; `make whisper-base`)" },
-    head = { choices = { "superb", "stats", "concat" }, default = "stats",
+    head = { choices = { "superb", "stats", "concat", "attentive" }, default = "stats",
              help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP; "
-               .. "concat: every layer's mean+std -> MLP" },
+               .. "concat: every layer's mean+std -> MLP; attentive: weighted layers' frames -> attentive "
+               .. "statistics pooling -> MLP" },
+    attention = { kind = "posint", default = 128, help = "hidden units of the attentive head's frame scorer" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
@@ -229,7 +344,8 @@ M.family = {
   build = function(r, classes)
     local m = r.model
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
-      dropout = m.dropout, input_dropout = m.input_dropout, speaker_norm = m.speaker_norm, seconds = r.data.seconds, sr = r.data.sr,
+      dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
+      seconds = r.data.seconds, sr = r.data.sr,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,
   -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);

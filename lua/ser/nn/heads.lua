@@ -13,6 +13,15 @@
 --     the weighted sum of the layers' stds stands in for it.)
 -- All three take `layers` = L + 1 (the number of hidden states) and have embed(x), the
 -- representation before the classifier (SuperbHead: [B, d]; the others: the MLP's hidden [B, hidden]).
+--
+-- A frame-level head reads the hidden states' frame sequences instead, x [B, L + 1, T, d] zero-padded
+-- to the batch's longest clip, with each clip's frame count in `lengths`:
+--   AttentiveStatsHead(layers, d, classes, { hidden = 256, dropout = 0.3, attention = 128 })
+--     learned softmax weights over the layers -> attentive statistics pooling over time (Okabe et
+--     al. 2018: e_t = v . tanh(W h_t + b) + k, alpha = softmax over the clip's frames, the
+--     alpha-weighted mean and std, 2d) -> the MLP above. forward(x, lengths), embed(x, lengths).
+--     Parameters: weights, attention.0.* (Linear d -> attention), attention.2.* (Linear attention -> 1),
+--     mlp.0.*, mlp.1.*, mlp.4.*: nn.Sequential(Linear, Tanh, Linear) in PyTorch.
 local Module = require "ser.nn.module"
 local T = require "ser.core.tensor"
 local container = require "ser.nn.container"
@@ -58,13 +67,16 @@ end
 
 -- StatsHead and ConcatHead: the sizes and options they share, their MLP (Linear(inputs,
 -- hidden), LayerNorm, ReLU, Dropout, Linear(hidden, classes): mlp.0, mlp.1, mlp.4) and repr.
-local function mlp_sizes(self, name, layers, d, classes, opts)
-  opts = u.opts(opts, name, { hidden = true, dropout = true })
+local function mlp_sizes(self, name, layers, d, classes, opts, more)
+  local known = { hidden = true, dropout = true }
+  for k in pairs(more or {}) do known[k] = true end
+  opts = u.opts(opts, name, known)
   self.layers = u.positive_int(layers, "layers", name)
   self.d = u.positive_int(d, "d", name)
   self.classes = u.positive_int(classes, "classes", name)
   self.hidden = u.positive_int(opts.hidden or 256, "hidden", name)
   self.dropout = opts.dropout or 0.3
+  return opts
 end
 local function add_mlp(self, inputs)
   self:add_module("mlp", container.Sequential {
@@ -111,5 +123,71 @@ end
 ConcatHead.embed, ConcatHead.forward = StatsHead.embed, StatsHead.forward
 ConcatHead.extra_repr = mlp_repr
 
+-- The frame-level head (see the header). Padded frames (row t >= lengths[b]) get attention
+-- weight exactly 0 (their score is pushed to -1e30 before the softmax), so a clip's output does
+-- not depend on what it is batched with or on what the padding holds.
+local AttentiveStatsHead = Module.class("AttentiveStatsHead")
+function AttentiveStatsHead:init(layers, d, classes, opts)
+  opts = mlp_sizes(self, "AttentiveStatsHead", layers, d, classes, opts, { attention = true })
+  self.attention_units = u.positive_int(opts.attention or 128, "attention", "AttentiveStatsHead")
+  self:register_parameter("weights", T.zeros(self.layers))
+  self:add_module("attention", container.Sequential {
+    basic.Linear(self.d, self.attention_units), basic.Tanh(), basic.Linear(self.attention_units, 1) })
+  add_mlp(self, 2 * self.d)
+end
+
+-- The variance floor under the square root (its gradient is 1 / (2 sqrt(v))).
+AttentiveStatsHead.EPS = 1e-5
+
+local function frame_input(self, x, lengths)
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= self.layers or s[4] ~= self.d then
+    error(("%s: expected frame sequences [B, %d, T, %d] (layers, frames, d_model), got [%s]")
+      :format(self.__name, self.layers, self.d, table.concat(s, ",")), 4)
+  end
+  if type(lengths) ~= "table" or #lengths ~= s[1] then
+    error(("%s: expected lengths, a list of %d frame counts (one per clip), got %s"):format(self.__name, s[1],
+      type(lengths) == "table" and (#lengths .. " entries") or type(lengths)), 4)
+  end
+  for b, n in ipairs(lengths) do
+    if type(n) ~= "number" or n ~= math.floor(n) or n < 1 or n > s[3] then
+      error(("%s: lengths[%d] = %s; expected a whole number of frames in 1..%d"):format(self.__name, b,
+        tostring(n), s[3]), 4)
+    end
+  end
+  return s[1], s[3]
+end
+
+-- [B, L + 1, T, d], lengths -> [B, 2d]: the attention-weighted mean and std of the weighted layers.
+function AttentiveStatsHead:pooled(x, lengths)
+  local B, Tn = frame_input(self, x, lengths)
+  local d = self.d
+  local h = (x * self.weights:softmax(1):view(1, self.layers, 1, 1)):sum(2)     -- [B, T, d]
+  local bias = {}
+  for b = 1, B do
+    local row = {}
+    for t = 1, Tn do row[t] = t <= lengths[b] and 0 or -1e30 end
+    bias[b] = row
+  end
+  local e = self.attention(h):view(B, Tn) + T.new(bias)
+  local alpha = e:softmax(2):view(B, Tn, 1)
+  local mean = (h * alpha):sum(2)                                               -- [B, d]
+  local dev = h - mean:view(B, 1, d)
+  local std = (dev * dev * alpha):sum(2):clamp(AttentiveStatsHead.EPS, math.huge):sqrt()
+  return T.cat({ mean, std }, 2)
+end
+function AttentiveStatsHead:embed(x, lengths)
+  local h = self:pooled(x, lengths)
+  for i = 1, 3 do h = self.mlp:get(i)(h) end
+  return h
+end
+function AttentiveStatsHead:forward(x, lengths)
+  return self.mlp(self:pooled(x, lengths))
+end
+function AttentiveStatsHead:extra_repr()
+  return mlp_repr(self) .. (", attention=%d"):format(self.attention_units)
+end
+
 M.SuperbHead, M.StatsHead, M.ConcatHead = SuperbHead, StatsHead, ConcatHead
+M.AttentiveStatsHead = AttentiveStatsHead
 return M
