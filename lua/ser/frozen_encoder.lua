@@ -22,6 +22,17 @@
 -- their numbers). forward pads a batch's clips to the longest and standardises them per layer
 -- and channel (buffers feature_mean, feature_std [L + 1, d]: the training frames' statistics);
 -- speaker normalisation z-scores each speaker's frames over all that speaker's frames.
+--
+-- Fine-tuning (finetune_layers = N > 0, attentive head only): the model holds the encoder as a
+-- module (`encoder`: enc:module{ finetune_layers = N }, lua/ser/pretrained/whisper_module.lua)
+-- whose top N blocks and final LayerNorm train, with their own learning rate (encoder_lr:
+-- model:param_groups, which ser.train.fit uses) and SpecAugment on the log-mel input while
+-- training. The store then holds each clip's log-mel, and forward runs the encoder on the batch
+-- every step (the frozen bottom through the C encoder, no graph). The standardisation is the
+-- pretrained encoder's frame statistics over the training clips (from the frames cache). A
+-- checkpoint holds the head, the standardisation and the fine-tuned tensors (encoder.layers.K..,
+-- encoder.layer_norm.*), not the frozen ones: those are the encoder's own, named by its identity
+-- in meta.encoder and checked on load, as for a frozen model.
 local T = require "ser.tensor"
 local Module = require "ser.nn.module"
 local heads = require "ser.nn.heads"
@@ -84,7 +95,8 @@ M.group_stats = group_stats
 
 local WhisperClassifier = Module.class("WhisperClassifier")
 
--- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, seconds, sr, trim, cache.
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, finetune_layers,
+-- encoder_lr, spec_augment, seconds, sr, trim, cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
@@ -105,6 +117,25 @@ function WhisperClassifier:init(o)
   end
   self.input_dropout = o.input_dropout or 0
   if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
+  self.finetune_layers = o.finetune_layers or 0
+  if self.finetune_layers > 0 then
+    if not self.frame_level then
+      error(("whisper: finetune_layers = %d needs a frame-level head (head = \"attentive\"), got head = \"%s\": "
+        .. "the %s head reads pooled statistics cached from the frozen encoder"):format(self.finetune_layers,
+          self.head_kind, self.head_kind), 0)
+    end
+    if self.speaker_norm then
+      error(("whisper: finetune_layers = %d cannot be combined with speaker_norm: a speaker's statistics of the "
+        .. "fine-tuned layers change with every step; train without speaker_norm"):format(self.finetune_layers), 0)
+    end
+    if self.finetune_layers > enc.config.layers then
+      error(("whisper: finetune_layers = %d, but the encoder %s has %d layers"):format(self.finetune_layers,
+        o.encoder, enc.config.layers), 0)
+    end
+    self:add_module("encoder", enc:module { finetune_layers = self.finetune_layers })
+    self.encoder_lr = o.encoder_lr or 5e-5
+    self.spec_augment = o.spec_augment ~= false
+  end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
   elseif self.head_kind == "attentive" then
@@ -133,14 +164,62 @@ function WhisperClassifier:frame_batch(x)
         .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
         :format(self.head_kind, b, tostring(id), #self.store), 4)
     end
+    if self.encoder then f = f.mel end
     clips[b], lengths[b] = f, f:shape()[2]
     Tmax = math.max(Tmax, lengths[b])
   end
+  if self.encoder then return self:encoded_batch(clips, lengths, Tmax) end
   local L1, d = self.layers, self.d
   local m, sd = self.feature_mean:view(L1, 1, d), self.feature_std:view(L1, 1, d)
   local out = T.zeros(#ids, L1, Tmax, d)
   for b, f in ipairs(clips) do out:select(1, b):narrow(2, 1, lengths[b]):copy_((f - m) / sd) end
   return out, lengths
+end
+
+-- Fine-tuning: the clips' log-mels [n_mels, T_b] padded, SpecAugment when training, run through
+-- the encoder module, every hidden state standardised: [B, L + 1, ceil(T / 2), d] and the clips'
+-- frame counts at the encoder's rate.
+function WhisperClassifier:encoded_batch(mels, lengths, Tmax)
+  local n_mels = self.config.n_mels
+  local x = T.zeros(#mels, n_mels, Tmax)
+  for b, m in ipairs(mels) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
+  if self.training and self.spec_augment then x = self.encoder:spec_augment(x, lengths) end
+  local hs = self.encoder(x, { lengths = lengths })
+  local L1, d = self.layers, self.d
+  local z = (T.stack(hs, 2) - self.feature_mean:view(1, L1, 1, d)) / self.feature_std:view(1, L1, 1, d)
+  local frames = {}
+  for b, n in ipairs(lengths) do frames[b] = (n + 1) // 2 end
+  return z, frames
+end
+
+-- The learning rates fit gives each parameter group: a fine-tuned encoder's blocks encoder_lr,
+-- the rest (head) lr. Without fine-tuning, one group.
+function WhisperClassifier:param_groups(lr)
+  if not self.encoder then return { { params = self:parameters(), lr = lr } } end
+  local enc, seen, rest = self.encoder:parameters(), {}, {}
+  for _, p in ipairs(enc) do seen[p] = true end
+  for _, p in ipairs(self:parameters()) do if not seen[p] then rest[#rest + 1] = p end end
+  return { { params = rest, lr = lr }, { params = enc, lr = self.encoder_lr } }
+end
+
+-- Fine-tuning: the frozen encoder tensors are left out of the state_dict (and so of checkpoints
+-- and of fit's copies of the best weights): they are the encoder's own, identified in the metadata.
+local function frozen_keys(self)
+  local out = {}
+  if self.encoder then
+    for _, nb in ipairs(self.encoder:named_buffers()) do out["encoder." .. nb[1]] = true end
+  end
+  return out
+end
+function WhisperClassifier:state_dict()
+  local sd, frozen = Module.state_dict(self), frozen_keys(self)
+  for k in pairs(frozen) do sd[k] = nil end
+  return sd
+end
+function WhisperClassifier:state_dict_keys()
+  local out, frozen = {}, frozen_keys(self)
+  for _, k in ipairs(Module.state_dict_keys(self)) do if not frozen[k] then out[#out + 1] = k end end
+  return out
 end
 
 -- x [B, L + 1, 2, d] standardised with the training clips' statistics.
@@ -221,6 +300,15 @@ function WhisperClassifier:features(items, o)
     paths[i], speakers[i] = it.path, it.speaker
     if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
   end
+  if self.encoder then
+    local c, enc, ids = self:cache(o.cache), (M.encoder(self.encoder_path)), {}
+    for i, src in ipairs(paths) do
+      local mel = enc:frontend(type(src) == "table" and c:clip(src.name, src.wav) or c:clip(src))
+      self.store[#self.store + 1] = { mel = mel, source = src }
+      ids[i] = { #self.store }
+    end
+    return #ids > 0 and T.new(ids) or T.zeros(0, 1)
+  end
   if self.frame_level then
     local list = self:cache(o.cache):frames(paths)
     if self.speaker_norm then speaker_frames(list, speakers) end
@@ -263,8 +351,14 @@ end
 function WhisperClassifier:fit_standardisation(x)
   if self.frame_level then
     local clips, n, sum = {}, 0, nil
-    for i, id in ipairs(x:view(-1):totable()) do
-      clips[i] = self.store[math.tointeger(id)]
+    local ids = x:view(-1):totable()
+    if self.encoder then   -- the pretrained encoder's frames of those clips
+      local sources = {}
+      for i, id in ipairs(ids) do sources[i] = self.store[math.tointeger(id)].source end
+      clips = self:cache():frames(sources)
+    end
+    for i, id in ipairs(ids) do
+      clips[i] = clips[i] or self.store[math.tointeger(id)]
       local s = clips[i]:sum(2)
       sum, n = sum and sum + s or s, n + clips[i]:shape()[2]
     end
@@ -291,7 +385,8 @@ end
 -- What a checkpoint records of the encoder besides the recipe (which names its folder).
 function WhisperClassifier:checkpoint_meta()
   return { encoder = { path = self.encoder_path, sha256 = self.identity.sha256, layers = self.config.layers,
-    d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source } }
+    d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source,
+    finetune_layers = self.finetune_layers } }
 end
 
 -- Refuses a checkpoint whose encoder is not the one this model loaded (an edited or replaced file).
@@ -309,8 +404,9 @@ function WhisperClassifier:check_checkpoint(meta, where)
 end
 
 function WhisperClassifier:extra_repr()
-  return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s"):format(self.encoder_path, self.layers, self.d,
-    tostring(self.speaker_norm))
+  return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s%s"):format(self.encoder_path, self.layers, self.d,
+    tostring(self.speaker_norm), self.encoder and (", finetune_layers=%d, encoder_lr=%g, spec_augment=%s"):format(
+      self.finetune_layers, self.encoder_lr, tostring(self.spec_augment)) or "")
 end
 
 M.WhisperClassifier = WhisperClassifier
@@ -333,6 +429,11 @@ M.family = {
                .. "concat: every layer's mean+std -> MLP; attentive: weighted layers' frames -> attentive "
                .. "statistics pooling -> MLP" },
     attention = { kind = "posint", default = 128, help = "hidden units of the attentive head's frame scorer" },
+    finetune_layers = { kind = "natural", default = 0,
+                        help = "fine-tune the encoder's top N blocks (attentive head; 0 = frozen encoder)" },
+    encoder_lr = { kind = "posnum", default = 5e-5, help = "peak learning rate of the fine-tuned blocks" },
+    spec_augment = { kind = "boolean", default = true,
+                     help = "SpecAugment on the log-mel input while fine-tuning (2 time, 2 frequency masks)" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
@@ -345,6 +446,7 @@ M.family = {
     local m = r.model
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
       dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
+      finetune_layers = m.finetune_layers, encoder_lr = m.encoder_lr, spec_augment = m.spec_augment,
       seconds = r.data.seconds, sr = r.data.sr,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,

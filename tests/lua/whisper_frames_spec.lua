@@ -2,7 +2,10 @@
 -- independence, central differences, PyTorch 1.13 parity in float64), the embedding cache's
 -- "frames" kind (float16 frame sequences per clip: misses then hits, equal to the clip encoded
 -- alone, apart from the pooled kind), and the `attentive` head of the whisper family end to end
--- on a small random encoder (compare.lua --quick, predict.lua reproducing its scores, mixup refused).
+-- on a small random encoder (compare.lua --quick, predict.lua reproducing its scores, mixup refused),
+-- and fine-tuning in the main job (model.finetune_layers: the top blocks' own learning rate,
+-- SpecAugment only while training, checkpoints holding the fine-tuned blocks and not the frozen
+-- ones, predict.lua reproducing the scores, refusals of combinations that cannot work).
 local ser = require "ser"
 local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -286,5 +289,126 @@ describe("the attentive head in the main job", function()
     assert.are_not.equal(0, rc)
     assert.matches("not the number of a clip", out)
     assert.matches("mixup", out)
+  end)
+end)
+
+describe("fine-tuning in the main job (model.finetune_layers)", function()
+  local dir, corpus, enc_dir
+  setup(function()
+    dir = tmp.make("finetunejob")
+    corpus = dir .. "/corpus"
+    enc_dir = dir .. "/enc"
+    random_whisper(enc_dir, { layers = 2, d_model = 64 })
+    ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
+                         classes = { "neutral", "happy", "angry" } }
+  end)
+  teardown(tmp.cleanup)
+
+  local function model(o)
+    local opts = { encoder = enc_dir, head = "attentive", classes = 3, hidden = 16, attention = 8, dropout = 0,
+                   finetune_layers = 1, encoder_lr = 2e-5, cache = dir .. "/cache" }
+    for k, v in pairs(o or {}) do opts[k] = v end
+    return frozen.WhisperClassifier(opts)
+  end
+
+  it("gives the top blocks their own learning rate and SpecAugment only while training", function()
+    ser.manual_seed(4)
+    local m = model()
+    local groups = m:param_groups(1e-3)
+    assert.are.equal(2, #groups)
+    assert.are.equal(1e-3, groups[1].lr)
+    assert.are.equal(2e-5, groups[2].lr)
+    local n_enc = 0
+    for _, np in ipairs(m.encoder:named_parameters()) do
+      n_enc = n_enc + 1
+      assert.is_truthy(np[1]:match("^layers%.1%.") or np[1]:match("^layer_norm%."), np[1])
+    end
+    assert.are.equal(n_enc, #groups[2].params)
+    assert.are.equal(#m:parameters(), #groups[1].params + #groups[2].params)
+    -- the frozen tensors are not in the state_dict (nor so in checkpoints)
+    for k in pairs(m:state_dict()) do assert.is_nil(k:match("^encoder%.layers%.0%."), k) end
+    assert.is_truthy(m:state_dict()["encoder.layers.1.fc1.weight"])
+    local items = {}
+    for i, it in ipairs(ser.data.scan(corpus, { quiet = true }).items) do
+      if i <= 4 then items[i] = { path = it.path, speaker = it.speaker } end
+    end
+    local x = m:features(items)
+    assert.are.same({ 4, 1 }, x:shape())
+    m:fit_standardisation(x)
+    assert.are.same({ 3, 64 }, m.feature_mean:shape())
+    m:eval()
+    local a, b = m(x), m(x)
+    assert.are.equal(0, max_abs(a - b))
+    -- with a frozen encoder (the fine-tuned blocks still at the pretrained weights) the frames
+    -- equal the cached ones to float16 rounding: the same logits as the frozen attentive model
+    local f = model { finetune_layers = 0 }
+    f:load_state_dict((function()
+      local sd = {}
+      for k, v in pairs(m:state_dict()) do if not k:match("^encoder%.") then sd[k] = v end end
+      return sd
+    end)())
+    f:eval()
+    local fx = f:features(items)
+    assert.is_true(rel_err(f(fx), a) < 1e-2, "fine-tuning module vs cached frames: " .. rel_err(f(fx), a))
+    m:train()
+    ser.manual_seed(5)
+    local c = m(x)
+    assert.is_true(max_abs(c - a) > 0, "SpecAugment changed nothing while training")
+    m:eval()
+    assert.are.equal(0, max_abs(m(x) - a))
+  end)
+
+  it("refuses combinations that cannot work, saying why", function()
+    for _, c in ipairs {
+      { { head = "stats" }, 'finetune_layers = 1 needs a frame%-level head %(head = "attentive"%), got head = "stats"' },
+      { { speaker_norm = true }, "cannot be combined with speaker_norm" },
+      { { finetune_layers = 3 }, "finetune_layers = 3, but the encoder .* has 2 layers" },
+    } do
+      local ok, err = pcall(model, c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], err)
+    end
+  end)
+
+  it_bin("compare.lua --quick fine-tunes; the checkpoint holds the changed blocks; predict.lua reproduces it", function()
+    local out_dir = dir .. "/ft"
+    local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s --seed 1 --encoder %s"
+      .. " --head attentive --set model.attention=16 --set model.finetune_layers=1 --set model.encoder_lr=1e-3")
+      :format(serlua, corpus, out_dir, enc_dir))
+    assert.are.equal(0, rc, out)
+    local ckpt = out_dir .. "/results/whisper.safetensors"
+    local sd, meta = assert(ser.load(ckpt))
+    assert.are.equal(1, meta.recipe.model.finetune_layers)
+    assert.are.equal(1, meta.encoder.finetune_layers)
+    for k in pairs(sd) do
+      assert.is_nil(k:match("^encoder%.layers%.0%.") or k:match("^encoder%.conv") or k:match("embed_positions"),
+        "a frozen tensor in the checkpoint: " .. k)
+    end
+    -- the fine-tuned block moved away from the encoder's weights
+    local enc = frozen.encoder(enc_dir)
+    local pre = enc:state_dict()["model.encoder.layers.1.fc1.weight"]
+    assert.is_true(max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
+    local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
+    local paths = {}
+    for i, item in ipairs(val.items) do paths[i] = item.path end
+    local pout, prc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
+    assert.are.equal(0, prc, pout)
+    local labels = {}
+    for path, label in pout:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
+    local index, pred, target = {}, {}, {}
+    for i, c in ipairs(val.classes) do index[c] = i end
+    for i, item in ipairs(val.items) do
+      assert.is_truthy(labels[item.path], pout)
+      pred[i], target[i] = index[labels[item.path]], index[item.label]
+    end
+    local want
+    for line in io.lines(out_dir .. "/results/results.csv") do
+      local f = {}
+      for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
+      if f[1] == "whisper" and f[2] == "val" then want = f end
+    end
+    local rep = ser.metrics.report(pred, target, val.classes)
+    assert.are.equal(want[3], ("%.4f"):format(rep.accuracy))
+    assert.are.equal(want[4], ("%.4f"):format(rep.weighted_f1))
   end)
 end)
