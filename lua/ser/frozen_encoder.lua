@@ -148,8 +148,49 @@ function WhisperClassifier:init(o)
   end
 end
 
+-- The standardisation in the shape a clip's frames [L + 1, T, d] take it: { m, s } [L + 1, 1, d],
+-- copies of the buffers, made again after fit_standardisation or load_state_dict change them.
+function WhisperClassifier:frame_stats()
+  if not self._stats then
+    local L1, d = self.layers, self.d
+    self._stats = { m = self.feature_mean:view(L1, 1, d):clone(), s = self.feature_std:view(L1, 1, d):clone() }
+  end
+  return self._stats
+end
+
+-- A stored clip's frames as read (undoing the standardisation it holds, if any).
+local function raw_frames(e)
+  return e.stats and e.frames * e.stats.s + e.stats.m or e.frames
+end
+
+-- The clip's frames standardised with the current statistics. Each clip is standardised once and
+-- kept so (the store holds one copy; a clip standardised with earlier statistics is redone),
+-- which spares every batch the broadcast over [L + 1, T, d] per clip.
+function WhisperClassifier:standardised_frames(e)
+  local st = self:frame_stats()
+  if e.stats ~= st then
+    e.frames = ((raw_frames(e) - st.m) / st.s):contiguous()
+    e.stats = st
+  end
+  return e.frames
+end
+
+-- Loading new statistics makes the stored clips be standardised again (fit restores its best
+-- weights this way; the same statistics leave them as they are).
+function WhisperClassifier:load_state_dict(sd, opts)
+  local r = Module.load_state_dict(self, sd, opts)
+  local st = self._stats
+  if st and self.frame_level then
+    local L1, d = self.layers, self.d
+    local same = (self.feature_mean:view(L1, 1, d) - st.m):abs():max():item() == 0
+      and (self.feature_std:view(L1, 1, d) - st.s):abs():max():item() == 0
+    if not same then self._stats = nil end
+  end
+  return r
+end
+
 -- Frame-level heads: x [B, 1] (numbers of clips in the store) -> the clips standardised and
--- zero-padded [B, L + 1, T, d], and their frame counts.
+-- zero-padded [L + 1, B, T, d], and their frame counts.
 function WhisperClassifier:frame_batch(x)
   local s = x:shape()
   if #s ~= 2 or s[2] ~= 1 then
@@ -164,20 +205,18 @@ function WhisperClassifier:frame_batch(x)
         .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
         :format(self.head_kind, b, tostring(id), #self.store), 4)
     end
-    if self.encoder then f = f.mel end
+    f = self.encoder and f.mel or self:standardised_frames(f)
     clips[b], lengths[b] = f, f:shape()[2]
     Tmax = math.max(Tmax, lengths[b])
   end
   if self.encoder then return self:encoded_batch(clips, lengths, Tmax) end
-  local L1, d = self.layers, self.d
-  local m, sd = self.feature_mean:view(L1, 1, d), self.feature_std:view(L1, 1, d)
-  local out = T.zeros(#ids, L1, Tmax, d)
-  for b, f in ipairs(clips) do out:select(1, b):narrow(2, 1, lengths[b]):copy_((f - m) / sd) end
+  local out = T.zeros(self.layers, #ids, Tmax, self.d)
+  for b, f in ipairs(clips) do out:select(2, b):narrow(2, 1, lengths[b]):copy_(f) end
   return out, lengths
 end
 
 -- Fine-tuning: the clips' log-mels [n_mels, T_b] padded, SpecAugment when training, run through
--- the encoder module, every hidden state standardised: [B, L + 1, ceil(T / 2), d] and the clips'
+-- the encoder module, every hidden state standardised: [L + 1, B, ceil(T / 2), d] and the clips'
 -- frame counts at the encoder's rate.
 function WhisperClassifier:encoded_batch(mels, lengths, Tmax)
   local n_mels = self.config.n_mels
@@ -186,7 +225,7 @@ function WhisperClassifier:encoded_batch(mels, lengths, Tmax)
   if self.training and self.spec_augment then x = self.encoder:spec_augment(x, lengths) end
   local hs = self.encoder(x, { lengths = lengths })
   local L1, d = self.layers, self.d
-  local z = (T.stack(hs, 2) - self.feature_mean:view(1, L1, 1, d)) / self.feature_std:view(1, L1, 1, d)
+  local z = (T.stack(hs, 1) - self.feature_mean:view(L1, 1, 1, d)) / self.feature_std:view(L1, 1, 1, d)
   local frames = {}
   for b, n in ipairs(lengths) do frames[b] = (n + 1) // 2 end
   return z, frames
@@ -314,7 +353,7 @@ function WhisperClassifier:features(items, o)
     if self.speaker_norm then speaker_frames(list, speakers) end
     local ids = {}
     for i, f in ipairs(list) do
-      self.store[#self.store + 1] = f:contiguous()
+      self.store[#self.store + 1] = { frames = f:contiguous() }
       ids[i] = { #self.store }
     end
     return #ids > 0 and T.new(ids) or T.zeros(0, 1)
@@ -358,7 +397,7 @@ function WhisperClassifier:fit_standardisation(x)
       clips = self:cache():frames(sources)
     end
     for i, id in ipairs(ids) do
-      clips[i] = clips[i] or self.store[math.tointeger(id)]
+      clips[i] = clips[i] or raw_frames(self.store[math.tointeger(id)])
       local s = clips[i]:sum(2)
       sum, n = sum and sum + s or s, n + clips[i]:shape()[2]
     end
@@ -371,6 +410,7 @@ function WhisperClassifier:fit_standardisation(x)
     end
     self.feature_mean:copy_(m)
     self.feature_std:copy_((sq / n):sqrt():clamp(M.STD_FLOOR, math.huge))
+    self._stats = nil
     return
   end
   local n = x:shape()[1]

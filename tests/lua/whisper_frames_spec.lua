@@ -48,23 +48,23 @@ describe("AttentiveStatsHead", function()
       "mlp.0.bias", "mlp.0.weight", "mlp.1.bias", "mlp.1.weight", "mlp.4.bias", "mlp.4.weight", "weights" }, keys)
     assert.are.same({ 5, 8 }, h.attention:get(1).weight:shape())
     assert.are.same({ 16, 16 }, h.mlp:get(1).weight:shape())        -- mean and std: 2d inputs
-    local x = T.randn(3, 3, 7, 8)
+    local x = T.randn(3, 3, 7, 8)     -- [layers, clips, frames, d]
     local lengths = { 7, 4, 1 }
     local y = h(x, lengths)
     assert.are.same({ 3, 4 }, y:shape())
     assert.are.same({ 3, 16 }, h:embed(x, lengths):shape())
     -- large values in the padding change nothing; each clip alone gives its batch row
     local noisy = x:clone()
-    noisy:select(1, 2):narrow(2, 5, 3):copy_(T.randn(3, 3, 8) * 1000)
-    noisy:select(1, 3):narrow(2, 2, 6):copy_(T.randn(3, 6, 8) * 1000)
+    noisy:select(2, 2):narrow(2, 5, 3):copy_(T.randn(3, 3, 8) * 1000)
+    noisy:select(2, 3):narrow(2, 2, 6):copy_(T.randn(3, 6, 8) * 1000)
     assert.are.equal(0, max_abs(h(noisy, lengths) - y))
     for b, n in ipairs(lengths) do
-      local alone = h(x:narrow(1, b, 1):narrow(3, 1, n):contiguous(), { n })
+      local alone = h(x:narrow(2, b, 1):narrow(3, 1, n):contiguous(), { n })
       assert.is_true(max_abs(alone - y:narrow(1, b, 1)) < 1e-5, "clip " .. b)
     end
     -- one frame: mean = the frame, std = sqrt(eps)
-    local p = h:pooled(x:narrow(1, 3, 1), { 1 })
-    local frame = (x:narrow(1, 3, 1):narrow(3, 1, 1) * h.weights:softmax(1):view(1, 3, 1, 1)):sum(2):view(1, 8)
+    local p = h:pooled(x:narrow(2, 3, 1), { 1 })
+    local frame = (x:narrow(2, 3, 1):narrow(3, 1, 1) * h.weights:softmax(1):view(3, 1, 1, 1)):sum(1):view(1, 8)
     assert.is_true(max_abs(p:narrow(2, 1, 8) - frame) < 1e-6)
     assert.is_true(math.abs(p:narrow(2, 9, 8):mean():item() - math.sqrt(1e-5)) < 1e-6)
   end)
@@ -72,13 +72,13 @@ describe("AttentiveStatsHead", function()
   it("refuses inputs of the wrong shape and bad lengths, naming what it expected", function()
     local h = ser.nn.AttentiveStatsHead(3, 8, 4)
     local cases = {
-      { T.randn(2, 3, 8), { 1, 1 }, "expected frame sequences %[B, 3, T, 8%]" },
-      { T.randn(2, 4, 5, 8), { 1, 1 }, "got %[2,4,5,8%]" },
-      { T.randn(2, 3, 5, 8), { 5 }, "a list of 2 frame counts" },
-      { T.randn(2, 3, 5, 8), nil, "a list of 2 frame counts %(one per clip%), got nil" },
-      { T.randn(2, 3, 5, 8), { 5, 6 }, "lengths%[2%] = 6; expected a whole number of frames in 1..5" },
-      { T.randn(2, 3, 5, 8), { 0, 5 }, "lengths%[1%] = 0" },
-      { T.randn(2, 3, 5, 8), { 2.5, 5 }, "lengths%[1%] = 2.5" },
+      { T.randn(2, 3, 8), { 1, 1 }, "expected frame sequences %[3, B, T, 8%]" },
+      { T.randn(4, 2, 5, 8), { 1, 1 }, "got %[4,2,5,8%]" },
+      { T.randn(3, 2, 5, 8), { 5 }, "a list of 2 frame counts" },
+      { T.randn(3, 2, 5, 8), nil, "a list of 2 frame counts %(one per clip%), got nil" },
+      { T.randn(3, 2, 5, 8), { 5, 6 }, "lengths%[2%] = 6; expected a whole number of frames in 1..5" },
+      { T.randn(3, 2, 5, 8), { 0, 5 }, "lengths%[1%] = 0" },
+      { T.randn(3, 2, 5, 8), { 2.5, 5 }, "lengths%[1%] = 2.5" },
     }
     for _, c in ipairs(cases) do
       local ok, err = pcall(h, c[1], c[2])
@@ -129,8 +129,8 @@ describe("AttentiveStatsHead", function()
     h:eval()
     ser.no_grad(function() h.weights:copy_(T.randn(4)) end)   -- away from the zero init of the layer weights
     local lengths = { 9, 2, 6 }
-    local x = T.randn(3, 4, 9, 12) * 3 + 1
-    x:select(1, 2):narrow(2, 3, 7):fill_(0)       -- padding, as the model pads
+    local x = T.randn(4, 3, 9, 12) * 3 + 1
+    x:select(2, 2):narrow(2, 3, 7):fill_(0)       -- padding, as the model pads
     x:requires_grad(true)
     local R = T.randn(3, 5)
     local y = h(x, lengths)

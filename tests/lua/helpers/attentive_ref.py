@@ -2,7 +2,7 @@
 
 Usage: python3 attentive_ref.py DIR
 DIR/manifest.txt: one line "name d0xd1x..." per float32 file DIR/<name>.f32 the Lua side
-wrote: the input x [B, L, T, d], lengths [B], R [B, classes] (the loss is sum(logits * R)),
+wrote: the input x [L, B, T, d], lengths [B], R [B, classes] (the loss is sum(logits * R)),
 and the head's parameters under their state_dict names. The head is rebuilt here in
 float64 from plain torch.nn modules with those names (weights; attention = Sequential(
 Linear, Tanh, Linear); mlp = Sequential(Linear, LayerNorm, ReLU, Dropout, Linear)), run in
@@ -27,7 +27,7 @@ class AttentiveStatsHead(torch.nn.Module):
                                        torch.nn.ReLU(), torch.nn.Dropout(0.0), torch.nn.Linear(hidden, classes))
 
     def forward(self, x, lengths):
-        h = (x * self.weights.softmax(0).view(1, -1, 1, 1)).sum(1)          # [B, T, d]
+        h = (x * self.weights.softmax(0).view(-1, 1, 1, 1)).sum(0)          # [B, T, d]
         steps = torch.arange(h.shape[1]).view(1, -1)
         valid = steps < lengths.view(-1, 1)
         e = self.attention(h).squeeze(-1).masked_fill(~valid, float("-inf"))
@@ -51,7 +51,7 @@ def main():
     x = t.pop("x").requires_grad_(True)
     lengths = t.pop("lengths").long()
     r = t.pop("R")
-    layers, d = x.shape[1], x.shape[3]
+    layers, d = x.shape[0], x.shape[3]
     head = AttentiveStatsHead(layers, d, t["attention.0.weight"].shape[0], t["mlp.0.weight"].shape[0],
                               r.shape[1]).double()
     head.load_state_dict(t, strict=True)
