@@ -182,8 +182,11 @@ function WhisperClassifier:load_state_dict(sd, opts)
   local st = self._stats
   if st and self.frame_level then
     local L1, d = self.layers, self.d
-    local same = (self.feature_mean:view(L1, 1, d) - st.m):abs():max():item() == 0
-      and (self.feature_std:view(L1, 1, d) - st.s):abs():max():item() == 0
+    local function zero(t)
+      local v = t:abs():max()
+      return (type(v) == "number" and v or v:item()) == 0
+    end
+    local same = zero(self.feature_mean:view(L1, 1, d) - st.m) and zero(self.feature_std:view(L1, 1, d) - st.s)
     if not same then self._stats = nil end
   end
   return r

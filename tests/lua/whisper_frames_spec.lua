@@ -358,6 +358,32 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     assert.are.equal(0, max_abs(m(x) - a))
   end)
 
+  it("frozen attentive model: stored clips follow the statistics a state_dict brings", function()
+    ser.manual_seed(6)
+    local items = {}
+    for i, it in ipairs(ser.data.scan(corpus, { quiet = true }).items) do
+      if i <= 5 then items[i] = { path = it.path, speaker = it.speaker } end
+    end
+    local a = model { finetune_layers = 0 }
+    local x = a:features(items)
+    a:fit_standardisation(x)
+    a:eval()
+    local ya = a(x)                       -- the store now holds standardised clips
+    local sd = {}
+    for k, v in pairs(a:state_dict()) do sd[k] = v:clone() end
+    sd.feature_mean = sd.feature_mean + 0.5
+    sd.feature_std = sd.feature_std * 2
+    a:load_state_dict(sd)
+    local b = model { finetune_layers = 0 }
+    b:load_state_dict(sd)
+    b:eval()
+    local yb = b(b:features(items))      -- fresh clips, standardised with the loaded statistics
+    assert.is_true(max_abs(a(x) - yb) < 1e-5, "the stored clips kept the old statistics")
+    assert.is_true(max_abs(ya - yb) > 1e-4)
+    a:load_state_dict(sd)                 -- the same statistics again: nothing changes
+    assert.is_true(max_abs(a(x) - yb) < 1e-5)
+  end)
+
   it("refuses combinations that cannot work, saying why", function()
     for _, c in ipairs {
       { { head = "stats" }, 'finetune_layers = 1 needs a frame%-level head %(head = "attentive"%), got head = "stats"' },
