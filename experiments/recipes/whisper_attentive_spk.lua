@@ -7,8 +7,8 @@ return {
             dropout = 0.5, speaker_norm = true },
   data = { seconds = 8, trim = 30 },
   batch = 32,
-  epochs = 60,
+  epochs = 20,
   optim = { lr = 1e-3, weight_decay = 1e-2 },
-  early_stopping = { patience = 60 },
+  early_stopping = { patience = 20 },
   seeds = { 1, 2, 3 },
 }
