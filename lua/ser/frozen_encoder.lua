@@ -120,7 +120,7 @@ function WhisperClassifier:init(o)
   self.finetune_layers = o.finetune_layers or 0
   if self.finetune_layers > 0 then
     if not self.frame_level then
-      error(("whisper: finetune_layers = %d needs a frame-level head (head = \"attentive\"), got head = \"%s\": "
+      error(("whisper: finetune_layers = %d needs a frame-level head (head = \"attentive\" or \"attentive_concat\"), got head = \"%s\": "
         .. "the %s head reads pooled statistics cached from the frozen encoder"):format(self.finetune_layers,
           self.head_kind, self.head_kind), 0)
     end
@@ -138,9 +138,9 @@ function WhisperClassifier:init(o)
   end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
-  elseif self.head_kind == "attentive" then
+  elseif self.frame_level then   -- attentive, attentive_concat
     self:add_module("head", heads.AttentiveStatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout,
-      attention = o.attention }))
+      attention = o.attention, per_layer = self.head_kind == "attentive_concat" }))
   elseif self.head_kind == "concat" then
     self:add_module("head", heads.ConcatHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   else
@@ -464,7 +464,7 @@ end
 M.WhisperClassifier = WhisperClassifier
 
 -- Heads that read frame sequences (the cache's "frames" kind) rather than pooled statistics.
-M.FRAME_HEADS = { attentive = true }
+M.FRAME_HEADS = { attentive = true, attentive_concat = true }
 
 -- The default encoder folder: models/whisper-base.
 M.DEFAULT_ENCODER = "models/whisper-base"
@@ -476,10 +476,11 @@ M.family = {
   fields = {
     encoder = { kind = "string", default = M.DEFAULT_ENCODER,
                 help = "folder of the Whisper encoder (model.safetensors + config.json; `make whisper-base`)" },
-    head = { choices = { "superb", "stats", "concat", "attentive" }, default = "stats",
+    head = { choices = { "superb", "stats", "concat", "attentive", "attentive_concat" }, default = "stats",
              help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP; "
                .. "concat: every layer's mean+std -> MLP; attentive: weighted layers' frames -> attentive "
-               .. "statistics pooling -> MLP" },
+               .. "statistics pooling -> MLP; attentive_concat: the same attention, every layer's attentive mean+std "
+               .. "-> MLP" },
     attention = { kind = "posint", default = 128, help = "hidden units of the attentive head's frame scorer" },
     finetune_layers = { kind = "natural", default = 0,
                         help = "fine-tune the encoder's top N blocks (attentive head; 0 = frozen encoder)" },

@@ -58,6 +58,11 @@ describe("AttentiveStatsHead", function()
     noisy:select(2, 2):narrow(2, 5, 3):copy_(T.randn(3, 3, 8) * 1000)
     noisy:select(2, 3):narrow(2, 2, 6):copy_(T.randn(3, 6, 8) * 1000)
     assert.are.equal(0, max_abs(h(noisy, lengths) - y))
+    -- per_layer: every layer's attentive mean and std, (L + 1) * 2d inputs, padding ignored too
+    local hp = ser.nn.AttentiveStatsHead(3, 8, 4, { hidden = 16, dropout = 0, attention = 5, per_layer = true })
+    assert.are.same({ 16, 48 }, hp.mlp:get(1).weight:shape())
+    assert.are.same({ 3, 48 }, hp:pooled(x, lengths):shape())
+    assert.are.equal(0, max_abs(hp(noisy, lengths) - hp(x, lengths)))
     for b, n in ipairs(lengths) do
       local alone = h(x:narrow(2, b, 1):narrow(3, 1, n):contiguous(), { n })
       assert.is_true(max_abs(alone - y:narrow(1, b, 1)) < 1e-5, "clip " .. b)
@@ -85,7 +90,10 @@ describe("AttentiveStatsHead", function()
       assert.is_false(ok)
       assert.matches(c[3], err)
     end
-    local ok, err = pcall(ser.nn.AttentiveStatsHead, 3, 8, 4, { attenion = 3 })
+    local ok, err = pcall(ser.nn.AttentiveStatsHead, 3, 8, 4, { per_layer = 1 })
+    assert.is_false(ok)
+    assert.matches("per_layer must be true or false, got 1", err)
+    ok, err = pcall(ser.nn.AttentiveStatsHead, 3, 8, 4, { attenion = 3 })
     assert.is_false(ok)
     assert.matches("attenion", err)
   end)
@@ -122,10 +130,12 @@ describe("AttentiveStatsHead", function()
 
   local py = torch_python()
   local it_torch = py and it or pending
-  it_torch("equals a float64 torch.nn twin, forward and every gradient (PyTorch 1.13)", function()
+  for _, per_layer in ipairs { false, true } do
+  it_torch(("equals a float64 torch.nn twin, forward and every gradient (PyTorch 1.13; per_layer %s)")
+    :format(tostring(per_layer)), function()
     local dir = tmp.make("attentive")
     ser.manual_seed(3)
-    local h = ser.nn.AttentiveStatsHead(4, 12, 5, { hidden = 10, dropout = 0.3, attention = 6 })
+    local h = ser.nn.AttentiveStatsHead(4, 12, 5, { hidden = 10, dropout = 0.3, attention = 6, per_layer = per_layer })
     h:eval()
     ser.no_grad(function() h.weights:copy_(T.randn(4)) end)   -- away from the zero init of the layer weights
     local lengths = { 9, 2, 6 }
@@ -142,6 +152,7 @@ describe("AttentiveStatsHead", function()
       manifest[#manifest + 1] = ("%s %s"):format(name, table.concat(t:shape(), "x"))
     end
     put("x", x); put("lengths", T.new(lengths)); put("R", R)
+    if per_layer then put("per_layer", T.ones(1)) end
     for _, np in ipairs(h:named_parameters()) do put(np[1], np[2]) end
     local f = assert(io.open(dir .. "/manifest.txt", "w"))
     f:write(table.concat(manifest, "\n"), "\n")
@@ -162,8 +173,9 @@ describe("AttentiveStatsHead", function()
     check("logits", y, "torch_logits")
     check("dx", x:grad(), "torch_dx")
     for _, np in ipairs(h:named_parameters()) do check("d" .. np[1], np[2]:grad(), "torch_d" .. np[1]) end
-    print(("  attentive head parity: worst relative error %.3g"):format(worst))
+    print(("  attentive head parity (per_layer %s): worst relative error %.3g"):format(tostring(per_layer), worst))
   end)
+  end
 end)
 
 describe("embedding cache, frames kind", function()
@@ -386,7 +398,8 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
 
   it("refuses combinations that cannot work, saying why", function()
     for _, c in ipairs {
-      { { head = "stats" }, 'finetune_layers = 1 needs a frame%-level head %(head = "attentive"%), got head = "stats"' },
+      { { head = "stats" }, 'finetune_layers = 1 needs a frame%-level head %(head = "attentive" or "attentive_concat"%), '
+        .. 'got head = "stats"' },
       { { speaker_norm = true }, "cannot be combined with speaker_norm" },
       { { finetune_layers = 3 }, "finetune_layers = 3, but the encoder .* has 2 layers" },
     } do

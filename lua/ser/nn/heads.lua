@@ -23,6 +23,10 @@
 --     alpha-weighted mean and std, 2d) -> the MLP above. forward(x, lengths), embed(x, lengths).
 --     The pooling is two batched products (alpha^T h, alpha^T h^2; var = E[h^2] - mean^2, floored
 --     at EPS): ~10x faster here than broadcasting alpha over [B, T, d] and summing.
+--     { per_layer = true }: the frames are scored on the weighted layers as above, but every layer
+--     is pooled with those alphas and the L + 1 layers' means and stds are concatenated
+--     ((L + 1) * 2d inputs to the MLP), as ConcatHead does with plain means: the weighted sum
+--     keeps one mixture of the layers where the concatenation lets the MLP read each.
 --     Parameters: weights, attention.0.* (Linear d -> attention), attention.2.* (Linear attention -> 1),
 --     mlp.0.*, mlp.1.*, mlp.4.*: nn.Sequential(Linear, Tanh, Linear) in PyTorch.
 local Module = require "ser.nn.module"
@@ -131,12 +135,16 @@ ConcatHead.extra_repr = mlp_repr
 -- not depend on what it is batched with or on what the padding holds.
 local AttentiveStatsHead = Module.class("AttentiveStatsHead")
 function AttentiveStatsHead:init(layers, d, classes, opts)
-  opts = mlp_sizes(self, "AttentiveStatsHead", layers, d, classes, opts, { attention = true })
+  opts = mlp_sizes(self, "AttentiveStatsHead", layers, d, classes, opts, { attention = true, per_layer = true })
   self.attention_units = u.positive_int(opts.attention or 128, "attention", "AttentiveStatsHead")
+  if opts.per_layer ~= nil and type(opts.per_layer) ~= "boolean" then
+    error(("AttentiveStatsHead: per_layer must be true or false, got %s"):format(tostring(opts.per_layer)), 3)
+  end
+  self.per_layer = opts.per_layer == true
   self:register_parameter("weights", T.zeros(self.layers))
   self:add_module("attention", container.Sequential {
     basic.Linear(self.d, self.attention_units), basic.Tanh(), basic.Linear(self.attention_units, 1) })
-  add_mlp(self, 2 * self.d)
+  add_mlp(self, (self.per_layer and self.layers or 1) * 2 * self.d)
 end
 
 -- The variance floor under the square root (its gradient is 1 / (2 sqrt(v))).
@@ -161,7 +169,15 @@ local function frame_input(self, x, lengths)
   return s[2], s[3]
 end
 
--- [L + 1, B, T, d], lengths -> [B, 2d]: the attention-weighted mean and std of the weighted layers.
+-- alpha [B, 1, T], h [B, T, d] -> the alpha-weighted mean and std, each [B, d].
+local function moments(alpha, h, B, d)
+  local mean = alpha:matmul(h)                                                  -- [B, 1, d]
+  local var = alpha:matmul(h * h) - mean * mean
+  return mean:view(B, d), var:clamp(AttentiveStatsHead.EPS, math.huge):sqrt():view(B, d)
+end
+
+-- [L + 1, B, T, d], lengths -> [B, 2d] (per_layer: [B, (L + 1) * 2d]): the attention-weighted
+-- mean and std of the weighted layers (of every layer).
 function AttentiveStatsHead:pooled(x, lengths)
   local B, Tn = frame_input(self, x, lengths)
   local d, L1 = self.d, self.layers
@@ -174,10 +190,13 @@ function AttentiveStatsHead:pooled(x, lengths)
   end
   local e = self.attention(h):view(B, Tn) + T.new(bias)
   local alpha = e:softmax(2):view(B, 1, Tn)
-  local mean = alpha:matmul(h)                                                  -- [B, 1, d]
-  local var = alpha:matmul(h * h) - mean * mean
-  local std = var:clamp(AttentiveStatsHead.EPS, math.huge):sqrt()
-  return T.cat({ mean:view(B, d), std:view(B, d) }, 2)
+  if not self.per_layer then return T.cat({ moments(alpha, h, B, d) }, 2) end
+  local parts = {}
+  for l = 1, L1 do
+    local mean, std = moments(alpha, x:select(1, l), B, d)
+    parts[#parts + 1], parts[#parts + 2] = mean, std
+  end
+  return T.cat(parts, 2)
 end
 function AttentiveStatsHead:embed(x, lengths)
   local h = self:pooled(x, lengths)
@@ -188,7 +207,7 @@ function AttentiveStatsHead:forward(x, lengths)
   return self.mlp(self:pooled(x, lengths))
 end
 function AttentiveStatsHead:extra_repr()
-  return mlp_repr(self) .. (", attention=%d"):format(self.attention_units)
+  return mlp_repr(self) .. (", attention=%d%s"):format(self.attention_units, self.per_layer and ", per_layer=True" or "")
 end
 
 M.SuperbHead, M.StatsHead, M.ConcatHead = SuperbHead, StatsHead, ConcatHead
