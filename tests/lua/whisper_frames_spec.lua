@@ -63,6 +63,19 @@ describe("AttentiveStatsHead", function()
     assert.are.same({ 16, 48 }, hp.mlp:get(1).weight:shape())
     assert.are.same({ 3, 48 }, hp:pooled(x, lengths):shape())
     assert.are.equal(0, max_abs(hp(noisy, lengths) - hp(x, lengths)))
+    -- 13 layers (whisper-small's count): more pieces than one autograd cat takes
+    local h13 = ser.nn.AttentiveStatsHead(13, 4, 2, { hidden = 8, attention = 3, per_layer = true })
+    local x13 = T.randn(13, 2, 5, 4)
+    local p13 = h13:pooled(x13, { 5, 3 })
+    assert.are.same({ 2, 13 * 8 }, p13:shape())
+    -- layer 9 of clip 1 (all 5 frames): its frames weighted by the softmax of the scores of the
+    -- weighted layers
+    local hw = (x13 * h13.weights:softmax(1):view(13, 1, 1, 1)):sum(1)         -- [2, 5, 4]
+    local alpha = h13.attention(hw):view(2, 5):select(1, 1):softmax(1)           -- [5]
+    local want = alpha:view(1, 5):matmul(x13:select(1, 9):select(1, 1)):view(4)
+    assert.is_true(max_abs(p13:select(1, 1):narrow(1, 8 * 8 + 1, 4) - want) < 1e-5)
+    h13(x13, { 5, 3 }):sum():backward()
+    assert.is_true(h13.weights:grad():abs():sum():item() > 0)
     for b, n in ipairs(lengths) do
       local alone = h(x:narrow(2, b, 1):narrow(3, 1, n):contiguous(), { n })
       assert.is_true(max_abs(alone - y:narrow(1, b, 1)) < 1e-5, "clip " .. b)

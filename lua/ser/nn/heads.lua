@@ -191,12 +191,16 @@ function AttentiveStatsHead:pooled(x, lengths)
   local e = self.attention(h):view(B, Tn) + T.new(bias)
   local alpha = e:softmax(2):view(B, 1, Tn)
   if not self.per_layer then return T.cat({ moments(alpha, h, B, d) }, 2) end
+  -- autograd's cat takes at most 8 differentiable tensors: [mean, std] per layer, then the layers
+  -- in groups of 8
   local parts = {}
-  for l = 1, L1 do
-    local mean, std = moments(alpha, x:select(1, l), B, d)
-    parts[#parts + 1], parts[#parts + 2] = mean, std
+  for l = 1, L1 do parts[l] = T.cat({ moments(alpha, x:select(1, l), B, d) }, 2) end
+  while #parts > 1 do
+    local merged = {}
+    for i = 1, #parts, 8 do merged[#merged + 1] = T.cat(table.move(parts, i, math.min(i + 7, #parts), 1, {}), 2) end
+    parts = merged
   end
-  return T.cat(parts, 2)
+  return parts[1]
 end
 function AttentiveStatsHead:embed(x, lengths)
   local h = self:pooled(x, lengths)
