@@ -13,6 +13,26 @@
 -- files ({ path =, speaker = }), with speaker normalisation when the model has it (each
 -- speaker's clips z-scored with that speaker's mean and std over those clips, per feature; no
 -- labels used). model:dataset(part) gives a corpus part as an in-memory dataset for ser.train.
+--
+-- A frame-level head (head = "attentive": ser.nn.AttentiveStatsHead) reads every layer's frame
+-- sequence instead (the cache's "frames" kind, float16 on disk). Those do not fit one tensor
+-- (whisper-base over RAVDESS: ~2 GB as float32, clips of different lengths), so the model keeps
+-- them in a store of its own, one [L + 1, frames, d] tensor per clip, and its input x is
+-- [B, 1]: the clips' numbers in that store (model:features(items) adds the clips and returns
+-- their numbers). forward pads a batch's clips to the longest and standardises them per layer
+-- and channel (buffers feature_mean, feature_std [L + 1, d]: the training frames' statistics);
+-- speaker normalisation z-scores each speaker's frames over all that speaker's frames.
+--
+-- Fine-tuning (finetune_layers = N > 0, attentive head only): the model holds the encoder as a
+-- module (`encoder`: enc:module{ finetune_layers = N }, lua/ser/pretrained/whisper_module.lua)
+-- whose top N blocks and final LayerNorm train, with their own learning rate (encoder_lr:
+-- model:param_groups, which ser.train.fit uses) and SpecAugment on the log-mel input while
+-- training. The store then holds each clip's log-mel, and forward runs the encoder on the batch
+-- every step (the frozen bottom through the C encoder, no graph). The standardisation is the
+-- pretrained encoder's frame statistics over the training clips (from the frames cache). A
+-- checkpoint holds the head, the standardisation and the fine-tuned tensors (encoder.layers.K..,
+-- encoder.layer_norm.*), not the frozen ones: those are the encoder's own, named by its identity
+-- in meta.encoder and checked on load, as for a frozen model.
 local T = require "ser.tensor"
 local Module = require "ser.nn.module"
 local heads = require "ser.nn.heads"
@@ -75,7 +95,8 @@ M.group_stats = group_stats
 
 local WhisperClassifier = Module.class("WhisperClassifier")
 
--- o: encoder (path), head, classes, hidden, dropout, input_dropout, speaker_norm, seconds, sr, trim, cache.
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, finetune_layers,
+-- encoder_lr, spec_augment, seconds, sr, trim, cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
@@ -85,17 +106,171 @@ function WhisperClassifier:init(o)
   self.input = "whisper"
   local L1, d = enc.config.layers + 1, enc.config.d_model
   self.layers, self.d = L1, d
-  self:register_buffer("feature_mean", T.zeros(L1, 2, d))
-  self:register_buffer("feature_std", T.ones(L1, 2, d))
+  self.frame_level = M.FRAME_HEADS[self.head_kind] == true
+  if self.frame_level then
+    self.store = {}
+    self:register_buffer("feature_mean", T.zeros(L1, d))
+    self:register_buffer("feature_std", T.ones(L1, d))
+  else
+    self:register_buffer("feature_mean", T.zeros(L1, 2, d))
+    self:register_buffer("feature_std", T.ones(L1, 2, d))
+  end
   self.input_dropout = o.input_dropout or 0
   if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
+  self.finetune_layers = o.finetune_layers or 0
+  if self.finetune_layers > 0 then
+    if not self.frame_level then
+      error(("whisper: finetune_layers = %d needs a frame-level head (head = \"attentive\" or \"attentive_concat\"), got head = \"%s\": "
+        .. "the %s head reads pooled statistics cached from the frozen encoder"):format(self.finetune_layers,
+          self.head_kind, self.head_kind), 0)
+    end
+    if self.speaker_norm then
+      error(("whisper: finetune_layers = %d cannot be combined with speaker_norm: a speaker's statistics of the "
+        .. "fine-tuned layers change with every step; train without speaker_norm"):format(self.finetune_layers), 0)
+    end
+    if self.finetune_layers > enc.config.layers then
+      error(("whisper: finetune_layers = %d, but the encoder %s has %d layers"):format(self.finetune_layers,
+        o.encoder, enc.config.layers), 0)
+    end
+    self:add_module("encoder", enc:module { finetune_layers = self.finetune_layers })
+    self.encoder_lr = o.encoder_lr or 5e-5
+    self.spec_augment = o.spec_augment ~= false
+  end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
+  elseif self.frame_level then   -- attentive, attentive_concat
+    self:add_module("head", heads.AttentiveStatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout,
+      attention = o.attention, per_layer = self.head_kind == "attentive_concat" }))
   elseif self.head_kind == "concat" then
     self:add_module("head", heads.ConcatHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   else
     self:add_module("head", heads.StatsHead(L1, d, o.classes, { hidden = o.hidden, dropout = o.dropout }))
   end
+end
+
+-- The standardisation in the shape a clip's frames [L + 1, T, d] take it: { m, s } [L + 1, 1, d],
+-- copies of the buffers, made again after fit_standardisation or load_state_dict change them.
+function WhisperClassifier:frame_stats()
+  if not self._stats then
+    local L1, d = self.layers, self.d
+    self._stats = { m = self.feature_mean:view(L1, 1, d):clone(), s = self.feature_std:view(L1, 1, d):clone() }
+  end
+  return self._stats
+end
+
+-- A stored clip's frames as read (undoing the standardisation it holds, if any).
+local function raw_frames(e)
+  return e.stats and e.frames * e.stats.s + e.stats.m or e.frames
+end
+
+-- The clip's frames standardised with the current statistics. Each clip is standardised once and
+-- kept so (the store holds one copy; a clip standardised with earlier statistics is redone),
+-- which spares every batch the broadcast over [L + 1, T, d] per clip.
+function WhisperClassifier:standardised_frames(e)
+  local st = self:frame_stats()
+  if e.stats ~= st then
+    e.frames = ((raw_frames(e) - st.m) / st.s):contiguous()
+    e.stats = st
+  end
+  return e.frames
+end
+
+-- Loading new statistics makes the stored clips be standardised again (fit restores its best
+-- weights this way; the same statistics leave them as they are).
+function WhisperClassifier:load_state_dict(sd, opts)
+  local r = Module.load_state_dict(self, sd, opts)
+  local st = self._stats
+  if st and self.frame_level then
+    local L1, d = self.layers, self.d
+    local function zero(t)
+      local v = t:abs():max()
+      return (type(v) == "number" and v or v:item()) == 0
+    end
+    local same = zero(self.feature_mean:view(L1, 1, d) - st.m) and zero(self.feature_std:view(L1, 1, d) - st.s)
+    if not same then self._stats = nil end
+  end
+  return r
+end
+
+-- Frame-level heads: x [B, 1] (numbers of clips in the store) -> the clips standardised and
+-- zero-padded [L + 1, B, T, d], and their frame counts.
+function WhisperClassifier:frame_batch(x)
+  local s = x:shape()
+  if #s ~= 2 or s[2] ~= 1 then
+    error(("WhisperClassifier (%s head): expected clip numbers [B, 1] (model:features(items) gives them), got [%s]")
+      :format(self.head_kind, table.concat(s, ",")), 4)
+  end
+  local ids, clips, lengths, Tmax = x:view(-1):totable(), {}, {}, 0
+  for b, id in ipairs(ids) do
+    local f = math.tointeger(id) and self.store[math.tointeger(id)]
+    if not f then
+      error(("WhisperClassifier (%s head): input %d is %s, not the number of a clip in the model's store (1..%d); "
+        .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
+        :format(self.head_kind, b, tostring(id), #self.store), 4)
+    end
+    f = self.encoder and f.mel or self:standardised_frames(f)
+    clips[b], lengths[b] = f, f:shape()[2]
+    Tmax = math.max(Tmax, lengths[b])
+  end
+  if self.encoder then return self:encoded_batch(clips, lengths, Tmax) end
+  -- One buffer reused batch after batch: a fresh 50 MB tensor per batch (whisper-base, 32 clips)
+  -- cost more in page faults than the head's whole forward. Safe because a batch's input is read
+  -- only until its backward, which runs before the next batch is made.
+  local n = self.layers * #ids * Tmax * self.d
+  if not self._buf or self._buf:numel() < n then self._buf = T.empty(n) end
+  local out = self._buf:narrow(1, 1, n):view(self.layers, #ids, Tmax, self.d)
+  out:zero_()
+  -- layer by layer: each piece is contiguous on both sides (40x faster here than one strided copy)
+  for b, f in ipairs(clips) do
+    for l = 1, self.layers do out:select(1, l):select(1, b):narrow(1, 1, lengths[b]):copy_(f:select(1, l)) end
+  end
+  return out, lengths
+end
+
+-- Fine-tuning: the clips' log-mels [n_mels, T_b] padded, SpecAugment when training, run through
+-- the encoder module, every hidden state standardised: [L + 1, B, ceil(T / 2), d] and the clips'
+-- frame counts at the encoder's rate.
+function WhisperClassifier:encoded_batch(mels, lengths, Tmax)
+  local n_mels = self.config.n_mels
+  local x = T.zeros(#mels, n_mels, Tmax)
+  for b, m in ipairs(mels) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
+  if self.training and self.spec_augment then x = self.encoder:spec_augment(x, lengths) end
+  local hs = self.encoder(x, { lengths = lengths })
+  local L1, d = self.layers, self.d
+  local z = (T.stack(hs, 1) - self.feature_mean:view(L1, 1, 1, d)) / self.feature_std:view(L1, 1, 1, d)
+  local frames = {}
+  for b, n in ipairs(lengths) do frames[b] = (n + 1) // 2 end
+  return z, frames
+end
+
+-- The learning rates fit gives each parameter group: a fine-tuned encoder's blocks encoder_lr,
+-- the rest (head) lr. Without fine-tuning, one group.
+function WhisperClassifier:param_groups(lr)
+  if not self.encoder then return { { params = self:parameters(), lr = lr } } end
+  local enc, seen, rest = self.encoder:parameters(), {}, {}
+  for _, p in ipairs(enc) do seen[p] = true end
+  for _, p in ipairs(self:parameters()) do if not seen[p] then rest[#rest + 1] = p end end
+  return { { params = rest, lr = lr }, { params = enc, lr = self.encoder_lr } }
+end
+
+-- Fine-tuning: the frozen encoder tensors are left out of the state_dict (and so of checkpoints
+-- and of fit's copies of the best weights): they are the encoder's own, identified in the metadata.
+local function frozen_keys(self)
+  local out = {}
+  if self.encoder then
+    for _, nb in ipairs(self.encoder:named_buffers()) do out["encoder." .. nb[1]] = true end
+  end
+  return out
+end
+function WhisperClassifier:state_dict()
+  local sd, frozen = Module.state_dict(self), frozen_keys(self)
+  for k in pairs(frozen) do sd[k] = nil end
+  return sd
+end
+function WhisperClassifier:state_dict_keys()
+  local out, frozen = {}, frozen_keys(self)
+  for _, k in ipairs(Module.state_dict_keys(self)) do if not frozen[k] then out[#out + 1] = k end end
+  return out
 end
 
 -- x [B, L + 1, 2, d] standardised with the training clips' statistics.
@@ -109,12 +284,18 @@ function WhisperClassifier:standardised(x)
 end
 
 function WhisperClassifier:forward(x)
+  if self.frame_level then
+    local z, lengths = self:frame_batch(x)
+    if self.drop then z = self.drop(z) end
+    return self.head(z, lengths)
+  end
   local z = self:standardised(x)
   if self.drop then z = self.drop(z) end
   return self.head(z)
 end
 
 function WhisperClassifier:embed(x)
+  if self.frame_level then return self.head:embed(self:frame_batch(x)) end
   return self.head:embed(self:standardised(x))
 end
 
@@ -126,20 +307,68 @@ function WhisperClassifier:cache(dir)
   if not self._caches[key] then
     self._caches[key] = embedding_cache.new { encoder = function() return (M.encoder(self.encoder_path)) end,
       identity = self.identity, config = self.config, dir = dir, settings = self.settings,
-      collective = self.cache_collective }
+      collective = self.cache_collective, kind = self.frame_level and "frames" or "pooled" }
   end
   return self._caches[key]
 end
 
--- [N, L + 1, 2, d]: the pooled features of items ({ path =, speaker = }; with o.audio, a part's
--- in-memory audio [N, samples], items with `row` are read from it), speaker-normalised when the
--- model is (each speaker's statistics over that speaker's items here).
+-- Frame-level heads: each speaker's frames z-scored per layer and channel with the mean and
+-- std over all that speaker's frames here (two passes: Whisper's residual channels reach
+-- +-280, where a one-pass E[x^2] - E[x]^2 in float32 loses the variance).
+local function speaker_frames(list, speakers)
+  local groups, order = {}, {}
+  for i, k in ipairs(speakers) do
+    k = tostring(k)
+    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+    table.insert(groups[k], i)
+  end
+  for _, k in ipairs(order) do
+    local sum, n
+    for _, i in ipairs(groups[k]) do
+      local s = list[i]:sum(2, true)
+      sum, n = sum and sum + s or s, (n or 0) + list[i]:shape()[2]
+    end
+    local m = sum / n
+    local sq
+    for _, i in ipairs(groups[k]) do
+      local dev = list[i] - m
+      local s = (dev * dev):sum(2, true)
+      sq = sq and sq + s or s
+    end
+    local sd = (sq / n):sqrt():clamp(M.STD_FLOOR, math.huge)
+    for _, i in ipairs(groups[k]) do list[i] = (list[i] - m) / sd end
+  end
+end
+
+-- The pooled features of items ({ path =, speaker = }; with o.audio, a part's in-memory audio
+-- [N, samples], items with `row` are read from it), speaker-normalised when the model is (each
+-- speaker's statistics over that speaker's items here): [N, L + 1, 2, d]; for a frame-level
+-- head the clips' numbers [N, 1] in the model's store, to which their frames are added.
 function WhisperClassifier:features(items, o)
   o = o or {}
   local paths, speakers = {}, {}
   for i, it in ipairs(items) do
     paths[i], speakers[i] = it.path, it.speaker
     if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
+  end
+  if self.encoder then
+    local c, enc, ids = self:cache(o.cache), (M.encoder(self.encoder_path)), {}
+    for i, src in ipairs(paths) do
+      local mel = enc:frontend(type(src) == "table" and c:clip(src.name, src.wav) or c:clip(src))
+      self.store[#self.store + 1] = { mel = mel, source = src }
+      ids[i] = { #self.store }
+    end
+    return #ids > 0 and T.new(ids) or T.zeros(0, 1)
+  end
+  if self.frame_level then
+    local list = self:cache(o.cache):frames(paths)
+    if self.speaker_norm then speaker_frames(list, speakers) end
+    local ids = {}
+    for i, f in ipairs(list) do
+      self.store[#self.store + 1] = { frames = f:contiguous() }
+      ids[i] = { #self.store }
+    end
+    return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
   local x = self:cache(o.cache):pooled(paths)
   if self.speaker_norm and #items > 0 then
@@ -168,8 +397,34 @@ function WhisperClassifier:dataset(part, o)
   return { x = self:features(part.items, fo), y = y, classes = part.classes }
 end
 
--- Sets the feature standardisation from the training features [N, L + 1, 2, d].
+-- Sets the feature standardisation from the training features [N, L + 1, 2, d] (frame-level
+-- heads: the training clips' numbers [N, 1]; statistics over all their frames, two passes).
 function WhisperClassifier:fit_standardisation(x)
+  if self.frame_level then
+    local clips, n, sum = {}, 0, nil
+    local ids = x:view(-1):totable()
+    if self.encoder then   -- the pretrained encoder's frames of those clips
+      local sources = {}
+      for i, id in ipairs(ids) do sources[i] = self.store[math.tointeger(id)].source end
+      clips = self:cache():frames(sources)
+    end
+    for i, id in ipairs(ids) do
+      clips[i] = clips[i] or raw_frames(self.store[math.tointeger(id)])
+      local s = clips[i]:sum(2)
+      sum, n = sum and sum + s or s, n + clips[i]:shape()[2]
+    end
+    local m = sum / n
+    local sq
+    for _, f in ipairs(clips) do
+      local dev = f - m:view(self.layers, 1, self.d)
+      local s = (dev * dev):sum(2)
+      sq = sq and sq + s or s
+    end
+    self.feature_mean:copy_(m)
+    self.feature_std:copy_((sq / n):sqrt():clamp(M.STD_FLOOR, math.huge))
+    self._stats = nil
+    return
+  end
   local n = x:shape()[1]
   local flat = x:contiguous():view(n, -1)
   local m = flat:mean(1)
@@ -182,7 +437,8 @@ end
 -- What a checkpoint records of the encoder besides the recipe (which names its folder).
 function WhisperClassifier:checkpoint_meta()
   return { encoder = { path = self.encoder_path, sha256 = self.identity.sha256, layers = self.config.layers,
-    d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source } }
+    d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source,
+    finetune_layers = self.finetune_layers } }
 end
 
 -- Refuses a checkpoint whose encoder is not the one this model loaded (an edited or replaced file).
@@ -200,11 +456,15 @@ function WhisperClassifier:check_checkpoint(meta, where)
 end
 
 function WhisperClassifier:extra_repr()
-  return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s"):format(self.encoder_path, self.layers, self.d,
-    tostring(self.speaker_norm))
+  return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s%s"):format(self.encoder_path, self.layers, self.d,
+    tostring(self.speaker_norm), self.encoder and (", finetune_layers=%d, encoder_lr=%g, spec_augment=%s"):format(
+      self.finetune_layers, self.encoder_lr, tostring(self.spec_augment)) or "")
 end
 
 M.WhisperClassifier = WhisperClassifier
+
+-- Heads that read frame sequences (the cache's "frames" kind) rather than pooled statistics.
+M.FRAME_HEADS = { attentive = true, attentive_concat = true }
 
 -- The default encoder folder: models/whisper-base.
 M.DEFAULT_ENCODER = "models/whisper-base"
@@ -216,9 +476,17 @@ M.family = {
   fields = {
     encoder = { kind = "string", default = M.DEFAULT_ENCODER,
                 help = "folder of the Whisper encoder (model.safetensors + config.json; `make whisper-base`)" },
-    head = { choices = { "superb", "stats", "concat" }, default = "stats",
+    head = { choices = { "superb", "stats", "concat", "attentive", "attentive_concat" }, default = "stats",
              help = "superb: softmax layer weights -> mean -> linear; stats: weighted layers -> mean+std -> MLP; "
-               .. "concat: every layer's mean+std -> MLP" },
+               .. "concat: every layer's mean+std -> MLP; attentive: weighted layers' frames -> attentive "
+               .. "statistics pooling -> MLP; attentive_concat: the same attention, every layer's attentive mean+std "
+               .. "-> MLP" },
+    attention = { kind = "posint", default = 128, help = "hidden units of the attentive head's frame scorer" },
+    finetune_layers = { kind = "natural", default = 0,
+                        help = "fine-tune the encoder's top N blocks (attentive head; 0 = frozen encoder)" },
+    encoder_lr = { kind = "posnum", default = 5e-5, help = "peak learning rate of the fine-tuned blocks" },
+    spec_augment = { kind = "boolean", default = true,
+                     help = "SpecAugment on the log-mel input while fine-tuning (2 time, 2 frequency masks)" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
@@ -230,7 +498,9 @@ M.family = {
   build = function(r, classes)
     local m = r.model
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
-      dropout = m.dropout, input_dropout = m.input_dropout, speaker_norm = m.speaker_norm, seconds = r.data.seconds, sr = r.data.sr,
+      dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
+      finetune_layers = m.finetune_layers, encoder_lr = m.encoder_lr, spec_augment = m.spec_augment,
+      seconds = r.data.seconds, sr = r.data.sr,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,
   -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);

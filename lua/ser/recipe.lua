@@ -25,6 +25,7 @@ local function num(v) return type(v) == "number" and v == v end
 local function whole(v) return num(v) and v == math.floor(v) and v > -math.huge and v < math.huge end
 M.KINDS = {
   posint = { function(v) return whole(v) and v >= 1 end, "a whole number >= 1" },
+  natural = { function(v) return whole(v) and v >= 0 end, "a whole number >= 0" },
   posnum = { function(v) return num(v) and v > 0 and v < math.huge end, "a number > 0" },
   nonneg = { function(v) return num(v) and v >= 0 and v < math.huge end, "a number >= 0" },
   unit = { function(v) return num(v) and v >= 0 and v < 1 end, "a number in [0, 1)" },

@@ -5,6 +5,14 @@
 --                                      settings = { seconds = 8, sr = 16000, trim = 0 } }
 --   local x = cache:pooled(paths)   -- [N, L + 1, 2, d]: per layer the mean and the std over the
 --                                   -- clip's frames (population std), float32
+--   local c = embedding_cache.new{ ..., kind = "frames" }
+--   local list = c:frames(paths)    -- per clip [L + 1, frames, d]: every layer's frame sequence,
+--                                   -- stored as float16 (read back as float32; a miss returns the
+--                                   -- values as read back, so a first run and a cached one agree)
+--
+-- The two kinds live under different settings ids (the pooling text differs). Frames take
+-- (L + 1) * d * 2 bytes per 20 ms: whisper-base 7 KB per frame, ~1 GB for RAVDESS's 1440
+-- trimmed clips, so they stay one file per clip on disk and only the clips asked for are read.
 --
 -- A clip is the decoded file (mono, resampled to settings.sr), optionally trimmed of leading and
 -- trailing silence (settings.trim: ser.data trim options), cut to at most settings.seconds (the
@@ -35,6 +43,14 @@ local dist = require "ser.dist"
 local M = {}
 
 M.POOLING = "mean+std over valid frames, all layers (v1)"
+M.FRAMES = "frame sequences of all layers, float16 (v1)"
+
+-- What each kind stores per clip: its tensor's name in the file, how it is stored, the
+-- pooling text of its settings id.
+local KINDS = {
+  pooled = { name = "pooled", dtype = "F32", text = M.POOLING },
+  frames = { name = "frames", dtype = "F16", text = M.FRAMES },
+}
 
 local function join(list) return table.concat(list, "\0") end
 
@@ -61,10 +77,22 @@ function M.identity(path)
 end
 
 -- The canonical text of the settings a clip's features depend on.
-function M.settings_text(s, n_mels)
+-- kind: "pooled" (default) or "frames".
+function M.settings_text(s, n_mels, kind)
   local trim = s.trim and loader.trim_options(s.trim, 1) or nil
   return ("seconds=%.6g;sr=%d;n_mels=%d;trim=%s;pooling=%s"):format(s.seconds, s.sr, n_mels,
-    trim and ("%g/%d/%d"):format(trim.top_db, trim.frame_length, trim.hop_length) or "none", M.POOLING)
+    trim and ("%g/%d/%d"):format(trim.top_db, trim.frame_length, trim.hop_length) or "none",
+    KINDS[kind or "pooled"].text)
+end
+
+-- Frame sequences read in this process, by cache file: the runs of a --seeds list read the same
+-- clips again for every seed (1200 whisper-base clips: ~25 CPU-seconds of float16 decoding).
+-- Users never change these tensors (standardisation and speaker normalisation make new ones).
+-- Only one cache folder's (one encoder and settings) are kept: memory for one corpus, not more.
+local read_frames = { dir = nil, files = {} }
+local function remembered(dir)
+  if read_frames.dir ~= dir then read_frames.dir, read_frames.files = dir, {} end
+  return read_frames.files
 end
 
 local Cache = {}
@@ -73,17 +101,22 @@ Cache.__index = Cache
 -- o: encoder (a ser.pretrained encoder; may be a function returning one, called on the first
 -- miss), identity (M.identity of its path), config (the encoder's config: layers, d_model,
 -- n_mels), dir (cache root; nil: no disk cache), settings { seconds, sr, trim }, log (function
--- for progress lines; default print), batch (clips per encoder call, default 8), collective
--- (under mpirun: every process calls pooled with the same paths; see the header).
+-- for progress lines; default print), batch (clips per encoder call, default 8), kind ("pooled",
+-- the default, or "frames"), collective (under mpirun: every process calls pooled with the
+-- same paths; see the header).
 function M.new(o)
   local cfg = o.config
+  local kind = o.kind or "pooled"
+  if not KINDS[kind] then
+    error(("embedding cache: kind '%s' is unknown (expected pooled or frames)"):format(tostring(kind)), 2)
+  end
   local self = setmetatable({ encoder = o.encoder, identity = o.identity, config = cfg, root = o.dir,
-    settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0,
+    settings = o.settings, log = o.log or print, batch = o.batch or 8, hits = 0, misses = 0, kind = kind,
     collective = o.collective and true or false }, Cache)
   if (cfg.family or "whisper") == "whisper" and self.settings.seconds > 30 then
     error(("embedding cache: clips of up to %g s asked for; Whisper encodes at most 30 s"):format(self.settings.seconds), 2)
   end
-  self.settings_text = M.settings_text(self.settings, cfg.n_mels or 0)
+  self.settings_text = M.settings_text(self.settings, cfg.n_mels or 0, kind)
   -- wav2vec2-family front ends z-score clips or not (preprocessor_config.json, outside the identity)
   if cfg.do_normalize ~= nil then
     self.settings_text = ("%s;family=%s;normalize=%s"):format(self.settings_text, cfg.family, tostring(cfg.do_normalize))
@@ -136,8 +169,15 @@ local function pool(hs, b, frames)
   return T.cat(rows, 1)
 end
 
+-- Per clip of a batch of hidden states: [L + 1, frames, d] (its own rows of every layer).
+local function frames_of(hs, b, frames)
+  local rows = {}
+  for l, h in ipairs(hs) do rows[l] = h:select(1, b):narrow(1, 1, frames):view(1, frames, -1) end
+  return T.cat(rows, 1)
+end
+
 -- Encodes clips (a list of { path =, key =, index = }) in batches sorted by length; calls
--- done(item, pooled [L + 1, 2, d]) for each.
+-- done(item, value) for each: pooled [L + 1, 2, d] or frames [L + 1, frames, d] by the cache's kind.
 function Cache:encode(todo, done)
   local enc = self.encoder
   if type(enc) == "function" then enc = enc(); self.encoder = enc end
@@ -154,8 +194,9 @@ function Cache:encode(todo, done)
     for i = first, last do inputs[#inputs + 1] = enc:frontend(clips[i].wav) end   -- Whisper: [n_mels, frames]
     local x, lengths = enc:batch(inputs)                     -- zero-padded, lengths in input frames / samples
     local hs = enc:hidden_states(x, { lengths = lengths })
+    local extract = self.kind == "frames" and frames_of or pool
     for b = 1, #inputs do
-      done(clips[first + b - 1].item, pool(hs, b, enc:output_frames(lengths[b])))
+      done(clips[first + b - 1].item, extract(hs, b, enc:output_frames(lengths[b])))
     end
     local now = progress.now()
     if #clips > 2 * self.batch and (now - shown > 10 or last == #clips) then
@@ -168,12 +209,19 @@ function Cache:encode(todo, done)
   self.encode_seconds = (self.encode_seconds or 0) + (progress.now() - t0)
 end
 
--- [N, L + 1, 2, d] for `sources`: file paths (hits read from disk, misses encoded and written),
--- or { wav = [samples] at settings.sr, name = } for audio held in memory (a synthetic corpus),
--- which is encoded and not cached (it has no file whose content could be the key).
-function Cache:pooled(paths)
-  local out, todo = {}, {}
+-- Whether a cached tensor has this cache's shape ([L + 1, 2, d] or [L + 1, frames >= 1, d]).
+function Cache:fits(t)
+  local sh = t:shape()
   local L1, d = self.config.layers + 1, self.config.d_model
+  return #sh == 3 and sh[1] == L1 and sh[3] == d and (self.kind == "frames" and sh[2] >= 1 or sh[2] == 2)
+end
+
+-- A list of per-clip tensors for `sources`: file paths (hits read from disk, misses encoded and
+-- written), or { wav = [samples] at settings.sr, name = } for audio held in memory (a synthetic
+-- corpus), which is encoded and not cached (it has no file whose content could be the key).
+function Cache:collect(paths)
+  local out, todo = {}, {}
+  local kind = KINDS[self.kind]
   for i, path in ipairs(paths) do
     local key, err, wav
     if type(path) == "table" then
@@ -182,21 +230,29 @@ function Cache:pooled(paths)
       key, err = digest.sha256_file(path)
       if not key then error("embedding cache: " .. tostring(err), 0) end
     end
-    local hit
+    local memo = self.dir and key and self.kind == "frames" and remembered(self.dir) or nil
+    local hit = memo and memo[self:file(key)]
+    if hit then
+      out[i] = hit
+      self.hits = self.hits + 1
+      goto continue
+    end
     if self.dir and key then
       local sd, meta = ckpt.load(self:file(key))
-      if sd and type(meta) == "table" and meta.encoder == self.identity.sha256 and meta.settings == self.settings_text
-        and meta.clip == key and sd.pooled then
-        local sh = sd.pooled:shape()
-        if #sh == 3 and sh[1] == L1 and sh[2] == 2 and sh[3] == d then hit = sd.pooled end
+      local t = sd and sd[kind.name]
+      if t and type(meta) == "table" and meta.encoder == self.identity.sha256 and meta.settings == self.settings_text
+        and meta.clip == key and self:fits(t) then
+        hit = t
       end
     end
     if hit then
       out[i] = hit
       self.hits = self.hits + 1
+      if memo then memo[self:file(key)] = hit end
     else
       todo[#todo + 1] = { path = path, key = key, index = i, wav = wav }
     end
+    ::continue::
   end
   -- shared out: this process encodes the misses it owns (and the in-memory clips, which no
   -- file holds), then reads the others' from disk once every process is done
@@ -219,15 +275,20 @@ function Cache:pooled(paths)
         memory == #todo and " held in memory (not cached: no file content to key them by)"
           or (self.dir and (" into " .. self.dir) or "")))
     end
-    self:encode(todo, function(it, pooled)
-      out[it.index] = pooled
+    self:encode(todo, function(it, value)
+      out[it.index] = value
       if self.dir and it.key then
         local file = self:file(it.key)
         local ok, err = fsc.mkdir_p(file:match("^(.*)/[^/]*$"))
         if not ok then error("embedding cache: " .. tostring(err), 0) end
-        ok, err = ckpt.save(file, { pooled = pooled:contiguous() },
-          { encoder = self.identity.sha256, settings = self.settings_text, clip = it.key, source = it.path })
+        ok, err = ckpt.save(file, { [kind.name] = value:contiguous() },
+          { encoder = self.identity.sha256, settings = self.settings_text, clip = it.key, source = it.path },
+          { dtype = kind.dtype })
         if not ok then error(("embedding cache: could not write %s: %s"):format(file, tostring(err)), 0) end
+        if kind.dtype ~= "F32" then   -- what later runs will read: the stored (rounded) values
+          local sd = ckpt.load(file)
+          out[it.index] = assert(sd and sd[kind.name], "embedding cache: cannot read back " .. file)
+        end
       end
     end)
   end
@@ -237,17 +298,31 @@ function Cache:pooled(paths)
     for _, it in ipairs(others) do
       local file = self:file(it.key)
       local sd, err = ckpt.load(file)
-      if not sd or not sd.pooled then
+      if not sd or not sd[kind.name] then
         error(("embedding cache: %s (clip %s) should have been written by rank %d of %d: %s"):format(file, it.path,
-          tonumber(it.key:sub(1, 8), 16) % dist.size(), dist.size(), tostring(err or "no 'pooled' tensor")), 0)
+          tonumber(it.key:sub(1, 8), 16) % dist.size(), dist.size(), tostring(err or "no '" .. kind.name .. "' tensor")), 0)
       end
-      out[it.index] = sd.pooled
+      out[it.index] = sd[kind.name]
     end
   end
+  return out
+end
+
+-- [N, L + 1, 2, d]: the pooled features of `paths` (see Cache:collect) of a "pooled" cache.
+function Cache:pooled(paths)
+  if self.kind ~= "pooled" then error("embedding cache: pooled() on a cache of kind " .. self.kind, 2) end
+  local L1, d = self.config.layers + 1, self.config.d_model
+  local out = self:collect(paths)
   if #paths == 0 then return T.zeros(0, L1, 2, d) end
   local rows = {}
   for i = 1, #paths do rows[i] = out[i]:view(1, L1, 2, d) end
   return T.cat(rows, 1)
+end
+
+-- A list of [L + 1, frames_i, d] tensors, one per path (see Cache:collect) of a "frames" cache.
+function Cache:frames(paths)
+  if self.kind ~= "frames" then error("embedding cache: frames() on a cache of kind " .. self.kind, 2) end
+  return self:collect(paths)
 end
 
 return M

@@ -57,6 +57,11 @@ function ReLU:forward(x)
   return F.relu(x)
 end
 
+local Tanh = Module.class("Tanh")
+function Tanh:forward(x)
+  return F.tanh(x)
+end
+
 local LeakyReLU = Module.class("LeakyReLU")
 function LeakyReLU:init(negative_slope)
   self.negative_slope = negative_slope or 0.01
@@ -68,4 +73,4 @@ function LeakyReLU:extra_repr()
   return "negative_slope=" .. u.pyfloat(self.negative_slope)
 end
 
-return { Linear = Linear, Dropout = Dropout, Flatten = Flatten, ReLU = ReLU, LeakyReLU = LeakyReLU }
+return { Linear = Linear, Dropout = Dropout, Flatten = Flatten, ReLU = ReLU, Tanh = Tanh, LeakyReLU = LeakyReLU }

@@ -187,9 +187,10 @@ M.transform = checkpoint.transform
 -- The labels of a batch as a Lua array (from a tensor or an array).
 M.labels = batches.labels
 
-local function make_scheduler(opt, o, steps_per_epoch)
+-- max_lr: o.lr, or one peak per parameter group (a model's param_groups).
+local function make_scheduler(opt, o, steps_per_epoch, max_lr)
   if o.schedule == "onecycle" then
-    return optim.OneCycleLR(opt, { max_lr = o.lr, total_steps = o.epochs * steps_per_epoch })
+    return optim.OneCycleLR(opt, { max_lr = max_lr or o.lr, total_steps = o.epochs * steps_per_epoch })
   elseif o.schedule == "cosine" then
     -- Stepped once per epoch (T_max in epochs), the usual PyTorch use.
     return optim.CosineAnnealingLR(opt, { T_max = o.epochs }), "epoch"
@@ -267,9 +268,17 @@ function M.fit(model, parts, opts)
   end
 
   local params = model:parameters()
-  local opt = optim.AdamW(params, { lr = o.lr, weight_decay = o.weight_decay })
+  -- A model may split its parameters into groups with their own learning rates (a fine-tuned
+  -- encoder's blocks below its head's): model:param_groups(lr) -> { { params =, lr = }, ... }.
+  local groups = type(model.param_groups) == "function" and model:param_groups(o.lr) or nil
+  local opt = optim.AdamW(groups or params, { lr = o.lr, weight_decay = o.weight_decay })
+  local peaks
+  if groups then
+    peaks = {}
+    for g, grp in ipairs(groups) do peaks[g] = grp.lr or o.lr end
+  end
   local n_batches = batches.count(train)
-  local sched, sched_unit = make_scheduler(opt, o, n_batches)
+  local sched, sched_unit = make_scheduler(opt, o, n_batches, peaks)
   local prev_amp = cnn.set_amp(o.amp)
   -- ema = 0 means off, like false (a decay of 0 would only copy the weights)
   local ema = (o.ema and o.ema > 0) and optim.EMA(model, { decay = o.ema }) or nil

@@ -1,0 +1,14 @@
+-- whisper_attentive_concat.lua on speaker-normalised frames (each speaker's frames z-scored per
+-- layer and channel over that speaker's clips in its split; no labels). Needs the speaker's
+-- other clips at inference (predict.lua groups files by the speaker in their names).
+return {
+  name = "whisper_attentive_concat_spk",
+  model = { name = "whisper", encoder = "models/whisper-base", head = "attentive_concat", attention = 128,
+            hidden = 512, dropout = 0.5, speaker_norm = true },
+  data = { seconds = 8, trim = 30 },
+  batch = 32,
+  epochs = 20,
+  optim = { lr = 1e-3, weight_decay = 1e-2 },
+  early_stopping = { patience = 20 },
+  seeds = { 1, 2, 3 },
+}
