@@ -228,3 +228,32 @@ void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, cons
     }
   }
 }
+
+int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
+                              lua_Integer max) {
+  if (lua_isnoneornil(L, opts)) return NULL;
+  opts = lua_absindex(L, opts);
+  lua_getfield(L, opts, "lengths");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: option 'lengths' must be a list of %s counts, got %s", fname, unit, luaL_typename(L, -1));
+  const int list = lua_gettop(L);
+  const lua_Integer B = x->ndim >= 1 ? x->shape[0] : 0, n = (lua_Integer)lua_rawlen(L, list);
+  if (n != B)
+    luaL_error(L, "%s: 'lengths' has %d entries, the batch %s has %d clips", fname, (int)n, SER_SHAPE(x), (int)B);
+  int32_t *lengths = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n + 1), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    int isint = 0;
+    const lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 1 || v > max)
+      luaL_error(L, "%s: lengths[%d] must be a whole number of %ss >= 1, got %s", fname, (int)i, unit,
+                 luaL_tolstring(L, -1, NULL));
+    lengths[i - 1] = (int32_t)v;
+    lua_pop(L, 1);
+  }
+  return lengths;
+}

@@ -45,6 +45,13 @@ const char *ser_lua_optstring(lua_State *L, int opts, const char *key, const cha
  * option would otherwise be ignored silently. */
 void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, const char *fname);
 
+/* The option `lengths` of the options table at index opts (none, nil or no such key: NULL):
+ * one whole number in 1..max per clip of x's batch (its first dim), `unit` naming them in
+ * messages ("frame", "sample"). The array lives in a userdata pushed on the stack (freed by
+ * the GC). Raises "fname: ..." on anything else. */
+int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
+                              lua_Integer max);
+
 /* Feature options (ser.features' names: sr, n_fft, hop, n_mels, ...) from the table at idx
  * (may be nil) over ser_feat_opts_for(kind); unknown keys and wrong types raise
  * "fname: ...". The one parser for every binding that takes feature options

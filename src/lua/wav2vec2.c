@@ -140,30 +140,7 @@ static int l_forward(lua_State *L) {
   snprintf(fname, sizeof fname, "%s encoder", ser_wav2vec2_family_name(e->cfg.family));
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   ser_lua_checkoptions(L, 3, keys, fname);
-  int32_t *lengths = NULL;
-  if (!lua_isnoneornil(L, 3)) {
-    lua_getfield(L, 3, "lengths");
-    if (!lua_isnil(L, -1)) {
-      if (!lua_istable(L, -1))
-        return luaL_error(L, "%s: option 'lengths' must be a list of sample counts, got %s", fname,
-                          luaL_typename(L, -1));
-      const lua_Integer B = x->ndim >= 1 ? x->shape[0] : 0, n = (lua_Integer)lua_rawlen(L, -1);
-      if (n != B)
-        return luaL_error(L, "%s: 'lengths' has %d entries, the batch %s has %d clips", fname, (int)n, SER_SHAPE(x),
-                          (int)B);
-      lengths = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n + 1), 0); /* freed by the GC */
-      for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -2, i);
-        int isint = 0;
-        const lua_Integer v = lua_tointegerx(L, -1, &isint);
-        if (!isint || v < 1 || v > (1 << 26))
-          return luaL_error(L, "%s: lengths[%d] must be a whole number of samples >= 1, got %s", fname, (int)i,
-                            luaL_tolstring(L, -1, NULL));
-        lengths[i - 1] = (int32_t)v;
-        lua_pop(L, 1);
-      }
-    }
-  }
+  int32_t *lengths = ser_lua_checklengths(L, 3, x, fname, "sample", 1 << 26);
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;
   if (want_hidden) hidden = lua_newuserdatauv(L, sizeof(ser_tensor *) * (size_t)(e->cfg.layers + 1), 0);
