@@ -400,6 +400,22 @@ int ser_tensor_select_raw(ser_tensor **out, ser_tensor *t, int dim, int64_t inde
   return *out ? 0 : SER_ENOMEM;
 }
 
+int ser_tensor_unbind_raw(ser_tensor **parts, ser_tensor *t) {
+  const int64_t n = t->ndim >= 1 ? t->shape[0] : 0;
+  for (int64_t i = 0; i < n; i++) parts[i] = NULL;
+  for (int64_t i = 0; i < n; i++) {
+    const int rc = ser_tensor_select_raw(&parts[i], t, 0, i);
+    if (rc) {
+      for (int64_t k = 0; k < i; k++) {
+        ser_tensor_release(parts[k]);
+        parts[k] = NULL;
+      }
+      return rc;
+    }
+  }
+  return 0;
+}
+
 ser_tensor *ser_tensor_alias(ser_tensor *t) { return header_new(t->storage, t->ndim, t->shape, t->stride, t->offset); }
 
 ser_tensor *ser_tensor_clone_raw(const ser_tensor *t) {

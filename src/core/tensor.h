@@ -84,6 +84,8 @@ int ser_tensor_view_raw(ser_tensor **out, ser_tensor *t, int ndim, const int64_t
 int ser_tensor_permute_raw(ser_tensor **out, ser_tensor *t, const int *perm);
 int ser_tensor_narrow_raw(ser_tensor **out, ser_tensor *t, int dim, int64_t start, int64_t length);
 int ser_tensor_select_raw(ser_tensor **out, ser_tensor *t, int dim, int64_t index); /* drops dim */
+/* parts[i] = select(t, 0, i) for every i of t's first dim; on failure none is left. */
+int ser_tensor_unbind_raw(ser_tensor **parts, ser_tensor *t);
 /* An alias sharing t's storage and geometry with no autograd history (detach). */
 ser_tensor *ser_tensor_alias(ser_tensor *t);
 /* Copies (never views; no autograd) */

@@ -279,12 +279,7 @@ int ser_wav2vec2_encoder_forward_tensor(const ser_wav2vec2_encoder *enc, ser_ten
                                          ser_tensor_data(xc), lengths, B, N)))
     goto fail;
   if (hidden) {
-    for (int l = 0; l <= c->layers; l++) hidden[l] = NULL;
-    for (int l = 0; l <= c->layers; l++)
-      if ((rc = ser_tensor_select_raw(&hidden[l], hs, 0, l))) {
-        for (int m = 0; m < l; m++) ser_tensor_release(hidden[m]);
-        goto fail;
-      }
+    if ((rc = ser_tensor_unbind_raw(hidden, hs))) goto fail;   /* [L+1, B, T, d] -> L+1 views */
     ser_tensor_release(hs);
   }
   ser_tensor_release(xc);

@@ -528,12 +528,7 @@ int ser_whisper_encoder_forward_tensor(const ser_whisper_encoder *enc, ser_tenso
                                         ser_tensor_data(xc), lengths, B, T)))
     goto fail;
   if (hidden) {
-    for (int l = 0; l <= c->layers; l++) hidden[l] = NULL;
-    for (int l = 0; l <= c->layers; l++)
-      if ((rc = ser_tensor_select_raw(&hidden[l], hs, 0, l))) {
-        for (int k = 0; k < l; k++) ser_tensor_release(hidden[k]);
-        goto fail;
-      }
+    if ((rc = ser_tensor_unbind_raw(hidden, hs))) goto fail;   /* [L+1, B, T, d] -> L+1 views */
     ser_tensor_release(hs);
   }
   ser_tensor_release(xc);
