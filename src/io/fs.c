@@ -3,6 +3,7 @@
 #include "io/fs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,18 @@
 int ser_fs_is_dir(const char *path) {
   struct stat st;
   return path && *path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int ser_fs_is_file(const char *path) {
+  struct stat st;
+  return path && *path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *ser_fs_join(const char *dir, const char *name) {
+  const size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", dir, name);
+  return p;
 }
 
 /* mkdir of one component; an existing folder is fine, an existing file is not. */

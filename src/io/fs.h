@@ -7,6 +7,13 @@
 /* 1 when path names a folder (symbolic links followed), 0 otherwise (absent, a file, no access). */
 int ser_fs_is_dir(const char *path);
 
+/* 1 when path names a regular file (symbolic links followed), 0 otherwise (absent, a folder,
+ * a device or pipe: never hash or parse those as files). */
+int ser_fs_is_file(const char *path);
+
+/* "dir/name" in a malloc'ed string (free it), NULL when out of memory. */
+char *ser_fs_join(const char *dir, const char *name);
+
 /* Creates path and any missing parents (mode 0777 before the umask), like `mkdir -p`.
  * 0 when the folder exists afterwards; SER_EINVAL for an empty path, SER_EIO naming the
  * component that could not be created and why (errno's text). */

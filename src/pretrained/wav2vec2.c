@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/fs.h"
 #include "io/safetensors.h"
 #include "pretrained/wav2vec2_config.h"
 
@@ -41,18 +42,6 @@ ser_tensor *ser_wav2vec2_encoder_tensor(const ser_wav2vec2_encoder *enc, int i, 
   return enc->owned[i];
 }
 
-static char *join(const char *dir, const char *name) {
-  const size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
-static int is_file(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* The suffix every family's file has: the feature encoder's first conv. */
 static const char FIRST_CONV[] = "feature_extractor.conv_layers.0.conv.weight";
 
@@ -74,12 +63,12 @@ static int find_prefix(const ser_safetensors_file *sf, char *prefix, size_t cap)
 int ser_wav2vec2_detect(const char *path) {
   struct stat sb;
   if (!path || stat(path, &sb) != 0) return 0;
-  char *file = S_ISDIR(sb.st_mode) ? join(path, "model.safetensors") : strdup(path);
+  char *file = S_ISDIR(sb.st_mode) ? ser_fs_join(path, "model.safetensors") : strdup(path);
   if (!file) return 0;
   ser_safetensors_file *sf = NULL;
   char prefix[MAX_NAME];
   int yes = 0;
-  if (is_file(file) && ser_safetensors_open(&sf, file) == 0) yes = find_prefix(sf, prefix, sizeof prefix) == 0;
+  if (ser_fs_is_file(file) && ser_safetensors_open(&sf, file) == 0) yes = find_prefix(sf, prefix, sizeof prefix) == 0;
   ser_safetensors_close(sf);
   free(file);
   ser_error_clear();
@@ -488,17 +477,17 @@ int ser_wav2vec2_encoder_load(ser_wav2vec2_encoder **out, const char *path) {
   char *file = NULL, *cfg = NULL, *pre = NULL;
   int rc = 0;
   if (S_ISDIR(sb.st_mode)) {
-    file = join(path, "model.safetensors");
-    cfg = join(path, "config.json");
-    pre = join(path, "preprocessor_config.json");
+    file = ser_fs_join(path, "model.safetensors");
+    cfg = ser_fs_join(path, "config.json");
+    pre = ser_fs_join(path, "preprocessor_config.json");
     if (!file || !cfg || !pre) {
       rc = ser_error(SER_ENOMEM, "wav2vec2: out of memory");
-    } else if (!is_file(file)) {
+    } else if (!ser_fs_is_file(file)) {
       rc = ser_error(SER_EIO, "wav2vec2: the folder '%s' holds no model.safetensors (a Hugging Face wav2vec2 / "
                      "hubert / wavlm model folder: model.safetensors, config.json, preprocessor_config.json)", path);
     }
-    if (cfg && !is_file(cfg)) { free(cfg); cfg = NULL; }
-    if (pre && !is_file(pre)) { free(pre); pre = NULL; }
+    if (cfg && !ser_fs_is_file(cfg)) { free(cfg); cfg = NULL; }
+    if (pre && !ser_fs_is_file(pre)) { free(pre); pre = NULL; }
   } else if (!(file = strdup(path))) {
     rc = ser_error(SER_ENOMEM, "wav2vec2: out of memory");
   }

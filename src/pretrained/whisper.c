@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "io/fs.h"
 #include "io/safetensors.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -39,18 +40,6 @@ void ser_whisper_encoder_free(ser_whisper_encoder *enc) {
   free(enc->blocks);
   free(enc->source);
   free(enc);
-}
-
-static char *join(const char *dir, const char *name) {
-  const size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
-static int is_file(const char *p) {
-  struct stat sb;
-  return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 /* Reads config.json; fields absent stay -1. */
@@ -327,21 +316,21 @@ int ser_whisper_encoder_load(ser_whisper_encoder **out, const char *path) {
                      "config.json, or a .safetensors file)", path ? path : "(null)", path ? strerror(errno) : "no path");
   char *file = NULL, *cfg = NULL;
   if (S_ISDIR(sb.st_mode)) {
-    file = join(path, "model.safetensors");
-    cfg = join(path, "config.json");
+    file = ser_fs_join(path, "model.safetensors");
+    cfg = ser_fs_join(path, "config.json");
     if (!file || !cfg) {
       free(file);
       free(cfg);
       return ser_error(SER_ENOMEM, "whisper: out of memory");
     }
-    if (!is_file(file)) {
+    if (!ser_fs_is_file(file)) {
       const int rc = ser_error(SER_EIO, "whisper: the folder '%s' holds no model.safetensors (get openai/whisper-* "
                                "from the Hugging Face hub: model.safetensors and config.json)", path);
       free(file);
       free(cfg);
       return rc;
     }
-    if (!is_file(cfg)) {
+    if (!ser_fs_is_file(cfg)) {
       free(cfg);
       cfg = NULL;
     }

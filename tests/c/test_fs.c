@@ -40,6 +40,25 @@ static void test_is_dir(void **state) {
   assert_false(ser_fs_is_dir(NULL));
 }
 
+static void test_is_file_and_join(void **state) {
+  (void)state;
+  char *file = ser_fs_join(tmpdir, "a-file");
+  assert_non_null(file);
+  assert_int_equal(strlen(file), strlen(tmpdir) + strlen("/a-file"));
+  assert_int_equal(strncmp(file, tmpdir, strlen(tmpdir)), 0);
+  assert_string_equal(file + strlen(tmpdir), "/a-file");
+  assert_false(ser_fs_is_file(file)); /* not there yet */
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+  assert_true(ser_fs_is_file(file));
+  assert_false(ser_fs_is_file(tmpdir));    /* a folder */
+  assert_false(ser_fs_is_file("/dev/zero")); /* a device: never read as a file */
+  assert_false(ser_fs_is_file(""));
+  assert_false(ser_fs_is_file(NULL));
+  free(file);
+}
+
 static void test_mkdir_p_creates_parents(void **state) {
   (void)state;
   char path[400];
@@ -86,6 +105,7 @@ static void test_isatty(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_is_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_is_file_and_join, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mkdir_p_creates_parents, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mkdir_p_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_isatty, setup, teardown),
