@@ -248,11 +248,17 @@ describe("ser.stream with a model", function()
     return out, places
   end
 
+  -- predict.lua's label of each clip, and its runner-up with the margin between their probabilities
   local function predict_labels(paths)
     local out, rc = run(("%s experiments/predict.lua %s %s"):format(serlua, q(ckpt), table.concat(paths, " ")))
     assert.are.equal(0, rc, out)
     local labels = {}
-    for path, label in out:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
+    for path, label, probs in out:gmatch("([^\t\n]+)\t([^\t\n]+)\t([^\n]*)") do
+      local ranked = {}
+      for name, p in probs:gmatch("(%S+) ([%d.]+)") do ranked[#ranked + 1] = { name = name, p = tonumber(p) } end
+      table.sort(ranked, function(a, b) return a.p > b.p end)
+      labels[path] = { label = label, second = ranked[2].name, margin = ranked[1].p - ranked[2].p }
+    end
     return labels
   end
 
@@ -275,12 +281,26 @@ describe("ser.stream with a model", function()
     assert.are.equal(0, rc, out)
     local segs = parse_segments(out)
     assert.are.equal(#places, #segs, out)
+    local sure = 0
     for i, p in ipairs(places) do
       local s = segs[i]
       assert.is_true(math.abs(s.start - p.start) <= 0.5 and math.abs(s.stop - p.stop) <= 0.5,
         ("clip %d at %.2f-%.2f s, segment %.2f-%.2f s\n%s"):format(i, p.start, p.stop, s.start, s.stop, out))
-      assert.are.equal(labels[p.path], s.label, ("clip %d (%s)\n%s"):format(i, p.path, out))
+      -- a clip the model is sure of gets predict.lua's label; where predict.lua's top two classes
+      -- are close (the generator's neutral and calm are as alike as RAVDESS's), the mean over
+      -- windows that each see part of the clip may fall to the runner-up (builds that round
+      -- differently, e.g. the sanitizer's -O1, train a slightly different model)
+      local want = labels[p.path]
+      if want.margin >= 0.15 then
+        assert.are.equal(want.label, s.label, ("clip %d (%s)\n%s"):format(i, p.path, out))
+        sure = sure + 1
+      else
+        assert.is_true(s.label == want.label or s.label == want.second,
+          ("clip %d (%s): segment %s, predict.lua %s (runner-up %s, margin %.3f)\n%s"):format(i, p.path, s.label,
+            want.label, want.second, want.margin, out))
+      end
     end
+    assert.is_true(sure >= 3, ("only %d of %d clips had a clear label: the model trained here is too unsure to check"):format(sure, #places))
     -- the CSV: a header and one row per window (hop 0.5 s over the file), unvoiced ones unscored
     local rows, unvoiced = {}, 0
     for line in io.lines(dir .. "/windows.csv") do rows[#rows + 1] = line end
