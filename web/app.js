@@ -92,8 +92,8 @@ function addLive(j) {
   render();
 }
 
-async function send(body) {
-  const r = await fetch(`/stream/${rec.id}`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
+async function send(id, body) {
+  const r = await fetch(`/stream/${id}`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
   const j = await r.json();
   if (!r.ok) throw new Error(`${j.error} (HTTP ${r.status})`);
   addLive(j);
@@ -109,8 +109,10 @@ function flush(all) {
   rec.samples += n;
   if (KEEP) window.serSent.push(buf);
   state.duration = rec.samples / info.sample_rate;
-  // one request at a time, in order: the session's windows depend on the order of the samples
-  rec.chain = rec.chain.then(() => send(buf.buffer)).catch((e) => { status(`live view stopped: ${e.message}`); });
+  // one request at a time, in order: the session's windows depend on the order of the samples.
+  // The session id is taken now: stopRecording clears `rec` before the last chunk goes out.
+  const id = rec.id;
+  rec.chain = rec.chain.then(() => send(id, buf.buffer)).catch((e) => { status(`live view stopped: ${e.message}`); });
 }
 
 async function startRecording() {

@@ -114,7 +114,7 @@ describe("serve.lua in a browser", function()
     end
     local _, last = S.request(srv.url .. "stream/" .. id, { method = "DELETE" })
     window_labels(last, want)
-    assert.equal(table.concat(want, ","), r.live_windows)
+    assert.are.equal(table.concat(want, ","), r.live_windows, out)
     local last_voiced
     for _, l in ipairs(want) do if l ~= "-" then last_voiced = l end end
     assert.equal(last_voiced, r.live_label)
