@@ -13,20 +13,24 @@
 #define SER_CORE_TENSOR_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define SER_MAX_DIMS 6
 
+/* Reference counts are atomic: a model's weights (and the feature caches' tensors) are read by
+ * several threads at once (one model shared by threads in the C inference API), and every op
+ * retains and releases its inputs. */
 typedef struct ser_storage {
   float *data;       /* 64-byte aligned, owned */
   size_t numel;
-  int refcount;
+  _Atomic int refcount;
 } ser_storage;
 
 typedef struct ser_node ser_node; /* autograd record, see src/autograd/autograd.h */
 
 typedef struct ser_tensor {
-  int refcount;
+  _Atomic int refcount;
   int ndim;
   int64_t shape[SER_MAX_DIMS];
   int64_t stride[SER_MAX_DIMS]; /* in elements */
