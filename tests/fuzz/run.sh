@@ -48,12 +48,14 @@ done
 make -s -j2 BUILD=$B CC=clang OPT=-O1 SANITIZE="-fsanitize=fuzzer-no-link $san -D'target_clones(...)='" \
   $B/libser.a $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o 2> >(grep -v -e 'loop not vectorized' -e 'pragma omp simd' -e '^ *\^' -e 'warnings\? generated' >&2)
 mkdir -p $F
-core_libs="$(pkg-config --libs sndfile fftw3f soxr libcjson libzip libmicrohttpd) -lopenblas -lm -fopenmp"
+# every target links libser.a, whose ONNX writer (protobuf-c) and HTTP server (libmicrohttpd) the
+# bindings of the Lua-harness targets reach
+core_libs="$(pkg-config --libs sndfile fftw3f soxr libcjson libzip libmicrohttpd libprotobuf-c) -lopenblas -lm -fopenmp"
 cflags="-std=c11 -D_GNU_SOURCE -O1 -g -Isrc $(pkg-config --cflags lua5.4 sndfile)"
 for t in "${targets[@]}"; do
   case $t in
     audio|safetensors|torch|graph|w2v_config|pcm|http) extra=() ; libs="$core_libs" ;;
-    onnx) extra=(-I$B/gen/onnx) ; libs="$core_libs $(pkg-config --libs libprotobuf-c)" ;;
+    onnx) extra=(-I$B/gen/onnx) ; libs="$core_libs" ;;
     manifest|names) extra=(tests/fuzz/lua_harness.c $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o); libs="$(pkg-config --libs lua5.4) $core_libs" ;;
     *) echo "fuzz: unknown target '$t' (expected audio, safetensors, manifest, names, torch, graph, onnx, w2v_config, pcm or http)" >&2; exit 2 ;;
   esac
