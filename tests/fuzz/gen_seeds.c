@@ -259,6 +259,8 @@ static void w2v_config_seeds(void) {
   put("w2v_config", "hubert_large.json", 0, large, sizeof large - 1);
   static const char pre[] = "{\"do_normalize\": true, \"feature_size\": 1, \"sampling_rate\": 16000}";
   put("w2v_config", "preprocessor.json", 1, pre, sizeof pre - 1);
+}
+
 /* Raw PCM for fuzz_pcm: a tone as s16 and f32, mono and stereo, at the rates the option
  * byte selects (bit 0 format, bits 1-2 channels, bits 3-4 rate, bits 5-7 block size), one
  * cut inside a frame. */
