@@ -10,6 +10,8 @@
 
 #include "../core/error.h"
 #include "../core/threads.h"
+#include "gemm_amx.h"
+#include "gemm_simd.h"
 #include "scratch.h"
 
 /* ---- precision switch -------------------------------------------------- */
@@ -109,39 +111,6 @@ kernel_bf16(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int
       _mm512_mask_storeu_ps(ci + v * 16, m, r);
     }
   }
-}
-
-/* In-register transpose of a 16x16 block of 32-bit words: r[i] word j moves
- * to r[j] word i (unpack 32, unpack 64, then two rounds of 128-bit lane
- * shuffles; 64 shuffles, where 16 scatters cost several times more on Zen 4). */
-__attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int k = 0; k < 8; k++) {
-    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-  }
-  for (int k = 0; k < 4; k++) { /* u[4k + c], lane L: column 4L + c of rows 4k..4k+3 */
-    u[4 * k + 0] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-  }
-  for (int c = 0; c < 4; c++) {
-    __m512i v = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), w = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
-    __m512i v2 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xee), w2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xee);
-    r[c] = _mm512_shuffle_i32x4(v, w, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(v, w, 0xdd);
-    r[8 + c] = _mm512_shuffle_i32x4(v2, w2, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(v2, w2, 0xdd);
-  }
-}
-
-/* 32 k of one row (from k, zero past K) as 16 bf16 pair words, pair order. */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static inline __m512i row_pairs(const float *row, int k, int K) {
-  int left = K - k;
-  __mmask16 m0 = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-  __mmask16 m1 = left >= 32 ? (__mmask16)0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
 }
 
 /* One MR-row panel of op(A), vectorised both ways (the scalar conversion
@@ -464,13 +433,20 @@ static int gemm_f32_own(int ta, int tb, int M, int N, int K, float alpha, const 
 }
 
 const char *ser_gemm_info(void) {
-  static char info[200];
+  static char info[400];
   const int own = ser_gemm_f32_kernel();
+  char amp[240];
+  if (!ser_bf16_supported())
+    snprintf(amp, sizeof amp, "unavailable (no AVX512-BF16; fp32)");
+  else if (ser_gemm_amx_available())
+    snprintf(amp, sizeof amp, "AMX tiles (tdpbf16ps)");
+  else
+    snprintf(amp, sizeof amp, "AVX512-BF16 kernel (AMX: %s)", ser_gemm_amx_reason());
   snprintf(info, sizeof info, "fp32 %s; amp %s",
            own == 0   ? "OpenBLAS"
            : own == 1 ? "our AVX-512 kernel (OpenBLAS's kernels are narrower than this CPU's), OpenBLAS below 128^3"
                       : "our AVX-512 kernel for every product",
-           ser_bf16_supported() ? "AVX512-BF16 kernel" : "unavailable (no AVX512-BF16; fp32)");
+           amp);
   return info;
 }
 
@@ -492,12 +468,25 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
   return gemm_bf16(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* The bf16 product amp runs: AMX tiles where the CPU has them, else the
+ * AVX512-BF16 kernel. Ap is op(A) packed for that same kernel, or NULL. */
+static int gemm_amp(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
+  if (ser_gemm_amx_available()) return ser_gemm_amx(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return gemm_bf16(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 size_t ser_gemm_pack_a_bytes(int M, int K) {
   if (!amp_on || M < SER_GEMM_BF16_MIN || K < SER_GEMM_BF16_MIN || !ser_bf16_supported()) return 0;
+  if (ser_gemm_amx_available()) return ser_gemm_amx_pack_a_bytes(M, K);
   return (size_t)((M + MR - 1) / MR) * ((K + 1) / 2) * MR * 4;
 }
 
 void ser_gemm_pack_a_into(void *dst, int ta, int M, int K, const float *A, int lda) {
+  if (ser_gemm_amx_available()) {
+    ser_gemm_amx_pack_a_into(dst, ta, M, K, A, lda);
+    return;
+  }
   int KP = (K + 1) / 2, MP = (M + MR - 1) / MR;
   uint32_t *Ap = dst;
 #pragma omp parallel for schedule(static) if (MP > 1 && (double)M * K > 65536 && !omp_in_parallel())
@@ -516,7 +505,7 @@ const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda) {
 void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
   if (Ap && amp_on && N >= SER_GEMM_BF16_MIN &&
-      gemm_bf16(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+      gemm_amp(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
     return;
   ser_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -524,7 +513,7 @@ void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float 
 void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
   if (amp_on && M >= SER_GEMM_BF16_MIN && N >= SER_GEMM_BF16_MIN && K >= SER_GEMM_BF16_MIN &&
-      ser_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+      gemm_amp(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
     return;
   /* amp off, a small product, or no scratch memory for the packs: fp32 is
    * always a correct answer. */
