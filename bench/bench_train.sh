@@ -39,6 +39,8 @@ py=/usr/bin/python3
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "serlua: $("$serlua" -e 'print(require("ser").blas_info())')"
+echo "GEMM:   $("$serlua" -e 'print(require("ser").gemm_info())')"
+echo "CPU:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "torch:  $("$py" -c 'import torch; print(torch.__version__, torch.backends.mkldnn.is_available() and "oneDNN" or "")')"
 echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; the machine has $(nproc) cores)"
 IFS=, read -ra mlist <<<"$models"

@@ -11,7 +11,10 @@
  *   F.linear(x, w, b)   F.dropout(x, p, training)   F.leaky_relu(x, slope)
  *   F.relu(x)   F.sigmoid(x)   F.tanh(x)   (the core's activations)
  *   ser.set_amp(on) -> previous setting; in this module also amp() -> bool,
- *   bf16_supported() -> bool and monotonic() -> seconds (benchmark clock) */
+ *   bf16_supported() -> bool and monotonic() -> seconds (benchmark clock),
+ *   amp_rule([mode]) -> previous mode ("auto" / "bf16" / "fp32": which GEMMs amp
+ *   gives to bf16, src/ops/gemm_rule.c) and amp_rule_lookup(ta, tb, M, N, K)
+ *   -> bf16?, fp32 us, bf16 us (the decision for a product and its class's times) */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -195,6 +198,25 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
+static int l_amp_rule(lua_State *L) {
+  static const char *const names[] = {"auto", "bf16", "fp32", NULL};
+  const int m = lua_isnoneornil(L, 1) ? -1 : luaL_checkoption(L, 1, NULL, names);
+  lua_pushstring(L, names[ser_gemm_set_amp_rule(m)]);
+  return 1;
+}
+
+static int l_amp_rule_lookup(lua_State *L) {
+  const int ta = lua_toboolean(L, 1), tb = lua_toboolean(L, 2);
+  const lua_Integer M = luaL_checkinteger(L, 3), N = luaL_checkinteger(L, 4), K = luaL_checkinteger(L, 5);
+  if (M < 1 || N < 1 || K < 1 || M > 1 << 20 || N > 1 << 20 || K > 1 << 20)
+    return luaL_error(L, "amp_rule_lookup: M, N, K must be in 1..2^20, got %d, %d, %d", (int)M, (int)N, (int)K);
+  double f = 0, b = 0;
+  lua_pushboolean(L, ser_gemm_rule_lookup(ta, tb, (int)M, (int)N, (int)K, &f, &b));
+  lua_pushnumber(L, f);
+  lua_pushnumber(L, b);
+  return 3;
+}
+
 static int l_bf16_supported(lua_State *L) {
   lua_pushboolean(L, ser_bf16_supported());
   return 1;
@@ -221,6 +243,8 @@ int ser_lua_open_nn_functional_cnn(lua_State *L) {
       {"set_amp", l_set_amp},
       {"amp", l_amp},
       {"bf16_supported", l_bf16_supported},
+      {"amp_rule", l_amp_rule},
+      {"amp_rule_lookup", l_amp_rule_lookup},
       {"monotonic", l_monotonic},
       {NULL, NULL},
   };

@@ -11,6 +11,7 @@
 #include "../core/error.h"
 #include "../core/threads.h"
 #include "gemm_amx.h"
+#include "gemm_rule.h"
 #include "gemm_simd.h"
 #include "scratch.h"
 
@@ -433,7 +434,7 @@ static int gemm_f32_own(int ta, int tb, int M, int N, int K, float alpha, const 
 }
 
 const char *ser_gemm_info(void) {
-  static char info[400];
+  static char info[1800];
   const int own = ser_gemm_f32_kernel();
   char amp[240];
   if (!ser_bf16_supported())
@@ -442,11 +443,11 @@ const char *ser_gemm_info(void) {
     snprintf(amp, sizeof amp, "AMX tiles (tdpbf16ps)");
   else
     snprintf(amp, sizeof amp, "AVX512-BF16 kernel (AMX: %s)", ser_gemm_amx_reason());
-  snprintf(info, sizeof info, "fp32 %s; amp %s",
+  snprintf(info, sizeof info, "fp32 %s; amp %s; amp rule: %s",
            own == 0   ? "OpenBLAS"
            : own == 1 ? "our AVX-512 kernel (OpenBLAS's kernels are narrower than this CPU's), OpenBLAS below 128^3"
                       : "our AVX-512 kernel for every product",
-           amp);
+           amp, ser_bf16_supported() ? ser_gemm_rule_info() : "-");
   return info;
 }
 
@@ -469,9 +470,10 @@ int ser_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float 
 }
 
 /* The bf16 product amp runs: AMX tiles where the CPU has them, else the
- * AVX512-BF16 kernel. Ap is op(A) packed for that same kernel, or NULL. */
-static int gemm_amp(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc) {
+ * AVX512-BF16 kernel. Ap is op(A) packed for that same kernel, or NULL.
+ * Whether amp gives a product to it at all is gemm_rule.c's measured rule. */
+int ser_gemm_amp_bf16(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
   if (ser_gemm_amx_available()) return ser_gemm_amx(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   return gemm_bf16(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -504,8 +506,8 @@ const void *ser_gemm_pack_a(int ta, int M, int K, const float *A, int lda) {
 
 void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
-  if (Ap && amp_on && N >= SER_GEMM_BF16_MIN &&
-      gemm_amp(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+  if (Ap && amp_on && N >= SER_GEMM_BF16_MIN && ser_gemm_rule_bf16(ta, tb, M, N, K) &&
+      ser_gemm_amp_bf16(Ap, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
     return;
   ser_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -513,7 +515,7 @@ void ser_gemm_packed(const void *Ap, int ta, int tb, int M, int N, int K, float 
 void ser_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
   if (amp_on && M >= SER_GEMM_BF16_MIN && N >= SER_GEMM_BF16_MIN && K >= SER_GEMM_BF16_MIN &&
-      gemm_amp(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+      ser_gemm_rule_bf16(ta, tb, M, N, K) && ser_gemm_amp_bf16(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
     return;
   /* amp off, a small product, or no scratch memory for the packs: fp32 is
    * always a correct answer. */

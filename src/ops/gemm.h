@@ -73,5 +73,19 @@ int ser_set_amp(int on);
 int ser_amp_enabled(void);      /* 1 when bf16 GEMMs are in use */
 int ser_bf16_supported(void);   /* the CPU has avx512_bf16 (and AVX512F/BW) */
 
+/* Which products amp gives to bf16 (src/ops/gemm_rule.c, docs/engine.md):
+ * AUTO (default) those whose shape class measured faster in bf16 than in
+ * fp32 on this kind of CPU, timed once and cached in ~/.cache/serlua (or
+ * $SER_AMP_TABLE); BF16 every product with all dimensions >= 16 (as before
+ * the rule); FP32 none. SER_AMP_GEMM=auto|bf16|fp32 sets it at start-up.
+ * Returns the previous mode; another value only queries. */
+enum { SER_AMP_RULE_AUTO = 0, SER_AMP_RULE_BF16 = 1, SER_AMP_RULE_FP32 = 2 };
+int ser_gemm_set_amp_rule(int mode);
+/* The rule's state for ser_gemm_info, e.g. "bf16 per shape class where measured faster (...)". */
+const char *ser_gemm_rule_info(void);
+/* The decision for one product (measuring its class if new) and the class's
+ * measured microseconds per kernel (bench/amp_rule.lua prints them). */
+int ser_gemm_rule_lookup(int ta, int tb, int M, int N, int K, double *us_f32, double *us_bf16);
+
 
 #endif

@@ -16,6 +16,7 @@ void serlua_print_version(void) {
 
 void serlua_banner(int have_ser) {
   printf("serlua %s  (%s)  %s\n", SER_VERSION, LUA_RELEASE, ser_blas_info());
+  printf("GEMM: %s\n", ser_gemm_info());
   if (have_ser)
     printf("`ser` is loaded as a global here (scripts use `local ser = require \"ser\"`).\n");
   printf("Expressions echo their values (a trailing ';' hides them); Tab completes; "

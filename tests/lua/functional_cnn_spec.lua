@@ -131,6 +131,7 @@ describe("ser.nn.functional (cnn)", function()
   it("switches amp and returns the previous setting", function()
     local cnn = require "ser.core.nn_cnn"
     local prev = ser.set_amp(true)
+    local prev_rule = cnn.amp_rule("bf16") -- every product in bf16, whatever this CPU measured
     assert.is_false(prev)
     assert.equal(cnn.bf16_supported(), cnn.amp())
     if cnn.amp() then
@@ -144,6 +145,7 @@ describe("ser.nn.functional (cnn)", function()
       assert.is_true(d > 0 and d < 0.1 * num(f:abs():max()))
     end
     ser.set_amp(false)
+    cnn.amp_rule(prev_rule)
     assert.is_false(cnn.amp())
   end)
 end)
