@@ -30,10 +30,15 @@
  * on the thread count (measured on one thread). Without a writable cache the
  * table lives for the process only (ser_gemm_info says so).
  *
+ * The 3x3 Winograd convolution (winograd.c, CNN2D's 3x3 layers) has its own
+ * bf16 micro-kernel: its classes are the bands of Co and Ci, timed as one
+ * 32x32 image (256 tiles) both ways, channels capped at 384.
+ *
  * SER_AMP_GEMM=bf16 gives every eligible product to bf16 (the behaviour before
- * the rule), =fp32 none (amp then changes only the other bf16 paths),
- * =auto (default) the measured rule; ser_gemm_set_amp_rule does the same from
- * code (tests). */
+ * the rule), =fp32 none of these (amp then changes only the bf16 paths outside
+ * the rule: the 1-d Winograd's packed weights still go through ser_gemm and
+ * follow it), =auto (default) the measured rule; ser_gemm_set_amp_rule does
+ * the same from code (tests). */
 #include "gemm_rule.h"
 
 #include <cblas.h>
@@ -53,9 +58,11 @@
 
 #include "gemm.h"
 #include "gemm_amx.h"
+#include "winograd.h"
 
-enum { BANDS = 6, CLASSES = SER_GEMM_RULE_CLASSES };
-_Static_assert(SER_GEMM_RULE_CLASSES == 4 * BANDS * BANDS * BANDS, "classes: 4 transpositions x 6^3 bands");
+enum { BANDS = 6, GEMM_CLASSES = 4 * BANDS * BANDS * BANDS, CLASSES = SER_GEMM_RULE_CLASSES };
+_Static_assert(SER_GEMM_RULE_CLASSES == GEMM_CLASSES + BANDS * BANDS,
+               "classes: 4 transpositions x 6^3 bands of GEMMs, then 6^2 bands (Co, Ci) of Winograd convolutions");
 
 static signed char decided[CLASSES]; /* 0 unknown, 1 fp32, 2 bf16 (read without the lock) */
 static float t_f32[CLASSES], t_bf16[CLASSES]; /* microseconds, as measured or read */
@@ -212,8 +219,51 @@ static double now_us(void) {
   return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
 }
 
+/* A Winograd class: one 32x32 image (256 tiles) with Ci -> Co channels at the
+ * bands' representative counts, capped at 384 to bound the time. */
+static void measure_winograd(int c, double *bf, double *bb) {
+  const int w = c - GEMM_CLASSES, Co = rep_dim(w / BANDS) < 384 ? rep_dim(w / BANDS) : 384,
+            Ci = rep_dim(w % BANDS) < 384 ? rep_dim(w % BANDS) : 384, H = 32;
+  float *in = malloc(sizeof(float) * Ci * H * H), *wt = malloc(sizeof(float) * Co * Ci * 9),
+        *out = malloc(sizeof(float) * Co * H * H);
+  *bf = *bb = 1e30;
+  if (in && wt && out) {
+    unsigned s = 777u;
+    for (int i = 0; i < Ci * H * H; i++) in[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f;
+    for (int i = 0; i < Co * Ci * 9; i++) wt[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0f - 0.5f;
+    for (int r = 0; r < 6; r++) {
+      const double t0 = now_us();
+      const int e0 = ser_conv3x3_winograd_prec(out, in, wt, NULL, 1, Ci, H, H, Co, 1, 1, 0, 0, 0);
+      const double t1 = now_us();
+      const int e1 = ser_conv3x3_winograd_prec(out, in, wt, NULL, 1, Ci, H, H, Co, 1, 1, 0, 0, 1);
+      const double t2 = now_us();
+      if (e0 || e1) { /* no memory: fp32 */
+        *bb = 1e30;
+        break;
+      }
+      if (r > 0) {
+        if (t1 - t0 < *bf) *bf = t1 - t0;
+        if (t2 - t1 < *bb) *bb = t2 - t1;
+      }
+    }
+  }
+  free(in), free(wt), free(out);
+}
+
 /* Times the class's representative product both ways on this thread alone. */
 static void measure(int c) {
+  if (c >= GEMM_CLASSES) {
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    double bf, bb;
+    measure_winograd(c, &bf, &bb);
+    omp_set_num_threads(threads);
+    if (bf >= 1e29) return; /* not measured: fp32 this time, asked again next time */
+    t_f32[c] = (float)bf, t_bf16[c] = (float)(bb < 1e29 ? bb : 0);
+    measured_here++;
+    __atomic_store_n(&decided[c], bb <= 0.95 * bf ? 2 : 1, __ATOMIC_RELEASE);
+    return;
+  }
   const int ta = c / (BANDS * BANDS * BANDS) / 2, tb = c / (BANDS * BANDS * BANDS) % 2;
   const int M = rep_dim(c / (BANDS * BANDS) % BANDS), N = rep_dim(c / BANDS % BANDS), K = rep_dim(c % BANDS);
   float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *C = malloc(sizeof(float) * M * N);
@@ -246,12 +296,26 @@ static void measure(int c) {
   __atomic_store_n(&decided[c], best_b <= 0.95 * best_f ? 2 : 1, __ATOMIC_RELEASE);
 }
 
+static int decide(int c);
+
 int ser_gemm_rule_bf16(int ta, int tb, int M, int N, int K) {
   int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
   if (m < 0) m = ser_gemm_set_amp_rule(-1);
   if (m == SER_AMP_RULE_BF16) return 1;
   if (m == SER_AMP_RULE_FP32) return 0;
-  const int c = class_of(ta ? 1 : 0, tb ? 1 : 0, M, N, K);
+  return decide(class_of(ta ? 1 : 0, tb ? 1 : 0, M, N, K));
+}
+
+int ser_gemm_rule_winograd_bf16(int Ci, int Co) {
+  int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
+  if (m < 0) m = ser_gemm_set_amp_rule(-1);
+  if (m == SER_AMP_RULE_BF16) return 1;
+  if (m == SER_AMP_RULE_FP32) return 0;
+  return decide(GEMM_CLASSES + band(Co) * BANDS + band(Ci));
+}
+
+/* The class's decision, measuring it (under the locks) when nobody has. */
+static int decide(int c) {
   signed char d = __atomic_load_n(&decided[c], __ATOMIC_ACQUIRE);
   if (d) return d == 2;
   pthread_mutex_lock(&lock);

@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "gemm.h"
+#include "gemm_rule.h"
 #include "scratch.h"
 
 int ser_winograd_supported(void) {
@@ -338,8 +339,17 @@ __attribute__((target("avx512f"))) static void run_block(float *out, const float
   }
 }
 
+/* Under amp the 16 products run in bf16 only where amp's measured rule says
+ * bf16 pays for this layer's channel counts (src/ops/gemm_rule.c). */
 int ser_conv3x3_winograd(float *out, const float *in, const float *weight, const float *bias, int B, int Ci,
                          int H, int W, int Co, int ph, int pw, int flip, int accumulate) {
+  const int bf = use_bf16() && ser_gemm_rule_winograd_bf16(Ci, Co);
+  return ser_conv3x3_winograd_prec(out, in, weight, bias, B, Ci, H, W, Co, ph, pw, flip, accumulate, bf);
+}
+
+int ser_conv3x3_winograd_prec(float *out, const float *in, const float *weight, const float *bias, int B, int Ci,
+                              int H, int W, int Co, int ph, int pw, int flip, int accumulate, int bf) {
+  bf = bf && ser_bf16_supported();
   wgeom g = {.B = B, .Ci = Ci, .H = H, .W = W, .Co = Co, .ph = ph, .pw = pw, .OH = H + 2 * ph - 2, .OW = W + 2 * pw - 2};
   if (B <= 0 || Co <= 0 || g.OH <= 0 || g.OW <= 0) return 0;
   g.TH = (g.OH + 1) / 2;
@@ -358,7 +368,7 @@ int ser_conv3x3_winograd(float *out, const float *in, const float *weight, const
   int nblocks = (rows + rb - 1) / rb;
   par = par && nblocks > 1;
 
-  int bf = use_bf16(), CP = (Ci + 1) / 2;
+  const int CP = (Ci + 1) / 2;
   size_t un = (size_t)16 * Co * (Ci > 0 ? Ci : 1), ubn = bf ? (size_t)16 * Co * CP : 0;
   float *U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * (un + ubn));
   if (!U) return SER_ENOMEM;

@@ -26,6 +26,10 @@ int ser_winograd_supported(void);
  * Returns SER_ENOMEM when the per-thread scratch cannot grow. */
 int ser_conv3x3_winograd(float *out, const float *in, const float *weight, const float *bias, int B, int Ci,
                          int H, int W, int Co, int ph, int pw, int flip, int accumulate);
+/* The same with the precision of the 16 products given (bf = 1: bf16, needs
+ * AVX512-BF16), whatever amp says: amp's rule times both (gemm_rule.c). */
+int ser_conv3x3_winograd_prec(float *out, const float *in, const float *weight, const float *bias, int B, int Ci,
+                              int H, int W, int Co, int ph, int pw, int flip, int accumulate, int bf);
 
 /* ACCUMULATES dweight [Co,Ci,3,3] += dL/dW of out = conv3x3(in [B,Ci,H,W], W,
  * padding ph/pw <= 2) given dout [B,Co,OH,OW]. Returns SER_ENOMEM when the

@@ -11,6 +11,7 @@
 
 #include "lib/fixture.h"
 #include "ops/gemm_rule.h"
+#include "ops/winograd.h"
 
 static char table[256];
 
@@ -122,6 +123,41 @@ static void test_cached_decision_obeyed(void **state) {
   free(A), free(B), free(C), free(W);
 }
 
+/* The same for the Winograd convolution's own bf16 kernel (classes 864 + bands
+ * of Co and Ci): the recorded decision is what a 3x3 conv runs under amp. */
+static void test_winograd_decision_obeyed(void **state) {
+  (void)state;
+  skip_without_bf16();
+  if (!ser_winograd_supported()) {
+    printf("skip: no Winograd path on this CPU\n");
+    skip();
+  }
+  ser_gemm_rule_forget();
+  ser_gemm_rule_bf16(0, 0, 20, 20, 20);
+  char key[300], text[800];
+  current_key(key, sizeof key);
+  const int Ci = 20, Co = 40, H = 12, c = 864 + band(Co) * 6 + band(Ci);
+  float *in = malloc(sizeof(float) * Ci * H * H), *w = malloc(sizeof(float) * Co * Ci * 9);
+  float *o = malloc(sizeof(float) * Co * H * H), *want = malloc(sizeof(float) * Co * H * H);
+  for (int i = 0; i < Ci * H * H; i++) in[i] = (float)((i * 29) % 83) / 41.0f - 1.0f;
+  for (int i = 0; i < Co * Ci * 9; i++) w[i] = (float)((i * 31) % 79) / 39.0f - 1.0f;
+  ser_set_amp(1);
+  for (int bf = 0; bf < 2; bf++) {
+    snprintf(text, sizeof text, "# serlua amp rule v1\t%s\n%d\t5.0\t5.0\t%s\n", key, c, bf ? "bf16" : "fp32");
+    write_file(table, text);
+    ser_gemm_rule_forget();
+    assert_int_equal(ser_conv3x3_winograd(o, in, w, NULL, 1, Ci, H, H, Co, 1, 1, 0, 0), 0);
+    assert_int_equal(ser_gemm_rule_measured(), 0);
+    assert_int_equal(ser_conv3x3_winograd_prec(want, in, w, NULL, 1, Ci, H, H, Co, 1, 1, 0, 0, bf), 0);
+    assert_memory_equal(o, want, sizeof(float) * Co * H * H);
+  }
+  /* and the two precisions really differ (bf16 rounding), so the check above can fail */
+  assert_int_equal(ser_conv3x3_winograd_prec(o, in, w, NULL, 1, Ci, H, H, Co, 1, 1, 0, 0, 0), 0);
+  assert_true(memcmp(o, want, sizeof(float) * Co * H * H) != 0);
+  ser_set_amp(0);
+  free(in), free(w), free(o), free(want);
+}
+
 /* A table measured on another CPU kind (another key) is not used. */
 static void test_other_cpu_ignored(void **state) {
   (void)state;
@@ -149,7 +185,7 @@ static void test_parser(void **state) {
   assert_int_equal(ser_gemm_rule_parse(good, strlen(good), "KK", d, f, b), 0); /* another key */
   assert_int_equal(ser_gemm_rule_parse(good, 10, "K", d, f, b), 0);           /* cut in the header */
   const char *bad = "# serlua amp rule v1\tK\n"
-                    "864\t1\t2\tbf16\n"   /* class out of range */
+                    "900\t1\t2\tbf16\n"   /* class out of range */
                     "-1\t1\t2\tbf16\n"    /* negative class */
                     "7\t1\t2\tfp16\n"     /* unknown side */
                     "8\t1\t2\tbf16 x\n"   /* trailing text */
@@ -181,7 +217,8 @@ int main(void) {
   unsetenv("SER_AMP_GEMM");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_modes),           cmocka_unit_test(test_measured_once_then_read),
-      cmocka_unit_test(test_cached_decision_obeyed), cmocka_unit_test(test_other_cpu_ignored),
+      cmocka_unit_test(test_cached_decision_obeyed), cmocka_unit_test(test_winograd_decision_obeyed),
+      cmocka_unit_test(test_other_cpu_ignored),
       cmocka_unit_test(test_parser),          cmocka_unit_test(test_concurrent_first_use)};
   const int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char lock[300];
