@@ -5,8 +5,13 @@ train step = forward, cross-entropy, backward, AdamW step on batch 8; medians
 over R repeats of N steps after two warm-up calls; wall clock. Prints one
 "RESULT key=value ..." line per configuration.
 
-    OPENBLAS_NUM_THREADS=1 python3 bench/bench_train.py --model cnn2d --threads 1,2
+    OPENBLAS_NUM_THREADS=1 python3 bench/bench_train.py --model cnn2d --threads 1,2 [--autocast]
+
+--autocast runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(PyTorch's mixed precision: oneDNN's bf16 kernels, AMX where the CPU has it) and
+reports side=torch_bf16.
 """
+import contextlib
 import argparse
 import os
 import resource
@@ -43,7 +48,11 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--autocast", action="store_true", help="bf16 autocast (side=torch_bf16)")
     a = ap.parse_args()
+
+    def cast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast else contextlib.nullcontext()
     torch.manual_seed(0)
     model = {"cnn2d": lambda: models_ref.CNN2D(8), "crnn": lambda: models_ref.CRNN(8),
              "cnn1d": lambda: models_ref.CNN1D(8)}[a.model]()
@@ -54,7 +63,9 @@ def main():
 
     def train_step():
         opt.zero_grad()
-        F.cross_entropy(model(x8), y8).backward()
+        with cast():
+            loss = F.cross_entropy(model(x8), y8)
+        loss.backward()
         opt.step()
 
     for th in [int(t) for t in a.threads.split(",")]:
@@ -62,11 +73,12 @@ def main():
         model.train()
         train_s, train_cpu = time_it(train_step, a.steps, a.repeats)
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             infer8 = time_it(lambda: model(x8), a.steps, a.repeats)[0]
             infer1 = time_it(lambda: model(x1), a.steps * 4, a.repeats)[0]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"RESULT side=torch model={a.model} threads={th} amp=false train={8 / train_s:.2f} "
+        side, amp = ("torch_bf16", "true") if a.autocast else ("torch", "false")
+        print(f"RESULT side={side} model={a.model} threads={th} amp={amp} train={8 / train_s:.2f} "
               f"train_cpu={8 / train_cpu:.2f} infer8={8 / infer8:.2f} infer1={1 / infer1:.2f} step_mb=nan rss_mb={rss:.0f} opt=AdamW", flush=True)
 
 

@@ -8,8 +8,9 @@
 # RSS is per model. PyTorch gets OPENBLAS_NUM_THREADS=1 (this build nests
 # OpenBLAS threads inside its own and oversubscribes two cores otherwise) and
 # torch.set_num_threads(T); ours gets ser.set_num_threads(T). With --amp our
-# side runs the conv/linear GEMMs in bf16 and is compared with PyTorch fp32
-# (the issue's target: >= 2x PyTorch fp32). clips/s = 8 / seconds per batch of
+# side runs amp (bf16 where amp's measured rule says it pays) and is compared
+# with PyTorch fp32 and PyTorch's bf16 autocast (bench_train.py --autocast).
+# clips/s = 8 / seconds per batch of
 # 8 (train: forward + cross-entropy + backward + AdamW step; infer8/infer1:
 # forward under no_grad, batch 8 / batch 1), medians of R repeats of N steps;
 # clips/CPU-s divides by the CPU time of all threads instead of wall time, the
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --amp) amp=--amp; shift ;;
     --steps) steps=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench_train.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +48,9 @@ IFS=, read -ra mlist <<<"$models"
 for m in "${mlist[@]}"; do
   "$serlua" bench/bench_train.lua --model "$m" --threads "$threads" --steps "$steps" --repeats "$repeats" $amp | tee -a "$out" | grep -v '^RESULT' || true
   OPENBLAS_NUM_THREADS=1 "$py" bench/bench_train.py --model "$m" --threads "$threads" --steps "$steps" --repeats "$repeats" >>"$out"
+  if [ -n "$amp" ]; then
+    OPENBLAS_NUM_THREADS=1 "$py" bench/bench_train.py --model "$m" --threads "$threads" --steps "$steps" --repeats "$repeats" --autocast >>"$out"
+  fi
 done
 
 # Join ours and torch per (model, threads) and print the table with ratios.
@@ -69,6 +73,12 @@ for _, key in ipairs(order) do
   local function cell(f) return ("%7s / %-7s %6s"):format(o[f] or "-", t[f] or "-", ratio(o[f], t[f])) end
   print(("%-9s %-5s | %s | %s | %s | %s | %s / %s (%s)"):format(key, o.amp or "-", cell("train"), cell("train_cpu"),
     cell("infer8"), cell("infer1"), o.rss_mb or "-", t.rss_mb or "-", o.step_mb or "-"))
+  local b = rows[key].torch_bf16
+  if b then
+    print(("  vs torch bf16 autocast: train %s / %s %s, train clips/CPU-s %s / %s %s, infer b8 %s / %s %s"):format(
+      o.train or "-", b.train, ratio(o.train, b.train), o.train_cpu or "-", b.train_cpu, ratio(o.train_cpu, b.train_cpu),
+      o.infer8 or "-", b.infer8, ratio(o.infer8, b.infer8)))
+  end
   if o.opt and o.opt ~= "AdamW" then print("  note: our side ran without an optimizer step: " .. o.opt) end
 end
 LUA
