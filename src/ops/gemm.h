@@ -8,7 +8,9 @@
  * in fp32 with vdpbf16ps, and C stays fp32 — the master weights and every
  * activation buffer remain fp32; only the GEMM inputs lose precision. Small
  * products (any of M, N, K below SER_GEMM_BF16_MIN) stay on fp32, where
- * packing would cost more than it saves. */
+ * packing would cost more than it saves, and so do products whose shape class
+ * measured faster in fp32 on this CPU kind (gemm_rule.c). Where the CPU has
+ * AMX, the bf16 products run on its tiles (gemm_amx.c) instead of vdpbf16ps. */
 #ifndef SER_OPS_GEMM_H
 #define SER_OPS_GEMM_H
 
