@@ -343,19 +343,30 @@ function M.fit(model, parts, opts)
   if o.resume then
     local s = M.read_state(o.state, identity, par, rank)
     if s then
+      -- the file's tensors must fit this model and optimiser: a damaged file fails here, named
+      local ok, err = pcall(function()
+        model:load_state_dict(s.model)
+        if not s.finished then
+          opt:load_state_dict(s.optim)
+          -- the schedule after the optimiser: it sets the exact (double) lr and beta1 of its step
+          if sched then sched:load_state_dict({ last_epoch = T.new({ s.sched_step or 0 }) }) end
+          if ema then ema:load_state_dict(s.ema, s.ema_updates) end
+          if s.best_state then trainstate.check_like(s.best_state, model:state_dict(), "the best weights") end
+          base.set_rng_state(s.rng[rank + 1])
+        end
+      end)
+      if par then ok = not dist.any(not ok) and ok end
+      if not ok then
+        error(("ser.train.fit: the training state %s cannot be resumed: %s (delete it, or run without resume to "
+          .. "start this run again)"):format(o.state, tostring(err or "another process could not load it")), 2)
+      end
       history, prior = s.history, s.seconds
-      model:load_state_dict(s.model)
       if s.finished then
         finished, stop_reason, best.epoch = true, s.stop_reason, s.best_epoch
         show.message(("resumed %s: this run finished (%s); scoring its final model"):format(o.state, stop_reason))
       else
-        opt:load_state_dict(s.optim)
-        -- the schedule after the optimiser: it sets the exact (double) lr and beta1 of its step
-        if sched then sched:load_state_dict({ last_epoch = T.new({ s.sched_step or 0 }) }) end
-        if ema then ema:load_state_dict(s.ema, s.ema_updates) end
         best = { f1 = s.best_f1, epoch = s.best_epoch, state = s.best_state }
         since_best, first_epoch = s.since_best, s.epoch + 1
-        base.set_rng_state(s.rng[rank + 1])
         show.message(("resumed %s: %d of %d epochs done, continuing at epoch %d"):format(o.state, s.epoch, o.epochs,
           first_epoch))
       end

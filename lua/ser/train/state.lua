@@ -132,14 +132,18 @@ function M.mismatch(saved, now)
   return table.concat(diffs, "; ")
 end
 
--- JSON holds no NaN or infinity; the history may (a diverged validation loss).
+-- Fractional numbers travel as text ("%.17g"): JSON has no NaN or infinity (a diverged
+-- validation loss), and the JSON library may print a double with fewer digits than it needs.
 local function encode_number(v)
-  if v ~= v then return "nan" elseif v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
-  return v
+  if math.type(v) == "integer" then return v end
+  if v ~= v then return "nan" end
+  return ("%.17g"):format(v)
 end
 local function decode_number(v)
-  if v == "nan" then return 0 / 0 elseif v == "inf" then return math.huge elseif v == "-inf" then return -math.huge end
-  return v
+  if type(v) ~= "string" then return v end
+  if v == "nan" then return 0 / 0 end
+  if v == "inf" then return math.huge elseif v == "-inf" then return -math.huge end
+  return tonumber(v) or v
 end
 
 local function encode_history(history)
@@ -181,7 +185,7 @@ function M.write(path, s)
   local tensors = {}
   put(tensors, "model.", s.model:state_dict())
   local meta = { kind = M.FORMAT, identity = s.identity, epoch = s.epoch, history = encode_history(s.history),
-                 seconds = s.seconds, checkpoint = s.checkpoint, finished = s.finished or false,
+                 seconds = { train = encode_number(s.seconds.train), cpu = encode_number(s.seconds.cpu) }, checkpoint = s.checkpoint, finished = s.finished or false,
                  stop_reason = s.stop_reason, best_epoch = s.best.epoch }
   if not s.finished then
     put(tensors, "optim.", s.opt:state_dict())
@@ -245,11 +249,9 @@ function M.read(path, identity)
   if not ok then error(hist, 0) end
   if #hist ~= s.epoch then bad(("it has %d epochs of history for epoch %d"):format(#hist, s.epoch)) end
   s.history = hist
-  local secs = meta.seconds
-  if type(secs) ~= "table" or type(secs.train) ~= "number" or type(secs.cpu) ~= "number" then
-    bad("seconds = {train, cpu} is missing")
-  end
-  s.seconds = secs
+  local secs = type(meta.seconds) == "table" and meta.seconds or {}
+  s.seconds = { train = decode_number(secs.train), cpu = decode_number(secs.cpu) }
+  if type(s.seconds.train) ~= "number" or type(s.seconds.cpu) ~= "number" then bad("seconds = {train, cpu} is missing") end
   if not whole(meta.best_epoch) or meta.best_epoch > s.epoch then
     bad(("best_epoch is %s, expected a whole number up to %d"):format(tostring(meta.best_epoch), s.epoch))
   end
@@ -288,6 +290,22 @@ function M.replica_digest(params, opt)
   table.sort(keys)
   for _, k in ipairs(keys) do parts[#parts + 1] = k .. digest.sha256_tensor(sd[k]:contiguous()) end
   return digest.sha256(table.concat(parts, "\n"))
+end
+
+-- Raises unless sd has exactly ref's names with ref's shapes (the best weights of a state, which
+-- are loaded only when training ends: checked when it starts).
+function M.check_like(sd, ref, what)
+  for k, t in pairs(ref) do
+    local u = sd[k]
+    if not T.is_tensor(u) then error(("%s: '%s' is missing"):format(what, k), 0) end
+    if table.concat(u:shape(), ",") ~= table.concat(t:shape(), ",") then
+      error(("%s: '%s' has shape [%s], the model's is [%s]"):format(what, k, table.concat(u:shape(), ","),
+        table.concat(t:shape(), ",")), 0)
+    end
+  end
+  for k in pairs(sd) do
+    if ref[k] == nil then error(("%s: unexpected entry '%s'"):format(what, k), 0) end
+  end
 end
 
 M.get_rng = base.get_rng_state
