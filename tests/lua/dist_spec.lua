@@ -231,6 +231,16 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     for _, seed in ipairs { 1, 2, 3 } do
       assert.is_truthy(ser.load(("%s/spread/results/crnn_seed%d.safetensors"):format(dir, seed)))
     end
+    -- --resume over the spread job with seed 2's state gone (as if its process had died before
+    -- its first epoch): seeds 1 and 3 (rank 0's) are scored again, not retrained; rank 1
+    -- trains seed 2 again; the table is the serial run's
+    os.remove(dir .. "/spread/state/crnn_seed2.safetensors")
+    out, rc = mpirun(2, args .. dir .. "/spread --spread --resume")
+    assert.are.equal(0, rc, out)
+    local _, finished = out:gsub("this run finished", "")
+    assert.are.equal(2, finished, out)
+    assert.are.same(serial, history(dir .. "/spread/results/crnn_history.csv"))
+    assert.is_truthy(ser.load(dir .. "/spread/state/crnn_seed2.safetensors"))
   end)
 
   it_mpi("fills an embedding cache in shares, one writer per file, and a rerun encodes only what is missing", function()
