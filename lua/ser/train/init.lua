@@ -344,17 +344,7 @@ function M.fit(model, parts, opts)
     local s = M.read_state(o.state, identity, par, rank)
     if s then
       -- the file's tensors must fit this model and optimiser: a damaged file fails here, named
-      local ok, err = pcall(function()
-        model:load_state_dict(s.model)
-        if not s.finished then
-          opt:load_state_dict(s.optim)
-          -- the schedule after the optimiser: it sets the exact (double) lr and beta1 of its step
-          if sched then sched:load_state_dict({ last_epoch = T.new({ s.sched_step or 0 }) }) end
-          if ema then ema:load_state_dict(s.ema, s.ema_updates) end
-          if s.best_state then trainstate.check_like(s.best_state, model:state_dict(), "the best weights") end
-          base.set_rng_state(s.rng[rank + 1])
-        end
-      end)
+      local ok, err = pcall(trainstate.apply, s, { model = model, opt = opt, sched = sched, ema = ema, rank = rank })
       if par then ok = not dist.any(not ok) and ok end
       if not ok then
         error(("ser.train.fit: the training state %s cannot be resumed: %s (delete it, or run without resume to "

@@ -119,7 +119,7 @@ function M.mismatch(saved, now)
   table.sort(sorted)
   for _, k in ipairs(sorted) do
     if saved.options[k] ~= now.options[k] then
-      local function short(s) s = s or "unset"; return #s > 60 and (s:sub(1, 57) .. "...") or s end
+      local function short(v) v = v == nil and "unset" or tostring(v); return #v > 60 and (v:sub(1, 57) .. "...") or v end
       diffs[#diffs + 1] = ("option %s was %s, now %s"):format(k, short(saved.options[k]), short(now.options[k]))
     end
   end
@@ -156,15 +156,16 @@ local function encode_history(history)
   return out
 end
 
-local function decode_history(list, path)
-  if type(list) ~= "table" then error(("%s: the history is %s, expected a list of epochs"):format(path, type(list)), 0) end
+-- The history list, or nil and what is wrong with it.
+local function decode_history(list)
+  if type(list) ~= "table" then return nil, ("the history is %s, expected a list of epochs"):format(type(list)) end
   local out = {}
   for i, row in ipairs(list) do
-    if type(row) ~= "table" then error(("%s: history entry %d is %s, expected a table"):format(path, i, type(row)), 0) end
+    if type(row) ~= "table" then return nil, ("history entry %d is %s, expected a table"):format(i, type(row)) end
     local r = {}
     for k, v in pairs(row) do r[k] = decode_number(v) end
-    if math.tointeger(r.epoch) ~= i then
-      error(("%s: history entry %d is for epoch %s; expected %d"):format(path, i, tostring(r.epoch), i), 0)
+    if type(r.epoch) ~= "number" or math.tointeger(r.epoch) ~= i then
+      return nil, ("history entry %d is for epoch %s; expected %d"):format(i, tostring(r.epoch), i)
     end
     r.epoch = math.tointeger(r.epoch)
     out[i] = r
@@ -215,7 +216,8 @@ local function split_tensors(sd)
   return parts
 end
 
-local function whole(v, lo) return math.tointeger(v) ~= nil and math.tointeger(v) >= (lo or 0) end
+-- a whole number >= lo (0), given as a number (JSON's numbers; not text)
+local function whole(v, lo) return type(v) == "number" and math.tointeger(v) ~= nil and math.tointeger(v) >= (lo or 0) end
 
 -- Reads and checks a state file. Returns nil when there is none; raises (with the path and what
 -- is wrong) on a file that is not a training state, is damaged, or belongs to another run.
@@ -245,17 +247,17 @@ function M.read(path, identity)
   local s = { epoch = math.tointeger(meta.epoch), finished = meta.finished == true, model = parts.model,
               optim = parts.optim, ema = parts.ema, best_state = next(parts.best) and parts.best or nil,
               checkpoint = meta.checkpoint, stop_reason = meta.stop_reason }
-  local ok, hist = pcall(decode_history, meta.history, path)
-  if not ok then error(hist, 0) end
+  local hist, herr = decode_history(meta.history)
+  if not hist then bad(herr) end
   if #hist ~= s.epoch then bad(("it has %d epochs of history for epoch %d"):format(#hist, s.epoch)) end
   s.history = hist
   local secs = type(meta.seconds) == "table" and meta.seconds or {}
   s.seconds = { train = decode_number(secs.train), cpu = decode_number(secs.cpu) }
   if type(s.seconds.train) ~= "number" or type(s.seconds.cpu) ~= "number" then bad("seconds = {train, cpu} is missing") end
-  if not whole(meta.best_epoch) or meta.best_epoch > s.epoch then
+  s.best_epoch = whole(meta.best_epoch) and math.tointeger(meta.best_epoch) or nil
+  if not s.best_epoch or s.best_epoch > s.epoch then
     bad(("best_epoch is %s, expected a whole number up to %d"):format(tostring(meta.best_epoch), s.epoch))
   end
-  s.best_epoch = math.tointeger(meta.best_epoch)
   if s.stop_reason ~= nil and type(s.stop_reason) ~= "string" then bad("stop_reason is not a string") end
   if s.finished then
     if type(s.stop_reason) ~= "string" then bad("a finished state without stop_reason") end
@@ -306,6 +308,23 @@ function M.check_like(sd, ref, what)
   for k in pairs(sd) do
     if ref[k] == nil then error(("%s: unexpected entry '%s'"):format(what, k), 0) end
   end
+end
+
+-- Puts a state read by M.read into the run's objects: t = { model, opt, sched, ema, rank }. The
+-- schedule comes after the optimiser (it sets the exact double lr and beta1 of its step); the
+-- best weights, loaded only when training ends, are checked now. Raises on anything that does
+-- not fit (a model's or optimiser's own message).
+function M.apply(s, t)
+  t.model:load_state_dict(s.model)
+  if s.finished then return end
+  t.opt:load_state_dict(s.optim)
+  if t.sched then t.sched:load_state_dict({ last_epoch = T.new({ s.sched_step or 0 }) }) end
+  if t.ema then t.ema:load_state_dict(s.ema, s.ema_updates)
+  elseif next(s.ema) then error("the state has a weight average (ema.*) but this run keeps none", 0) end
+  if s.best_state then M.check_like(s.best_state, t.model:state_dict(), "the best weights") end
+  local r = s.rng[(t.rank or 0) + 1]
+  if r == nil then error(("no generator state for process %d (the state has %d)"):format(t.rank or 0, #s.rng), 0) end
+  base.set_rng_state(r)
 end
 
 M.get_rng = base.get_rng_state
