@@ -28,9 +28,11 @@ local M = {}
 
 M.FORMAT = "serlua-train-state-1"
 
--- fit options that do not change what is trained (where files go, how progress shows)
+-- fit options that do not change what is trained (where files go, how progress shows; and
+-- data_parallel = false, a --spread share: the process count below is what matters, and a
+-- spread run trains exactly what a serial one does)
 local NOT_IDENTITY = { progress = true, checkpoint = true, state = true, resume = true, embeddings = true,
-  name = true }
+  name = true, data_parallel = true }
 
 -- A canonical text of plain data: sorted keys, exact numbers; functions and userdata by kind.
 local function canon(v, out)
