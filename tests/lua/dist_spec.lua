@@ -215,6 +215,14 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     assert.are.equal(3, rows)   -- the header, val and test: written once
     local _, meta = ser.load(dir .. "/dp/results/crnn.safetensors")
     assert.is_truthy(meta and meta.recipe)
+    -- rerun with --resume: the finished run is scored again by both processes, not retrained
+    local first = io.open(dir .. "/dp/results/results.csv"):read("a")
+    out, rc = mpirun(2, "experiments/compare.lua --quick --models crnn --epochs 1 --resume --out " .. dir .. "/dp")
+    assert.are.equal(0, rc, out)
+    local _, finished = out:gsub("this run finished", "")
+    assert.are.equal(1, finished, out)
+    local again = io.open(dir .. "/dp/results/results.csv"):read("a")
+    assert.are.equal((first:gsub(",[%d.]+,42", "")), (again:gsub(",[%d.]+,42", "")))   -- all but train_seconds
   end)
 
   it_mpi("spreads a sweep's seeds over the processes and writes the serial run's table once (compare.lua --spread)", function()
