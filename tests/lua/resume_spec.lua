@@ -165,6 +165,34 @@ describe("ser.train.fit with a training state", function()
     assert.are.equal(r1.weighted_f1, r3.weighted_f1)
   end)
 
+  it("leaves a Ctrl-C'd run resumable from its last complete epoch", function()
+    local st = dir .. "/state.safetensors"
+    local m1, p1 = setup("crnn")
+    ser.train.fit(m1, p1, opts { epochs = 3 })
+    -- Ctrl-C during epoch 3: fit polls ser.core.base.interrupted() after every batch
+    local base = require "ser.core.base"
+    local real = base.interrupted
+    local m2, p2 = setup("crnn")
+    local calls, forward = 0, m2.forward
+    m2.forward = function(self, x)
+      if self.training then
+        calls = calls + 1
+        if calls == 2 * 4 + 2 then base.interrupted = function() return true end end
+      end
+      return forward(self, x)
+    end
+    local ok, _, _, r2 = pcall(ser.train.fit, m2, p2, opts { epochs = 3, state = st })
+    base.interrupted = real
+    assert.is_true(ok)
+    assert.matches("^interrupted at epoch 3, batch 2/4", r2.stop_reason)
+    local _, meta = ser.load(st)
+    assert.are.equal(2, meta.epoch)
+    assert.is_false(meta.finished)
+    local m3, p3 = setup("crnn")
+    ser.train.fit(m3, p3, opts { epochs = 3, state = st, resume = true })
+    assert.are.equal(0, maxdiff(m1, m3))
+  end)
+
   it("does not retrain a finished run: it scores the final model again", function()
     local st = dir .. "/state.safetensors"
     local m1, p1 = setup("crnn", true)

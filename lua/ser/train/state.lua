@@ -188,8 +188,9 @@ function M.write(path, s)
   local tensors = {}
   put(tensors, "model.", s.model:state_dict())
   local meta = { kind = M.FORMAT, identity = s.identity, epoch = s.epoch, history = encode_history(s.history),
-                 seconds = { train = encode_number(s.seconds.train), cpu = encode_number(s.seconds.cpu) }, checkpoint = s.checkpoint, finished = s.finished or false,
-                 stop_reason = s.stop_reason, best_epoch = s.best.epoch }
+                 seconds = { train = encode_number(s.seconds.train), cpu = encode_number(s.seconds.cpu) },
+                 checkpoint = s.checkpoint, finished = s.finished or false, stop_reason = s.stop_reason,
+                 best_epoch = s.best.epoch }
   if not s.finished then
     put(tensors, "optim.", s.opt:state_dict())
     if s.ema then
