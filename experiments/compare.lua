@@ -95,7 +95,19 @@ for _, r in ipairs(recipes) do checked(experiment.check, r, corpus, runs) end
 local study = experiment.new{ corpus = corpus, runs = runs, plots = plots, results = results, seed = seed,
                               spread = args.spread, resume = args.resume }
 for _, r in ipairs(recipes) do
-  local out = study:fit(r)
+  -- a training state --resume cannot use (another run's, damaged) is refused with a message that
+  -- says why and what to do: printed without a traceback
+  local ok, out = xpcall(study.fit, function(e)
+    if tostring(e):find("^ser%.train%.fit: the training state") then return { refused = tostring(e) } end
+    return debug.traceback(tostring(e), 2)
+  end, study, r)
+  if not ok then
+    if type(out) == "table" then
+      io.stderr:write("compare.lua: ", out.refused, "\n")
+      os.exit(1)
+    end
+    error(out, 0)
+  end
   study:plot(r, out)
   study:write(r, out)
 end

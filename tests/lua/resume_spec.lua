@@ -348,5 +348,11 @@ describe("compare.lua --resume", function()
     end
     local a, b = assert(ser.load(dir .. "/full/results/crnn.safetensors")), assert(ser.load(dir .. "/cut/results/crnn.safetensors"))
     for k, t in pairs(a) do assert.are.equal(0, (t - b[k]):abs():max(), k) end
+    -- another recipe over these states: refused, naming the field, without a traceback
+    out, rc = run(("%s%s experiments/compare.lua %s --lr 0.002 --out %s/cut --resume"):format(env, serlua, flags, dir))
+    assert.are_not.equal(0, rc, out)
+    assert.matches("belongs to another run (option lr was 0.001, now 0.002; option meta.recipe.optim.lr was 0.001, "
+      .. "now 0.002)", out, 1, true)
+    assert.is_nil(out:find("stack traceback", 1, true))
   end)
 end)

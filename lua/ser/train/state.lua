@@ -88,16 +88,21 @@ function M.identity(o, model, parts, processes)
   local opts = {}
   for k, v in pairs(o) do
     if not NOT_IDENTITY[k] then
-      if k == "meta" and type(v) == "table" and type(v.recipe) == "table" then
+      if k == "meta" and type(v) == "table" then
+        -- field by field (meta.recipe.optim.lr), so that a refusal names the field that changed;
         -- the recipe minus its seed list: seed 2 of --seeds 1,2 is seed 2 of --seeds 2
-        local r = {}
-        for rk, rv in pairs(v.recipe) do if rk ~= "seeds" then r[rk] = rv end end
-        local m = {}
-        for mk, mv in pairs(v) do m[mk] = mv end
-        m.recipe = r
-        v = m
+        local function flatten(prefix, t)
+          for tk, tv in pairs(t) do
+            local name = prefix .. "." .. tostring(tk)
+            if name ~= "meta.recipe.seeds" then
+              if type(tv) == "table" and not T.is_tensor(tv) then flatten(name, tv) else opts[name] = M.canonical(tv) end
+            end
+          end
+        end
+        flatten("meta", v)
+      else
+        opts[k] = M.canonical(v)
       end
-      opts[k] = M.canonical(v)
     end
   end
   local data = {}
@@ -131,6 +136,11 @@ function M.mismatch(saved, now)
     diffs[#diffs + 1] = ("it was trained by %s process(es), now %d"):format(tostring(saved.processes), now.processes)
   end
   if #diffs == 0 then return nil end
+  if #diffs > 6 then   -- a state from before a format change differs everywhere: the first few say enough
+    local n = #diffs
+    for i = n, 6, -1 do diffs[i] = nil end
+    diffs[6] = ("and %d more"):format(n - 5)
+  end
   return table.concat(diffs, "; ")
 end
 
