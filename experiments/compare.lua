@@ -6,6 +6,7 @@
 --   serlua experiments/compare.lua --recipe experiments/recipes/crnn_best.lua --set epochs=80
 --   serlua experiments/compare.lua --quick                 (a one-minute smoke run)
 --   mpirun -n 2 serlua experiments/compare.lua ...          (data-parallel; --spread: runs per process)
+--   serlua experiments/compare.lua ... --resume             (after an interruption: same flags, plus --resume)
 -- Writes OUT/plots/*.png and OUT/results/* (see --help); names are stable.
 local ser = require "ser"
 local argparse = require "argparse"
@@ -18,6 +19,7 @@ local parser = argparse("compare.lua", "Train speech emotion recognition models 
   :epilog("Artefacts: plots/<name>_curves.png, <name>_confusion.png, model_comparison.png, umap_<name>.png;\n" ..
           "results/<name>_report.txt, <name>_history.csv (every epoch of every run), <name>.safetensors,\n" ..
           "results.csv, results.md. <name> is the recipe's name (by default its model's: cnn2d, crnn, cnn1d, whisper).\n" ..
+          "state/<name>_seed<k>[_fold<i>].safetensors: each run's training state after its last epoch (--resume).\n" ..
           "Every flag below the first block sets a recipe field for every recipe that has it.")
 parser:option("--recipe", "A recipe file (experiments/recipes/*.lua); repeat for several. Default: the notebook's " ..
               "three models, experiments/recipes/{cnn2d,crnn,cnn1d}.lua, and whisper.lua when its encoder " ..
@@ -35,6 +37,11 @@ parser:flag("--quick", "Smoke run: tiny synthetic corpus (unless --data), 1 s cl
 parser:flag("--spread", "Under mpirun: each process trains whole runs (the seeds x folds) of its own, and rank 0 " ..
             "writes one results table, instead of every process sharing each batch (data-parallel, the default " ..
             "under mpirun; docs/distributed.md).")
+parser:flag("--resume", "Continue an interrupted job: give the same flags again plus --resume. Every run continues " ..
+            "from its training state in OUT/state (its last completed epoch) and ends with the weights an " ..
+            "uninterrupted run would have; finished runs are scored again, not retrained; a state of another " ..
+            "run (other recipe, seed, data or process count) is refused. Without it, runs start from scratch " ..
+            "and replace their states.")
 recipe.add_flags(parser)
 local args = ser.cli.parse(parser, arg)   -- `--lr -1` reads -1 as the value
 ser.dist.init()   -- under mpirun: every process runs this script; rank 0 prints and writes
@@ -86,9 +93,21 @@ for _, r in ipairs(recipes) do checked(experiment.check, r, corpus, runs) end
 
 -- For each recipe: fit (every seed and run), evaluate, plot, write.
 local study = experiment.new{ corpus = corpus, runs = runs, plots = plots, results = results, seed = seed,
-                              spread = args.spread }
+                              spread = args.spread, resume = args.resume }
 for _, r in ipairs(recipes) do
-  local out = study:fit(r)
+  -- a training state --resume cannot use (another run's, damaged) is refused with a message that
+  -- says why and what to do: printed without a traceback
+  local ok, out = xpcall(study.fit, function(e)
+    if tostring(e):find("^ser%.train%.fit: the training state") then return { refused = tostring(e) } end
+    return debug.traceback(tostring(e), 2)
+  end, study, r)
+  if not ok then
+    if type(out) == "table" then
+      io.stderr:write("compare.lua: ", out.refused, "\n")
+      os.exit(1)
+    end
+    error(out, 0)
+  end
   study:plot(r, out)
   study:write(r, out)
 end

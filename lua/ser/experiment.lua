@@ -92,11 +92,20 @@ end
 
 -- o: corpus, runs, plots, results (folders), seed (UMAP's), cache (the embedding cache of
 -- pretrained-encoder models; default OUT/cache/embeddings beside OUT/results), spread
--- (under mpirun: each process trains whole runs of its own, see Study:fit).
+-- (under mpirun: each process trains whole runs of its own, see Study:fit), resume (continue
+-- every run from its training state in OUT/state, see Study:state_path).
 function M.new(o)
-  local cache = o.cache or (((o.results or "."):match("^(.*)/[^/]+$") or ".") .. "/cache/embeddings")
+  local out = ((o.results or "."):match("^(.*)/[^/]+$") or ".")
+  local cache = o.cache or (out .. "/cache/embeddings")
   return setmetatable({ corpus = o.corpus, runs = o.runs, plots = o.plots, results = o.results, seed = o.seed,
-                        cache = cache, rows = {}, names = {}, fused = {}, best = nil, spread = o.spread }, Study)
+                        cache = cache, rows = {}, names = {}, fused = {}, best = nil, spread = o.spread,
+                        states = o.states or (out .. "/state"), resume = o.resume == true }, Study)
+end
+
+-- The training state of one run (ser.train.state): written after every epoch, read by --resume.
+-- One file per recipe, seed and fold, so no two runs (nor two processes of --spread) share one.
+function Study:state_path(r, seed, run)
+  return ("%s/%s_seed%d%s.safetensors"):format(self.states, r.name, seed, run.name ~= "" and ("_" .. run.name) or "")
 end
 
 -- The checkpoint of a recipe's seed (per seed when it has several; nil: the stable name).
@@ -124,6 +133,8 @@ function Study:fit(r)
   end
   local rank, size = dist.rank(), dist.size()
   local spread = self.spread and size > 1
+  -- every process writing states (rank 0; each of --spread) needs the folder
+  if dist.is_root() or spread then fs.mkdir_p(self.states, "training states") end
   local done = {}
   for j, job in ipairs(jobs) do
     if not spread or (j - 1) % size == rank then
@@ -132,6 +143,7 @@ function Study:fit(r)
       local model = recipe.build_model(r, #classes)
       local o = recipe.fit_options(r, seed)
       o.classes, o.embeddings, o.checkpoint = classes, true, self:checkpoint(r, seed)
+      o.state, o.resume = self:state_path(r, seed, run), self.resume
       if spread then o.data_parallel = false end
       -- a family may train on something else than the corpus parts (cached encoder features)
       local prepare = recipe.families[r.model.name].prepare

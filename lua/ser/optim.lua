@@ -481,6 +481,32 @@ function EMA:state_dict()
   return sd
 end
 
+--- ema:load_state_dict(sd[, updates]): puts back an average saved from ema:state_dict() (a
+--- training state being resumed) and, given, the number of updates behind it (the warm-up's
+--- position). Every name and shape is checked before anything changes.
+function EMA:load_state_dict(sd, updates)
+  if type(sd) ~= "table" then fail("EMA.load_state_dict", "expected a table of tensors, got %s", type(sd)) end
+  if updates ~= nil and (math.type(updates) ~= "integer" or updates < 0) then
+    fail("EMA.load_state_dict", "updates must be a whole number >= 0, got %s", tostring(updates))
+  end
+  local problems = {}
+  for _, k in ipairs(self.keys) do
+    local t = sd[k]
+    if not is_tensor(t) then
+      problems[#problems + 1] = ("'%s' is %s"):format(k, t == nil and "missing" or type(t))
+    elseif table.concat(t:shape(), ",") ~= table.concat(self.named[k]:shape(), ",") then
+      problems[#problems + 1] = ("'%s' has shape [%s], the model's is [%s]"):format(k, table.concat(t:shape(), ","),
+        table.concat(self.named[k]:shape(), ","))
+    end
+  end
+  for k in pairs(sd) do
+    if self.named[k] == nil then problems[#problems + 1] = ("unexpected entry '%s'"):format(tostring(k)) end
+  end
+  if #problems > 0 then fail("EMA.load_state_dict", "%s", table.concat(problems, "; ")) end
+  for _, k in ipairs(self.keys) do self.named[k]:copy_(sd[k]) end
+  if updates then self.updates = updates end
+end
+
 function EMA:__tostring()
   return ("EMA(decay=%g, warmup=%s, updates=%d)"):format(self.decay, tostring(self.warmup), self.updates)
 end

@@ -1,6 +1,9 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "error.h"
 
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
@@ -55,6 +58,32 @@ uint32_t ser_rng_below(ser_rng *r, uint32_t n) {
 void ser_rng_derive(ser_rng *r, uint64_t stream, ser_rng *out) {
   uint64_t seed = ((uint64_t)ser_rng_u32(r) << 32 | ser_rng_u32(r)) ^ (stream * 0xD1B54A32D192ED03ull);
   ser_rng_seed(out, seed);
+}
+
+void ser_rng_get_words(const ser_rng *r, uint32_t w[6]) {
+  w[0] = (uint32_t)(r->state >> 32);
+  w[1] = (uint32_t)r->state;
+  w[2] = (uint32_t)(r->inc >> 32);
+  w[3] = (uint32_t)r->inc;
+  w[4] = r->has_spare ? 1u : 0u;
+  memcpy(&w[5], &r->spare, sizeof(float));
+}
+
+int ser_rng_set_words(ser_rng *r, const uint32_t w[6]) {
+  if ((w[3] & 1u) == 0)
+    return ser_error(SER_EINVAL, "rng state: the increment (words 3-4) is even (%u); a PCG32 increment is odd",
+                     (unsigned)w[3]);
+  if (w[4] > 1)
+    return ser_error(SER_EINVAL, "rng state: has_spare (word 5) is %u; expected 0 or 1", (unsigned)w[4]);
+  float spare;
+  memcpy(&spare, &w[5], sizeof(float));
+  if (w[4] && !isfinite(spare))
+    return ser_error(SER_EINVAL, "rng state: the spare normal (word 6) is not a finite number");
+  r->state = (uint64_t)w[0] << 32 | w[1];
+  r->inc = (uint64_t)w[2] << 32 | w[3];
+  r->has_spare = (int)w[4];
+  r->spare = w[4] ? spare : 0.0f;
+  return 0;
 }
 
 static int global_ready; /* the global generator belongs to the Lua thread; workers derive their own */

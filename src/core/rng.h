@@ -25,6 +25,14 @@ uint32_t ser_rng_below(ser_rng *r, uint32_t n);    /* uniform integer in [0, n),
 /* A new generator whose stream depends on r's next draw and `stream`. */
 void ser_rng_derive(ser_rng *r, uint64_t stream, ser_rng *out);
 
+/* The generator as six 32-bit words (state high/low, increment high/low, has_spare, the spare
+ * normal's float bits): numbers a JSON file holds exactly, so a training state can carry a
+ * generator and a resumed run draws what the uninterrupted one would have drawn. Setting
+ * checks the words (an even increment or has_spare > 1 is no generator's state) and returns
+ * SER_EINVAL with a message before changing anything. */
+void ser_rng_get_words(const ser_rng *r, uint32_t w[6]);
+int ser_rng_set_words(ser_rng *r, const uint32_t w[6]);
+
 ser_rng *ser_rng_global(void);                     /* the generator behind ser.manual_seed */
 void ser_manual_seed(uint64_t seed);
 

@@ -11,6 +11,38 @@ static int l_manual_seed(lua_State *L) {
   return 0;
 }
 
+/* get_rng_state() -> {six whole numbers}: the global generator (ser_rng_get_words), for a
+ * training state; set_rng_state(t) puts one back. Numbers, not a string: JSON holds them exactly. */
+static int l_get_rng_state(lua_State *L) {
+  uint32_t w[6];
+  ser_rng_get_words(ser_rng_global(), w);
+  lua_createtable(L, 6, 0);
+  for (int i = 0; i < 6; i++) {
+    lua_pushinteger(L, (lua_Integer)w[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int l_set_rng_state(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_rawlen(L, 1) != 6)
+    return luaL_error(L, "set_rng_state: expected a list of 6 whole numbers (from get_rng_state), got %d entries",
+                      (int)lua_rawlen(L, 1));
+  uint32_t w[6];
+  for (int i = 0; i < 6; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok || v < 0 || v > 0xffffffffLL)
+      return luaL_error(L, "set_rng_state: entry %d is not a whole number in 0..4294967295", i + 1);
+    w[i] = (uint32_t)v;
+  }
+  if (ser_rng_set_words(ser_rng_global(), w) < 0) return ser_lua_fail(L, "set_rng_state");
+  return 0;
+}
+
 /* live tensor bytes, peak, and freed blocks kept for reuse */
 static int l_memory(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ser_memory_live());
@@ -123,6 +155,8 @@ static int l_interrupted(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {{"manual_seed", l_manual_seed},
+                                     {"get_rng_state", l_get_rng_state},
+                                     {"set_rng_state", l_set_rng_state},
                                      {"memory", l_memory},
                                      {"reset_peak_memory", l_reset_peak_memory},
                                      {"empty_cache", l_empty_cache},

@@ -71,6 +71,29 @@ static void seeded_random_is_reproducible(void **state) {
   ser_tensor_release(b);
 }
 
+/* A generator's words put back (a resumed training run) continue its stream exactly, the
+ * cached spare normal included; words no generator has are refused before anything changes. */
+static void rng_state_round_trips(void **state) {
+  ser_rng r, copy;
+  ser_rng_seed(&r, 99);
+  (void)ser_rng_normal(&r); /* leaves a spare */
+  uint32_t w[6];
+  ser_rng_get_words(&r, w);
+  float expect[5];
+  for (int i = 0; i < 5; i++) expect[i] = ser_rng_normal(&r);
+  ser_rng_seed(&copy, 1);
+  assert_int_equal(ser_rng_set_words(&copy, w), 0);
+  for (int i = 0; i < 5; i++) assert_true(ser_rng_normal(&copy) == expect[i]);
+  uint32_t even[6] = {1, 2, 3, 4, 0, 0};
+  ser_rng before = copy;
+  assert_int_equal(ser_rng_set_words(&copy, even), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "increment"));
+  assert_memory_equal(&before, &copy, sizeof copy);
+  uint32_t spare[6] = {1, 2, 3, 5, 7, 0};
+  assert_int_equal(ser_rng_set_words(&copy, spare), SER_EINVAL);
+  assert_non_null(strstr(ser_errmsg(), "has_spare"));
+}
+
 static void views_share_storage(void **state) {
   float v[6] = {1, 2, 3, 4, 5, 6};
   ser_tensor *t = from(2, SER_DIMS(2, 3), v), *tt, *n, *s, *vw;
@@ -278,6 +301,7 @@ int main(void) {
       cmocka_unit_test(creation_and_fill),
       cmocka_unit_test(bad_shapes_are_errors),
       cmocka_unit_test(seeded_random_is_reproducible),
+      cmocka_unit_test(rng_state_round_trips),
       cmocka_unit_test(views_share_storage),
       cmocka_unit_test(broadcasting_arithmetic),
       cmocka_unit_test(reductions),

@@ -215,6 +215,14 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     assert.are.equal(3, rows)   -- the header, val and test: written once
     local _, meta = ser.load(dir .. "/dp/results/crnn.safetensors")
     assert.is_truthy(meta and meta.recipe)
+    -- rerun with --resume: the finished run is scored again by both processes, not retrained
+    local first = io.open(dir .. "/dp/results/results.csv"):read("a")
+    out, rc = mpirun(2, "experiments/compare.lua --quick --models crnn --epochs 1 --resume --out " .. dir .. "/dp")
+    assert.are.equal(0, rc, out)
+    local _, finished = out:gsub("this run finished", "")
+    assert.are.equal(1, finished, out)
+    local again = io.open(dir .. "/dp/results/results.csv"):read("a")
+    assert.are.equal((first:gsub(",[%d.]+,42", "")), (again:gsub(",[%d.]+,42", "")))   -- all but train_seconds
   end)
 
   it_mpi("spreads a sweep's seeds over the processes and writes the serial run's table once (compare.lua --spread)", function()
@@ -231,6 +239,16 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     for _, seed in ipairs { 1, 2, 3 } do
       assert.is_truthy(ser.load(("%s/spread/results/crnn_seed%d.safetensors"):format(dir, seed)))
     end
+    -- --resume over the spread job with seed 2's state gone (as if its process had died before
+    -- its first epoch): seeds 1 and 3 (rank 0's) are scored again, not retrained; rank 1
+    -- trains seed 2 again; the table is the serial run's
+    os.remove(dir .. "/spread/state/crnn_seed2.safetensors")
+    out, rc = mpirun(2, args .. dir .. "/spread --spread --resume")
+    assert.are.equal(0, rc, out)
+    local _, finished = out:gsub("this run finished", "")
+    assert.are.equal(2, finished, out)
+    assert.are.same(serial, history(dir .. "/spread/results/crnn_history.csv"))
+    assert.is_truthy(ser.load(dir .. "/spread/state/crnn_seed2.safetensors"))
   end)
 
   it_mpi("fills an embedding cache in shares, one writer per file, and a rerun encodes only what is missing", function()
@@ -281,6 +299,38 @@ describe("data-parallel training, 2 processes x 1 thread", function()
     assert.is_truthy(ser.load(dir .. "/ck.safetensors"))
     assert.is_false(exists(dir .. "/w.safetensors"))
   end)
+
+  -- A job killed mid-epoch (SIGKILL of rank 1) and rerun with resume ends with the weights of
+  -- the uninterrupted 2-process job, bit for bit: every process restores its own generator
+  -- (dropout masks differ per process), the moments, the schedule, the EMA and the epoch.
+  for _, model in ipairs { "crnn", "cnn2d" } do
+    it_mpi(("resumes a killed job where it stopped (%s, augmentation, EMA, OneCycle; CNN2D's dropout)"):format(model), function()
+      -- without validation the final weights are the EMA of every step (not an earlier best epoch's)
+      local common = ("%s --model %s --batch 4 --epochs 3 --no-val --dropout --augment reference --ema 0.9"):format(fit, model)
+      local out, rc = mpirun(2, ("%s --state %s/full.state --out %s/full.safetensors"):format(common, dir, dir))
+      assert.are.equal(0, rc, out)
+      -- 24 training clips, global batch 8: 3 steps per epoch; rank 1 dies in epoch 3, step 2
+      out, rc = mpirun(2, ("%s --state %s/cut.state --die 1:8 --out %s/cut.safetensors"):format(common, dir, dir))
+      assert.are_not.equal(0, rc, out)
+      assert.matches("process rank 1 .* exited on signal 9", out)
+      local sd, meta = assert(ser.load(dir .. "/cut.state"))
+      assert.are.equal(2, meta.epoch)
+      -- the processes held the same weights and optimiser moments (rank 0's copy suffices)
+      assert.are.equal(2, #meta.replicas)
+      assert.are.equal(meta.replicas[1], meta.replicas[2])
+      assert.are.equal(2, #meta.rng)
+      assert.are_not.same(meta.rng[1], meta.rng[2])
+      assert.is_truthy(sd["optim.state.1.exp_avg"])
+      out, rc = mpirun(2, ("%s --state %s/cut.state --resume --out %s/cut.safetensors"):format(common, dir, dir))
+      assert.are.equal(0, rc, out)
+      local w, k = worst(dir .. "/full.safetensors", dir .. "/cut.safetensors")
+      assert.are.equal(0, w, ("resumed vs uninterrupted: worst relative difference %g at %s"):format(w, tostring(k)))
+      -- one process cannot continue a 2-process state
+      out, rc = single(("%s --state %s/cut.state --resume --out %s/one.safetensors"):format(common, dir, dir))
+      assert.are_not.equal(0, rc, out)
+      assert.matches("it was trained by 2 process(es), now 1", out, 1, true)
+    end)
+  end
 
   it_mpi("ends the whole job when a process is killed, and mpirun names the rank", function()
     local out, rc = mpirun(2, ("%s --epochs 3 --batch 4 --die 1:5 --checkpoint %s/ck.safetensors --out %s/w.safetensors")

@@ -13,6 +13,9 @@
 -- global batch (opts.batch per process), the gradients are summed by one allreduce per
 -- step (ser.train.parallel), rank 0 validates, prints and writes the checkpoint, and
 -- every process follows its decision to stop (docs/distributed.md).
+-- With opts.state = path the whole training state is written after every epoch
+-- (ser.train.state), and opts.resume = true continues a run from it: an interrupted
+-- run ends with the weights the uninterrupted one would have (docs/train.md).
 local base = require "ser.core.base"
 local cnn = require "ser.core.nn_cnn"
 local T = require "ser.tensor"
@@ -28,6 +31,7 @@ local checkpoint = require "ser.train.checkpoint"
 local distill = require "ser.train.distill"
 local ensemble = require "ser.train.ensemble"
 local parallel = require "ser.train.parallel"
+local trainstate = require "ser.train.state"
 local dist = require "ser.dist"
 local gather = require("ser.core.data").gather
 
@@ -38,14 +42,14 @@ M.defaults = {
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
   min_epochs = "auto", name = nil, mixup = 0, ema = false, distill = nil,
-  sync_bn = false, grad_compression = "none", data_parallel = true,
+  sync_bn = false, grad_compression = "none", data_parallel = true, state = nil, resume = false,
 }
 
 -- Every option fit knows (those defaulting to nil included).
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema", "distill", "sync_bn", "grad_compression", "data_parallel" } do
+  "mixup", "ema", "distill", "sync_bn", "grad_compression", "data_parallel", "state", "resume" } do
   M.known[k] = true
 end
 
@@ -94,6 +98,16 @@ local function check_opts(opts)
   end
   if type(o.sync_bn) ~= "boolean" then
     error(("ser.train.fit: option sync_bn = %s is invalid (expected true or false)"):format(tostring(o.sync_bn)), 3)
+  end
+  if o.state ~= nil and (type(o.state) ~= "string" or o.state == "") then
+    error(("ser.train.fit: option state = %s is invalid (expected the path of the training-state file)")
+      :format(tostring(o.state)), 3)
+  end
+  if type(o.resume) ~= "boolean" then
+    error(("ser.train.fit: option resume = %s is invalid (expected true or false)"):format(tostring(o.resume)), 3)
+  end
+  if o.resume and not o.state then
+    error("ser.train.fit: resume = true needs option state (the training-state file to resume from)", 3)
   end
   if not ({ auto = true, bar = true, epoch = true, quiet = true })[o.progress] then
     error(("ser.train.fit: progress '%s' is unknown (expected auto, bar, epoch or quiet)"):format(
@@ -186,6 +200,35 @@ M.checkpoint_recipe = checkpoint.recipe
 M.transform = checkpoint.transform
 -- The labels of a batch as a Lua array (from a tensor or an array).
 M.labels = batches.labels
+
+-- The training state at path for this run (ser.train.state.read): nil when there is none.
+-- Under mpirun rank 0 reads and checks it first and every process follows its verdict; then
+-- each process reads the file itself (it must be on a file system they all see, as the corpus is).
+function M.read_state(path, identity, par, rank)
+  if not par then return trainstate.read(path, identity) end
+  local verdict = ""
+  local s
+  if rank == 0 then
+    local ok, r = pcall(trainstate.read, path, identity)
+    if not ok then verdict = "error:" .. tostring(r)
+    elseif r == nil then verdict = "none"
+    else verdict, s = "ok", r end
+  end
+  verdict = dist.broadcast_string(verdict, 0)
+  if verdict:sub(1, 6) == "error:" then error(verdict:sub(7), 0) end
+  if verdict == "none" then return nil end
+  local failed
+  if rank ~= 0 then
+    local ok, r = pcall(trainstate.read, path, identity)
+    if ok and r then s = r else failed = ok and "the file is missing" or tostring(r) end
+  end
+  if dist.any(failed ~= nil) then
+    error(failed and ("ser.train.fit: process %d could not read the training state %s that process 0 read (%s); "
+      .. "the state must be on a file system every process sees"):format(rank, path, failed)
+      or ("ser.train.fit: another process could not read the training state %s; see its message"):format(path), 0)
+  end
+  return s
+end
 
 -- max_lr: o.lr, or one peak per parameter group (a model's param_groups).
 local function make_scheduler(opt, o, steps_per_epoch, max_lr)
@@ -294,6 +337,55 @@ function M.fit(model, parts, opts)
   local now = progress.now
   local wall0 = now()
 
+  -- The training state (opts.state): what this run is, and what an earlier attempt left.
+  local identity = o.state and trainstate.identity(o, model, parts, size) or nil
+  local first_epoch, prior, finished = 1, { train = 0, cpu = 0 }, false
+  if o.resume then
+    local s = M.read_state(o.state, identity, par, rank)
+    if s then
+      -- the file's tensors must fit this model and optimiser: a damaged file fails here, named
+      local ok, err = pcall(trainstate.apply, s, { model = model, opt = opt, sched = sched, ema = ema, rank = rank })
+      if par then ok = not dist.any(not ok) and ok end
+      if not ok then
+        error(("ser.train.fit: the training state %s cannot be resumed: %s (delete it, or run without resume to "
+          .. "start this run again)"):format(o.state, tostring(err or "another process could not load it")), 2)
+      end
+      history, prior = s.history, s.seconds
+      if s.finished then
+        finished, stop_reason, best.epoch = true, s.stop_reason, s.best_epoch
+        show.message(("resumed %s: this run finished (%s); scoring its final model"):format(o.state, stop_reason))
+      else
+        best = { f1 = s.best_f1, epoch = s.best_epoch, state = s.best_state }
+        since_best, first_epoch = s.since_best, s.epoch + 1
+        show.message(("resumed %s: %d of %d epochs done, continuing at epoch %d"):format(o.state, s.epoch, o.epochs,
+          first_epoch))
+      end
+    else
+      show.message(("no training state at %s yet: starting at epoch 1"):format(o.state))
+    end
+  end
+
+  -- After a completed epoch: every process's generator (they differ under mpirun), and the
+  -- check that the processes hold the same weights and moments; rank 0 writes.
+  local function save_state(epoch)
+    local rngs = par and dist.allgather_values(base.get_rng_state()) or { base.get_rng_state() }
+    local replicas = par and dist.allgather_string(trainstate.replica_digest(params, opt)) or nil
+    if replicas then
+      for r = 2, #replicas do
+        if replicas[r] ~= replicas[1] then
+          show.message(("warning: after epoch %d process %d holds other weights or optimiser moments than process 0"
+            .. " (a data-parallel bug); the state records rank 0's"):format(epoch, r - 1))
+          break
+        end
+      end
+    end
+    if not root then return end
+    trainstate.write(o.state, { identity = identity, epoch = epoch, model = model, opt = opt, sched = sched,
+      ema = ema, best = best, since_best = since_best, history = history, rng = rngs, replicas = replicas,
+      seconds = { train = prior.train + now() - wall0, cpu = prior.cpu + os.clock() - t_start },
+      checkpoint = o.checkpoint })
+  end
+
   -- One epoch of training; returns its row or raises {stop = reason}.
   local function train_epoch(epoch)
     model:train()
@@ -362,7 +454,7 @@ function M.fit(model, parts, opts)
       -- under mpirun every process stops at the same batch: the flag travelled with the gradients
       if (step and stop_asked) or (not step and base.interrupted()) then
         error({ stop = ("interrupted at epoch %d, batch %d/%d; best weights (epoch %d) kept"):format(
-          epoch, i, n_batches, best.epoch) })
+          epoch, i, n_batches, best.epoch), interrupt = true })
       end
     end
     if sched and sched_unit == "epoch" then sched:step() end
@@ -378,7 +470,7 @@ function M.fit(model, parts, opts)
   end
 
   local function run()
-    for epoch = 1, o.epochs do
+    for epoch = first_epoch, o.epochs do
       local row = train_epoch(epoch)
       local note = ""
       -- With ema the averaged weights are the ones validated, kept as best and
@@ -411,22 +503,28 @@ function M.fit(model, parts, opts)
           :format(o.patience, best.f1, best.epoch)
         return
       end
+      if o.state then save_state(epoch) end
     end
   end
 
   -- Ctrl-C sets a flag (ser.catch_interrupt) polled after every batch, so the
   -- batch in flight finishes and the run ends like an early stop.
+  -- (a finished run being resumed trains nothing: its final weights are loaded)
   base.catch_interrupt(true)
-  local ok, err = pcall(run)
+  local ok, err = true, nil
+  if not finished then ok, err = pcall(run) end
   base.catch_interrupt(false)
   if par then dist.sync_batchnorm(false) end
+  -- Ctrl-C leaves the last epoch's state as it is: a rerun with resume continues from there
+  local interrupted = false
   if not ok then
     if type(err) == "table" and err.stop then
-      stop_reason = err.stop
+      stop_reason, interrupted = err.stop, err.interrupt == true
     elseif type(err) == "string" and err:find("interrupted!", 1, true) then
       -- lua.c's SIGINT hook raises "interrupted!" between instructions: the
       -- interrupted batch is abandoned, the run ends as a clean stop.
       stop_reason = ("interrupted during epoch %d; best weights (epoch %d) kept"):format(#history + 1, best.epoch)
+      interrupted = true
     else
       cnn.set_amp(prev_amp)
       error(err, 0)
@@ -437,14 +535,24 @@ function M.fit(model, parts, opts)
     dist.activity("agreeing on the final weights")
     stop_reason = dist.broadcast_string(stop_reason, 0)
   end
-  show.message(stop_reason)
-  if best.state then model:load_state_dict(best.state)
-  elseif ema then model:load_state_dict(ema:state_dict()) end
+  if not finished then
+    show.message(stop_reason)
+    if best.state then model:load_state_dict(best.state)
+    elseif ema then model:load_state_dict(ema:state_dict()) end
+  end
   if par then dist.broadcast_state(model) end
-  if not val and o.checkpoint and root then checkpoint.save(o.checkpoint, model, classes, o, #history, record) end
+  if not finished and not val and o.checkpoint and root then
+    checkpoint.save(o.checkpoint, model, classes, o, #history, record)
+  end
+  local train_seconds, cpu_seconds = prior.train + now() - wall0, prior.cpu + os.clock() - t_start
+  if o.state and root and not finished and not interrupted then
+    trainstate.write(o.state, { identity = identity, epoch = #history, model = model, best = best, history = history,
+      seconds = { train = train_seconds, cpu = cpu_seconds }, checkpoint = o.checkpoint, stop_reason = stop_reason,
+      finished = true })
+  end
 
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
-                   train_seconds = now() - wall0, cpu_seconds = os.clock() - t_start, splits = {},
+                   train_seconds = train_seconds, cpu_seconds = cpu_seconds, splits = {},
                    processes = size, comm_seconds = step and step.comm_seconds or nil }
   for _, name in ipairs { "val", "test" } do
     local l = loaders[name]
