@@ -257,3 +257,22 @@ int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const
   }
   return lengths;
 }
+
+void ser_lua_pushtensorlist(lua_State *L, ser_tensor *const *ts, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    ser_lua_pushtensor(L, ts[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+void ser_lua_pushnamedtensors(lua_State *L, const void *obj, int n, ser_lua_named_tensor_fn get, int clone) {
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    ser_tensor *w = get(obj, i, &name);
+    /* a failed clone is NULL: pushtensor raises the pending core error */
+    ser_lua_pushtensor(L, clone ? ser_tensor_clone_raw(w) : ser_tensor_retain(w));
+    lua_setfield(L, -2, name);
+  }
+}
