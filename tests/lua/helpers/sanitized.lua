@@ -1,8 +1,8 @@
 -- `make check-asan` runs the specs again in an AddressSanitizer + UBSan build
--- (SER_TEST_SANITIZED=1; scripts/run-tests.sh). What they check there is the project's C code;
--- work done by other processes (python3-torch and onnx references, onnxruntime under node,
--- Chromium, mpirun) or by Lua alone is no better checked by a sanitized serlua, and costs CI
--- minutes (its budget is 20), so such cases skip there -- visibly, saying that the plain
+-- (SER_TEST_SANITIZED=1; scripts/run-tests.sh). What the sanitizers check is the project's C
+-- code: work done by other processes (onnx.checker, onnxruntime under node, Chromium, mpirun)
+-- is no better checked there, nor is the same C code run again on full-size encoders, and both
+-- cost CI minutes (its budget is 20). Such cases skip there -- visibly, saying that the plain
 -- `make test` runs them.
 --   local san = dofile(here .. "helpers/sanitized.lua")
 --   san.on                       true under make check-asan
@@ -13,8 +13,7 @@ local M = {}
 M.on = (os.getenv("SER_TEST_SANITIZED") or "") ~= ""
 
 function M.why(what)
-  return ("skipped under make check-asan: %s runs in the plain `make test` (the sanitizers check this "
-    .. "project's C code, not other processes' or Lua's)"):format(what)
+  return ("skipped under make check-asan (CI time): %s runs in the plain `make test`"):format(what)
 end
 
 -- `it` in the plain pass; under make check-asan a function that leaves the case pending with
