@@ -231,7 +231,10 @@ void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, cons
 
 int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
                               lua_Integer max) {
+  static const char *const keys[] = {"lengths", NULL};
   if (lua_isnoneornil(L, opts)) return NULL;
+  luaL_checktype(L, opts, LUA_TTABLE);
+  ser_lua_checkoptions(L, opts, keys, fname);
   opts = lua_absindex(L, opts);
   lua_getfield(L, opts, "lengths");
   if (lua_isnil(L, -1)) {

@@ -47,8 +47,9 @@ void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, cons
 
 /* The option `lengths` of the options table at index opts (none, nil or no such key: NULL):
  * one whole number in 1..max per clip of x's batch (its first dim), `unit` naming them in
- * messages ("frame", "sample"). The array lives in a userdata pushed on the stack (freed by
- * the GC). Raises "fname: ..." on anything else. */
+ * messages ("frame", "sample"). The table may hold no other option (an encoder call's only
+ * one; another key is refused as misspelt). The array lives in a userdata pushed on the stack
+ * (freed by the GC). Raises "fname: ..." on anything else. */
 int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
                               lua_Integer max);
 

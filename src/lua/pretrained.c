@@ -70,14 +70,11 @@ static int l_config(lua_State *L) {
  * with n_blocks (0..layers): nil, { the embeddings and the outputs of blocks 1..n_blocks }
  * (whisper_blocks.h: the frozen bottom of a fine-tuned encoder) */
 static int l_forward(lua_State *L) {
-  static const char *const keys[] = {"lengths", NULL};
   const ser_whisper_encoder *e = check_encoder(L, 1);
   ser_tensor *x = ser_lua_checktensor(L, 2);
   const lua_Integer n_blocks = luaL_optinteger(L, 5, -1);
   const int want_hidden = lua_toboolean(L, 4) || n_blocks >= 0;
   const char *fname = "whisper encoder";
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  ser_lua_checkoptions(L, 3, keys, fname);
   int32_t *lengths = ser_lua_checklengths(L, 3, x, fname, "frame", 1 << 24);
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;

@@ -132,14 +132,11 @@ static int l_frontend(lua_State *L) {
 
 /* forward(enc, x [B, N] [, { lengths = {...} }] [, want_hidden]) -> out [, { hidden... }] */
 static int l_forward(lua_State *L) {
-  static const char *const keys[] = {"lengths", NULL};
   const ser_wav2vec2_encoder *e = check_encoder(L, 1);
   ser_tensor *x = ser_lua_checktensor(L, 2);
   const int want_hidden = lua_toboolean(L, 4);
   char fname[64];
   snprintf(fname, sizeof fname, "%s encoder", ser_wav2vec2_family_name(e->cfg.family));
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  ser_lua_checkoptions(L, 3, keys, fname);
   int32_t *lengths = ser_lua_checklengths(L, 3, x, fname, "sample", 1 << 26);
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;
