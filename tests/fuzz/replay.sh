@@ -12,6 +12,7 @@
 # is of no use to a replay. The checks per input stay libFuzzer's: sanitizer reports, 512 MB per
 # allocation, 1 GB RSS, 10 s. FUZZ_REPLAY_CLANG=1 replays with the clang build instead.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 # The tensor block cache would count kept blocks against the RSS limit (as in run.sh).
 export SER_CACHE_MB=0
 cd "$(dirname "$0")/../.."
