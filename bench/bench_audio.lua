@@ -15,22 +15,8 @@ p:option("--batch", "Clips per batched call", "64")
 p:option("--repeats", "Timed repeats (median reported)", "5")
 local a = p:parse()
 
--- Wall clock (os.clock is CPU time over all threads): the CNN binding's
--- monotonic clock, else /proc/uptime (10 ms ticks; the timed runs are longer).
-local clock
-do
-  local ok, cnn = pcall(require, "ser.core.nn_cnn")
-  if ok and type(cnn) == "table" and cnn.monotonic then
-    clock = cnn.monotonic
-  else
-    clock = function()
-      local f = assert(io.open("/proc/uptime"))
-      local s = f:read("n")
-      f:close()
-      return s
-    end
-  end
-end
+-- wall clock (os.clock is CPU time over all threads)
+local clock = require("ser.core.nn_cnn").monotonic
 
 local function median(v)
   table.sort(v)

@@ -18,20 +18,8 @@ p:option("--repeats", "Timed repeats (median reported)", "5")
 p:option("--out", "Folder for the embeddings")
 local a = p:parse()
 
-local clock
-do
-  local ok, cnn = pcall(require, "ser.core.nn_cnn")
-  if ok and type(cnn) == "table" and cnn.monotonic then
-    clock = cnn.monotonic
-  else
-    clock = function()
-      local f = assert(io.open("/proc/uptime"))
-      local s = f:read("n")
-      f:close()
-      return s
-    end
-  end
-end
+-- wall clock (os.clock is CPU time over all threads)
+local clock = require("ser.core.nn_cnn").monotonic
 
 local function median(v)
   local c = { table.unpack(v) }

@@ -21,21 +21,41 @@ count() { # adds $1 passed, $2 failed, $3 skipped
 }
 
 echo "== C unit tests"
+t_stage=$SECONDS
+# The binaries are independent (each its own process, own temporary files), so they run
+# SER_TEST_JOBS at a time (default 2: CI's machine has two cores and the longest tests spend
+# part of their time single-threaded); the report below is in name order either way.
+jobs_max=${SER_TEST_JOBS:-2}
+run_ctest() { # $1 binary: writes $log/NAME.log, NAME.rc and NAME.secs
+  local name t0
+  name=$(basename "$1")
+  t0=$(date +%s.%N)
+  CMOCKA_MESSAGE_OUTPUT=stdout "$1" >"$log/$name.log" 2>&1
+  echo $? >"$log/$name.rc"
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$log/$name.secs"
+}
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+  run_ctest "$t" &
+done
+wait
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
-  CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$log/$name.log" 2>&1
-  rc=$?
+  rc=$(cat "$log/$name.rc" 2>/dev/null || echo 1)
   p=$(grep -oE '\[  PASSED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
   f=$(grep -oE '\[  FAILED  \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
   s=$(grep -oE '\[  SKIPPED \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
   p=${p:-0}; f=${f:-0}; s=${s:-0}
-  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
-  printf '  %-28s %3d passed, %d failed%s\n' "$name" "$p" "$f" "$( [ "$s" -gt 0 ] && echo ", $s skipped")"
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
+  printf '  %-28s %3d passed, %d failed%s  (%.1f s)\n' "$name" "$p" "$f" \
+    "$( [ "$s" -gt 0 ] && echo ", $s skipped")" "$(cat "$log/$name.secs" 2>/dev/null || echo 0)"
   [ "$f" -ne 0 ] && grep -vE '^\[ +(RUN|OK) +\]|worst (relative|rel|abs) err' "$log/$name.log" | head -40
   count "$p" "$f" "$s"
 done
 
+t_c=$((SECONDS - t_stage)); t_stage=$SECONDS
 echo "== busted specs"
 if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   # Specs run in stock lua5.4 against ser.so. A sanitizer build cannot be
@@ -45,7 +65,8 @@ if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   [ -n "${SER_TEST_SANITIZED:-}" ] && lua="$root/$BUILD/serlua"
   # SER_TEST_LUA: the interpreter specs use for the child processes they start
   LUA_CPATH="$root/$BUILD/?.so;;" SER_TEST_BUILD="$root/$BUILD" SER_TEST_LUA="$lua" \
-    "$lua" /usr/bin/busted --output=plainTerminal --pattern=_spec tests/lua >"$log/busted.log" 2>&1
+  SER_TEST_TIMES="$log/spec-times.tsv" \
+    "$lua" /usr/bin/busted --output=tests/lua/helpers/timed_output.lua --pattern=_spec tests/lua >"$log/busted.log" 2>&1
   rc=$?
   summary=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log/busted.log" | tail -1)
   p=$(echo "$summary" | grep -oE '^[0-9]+')
@@ -57,8 +78,14 @@ if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   printf '  %-28s %3d passed, %d failed%s\n' busted "$p" "$f" "$( [ "$s" -gt 0 ] && echo ", $s skipped")"
   [ "$f" -ne 0 ] && grep -vE '^[●◼✱]+$' "$log/busted.log" | head -80
   count "$p" "$f" "$s"
+  # where the time goes (the whole table is in $log/spec-times.tsv)
+  if [ -s "$log/spec-times.tsv" ]; then
+    echo "  slowest specs (s): $(sort -rn "$log/spec-times.tsv" | head -8 |
+      awk -F'\t' '{ sub(".*/", "", $2); printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }')"
+  fi
 fi
 
+t_busted=$((SECONDS - t_stage)); t_stage=$SECONDS
 if [ -f experiments/compare.lua ]; then
   echo "== end-to-end smoke run (experiments/compare.lua --quick on a made-up corpus)"
   out=$BUILD/smoke
@@ -70,5 +97,6 @@ if [ -f experiments/compare.lua ]; then
   fi
 fi
 
+echo "time: C tests ${t_c} s, busted ${t_busted} s, smoke $((SECONDS - t_stage)) s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -15,11 +15,10 @@
 -- labels used). model:dataset(part) gives a corpus part as an in-memory dataset for ser.train.
 --
 -- A frame-level head (head = "attentive": ser.nn.AttentiveStatsHead) reads every layer's frame
--- sequence instead (the cache's "frames" kind, float16 on disk). Those do not fit one tensor
--- (whisper-base over RAVDESS: ~2 GB as float32, clips of different lengths), so the model keeps
--- them in a store of its own, one [L + 1, frames, d] tensor per clip, and its input x is
--- [B, 1]: the clips' numbers in that store (model:features(items) adds the clips and returns
--- their numbers). forward pads a batch's clips to the longest and standardises them per layer
+-- sequence instead (the cache's "frames" kind, float16 on disk). Those do not fit one tensor, so
+-- the model keeps them in a store of its own (ser.frame_store), one [L + 1, frames, d] tensor per
+-- clip, and its input x is [B, 1]: the clips' numbers in that store (model:features(items) adds
+-- the clips and returns their numbers). forward pads a batch's clips to the longest and standardises them per layer
 -- and channel (buffers feature_mean, feature_std [L + 1, d]: the training frames' statistics);
 -- speaker normalisation z-scores each speaker's frames over all that speaker's frames.
 --
@@ -39,6 +38,7 @@ local heads = require "ser.nn.heads"
 local basic = require "ser.nn.basic"
 local pretrained = require "ser.pretrained"
 local embedding_cache = require "ser.data.embedding_cache"
+local frame_store = require "ser.frame_store"
 
 local M = {}
 
@@ -108,7 +108,7 @@ function WhisperClassifier:init(o)
   self.layers, self.d = L1, d
   self.frame_level = M.FRAME_HEADS[self.head_kind] == true
   if self.frame_level then
-    self.store = {}
+    self.store = frame_store.new(L1, d)
     self:register_buffer("feature_mean", T.zeros(L1, d))
     self:register_buffer("feature_std", T.ones(L1, d))
   else
@@ -158,21 +158,9 @@ function WhisperClassifier:frame_stats()
   return self._stats
 end
 
--- A stored clip's frames as read (undoing the standardisation it holds, if any).
-local function raw_frames(e)
-  return e.stats and e.frames * e.stats.s + e.stats.m or e.frames
-end
-
--- The clip's frames standardised with the current statistics. Each clip is standardised once and
--- kept so (the store holds one copy; a clip standardised with earlier statistics is redone),
--- which spares every batch the broadcast over [L + 1, T, d] per clip.
+-- The clip's frames standardised with the current statistics (once per set: ser.frame_store).
 function WhisperClassifier:standardised_frames(e)
-  local st = self:frame_stats()
-  if e.stats ~= st then
-    e.frames = ((raw_frames(e) - st.m) / st.s):contiguous()
-    e.stats = st
-  end
-  return e.frames
+  return frame_store.standardised(e, self:frame_stats())
 end
 
 -- Loading new statistics makes the stored clips be standardised again (fit restores its best
@@ -202,29 +190,18 @@ function WhisperClassifier:frame_batch(x)
   end
   local ids, clips, lengths, Tmax = x:view(-1):totable(), {}, {}, 0
   for b, id in ipairs(ids) do
-    local f = math.tointeger(id) and self.store[math.tointeger(id)]
+    local f = self.store:get(id)
     if not f then
       error(("WhisperClassifier (%s head): input %d is %s, not the number of a clip in the model's store (1..%d); "
         .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
-        :format(self.head_kind, b, tostring(id), #self.store), 4)
+        :format(self.head_kind, b, tostring(id), self.store.n), 4)
     end
     f = self.encoder and f.mel or self:standardised_frames(f)
     clips[b], lengths[b] = f, f:shape()[2]
     Tmax = math.max(Tmax, lengths[b])
   end
   if self.encoder then return self:encoded_batch(clips, lengths, Tmax) end
-  -- One buffer reused batch after batch: a fresh 50 MB tensor per batch (whisper-base, 32 clips)
-  -- cost more in page faults than the head's whole forward. Safe because a batch's input is read
-  -- only until its backward, which runs before the next batch is made.
-  local n = self.layers * #ids * Tmax * self.d
-  if not self._buf or self._buf:numel() < n then self._buf = T.empty(n) end
-  local out = self._buf:narrow(1, 1, n):view(self.layers, #ids, Tmax, self.d)
-  out:zero_()
-  -- layer by layer: each piece is contiguous on both sides (40x faster here than one strided copy)
-  for b, f in ipairs(clips) do
-    for l = 1, self.layers do out:select(1, l):select(1, b):narrow(1, 1, lengths[b]):copy_(f:select(1, l)) end
-  end
-  return out, lengths
+  return self.store:padded(clips, lengths, Tmax), lengths
 end
 
 -- Fine-tuning: the clips' log-mels [n_mels, T_b] padded, SpecAugment when training, run through
@@ -312,34 +289,6 @@ function WhisperClassifier:cache(dir)
   return self._caches[key]
 end
 
--- Frame-level heads: each speaker's frames z-scored per layer and channel with the mean and
--- std over all that speaker's frames here (two passes: Whisper's residual channels reach
--- +-280, where a one-pass E[x^2] - E[x]^2 in float32 loses the variance).
-local function speaker_frames(list, speakers)
-  local groups, order = {}, {}
-  for i, k in ipairs(speakers) do
-    k = tostring(k)
-    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
-    table.insert(groups[k], i)
-  end
-  for _, k in ipairs(order) do
-    local sum, n
-    for _, i in ipairs(groups[k]) do
-      local s = list[i]:sum(2, true)
-      sum, n = sum and sum + s or s, (n or 0) + list[i]:shape()[2]
-    end
-    local m = sum / n
-    local sq
-    for _, i in ipairs(groups[k]) do
-      local dev = list[i] - m
-      local s = (dev * dev):sum(2, true)
-      sq = sq and sq + s or s
-    end
-    local sd = (sq / n):sqrt():clamp(M.STD_FLOOR, math.huge)
-    for _, i in ipairs(groups[k]) do list[i] = (list[i] - m) / sd end
-  end
-end
-
 -- The pooled features of items ({ path =, speaker = }; with o.audio, a part's in-memory audio
 -- [N, samples], items with `row` are read from it), speaker-normalised when the model is (each
 -- speaker's statistics over that speaker's items here): [N, L + 1, 2, d]; for a frame-level
@@ -355,19 +304,15 @@ function WhisperClassifier:features(items, o)
     local c, enc, ids = self:cache(o.cache), (M.encoder(self.encoder_path)), {}
     for i, src in ipairs(paths) do
       local mel = enc:frontend(type(src) == "table" and c:clip(src.name, src.wav) or c:clip(src))
-      self.store[#self.store + 1] = { mel = mel, source = src }
-      ids[i] = { #self.store }
+      ids[i] = { self.store:add { mel = mel, source = src } }
     end
     return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
   if self.frame_level then
     local list = self:cache(o.cache):frames(paths)
-    if self.speaker_norm then speaker_frames(list, speakers) end
+    if self.speaker_norm then frame_store.speaker_normalise(list, speakers, M.STD_FLOOR) end
     local ids = {}
-    for i, f in ipairs(list) do
-      self.store[#self.store + 1] = { frames = f:contiguous() }
-      ids[i] = { #self.store }
-    end
+    for i, f in ipairs(list) do ids[i] = { self.store:add { frames = f:contiguous() } } end
     return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
   local x = self:cache(o.cache):pooled(paths)
@@ -401,27 +346,17 @@ end
 -- heads: the training clips' numbers [N, 1]; statistics over all their frames, two passes).
 function WhisperClassifier:fit_standardisation(x)
   if self.frame_level then
-    local clips, n, sum = {}, 0, nil
+    local clips = {}
     local ids = x:view(-1):totable()
     if self.encoder then   -- the pretrained encoder's frames of those clips
       local sources = {}
-      for i, id in ipairs(ids) do sources[i] = self.store[math.tointeger(id)].source end
+      for i, id in ipairs(ids) do sources[i] = self.store:get(id).source end
       clips = self:cache():frames(sources)
     end
-    for i, id in ipairs(ids) do
-      clips[i] = clips[i] or raw_frames(self.store[math.tointeger(id)])
-      local s = clips[i]:sum(2)
-      sum, n = sum and sum + s or s, n + clips[i]:shape()[2]
-    end
-    local m = sum / n
-    local sq
-    for _, f in ipairs(clips) do
-      local dev = f - m:view(self.layers, 1, self.d)
-      local s = (dev * dev):sum(2)
-      sq = sq and sq + s or s
-    end
+    for i, id in ipairs(ids) do clips[i] = clips[i] or frame_store.raw(self.store:get(id)) end
+    local m, sd = frame_store.statistics(clips, M.STD_FLOOR)
     self.feature_mean:copy_(m)
-    self.feature_std:copy_((sq / n):sqrt():clamp(M.STD_FLOOR, math.huge))
+    self.feature_std:copy_(sd)
     self._stats = nil
     return
   end

@@ -39,6 +39,15 @@ typedef struct ser_op_info {
 extern const ser_op_info ser_op_table[SER_OP_COUNT];
 
 struct ser_node {
+  /* A plain int, unlike the _Atomic counts of tensors and storages (src/core/tensor.h), because
+   * a node is never shared: ser_autograd_record creates it with count 1 and hands that one
+   * reference to its output tensor (grad_fn), nothing else retains a node, and the count only
+   * drops when that tensor's header is freed -- which the tensor's atomic count lets exactly one
+   * thread do. Threads sharing a model (the C API, src/infer/) therefore never touch one node
+   * from two threads: ser_graph_run turns grad mode off (thread-local), their weights are leaves
+   * (no grad_fn), and nodes recorded in one thread hang off that thread's own outputs. No other
+   * thread records or runs backward (the prefetch worker only loads and augments audio). Make
+   * this _Atomic if anything starts retaining nodes (sharing a graph across threads). */
   int refcount;
   ser_op op;
   int n_inputs;

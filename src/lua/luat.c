@@ -231,7 +231,10 @@ void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, cons
 
 int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
                               lua_Integer max) {
+  static const char *const keys[] = {"lengths", NULL};
   if (lua_isnoneornil(L, opts)) return NULL;
+  luaL_checktype(L, opts, LUA_TTABLE);
+  ser_lua_checkoptions(L, opts, keys, fname);
   opts = lua_absindex(L, opts);
   lua_getfield(L, opts, "lengths");
   if (lua_isnil(L, -1)) {
@@ -256,4 +259,23 @@ int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const
     lua_pop(L, 1);
   }
   return lengths;
+}
+
+void ser_lua_pushtensorlist(lua_State *L, ser_tensor *const *ts, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    ser_lua_pushtensor(L, ts[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+void ser_lua_pushnamedtensors(lua_State *L, const void *obj, int n, ser_lua_named_tensor_fn get, int clone) {
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    ser_tensor *w = get(obj, i, &name);
+    /* a failed clone is NULL: pushtensor raises the pending core error */
+    ser_lua_pushtensor(L, clone ? ser_tensor_clone_raw(w) : ser_tensor_retain(w));
+    lua_setfield(L, -2, name);
+  }
 }

@@ -47,10 +47,21 @@ void ser_lua_checkoptions(lua_State *L, int opts, const char *const *known, cons
 
 /* The option `lengths` of the options table at index opts (none, nil or no such key: NULL):
  * one whole number in 1..max per clip of x's batch (its first dim), `unit` naming them in
- * messages ("frame", "sample"). The array lives in a userdata pushed on the stack (freed by
- * the GC). Raises "fname: ..." on anything else. */
+ * messages ("frame", "sample"). The table may hold no other option (an encoder call's only
+ * one; another key is refused as misspelt). The array lives in a userdata pushed on the stack
+ * (freed by the GC). Raises "fname: ..." on anything else. */
 int32_t *ser_lua_checklengths(lua_State *L, int opts, const ser_tensor *x, const char *fname, const char *unit,
                               lua_Integer max);
+
+/* Pushes a list { ts[0], ..., ts[n-1] }, taking over the n references (the encoders'
+ * hidden states: every binding that returns per-layer outputs hands them back this way). */
+void ser_lua_pushtensorlist(lua_State *L, ser_tensor *const *ts, int n);
+
+/* Pushes { [name] = tensor } for the n tensors get(obj, i, &name) borrows (an encoder's
+ * weights under their checkpoint names): copies when clone is set, so writing into them
+ * leaves obj as it was, else new references to obj's own tensors. */
+typedef ser_tensor *(*ser_lua_named_tensor_fn)(const void *obj, int i, const char **name);
+void ser_lua_pushnamedtensors(lua_State *L, const void *obj, int n, ser_lua_named_tensor_fn get, int clone);
 
 /* Feature options (ser.features' names: sr, n_fft, hop, n_mels, ...) from the table at idx
  * (may be nil) over ser_feat_opts_for(kind); unknown keys and wrong types raise

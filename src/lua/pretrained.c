@@ -70,14 +70,11 @@ static int l_config(lua_State *L) {
  * with n_blocks (0..layers): nil, { the embeddings and the outputs of blocks 1..n_blocks }
  * (whisper_blocks.h: the frozen bottom of a fine-tuned encoder) */
 static int l_forward(lua_State *L) {
-  static const char *const keys[] = {"lengths", NULL};
   const ser_whisper_encoder *e = check_encoder(L, 1);
   ser_tensor *x = ser_lua_checktensor(L, 2);
   const lua_Integer n_blocks = luaL_optinteger(L, 5, -1);
   const int want_hidden = lua_toboolean(L, 4) || n_blocks >= 0;
   const char *fname = "whisper encoder";
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  ser_lua_checkoptions(L, 3, keys, fname);
   int32_t *lengths = ser_lua_checklengths(L, 3, x, fname, "frame", 1 << 24);
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;
@@ -94,13 +91,12 @@ static int l_forward(lua_State *L) {
     ser_lua_pushtensor(L, out);
     if (!want_hidden) return 1;
   }
-  const int n_hidden = n_blocks >= 0 ? (int)n_blocks : e->cfg.layers;
-  lua_createtable(L, n_hidden + 1, 0);
-  for (int l = 0; l <= n_hidden; l++) {
-    ser_lua_pushtensor(L, hidden[l]);
-    lua_rawseti(L, -2, l + 1);
-  }
+  ser_lua_pushtensorlist(L, hidden, (n_blocks >= 0 ? (int)n_blocks : e->cfg.layers) + 1);
   return 2;
+}
+
+static ser_tensor *encoder_tensor(const void *e, int i, const char **name) {
+  return ser_whisper_encoder_tensor(e, i, name);
 }
 
 /* state_dict(enc) -> { ["model.encoder.conv1.weight"] = tensor, ... }: copies of the
@@ -108,14 +104,7 @@ static int l_forward(lua_State *L) {
  * encoder as it was. */
 static int l_state_dict(lua_State *L) {
   const ser_whisper_encoder *e = check_encoder(L, 1);
-  const int n = ser_whisper_encoder_n_tensors(e);
-  lua_createtable(L, 0, n);
-  for (int i = 0; i < n; i++) {
-    const char *name;
-    const ser_tensor *w = ser_whisper_encoder_tensor(e, i, &name);
-    ser_lua_pushtensor(L, ser_tensor_clone_raw(w));
-    lua_setfield(L, -2, name);
-  }
+  ser_lua_pushnamedtensors(L, e, ser_whisper_encoder_n_tensors(e), encoder_tensor, 1);
   return 1;
 }
 
@@ -124,14 +113,7 @@ static int l_state_dict(lua_State *L) {
  * the frozen weights are in memory once). Writing into them changes the encoder. */
 static int l_weights(lua_State *L) {
   const ser_whisper_encoder *e = check_encoder(L, 1);
-  const int n = ser_whisper_encoder_n_tensors(e);
-  lua_createtable(L, 0, n);
-  for (int i = 0; i < n; i++) {
-    const char *name;
-    ser_tensor *w = ser_whisper_encoder_tensor(e, i, &name);
-    ser_lua_pushtensor(L, ser_tensor_retain(w));
-    lua_setfield(L, -2, name);
-  }
+  ser_lua_pushnamedtensors(L, e, ser_whisper_encoder_n_tensors(e), encoder_tensor, 0);
   return 1;
 }
 

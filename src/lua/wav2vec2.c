@@ -132,14 +132,11 @@ static int l_frontend(lua_State *L) {
 
 /* forward(enc, x [B, N] [, { lengths = {...} }] [, want_hidden]) -> out [, { hidden... }] */
 static int l_forward(lua_State *L) {
-  static const char *const keys[] = {"lengths", NULL};
   const ser_wav2vec2_encoder *e = check_encoder(L, 1);
   ser_tensor *x = ser_lua_checktensor(L, 2);
   const int want_hidden = lua_toboolean(L, 4);
   char fname[64];
   snprintf(fname, sizeof fname, "%s encoder", ser_wav2vec2_family_name(e->cfg.family));
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  ser_lua_checkoptions(L, 3, keys, fname);
   int32_t *lengths = ser_lua_checklengths(L, 3, x, fname, "sample", 1 << 26);
   ser_tensor *out = NULL;
   ser_tensor **hidden = NULL;
@@ -147,26 +144,19 @@ static int l_forward(lua_State *L) {
   if (ser_wav2vec2_encoder_forward_tensor(e, &out, hidden, x, lengths) < 0) return ser_lua_fail(L, fname);
   ser_lua_pushtensor(L, out);
   if (!want_hidden) return 1;
-  lua_createtable(L, e->cfg.layers + 1, 0);
-  for (int l = 0; l <= e->cfg.layers; l++) {
-    ser_lua_pushtensor(L, hidden[l]);
-    lua_rawseti(L, -2, l + 1);
-  }
+  ser_lua_pushtensorlist(L, hidden, e->cfg.layers + 1);
   return 2;
+}
+
+static ser_tensor *encoder_tensor(const void *e, int i, const char **name) {
+  return ser_wav2vec2_encoder_tensor(e, i, name);
 }
 
 /* state_dict(enc) -> { ["encoder.layers.0.attention.q_proj.weight"] = tensor, ... }: copies,
  * Hugging Face names without the family prefix (the positional conv's weight folded). */
 static int l_state_dict(lua_State *L) {
   const ser_wav2vec2_encoder *e = check_encoder(L, 1);
-  const int n = ser_wav2vec2_encoder_n_tensors(e);
-  lua_createtable(L, 0, n);
-  for (int i = 0; i < n; i++) {
-    const char *name;
-    const ser_tensor *w = ser_wav2vec2_encoder_tensor(e, i, &name);
-    ser_lua_pushtensor(L, ser_tensor_clone_raw(w));
-    lua_setfield(L, -2, name);
-  }
+  ser_lua_pushnamedtensors(L, e, ser_wav2vec2_encoder_n_tensors(e), encoder_tensor, 1);
   return 1;
 }
 

@@ -510,7 +510,7 @@ int ser_whisper_encoder_forward_tensor(const ser_whisper_encoder *enc, ser_tenso
   ser_tensor *y = xc ? ser_tensor_empty(3, SER_DIMS(B, T2, c->d_model)) : NULL;
   ser_tensor *hs = y && hidden ? ser_tensor_empty(4, SER_DIMS(c->layers + 1, B, T2, c->d_model)) : NULL;
   if (!y || (hidden && !hs)) {
-    rc = SER_ENOMEM;
+    rc = ser_error(SER_ENOMEM, "whisper encoder: out of memory for the outputs of %s", SER_SHAPE(x));
     goto fail;
   }
   if ((rc = ser_whisper_encoder_forward(enc, ser_tensor_data(y), hs ? ser_tensor_data(hs) : NULL,

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "graph_tensors.h"
 #include "export/onnx.h"
 #include "onnx.pb-c.h"
 
@@ -20,17 +21,7 @@ static void fail(const char *what) {
   abort();
 }
 
-static struct {
-  const char *name;
-  int ndim;
-  int64_t shape[4];
-} specs[] = {
-    {"c.weight", 3, {4, 1, 9}}, {"c.bias", 1, {4}}, {"c2.weight", 4, {4, 1, 3, 3}}, {"bn.weight", 1, {4}},
-    {"bn.bias", 1, {4}}, {"bn.running_mean", 1, {4}}, {"bn.running_var", 1, {4}}, {"l.weight", 2, {3, 4}},
-    {"l.bias", 1, {3}}, {"rnn.weight_ih_l0", 2, {8, 4}}, {"rnn.weight_hh_l0", 2, {8, 2}}, {"rnn.bias_ih_l0", 1, {8}},
-    {"rnn.bias_hh_l0", 1, {8}}, {"p", 1, {4}},
-};
-enum { N = sizeof specs / sizeof specs[0] };
+enum { N = FUZZ_GRAPH_N };
 static ser_tensor *tensors[N];
 static const char *names[N];
 
@@ -48,11 +39,7 @@ static int wired(const Onnx__GraphProto *g) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!tensors[0])
-    for (int i = 0; i < N; i++) {
-      tensors[i] = ser_tensor_full(specs[i].ndim, specs[i].shape, 0.5f);
-      names[i] = specs[i].name;
-    }
+  fuzz_graph_tensors(tensors, names);
   char *text = malloc(size + 1);
   memcpy(text, data, size);
   text[size] = 0;

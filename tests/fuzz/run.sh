@@ -5,7 +5,9 @@
 #   tests/fuzz/run.sh [TARGET...]     targets: audio safetensors manifest names torch graph onnx w2v_config pcm http amp_table train_state (default: all)
 #   FUZZ_SECONDS=N   seconds of fuzzing per target (default 60)
 #   FUZZ_BUILD_ONLY=1  build the targets and the seed corpora, do not run
-#   FUZZ_REPLAY_ONLY=1 only replay the committed regression inputs (deterministic; CI)
+#   FUZZ_REPLAY_ONLY=1 only replay the committed regression inputs (deterministic; CI): done by
+#                      tests/fuzz/replay.sh against make check-asan's build, not built here
+#                      (FUZZ_REPLAY_CLANG=1: replay with this script's clang + libFuzzer build)
 #   FUZZ_KEEP_GOING=1  long runs: keep fuzzing after a crash (libFuzzer fork mode), so
 #                      every distinct crasher of the run ends up in crashes/<t>/
 #
@@ -18,6 +20,7 @@ set -euo pipefail
 # The tensor block cache would count kept blocks against libFuzzer's RSS limit.
 export SER_CACHE_MB=0
 cd "$(dirname "$0")/../.."
+if [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ] && [ "${FUZZ_REPLAY_CLANG:-0}" != 1 ]; then exec tests/fuzz/replay.sh "$@"; fi
 B=${FUZZ_BUILD:-build-fuzz}   # FUZZ_BUILD: another folder, e.g. to rebuild while a run is going
 F=$B/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-60}

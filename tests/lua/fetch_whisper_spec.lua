@@ -11,6 +11,7 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local san = dofile(here .. "helpers/sanitized.lua")
 local build = os.getenv("SER_TEST_BUILD") or "build"
 local serlua = build .. "/serlua"
 
@@ -65,7 +66,8 @@ describe("scripts/encoder-digest.lua", function()
     assert.matches("encoder%-digest: pretrained%.load: ", digest(dir .. "/junk.safetensors"))
   end)
 
-  it("matches scripts/whisper-digests.txt for the encoders in ../shared/models", function()
+  -- (sanitized, loading the full-size encoders costs minutes; the small one above is digested)
+  san.plain_it(it, pending, "the digest of the full-size encoders")("matches scripts/whisper-digests.txt for the encoders in ../shared/models", function()
     local known = {}
     for line in io.lines("scripts/whisper-digests.txt") do
       local name, d = line:match("^([%w%.%-_]+)%s+(%x+)$")

@@ -14,6 +14,7 @@ local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local ref_script = here .. "helpers/whisper_ref.py"
 local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local san = dofile(here .. "helpers/sanitized.lua")
 
 local function exists(p)
   local f = io.open(p, "rb")
@@ -111,20 +112,28 @@ describe("ser.features.whisper_logmel", function()
   it_torch("equals torch.stft + torchaudio melscale_fbanks(slaney, slaney) on speech to 1e-4", function()
     local dir = tmp.make("wmel")
     local clips, names = speech(2)
+    -- every reference in one python run (torch's start-up is most of its time)
+    local cases, args = {}, {}
     for i, wav in ipairs(clips) do
+      wav:tofile(("%s/x%d.f32"):format(dir, i))
       for _, n_mels in ipairs { 80, 128 } do
-        local n = wav:shape()[1]
-        wav:tofile(dir .. "/x.f32")
-        run_ref("logmel", dir .. "/x.f32", n, n_mels, dir .. "/ref.f32")
-        local want = T.fromfile(dir .. "/ref.f32", { n_mels, n // 160 })
-        local got = ser.features.whisper_logmel(wav, { n_mels = n_mels })
-        local r, worst = rel_err(got, want)
-        print(("  %s, %d mels, %d frames: max abs err %.3g"):format(names[i], n_mels, n // 160, worst))
-        assert.is_true(worst <= 1e-4)
-        -- a batch of the same clip twice equals the clip
-        local b = ser.features.whisper_logmel(T.cat({ wav:view(1, -1), wav:view(1, -1) }, 1), { n_mels = n_mels })
-        assert.are.equal(0, select(2, rel_err(b:select(1, 2), got)))
+        local c = { i = i, n_mels = n_mels, out = ("%s/ref%d_%d.f32"):format(dir, i, n_mels) }
+        cases[#cases + 1] = c
+        args[#args + 1] = ("%s/x%d.f32 %d %d %s"):format(dir, i, wav:shape()[1], n_mels, c.out)
       end
+    end
+    run_ref("logmel", table.concat(args, " "))
+    for _, c in ipairs(cases) do
+      local wav, n_mels = clips[c.i], c.n_mels
+      local n = wav:shape()[1]
+      local want = T.fromfile(c.out, { n_mels, n // 160 })
+      local got = ser.features.whisper_logmel(wav, { n_mels = n_mels })
+      local _, worst = rel_err(got, want)
+      print(("  %s, %d mels, %d frames: max abs err %.3g"):format(names[c.i], n_mels, n // 160, worst))
+      assert.is_true(worst <= 1e-4)
+      -- a batch of the same clip twice equals the clip
+      local b = ser.features.whisper_logmel(T.cat({ wav:view(1, -1), wav:view(1, -1) }, 1), { n_mels = n_mels })
+      assert.are.equal(0, select(2, rel_err(b:select(1, 2), got)))
     end
   end)
 end)
@@ -233,7 +242,8 @@ describe("ser.pretrained (Whisper encoder)", function()
   for _, name in ipairs { "whisper-tiny.en", "whisper-base" } do
     local path = shared .. "/models/" .. name
     local have = exists(path .. "/model.safetensors")
-    local it_real = (py and have) and it or pending
+    -- sanitized, the full-size encoders cost minutes and run the code the small one above runs
+    local it_real = (py and have) and san.plain_it(it, pending, name .. " at full size") or pending
     it_real(name .. " (../shared/models) matches the PyTorch reference on real speech", function()
       local enc = assert(ser.pretrained.load(path))
       check_parity(enc, path, speech(3), name, 1e-4)
@@ -249,7 +259,8 @@ describe("ser.pretrained (Whisper encoder)", function()
   local bf16 = require("ser.core.nn_cnn").bf16_supported()
   for _, name in ipairs { "random 2x64x4", "whisper-base" } do
     local path = name == "whisper-base" and shared .. "/models/whisper-base" or nil
-    local it_amp = (bf16 and (not path or exists(path .. "/model.safetensors"))) and it or pending
+    local it_amp = (bf16 and (not path or exists(path .. "/model.safetensors")))
+      and (path and san.plain_it(it, pending, name .. " at full size") or it) or pending
     it_amp(name .. ": amp (bf16 GEMMs) stays close to fp32 (cosine per frame and per pooled clip)", function()
       path = path or random_whisper(tmp.make("wrand"), { layers = 2, d_model = 64, heads = 4 })
       local enc = assert(ser.pretrained.load(path))

@@ -7,32 +7,17 @@ local ser = require "ser"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
-local it_bin = have and it or pending
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
-
-local function csv_row(path, model, split)
-  for line in io.lines(path) do
-    local f = {}
-    for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
-    if f[1] == model and f[2] == split then return f end
-  end
-end
+local job = dofile(here .. "helpers/quick_job.lua")
+local it_bin = job.built and it or pending
+local san = dofile(here .. "helpers/sanitized.lua")
+-- Training every recipe is minutes under the sanitizers; there the smoke run (scripts/smoke.sh:
+-- three models, distillation, the ensemble) and the next case's training stand for it.
+local it_recipes = job.built and san.plain_it(it, pending, "training every recipe") or pending
 
 -- predict.lua's label per file, as a table path -> label.
 local function predict(ckpt, paths)
-  local out, rc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
+  local labels, out, rc = job.predict(ckpt, paths)
   assert.are.equal(0, rc, out)
-  local labels = {}
-  for path, label in out:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
   return labels, out
 end
 
@@ -47,11 +32,10 @@ describe("experiments/recipes", function()
     encoder = dir .. "/whisper-random"
     random_whisper(encoder, { layers = 2, d_model = 64 })
     -- three classes keep the runs short; the split needs all 24 speakers (1-16, 17-20, 21-24)
-    ser.data.synthetic{ speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
-                        classes = { "neutral", "happy", "angry" } }
+    job.corpus(corpus)
   end)
 
-  it_bin("each runs with --quick, and predict.lua reproduces the scores from a checkpoint alone", function()
+  it_recipes("each runs with --quick, and predict.lua reproduces the scores from a checkpoint alone", function()
     local p = io.popen("ls experiments/recipes/*.lua")
     local files = {}
     for path in p:lines() do files[#files + 1] = path end
@@ -67,8 +51,8 @@ describe("experiments/recipes", function()
       local out_dir = dir .. "/" .. name
       local extra = name == "crnn_distilled" and (" --set distill.teachers=" .. teacher) or ""
       if name:match("^whisper") then extra = " --encoder " .. encoder end
-      local out, rc = run(("%s experiments/compare.lua --quick --recipe %s --data %s --out %s --seed 1 --set epochs=1%s")
-        :format(serlua, file, corpus, out_dir, extra))
+      local out, rc = job.compare(("--recipe %s --data %s --out %s --seed 1 --set epochs=1%s")
+        :format(file, corpus, out_dir, extra))
       assert.are.equal(0, rc, file .. ":\n" .. out)
       local r = ser.recipe.resolve(file)
       local ckpt = ("%s/results/%s.safetensors"):format(out_dir, r.name)
@@ -85,32 +69,14 @@ describe("experiments/recipes", function()
     local out_dir = dir .. "/crnn_best"     -- written by the test above
     local ckpt = out_dir .. "/results/crnn.safetensors"
     if not io.open(ckpt, "rb") then
-      local out, rc = run(("%s experiments/compare.lua --quick --recipe experiments/recipes/crnn_best.lua --data %s "
-        .. "--out %s --seed 1 --set epochs=1"):format(serlua, corpus, out_dir))
+      local out, rc = job.compare(("--recipe experiments/recipes/crnn_best.lua --data %s --out %s --seed 1 --set epochs=1")
+        :format(corpus, out_dir))
       assert.are.equal(0, rc, out)
     end
-    local want = csv_row(out_dir .. "/results/results.csv", "crnn", "val")
-    assert.is_truthy(want, "no crnn val row in results.csv")
-    -- the validation clips: actors 17-20 of the written corpus
-    local _, val = ser.data.scan(corpus, { quiet = true }):split{ by = "speaker", quiet = true }
-    local paths = {}
-    for i, item in ipairs(val.items) do paths[i] = item.path end
+    -- the validation clips: actors 17-20 of the written corpus, accuracy and weighted F1 as in results.csv
+    local _, paths = job.val(corpus)
     assert.are.equal(12, #paths)
-    local function accuracy(labels, out)
-      local right = 0
-      for _, item in ipairs(val.items) do
-        assert.is_truthy(labels[item.path], "no prediction for " .. item.path .. "\n" .. out)
-        if labels[item.path] == item.label then right = right + 1 end
-      end
-      return right / #val.items
-    end
-    local labels, out = predict(ckpt, paths)
-    assert.are.equal(want[3], ("%.4f"):format(accuracy(labels, out)))
-    -- and the weighted F1 of the same predictions (a finer check than the accuracy)
-    local index, pred, target = {}, {}, {}
-    for i, c in ipairs(val.classes) do index[c] = i end
-    for i, item in ipairs(val.items) do pred[i], target[i] = index[labels[item.path]], index[item.label] end
-    assert.are.equal(want[4], ("%.4f"):format(ser.metrics.report(pred, target, val.classes).weighted_f1))
+    local _, labels = job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "crnn")
     -- the same checkpoint without meta.recipe: the older flat fields give the same predictions
     local sd, meta = assert(ser.load(ckpt))
     assert.is_table(meta.recipe)

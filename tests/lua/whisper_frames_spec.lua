@@ -14,17 +14,8 @@ local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local torch_python = dofile(here .. "helpers/torch_python.lua")
 local cachemod = require "ser.data.embedding_cache"
 local frozen = require "ser.frozen_encoder"
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
-local it_bin = have and it or pending
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local job = dofile(here .. "helpers/quick_job.lua")
+local it_bin = job.built and it or pending
 
 local function max_abs(t)
   local m = t:abs():max()
@@ -256,27 +247,17 @@ describe("the attentive head in the main job", function()
   local dir, corpus, enc_dir
   setup(function()
     dir = tmp.make("attentivejob")
-    corpus = dir .. "/corpus"
+    corpus = job.corpus(dir .. "/corpus")
     enc_dir = dir .. "/enc"
     random_whisper(enc_dir, { layers = 2, d_model = 64 })
-    ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
-                         classes = { "neutral", "happy", "angry" } }
   end)
   teardown(tmp.cleanup)
-
-  local function csv_row(path, model, split)
-    for line in io.lines(path) do
-      local f = {}
-      for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
-      if f[1] == model and f[2] == split then return f end
-    end
-  end
 
   for _, case in ipairs { { name = "attentive", sets = "" }, { name = "attentive_spk", sets = " --speaker-norm" } } do
     it_bin(("compare.lua --quick trains it (%s); predict.lua reproduces its scores"):format(case.name), function()
       local out_dir = dir .. "/" .. case.name
-      local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s --seed 1 --encoder %s"
-        .. " --head attentive --set model.attention=16%s"):format(serlua, corpus, out_dir, enc_dir, case.sets))
+      local out, rc = job.compare(("--models whisper --data %s --out %s --seed 1 --encoder %s"
+        .. " --head attentive --set model.attention=16%s"):format(corpus, out_dir, enc_dir, case.sets))
       assert.are.equal(0, rc, out)
       for _, f in ipairs { "plots/whisper_curves.png", "plots/umap_whisper.png", "results/whisper_report.txt",
                            "results/whisper.safetensors", "results/results.csv" } do
@@ -288,29 +269,13 @@ describe("the attentive head in the main job", function()
       assert.are.same({ 3, 64 }, sd.feature_mean:shape())
       assert.is_truthy(sd["head.attention.0.weight"])
       for k in pairs(sd) do assert.is_nil(k:match("encoder"), "encoder weights in the checkpoint: " .. k) end
-      local want = csv_row(out_dir .. "/results/results.csv", "whisper", "val")
-      local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
-      local paths = {}
-      for i, item in ipairs(val.items) do paths[i] = item.path end
-      local pout, prc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
-      assert.are.equal(0, prc, pout)
-      local labels = {}
-      for path, label in pout:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
-      local index, pred, target = {}, {}, {}
-      for i, c in ipairs(val.classes) do index[c] = i end
-      for i, item in ipairs(val.items) do
-        assert.is_truthy(labels[item.path], pout)
-        pred[i], target[i] = index[labels[item.path]], index[item.label]
-      end
-      local rep = ser.metrics.report(pred, target, val.classes)
-      assert.are.equal(want[3], ("%.4f"):format(rep.accuracy))
-      assert.are.equal(want[4], ("%.4f"):format(rep.weighted_f1))
+      job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "whisper")
     end)
   end
 
   it_bin("refuses mixup, whose blended inputs are not clips, with what went wrong", function()
-    local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s/mix --seed 1 --encoder %s"
-      .. " --head attentive --set mixup=0.4"):format(serlua, corpus, dir, enc_dir))
+    local out, rc = job.compare(("--models whisper --data %s --out %s/mix --seed 1 --encoder %s"
+      .. " --head attentive --set mixup=0.4"):format(corpus, dir, enc_dir))
     assert.are_not.equal(0, rc)
     assert.matches("not the number of a clip", out)
     assert.matches("mixup", out)
@@ -321,11 +286,9 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
   local dir, corpus, enc_dir
   setup(function()
     dir = tmp.make("finetunejob")
-    corpus = dir .. "/corpus"
+    corpus = job.corpus(dir .. "/corpus")
     enc_dir = dir .. "/enc"
     random_whisper(enc_dir, { layers = 2, d_model = 64 })
-    ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
-                         classes = { "neutral", "happy", "angry" } }
   end)
   teardown(tmp.cleanup)
 
@@ -424,9 +387,9 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
 
   it_bin("compare.lua --quick fine-tunes; the checkpoint holds the changed blocks; predict.lua reproduces it", function()
     local out_dir = dir .. "/ft"
-    local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s --seed 1 --encoder %s"
+    local out, rc = job.compare(("--models whisper --data %s --out %s --seed 1 --encoder %s"
       .. " --head attentive --set model.attention=16 --set model.finetune_layers=1 --set model.encoder_lr=1e-3")
-      :format(serlua, corpus, out_dir, enc_dir))
+      :format(corpus, out_dir, enc_dir))
     assert.are.equal(0, rc, out)
     local ckpt = out_dir .. "/results/whisper.safetensors"
     local sd, meta = assert(ser.load(ckpt))
@@ -440,27 +403,6 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     local enc = frozen.encoder(enc_dir)
     local pre = enc:state_dict()["model.encoder.layers.1.fc1.weight"]
     assert.is_true(max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
-    local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
-    local paths = {}
-    for i, item in ipairs(val.items) do paths[i] = item.path end
-    local pout, prc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
-    assert.are.equal(0, prc, pout)
-    local labels = {}
-    for path, label in pout:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
-    local index, pred, target = {}, {}, {}
-    for i, c in ipairs(val.classes) do index[c] = i end
-    for i, item in ipairs(val.items) do
-      assert.is_truthy(labels[item.path], pout)
-      pred[i], target[i] = index[labels[item.path]], index[item.label]
-    end
-    local want
-    for line in io.lines(out_dir .. "/results/results.csv") do
-      local f = {}
-      for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
-      if f[1] == "whisper" and f[2] == "val" then want = f end
-    end
-    local rep = ser.metrics.report(pred, target, val.classes)
-    assert.are.equal(want[3], ("%.4f"):format(rep.accuracy))
-    assert.are.equal(want[4], ("%.4f"):format(rep.weighted_f1))
+    job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "whisper")
   end)
 end)

@@ -10,17 +10,8 @@ local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local cachemod = require "ser.data.embedding_cache"
 local frozen = require "ser.frozen_encoder"
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
-local it_bin = have and it or pending
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local job = dofile(here .. "helpers/quick_job.lua")
+local it_bin = job.built and it or pending
 
 local function ls(dir)
   local p = assert(io.popen("find '" .. dir .. "' -type f 2>/dev/null | sort"))
@@ -238,41 +229,17 @@ describe("the whisper family in the main job", function()
   local dir, corpus, enc_dir
   setup(function()
     dir = tmp.make("whisperjob")
-    corpus = dir .. "/corpus"
+    corpus = job.corpus(dir .. "/corpus")
     enc_dir = dir .. "/enc"
     random_whisper(enc_dir, { layers = 2, d_model = 64 })
-    ser.data.synthetic { speakers = 24, per_class = 1, seconds = 1.0, seed = 5, out = corpus,
-                         classes = { "neutral", "happy", "angry" } }
   end)
   teardown(tmp.cleanup)
-
-  local function csv_row(path, model, split)
-    for line in io.lines(path) do
-      local f = {}
-      for v in (line .. ","):gmatch("([^,]*),") do f[#f + 1] = v end
-      if f[1] == model and f[2] == split then return f end
-    end
-  end
-
-  local function val_paths()
-    local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
-    local paths = {}
-    for i, item in ipairs(val.items) do paths[i] = item.path end
-    return val, paths
-  end
-
-  local function predict(ckpt, paths)
-    local out, rc = run(("%s experiments/predict.lua %s %s"):format(serlua, ckpt, table.concat(paths, " ")))
-    local labels = {}
-    for path, label in out:gmatch("([^\t\n]+)\t([^\t\n]+)\t[^\n]*") do labels[path] = label end
-    return labels, out, rc
-  end
 
   for _, case in ipairs { { name = "stats", sets = "" }, { name = "superb_spk", sets = " --head superb --speaker-norm" } } do
     it_bin(("compare.lua --quick trains it (%s) with every artefact; predict.lua reproduces its scores"):format(case.name), function()
       local out_dir = dir .. "/" .. case.name
-      local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s --seed 1 --encoder %s%s")
-        :format(serlua, corpus, out_dir, enc_dir, case.sets))
+      local out, rc = job.compare(("--models whisper --data %s --out %s --seed 1 --encoder %s%s")
+        :format(corpus, out_dir, enc_dir, case.sets))
       assert.are.equal(0, rc, out)
       for _, f in ipairs { "plots/whisper_curves.png", "plots/whisper_confusion.png", "plots/model_comparison.png",
                            "plots/umap_whisper.png", "results/whisper_report.txt", "results/whisper_history.csv",
@@ -286,23 +253,11 @@ describe("the whisper family in the main job", function()
       assert.are.equal(enc_dir, meta.encoder.path)
       assert.are.equal(assert(cachemod.identity(enc_dir)).sha256, meta.encoder.sha256)
       for k in pairs(sd) do assert.is_nil(k:match("encoder"), "encoder weights in the checkpoint: " .. k) end
-      local want = csv_row(out_dir .. "/results/results.csv", "whisper", "val")
-      local val, paths = val_paths()
-      local labels, pout, prc = predict(ckpt, paths)
-      assert.are.equal(0, prc, pout)
-      local index, pred, target = {}, {}, {}
-      for i, c in ipairs(val.classes) do index[c] = i end
-      for i, item in ipairs(val.items) do
-        assert.is_truthy(labels[item.path], pout)
-        pred[i], target[i] = index[labels[item.path]], index[item.label]
-      end
-      local rep = ser.metrics.report(pred, target, val.classes)
-      assert.are.equal(want[3], ("%.4f"):format(rep.accuracy))
-      assert.are.equal(want[4], ("%.4f"):format(rep.weighted_f1))
+      local want = job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "whisper")
       -- embed.lua and ensemble.lua take it too
-      out, rc = run(("%s experiments/embed.lua %s %s --out %s/u.png"):format(serlua, ckpt, corpus, dir))
+      out, rc = job.experiment("embed.lua", ("%s %s --out %s/u.png"):format(ckpt, corpus, dir))
       assert.are.equal(0, rc, out)
-      out, rc = run(("%s experiments/ensemble.lua --split val --data %s %s %s"):format(serlua, corpus, ckpt, ckpt))
+      out, rc = job.experiment("ensemble.lua", ("--split val --data %s %s %s"):format(corpus, ckpt, ckpt))
       assert.are.equal(0, rc, out)
       assert.matches(("ensemble%%s+val%%s+%s"):format(want[3]:gsub("%.", "%%.")), out)
     end)
@@ -311,10 +266,10 @@ describe("the whisper family in the main job", function()
   it_bin("a checkpoint whose encoder is missing or changed is refused with what to do", function()
     local ckpt = dir .. "/stats/results/whisper.safetensors"
     assert.is_truthy(io.open(ckpt, "rb"), "run by the test above")
-    local _, paths = val_paths()
+    local _, paths = job.val(corpus)
     local moved = enc_dir .. "-moved"
     assert(os.rename(enc_dir, moved))
-    local _, out, rc = predict(ckpt, { paths[1] })
+    local _, out, rc = job.predict(ckpt, { paths[1] })
     assert(os.rename(moved, enc_dir))
     assert.are_not.equal(0, rc)
     assert.matches("cannot be read", out)
@@ -323,15 +278,14 @@ describe("the whisper family in the main job", function()
     local saved = enc_dir .. "/model.safetensors.orig"
     copy_file(enc_dir .. "/model.safetensors", saved)
     random_whisper(enc_dir, { layers = 2, d_model = 64, seed = 9 })
-    _, out, rc = predict(ckpt, { paths[1] })
+    _, out, rc = job.predict(ckpt, { paths[1] })
     copy_file(saved, enc_dir .. "/model.safetensors")
     assert.are_not.equal(0, rc)
     assert.matches("has changed since this model was trained", out)
   end)
 
   it_bin("without the encoder's weights the main job says how to get them and trains the others", function()
-    local out, rc = run(("%s experiments/compare.lua --quick --models whisper --data %s --out %s/none --encoder %s/absent")
-      :format(serlua, corpus, dir, dir))
+    local out, rc = job.compare(("--models whisper --data %s --out %s/none --encoder %s/absent"):format(corpus, dir, dir))
     assert.are_not.equal(0, rc)
     assert.matches("not training whisper", out)
     assert.matches("make whisper%-base", out)

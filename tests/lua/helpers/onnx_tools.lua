@@ -26,15 +26,19 @@ local function capture(cmd)
   return ok, out
 end
 
+-- Under make check-asan both checkers stay off (the exports still run, sanitized): they are
+-- other processes, whose comparisons the plain `make test` makes (helpers/sanitized.lua).
+local san = dofile(here .. "sanitized.lua")
+
 -- SER_ONNXRUNTIME (a node_modules folder), else the one scripts/install-deps.sh --onnx fills
-for _, dir in ipairs { os.getenv("SER_ONNXRUNTIME") or false, root .. ".deps/onnxruntime/node_modules" } do
+for _, dir in ipairs(san.on and {} or { os.getenv("SER_ONNXRUNTIME") or false, root .. ".deps/onnxruntime/node_modules" }) do
   if dir and succeeds("NODE_PATH=" .. quote(dir) .. " node -e 'require(\"onnxruntime-node\")'") then
     M.runtime = dir
     break
   end
 end
-M.missing_runtime = "node + onnxruntime-node not found (scripts/install-deps.sh --onnx installs them); " ..
-  "onnxruntime comparison skipped"
+M.missing_runtime = san.on and san.why("onnxruntime's comparison") or
+  "node + onnxruntime-node not found (scripts/install-deps.sh --onnx installs them); onnxruntime comparison skipped"
 
 -- xs: one tensor or a list; returns the outputs (a tensor or a list) and their infos
 function M.run(model, xs, dir, repeats)
@@ -62,8 +66,10 @@ function M.run(model, xs, dir, repeats)
   return ys, infos
 end
 
-if succeeds("/usr/bin/python3 -c 'import onnx'") then M.python = "/usr/bin/python3" end
-M.missing_python = "python3-onnx not found (scripts/install-deps.sh --onnx installs it); onnx.checker skipped"
+if not san.on and succeeds("/usr/bin/python3 -c 'import onnx'") then M.python = "/usr/bin/python3" end
+M.missing_python = san.on and san.why("onnx.checker") or
+  "python3-onnx not found (scripts/install-deps.sh --onnx installs it); onnx.checker skipped"
+if san.on then io.stderr:write("  [onnx] " .. M.missing_python .. "\n") end
 
 -- onnx.checker.check_model(full_check = True), then the opset, IR version and metadata_props:
 -- ok, message | ok, nil, meta, opset, ir

@@ -4,8 +4,9 @@ A re-implementation in plain torch.nn of openai/whisper's AudioEncoder in Huggin
 Face names (modeling_whisper.WhisperEncoder), not serlua code: the spec compares
 ours against it. Run by Debian's /usr/bin/python3 (PyTorch 1.13, torchaudio 0.13).
 
-  whisper_ref.py logmel WAV.f32 N N_MELS OUT.f32
-      Whisper's log-mel of one 16 kHz clip (N float32 samples): torch.stft (n_fft 400,
+  whisper_ref.py logmel WAV.f32 N N_MELS OUT.f32 [WAV.f32 N N_MELS OUT.f32 ...]
+      Whisper's log-mel of 16 kHz clips (N float32 samples; several in one call, so that the
+      spec pays for one torch start-up): torch.stft (n_fft 400,
       hop 160, periodic Hann, centred, reflect), |X|^2 without the last frame,
       torchaudio melscale_fbanks(norm="slaney", mel_scale="slaney") over 0-8 kHz,
       log10(max(x, 1e-10)), max(x, max - 8), (x + 4) / 4. Writes [N_MELS, N // 160].
@@ -178,9 +179,13 @@ def main():
     cmd = sys.argv[1]
     if cmd == "logmel":
         import numpy as np
-        n, n_mels = int(sys.argv[3]), int(sys.argv[4])
-        x = torch.from_numpy(np.fromfile(sys.argv[2], dtype="<f4", count=n))
-        logmel(x, n_mels).numpy().astype("<f4").tofile(sys.argv[5])
+        args = sys.argv[2:]
+        if not args or len(args) % 4:
+            raise SystemExit("logmel takes WAV.f32 N N_MELS OUT.f32, once or more")
+        for i in range(0, len(args), 4):
+            n, n_mels = int(args[i + 1]), int(args[i + 2])
+            x = torch.from_numpy(np.fromfile(args[i], dtype="<f4", count=n))
+            logmel(x, n_mels).numpy().astype("<f4").tofile(args[i + 3])
     elif cmd == "make":
         make(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
     elif cmd == "encode":
