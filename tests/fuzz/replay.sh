@@ -18,8 +18,9 @@ export SER_CACHE_MB=0
 cd "$(dirname "$0")/../.."
 B=build-asan
 R=$B/fuzz-replay
+source tests/fuzz/targets.sh
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(audio safetensors manifest names torch graph onnx w2v_config pcm http)
+[ ${#targets[@]} -eq 0 ] && targets=("${FUZZ_TARGETS[@]}")
 
 # the flags of `make check-asan` (Makefile): make then finds its objects up to date
 make -s -j2 BUILD=$B OPT=-O1 \
@@ -32,12 +33,12 @@ cflags="-std=c11 -D_GNU_SOURCE -O1 -g -Isrc $(pkg-config --cflags lua5.4 sndfile
 mkdir -p $R
 status=0
 for t in "${targets[@]}"; do
-  case $t in
-    audio|safetensors|torch|graph|w2v_config|pcm|http) extra=() ; libs="$core_libs" ;;
+  kind=$(fuzz_kind "$t") || exit 2
+  case $kind in
+    plain) extra=() ; libs="$core_libs" ;;
     onnx) extra=(-I$B/gen/onnx) ; libs="$core_libs" ;;
-    manifest|names) extra=(tests/fuzz/lua_harness.c $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o)
-                    libs="$(pkg-config --libs lua5.4) $core_libs" ;;
-    *) echo "fuzz replay: unknown target '$t' (expected audio, safetensors, manifest, names, torch, graph, onnx, w2v_config, pcm or http)" >&2; exit 2 ;;
+    lua) extra=(tests/fuzz/lua_harness.c $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o)
+         libs="$(pkg-config --libs lua5.4) $core_libs" ;;
   esac
   ${CC:-cc} $cflags $san -o $R/replay_$t tests/fuzz/replay_main.c tests/fuzz/fuzz_$t.c "${extra[@]}" $B/libser.a $libs
   mkdir -p tests/fuzz/regress/$t

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets into build-fuzz/ (clang, -fsanitize=fuzzer,address,undefined)
 # and runs each for FUZZ_SECONDS seconds, one after another. Called by `make fuzz`.
 #
-#   tests/fuzz/run.sh [TARGET...]     targets: audio safetensors manifest names torch graph onnx w2v_config pcm http amp_table train_state (default: all)
+#   tests/fuzz/run.sh [TARGET...]     targets: those of tests/fuzz/targets.sh (default: all)
 #   FUZZ_SECONDS=N   seconds of fuzzing per target (default 60)
 #   FUZZ_BUILD_ONLY=1  build the targets and the seed corpora, do not run
 #   FUZZ_REPLAY_ONLY=1 only replay the committed regression inputs (deterministic; CI): done by
@@ -24,8 +24,9 @@ if [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ] && [ "${FUZZ_REPLAY_CLANG:-0}" != 1 ]; then 
 B=${FUZZ_BUILD:-build-fuzz}   # FUZZ_BUILD: another folder, e.g. to rebuild while a run is going
 F=$B/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-60}
+source tests/fuzz/targets.sh
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(audio safetensors manifest names torch graph onnx w2v_config pcm http amp_table train_state)
+[ ${#targets[@]} -eq 0 ] && targets=("${FUZZ_TARGETS[@]}")
 
 scripts/install-deps.sh --fuzz >/dev/null
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
@@ -56,11 +57,11 @@ mkdir -p $F
 core_libs="$(pkg-config --libs sndfile fftw3f soxr libcjson libzip libmicrohttpd libprotobuf-c) -lopenblas -lm -fopenmp"
 cflags="-std=c11 -D_GNU_SOURCE -O1 -g -Isrc $(pkg-config --cflags lua5.4 sndfile)"
 for t in "${targets[@]}"; do
-  case $t in
-    audio|safetensors|torch|graph|w2v_config|pcm|http|amp_table) extra=() ; libs="$core_libs" ;;
+  kind=$(fuzz_kind "$t") || exit 2
+  case $kind in
+    plain) extra=() ; libs="$core_libs" ;;
     onnx) extra=(-I$B/gen/onnx) ; libs="$core_libs" ;;
-    manifest|names|train_state) extra=(tests/fuzz/lua_harness.c $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o); libs="$(pkg-config --libs lua5.4) $core_libs" ;;
-    *) echo "fuzz: unknown target '$t' (expected audio, safetensors, manifest, names, torch, graph, onnx, w2v_config, pcm, http, amp_table or train_state)" >&2; exit 2 ;;
+    lua) extra=(tests/fuzz/lua_harness.c $lua_objs $B/gen/embedded_lua.o $B/gen/embedded_web.o); libs="$(pkg-config --libs lua5.4) $core_libs" ;;
   esac
   clang $cflags -fsanitize=fuzzer $san -o $F/fuzz_$t tests/fuzz/fuzz_$t.c "${extra[@]}" $B/libser.a $libs
 done
