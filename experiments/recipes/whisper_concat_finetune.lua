@@ -4,9 +4,10 @@
 -- (model.finetune_from = "cache"); their layers' means and stds are recomputed from the fine-tuned
 -- blocks every step and standardised with the pretrained encoder's statistics over the training
 -- clips. Time masks on the cached frames (2 of up to 10 frames) stand in for SpecAugment, which
--- cannot reach a cached activation. Single-clip inference. N = 1 with encoder_lr 5e-5 over 8 epochs
--- was the best of the settings tried (docs/pretrained.md, "Measured: fine-tuning the concat head from
--- the frames cache"), but only seed 1 ran, and only part of its schedule: not a measured score yet.
+-- cannot reach a cached activation. Single-clip inference. N = 1 over 8 epochs was ahead of N = 2
+-- (encoder_lr 5e-5 and 2e-4 level) in the runs tried (docs/pretrained.md, "Measured: fine-tuning the
+-- concat head from the frames cache"), but only seed 1 ran, and only part of its schedule: not a
+-- measured score yet.
 return {
   name = "whisper_concat_finetune",
   model = { name = "whisper", encoder = "models/whisper-base", head = "concat", hidden = 512, dropout = 0.5,
