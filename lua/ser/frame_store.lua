@@ -4,8 +4,8 @@
 -- (whisper-base over RAVDESS: ~2 GB as float32, clips of different lengths).
 --
 -- An entry is { frames = [L + 1, T, d] } (a frozen encoder's hidden states, from the embedding
--- cache's "frames" kind) or { mel = [n_mels, T], source = path or {wav, name} } (fine-tuning: the
--- encoder runs on the log-mel every step). Frames are standardised in place, once per set of
+-- cache's "frames" kind), or a fine-tuned model's inputs (ser.whisper_finetune's entries: a
+-- cached hidden state or a log-mel, with the clip's source). Frames are standardised in place, once per set of
 -- statistics (entry.stats names the set), which spares every batch the broadcast over
 -- [L + 1, T, d] per clip. Also here: the frame statistics the standardisation takes (two passes)
 -- and speaker normalisation of frame sequences.

@@ -22,13 +22,13 @@
 -- and channel (buffers feature_mean, feature_std [L + 1, d]: the training frames' statistics);
 -- speaker normalisation z-scores each speaker's frames over all that speaker's frames.
 --
--- Fine-tuning (finetune_layers = N > 0, attentive head only): the model holds the encoder as a
--- module (`encoder`: enc:module{ finetune_layers = N }, lua/ser/pretrained/whisper_module.lua)
--- whose top N blocks and final LayerNorm train, with their own learning rate (encoder_lr:
--- model:param_groups, which ser.train.fit uses) and SpecAugment on the log-mel input while
--- training. The store then holds each clip's log-mel, and forward runs the encoder on the batch
--- every step (the frozen bottom through the C encoder, no graph). The standardisation is the
--- pretrained encoder's frame statistics over the training clips (from the frames cache). A
+-- Fine-tuning (finetune_layers = N > 0, any head): the model holds the encoder as a module
+-- (`encoder`: enc:module{ finetune_layers = N }, lua/ser/pretrained/whisper_module.lua) whose top N
+-- blocks and final LayerNorm train, with their own learning rate (encoder_lr: model:param_groups,
+-- which ser.train.fit uses). Its store and inputs are ser.whisper_finetune's: by default each
+-- clip's hidden state L - N from the frames cache, so a step runs only the top N blocks
+-- (finetune_from = "cache"), or its log-mel through the whole encoder ("logmel"). The
+-- standardisation is the pretrained encoder's statistics over the training clips. A
 -- checkpoint holds the head, the standardisation and the fine-tuned tensors (encoder.layers.K..,
 -- encoder.layer_norm.*), not the frozen ones: those are the encoder's own, named by its identity
 -- in meta.encoder and checked on load, as for a frozen model.
@@ -39,6 +39,7 @@ local basic = require "ser.nn.basic"
 local pretrained = require "ser.pretrained"
 local embedding_cache = require "ser.data.embedding_cache"
 local frame_store = require "ser.frame_store"
+local finetune = require "ser.whisper_finetune"
 
 local M = {}
 
@@ -96,7 +97,7 @@ M.group_stats = group_stats
 local WhisperClassifier = Module.class("WhisperClassifier")
 
 -- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, finetune_layers,
--- encoder_lr, spec_augment, seconds, sr, trim, cache.
+-- encoder_lr, finetune_from, spec_augment, frame_masks, frame_mask_width, seconds, sr, trim, cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
@@ -107,8 +108,8 @@ function WhisperClassifier:init(o)
   local L1, d = enc.config.layers + 1, enc.config.d_model
   self.layers, self.d = L1, d
   self.frame_level = M.FRAME_HEADS[self.head_kind] == true
+  if self.frame_level or (o.finetune_layers or 0) > 0 then self.store = frame_store.new(L1, d) end
   if self.frame_level then
-    self.store = frame_store.new(L1, d)
     self:register_buffer("feature_mean", T.zeros(L1, d))
     self:register_buffer("feature_std", T.ones(L1, d))
   else
@@ -119,22 +120,11 @@ function WhisperClassifier:init(o)
   if self.input_dropout > 0 then self:add_module("drop", basic.Dropout(self.input_dropout)) end
   self.finetune_layers = o.finetune_layers or 0
   if self.finetune_layers > 0 then
-    if not self.frame_level then
-      error(("whisper: finetune_layers = %d needs a frame-level head (head = \"attentive\" or \"attentive_concat\"), got head = \"%s\": "
-        .. "the %s head reads pooled statistics cached from the frozen encoder"):format(self.finetune_layers,
-          self.head_kind, self.head_kind), 0)
-    end
-    if self.speaker_norm then
-      error(("whisper: finetune_layers = %d cannot be combined with speaker_norm: a speaker's statistics of the "
-        .. "fine-tuned layers change with every step; train without speaker_norm"):format(self.finetune_layers), 0)
-    end
-    if self.finetune_layers > enc.config.layers then
-      error(("whisper: finetune_layers = %d, but the encoder %s has %d layers"):format(self.finetune_layers,
-        o.encoder, enc.config.layers), 0)
-    end
+    self.finetune_from = finetune.check(self, o, enc)
     self:add_module("encoder", enc:module { finetune_layers = self.finetune_layers })
     self.encoder_lr = o.encoder_lr or 5e-5
     self.spec_augment = o.spec_augment ~= false
+    self.frame_masks, self.frame_mask_width = o.frame_masks or 2, o.frame_mask_width or 10
   end
   if self.head_kind == "superb" then
     self:add_module("head", heads.SuperbHead(L1, d, o.classes))
@@ -196,28 +186,11 @@ function WhisperClassifier:frame_batch(x)
         .. "its inputs are clip numbers from model:features(items), which cannot be mixed (mixup) or made up")
         :format(self.head_kind, b, tostring(id), self.store.n), 4)
     end
-    f = self.encoder and f.mel or self:standardised_frames(f)
+    f = self:standardised_frames(f)
     clips[b], lengths[b] = f, f:shape()[2]
     Tmax = math.max(Tmax, lengths[b])
   end
-  if self.encoder then return self:encoded_batch(clips, lengths, Tmax) end
   return self.store:padded(clips, lengths, Tmax), lengths
-end
-
--- Fine-tuning: the clips' log-mels [n_mels, T_b] padded, SpecAugment when training, run through
--- the encoder module, every hidden state standardised: [L + 1, B, ceil(T / 2), d] and the clips'
--- frame counts at the encoder's rate.
-function WhisperClassifier:encoded_batch(mels, lengths, Tmax)
-  local n_mels = self.config.n_mels
-  local x = T.zeros(#mels, n_mels, Tmax)
-  for b, m in ipairs(mels) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
-  if self.training and self.spec_augment then x = self.encoder:spec_augment(x, lengths) end
-  local hs = self.encoder(x, { lengths = lengths })
-  local L1, d = self.layers, self.d
-  local z = (T.stack(hs, 1) - self.feature_mean:view(L1, 1, 1, d)) / self.feature_std:view(L1, 1, 1, d)
-  local frames = {}
-  for b, n in ipairs(lengths) do frames[b] = (n + 1) // 2 end
-  return z, frames
 end
 
 -- The learning rates fit gives each parameter group: a fine-tuned encoder's blocks encoder_lr,
@@ -261,6 +234,11 @@ function WhisperClassifier:standardised(x)
 end
 
 function WhisperClassifier:forward(x)
+  if self.encoder then
+    local z, lengths = finetune.input(self, x)
+    if self.drop then z = self.drop(z) end
+    return self.head(z, lengths)
+  end
   if self.frame_level then
     local z, lengths = self:frame_batch(x)
     if self.drop then z = self.drop(z) end
@@ -272,6 +250,7 @@ function WhisperClassifier:forward(x)
 end
 
 function WhisperClassifier:embed(x)
+  if self.encoder then return self.head:embed(finetune.input(self, x)) end
   if self.frame_level then return self.head:embed(self:frame_batch(x)) end
   return self.head:embed(self:standardised(x))
 end
@@ -284,7 +263,7 @@ function WhisperClassifier:cache(dir)
   if not self._caches[key] then
     self._caches[key] = embedding_cache.new { encoder = function() return (M.encoder(self.encoder_path)) end,
       identity = self.identity, config = self.config, dir = dir, settings = self.settings,
-      collective = self.cache_collective, kind = self.frame_level and "frames" or "pooled" }
+      collective = self.cache_collective, kind = (self.frame_level or self.encoder) and "frames" or "pooled" }
   end
   return self._caches[key]
 end
@@ -300,14 +279,7 @@ function WhisperClassifier:features(items, o)
     paths[i], speakers[i] = it.path, it.speaker
     if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
   end
-  if self.encoder then
-    local c, enc, ids = self:cache(o.cache), (M.encoder(self.encoder_path)), {}
-    for i, src in ipairs(paths) do
-      local mel = enc:frontend(type(src) == "table" and c:clip(src.name, src.wav) or c:clip(src))
-      ids[i] = { self.store:add { mel = mel, source = src } }
-    end
-    return #ids > 0 and T.new(ids) or T.zeros(0, 1)
-  end
+  if self.encoder then return finetune.add_clips(self, self:cache(o.cache), (M.encoder(self.encoder_path)), paths) end
   if self.frame_level then
     local list = self:cache(o.cache):frames(paths)
     if self.speaker_norm then frame_store.speaker_normalise(list, speakers, M.STD_FLOOR) end
@@ -345,15 +317,11 @@ end
 -- Sets the feature standardisation from the training features [N, L + 1, 2, d] (frame-level
 -- heads: the training clips' numbers [N, 1]; statistics over all their frames, two passes).
 function WhisperClassifier:fit_standardisation(x)
+  if self.encoder then return finetune.fit_standardisation(self, x, M.STD_FLOOR) end
   if self.frame_level then
     local clips = {}
     local ids = x:view(-1):totable()
-    if self.encoder then   -- the pretrained encoder's frames of those clips
-      local sources = {}
-      for i, id in ipairs(ids) do sources[i] = self.store:get(id).source end
-      clips = self:cache():frames(sources)
-    end
-    for i, id in ipairs(ids) do clips[i] = clips[i] or frame_store.raw(self.store:get(id)) end
+    for i, id in ipairs(ids) do clips[i] = frame_store.raw(self.store:get(id)) end
     local m, sd = frame_store.statistics(clips, M.STD_FLOOR)
     self.feature_mean:copy_(m)
     self.feature_std:copy_(sd)
@@ -392,8 +360,8 @@ end
 
 function WhisperClassifier:extra_repr()
   return ("encoder=%s, layers=%d, d=%d, speaker_norm=%s%s"):format(self.encoder_path, self.layers, self.d,
-    tostring(self.speaker_norm), self.encoder and (", finetune_layers=%d, encoder_lr=%g, spec_augment=%s"):format(
-      self.finetune_layers, self.encoder_lr, tostring(self.spec_augment)) or "")
+    tostring(self.speaker_norm), self.encoder and (", finetune_layers=%d, encoder_lr=%g, finetune_from=%s"):format(
+      self.finetune_layers, self.encoder_lr, self.finetune_from) or "")
 end
 
 M.WhisperClassifier = WhisperClassifier
@@ -418,10 +386,17 @@ M.family = {
                .. "-> MLP" },
     attention = { kind = "posint", default = 128, help = "hidden units of the attentive head's frame scorer" },
     finetune_layers = { kind = "natural", default = 0,
-                        help = "fine-tune the encoder's top N blocks (attentive head; 0 = frozen encoder)" },
+                        help = "fine-tune the encoder's top N blocks (0 = frozen encoder)" },
     encoder_lr = { kind = "posnum", default = 5e-5, help = "peak learning rate of the fine-tuned blocks" },
+    finetune_from = { choices = { "cache", "logmel" }, default = "cache",
+                      help = "fine-tuning input: hidden state L - N from the frames cache (only the top blocks run), "
+                        .. "or the log-mel through the whole encoder (needed when every block trains)" },
     spec_augment = { kind = "boolean", default = true,
-                     help = "SpecAugment on the log-mel input while fine-tuning (2 time, 2 frequency masks)" },
+                     help = "SpecAugment on the log-mel input while fine-tuning from the log-mel (2 time, 2 frequency masks)" },
+    frame_masks = { kind = "natural", default = 2,
+                    help = "time masks on the cached frames while fine-tuning from the cache (0: none)" },
+    frame_mask_width = { kind = "posint", default = 10,
+                         help = "largest time mask on the cached frames, in encoder frames (20 ms each)" },
     hidden = { kind = "posint", default = 256, help = "hidden units of the stats head's MLP" },
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
@@ -435,6 +410,7 @@ M.family = {
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
       dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
       finetune_layers = m.finetune_layers, encoder_lr = m.encoder_lr, spec_augment = m.spec_augment,
+      finetune_from = m.finetune_from, frame_masks = m.frame_masks, frame_mask_width = m.frame_mask_width,
       seconds = r.data.seconds, sr = r.data.sr,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,

@@ -133,6 +133,10 @@ end
 -- [B, L+1, 2, d], standardised with the training clips' statistics, then the head.
 function describe_model.WhisperClassifier(b, m)
   local L1, d, cfg = m.layers, m.d, m.config
+  if m.encoder then   -- the runtime would run the pretrained blocks under a head trained on fine-tuned ones
+    return nil, ("a whisper model with fine-tuned blocks (finetune_layers = %d): the graph runtime builds the "
+      .. "pretrained encoder only"):format(m.finetune_layers)
+  end
   b.add { op = "whisper_encoder", encoder = { path = m.encoder_path, sha256 = m.identity.sha256, layers = cfg.layers,
           d_model = cfg.d_model, n_mels = cfg.n_mels }, pooling = "mean_std" }
   local x = b.last
