@@ -393,6 +393,10 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
   size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
   size_t wn = (size_t)g->OC * CKK;
+  /* the 1-d Winograd path sums the bias gradient while it transforms dout */
+  if ((din || dweight) && use_winograd1d(g))
+    return ser_conv1d_k9s2_winograd_backward(din, dweight, dbias, dout, in, weight, g->B, g->C, g->W, g->OC,
+                                             din_overwrite);
   if (dbias) /* per channel, images in order: the same sums whatever the thread count */
 #pragma omp parallel for schedule(static) if ((double)g->B * g->OC * OHW > 65536 && !omp_in_parallel())
     for (int oc = 0; oc < g->OC; oc++)
@@ -404,9 +408,6 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
         dbias[oc] += s;
       }
   if (!din && !dweight) return 0;
-  if (use_winograd1d(g))
-    return ser_conv1d_k9s2_winograd_backward(din, dweight, dout, in, weight, g->B, g->C, g->W, g->OC,
-                                             din_overwrite);
   if (use_winograd(g)) {
     /* din = the 3x3 conv of dout with the flipped, transposed weight and padding 2 - p */
     int rc = din ? ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,

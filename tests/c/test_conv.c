@@ -223,15 +223,28 @@ static void check_winograd1d(int B, int C, int W, int OC, int threads) {
   assert_within_bound("forward vs im2col", out, col, bound, no, tol);
   assert_within_bound("din vs im2col", din, cdin, dbound, ni, tol);
   assert_within_bound("dweight vs im2col", dw, cdw, wbound, nw, tol);
-  /* the kernel's overwrite form (a fresh autograd buffer) and din alone / dweight alone */
+  /* the kernel's overwrite form (a fresh autograd buffer: NaN garbage, so an
+   * element it fails to zero or write shows) and din alone / dweight alone, each
+   * with the bias gradient it sums while transforming dout */
   float *odin = randbuf(ni, 28), *zdin = calloc(ni, 4), *odw = calloc(nw, 4), *zdw = calloc(nw, 4);
+  float *odb = calloc(OC, 4), *odb2 = calloc(OC, 4), *zdb = calloc(OC, 4);
   for (size_t i = 0; i < ni; i += 7) odin[i] = NAN;
-  assert_int_equal(ser_conv1d_k9s2_winograd_backward(odin, NULL, dout, in, w, B, C, W, OC, 1), 0);
-  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, dout, in, w, B, C, W, OC, 0), 0);
-  naive_conv_backward(&g, in, w, dout, zdin, zdw, rdb);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(odin, NULL, odb, dout, in, w, B, C, W, OC, 1), 0);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, odb2, dout, in, w, B, C, W, OC, 0), 0);
+  naive_conv_backward(&g, in, w, dout, zdin, zdw, zdb);
   assert_within_bound("din (overwritten)", odin, zdin, dbound, ni, tol);
   assert_within_bound("dweight alone", odw, zdw, wbound, nw, tol);
-  free(odin), free(zdin), free(odw), free(zdw);
+  assert_within_bound("dbias with din", odb, zdb, bbound, OC, tol);
+  assert_within_bound("dbias with dweight", odb2, zdb, bbound, OC, tol);
+  /* the bias sums go per image, then over images in order: the same bits on 1 and 2 threads */
+  float *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
+  ser_set_num_threads(1);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, db1, dout, in, w, B, C, W, OC, 0), 0);
+  ser_set_num_threads(2);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, db2, dout, in, w, B, C, W, OC, 0), 0);
+  assert_memory_equal(db1, db2, OC * sizeof(float));
+  ser_set_num_threads(threads);
+  free(odin), free(zdin), free(odw), free(zdw), free(odb), free(odb2), free(zdb), free(db1), free(db2);
   free(ain), free(aw), free(adout), free(ab), free(bound), free(dbound), free(wbound), free(bbound);
   free(in), free(w), free(b), free(dout), free(out), free(ref), free(col);
   free(din), free(rdin), free(cdin), free(dw), free(rdw), free(cdw), free(db), free(rdb), free(cdb);
@@ -250,12 +263,21 @@ static void test_winograd1d(void **state) {
   check_winograd1d(3, 10, 37, 11, 1);    /* OW 19: a partial last tile and a 16-tile group plus 3 */
   check_winograd1d(2, 8, 130, 8, 2);     /* OW 65: the left and right edges of the phase loads */
   check_winograd1d(3, 13, 259, 17, 2);   /* odd length, 130 outputs: partial group, odd channels */
-  /* the channel counts of CNN1D's layers 2-4; layer 4's blocks are 64 tiles,
-   * so 600 outputs cross block edges (and layer 3's 128-tile blocks at 2600) */
+  /* the channel counts of CNN1D's layers 2-4 (one block of tiles each at the
+   * default block size: 768, 384 and 192 tiles) */
   check_winograd1d(2, 32, 601, 64, 2);
   check_winograd1d(1, 64, 2600, 128, 2); /* batch 1: the blocks split over the threads */
   check_winograd1d(3, 128, 1201, 256, 2);
   check_winograd1d(2, 128, 1200, 256, 1);
+  /* blocks of 16 tiles (the smallest), so that small shapes cross many block
+   * edges: the input gradient of two blocks overlaps there, and its overwrite
+   * form zeroes each stretch of din just before the first block that reaches it */
+  long prev = ser_winograd1d_set_block_floats(1);
+  check_winograd1d(2, 8, 601, 8, 2);     /* 76 tiles: blocks of 16, 16, 16, 16, 12 */
+  check_winograd1d(3, 10, 515, 11, 1);   /* 258 outputs, 65 tiles: a last block of one partial tile */
+  check_winograd1d(1, 9, 1030, 8, 2);    /* even length; batch 1 on 2 threads */
+  check_winograd1d(2, 32, 1201, 64, 2);
+  ser_winograd1d_set_block_floats(prev);
 }
 
 /* amp on the 1-d Winograd path: forward, input and weight gradients against
