@@ -51,8 +51,8 @@ local function median(t)
   return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
 end
 
--- Median wall and CPU seconds of run(setup()), setup untimed; two warm-up calls.
-local function measure(setup, run)
+-- Median wall and CPU seconds of run(setup()), setup and teardown untimed; two warm-up calls.
+local function measure(setup, run, teardown)
   local wall, cpu = {}, {}
   for r = -1, args.repeats do
     local s = setup and setup() or nil
@@ -60,6 +60,7 @@ local function measure(setup, run)
     local t0, c0 = clock(), os.clock()
     run(s)
     if r >= 1 then wall[#wall + 1], cpu[#cpu + 1] = clock() - t0, os.clock() - c0 end
+    if teardown then teardown() end
   end
   return median(wall), median(cpu)
 end
@@ -109,8 +110,8 @@ for th in tostring(args.threads):gmatch("%d+") do
     opt:step()
   end)
   local sum_w, sum_c = 0, 0
-  local function part(name, setup, run)
-    local w, c = measure(setup, run)
+  local function part(name, setup, run, teardown)
+    local w, c = measure(setup, run, teardown)
     add(name, w, c)
     sum_w, sum_c = sum_w + w, sum_c + c
   end
@@ -131,12 +132,11 @@ for th in tostring(args.threads):gmatch("%d+") do
     part(("bn+relu%d backward (input + weight)"):format(l), function() return bns[l]:forward_relu(leaf(cin, true)) end,
       function(o) o:backward(gb) end)
     if l > 1 then
+      -- the engine asks requires_grad when the backward runs: the parameters stay frozen until then
       part(("conv%d backward, input grad only"):format(l), function()
         set_params(convs[l], false)
-        local o = convs[l](leaf(xin, true))
-        set_params(convs[l], true)
-        return o
-      end, function(o) o:backward(gc) end)
+        return convs[l](leaf(xin, true))
+      end, function(o) o:backward(gc) end, function() set_params(convs[l], true) end)
     end
     local name = l > 1 and ("conv%d backward, weight grad only"):format(l) or "conv1 backward, weight grad (no input grad)"
     part(name, function() return convs[l](leaf(xin, false)) end, function(o) o:backward(gc) end)
