@@ -312,9 +312,10 @@ static int use_winograd1d(const ser_conv_geom *g) {
 
 /* One input channel, stride 2, kernel <= 16 (CNN1D's first layer on the
  * waveform) goes through the direct kernel of conv1d_c1.c (forward and weight
- * gradient; the input gradient stays on im2col): im2col's K = 9 product was
- * memory-bound on a column matrix 9x the input. SER_CONV1D_DIRECT=0 turns it
- * off at start-up, ser_conv_set_direct_c1 at run time. */
+ * gradient; the input gradient stays on im2col), which writes no column
+ * matrix. It measured the same speed as im2col (docs/engine.md: both are bound
+ * by the 33 MB output and dout). SER_CONV1D_DIRECT=0 turns it off at start-up,
+ * ser_conv_set_direct_c1 at run time. */
 static int direct_c1_enabled = -1;
 
 static int direct_c1_on(void) {

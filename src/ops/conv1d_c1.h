@@ -1,9 +1,10 @@
 /* Direct Conv1d for one input channel and stride 2 (CNN1D's first layer:
  * [B,1,64000] waveform, 32 output channels, kernel 9, padding 4).
  *
- * im2col + GEMM had a product with K = 9 (the taps): a column matrix 9x the
- * input written and read back, and a GEMM too thin to reach its kernel's rate.
- * Here each image's samples are split once into the even and odd phases
+ * im2col + GEMM writes a column matrix 9x the input (in L2-sized blocks) for a
+ * product with K = 9 (the taps); this kernel writes none, though it measured
+ * no faster (docs/engine.md: both are bound by the output and dout traffic).
+ * Each image's samples are split once into the even and odd phases
  * (zero-padded at both ends), after which tap k of output o reads phase
  * (k - pad) & 1 at o + floor((k - pad) / 2): contiguous loads, 16 outputs per
  * vector, one FMA per tap. The weight gradient runs the same loop over dout
