@@ -1,5 +1,7 @@
 /* CNN1D's convolutions (batch 8, [8,1,64000] input): im2col + GEMM against
- * the polyphase Winograd (src/ops/winograd1d.c), forward + backward (input
+ * the polyphase Winograd (src/ops/winograd1d.c) for layers 2-4 and the direct
+ * one-channel kernel (src/ops/conv1d_c1.c) for layer 1 (the "winograd" column
+ * there), forward + backward (input
  * gradient except for the first layer, weight and bias gradients), fp32 and
  * amp, the two paths interleaved repeat by repeat in one process so that a
  * loaded machine slows both alike. Prints the median wall and CPU seconds of
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
       for (int r = -1; r < reps && r < 64; r++)
         for (int path = 0; path < 2; path++) {
           ser_conv_set_winograd1d(path);
+          ser_conv_set_direct_c1(path);
           ser_set_amp(amp);
           double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
           ser_conv2d_forward(out, in, w, b, &g);
@@ -78,5 +81,6 @@ int main(int argc, char **argv) {
            tot[0][1] / tot[1][1]);
   }
   ser_conv_set_winograd1d(1);
+  ser_conv_set_direct_c1(1);
   return 0;
 }

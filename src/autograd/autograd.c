@@ -178,6 +178,7 @@ static unsigned overwrites_fresh(ser_op op) {
   case SER_OP_BATCH_NORM:
   case SER_OP_BATCH_NORM_RELU:
   case SER_OP_MAX_POOL:
+  case SER_OP_ADAPTIVE_AVG_POOL:
     return 1u;
   default:
     return 0u;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/error.h"
+#include "conv1d_c1.h"
 #include "gemm.h"
 #include "scratch.h"
 #include "winograd.h"
@@ -309,6 +310,33 @@ static int use_winograd1d(const ser_conv_geom *g) {
          g->pw == 4 && g->dw == 1 && g->C >= 8 && g->OC >= 8 && wino1d_on();
 }
 
+/* One input channel, stride 2, kernel <= 16 (CNN1D's first layer on the
+ * waveform) goes through the direct kernel of conv1d_c1.c (forward and weight
+ * gradient; the input gradient stays on im2col), which writes no column
+ * matrix. It measured the same speed as im2col (docs/engine.md: both are bound
+ * by the 33 MB output and dout). SER_CONV1D_DIRECT=0 turns it off at start-up,
+ * ser_conv_set_direct_c1 at run time. */
+static int direct_c1_enabled = -1;
+
+static int direct_c1_on(void) {
+  if (direct_c1_enabled < 0) {
+    const char *env = getenv("SER_CONV1D_DIRECT");
+    direct_c1_enabled = ser_conv1d_c1s2_supported() && !(env && env[0] == '0');
+  }
+  return direct_c1_enabled;
+}
+
+int ser_conv_set_direct_c1(int on) {
+  int prev = direct_c1_on();
+  direct_c1_enabled = on && ser_conv1d_c1s2_supported();
+  return prev;
+}
+
+static int use_direct_c1(const ser_conv_geom *g) {
+  return g->C == 1 && g->H == 1 && g->KH == 1 && g->ph == 0 && g->sh == 1 && g->dh == 1 && g->sw == 2 &&
+         g->dw == 1 && g->KW <= SER_CONV1D_C1_MAX_K && direct_c1_on();
+}
+
 static int scratch_failed(const ser_conv_geom *g, int nb) {
   return ser_error(SER_ENOMEM, "out of memory for the im2col scratch (%zu bytes per thread)",
                    sizeof(float) * (size_t)g->C * g->KH * g->KW * (size_t)nb);
@@ -323,6 +351,7 @@ int ser_conv2d_forward(float *out, const float *in, const float *weight, const f
   if (use_winograd(g))
     return ser_conv3x3_winograd(out, in, weight, bias, g->B, g->C, g->H, g->W, g->OC, g->ph, g->pw, 0, 0);
   if (use_winograd1d(g)) return ser_conv1d_k9s2_winograd(out, in, weight, bias, g->B, g->C, g->W, g->OC);
+  if (use_direct_c1(g)) return ser_conv1d_c1s2_forward(out, in, weight, bias, g->B, g->W, g->OC, g->KW, g->pw);
   int nt = omp_get_max_threads(), par = nt > 1 && !omp_in_parallel();
   /* Work items are (image, column block) pairs, spread over threads with
    * single-threaded GEMMs. Fewer images than threads (inference on one clip):
@@ -393,6 +422,12 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
   int CKK = g->C * g->KH * g->KW, OHW = g->OH * g->OW;
   size_t in_sz = (size_t)g->C * g->H * g->W, out_sz = (size_t)g->OC * OHW;
   size_t wn = (size_t)g->OC * CKK;
+  if (!din && use_direct_c1(g)) /* the first layer: dout is read once for the weight and bias gradients */
+    return ser_conv1d_c1s2_backward_weight(dweight, dbias, dout, in, g->B, g->W, g->OC, g->KW, g->pw);
+  /* the 1-d Winograd path sums the bias gradient while it transforms dout */
+  if ((din || dweight) && use_winograd1d(g))
+    return ser_conv1d_k9s2_winograd_backward(din, dweight, dbias, dout, in, weight, g->B, g->C, g->W, g->OC,
+                                             din_overwrite);
   if (dbias) /* per channel, images in order: the same sums whatever the thread count */
 #pragma omp parallel for schedule(static) if ((double)g->B * g->OC * OHW > 65536 && !omp_in_parallel())
     for (int oc = 0; oc < g->OC; oc++)
@@ -404,9 +439,6 @@ static int conv2d_backward(float *din, float *dweight, float *dbias, const float
         dbias[oc] += s;
       }
   if (!din && !dweight) return 0;
-  if (use_winograd1d(g))
-    return ser_conv1d_k9s2_winograd_backward(din, dweight, dout, in, weight, g->B, g->C, g->W, g->OC,
-                                             din_overwrite);
   if (use_winograd(g)) {
     /* din = the 3x3 conv of dout with the flipped, transposed weight and padding 2 - p */
     int rc = din ? ser_conv3x3_winograd(din, dout, weight, NULL, g->B, g->OC, g->OH, g->OW, g->C, 2 - g->ph,

@@ -40,6 +40,9 @@ int ser_conv2d_backward(float *din, float *dweight, float *dbias, const float *d
  * where it is supported. Returns the previous setting. Not thread-safe: call
  * it between convolutions (tests and benchmarks compare the two paths). */
 int ser_conv_set_winograd1d(int on);
+/* The same for the direct 1-input-channel, stride-2 kernel (conv1d_c1.h;
+ * CNN1D's first layer); off: im2col + GEMM. */
+int ser_conv_set_direct_c1(int on);
 
 /* Autograd ops. Options per spatial dim ([0] = H, [1] = W; conv1d uses [0]). */
 typedef struct ser_conv_opts {

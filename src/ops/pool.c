@@ -387,12 +387,19 @@ void ser_adaptive_avgpool2d_forward(float *out, const float *in, int B, int C, i
   }
 }
 
-void ser_adaptive_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int OH, int OW) {
+/* overwrite: din holds garbage (a fresh autograd buffer); each plane is zeroed
+ * just before its windows add into it, while it is in cache, instead of the
+ * engine zeroing the whole gradient in a pass of its own first (33 MB after
+ * CNN1D's last layer: 2.3% of an amp step, and the adds then read the zeros
+ * back from memory). */
+static void adaptive_avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int OH, int OW,
+                                      int overwrite) {
   int planes = B * C;
 #pragma omp parallel for schedule(static) PAR_IF((double)planes * H * W)
   for (int p = 0; p < planes; p++) {
     float *dx = din + (size_t)p * H * W;
     const float *dy = dout + (size_t)p * OH * OW;
+    if (overwrite) memset(dx, 0, sizeof(float) * (size_t)H * W);
     for (int oh = 0; oh < OH; oh++) {
       int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
       for (int ow = 0; ow < OW; ow++) {
@@ -403,6 +410,10 @@ void ser_adaptive_avgpool2d_backward(float *din, const float *dout, int B, int C
       }
     }
   }
+}
+
+void ser_adaptive_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int OH, int OW) {
+  adaptive_avgpool_backward(din, dout, B, C, H, W, OH, OW, 0);
 }
 
 /* ---- autograd ops ------------------------------------------------------ */
@@ -612,7 +623,7 @@ int ser_adaptive_avg_pool_backward_node(ser_node *node, const ser_tensor *gout, 
   int is1d = x->ndim == 3;
   int H = is1d ? 1 : (int)x->shape[2], W = (int)x->shape[x->ndim - 1];
   int OH = is1d ? 1 : (int)gout->shape[2], OW = (int)gout->shape[gout->ndim - 1];
-  ser_adaptive_avgpool2d_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), (int)x->shape[0], (int)x->shape[1],
-                                  H, W, OH, OW);
+  adaptive_avgpool_backward(ser_tensor_data(gin[0]), ser_tensor_data(gout), (int)x->shape[0], (int)x->shape[1], H, W,
+                            OH, OW, (node->gin_fresh & 1u) != 0);
   return 0;
 }

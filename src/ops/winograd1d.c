@@ -290,14 +290,18 @@ __attribute__((target("avx512f"))) static void output_transform(float *orow, con
 }
 
 /* Z[p][oc][j] = (A dY)[p] of the tiles t0 + j of dout row `drow`; tiles at or
- * past t1 (and outputs past OW) count as zero. */
+ * past t1 (and outputs past OW) count as zero. With dbs, dbs[oc] += the sum of
+ * those outputs of dout (the bias gradient, from values already in registers:
+ * a separate pass over dout was 1.8% of an amp CNN1D step). */
 __attribute__((target("avx512f"))) static void dout_transform(float *Z, const float *drow, int oc, const geom1 *g,
-                                                                int t0, int t1, int ng) {
+                                                                int t0, int t1, int ng, float *dbs) {
   long oend = 4L * t1 < g->OW ? 4L * t1 : g->OW;
+  __m512 bsum = _mm512_setzero_ps();
   for (int gi = 0; gi < ng; gi++) {
     long o0 = 4L * (t0 + 16 * gi);
     __m512 v[4], E0, E1, O0, O1, y[TM];
     for (int k = 0; k < 4; k++) v[k] = _mm512_maskz_loadu_ps(mask_of(oend - o0 - 16 * k), drow + o0 + 16 * k);
+    bsum = _mm512_add_ps(bsum, _mm512_add_ps(_mm512_add_ps(v[0], v[1]), _mm512_add_ps(v[2], v[3])));
     DEINT(v[0], v[1], E0, O0);
     DEINT(v[2], v[3], E1, O1);
     DEINT(E0, E1, y[0], y[2]);
@@ -312,6 +316,7 @@ __attribute__((target("avx512f"))) static void dout_transform(float *Z, const fl
       _mm512_storeu_ps(zt + p * g->mps, acc);
     }
   }
+  if (dbs) dbs[oc] += _mm512_reduce_add_ps(bsum);
 }
 
 /* U [NS][OC][2C] = G g: the even taps in columns [0, C) of slabs 0..7, the
@@ -365,12 +370,24 @@ static void transform_weight(float *U, const float *w, int OC, int C) {
 #ifndef SER_WINO1D_FLOATS
 #define SER_WINO1D_FLOATS 786432
 #endif
-static int block_tiles(int C, int OC, int T) {
-  static long budget = -1;
-  if (budget < 0) {
+static long block_floats = -1;
+
+static long block_budget(void) {
+  if (block_floats < 0) {
     const char *env = getenv("SER_WINO1D_FLOATS"); /* tuning only */
-    budget = env && atol(env) > 0 ? atol(env) : SER_WINO1D_FLOATS;
+    block_floats = env && atol(env) > 0 ? atol(env) : SER_WINO1D_FLOATS;
   }
+  return block_floats;
+}
+
+long ser_winograd1d_set_block_floats(long floats) {
+  long prev = block_budget();
+  block_floats = floats > 0 ? floats : -1;
+  return prev;
+}
+
+static int block_tiles(int C, int OC, int T) {
+  long budget = block_budget();
   long nb = budget / ((long)NS * (2 * C + OC)) / 16 * 16;
   if (nb < 16) nb = 16;
   return nb < T ? (int)nb : T;
@@ -460,14 +477,20 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
   return failed ? scratch_failed(bytes) : 0;
 }
 
-/* One image's gradients, block by block: Z = A dY; dU += Z V^T; dV = U^T Z; din += B dV. */
-static void backward_image(float *din_b, float *dU, const float *dout_b, const float *in_b, const float *U,
-                           const char *const *Up, float *V, float *Z, const geom1 *g) {
+/* One image's gradients, block by block: Z = A dY; dU += Z V^T; dV = U^T Z; din += B dV.
+ * overwrite: din_b holds garbage and is written. Its rows are zeroed stretch by
+ * stretch just before the first block that adds into them, while the lines are
+ * about to be used, instead of in a separate pass over all of din first (that
+ * memset, and reading the zeros back from memory, were 3% of a CNN1D step).
+ * dbs: this image's bias-gradient sums [OC] (added to), or NULL. */
+static void backward_image(float *din_b, float *dU, float *dbs, const float *dout_b, const float *in_b,
+                           const float *U, const char *const *Up, float *V, float *Z, const geom1 *g, int overwrite) {
   int C = g->C, OC = g->OC, nb = g->nb;
   size_t us = (size_t)OC * 2 * C;
+  long zeroed = overwrite ? 0 : g->W; /* samples [0, zeroed) of every row of din_b are zeroed */
   for (int t0 = 0; t0 < g->T; t0 += nb) {
     int t1 = t0 + nb < g->T ? t0 + nb : g->T, ng = (t1 - t0 + 15) / 16;
-    for (int oc = 0; oc < OC; oc++) dout_transform(Z, dout_b + (size_t)oc * g->OW, oc, g, t0, t1, ng);
+    for (int oc = 0; oc < OC; oc++) dout_transform(Z, dout_b + (size_t)oc * g->OW, oc, g, t0, t1, ng, dbs);
     if (dU)
       for (int c = 0; c < C; c++) input_transform(V, in_b + (size_t)c * g->W, c, g, t0, ng);
     for (int s = 0; s < NS; s++) {
@@ -478,25 +501,43 @@ static void backward_image(float *din_b, float *dU, const float *dout_b, const f
         ser_gemm_packed(Up ? Up[s] : NULL, 1, 0, K, 16 * ng, OC, 1.0f, U + s * us, 2 * C, Z + s * g->mps, g->VS,
                         0.0f, V + s * g->vps, g->VS);
     }
-    if (din_b)
-      for (int c = 0; c < C; c++) input_adjoint(din_b + (size_t)c * g->W, V, c, g, t0, ng);
+    if (din_b) {
+      /* input_adjoint adds into samples [8 t0 - 4, 8 t0 + 128 ng + 124): below `zeroed` (the
+       * previous block's reach, which covers 8 t0 - 4) they hold sums already */
+      long reach = 8L * t0 + 128L * ng + 124;
+      if (reach > g->W) reach = g->W;
+      for (int c = 0; c < C; c++) {
+        if (reach > zeroed) memset(din_b + (size_t)c * g->W + zeroed, 0, sizeof(float) * (size_t)(reach - zeroed));
+        input_adjoint(din_b + (size_t)c * g->W, V, c, g, t0, ng);
+      }
+      if (reach > zeroed) zeroed = reach;
+    }
   }
+  if (din_b && zeroed < g->W) /* samples no tile reaches (none for a whole row of tiles; kept for safety) */
+    for (int c = 0; c < C; c++) memset(din_b + (size_t)c * g->W + zeroed, 0, sizeof(float) * (size_t)(g->W - zeroed));
 }
 
-int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *dout, const float *in,
+int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                                       const float *weight, int B, int C, int W, int OC, int din_overwrite) {
-  if (B <= 0 || W <= 0 || (!din && !dweight)) return 0;
-  if (din && din_overwrite) memset(din, 0, sizeof(float) * (size_t)B * C * W);
-  if (OC <= 0 || C <= 0) return 0;
+  if (B <= 0 || W <= 0 || (!din && !dweight && !dbias)) return 0;
+  if (OC <= 0 || C <= 0) {
+    if (din && din_overwrite) memset(din, 0, sizeof(float) * (size_t)B * C * W);
+    return 0;
+  }
   geom1 g;
   geom_init(&g, B, C, W, OC, 16);
   geom_init(&g, B, C, W, OC, block_tiles(C, OC, g.T));
-  size_t us = (size_t)OC * 2 * C, un = NS * us;
-  float *U = NULL;
+  size_t us = (size_t)OC * 2 * C, un = NS * us, nu = din ? un : 0, nbias = dbias ? (size_t)B * OC : 0;
+  /* the calling thread's scratch: U (din) and then the bias sums of each image [B][OC] (dbias) */
+  float *U = NULL, *bsum = NULL;
   const char *Up[NS];
+  if (din || dbias) {
+    U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * (nu + nbias));
+    if (!U) return scratch_failed(sizeof(float) * (nu + nbias));
+    bsum = dbias ? U + nu : NULL;
+    if (bsum) memset(bsum, 0, sizeof(float) * nbias);
+  }
   if (din) {
-    U = ser_scratch(SER_SCRATCH_WINO_U, sizeof(float) * un);
-    if (!U) return scratch_failed(sizeof(float) * un);
     transform_weight(U, weight, OC, C);
     pack_weights(Up, U, 1, OC, C);
   }
@@ -517,11 +558,15 @@ int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *d
 #pragma omp for schedule(static)
     for (int b = 0; b < B; b++) {
       if (!V || (dweight && !dU)) continue;
-      backward_image(din ? din + (size_t)b * C * W : NULL, dU, dout + (size_t)b * OC * g.OW,
-                     in + (size_t)b * C * W, U, din ? Up : NULL, V, V + NS * g.vps, &g);
+      backward_image(din ? din + (size_t)b * C * W : NULL, dU, bsum ? bsum + (size_t)b * OC : NULL,
+                     dout + (size_t)b * OC * g.OW, in + (size_t)b * C * W, U, din ? Up : NULL, V, V + NS * g.vps,
+                     &g, din_overwrite);
     }
   }
   if (failed) return scratch_failed(bytes + (dweight ? sizeof(float) * un : 0));
+  if (dbias) /* images in order: the same sums whatever the thread count */
+    for (int b = 0; b < B; b++)
+      for (int oc = 0; oc < OC; oc++) dbias[oc] += bsum[(size_t)b * OC + oc];
   if (!dweight) return 0;
   /* partial sums in thread order (deterministic for a thread count), then dW += G^T dU */
   float *dU = part[0];

@@ -25,6 +25,12 @@
 
 int ser_winograd1d_supported(void);
 
+/* The floats of V and M per block (default 786432, or SER_WINO1D_FLOATS),
+ * which set the tiles per block; <= 0 restores the default. Returns the
+ * previous value. For tests (small shapes that still cross block edges) and
+ * tuning; not thread-safe: call it between convolutions. */
+long ser_winograd1d_set_block_floats(long floats);
+
 /* out [B,OC,OW] = conv1d(in [B,C,W], weight [OC,C,9], stride 2, padding 4) + bias [OC]
  * (bias may be NULL), OW = (W - 1) / 2 + 1. Returns SER_ENOMEM when the
  * per-thread scratch cannot grow. */
@@ -32,10 +38,13 @@ int ser_conv1d_k9s2_winograd(float *out, const float *in, const float *weight, c
                              int W, int OC);
 
 /* The same convolution's gradients from dout [B,OC,OW]: din [B,C,W] is
- * ACCUMULATED (or overwritten with din_overwrite), dweight [OC,C,9] is
- * ACCUMULATED; either may be NULL. Returns SER_ENOMEM when the per-thread
- * scratch cannot grow. */
-int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, const float *dout, const float *in,
+ * ACCUMULATED (or overwritten with din_overwrite: then it may hold garbage,
+ * and every element is written), dweight [OC,C,9] and dbias [OC] are
+ * ACCUMULATED; any may be NULL. The bias gradient is summed while dout is
+ * transformed (no pass of its own), per image and then over the images in
+ * order, so it does not depend on the thread count. Returns SER_ENOMEM when
+ * the per-thread scratch cannot grow. */
+int ser_conv1d_k9s2_winograd_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                                       const float *weight, int B, int C, int W, int OC, int din_overwrite);
 
 #endif

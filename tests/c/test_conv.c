@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/fixture.h"
+#include "ops/conv1d_c1.h"
 #include "ops/winograd.h"
 #include "ops/winograd1d.h"
 
@@ -223,15 +224,28 @@ static void check_winograd1d(int B, int C, int W, int OC, int threads) {
   assert_within_bound("forward vs im2col", out, col, bound, no, tol);
   assert_within_bound("din vs im2col", din, cdin, dbound, ni, tol);
   assert_within_bound("dweight vs im2col", dw, cdw, wbound, nw, tol);
-  /* the kernel's overwrite form (a fresh autograd buffer) and din alone / dweight alone */
+  /* the kernel's overwrite form (a fresh autograd buffer: NaN garbage, so an
+   * element it fails to zero or write shows) and din alone / dweight alone, each
+   * with the bias gradient it sums while transforming dout */
   float *odin = randbuf(ni, 28), *zdin = calloc(ni, 4), *odw = calloc(nw, 4), *zdw = calloc(nw, 4);
+  float *odb = calloc(OC, 4), *odb2 = calloc(OC, 4), *zdb = calloc(OC, 4);
   for (size_t i = 0; i < ni; i += 7) odin[i] = NAN;
-  assert_int_equal(ser_conv1d_k9s2_winograd_backward(odin, NULL, dout, in, w, B, C, W, OC, 1), 0);
-  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, dout, in, w, B, C, W, OC, 0), 0);
-  naive_conv_backward(&g, in, w, dout, zdin, zdw, rdb);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(odin, NULL, odb, dout, in, w, B, C, W, OC, 1), 0);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, odb2, dout, in, w, B, C, W, OC, 0), 0);
+  naive_conv_backward(&g, in, w, dout, zdin, zdw, zdb);
   assert_within_bound("din (overwritten)", odin, zdin, dbound, ni, tol);
   assert_within_bound("dweight alone", odw, zdw, wbound, nw, tol);
-  free(odin), free(zdin), free(odw), free(zdw);
+  assert_within_bound("dbias with din", odb, zdb, bbound, OC, tol);
+  assert_within_bound("dbias with dweight", odb2, zdb, bbound, OC, tol);
+  /* the bias sums go per image, then over images in order: the same bits on 1 and 2 threads */
+  float *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
+  ser_set_num_threads(1);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, db1, dout, in, w, B, C, W, OC, 0), 0);
+  ser_set_num_threads(2);
+  assert_int_equal(ser_conv1d_k9s2_winograd_backward(NULL, odw, db2, dout, in, w, B, C, W, OC, 0), 0);
+  assert_memory_equal(db1, db2, OC * sizeof(float));
+  ser_set_num_threads(threads);
+  free(odin), free(zdin), free(odw), free(zdw), free(odb), free(odb2), free(zdb), free(db1), free(db2);
   free(ain), free(aw), free(adout), free(ab), free(bound), free(dbound), free(wbound), free(bbound);
   free(in), free(w), free(b), free(dout), free(out), free(ref), free(col);
   free(din), free(rdin), free(cdin), free(dw), free(rdw), free(cdw), free(db), free(rdb), free(cdb);
@@ -250,12 +264,105 @@ static void test_winograd1d(void **state) {
   check_winograd1d(3, 10, 37, 11, 1);    /* OW 19: a partial last tile and a 16-tile group plus 3 */
   check_winograd1d(2, 8, 130, 8, 2);     /* OW 65: the left and right edges of the phase loads */
   check_winograd1d(3, 13, 259, 17, 2);   /* odd length, 130 outputs: partial group, odd channels */
-  /* the channel counts of CNN1D's layers 2-4; layer 4's blocks are 64 tiles,
-   * so 600 outputs cross block edges (and layer 3's 128-tile blocks at 2600) */
+  /* the channel counts of CNN1D's layers 2-4 (one block of tiles each at the
+   * default block size: 768, 384 and 192 tiles) */
   check_winograd1d(2, 32, 601, 64, 2);
   check_winograd1d(1, 64, 2600, 128, 2); /* batch 1: the blocks split over the threads */
   check_winograd1d(3, 128, 1201, 256, 2);
   check_winograd1d(2, 128, 1200, 256, 1);
+  /* blocks of 16 tiles (the smallest), so that small shapes cross many block
+   * edges: the input gradient of two blocks overlaps there, and its overwrite
+   * form zeroes each stretch of din just before the first block that reaches it */
+  long prev = ser_winograd1d_set_block_floats(1);
+  check_winograd1d(2, 8, 601, 8, 2);     /* 76 tiles: blocks of 16, 16, 16, 16, 12 */
+  check_winograd1d(3, 10, 515, 11, 1);   /* 258 outputs, 65 tiles: a last block of one partial tile */
+  check_winograd1d(1, 9, 1030, 8, 2);    /* even length; batch 1 on 2 threads */
+  check_winograd1d(2, 32, 1201, 64, 2);
+  ser_winograd1d_set_block_floats(prev);
+}
+
+/* The direct 1-input-channel, stride-2 kernel (CNN1D's first layer, conv1d_c1.c)
+ * through ser_conv2d_forward/backward, against the direct loop and against
+ * im2col (ser_conv_set_direct_c1(0)): forward with and without bias, the
+ * weight and bias gradients accumulated onto start values, the input gradient
+ * (which stays on im2col) alongside, and the bias sums bit-identical on 1 and
+ * 2 threads. fp32 sums in another order: within 1e-6 of the sum of |terms|. */
+static void check_direct_c1(int B, int W, int OC, int K, int pad, int threads, int with_bias) {
+  ser_conv_geom g = GEOM(B, 1, 1, W, OC, 1, K, 1, 2, 0, pad, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  ser_set_num_threads(threads);
+  const double tol = 1e-6;
+  size_t ni = (size_t)B * W, nw = (size_t)OC * K, no = (size_t)B * OC * g.OW;
+  float *in = randbuf(ni, 31), *w = randbuf(nw, 32), *b = with_bias ? randbuf(OC, 33) : NULL, *dout = randbuf(no, 34);
+  float *out = randbuf(no, 35), *ref = calloc(no, 4), *col = calloc(no, 4);
+  float *dw = randbuf(nw, 36), *rdw = randbuf(nw, 36), *cdw = randbuf(nw, 36);
+  float *db = randbuf(OC, 37), *rdb = randbuf(OC, 37), *cdb = randbuf(OC, 37);
+  float *din = calloc(ni, 4), *rdin = calloc(ni, 4), *cdin = calloc(ni, 4);
+  float *ain = malloc(ni * 4), *aw = malloc(nw * 4), *adout = malloc(no * 4), *ab = calloc(OC, 4);
+  float *bound = calloc(no, 4), *dbound = calloc(ni, 4), *wbound = calloc(nw, 4), *bbound = calloc(OC, 4);
+  for (size_t i = 0; i < ni; i++) ain[i] = fabsf(in[i]);
+  for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]), wbound[i] = fabsf(dw[i]);
+  for (size_t i = 0; i < no; i++) adout[i] = fabsf(dout[i]);
+  for (int i = 0; i < OC; i++) ab[i] = b ? fabsf(b[i]) : 0.0f, bbound[i] = fabsf(db[i]);
+  naive_conv(&g, ain, aw, ab, bound);
+  naive_conv_backward(&g, ain, aw, adout, dbound, wbound, bbound);
+  printf("direct c1 B%d W%d OC%d K%d pad%d (OW %d), %d thread(s)%s\n", B, W, OC, K, pad, g.OW, threads,
+         with_bias ? "" : ", no bias");
+  assert_int_equal(ser_conv2d_forward(out, in, w, b, &g), 0);
+  assert_int_equal(ser_conv2d_backward(NULL, dw, db, dout, in, w, &g), 0); /* the first layer's case */
+  assert_int_equal(ser_conv2d_backward(din, NULL, NULL, dout, in, w, &g), 0);
+  naive_conv(&g, in, w, b, ref);
+  naive_conv_backward(&g, in, w, dout, rdin, rdw, rdb);
+  assert_within_bound("forward", out, ref, bound, no, tol);
+  assert_within_bound("dweight (accumulated)", dw, rdw, wbound, nw, tol);
+  assert_within_bound("dbias (accumulated)", db, rdb, bbound, OC, tol);
+  assert_within_bound("din (im2col)", din, rdin, dbound, ni, tol);
+  int prev = ser_conv_set_direct_c1(0);
+  assert_int_equal(ser_conv2d_forward(col, in, w, b, &g), 0);
+  assert_int_equal(ser_conv2d_backward(cdin, cdw, cdb, dout, in, w, &g), 0);
+  ser_conv_set_direct_c1(prev);
+  assert_within_bound("forward vs im2col", out, col, bound, no, tol);
+  assert_within_bound("dweight vs im2col", dw, cdw, wbound, nw, tol);
+  assert_within_bound("dbias vs im2col", db, cdb, bbound, OC, tol);
+  float *w1 = calloc(nw, 4), *w2 = calloc(nw, 4), *b1 = calloc(OC, 4), *b2 = calloc(OC, 4);
+  ser_set_num_threads(1);
+  assert_int_equal(ser_conv1d_c1s2_backward_weight(w1, b1, dout, in, B, W, OC, K, pad), 0);
+  ser_set_num_threads(2);
+  assert_int_equal(ser_conv1d_c1s2_backward_weight(w2, b2, dout, in, B, W, OC, K, pad), 0);
+  assert_memory_equal(w1, w2, nw * sizeof(float));
+  assert_memory_equal(b1, b2, OC * sizeof(float));
+  free(w1), free(w2), free(b1), free(b2);
+  free(ain), free(aw), free(adout), free(ab), free(bound), free(dbound), free(wbound), free(bbound);
+  free(in), free(w), free(b), free(dout), free(out), free(ref), free(col);
+  free(dw), free(rdw), free(cdw), free(db), free(rdb), free(cdb), free(din), free(rdin), free(cdin);
+  ser_set_num_threads(0);
+}
+
+static void test_direct_c1(void **state) {
+  (void)state;
+  if (!ser_conv1d_c1s2_supported()) {
+    printf("skip: no AVX-512 on this CPU\n");
+    skip();
+  }
+  check_direct_c1(1, 1, 1, 9, 4, 1, 1);      /* one sample: every tap but the centre in the padding */
+  check_direct_c1(2, 2, 3, 9, 4, 2, 1);      /* two samples, odd output channels */
+  check_direct_c1(3, 37, 5, 9, 4, 1, 0);     /* 19 outputs: a partial vector; no bias */
+  check_direct_c1(2, 130, 7, 9, 4, 2, 1);    /* 65 outputs */
+  check_direct_c1(2, 101, 4, 1, 0, 2, 1);    /* kernel 1, no padding */
+  check_direct_c1(1, 64, 3, 2, 1, 1, 1);     /* even kernel, odd padding */
+  check_direct_c1(3, 77, 6, 16, 8, 2, 1);    /* the largest kernel */
+  check_direct_c1(2, 50, 5, 5, 7, 2, 1);     /* padding larger than the kernel: outputs of padding alone */
+  check_direct_c1(2, 40, 3, 7, 0, 1, 1);     /* no padding, odd kernel: the signal's tail is never read */
+  check_direct_c1(3, 4001, 32, 9, 4, 2, 1);  /* CNN1D's first layer, shorter */
+  /* not taken: kernel 17 (more taps than the kernel keeps) goes to im2col; its
+   * direct entry refuses it with a message */
+  float x[40] = {0}, wt[17] = {0}, y[16];
+  assert_int_equal(ser_conv1d_c1s2_forward(y, x, wt, NULL, 1, 40, 1, 17, 0), SER_EINVAL);
+  printf("  error: %s\n", ser_errmsg());
+  assert_non_null(strstr(ser_errmsg(), "kernel 17"));
+  ser_conv_geom g = GEOM(1, 1, 1, 40, 1, 1, 17, 1, 2, 0, 0, 1, 1);
+  assert_int_equal(ser_conv_geom_init(&g, "test"), 0);
+  assert_int_equal(ser_conv2d_forward(y, x, wt, NULL, &g), 0);
 }
 
 /* amp on the 1-d Winograd path: forward, input and weight gradients against
@@ -527,7 +634,8 @@ static void test_noncontiguous_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_geometries), cmocka_unit_test(test_winograd),
-      cmocka_unit_test(test_winograd1d),        cmocka_unit_test(test_amp_winograd1d),
+      cmocka_unit_test(test_winograd1d),        cmocka_unit_test(test_direct_c1),
+      cmocka_unit_test(test_amp_winograd1d),
       cmocka_unit_test(test_amp_close_to_fp32),   cmocka_unit_test(test_amp_im2col_conv1d),
       cmocka_unit_test(test_conv2d_parity),     cmocka_unit_test(test_conv1d_parity),
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_noncontiguous_input),

@@ -1,5 +1,5 @@
 /* Autograd hands uninitialised ("fresh") gradient buffers to the backwards
- * that overwrite them (relu, conv, batch_norm, max_pool; autograd.c) and
+ * that overwrite them (relu, conv, batch_norm, max_pool, adaptive_avg_pool; autograd.c) and
  * zeroes them for everything else. Each chain here is differentiated twice:
  * once through the whole graph (fresh buffers on every intermediate), and once
  * stage by stage through leaf copies (every gradient accumulates into zeros).
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/fixture.h"
+#include "ops/winograd1d.h"
 
 static ser_tensor *randt(int ndim, const int64_t *shape, unsigned seed) {
   ser_tensor *t = ser_tensor_empty(ndim, shape);
@@ -129,7 +130,54 @@ static void test_cnn1d_chain(void **state) {
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
 }
 
+/* CNN1D's own ops: the direct one-channel conv (weight gradient only: its
+ * input wants none) -> relu -> the polyphase Winograd conv, whose fresh input
+ * gradient it zeroes stretch by stretch inside its blocks (16-tile blocks
+ * here, so 301 samples cross several block edges) -> batch_norm_relu ->
+ * adaptive average pool to 1, whose fresh input gradient it zeroes plane by
+ * plane -> sum. */
+static void test_cnn1d_model_chain(void **state) {
+  (void)state;
+  long prev = ser_winograd1d_set_block_floats(1);
+  ser_tensor *xin = randt(3, SER_DIMS(2, 1, 601), 5), *w1 = randt(3, SER_DIMS(8, 1, 9), 6);
+  ser_tensor *w2 = randt(3, SER_DIMS(9, 8, 9), 7);
+  w1->requires_grad = 1;
+  w2->requires_grad = 1;
+  ser_conv_opts co = {{2, 1}, {4, 0}, {1, 1}};
+  ser_tensor *a, *r, *c, *n, *p, *s;
+  assert_int_equal(ser_conv1d(&a, xin, w1, NULL, &co), 0);
+  assert_int_equal(ser_relu(&r, a), 0);
+  assert_int_equal(ser_conv1d(&c, r, w2, NULL, &co), 0);
+  assert_int_equal(ser_batch_norm_relu(&n, c, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5), 0);
+  assert_int_equal(ser_adaptive_avg_pool1d(&p, n, 1), 0);
+  assert_int_equal(ser_sum(&s, p, SER_ALL_DIMS, 0), 0);
+  poison(c);
+  poison(n);
+  assert_int_equal(ser_backward(s, NULL, 0), 0);
+
+  ser_tensor *nl = leaf_of(n), *cl = leaf_of(c), *rl = leaf_of(r), *w2l = leaf_of(w2), *al = leaf_of(a);
+  ser_tensor *w1l = leaf_of(w1), *t1, *t2, *t3, *t4, *t5, *t6;
+  assert_int_equal(ser_adaptive_avg_pool1d(&t1, nl, 1), 0);
+  assert_int_equal(ser_sum(&t2, t1, SER_ALL_DIMS, 0), 0);
+  ser_tensor *dn = grad_of(t2, NULL, nl);
+  assert_int_equal(ser_batch_norm_relu(&t3, cl, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5), 0);
+  ser_tensor *dc = grad_of(t3, dn, cl);
+  assert_int_equal(ser_conv1d(&t4, rl, w2l, NULL, &co), 0);
+  ser_tensor *dr = grad_of(t4, dc, rl);
+  assert_int_equal(ser_relu(&t5, al), 0);
+  ser_tensor *da = grad_of(t5, dr, al);
+  assert_int_equal(ser_conv1d(&t6, xin, w1l, NULL, &co), 0);
+  ser_tensor *dw1 = grad_of(t6, da, w1l);
+  same("dw2 (graph vs stages)", w2->grad, w2l->grad);
+  same("dw1 (graph vs stages)", w1->grad, dw1);
+  ser_winograd1d_set_block_floats(prev);
+  ser_tensor *all[] = {xin, w1, w2, a, r, c, n, p, s, nl, cl, rl, w2l, al, w1l,
+                       t1, t2, t3, t4, t5, t6, dn, dc, dr, da, dw1};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) ser_tensor_release(all[i]);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_cnn2d_chain), cmocka_unit_test(test_cnn1d_chain)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_cnn2d_chain), cmocka_unit_test(test_cnn1d_chain),
+                                     cmocka_unit_test(test_cnn1d_model_chain)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,17 @@ GRADCHECK_CASE(CONV1D, conv1d_winograd_k9s2) {
   gc_release(3, in);
 }
 
+/* one input channel, stride 2 (CNN1D's first layer): the direct kernel of
+ * conv1d_c1.c (forward, weight and bias gradients; the input gradient, asked
+ * for here, runs on im2col); 23 samples give 12 outputs with both edges padded */
+GRADCHECK_CASE(CONV1D, conv1d_direct_c1_k9s2) {
+  ser_conv_opts o = {{2, 1}, {4, 0}, {1, 1}};
+  ser_tensor *in[3] = {gc_randn(3, SER_DIMS(2, 1, 23), 1), gc_randn(3, SER_DIMS(5, 1, 9), 1),
+                       gc_randn(1, SER_DIMS(5), 1)};
+  gc_assert(f_conv1d, &o, 3, in, EPS, TOL);
+  gc_release(3, in);
+}
+
 typedef struct bn_case {
   ser_tensor *rm, *rv;
   int training;
