@@ -26,12 +26,7 @@ local why_not = not have_mpirun and "mpirun is not installed (scripts/install-de
 local it_mpi = why_not and function(name) pending(name .. " -- skipped: " .. why_not) end or it
 
 -- Runs cmd, returns its output (stdout and stderr) and exit status.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local run = dofile("tests/lua/helpers/shell.lua").run
 
 -- Root may start mpirun only when it says so (CI containers run as root). One thread per
 -- process: the two processes share this machine's two cores.

@@ -27,12 +27,7 @@ local have = exists(serlua) and exists(classify)
 local it_bin = have and it or pending
 if not have then print("infer_spec: " .. classify .. " or serlua not built; run `make test` (C API checks pending)") end
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local run = dofile(here .. "helpers/shell.lua").run
 
 -- { [path] = {p1, ...} } from "path<TAB>label<TAB>name p  name p" lines.
 local function parse(out)

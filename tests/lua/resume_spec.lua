@@ -295,12 +295,7 @@ local have = io.open(serlua, "rb")
 if have then have:close() end
 local it_bin = have and it or pending
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+local run = dofile("tests/lua/helpers/shell.lua").run
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

@@ -16,12 +16,7 @@ ser.data.set_warn(function() end)
 local serlua = predict_output.serlua
 local it_bin = serlua and it or pending
 
-local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)\n?$"))
-end
+local run = dofile(here .. "helpers/shell.lua").run
 
 describe("ser.stream windows of every model kind", function()
   local dir, corpus, enc
