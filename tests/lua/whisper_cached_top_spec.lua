@@ -212,8 +212,9 @@ describe("fine-tuning from the frames cache", function()
   local function exact_store(a, b)
     local enc = frozen.encoder(enc_dir)
     local K = a.config.layers - a.finetune_layers
-    for i, e in ipairs(a.store) do
-      local hs = enc:hidden_states(b.store[i].mel:view(1, a.config.n_mels, -1))
+    for i = 1, a.store.n do
+      local e = a.store:get(i)
+      local hs = enc:hidden_states(b.store:get(i).mel:view(1, a.config.n_mels, -1))
       local f = T.stack(hs, 1):select(2, 1)                     -- [L + 1, n, d]
       e.h = f:select(1, K + 1):contiguous()
       local fr = f:narrow(1, 1, K + 1)
