@@ -86,16 +86,23 @@ function M.statistics(clips, floor)
   return m, (sq / n):sqrt():clamp(floor, math.huge)
 end
 
--- Speaker normalisation of frame sequences, in place: list[i] ([L + 1, T_i, d]) of speaker
--- speakers[i] z-scored per layer and channel with the mean and std over all that speaker's
--- frames in list (two passes, as M.statistics).
-function M.speaker_normalise(list, speakers, floor)
+-- The positions of each key: groups[k] = { i, ... } (keys compared as strings) and order, the
+-- keys in order of first appearance (so results do not depend on table iteration).
+function M.groups(keys)
   local groups, order = {}, {}
-  for i, k in ipairs(speakers) do
+  for i, k in ipairs(keys) do
     k = tostring(k)
     if not groups[k] then groups[k] = {}; order[#order + 1] = k end
     table.insert(groups[k], i)
   end
+  return groups, order
+end
+
+-- Speaker normalisation of frame sequences, in place: list[i] ([L + 1, T_i, d]) of speaker
+-- speakers[i] z-scored per layer and channel with the mean and std over all that speaker's
+-- frames in list (two passes, as M.statistics).
+function M.speaker_normalise(list, speakers, floor)
+  local groups, order = M.groups(speakers)
   for _, k in ipairs(order) do
     local sum, n
     for _, i in ipairs(groups[k]) do

@@ -71,12 +71,7 @@ end
 
 -- Per-row statistics of groups: x [N, F]; keys[i] the group of row i. Returns mean, std [N, F].
 local function group_stats(x, keys, floor)
-  local groups, order = {}, {}
-  for i, k in ipairs(keys) do
-    k = tostring(k)
-    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
-    table.insert(groups[k], i)
-  end
+  local groups, order = frame_store.groups(keys)
   local F = x:shape()[2]
   local mean_rows, std_rows = {}, {}
   for _, k in ipairs(order) do
