@@ -24,17 +24,7 @@ parser:option("--digits", "Decimal places of the printed probabilities (the C AP
   end)
 local args = parser:parse(arg)
 
-local classes
-if args.classes then
-  classes = {}
-  for c in args.classes:gmatch("[^,]+") do classes[#classes + 1] = c end
-end
-local model, meta, features = ser.train.load_checkpoint(args.checkpoint, { classes = classes })
-if not model then parser:error(meta) end
-if meta.classes_assumed then
-  io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
-    :format(args.checkpoint, table.concat(meta.classes, ",")))
-end
+local model, meta, features = ser.cli.load_checkpoint(parser, args.checkpoint, args.classes)
 -- the window, rate, trimming and normalisation of the model's training inputs
 local inputs = ser.train.checkpoint_inputs(model, meta)
 local seconds, sr = inputs.seconds, inputs.sr

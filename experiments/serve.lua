@@ -24,17 +24,7 @@ parser:option("--timeout", "Seconds a connection may stay idle (slow clients are
 parser:flag("--quiet", "No line per request on stderr.")
 local args = parser:parse(arg)
 
-local classes
-if args.classes then
-  classes = {}
-  for c in args.classes:gmatch("[^,]+") do classes[#classes + 1] = c end
-end
-local model, meta = ser.train.load_checkpoint(args.checkpoint, { classes = classes })
-if not model then parser:error(meta) end
-if meta.classes_assumed then
-  io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
-    :format(args.checkpoint, table.concat(meta.classes, ",")))
-end
+local model, meta = ser.cli.load_checkpoint(parser, args.checkpoint, args.classes)
 
 local app_ok, app = pcall(ser.serve.app.new, model, meta, { hop = args.hop, window = args.window,
   smooth = args.smooth, vad = not args.no_vad, name = args.checkpoint:match("[^/]+$") })

@@ -46,13 +46,7 @@ if args.input ~= "-" and (args.rate or args.channels ~= "1" or args.format ~= "s
   parser:error("--rate, --format and --channels describe raw PCM on stdin (input -); an audio file says its own")
 end
 
-local classes
-if args.classes then
-  classes = {}
-  for c in args.classes:gmatch("[^,]+") do classes[#classes + 1] = c end
-end
-local model, meta = ser.train.load_checkpoint(args.checkpoint, { classes = classes })
-if not model then parser:error(meta) end
+local model, meta = ser.cli.load_checkpoint(parser, args.checkpoint, args.classes)
 
 -- the input: blocks of raw PCM (0.1 s each, so that a live source is answered promptly) or of a file
 local blocks, rate

@@ -56,4 +56,24 @@ function M.parse(parser, argv)
   return parser:parse(M.join_negative_values(parser, argv or _G.arg or {}))
 end
 
+-- The checkpoint a scoring script was given (predict.lua, stream.lua, serve.lua): classes_csv
+-- (--classes, comma-separated) names the classes of a checkpoint without a class list; a load
+-- failure ends the script through the parser (usage and the reason); a note on stderr says when
+-- the classes were assumed. Returns what ser.train.load_checkpoint returns. ser.train is required
+-- here, not at the top, so that scripts using only cli.parse do not load the training stack.
+function M.load_checkpoint(parser, path, classes_csv)
+  local classes
+  if classes_csv then
+    classes = {}
+    for c in classes_csv:gmatch("[^,]+") do classes[#classes + 1] = c end
+  end
+  local model, meta, features = require("ser.train").load_checkpoint(path, { classes = classes })
+  if not model then parser:error(meta) end
+  if meta.classes_assumed then
+    io.stderr:write(("note: %s has no class list; assuming %s (--classes sets them)\n")
+      :format(path, table.concat(meta.classes, ",")))
+  end
+  return model, meta, features
+end
+
 return M
