@@ -11,6 +11,7 @@ local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
+local whisper_clips = dofile(here .. "helpers/whisper_clips.lua")
 local torch_python = dofile(here .. "helpers/torch_python.lua")
 local cachemod = require "ser.data.embedding_cache"
 local frozen = require "ser.frozen_encoder"
@@ -185,14 +186,7 @@ end)
 describe("embedding cache, frames kind", function()
   local dir, enc_dir, paths
   setup(function()
-    dir = tmp.make("embframes")
-    enc_dir = dir .. "/enc"
-    random_whisper(enc_dir, { layers = 2, d_model = 64 })
-    ser.data.synthetic { speakers = 2, per_class = 1, seconds = 1.0, seed = 3, out = dir .. "/wav",
-                         classes = { "neutral", "happy" } }
-    paths = {}
-    for i, it in ipairs(ser.data.scan(dir .. "/wav", { quiet = true }).items) do paths[i] = it.path end
-    assert.is_true(#paths >= 4)
+    dir, enc_dir, paths = whisper_clips.make(tmp, "embframes")
   end)
   teardown(tmp.cleanup)
 
