@@ -292,7 +292,9 @@ function WhisperClassifier:features(items, o)
   return x
 end
 
--- A corpus part as an in-memory dataset { x, y, classes } (nil for an empty part).
+-- A corpus part as an in-memory dataset { x, y, classes, speakers } (nil for an empty part);
+-- speakers: the part's speakers, which fit records in the checkpoint (distillation refuses a
+-- teacher trained on the speakers its student is evaluated on).
 function WhisperClassifier:dataset(part, o)
   if not part or #part.items == 0 then return nil end
   local index = {}
@@ -306,7 +308,7 @@ function WhisperClassifier:dataset(part, o)
     end
   end
   local fo = { cache = o and o.cache, audio = part.audio }
-  return { x = self:features(part.items, fo), y = y, classes = part.classes }
+  return { x = self:features(part.items, fo), y = y, classes = part.classes, speakers = part:speakers() }
 end
 
 -- Sets the feature standardisation from the training features [N, L + 1, 2, d] (frame-level

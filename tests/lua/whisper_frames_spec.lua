@@ -387,6 +387,7 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     local sd, meta = assert(ser.load(ckpt))
     assert.are.equal(1, meta.recipe.model.finetune_layers)
     assert.are.equal(1, meta.encoder.finetune_layers)
+    assert.are.same(job.speakers(1, 16), meta.train_speakers)
     for k in pairs(sd) do
       assert.is_nil(k:match("^encoder%.layers%.0%.") or k:match("^encoder%.conv") or k:match("embed_positions"),
         "a frozen tensor in the checkpoint: " .. k)

@@ -246,6 +246,8 @@ describe("the whisper family in the main job", function()
       assert.are.equal("whisper", meta.recipe.model.name)
       assert.are.equal(enc_dir, meta.encoder.path)
       assert.are.equal(assert(cachemod.identity(enc_dir)).sha256, meta.encoder.sha256)
+      -- the training speakers, so that distillation can refuse it as a teacher of a run on them
+      assert.are.same(job.speakers(1, 16), meta.train_speakers)
       for k in pairs(sd) do assert.is_nil(k:match("encoder"), "encoder weights in the checkpoint: " .. k) end
       local want = job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "whisper")
       -- embed.lua and ensemble.lua take it too

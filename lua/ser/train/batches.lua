@@ -4,7 +4,7 @@
 --   * a corpus part (from corpus:split / corpus:folds): wrapped in a loader
 --     with fit's options (batch, seconds, features, augment on train only);
 --   * an in-memory dataset { x = tensor [N, ...], y = labels (N, 1-based),
---     classes = {...} }: batched here (PyTorch's TensorDataset + DataLoader),
+--     classes = {...}, speakers = {...} (optional) }: batched here (PyTorch's TensorDataset + DataLoader),
 --     for tests, notebooks and features computed elsewhere.
 -- Every batch is { x = tensor [B, ...], y = tensor or array of 1-based labels }.
 local T = require "ser.core.tensor"
@@ -53,7 +53,9 @@ local function tensor_loader(ds, batch, shuffle, what, shard)
       error(("ser.train: %s label %d is %s; labels are whole numbers from 1"):format(what, i, tostring(v)), 0)
     end
   end
-  return setmetatable({ x = ds.x, y = y, n = n, batch = batch, shuffle = shuffle, T = T, shard = shard }, TensorLoader)
+  -- speakers (optional): the dataset's speakers, which fit records in the checkpoint
+  return setmetatable({ x = ds.x, y = y, n = n, batch = batch, shuffle = shuffle, T = T, shard = shard,
+                        speakers = ds.speakers }, TensorLoader)
 end
 
 function TensorLoader:size() return self.n end

@@ -328,7 +328,7 @@ function M.fit(model, parts, opts)
   local step = par and parallel.new(params, o.grad_compression) or nil
 
   -- What the checkpoint records of the training data besides the options.
-  local record = { features = train.feature_spec, train_speakers = train.part and train.part:speakers() or nil,
+  local record = { features = train.feature_spec, train_speakers = train.part and train.part:speakers() or train.speakers,
                    distill = teach and distill.record(teach) or nil }
 
   local history, best = {}, { f1 = -math.huge, epoch = 0 }

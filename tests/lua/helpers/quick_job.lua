@@ -52,6 +52,13 @@ function M.corpus(path)
   return path
 end
 
+-- The speaker ids first..last, as a checkpoint records its training speakers.
+function M.speakers(first, last)
+  local list = {}
+  for s = first, last do list[#list + 1] = s end
+  return list
+end
+
 -- The validation part of corpus under the default split, and its clips' paths.
 function M.val(corpus)
   local _, val = ser.data.scan(corpus, { quiet = true }):split { by = "speaker", quiet = true }
