@@ -81,6 +81,9 @@ for _, file in ipairs(files) do
   if (not wanted or wanted[r.model.name]) and not missing then recipes[#recipes + 1] = r end
 end
 if #recipes == 0 then parser:error("--models leaves no recipe to train") end
+recipes = checked(experiment.order, recipes, folds, function(text)
+  if ser.dist.is_root() then print("note: " .. text) end
+end)
 local data_dir = args.data or (fs.is_dir("data/ravdess") and "data/ravdess") or nil
 if data_dir and not fs.is_dir(data_dir) then parser:error(("--data %s is not a folder"):format(data_dir)) end
 local plots, results = checked(fs.prepare_output, args.out)   -- creates and test-writes both folders

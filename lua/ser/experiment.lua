@@ -60,11 +60,60 @@ function M.runs(corpus, folds)
   return runs
 end
 
+-- The recipes in training order (folds: --folds K or nil): a recipe whose distill.from names another recipe of the job
+-- comes after it (otherwise the given order is kept). A teacher that is not in the job (not
+-- trained here: its encoder's weights are missing, or --models left it out) leaves its
+-- student without distillation, announced with note(text); the student's recipe then says so
+-- (its distill field is dropped, or keeps only its teacher checkpoints). Raises on a recipe
+-- that teaches itself, a circle of teachers, --folds (the folds of a recipe share one
+-- checkpoint, so a fold's teacher could not be found), and a student seed its teacher lacks.
+function M.order(recipes, folds, note)
+  local by_name = {}
+  for _, r in ipairs(recipes) do by_name[r.name] = r end
+  local keep = {}
+  for _, r in ipairs(recipes) do
+    local from = r.distill and r.distill.from
+    if from == r.name then error(("recipe %s: distill.from names the recipe itself"):format(r.name), 0) end
+    if from and not by_name[from] then
+      note(("not distilling %s from %s: %s is not trained in this job%s"):format(r.name, from, from,
+        r.distill.teachers and " (its teacher checkpoints still teach)" or ""))
+      r.distill.from = nil
+      if not r.distill.teachers then r.distill = nil end
+    elseif from then
+      if folds then
+        error(("recipe %s: distill.from cannot be combined with --folds (a recipe's folds share one checkpoint, so "
+          .. "each fold's teacher could not be told apart)"):format(r.name), 0)
+      end
+      local has = {}
+      for _, seed in ipairs(by_name[from].seeds) do has[seed] = true end
+      for _, seed in ipairs(r.seeds) do
+        if not has[seed] then
+          error(("recipe %s: distill.from %s, which has no run of seed %d (its seeds: %s); give both the same seeds")
+            :format(r.name, from, seed, table.concat(by_name[from].seeds, ", ")), 0)
+        end
+      end
+    end
+    keep[#keep + 1] = r
+  end
+  local ordered, placed, visiting = {}, {}, {}
+  local function place(r)
+    if placed[r.name] then return end
+    if visiting[r.name] then error(("recipes: distill.from goes round in a circle through %s"):format(r.name), 0) end
+    visiting[r.name] = true
+    local from = r.distill and r.distill.from
+    if from then place(by_name[from]) end
+    placed[r.name], ordered[#ordered + 1] = true, r
+  end
+  for _, r in ipairs(keep) do place(r) end
+  return ordered
+end
+
 -- Checks what a recipe needs of the corpus before any training: its teachers (files,
--- classes, the speakers each run holds out, with consistent teaching the inputs).
+-- classes, the speakers each run holds out, with consistent teaching the inputs). A teacher
+-- of the job itself (distill.from) is checked when it has been trained, by fit.
 function M.check(r, corpus, runs)
   local d = r.distill
-  if not d then return end
+  if not d or not d.teachers then return end
   local opts = { teachers = d.teachers, alpha = d.alpha, temperature = d.temperature, consistent = d.consistent }
   local ok, err = pcall(function()
     local t = distill.check(opts, corpus.classes)
@@ -98,7 +147,7 @@ function M.new(o)
   local out = ((o.results or "."):match("^(.*)/[^/]+$") or ".")
   local cache = o.cache or (out .. "/cache/embeddings")
   return setmetatable({ corpus = o.corpus, runs = o.runs, plots = o.plots, results = o.results, seed = o.seed,
-                        cache = cache, rows = {}, names = {}, fused = {}, best = nil, spread = o.spread,
+                        cache = cache, rows = {}, names = {}, fused = {}, best = nil, spread = o.spread, trained = {},
                         states = o.states or (out .. "/state"), resume = o.resume == true }, Study)
 end
 
@@ -143,12 +192,15 @@ function Study:fit(r)
       local model = recipe.build_model(r, #classes)
       local o = recipe.fit_options(r, seed)
       o.classes, o.embeddings, o.checkpoint = classes, true, self:checkpoint(r, seed)
+      if o.distill then self:add_teacher(r, seed, o.distill) end
       o.state, o.resume = self:state_path(r, seed, run), self.resume
       if spread then o.data_parallel = false end
       -- a family may train on something else than the corpus parts (cached encoder features)
       local prepare = recipe.families[r.model.name].prepare
       local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say, collective = not spread }) or run
-      dist.activity(("training %s, seed %d%s"):format(r.name, seed, run.name ~= "" and (", " .. run.name) or ""))
+      local what = ("training %s, seed %d%s"):format(r.name, seed, run.name ~= "" and (", " .. run.name) or "")
+      if not spread then say(("== %s: %s"):format(what, recipe.title(r))) end
+      dist.activity(what)
       local _, history, result = train.fit(model, parts, o)
       done[#done + 1] = { j = j, history = history, result = result }
     end
@@ -179,7 +231,25 @@ function Study:fit(r)
   end
   -- with several seeds the stable name <name>.safetensors holds the best seed's checkpoint
   if #r.seeds > 1 and dist.is_root() then fs.copy(self:checkpoint(r, out.best.seed), self:checkpoint(r, nil)) end
+  self.trained[r.name] = r
   return out
+end
+
+-- fit's distill options of one seed of recipe r: its teacher of the job (distill.from: that
+-- recipe's checkpoint of the same seed, trained before r, see M.order) joins its teacher
+-- checkpoints, and a teacher on a frozen encoder reads this job's embedding cache.
+function Study:add_teacher(r, seed, d)
+  local from = r.distill.from
+  if from then
+    local teacher = self.trained[from]
+    if not teacher then error(("recipe %s: its teacher %s has not been trained yet (ser.experiment.order puts "
+      .. "teachers first)"):format(r.name, from), 0) end
+    local list = {}
+    for i, t in ipairs(d.teachers or {}) do list[i] = t end
+    list[#list + 1] = self:checkpoint(teacher, seed)
+    d.teachers = list
+  end
+  d.cache = self.cache
 end
 
 -- One evaluated split of one run: its row, its report, and its place in the ensemble.

@@ -100,6 +100,8 @@ M.fields = {
   ["parallel.grad_compression"] = { choices = { "none", "bf16", "fp16" }, default = "none",
     help = "under mpirun: the gradient allreduce in 16-bit floats" },
   ["distill.teachers"] = { kind = "paths", help = "teacher checkpoints (knowledge distillation)" },
+  ["distill.from"] = { kind = "string",
+    help = "another recipe of the same job, by name, whose model of the same seed teaches (it is trained first)" },
   ["distill.alpha"] = { kind = "closed_unit", default = 0.5, help = "share of the soft targets in the loss" },
   ["distill.temperature"] = { kind = "posnum", default = 2, help = "softening temperature" },
   ["distill.consistent"] = { kind = "boolean", default = false, help = "teachers label each augmented batch" },
@@ -273,16 +275,17 @@ function M.validate(r, where, sources)
     end
   end
   if out.distill then
-    if not out.distill.teachers then
+    if not out.distill.teachers and not out.distill.from then
       local set = {}
       for k in pairs(given) do if k:match("^distill%.") then set[#set + 1] = k end end
       table.sort(set)
-      error(("%s: %s set without distill.teachers (the teacher checkpoints to distil from)%s"):format(where,
+      error(("%s: %s set without distill.teachers (the teacher checkpoints to distil from) or distill.from (a "
+        .. "recipe of the same job that teaches)%s"):format(where,
         table.concat(set, ", "),
         sources and sources[set[1]] and (" (from " .. sources[set[1]] .. ")") or ""), 0)
     end
     if out.mixup > 0 and not out.distill.consistent then
-      error(("%s: distill.teachers and mixup cannot be combined unless distill.consistent = true (a mixed clip has "
+      error(("%s: distillation and mixup cannot be combined unless distill.consistent = true (a mixed clip has "
         .. "no precomputed teacher target)"):format(where), 0)
     end
   end
@@ -373,6 +376,7 @@ M.FLAGS = {
   { "--distill", "distill.teachers", argname = "<ckpts>" }, { "--distill-alpha", "distill.alpha", argname = "<a>" },
   { "--distill-temperature", "distill.temperature", argname = "<T>" },
   { "--distill-consistent", "distill.consistent", flag = true },
+  { "--distill-from", "distill.from", argname = "<recipe>" },
   { "--encoder", "model.encoder", family = "whisper", argname = "<dir>" },
   { "--head", "model.head", family = "whisper" },
   { "--speaker-norm", "model.speaker_norm", family = "whisper", flag = true },
@@ -463,6 +467,7 @@ function M.fit_options(r, seed)
     features = M.feature_spec(r), augment = r.augment, trim = M.trim(r), normalize = r.data.normalize,
     mixup = r.mixup, ema = r.ema > 0 and r.ema or false, name = r.model.name,
     sync_bn = r.parallel.sync_bn, grad_compression = r.parallel.grad_compression,
+    -- (a teacher of the same job, distill.from, is added by ser.experiment, which knows its checkpoint)
     distill = d and { teachers = d.teachers, alpha = d.alpha, temperature = d.temperature, consistent = d.consistent },
     meta = { recipe = M.to_meta(r) },
   }

@@ -68,7 +68,7 @@ describe("experiments/compare.lua", function()
       { "--quick --distill /nonexistent/teacher.safetensors", "distill.teachers: teacher 1: cannot open '/nonexistent/teacher.safetensors'" },
       { "--quick --distill-consistent", "distill.consistent set without distill.teachers" },
       { "--quick --distill a.safetensors --mixup 0.2",
-        "distill.teachers and mixup cannot be combined unless distill.consistent = true" },
+        "distillation and mixup cannot be combined unless distill.consistent = true" },
       { "--set optim.lr", "--set optim.lr: expected key=value with a dotted recipe field" },
       { "--set optim.lrr=1", "--set optim.lrr=1: optim.lrr names no recipe field; the fields are amp, augment," },
       { "--set epochs=0", "epochs must be a whole number >= 1, got 0 (from --set epochs=0)" },
@@ -107,7 +107,7 @@ describe("experiments/compare.lua --distill", function()
       { other, "distill.teachers: teacher " .. other .. " was trained on the classes {x, y}" },
       { clean .. " --distill-consistent", "distill.teachers: consistent teaching shows teacher " .. clean
         .. " the student's training batches, but seconds is 4 for the teacher and 1 for the student" },
-      { clean .. " --mixup 0.2", "distill.teachers and mixup cannot be combined unless distill.consistent = true" },
+      { clean .. " --mixup 0.2", "distillation and mixup cannot be combined unless distill.consistent = true" },
     } do
       local out, rc = run(("experiments/compare.lua --quick --out %s --distill %s"):format(dir, c[1]))
       assert.are_not.equal(0, rc)

@@ -67,7 +67,7 @@ describe("ser.recipe", function()
     bad({ ["model.heads"] = 4 }, "unknown field 'model.heads' (fields of model crnn: batchnorm, dropout, feature_dropout, freq, hidden, time)")
     bad({ ["distill.alpha"] = 0.3 }, "distill.alpha set without distill.teachers")
     bad({ ["distill.teachers"] = { "t.safetensors" }, mixup = 0.2 },
-      "distill.teachers and mixup cannot be combined unless distill.consistent = true")
+      "distillation and mixup cannot be combined unless distill.consistent = true")
     -- feature options are ser.features', whose parser refuses unknown ones (before any training)
     assert.matches("recipe crnn: features: features.melbank: unknown option 'hop_len' (expected sr, n_fft, hop,",
       err_of(recipe.resolve, { model = { name = "crnn" }, features = { hop_len = 160 } }), 1, true)

@@ -45,11 +45,12 @@ end
 -- opts.distill -> { teachers = { {model =, meta =, name =}, ... }, alpha =, temperature = }.
 -- A teacher is a checkpoint path (loaded with its recorded features) or an nn module
 -- (used on the student's inputs as they are). classes: the training class names.
+-- cache (optional): the embedding cache folder of teachers on a frozen encoder.
 function M.check(d, classes)
   if type(d) ~= "table" then
     fail(("expected a table { teachers = {...}, alpha =, temperature =, consistent = }, got %s"):format(type(d)))
   end
-  local ok, err = pcall(options.check, d, { "teachers", "alpha", "temperature", "consistent" }, "distill")
+  local ok, err = pcall(options.check, d, { "teachers", "alpha", "temperature", "consistent", "cache" }, "distill")
   if not ok then fail((err:gsub("^distill: ", ""))) end
   local consistent = d.consistent
   if consistent == nil then consistent = M.defaults.consistent end   -- (an `and/or` would lose false)
@@ -77,6 +78,9 @@ function M.check(d, classes)
         fail(("teacher %s was trained on the classes {%s}; the training data has {%s}, in this order")
           :format(t, table.concat(type(meta.classes) == "table" and meta.classes or {}, ", "), table.concat(classes, ", ")))
       end
+      -- a teacher on a frozen encoder reads the clips' encoder features from d.cache (the
+      -- embedding cache folder) when its recipe names none
+      if d.cache ~= nil and type(model.dataset) == "function" and model.cache_dir == nil then model.cache_dir = d.cache end
       entry = { model = model, meta = meta, name = t }
     elseif nn.is_module(t) then
       if t.classes and t.classes ~= #classes then
