@@ -1,5 +1,11 @@
--- CNN1D on the 16 kHz waveform (z-normalised per clip), as the plain main job trains it.
+-- CNN1D as the plain main job trains it: the best CNN1D recipe (cnn1d_best.lua: the 16 kHz
+-- waveform z-normalised per clip, no augmentation, bfloat16 GEMMs where they pay, a weight EMA,
+-- 30 epochs). cnn1d_notebook.lua is the notebook's own recipe.
 return {
   model = { name = "cnn1d" },
   features = { kind = "waveform" },
+  augment = "none",
+  amp = true,
+  ema = 0.999,
+  epochs = 30,
 }

@@ -15,7 +15,7 @@ describe("ser.recipe", function()
   after_each(tmp.cleanup)
 
   it("fills the defaults the main job trained with before recipes existed", function()
-    local r = recipe.resolve("experiments/recipes/crnn.lua")
+    local r = recipe.resolve("experiments/recipes/crnn_notebook.lua")
     local o = recipe.fit_options(r, 42)
     -- what compare.lua passed to ser.train.fit for CRNN without flags
     for k, v in pairs { epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, seed = 42, amp = false, patience = 10,
@@ -32,7 +32,7 @@ describe("ser.recipe", function()
     assert.are.equal(128, m.hidden)
     assert.are.equal(64, m.mels)
     assert.are.equal("flatten", m.freq)
-    local w = recipe.resolve("experiments/recipes/cnn1d.lua")
+    local w = recipe.resolve("experiments/recipes/cnn1d_notebook.lua")
     assert.are.same({ kind = "waveform", normalize = true }, recipe.fit_options(w, 1).features)
   end)
 
@@ -46,6 +46,24 @@ describe("ser.recipe", function()
     end
     p:close()
     assert.is_true(n >= 7, "found " .. n .. " recipes")
+  end)
+
+  it("the main job's default recipes are the best measured ones with the epochs the budget leaves", function()
+    -- what experiments/recipes/{cnn2d,crnn,cnn1d}.lua say of themselves: equal to the longer
+    -- recipe in every field but the epochs, the patience and the seeds
+    for _, c in ipairs { { "cnn2d", "cnn2d_best", 50 }, { "crnn", "crnn_fd", 40 }, { "cnn1d", "cnn1d_best", 30 } } do
+      local default = recipe.resolve(("experiments/recipes/%s.lua"):format(c[1]))
+      local best = recipe.resolve(("experiments/recipes/%s.lua"):format(c[2]))
+      assert.are.equal(c[3], default.epochs, c[1])
+      assert.are.same({ 42 }, default.seeds, c[1])
+      for _, r in ipairs { default, best } do r.epochs, r.early_stopping, r.seeds, r.file = nil, nil, nil, nil end
+      assert.are.same(best, default, c[1])
+    end
+    -- the whisper row: the concat head of whisper_concat.lua (its name and seeds apart)
+    local w, concat = recipe.resolve("experiments/recipes/whisper.lua"), recipe.resolve("experiments/recipes/whisper_concat.lua")
+    assert.are.equal("whisper", w.name)
+    for _, r in ipairs { w, concat } do r.name, r.seeds, r.file = nil, nil, nil end
+    assert.are.same(concat, w)
   end)
 
   it("refuses bad fields with the field, the allowed values, what was given and where it came from", function()
@@ -78,7 +96,7 @@ describe("ser.recipe", function()
   end)
 
   it("applies --set overrides and flags by dotted key, parsed by the field's kind", function()
-    local r = recipe.resolve("experiments/recipes/crnn.lua", { recipe.parse_set("optim.lr=3e-4"),
+    local r = recipe.resolve("experiments/recipes/crnn_notebook.lua", { recipe.parse_set("optim.lr=3e-4"),
       recipe.parse_set("model.hidden = 256"), recipe.parse_set("seeds=1,2,3"), recipe.parse_set("amp=true"),
       recipe.parse_set("distill.teachers=a.safetensors,b.safetensors") })
     assert.are.equal(3e-4, r.optim.lr)
@@ -89,18 +107,18 @@ describe("ser.recipe", function()
     assert.are.equal(0.5, r.distill.alpha)   -- the distill defaults come with the teachers
     assert.matches("--set epochs: expected key=value", err_of(recipe.parse_set, "epochs"), 1, true)
     assert.matches("--set optim.lrr=1: optim.lrr names no recipe field",
-      err_of(recipe.resolve, "experiments/recipes/crnn.lua", { recipe.parse_set("optim.lrr=1") }), 1, true)
+      err_of(recipe.resolve, "experiments/recipes/crnn_notebook.lua", { recipe.parse_set("optim.lrr=1") }), 1, true)
     assert.matches("epochs must be a whole number >= 1, got \"many\" (from --set epochs=many)",
-      err_of(recipe.resolve, "experiments/recipes/crnn.lua", { recipe.parse_set("epochs=many") }), 1, true)
+      err_of(recipe.resolve, "experiments/recipes/crnn_notebook.lua", { recipe.parse_set("epochs=many") }), 1, true)
     -- the flags: one table; --crnn-* only for CRNN, --mels only for log-mel models
     local args = { epochs = "3", crnn_hidden = "32", mels = "32", seed = "7" }
-    local c = recipe.resolve("experiments/recipes/crnn.lua", {}, args)
+    local c = recipe.resolve("experiments/recipes/crnn_notebook.lua", {}, args)
     assert.are.same({ 3, 32, 32, { 7 } }, { c.epochs, c.model.hidden, c.features.n_mels, c.seeds })
-    local w = recipe.resolve("experiments/recipes/cnn1d.lua", {}, args)
+    local w = recipe.resolve("experiments/recipes/cnn1d_notebook.lua", {}, args)
     assert.are.same({ 3, "waveform", { 7 } }, { w.epochs, w.features.kind, w.seeds })
     assert.is_nil(w.features.n_mels)
     assert.matches("model.hidden must be a whole number >= 1, got 0 (from --crnn-hidden 0)",
-      err_of(recipe.resolve, "experiments/recipes/crnn.lua", {}, { crnn_hidden = "0" }), 1, true)
+      err_of(recipe.resolve, "experiments/recipes/crnn_notebook.lua", {}, { crnn_hidden = "0" }), 1, true)
   end)
 
   it("loads recipe files and says what is wrong with a bad one", function()

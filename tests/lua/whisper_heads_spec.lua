@@ -229,7 +229,7 @@ describe("the whisper family in the main job", function()
   end)
   teardown(tmp.cleanup)
 
-  for _, case in ipairs { { name = "stats", sets = "" }, { name = "superb_spk", sets = " --head superb --speaker-norm" } } do
+  for _, case in ipairs { { name = "concat", sets = "" }, { name = "superb_spk", sets = " --head superb --speaker-norm" } } do
     it_bin(("compare.lua --quick trains it (%s) with every artefact; predict.lua reproduces its scores"):format(case.name), function()
       local out_dir = dir .. "/" .. case.name
       local out, rc = job.compare(("--models whisper --data %s --out %s --seed 1 --encoder %s%s")
@@ -260,7 +260,7 @@ describe("the whisper family in the main job", function()
   end
 
   it_bin("a checkpoint whose encoder is missing or changed is refused with what to do", function()
-    local ckpt = dir .. "/stats/results/whisper.safetensors"
+    local ckpt = dir .. "/concat/results/whisper.safetensors"
     assert.is_truthy(io.open(ckpt, "rb"), "run by the test above")
     local _, paths = job.val(corpus)
     local moved = enc_dir .. "-moved"
