@@ -7,7 +7,8 @@ function H.sh(cmd) return os.execute(cmd) == true end
 
 function H.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 H.tmpdir, H.cleanup = tmp.make, tmp.cleanup
 
 function H.write(path, bytes)
@@ -91,7 +92,7 @@ function H.err(fn, ...)
 end
 
 -- A number out of whatever a reduction returned (a Lua number or a 0-d tensor).
-function H.num(v) return type(v) == "number" and v or v:item() end
+H.num = dofile(here .. "helpers/numeric.lua").num
 
 -- Path of the serlua binary of the build under test (busted runs against $SER_TEST_BUILD).
 function H.serlua()
