@@ -2,16 +2,12 @@
 -- the decode cache, resample against torchaudio's fixture (skipped without
 -- ../shared), and argument errors. Test files are written here.
 local ser = require "ser"
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 local T = ser.tensor
-local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local fixtures = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function have(name)
-  local f = io.open(fixtures .. "/" .. name .. ".f32", "rb")
-  if f then f:close() return true end
-  return false
-end
 
 local function tone(n, hz, sr, amp)
   local v = {}
@@ -107,12 +103,12 @@ describe("ser.audio", function()
   end)
 
   it("resample(sinc) matches torchaudio's fixture", function()
-    if not have("resample_in_48k") then
-      pending("fixtures not found in " .. fixtures)
+    if not fixtures.have("resample_in_48k") then
+      pending("fixtures not found in " .. fixtures.dir)
       return
     end
-    local x = T.fromfile(fixtures .. "/resample_in_48k.f32", { 24000 })
-    local want = T.fromfile(fixtures .. "/resample_out_16k.f32", { 8000 })
+    local x = fixtures.load("resample_in_48k", { 24000 })
+    local want = fixtures.load("resample_out_16k", { 8000 })
     local y = ser.audio.resample(x, 48000, 16000)
     assert.are.same({ 8000 }, y:shape())
     assert.is_true(numeric.max_abs(y - want) < 1e-5)

@@ -2,14 +2,10 @@
 -- the binding (skipped without ../shared/fixtures), option handling.
 local ser = require "ser"
 local T = ser.tensor
-local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local fixtures = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function have(name)
-  local f = io.open(fixtures .. "/" .. name .. ".f32", "rb")
-  if f then f:close() return true end
-  return false
-end
 
 describe("ser.features", function()
   ser.manual_seed(3)
@@ -94,18 +90,18 @@ describe("ser.features", function()
   end)
 
   it("matches torchaudio's mel_norm_4s and mfcc_norm_4s", function()
-    if not have("sig_4s") then
-      pending("fixtures not found in " .. fixtures)
+    if not fixtures.have("sig_4s") then
+      pending("fixtures not found in " .. fixtures.dir)
       return
     end
-    local x = T.fromfile(fixtures .. "/sig_4s.f32", { 64000 })
-    local mel = T.fromfile(fixtures .. "/mel_norm_4s.f32", { 64, 251 })
-    local mf = T.fromfile(fixtures .. "/mfcc_norm_4s.f32", { 40, 251 })
-    local db = T.fromfile(fixtures .. "/mel_db_4s.f32", { 64, 251 })
+    local x = fixtures.load("sig_4s", { 64000 })
+    local mel = fixtures.load("mel_norm_4s", { 64, 251 })
+    local mf = fixtures.load("mfcc_norm_4s", { 40, 251 })
+    local db = fixtures.load("mel_db_4s", { 64, 251 })
     assert.is_true(numeric.max_abs(ser.features.logmel(x) - mel) < 1e-3)
     assert.is_true(numeric.max_abs(ser.features.mfcc(x) - mf) < 1e-3)
     assert.is_true(numeric.max_abs(ser.features.logmel(x, { floor = false, normalize = false }) - db) < 1e-3)
-    local pw = T.fromfile(fixtures .. "/mel_power_4s.f32", { 64, 251 })
+    local pw = fixtures.load("mel_power_4s", { 64, 251 })
     local d = ser.features.amplitude_to_db(pw)
     assert.is_true(numeric.max_abs(d - db) < 1e-3)
   end)

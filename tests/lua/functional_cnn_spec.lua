@@ -3,20 +3,16 @@
 -- error messages, gradients reaching the parameters, and the amp switch.
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
-local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("conv2d_x", { 2, 3, 5, 7 }) ~= nil
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("conv2d_x")
 
 describe("ser.nn.functional (cnn)", function()
   it("matches PyTorch conv2d and its gradients", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("conv2d_x", { 2, 3, 5, 7 }):requires_grad(true)
     local w = fixture("conv2d_weight", { 4, 3, 3, 3 }):requires_grad(true)
     local b = fixture("conv2d_bias", { 4 }):requires_grad(true)
@@ -29,7 +25,7 @@ describe("ser.nn.functional (cnn)", function()
   end)
 
   it("matches PyTorch conv1d with stride and padding given as tables", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local y = F.conv1d(fixture("conv1d_x", { 2, 2, 40 }), fixture("conv1d_weight", { 3, 2, 9 }),
       fixture("conv1d_bias", { 3 }), { stride = { 2 }, padding = { 4 } })
     assert.same({ 2, 3, 20 }, y:shape())
@@ -37,7 +33,7 @@ describe("ser.nn.functional (cnn)", function()
   end)
 
   it("matches PyTorch batch_norm in train and eval mode, updating the running stats", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("bn2d_x", { 3, 4, 5, 6 })
     local rm, rv = fixture("bn2d_running_mean_in", { 4 }), fixture("bn2d_running_var_in", { 4 })
     local w, b = fixture("bn2d_weight", { 4 }), fixture("bn2d_bias", { 4 })
@@ -50,7 +46,7 @@ describe("ser.nn.functional (cnn)", function()
   end)
 
   it("matches PyTorch max_pool2d, adaptive pooling and linear", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("maxpool2d_x", { 2, 3, 5, 7 })
     assert.is_true(numeric.max_abs_diff(F.max_pool2d(x, 2), fixture("maxpool2d_y", { 2, 3, 2, 3 })) == 0)
     assert.is_true(numeric.max_abs_diff(F.adaptive_avg_pool2d(fixture("adaptavg2d_x", { 2, 3, 5, 7 }), 1),

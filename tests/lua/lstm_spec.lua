@@ -3,16 +3,12 @@
 -- targets, and the error messages.
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
-local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("lstm_x", { 2, 6, 4 }) ~= nil
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("lstm_x")
 
 local WNAMES = { "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
                  "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse" }
@@ -20,7 +16,7 @@ local WSHAPES = { { 12, 4 }, { 12, 3 }, { 12 }, { 12 } }
 
 describe("F.lstm", function()
   it("matches PyTorch's bidirectional batch_first LSTM, outputs and all gradients", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("lstm_x", { 2, 6, 4 }):requires_grad(true)
     local w = {}
     for i, n in ipairs(WNAMES) do w[i] = fixture("lstm_" .. n, WSHAPES[(i - 1) % 4 + 1]):requires_grad(true) end
@@ -74,7 +70,7 @@ end)
 
 describe("losses", function()
   it("cross_entropy matches PyTorch with weight and label_smoothing (targets 1-based)", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local z = fixture("ce_logits", { 6, 8 }):requires_grad(true)
     local y = fixture("ce_targets", { 6 }) + 1
     local loss = F.cross_entropy(z, y, { weight = fixture("ce_weight", { 8 }), label_smoothing = 0.1 })

@@ -4,23 +4,19 @@
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 local optim = ser.optim
-local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("adamw_p0", { 10 }) ~= nil
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("adamw_p0")
 
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 
 describe("ser.optim.AdamW", function()
   after_each(tmp.cleanup)
   it("matches PyTorch's AdamW for two steps (parameter, exp_avg, exp_avg_sq)", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local p = fixture("adamw_p0", { 10 }):requires_grad(true)
     local opt = optim.AdamW({ p }, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 1e-2 })
     for step = 1, 2 do
@@ -155,7 +151,7 @@ end)
 
 describe("schedules", function()
   it("OneCycleLR sets PyTorch's lr and beta1 at every step", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local p = T.ones(2):requires_grad(true)
     local opt = optim.AdamW({ p }, { lr = 1e-3 })
     local sched = optim.OneCycleLR(opt, { max_lr = 1e-3, total_steps = 100 })
@@ -194,7 +190,7 @@ describe("schedules", function()
   end)
 
   it("CosineAnnealingLR follows PyTorch's per-epoch values", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local opt = optim.SGD({ T.ones(1) }, { lr = 1e-3 })
     local sched = optim.CosineAnnealingLR(opt, { T_max = 35 })
     local want = fixture("cosine_lr", { 35 }):totable()
