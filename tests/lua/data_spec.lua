@@ -5,6 +5,7 @@ local data = ser.data
 local names = require "ser.data.names"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local numeric = dofile(here .. "helpers/numeric.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 
 local function sh(cmd) return os.execute(cmd) == true end
 local tmp = dofile(here .. "helpers/tmpdir.lua")
@@ -20,11 +21,7 @@ local function write(path, text)
   f:write(text)
   f:close()
 end
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local exists = paths.exists
 
 -- Warnings are captured instead of printed.
 local warnings = {}

@@ -18,18 +18,14 @@ local onnx_core = require "ser.core.onnx"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local root = here .. "../../"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local numeric = dofile(here .. "helpers/numeric.lua")
 local ox = dofile(here .. "helpers/onnx_tools.lua")
 local old = here .. "../data/old_layout/"
 local CLASSES = { "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised" }
 local TOL = 1e-4
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = paths.read
 
 -- BatchNorm statistics and affine parameters away from their initial 0 / 1, so that
 -- exporting them wrongly (order, eps, which is mean and which var) shows in the logits.
@@ -140,7 +136,7 @@ end)
 
 describe("export.lua", function()
   after_each(tmp.cleanup)
-  local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
+  local serlua = paths.serlua
 
   local function run(args)
     local p = assert(io.popen(("%s %sexperiments/export.lua %s 2>&1; echo \"rc=$?\""):format(serlua, root, args)))

@@ -7,8 +7,8 @@ local ser = require "ser"
 local T = ser.tensor
 local tmp = dofile("tests/lua/helpers/tmpdir.lua")
 local numeric = dofile("tests/lua/helpers/numeric.lua")
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua = build .. "/serlua"
+local paths = dofile("tests/lua/helpers/paths.lua")
+local build, serlua = paths.build, paths.serlua
 
 -- A tiny corpus (4 classes, 3 speakers, 2 clips each, 0.5 s) and a model, from one seed, so
 -- that every call builds the same starting point.
@@ -295,18 +295,11 @@ end)
 
 -- compare.lua killed (SIGKILL) while training its second model, then rerun with --resume: the
 -- first model's run is not retrained and the results equal the uninterrupted job's.
-local have = io.open(serlua, "rb")
-if have then have:close() end
-local it_bin = have and it or pending
+local it_bin = paths.have_serlua and it or pending
 
 local run = dofile("tests/lua/helpers/shell.lua").run
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = paths.read
 
 -- results.csv / <name>_history.csv without the columns that hold seconds
 local function without_seconds(csv)

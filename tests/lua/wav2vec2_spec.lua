@@ -14,10 +14,11 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local numeric = dofile(here .. "helpers/numeric.lua")
 local fixtures = here .. "../data/wav2vec2/"
 local ref_script = here .. "helpers/wav2vec2_ref.py"
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local py = dofile(here .. "helpers/torch_python.lua")("torch, torchaudio")
 
 -- variant -> what its config must say (wav2vec2_ref.py's VARIANTS)
@@ -30,11 +31,7 @@ local VARIANTS = {
 }
 local ORDER = { "w2v_group", "hubert_group_f16", "w2v_layer_pre", "wavlm_group", "wavlm_layer_pre" }
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))

@@ -12,14 +12,13 @@ local T = ser.tensor
 local F = ser.nn.functional
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local numeric = dofile(here .. "helpers/numeric.lua")
 local function rel_err(a, b) return numeric.rel_err(a, b, 1e-12) end
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local frozen = require "ser.frozen_encoder"
 local top = require "ser.pretrained.cached_top"
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
+local serlua, have = paths.serlua, paths.have_serlua
 local it_bin = have and it or pending
 
 local run = dofile(here .. "helpers/shell.lua").run
@@ -176,7 +175,7 @@ describe("fine-tuning from the frames cache", function()
     end
   end)
 
-  local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+  local shared = paths.shared
   local tiny = shared .. "/models/whisper-tiny.en"
   local ravdess = shared .. "/data/ravdess16k/Actor_01/"
   local function exists(p)

@@ -13,17 +13,14 @@ local F = ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local grad_ref = here .. "helpers/whisper_grad_ref.py"
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local san = dofile(here .. "helpers/sanitized.lua")
 local numeric = dofile(here .. "helpers/numeric.lua")
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local py = dofile(here .. "helpers/torch_python.lua")()
 local bf16 = require("ser.core.nn_cnn").bf16_supported()
