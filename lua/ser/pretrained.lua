@@ -20,9 +20,7 @@ local M = {}
 -- layers + 1 tensors [B, ceil(T/2), d_model], the embeddings (convolutions + positions), then
 -- each block's output (before the final norm); state_dict: { ["model.encoder.conv1.weight"] =
 -- tensor, ... }, whatever prefix the file used (ser.pretrained.encoder).
-local Encoder = {}
-Encoder.__index = Encoder
-common.define(Encoder, core)
+local Encoder = common.class(core)
 
 -- The encoder's input for 16 kHz audio: Whisper's log-mel.
 function Encoder:frontend(wav)

@@ -6,9 +6,12 @@ local T = require "ser.tensor"
 
 local M = {}
 
--- Gives the class Encoder (instances hold the binding's userdata as _enc) forward, __call,
--- hidden_states, state_dict and __tostring over the binding core.
-function M.define(Encoder, core)
+-- A new encoder class (instances hold the binding's userdata as _enc) with forward, __call,
+-- hidden_states, state_dict and __tostring over the binding core; each encoder adds the rest.
+function M.class(core)
+  local Encoder = {}
+  Encoder.__index = Encoder
+
   -- core.forward with its errors raised at the caller of the Encoder method (level 3), as a
   -- direct call of a binding would raise them, not at this file's line.
   local function forward(enc, x, opts, hidden)
@@ -34,6 +37,7 @@ function M.define(Encoder, core)
 
   Encoder.__call = Encoder.forward
   Encoder.__tostring = function(self) return tostring(self._enc) end
+  return Encoder
 end
 
 -- Front-end outputs of several clips, each [lead..., n] with its own n, as the zero-padded batch

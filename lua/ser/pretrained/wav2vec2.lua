@@ -18,9 +18,7 @@ local M = {}
 -- LayerNorm); hidden_states: layers + 1 tensors [B, frames(N), d], as Hugging Face's
 -- output_hidden_states; state_dict: copies of the weights under their Hugging Face names,
 -- without the family prefix (ser.pretrained.encoder).
-local Encoder = {}
-Encoder.__index = Encoder
-common.define(Encoder, core)
+local Encoder = common.class(core)
 
 -- The encoder's input for a 16 kHz clip [N] (or each row of [B, N]): the waveform, z-scored per
 -- clip when the model's preprocessor_config.json says do_normalize (see docs/wav2vec2.md).
