@@ -12,41 +12,19 @@
 -- Rows past a clip's ceil(length / 2) are zero, and a clip's rows do not depend on its batch.
 local core = require "ser.core.pretrained"
 local features = require "ser.core.features"
+local common = require "ser.pretrained.encoder"
 
 local M = {}
 
-local Encoder = {}
-Encoder.__index = Encoder
-
--- core.forward with its errors raised at the caller of the Encoder method (level 3), as a
--- direct call of a binding would raise them, not at this file's line.
-local function forward(enc, x, opts, hidden)
-  local ok, out, hs = pcall(core.forward, enc, x, opts, hidden)
-  if not ok then error((tostring(out):gsub("^[^:]*pretrained%.lua:%d+: ", "")), 3) end
-  return out, hs
-end
+-- forward: [B, n_mels, T] -> [B, ceil(T/2), d_model] after the final LayerNorm; hidden_states:
+-- layers + 1 tensors [B, ceil(T/2), d_model], the embeddings (convolutions + positions), then
+-- each block's output (before the final norm); state_dict: { ["model.encoder.conv1.weight"] =
+-- tensor, ... }, whatever prefix the file used (ser.pretrained.encoder).
+local Encoder = common.class(core)
 
 -- The encoder's input for 16 kHz audio: Whisper's log-mel.
 function Encoder:frontend(wav)
   return features.whisper_logmel(wav, { n_mels = self.config.n_mels })
-end
-
--- [B, n_mels, T] -> [B, ceil(T/2), d_model] after the final LayerNorm.
-function Encoder:forward(x, opts)
-  return (forward(self._enc, x, opts, false))
-end
-
--- [B, n_mels, T] -> layers + 1 tensors [B, ceil(T/2), d_model]: the embeddings
--- (convolutions + positions), then each block's output (before the final norm).
-function Encoder:hidden_states(x, opts)
-  local _, hs = forward(self._enc, x, opts, true)
-  return hs
-end
-
--- { ["model.encoder.conv1.weight"] = tensor, ... }: copies of the weights (float32)
--- under their Hugging Face names, whatever prefix the file used.
-function Encoder:state_dict()
-  return core.state_dict(self._enc)
 end
 
 -- module{ finetune_layers = N } -> the encoder as a ser.nn module for fine-tuning: the stem and
@@ -59,19 +37,7 @@ end
 -- Output frames for T input frames (a clip's valid rows), and front-end outputs of several clips
 -- as the zero-padded batch [B, n_mels, Tmax] with their lengths (ser.data.embedding_cache).
 function Encoder:output_frames(n) return (n + 1) // 2 end
-function Encoder:batch(inputs)
-  local lengths, longest = {}, 0
-  for b, m in ipairs(inputs) do
-    lengths[b] = m:shape()[2]
-    longest = math.max(longest, lengths[b])
-  end
-  local x = require("ser.tensor").zeros(#inputs, self.config.n_mels, longest)
-  for b, m in ipairs(inputs) do x:select(1, b):narrow(2, 1, lengths[b]):copy_(m) end
-  return x, lengths
-end
-
-Encoder.__call = Encoder.forward
-Encoder.__tostring = function(self) return tostring(self._enc) end
+function Encoder:batch(inputs) return common.batch(inputs, { self.config.n_mels }) end
 
 -- load(path) -> encoder, or nil and a message (missing file, not a Whisper
 -- checkpoint, config.json disagreeing with the tensors, ...).

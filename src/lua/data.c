@@ -350,15 +350,7 @@ int ser_lua_open_data(lua_State *L) {
   static const luaL_Reg pf_methods[] = {
     { "submit", l_pf_submit }, { "next", l_pf_next }, { "pending", l_pf_pending }, { "close", l_pf_close }, { NULL, NULL },
   };
-  if (luaL_newmetatable(L, PREFETCH_MT)) {
-    luaL_newlib(L, pf_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_pf_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_pf_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, PREFETCH_MT, pf_methods, l_pf_close, NULL);
   luaL_newlib(L, fns);
   lua_pushinteger(L, SER_SYNTH_EMOTIONS);
   lua_setfield(L, -2, "synth_emotions");

@@ -154,13 +154,7 @@ static int l_asset(lua_State *L) {
 int ser_lua_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {{"port", l_port},   {"next", l_next},   {"respond", l_respond},
                                      {"close", l_close}, {"pending", l_pending}, {NULL, NULL}};
-  static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
-  if (luaL_newmetatable(L, SERVER_MT)) {
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, SERVER_MT, methods, l_close, l_tostring);
   static const luaL_Reg fns[] = {{"listen", l_listen}, {"asset", l_asset}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

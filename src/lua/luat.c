@@ -279,3 +279,53 @@ void ser_lua_pushnamedtensors(lua_State *L, const void *obj, int n, ser_lua_name
     lua_setfield(L, -2, name);
   }
 }
+
+void **ser_lua_newbox(lua_State *L, const char *mt) {
+  void **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, mt);
+  return box;
+}
+
+void *ser_lua_checkbox(lua_State *L, int idx, const char *mt, const char *what) {
+  void **box = luaL_checkudata(L, idx, mt);
+  if (!*box) luaL_error(L, "%s was already released", what);
+  return *box;
+}
+
+void *ser_lua_takebox(lua_State *L, int idx, const char *mt) {
+  void **box = luaL_checkudata(L, idx, mt);
+  void *p = *box;
+  *box = NULL;
+  return p;
+}
+
+void ser_lua_newclass(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc,
+                      lua_CFunction tostring) {
+  if (luaL_newmetatable(L, mt)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+      lua_pushcfunction(L, tostring);
+      lua_setfield(L, -2, "__tostring");
+    }
+    if (methods) {
+      lua_newtable(L);
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    }
+  }
+  lua_pop(L, 1);
+}
+
+void ser_lua_setint(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void ser_lua_setbool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}

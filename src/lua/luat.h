@@ -63,6 +63,24 @@ void ser_lua_pushtensorlist(lua_State *L, ser_tensor *const *ts, int n);
 typedef ser_tensor *(*ser_lua_named_tensor_fn)(const void *obj, int i, const char **name);
 void ser_lua_pushnamedtensors(lua_State *L, const void *obj, int n, ser_lua_named_tensor_fn get, int clone);
 
+/* A userdata holding one pointer to a core object (the pretrained encoders), NULL until it is
+ * set and again once freed. newbox pushes one with metatable mt; checkbox returns the pointer
+ * or raises "<what> was already released"; takebox returns it and empties the box, for an
+ * idempotent __gc / __close. */
+void **ser_lua_newbox(lua_State *L, const char *mt);
+void *ser_lua_checkbox(lua_State *L, int idx, const char *mt, const char *what);
+void *ser_lua_takebox(lua_State *L, int idx, const char *mt);
+
+/* Creates the metatable mt of a userdata that owns a resource (once; then pops it): gc as
+ * both __gc and __close (so it must be idempotent), methods (may be NULL) as __index, and
+ * tostring (may be NULL) as __tostring. */
+void ser_lua_newclass(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc,
+                      lua_CFunction tostring);
+
+/* t[k] = v for the table on top of the stack (config tables). */
+void ser_lua_setint(lua_State *L, const char *k, lua_Integer v);
+void ser_lua_setbool(lua_State *L, const char *k, int v);
+
 /* Feature options (ser.features' names: sr, n_fft, hop, n_mels, ...) from the table at idx
  * (may be nil) over ser_feat_opts_for(kind); unknown keys and wrong types raise
  * "fname: ...". The one parser for every binding that takes feature options

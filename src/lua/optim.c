@@ -307,15 +307,7 @@ int ser_lua_open_optim(lua_State *L) {
       {"scalar", l_scalar},     {"grads_numel", l_grads_numel},
       {"pack_grads", l_pack_grads}, {"unpack_grads", l_unpack_grads}, {NULL, NULL},
   };
-  if (luaL_newmetatable(L, OPTIM_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, OPTIM_MT, methods, l_gc, NULL);
   luaL_newlib(L, fns);
   return 1;
 }

@@ -7,41 +7,28 @@
 
 #define WHISPER_MT "ser.WhisperEncoder"
 
-typedef struct {
-  ser_whisper_encoder *enc;
-} encoder_box;
-
 static ser_whisper_encoder *check_encoder(lua_State *L, int idx) {
-  encoder_box *b = luaL_checkudata(L, idx, WHISPER_MT);
-  if (!b->enc) luaL_error(L, "pretrained: the encoder was already released");
-  return b->enc;
+  return ser_lua_checkbox(L, idx, WHISPER_MT, "pretrained: the encoder");
 }
 
 static int enc_gc(lua_State *L) {
-  encoder_box *b = luaL_checkudata(L, 1, WHISPER_MT);
-  ser_whisper_encoder_free(b->enc);
-  b->enc = NULL;
+  ser_whisper_encoder_free(ser_lua_takebox(L, 1, WHISPER_MT));
   return 0;
 }
 
 /* load(path) -> encoder userdata, or nil, message */
 static int l_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  encoder_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->enc = NULL;
-  luaL_setmetatable(L, WHISPER_MT);
-  if (ser_whisper_encoder_load(&b->enc, path) < 0) {
+  void **box = ser_lua_newbox(L, WHISPER_MT);
+  ser_whisper_encoder *e;
+  if (ser_whisper_encoder_load(&e, path) < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "pretrained.load: %s", ser_errmsg());
     return 2;
   }
+  *box = e;
   ser_lua_account(L);
   return 1;
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
 }
 
 /* config(enc) -> { family = "whisper", layers, d_model, heads, n_mels, ffn_dim, max_positions, params, source } */
@@ -50,19 +37,18 @@ static int l_config(lua_State *L) {
   lua_createtable(L, 0, 10);
   lua_pushliteral(L, "whisper");
   lua_setfield(L, -2, "family");
-  set_int(L, "layers", e->cfg.layers);
-  set_int(L, "d_model", e->cfg.d_model);
-  set_int(L, "heads", e->cfg.heads);
-  set_int(L, "n_mels", e->cfg.n_mels);
-  set_int(L, "ffn_dim", e->cfg.ffn);
-  set_int(L, "max_positions", e->cfg.max_positions);
-  set_int(L, "max_frames", 2 * (lua_Integer)e->cfg.max_positions);
-  set_int(L, "params", e->n_params);
-  set_int(L, "sample_rate", SER_WHISPER_SR);
+  ser_lua_setint(L, "layers", e->cfg.layers);
+  ser_lua_setint(L, "d_model", e->cfg.d_model);
+  ser_lua_setint(L, "heads", e->cfg.heads);
+  ser_lua_setint(L, "n_mels", e->cfg.n_mels);
+  ser_lua_setint(L, "ffn_dim", e->cfg.ffn);
+  ser_lua_setint(L, "max_positions", e->cfg.max_positions);
+  ser_lua_setint(L, "max_frames", 2 * (lua_Integer)e->cfg.max_positions);
+  ser_lua_setint(L, "params", e->n_params);
+  ser_lua_setint(L, "sample_rate", SER_WHISPER_SR);
   lua_pushstring(L, e->source);
   lua_setfield(L, -2, "source");
-  lua_pushboolean(L, e->has_config);
-  lua_setfield(L, -2, "has_config");
+  ser_lua_setbool(L, "has_config", e->has_config);
   return 1;
 }
 
@@ -125,15 +111,7 @@ static int enc_tostring(lua_State *L) {
 }
 
 int ser_lua_open_pretrained(lua_State *L) {
-  if (luaL_newmetatable(L, WHISPER_MT)) {
-    lua_pushcfunction(L, enc_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, enc_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, enc_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, WHISPER_MT, NULL, enc_gc, enc_tostring);
   static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward},
                                  {"state_dict", l_state_dict}, {"weights", l_weights}, {NULL, NULL}};
   luaL_newlib(L, fns);

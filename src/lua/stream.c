@@ -142,15 +142,7 @@ static int l_samples(lua_State *L) {
 int ser_lua_open_stream(lua_State *L) {
   static const luaL_Reg methods[] = {{"push", l_push},           {"finish", l_finish}, {"next_window", l_next_window},
                                      {"samples", l_samples},     {"close", l_close},   {NULL, NULL}};
-  if (luaL_newmetatable(L, STREAM_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, STREAM_MT, methods, l_close, NULL);
   static const luaL_Reg fns[] = {{"pcm_decode", l_pcm_decode}, {"frame_db", l_frame_db}, {"new", l_new}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

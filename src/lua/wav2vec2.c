@@ -8,20 +8,12 @@
 
 #define W2V_MT "ser.Wav2Vec2Encoder"
 
-typedef struct {
-  ser_wav2vec2_encoder *enc;
-} w2v_box;
-
 static ser_wav2vec2_encoder *check_encoder(lua_State *L, int idx) {
-  w2v_box *b = luaL_checkudata(L, idx, W2V_MT);
-  if (!b->enc) luaL_error(L, "pretrained: the encoder was already released");
-  return b->enc;
+  return ser_lua_checkbox(L, idx, W2V_MT, "pretrained: the encoder");
 }
 
 static int enc_gc(lua_State *L) {
-  w2v_box *b = luaL_checkudata(L, 1, W2V_MT);
-  ser_wav2vec2_encoder_free(b->enc);
-  b->enc = NULL;
+  ser_wav2vec2_encoder_free(ser_lua_takebox(L, 1, W2V_MT));
   return 0;
 }
 
@@ -34,26 +26,16 @@ static int l_detect(lua_State *L) {
 /* load(path) -> encoder userdata, or nil, message */
 static int l_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  w2v_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->enc = NULL;
-  luaL_setmetatable(L, W2V_MT);
-  if (ser_wav2vec2_encoder_load(&b->enc, path) < 0) {
+  void **box = ser_lua_newbox(L, W2V_MT);
+  ser_wav2vec2_encoder *e;
+  if (ser_wav2vec2_encoder_load(&e, path) < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "pretrained.load: %s", ser_errmsg());
     return 2;
   }
+  *box = e;
   ser_lua_account(L);
   return 1;
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
-static void set_bool(lua_State *L, const char *k, int v) {
-  lua_pushboolean(L, v);
-  lua_setfield(L, -2, k);
 }
 
 static void set_list(lua_State *L, const char *k, const int *v, int n) {
@@ -72,34 +54,34 @@ static int l_config(lua_State *L) {
   lua_createtable(L, 0, 24);
   lua_pushstring(L, ser_wav2vec2_family_name(c->family));
   lua_setfield(L, -2, "family");
-  set_int(L, "layers", c->layers);
-  set_int(L, "d_model", c->d_model);
-  set_int(L, "heads", c->heads);
-  set_int(L, "ffn_dim", c->ffn);
+  ser_lua_setint(L, "layers", c->layers);
+  ser_lua_setint(L, "d_model", c->d_model);
+  ser_lua_setint(L, "heads", c->heads);
+  ser_lua_setint(L, "ffn_dim", c->ffn);
   set_list(L, "conv_dim", c->conv_dim, c->n_conv);
   set_list(L, "conv_kernel", c->conv_kernel, c->n_conv);
   set_list(L, "conv_stride", c->conv_stride, c->n_conv);
   lua_pushstring(L, c->layer_extractor ? "layer" : "group");
   lua_setfield(L, -2, "feat_extract_norm");
-  set_bool(L, "conv_bias", c->conv_bias);
-  set_bool(L, "feat_proj_layer_norm", c->proj_norm);
-  set_bool(L, "do_stable_layer_norm", c->stable_layer_norm);
-  set_bool(L, "do_normalize", c->do_normalize);
-  set_int(L, "pos_kernel", c->pos_kernel);
-  set_int(L, "pos_groups", c->pos_groups);
+  ser_lua_setbool(L, "conv_bias", c->conv_bias);
+  ser_lua_setbool(L, "feat_proj_layer_norm", c->proj_norm);
+  ser_lua_setbool(L, "do_stable_layer_norm", c->stable_layer_norm);
+  ser_lua_setbool(L, "do_normalize", c->do_normalize);
+  ser_lua_setint(L, "pos_kernel", c->pos_kernel);
+  ser_lua_setint(L, "pos_groups", c->pos_groups);
   if (c->family == SER_W2V_WAVLM) {
-    set_int(L, "num_buckets", c->num_buckets);
-    set_int(L, "max_bucket_distance", c->max_distance);
+    ser_lua_setint(L, "num_buckets", c->num_buckets);
+    ser_lua_setint(L, "max_bucket_distance", c->max_distance);
   }
   lua_pushnumber(L, c->eps);
   lua_setfield(L, -2, "layer_norm_eps");
-  set_int(L, "receptive_field", c->receptive_field);
-  set_int(L, "hop", c->hop);
-  set_int(L, "params", e->n_params);
-  set_int(L, "sample_rate", 16000);
+  ser_lua_setint(L, "receptive_field", c->receptive_field);
+  ser_lua_setint(L, "hop", c->hop);
+  ser_lua_setint(L, "params", e->n_params);
+  ser_lua_setint(L, "sample_rate", 16000);
   lua_pushstring(L, e->source);
   lua_setfield(L, -2, "source");
-  set_bool(L, "has_config", e->has_config);
+  ser_lua_setbool(L, "has_config", e->has_config);
   return 1;
 }
 
@@ -171,15 +153,7 @@ static int enc_tostring(lua_State *L) {
 }
 
 int ser_lua_open_wav2vec2(lua_State *L) {
-  if (luaL_newmetatable(L, W2V_MT)) {
-    lua_pushcfunction(L, enc_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, enc_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, enc_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  ser_lua_newclass(L, W2V_MT, NULL, enc_gc, enc_tostring);
   static const luaL_Reg fns[] = {{"detect", l_detect},     {"load", l_load},       {"config", l_config},
                                  {"frames", l_frames},     {"frontend", l_frontend}, {"forward", l_forward},
                                  {"state_dict", l_state_dict}, {NULL, NULL}};

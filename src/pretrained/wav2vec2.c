@@ -23,23 +23,16 @@ const char *ser_wav2vec2_family_name(ser_w2v_family f) { return (unsigned)f < 3 
 
 void ser_wav2vec2_encoder_free(ser_wav2vec2_encoder *enc) {
   if (!enc) return;
-  for (int i = 0; i < enc->n_owned; i++) {
-    ser_tensor_release(enc->owned[i]);
-    free(enc->owned_names[i]);
-  }
-  free(enc->owned);
-  free(enc->owned_names);
+  ser_pretrained_weights_free(&enc->weights);
   free(enc->blocks);
   free(enc->source);
   free(enc);
 }
 
-int ser_wav2vec2_encoder_n_tensors(const ser_wav2vec2_encoder *enc) { return enc ? enc->n_owned : 0; }
+int ser_wav2vec2_encoder_n_tensors(const ser_wav2vec2_encoder *enc) { return enc ? enc->weights.n : 0; }
 
 ser_tensor *ser_wav2vec2_encoder_tensor(const ser_wav2vec2_encoder *enc, int i, const char **name) {
-  if (!enc || i < 0 || i >= enc->n_owned) return NULL;
-  if (name) *name = enc->owned_names[i];
-  return enc->owned[i];
+  return enc ? ser_pretrained_weights_get(&enc->weights, i, name) : NULL;
 }
 
 /* The suffix every family's file has: the feature encoder's first conv. */
@@ -83,19 +76,8 @@ typedef struct loader {
 } loader;
 
 static int own(ser_wav2vec2_encoder *enc, ser_tensor *t, const char *name) {
-  if (enc->n_owned == enc->cap_owned) {
-    const int cap = enc->cap_owned ? 2 * enc->cap_owned : 64;
-    ser_tensor **o = realloc(enc->owned, sizeof *o * (size_t)cap);
-    if (o) enc->owned = o;
-    char **nm = o ? realloc(enc->owned_names, sizeof *nm * (size_t)cap) : NULL;
-    if (nm) enc->owned_names = nm;
-    if (!o || !nm) return ser_error(SER_ENOMEM, "wav2vec2: out of memory");
-    enc->cap_owned = cap;
-  }
-  char *copy = strdup(name);
-  if (!copy) return ser_error(SER_ENOMEM, "wav2vec2: out of memory");
-  enc->owned[enc->n_owned] = t;
-  enc->owned_names[enc->n_owned++] = copy;
+  const int rc = ser_pretrained_weights_add(&enc->weights, t, name, "wav2vec2");
+  if (rc) return rc;
   enc->n_params += ser_tensor_numel(t);
   return 0;
 }
@@ -457,7 +439,7 @@ static int load_from(ser_wav2vec2_encoder *enc, ser_safetensors_file *sf, const 
     present++;
     const char *rest = nm + pl;
     int known = 0;
-    for (int k = 0; k < enc->n_owned && !known; k++) known = strcmp(enc->owned_names[k], rest) == 0;
+    for (int k = 0; k < enc->weights.n && !known; k++) known = strcmp(enc->weights.names[k], rest) == 0;
     known |= strstr(rest, "pos_conv_embed.conv.weight_") != NULL || strstr(rest, "pos_conv_embed.conv.parametrizations") != NULL;
     if (!known && !extra) extra = nm;
   }

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "pretrained/weights.h"
 
 #define SER_W2V_MAX_CONV 16
 
@@ -77,9 +78,7 @@ typedef struct ser_wav2vec2_encoder {
   const float *enc_ln_w, *enc_ln_b;
   const float *rel_embed;     /* WavLM: [num_buckets, H] */
   ser_wav2vec2_block *blocks;
-  ser_tensor **owned;         /* the weights (float32), Hugging Face names without prefix */
-  char **owned_names;
-  int n_owned, cap_owned;
+  ser_pretrained_weights weights; /* the weights (float32), Hugging Face names without prefix */
 } ser_wav2vec2_encoder;
 
 /* Family names as config.json's model_type spells them. */

@@ -16,6 +16,7 @@
 #include "ops/rowops.h"
 #include "ops/scratch.h"
 #include "pretrained/wav2vec2.h"
+#include "pretrained/forward_tensor.h"
 #include "pretrained/wavlm_bias.h"
 
 #define CONV_NORM_EPS 1e-5f /* GroupNorm / LayerNorm of the feature encoder: PyTorch's default */
@@ -253,6 +254,11 @@ int ser_wav2vec2_encoder_forward(const ser_wav2vec2_encoder *enc, float *out, fl
   return 0;
 }
 
+/* ser_wav2vec2_encoder_forward as forward_tensor.h's ser_encoder_run_fn */
+static int run_raw(const void *enc, float *y, float *hidden, const float *x, const int32_t *lengths, int B, int64_t N) {
+  return ser_wav2vec2_encoder_forward(enc, y, hidden, x, lengths, B, N);
+}
+
 int ser_wav2vec2_encoder_forward_tensor(const ser_wav2vec2_encoder *enc, ser_tensor **out, ser_tensor **hidden,
                                         const ser_tensor *x, const int32_t *lengths) {
   *out = NULL;
@@ -267,27 +273,6 @@ int ser_wav2vec2_encoder_forward_tensor(const ser_wav2vec2_encoder *enc, ser_ten
   const int64_t N = x->shape[1];
   int rc = ser_wav2vec2_encoder_check(enc, B, N, lengths);
   if (rc) return rc;
-  const int64_t T = ser_wav2vec2_encoder_frames(enc, N);
-  ser_tensor *xc = ser_tensor_contiguous_raw((ser_tensor *)x);
-  ser_tensor *y = xc ? ser_tensor_empty(3, SER_DIMS(B, T, c->d_model)) : NULL;
-  ser_tensor *hs = y && hidden ? ser_tensor_empty(4, SER_DIMS(c->layers + 1, B, T, c->d_model)) : NULL;
-  if (!y || (hidden && !hs)) {
-    rc = ser_error(SER_ENOMEM, "%s encoder: out of memory for the outputs of %s", fam, SER_SHAPE(x));
-    goto fail;
-  }
-  if ((rc = ser_wav2vec2_encoder_forward(enc, ser_tensor_data(y), hs ? ser_tensor_data(hs) : NULL,
-                                         ser_tensor_data(xc), lengths, B, N)))
-    goto fail;
-  if (hidden) {
-    if ((rc = ser_tensor_unbind_raw(hidden, hs))) goto fail;   /* [L+1, B, T, d] -> L+1 views */
-    ser_tensor_release(hs);
-  }
-  ser_tensor_release(xc);
-  *out = y;
-  return 0;
-fail:
-  ser_tensor_release(xc);
-  ser_tensor_release(y);
-  ser_tensor_release(hs);
-  return rc;
+  const ser_encoder_dims d = {B, N, ser_wav2vec2_encoder_frames(enc, N), c->layers, c->d_model};
+  return ser_encoder_forward_tensor(out, hidden, x, lengths, enc, run_raw, d, fam);
 }

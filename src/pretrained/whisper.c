@@ -1,6 +1,7 @@
 /* Whisper's audio encoder (see whisper.h): loading from safetensors (+ config.json)
  * and the batched, padding-masked forward on the transformer kernels of src/ops. */
 #include "pretrained/whisper.h"
+#include "pretrained/forward_tensor.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -31,12 +32,7 @@
 
 void ser_whisper_encoder_free(ser_whisper_encoder *enc) {
   if (!enc) return;
-  for (int i = 0; i < enc->n_owned; i++) {
-    ser_tensor_release(enc->owned[i]);
-    free(enc->owned_names[i]);
-  }
-  free(enc->owned);
-  free(enc->owned_names);
+  ser_pretrained_weights_free(&enc->weights);
   free(enc->blocks);
   free(enc->source);
   free(enc);
@@ -127,17 +123,15 @@ static int take(loader *ld, const float **dst, const char *name, int ndim, int64
                      "encoder_ffn_dim %d, num_mel_bins %d)", ld->file, full, got, ser_shape_str(ndim, want),
                      ld->enc->cfg.d_model, ld->enc->cfg.ffn, ld->enc->cfg.n_mels);
   }
-  char *hf_name = malloc(strlen("model.encoder.") + strlen(name) + 1);
-  if (!hf_name) return ser_error(SER_ENOMEM, "whisper: out of memory");
-  sprintf(hf_name, "model.encoder.%s", name);
+  char hf_name[MAX_NAME + 16];
+  snprintf(hf_name, sizeof hf_name, "model.encoder.%s", name);
   ser_tensor *t;
-  const int rc = ser_safetensors_load(&t, ld->sf, i);
-  if (rc) {
-    free(hf_name);
+  int rc = ser_safetensors_load(&t, ld->sf, i);
+  if (rc) return rc;
+  if ((rc = ser_pretrained_weights_add(&ld->enc->weights, t, hf_name, "whisper"))) {
+    ser_tensor_release(t);
     return rc;
   }
-  ld->enc->owned_names[ld->enc->n_owned] = hf_name;
-  ld->enc->owned[ld->enc->n_owned++] = t;
   ld->enc->n_params += ser_tensor_numel(t);
   ld->used++;
   *dst = ser_tensor_data(t);
@@ -245,10 +239,8 @@ static int load_from(ser_whisper_encoder *enc, ser_safetensors_file *sf, const c
                      cfgpath ? cfgpath : file, c->d_model,
                      c->heads < 1 ? "is not a multiple of 64, so the head count cannot be inferred"
                                   : "is not divisible by encoder_attention_heads");
-  enc->owned = calloc((size_t)(7 + 15 * c->layers), sizeof *enc->owned);
-  enc->owned_names = calloc((size_t)(7 + 15 * c->layers), sizeof *enc->owned_names);
   enc->blocks = calloc((size_t)c->layers, sizeof *enc->blocks);
-  if (!enc->owned || !enc->owned_names || !enc->blocks) return ser_error(SER_ENOMEM, "whisper: out of memory");
+  if (!enc->blocks) return ser_error(SER_ENOMEM, "whisper: out of memory");
   const int d = c->d_model;
   int rc;
   if ((rc = take(&ld, &enc->conv1_w, "conv1.weight", 3, d, c->n_mels, 3)) ||
@@ -300,12 +292,10 @@ static int load_from(ser_whisper_encoder *enc, ser_safetensors_file *sf, const c
   return 0;
 }
 
-int ser_whisper_encoder_n_tensors(const ser_whisper_encoder *enc) { return enc ? enc->n_owned : 0; }
+int ser_whisper_encoder_n_tensors(const ser_whisper_encoder *enc) { return enc ? enc->weights.n : 0; }
 
 ser_tensor *ser_whisper_encoder_tensor(const ser_whisper_encoder *enc, int i, const char **name) {
-  if (!enc || i < 0 || i >= enc->n_owned) return NULL;
-  if (name) *name = enc->owned_names[i];
-  return enc->owned[i];
+  return enc ? ser_pretrained_weights_get(&enc->weights, i, name) : NULL;
 }
 
 int ser_whisper_encoder_load(ser_whisper_encoder **out, const char *path) {
@@ -493,6 +483,11 @@ done:
   return rc;
 }
 
+/* ser_whisper_encoder_forward as forward_tensor.h's ser_encoder_run_fn (T < 2^24 was checked) */
+static int run_raw(const void *enc, float *y, float *hidden, const float *x, const int32_t *lengths, int B, int64_t T) {
+  return ser_whisper_encoder_forward(enc, y, hidden, x, lengths, B, (int)T);
+}
+
 int ser_whisper_encoder_forward_tensor(const ser_whisper_encoder *enc, ser_tensor **out, ser_tensor **hidden,
                                        const ser_tensor *x, const int32_t *lengths) {
   *out = NULL;
@@ -505,27 +500,6 @@ int ser_whisper_encoder_forward_tensor(const ser_whisper_encoder *enc, ser_tenso
   const int B = (int)x->shape[0], T = (int)x->shape[2];
   int rc = ser_whisper_encoder_check(enc, B, T, lengths);
   if (rc) return rc;
-  const int64_t T2 = ser_whisper_encoder_frames(T);
-  ser_tensor *xc = ser_tensor_contiguous_raw((ser_tensor *)x);
-  ser_tensor *y = xc ? ser_tensor_empty(3, SER_DIMS(B, T2, c->d_model)) : NULL;
-  ser_tensor *hs = y && hidden ? ser_tensor_empty(4, SER_DIMS(c->layers + 1, B, T2, c->d_model)) : NULL;
-  if (!y || (hidden && !hs)) {
-    rc = ser_error(SER_ENOMEM, "whisper encoder: out of memory for the outputs of %s", SER_SHAPE(x));
-    goto fail;
-  }
-  if ((rc = ser_whisper_encoder_forward(enc, ser_tensor_data(y), hs ? ser_tensor_data(hs) : NULL,
-                                        ser_tensor_data(xc), lengths, B, T)))
-    goto fail;
-  if (hidden) {
-    if ((rc = ser_tensor_unbind_raw(hidden, hs))) goto fail;   /* [L+1, B, T, d] -> L+1 views */
-    ser_tensor_release(hs);
-  }
-  ser_tensor_release(xc);
-  *out = y;
-  return 0;
-fail:
-  ser_tensor_release(xc);
-  ser_tensor_release(y);
-  ser_tensor_release(hs);
-  return rc;
+  const ser_encoder_dims d = {B, T, ser_whisper_encoder_frames(T), c->layers, c->d_model};
+  return ser_encoder_forward_tensor(out, hidden, x, lengths, enc, run_raw, d, "whisper");
 }

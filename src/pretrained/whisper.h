@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "pretrained/weights.h"
 
 typedef struct ser_whisper_config {
   int n_mels;        /* num_mel_bins: 80, or 128 for large-v3 */
@@ -49,9 +50,8 @@ typedef struct ser_whisper_encoder {
   int64_t n_params;
   const float *conv1_w, *conv1_b, *conv2_w, *conv2_b, *pos, *ln_w, *ln_b;
   ser_whisper_block *blocks;
-  ser_tensor **owned; /* the weights (float32) */
-  char **owned_names; /* their Hugging Face names, "model.encoder.conv1.weight", ... */
-  int n_owned;
+  ser_pretrained_weights weights; /* the weights (float32) under their Hugging Face names,
+                                   * "model.encoder.conv1.weight", ... */
 } ser_whisper_encoder;
 
 /* path: a folder holding model.safetensors (and optionally config.json), or a

@@ -2,21 +2,12 @@
 -- the decode cache, resample against torchaudio's fixture (skipped without
 -- ../shared), and argument errors. Test files are written here.
 local ser = require "ser"
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 local T = ser.tensor
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local fixtures = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function have(name)
-  local f = io.open(fixtures .. "/" .. name .. ".f32", "rb")
-  if f then f:close() return true end
-  return false
-end
-
-local function max_abs(t)
-  local m = 0
-  for _, v in ipairs(t:contiguous():view(-1):totable()) do m = math.max(m, math.abs(v)) end
-  return m
-end
 
 local function tone(n, hz, sr, amp)
   local v = {}
@@ -35,10 +26,10 @@ describe("ser.audio", function()
     local w, sr = ser.audio.load(dir .. "/a.wav")
     assert.are.equal(16000, sr)
     assert.are.same({ 8000 }, w:shape())
-    assert.are.equal(0, max_abs(w - x))
+    assert.are.equal(0, numeric.max_abs(w - x))
     ser.audio.save(dir .. "/a.flac", x, 16000)
     local f = ser.audio.load(dir .. "/a.flac", { cache = false })
-    assert.is_true(max_abs(f - x) < 1 / 32768 + 1e-7)
+    assert.is_true(numeric.max_abs(f - x) < 1 / 32768 + 1e-7)
     local info = ser.audio.info(dir .. "/a.flac")
     assert.are.equal(8000, info.frames)
     assert.are.equal(0.5, info.seconds)
@@ -52,9 +43,9 @@ describe("ser.audio", function()
     assert.are.equal(16000, sr)
     assert.are.same({ 4000 }, w:shape())
     -- average of the channels: amplitude 0.375 in the first 0.1 s, zeros after
-    local mid = max_abs(w:narrow(1, 200, 1200))
+    local mid = numeric.max_abs(w:narrow(1, 200, 1200))
     assert.is_true(math.abs(mid - 0.375) < 0.01, "peak " .. mid)
-    assert.are.equal(0, max_abs(w:narrow(1, 1700, 2300)))
+    assert.are.equal(0, numeric.max_abs(w:narrow(1, 1700, 2300)))
     local both = ser.audio.load(dir .. "/st.wav", { mono = false })
     assert.are.same({ 2, 4800 }, both:shape())
   end)
@@ -72,12 +63,12 @@ describe("ser.audio", function()
     local m, sr = ser.audio.load_many(paths, { seconds = 1, stack = true })
     assert.are.same({ 4, 16000 }, m:shape())
     assert.are.equal(16000, sr)
-    assert.are.equal(0, max_abs(m:select(1, 3) - list[3]))
+    assert.are.equal(0, numeric.max_abs(m:select(1, 3) - list[3]))
     local stats = ser.audio.cache_stats()
     assert.are.equal(4, stats.entries)
     assert.are.equal(0, stats.hits) -- a stacked matrix is the caller's copy: no cache unless asked
     m = ser.audio.load_many(paths, { seconds = 1, stack = true, cache = true })
-    assert.are.equal(0, max_abs(m:select(1, 3) - list[3]))
+    assert.are.equal(0, numeric.max_abs(m:select(1, 3) - list[3]))
     stats = ser.audio.cache_stats()
     assert.are.equal(4, stats.entries)
     assert.are.equal(4, stats.hits)
@@ -112,18 +103,18 @@ describe("ser.audio", function()
   end)
 
   it("resample(sinc) matches torchaudio's fixture", function()
-    if not have("resample_in_48k") then
-      pending("fixtures not found in " .. fixtures)
+    if not fixtures.have("resample_in_48k") then
+      pending("fixtures not found in " .. fixtures.dir)
       return
     end
-    local x = T.fromfile(fixtures .. "/resample_in_48k.f32", { 24000 })
-    local want = T.fromfile(fixtures .. "/resample_out_16k.f32", { 8000 })
+    local x = fixtures.load("resample_in_48k", { 24000 })
+    local want = fixtures.load("resample_out_16k", { 8000 })
     local y = ser.audio.resample(x, 48000, 16000)
     assert.are.same({ 8000 }, y:shape())
-    assert.is_true(max_abs(y - want) < 1e-5)
+    assert.is_true(numeric.max_abs(y - want) < 1e-5)
     -- batched rows give the same result; soxr is available too
     local yb = ser.audio.resample(T.stack{ x, x }, 48000, 16000)
-    assert.are.equal(0, max_abs(yb:select(1, 2) - y))
+    assert.are.equal(0, numeric.max_abs(yb:select(1, 2) - y))
     assert.are.same({ 8000 }, ser.audio.resample(x, 48000, 16000, { method = "soxr" }):shape())
   end)
 end)

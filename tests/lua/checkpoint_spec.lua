@@ -6,6 +6,7 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 
 local torch_python = dofile(here .. "helpers/torch_python.lua")
 
@@ -30,11 +31,6 @@ end
 -- A hand-made file: header length, JSON, data.
 local function craft(json, data) return string.pack("<I8", #json) .. json .. (data or "") end
 
-local function max_abs_diff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
 describe("ser.save / ser.load", function()
   local dir
   before_each(function() dir = tmp.make("ckpt") end)
@@ -52,7 +48,7 @@ describe("ser.save / ser.load", function()
     assert.is_not_nil(sd2, meta2)
     for k, v in pairs(sd) do
       assert.are.same(v:shape(), sd2[k]:shape())
-      assert.are.equal(0, max_abs_diff(v, sd2[k]))
+      assert.are.equal(0, numeric.max_abs_diff(v, sd2[k]))
     end
     assert.are.same(meta.classes, meta2.classes)
     assert.are.equal("crnn", meta2.model)
@@ -171,7 +167,7 @@ describe("ser.save / ser.load", function()
       local o = ours[s.name]
       -- ours -> PyTorch: same logits
       local theirs = T.fromfile(("%s/%s_torch_logits.f32"):format(dir, s.name), o.y:shape())
-      local d = max_abs_diff(o.y, theirs)
+      local d = numeric.max_abs_diff(o.y, theirs)
       assert(d < 1e-4, ("%s: our checkpoint in PyTorch gives logits off by %g"):format(s.name, d))
       -- PyTorch -> ours: foreign metadata stays a raw string, weights load strictly
       local sd, meta = ser.load(("%s/torch_%s.safetensors"):format(dir, s.name))
@@ -183,15 +179,15 @@ describe("ser.save / ser.load", function()
       m:eval()
       local y = ser.no_grad(function() return m(o.x) end)
       local want = T.fromfile(("%s/torch_%s_logits.f32"):format(dir, s.name), y:shape())
-      d = max_abs_diff(y, want)
+      d = numeric.max_abs_diff(y, want)
       assert(d < 1e-4, ("%s: PyTorch checkpoint gives logits off by %g here"):format(s.name, d))
     end
     local sd, meta = ser.load(dir .. "/dtypes.safetensors")
     assert(sd, meta)
     assert.are.equal("plain text, not JSON", meta.note)
-    assert.is_true(max_abs_diff(sd.f64, T.new { 0.1, -2.5 }) < 1e-7)
-    assert.is_true(max_abs_diff(sd.f16, T.new { 1, -5, 0.099975586 }) < 1e-7)
-    assert.is_true(max_abs_diff(sd.bf16, T.new { 3, -0.5 }) == 0)
+    assert.is_true(numeric.max_abs_diff(sd.f64, T.new { 0.1, -2.5 }) < 1e-7)
+    assert.is_true(numeric.max_abs_diff(sd.f16, T.new { 1, -5, 0.099975586 }) < 1e-7)
+    assert.is_true(numeric.max_abs_diff(sd.bf16, T.new { 3, -0.5 }) == 0)
     assert.are.equal(12345, sd.i64:item())
     assert.are.same({}, sd.i64:shape())
     assert.are.same({ 1, 0, 1 }, sd.mask:totable())

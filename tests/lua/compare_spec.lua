@@ -1,8 +1,8 @@
 -- experiments/compare.lua, predict.lua, embed.lua: generated --help and flag
 -- validation that fails before any training starts (the full run is
 -- scripts/smoke.sh). The scripts run under the serlua of the build.
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua = build .. "/serlua"
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/paths.lua")
+local serlua = paths.serlua
 
 local function run(args)
   local p = assert(io.popen(("%s %s 2>&1; echo \"rc=$?\""):format(serlua, args)))
@@ -19,8 +19,7 @@ local function refuses(args, text)
   assert.matches(text, out, 1, true)
 end
 
-local have = io.open(serlua, "rb")
-if have then have:close() end
+local have = paths.have_serlua
 local it_bin = have and it or pending
 
 describe("experiments/compare.lua", function()

@@ -6,12 +6,8 @@ require "ser.core.audio" -- pins ser.so (see models_spec.lua)
 local T, F = ser.tensor, ser.nn.functional
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 local py = dofile(here .. "helpers/torch_python.lua")()
-
-local function maxdiff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
-end
 
 describe("F.conv1d with groups", function()
   after_each(tmp.cleanup)
@@ -38,11 +34,11 @@ describe("F.conv1d with groups", function()
         b2:narrow(1, (k - 1) * (OC // G) + 1, OC // G), opts)
     end
     local y2 = T.cat(parts, 2)
-    assert.is_true(maxdiff(y, y2) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(y, y2) < 1e-5)
     ;(y2 * g):sum():backward()
-    assert.is_true(maxdiff(gx, x2:grad()) < 1e-5)
-    assert.is_true(maxdiff(gw, w2:grad()) < 1e-5)
-    assert.is_true(maxdiff(gb, b2:grad()) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(gx, x2:grad()) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(gw, w2:grad()) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(gb, b2:grad()) < 1e-5)
   end)
 
   it_torch("equals torch.nn.functional.conv1d(groups=3)", function()
@@ -63,7 +59,7 @@ print("ok")]]):format(dir)
     assert.matches("ok", out)
     local y = F.conv1d(x, w, b, { stride = 2, padding = 2, dilation = 2, groups = G })
     local want = T.fromfile(dir .. "/y.f32", y:shape())
-    assert.is_true(maxdiff(y, want) < 1e-4)
+    assert.is_true(numeric.max_abs_diff(y, want) < 1e-4)
   end)
 
   it("refuses groups that do not divide the channels, and groups on conv2d", function()

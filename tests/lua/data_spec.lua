@@ -3,10 +3,12 @@
 local ser = require "ser"
 local data = ser.data
 local names = require "ser.data.names"
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 
-local function num(v) return type(v) == "number" and v or v:item() end
 local function sh(cmd) return os.execute(cmd) == true end
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 local function touch(path)
   local dir = path:match("^(.*)/[^/]*$")
   if dir then sh("mkdir -p '" .. dir .. "'") end
@@ -19,11 +21,7 @@ local function write(path, text)
   f:write(text)
   f:close()
 end
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local exists = paths.exists
 
 -- Warnings are captured instead of printed.
 local warnings = {}
@@ -293,7 +291,7 @@ end)
 describe("ser.data.synthetic", function()
   after_each(tmp.cleanup)
   local T = ser.tensor
-  local function rms(t) return math.sqrt(num((t * t):mean())) end
+  local function rms(t) return math.sqrt(numeric.num((t * t):mean())) end
 
   it("is deterministic for a seed and RAVDESS-shaped", function()
     local a = data.synthetic{ speakers = 4, per_class = 2, classes = 3, seconds = 1.0, seed = 11 }
@@ -302,11 +300,11 @@ describe("ser.data.synthetic", function()
     assert.are.same({ 24, 16000 }, a.audio:shape())
     assert.are.same({ "neutral", "calm", "happy" }, a.classes)
     assert.is_true(a.synthetic)
-    assert.are.equal(0, num((a.audio - b.audio):abs():max()))
-    assert.is_true(num((a.audio - c.audio):abs():max()) > 0.01)
+    assert.are.equal(0, numeric.num((a.audio - b.audio):abs():max()))
+    assert.is_true(numeric.num((a.audio - c.audio):abs():max()) > 0.01)
     assert.are.same(names.ravdess(a.items[1].stem).label, a.items[1].label)
     assert.matches("SYNTHETIC", a:summary())
-    assert.is_true(num(a.audio:abs():max()) <= 0.99)
+    assert.is_true(numeric.num(a.audio:abs():max()) <= 0.99)
   end)
   it("puts emotion cues into the audio (anger louder than sadness for every speaker)", function()
     local s = data.synthetic{ speakers = 4, per_class = 2, classes = { "sad", "angry" }, seconds = 2.0, seed = 3 }
@@ -383,7 +381,7 @@ describe("ser.data.loader", function()
         assert.are.equal(syn.items[k].y, ys[i])
         assert.are.equal(syn.items[k].path, b.paths[i])
         -- rows carry that item's audio
-        local d = num((b.x:select(1, i):view(8000) - syn.audio:select(1, syn.items[k].row)):abs():max())
+        local d = numeric.num((b.x:select(1, i):view(8000) - syn.audio:select(1, syn.items[k].row)):abs():max())
         assert.are.equal(0, d)
       end
       n = n + #b.paths
@@ -427,7 +425,7 @@ describe("ser.data.loader", function()
     local L = data.loader(syn, { batch = 2, seconds = 0.75 })
     local b = L:iter()()
     assert.are.same({ 2, 1, 12000 }, b.x:shape())
-    assert.are.equal(0, num(b.x:narrow(3, 8001, 4000):abs():max()))
+    assert.are.equal(0, numeric.num(b.x:narrow(3, 8001, 4000):abs():max()))
     assert.has_error(function() data.loader(syn, { batch = 0 }) end, "loader: batch must be a whole number >= 1, got 0")
     assert.has_error(function() data.loader(syn, { transform = "spectrum" }) end)
     assert.has_error(function() data.loader(syn, { augment = 3 }) end)
@@ -465,7 +463,7 @@ describe("ser.data.loader", function()
     local L = data.loader(back, { batch = 2, seconds = 0.5 })
     local b = L:iter()()
     assert.are.same({ 2, 1, 8000 }, b.x:shape())
-    local d = num((b.x:select(1, 1):view(8000) - s.audio:select(1, 1)):abs():max())
+    local d = numeric.num((b.x:select(1, 1):view(8000) - s.audio:select(1, 1)):abs():max())
     assert.is_true(d < 1e-4, "decoded audio differs by " .. d)
   end)
 end)
@@ -480,7 +478,7 @@ describe("ser.data.loader background worker", function()
   local function sums(L, epoch, limit)
     local out = {}
     for b in L:iter(epoch) do
-      out[#out + 1] = num(b.x:sum())
+      out[#out + 1] = numeric.num(b.x:sum())
       if limit and #out >= limit then break end
     end
     return out
@@ -544,7 +542,7 @@ describe("ser.data.loader background worker", function()
       pf:close()
       local want = ser.features[kind](wav, fo)
       assert.are.same(want:shape(), got:shape())
-      assert.are.equal(0, num((want - got):abs():max()), kind)
+      assert.are.equal(0, numeric.num((want - got):abs():max()), kind)
     end
   end)
   it("computes spec features at the corpus's rate and clip length by default", function()
@@ -554,8 +552,8 @@ describe("ser.data.loader background worker", function()
     local cached = data.loader(s, { batch = 4, transform = "logmel" }):iter()().x
     local worker = data.loader(s, { batch = 4, transform = "logmel", augment = { { "gain", lo = 1, hi = 1 } } }):iter()().x
     assert.are.same(want:shape(), cached:shape())
-    assert.are.equal(0, num((want - cached):abs():max()))
-    assert.are.equal(0, num((want - worker):abs():max()))
+    assert.are.equal(0, numeric.num((want - cached):abs():max()))
+    assert.are.equal(0, numeric.num((want - worker):abs():max()))
   end)
   it("runs a ser.augment chain in the worker, as the equivalent recipe", function()
     if not (ser.features and ser.augment and ser.augment.reference) then pending("ser.augment is not built yet") return end

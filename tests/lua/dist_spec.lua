@@ -5,14 +5,10 @@
 -- tested everywhere.
 local ser = require "ser"
 local tmp = dofile("tests/lua/helpers/tmpdir.lua")
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua = build .. "/serlua"
+local paths = dofile("tests/lua/helpers/paths.lua")
+local build, serlua = paths.build, paths.serlua
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local function sh_ok(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
 

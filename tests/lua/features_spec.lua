@@ -2,21 +2,10 @@
 -- the binding (skipped without ../shared/fixtures), option handling.
 local ser = require "ser"
 local T = ser.tensor
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local fixtures = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function have(name)
-  local f = io.open(fixtures .. "/" .. name .. ".f32", "rb")
-  if f then f:close() return true end
-  return false
-end
-
-local function num(x) return type(x) == "number" and x or x:item() end
-
-local function max_abs(t)
-  local m = 0
-  for _, v in ipairs(t:contiguous():view(-1):totable()) do m = math.max(m, math.abs(v)) end
-  return m
-end
 
 describe("ser.features", function()
   ser.manual_seed(3)
@@ -37,16 +26,16 @@ describe("ser.features", function()
   it("batched rows equal single clips", function()
     local b = ser.features.logmel(wav)
     for i = 1, 3 do
-      assert.are.equal(0, max_abs(b:select(1, i):select(1, 1) - ser.features.logmel(wav:select(1, i))))
+      assert.are.equal(0, numeric.max_abs(b:select(1, i):select(1, 1) - ser.features.logmel(wav:select(1, i))))
     end
   end)
 
   it("normalised log-mel has mean 0 and unbiased std ~1 per clip", function()
     local m = ser.features.logmel(wav:select(1, 1))
-    assert.is_true(math.abs(num(m:mean())) < 1e-4)
-    assert.is_true(math.abs(num(m:std()) - 1) < 1e-3)
+    assert.is_true(math.abs(numeric.num(m:mean())) < 1e-4)
+    assert.is_true(math.abs(numeric.num(m:std()) - 1) < 1e-3)
     local raw = ser.features.logmel(wav:select(1, 1), { normalize = false, floor = false })
-    assert.is_true(num(raw:min()) > -100.001)
+    assert.is_true(numeric.num(raw:min()) > -100.001)
   end)
 
   it("znorm gives every clip mean 0 and unbiased std 1, whatever its loudness", function()
@@ -56,11 +45,11 @@ describe("ser.features", function()
     assert.are.same({ 4, 1, 2000 }, z:shape())
     for b = 1, 4 do
       local r = z:select(1, b)
-      assert.is_true(math.abs(num(r:mean())) < 1e-5, "mean of clip " .. b)
-      assert.is_true(math.abs(num(r:std()) - 1) < 1e-4, "std of clip " .. b)
+      assert.is_true(math.abs(numeric.num(r:mean())) < 1e-5, "mean of clip " .. b)
+      assert.is_true(math.abs(numeric.num(r:std()) - 1) < 1e-4, "std of clip " .. b)
     end
     -- loudness no longer matters: a clip and 30x that clip normalise to the same values
-    assert.is_true(max_abs(ser.features.znorm(x * 30) - ser.features.znorm(x)) < 1e-4)
+    assert.is_true(numeric.max_abs(ser.features.znorm(x * 30) - ser.features.znorm(x)) < 1e-4)
     assert.has_error(function() ser.features.znorm(T.zeros(5)) end,
       "features.znorm: expected [B, ...] with one row per clip, got [5]")
   end)
@@ -74,46 +63,47 @@ describe("ser.features", function()
       local b = l:iter()()
       for i = 1, b.x:shape()[1] do
         local r = b.x:select(1, i)
-        assert.is_true(math.abs(num(r:mean())) < 1e-4)
+        assert.is_true(math.abs(numeric.num(r:mean())) < 1e-4)
         -- 1 up to the 1e-6 added to the std (these quiet 0.25 s clips have a std near 3e-4)
-        assert.is_true(math.abs(num(r:std()) - 1) < 1e-2)
+        assert.is_true(math.abs(numeric.num(r:std()) - 1) < 1e-2)
       end
       l:close()
     end
     -- the plain loader keeps raw samples
     local raw = ser.data.loader(s, { features = "waveform" }):iter()()
-    assert.is_true(num(raw.x:std()) < 0.5)
+    assert.is_true(numeric.num(raw.x:std()) < 0.5)
     -- predict.lua's path gives what the loader gives
     local wav = ser.data.loader(s, {}):waveforms():narrow(1, 1, 2)
     local via_loader = ser.data.loader(s, { features = spec }):iter()().x:narrow(1, 1, 2)
-    assert.is_true(max_abs(require("ser.train").transform(batches.feature_spec("waveform"), wav) - via_loader) < 1e-6)
+    local via_transform = require("ser.train").transform(batches.feature_spec("waveform"), wav)
+    assert.is_true(numeric.max_abs(via_transform - via_loader) < 1e-6)
     -- and what a checkpoint's loader (embed.lua, ensemble.lua) gives a waveform model
     local ckpt = require("ser.train").checkpoint_loader(s, { input = "waveform" }, { seconds = s.seconds, sr = s.sr })
-    assert.is_true(max_abs(ckpt:iter()().x:narrow(1, 1, 2) - via_loader) < 1e-6)
+    assert.is_true(numeric.max_abs(ckpt:iter()().x:narrow(1, 1, 2) - via_loader) < 1e-6)
   end)
 
   it("power is |stft|^2", function()
     local x = wav:select(1, 3)
     local s, p = ser.features.stft(x), ser.features.power(x)
     local re, im = s:select(3, 1), s:select(3, 2)
-    assert.is_true(max_abs(re * re + im * im - p) < 1e-3 * max_abs(p))
+    assert.is_true(numeric.max_abs(re * re + im * im - p) < 1e-3 * numeric.max_abs(p))
   end)
 
   it("matches torchaudio's mel_norm_4s and mfcc_norm_4s", function()
-    if not have("sig_4s") then
-      pending("fixtures not found in " .. fixtures)
+    if not fixtures.have("sig_4s") then
+      pending("fixtures not found in " .. fixtures.dir)
       return
     end
-    local x = T.fromfile(fixtures .. "/sig_4s.f32", { 64000 })
-    local mel = T.fromfile(fixtures .. "/mel_norm_4s.f32", { 64, 251 })
-    local mf = T.fromfile(fixtures .. "/mfcc_norm_4s.f32", { 40, 251 })
-    local db = T.fromfile(fixtures .. "/mel_db_4s.f32", { 64, 251 })
-    assert.is_true(max_abs(ser.features.logmel(x) - mel) < 1e-3)
-    assert.is_true(max_abs(ser.features.mfcc(x) - mf) < 1e-3)
-    assert.is_true(max_abs(ser.features.logmel(x, { floor = false, normalize = false }) - db) < 1e-3)
-    local pw = T.fromfile(fixtures .. "/mel_power_4s.f32", { 64, 251 })
+    local x = fixtures.load("sig_4s", { 64000 })
+    local mel = fixtures.load("mel_norm_4s", { 64, 251 })
+    local mf = fixtures.load("mfcc_norm_4s", { 40, 251 })
+    local db = fixtures.load("mel_db_4s", { 64, 251 })
+    assert.is_true(numeric.max_abs(ser.features.logmel(x) - mel) < 1e-3)
+    assert.is_true(numeric.max_abs(ser.features.mfcc(x) - mf) < 1e-3)
+    assert.is_true(numeric.max_abs(ser.features.logmel(x, { floor = false, normalize = false }) - db) < 1e-3)
+    local pw = fixtures.load("mel_power_4s", { 64, 251 })
     local d = ser.features.amplitude_to_db(pw)
-    assert.is_true(max_abs(d - db) < 1e-3)
+    assert.is_true(numeric.max_abs(d - db) < 1e-3)
   end)
 
   it("rejects unknown options and impossible settings with the values", function()

@@ -9,21 +9,17 @@ require "ser.core.audio" -- pins ser.so (see models_spec.lua)
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local san = dofile(here .. "helpers/sanitized.lua")
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua = build .. "/serlua"
+local build, serlua = paths.build, paths.serlua
 
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true or ok == 0
 end
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 local function read(cmd)
   local p = assert(io.popen(cmd))
   local s = p:read("a")

@@ -3,66 +3,58 @@
 -- error messages, gradients reaching the parameters, and the amp switch.
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("conv2d_x", { 2, 3, 5, 7 }) ~= nil
-
-local function num(v) return type(v) == "number" and v or v:item() end
-local function max_abs_diff(a, b)
-  return num((a - b):abs():max())
-end
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("conv2d_x")
 
 describe("ser.nn.functional (cnn)", function()
   it("matches PyTorch conv2d and its gradients", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("conv2d_x", { 2, 3, 5, 7 }):requires_grad(true)
     local w = fixture("conv2d_weight", { 4, 3, 3, 3 }):requires_grad(true)
     local b = fixture("conv2d_bias", { 4 }):requires_grad(true)
     local y = F.conv2d(x, w, b, { padding = 1 })
-    assert.is_true(max_abs_diff(y, fixture("conv2d_y", { 2, 4, 5, 7 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(y, fixture("conv2d_y", { 2, 4, 5, 7 })) <= 1e-4)
     y:backward(fixture("conv2d_R", { 2, 4, 5, 7 }))
-    assert.is_true(max_abs_diff(x:grad(), fixture("conv2d_dx", { 2, 3, 5, 7 })) <= 1e-4)
-    assert.is_true(max_abs_diff(w:grad(), fixture("conv2d_dweight", { 4, 3, 3, 3 })) <= 1e-4)
-    assert.is_true(max_abs_diff(b:grad(), fixture("conv2d_dbias", { 4 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(x:grad(), fixture("conv2d_dx", { 2, 3, 5, 7 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(w:grad(), fixture("conv2d_dweight", { 4, 3, 3, 3 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(b:grad(), fixture("conv2d_dbias", { 4 })) <= 1e-4)
   end)
 
   it("matches PyTorch conv1d with stride and padding given as tables", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local y = F.conv1d(fixture("conv1d_x", { 2, 2, 40 }), fixture("conv1d_weight", { 3, 2, 9 }),
       fixture("conv1d_bias", { 3 }), { stride = { 2 }, padding = { 4 } })
     assert.same({ 2, 3, 20 }, y:shape())
-    assert.is_true(max_abs_diff(y, fixture("conv1d_y", { 2, 3, 20 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(y, fixture("conv1d_y", { 2, 3, 20 })) <= 1e-4)
   end)
 
   it("matches PyTorch batch_norm in train and eval mode, updating the running stats", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("bn2d_x", { 3, 4, 5, 6 })
     local rm, rv = fixture("bn2d_running_mean_in", { 4 }), fixture("bn2d_running_var_in", { 4 })
     local w, b = fixture("bn2d_weight", { 4 }), fixture("bn2d_bias", { 4 })
     local y = F.batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5)
-    assert.is_true(max_abs_diff(y, fixture("bn2d_y", { 3, 4, 5, 6 })) <= 1e-4)
-    assert.is_true(max_abs_diff(rm, fixture("bn2d_running_mean_out", { 4 })) <= 1e-5)
-    assert.is_true(max_abs_diff(rv, fixture("bn2d_running_var_out", { 4 })) <= 1e-5)
+    assert.is_true(numeric.max_abs_diff(y, fixture("bn2d_y", { 3, 4, 5, 6 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(rm, fixture("bn2d_running_mean_out", { 4 })) <= 1e-5)
+    assert.is_true(numeric.max_abs_diff(rv, fixture("bn2d_running_var_out", { 4 })) <= 1e-5)
     local ye = F.batch_norm(x, rm, rv, w, b, false)
-    assert.is_true(max_abs_diff(ye, fixture("bn2d_eval_y", { 3, 4, 5, 6 })) <= 1e-4)
+    assert.is_true(numeric.max_abs_diff(ye, fixture("bn2d_eval_y", { 3, 4, 5, 6 })) <= 1e-4)
   end)
 
   it("matches PyTorch max_pool2d, adaptive pooling and linear", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("maxpool2d_x", { 2, 3, 5, 7 })
-    assert.is_true(max_abs_diff(F.max_pool2d(x, 2), fixture("maxpool2d_y", { 2, 3, 2, 3 })) == 0)
-    assert.is_true(max_abs_diff(F.adaptive_avg_pool2d(fixture("adaptavg2d_x", { 2, 3, 5, 7 }), 1),
+    assert.is_true(numeric.max_abs_diff(F.max_pool2d(x, 2), fixture("maxpool2d_y", { 2, 3, 2, 3 })) == 0)
+    assert.is_true(numeric.max_abs_diff(F.adaptive_avg_pool2d(fixture("adaptavg2d_x", { 2, 3, 5, 7 }), 1),
       fixture("adaptavg2d_y", { 2, 3, 1, 1 })) <= 1e-6)
-    assert.is_true(max_abs_diff(F.adaptive_avg_pool1d(fixture("adaptavg1d_x", { 2, 3, 11 }), 1),
+    assert.is_true(numeric.max_abs_diff(F.adaptive_avg_pool1d(fixture("adaptavg1d_x", { 2, 3, 11 }), 1),
       fixture("adaptavg1d_y", { 2, 3, 1 })) <= 1e-6)
     local y = F.linear(fixture("linear_x", { 3, 6 }), fixture("linear_weight", { 5, 6 }), fixture("linear_bias", { 5 }))
-    assert.is_true(max_abs_diff(y, fixture("linear_y", { 3, 5 })) <= 1e-5)
+    assert.is_true(numeric.max_abs_diff(y, fixture("linear_y", { 3, 5 })) <= 1e-5)
   end)
 
   it("computes pooling shapes like PyTorch (floor mode, stride defaults to the kernel)", function()
@@ -94,12 +86,12 @@ describe("ser.nn.functional (cnn)", function()
       assert.is_not_nil(p:grad())
       assert.same(p:shape(), p:grad():shape())
     end
-    assert.is_true(num(rm:abs():sum()) > 0) -- running mean moved
+    assert.is_true(numeric.num(rm:abs():sum()) > 0) -- running mean moved
   end)
 
   it("dropout: identity in eval, seeded masks in training", function()
     local x = T.ones(1000)
-    assert.equal(1000, num(F.dropout(x, 0.5, false):sum()))
+    assert.equal(1000, numeric.num(F.dropout(x, 0.5, false):sum()))
     ser.manual_seed(9)
     local a = F.dropout(x, 0.5):totable()
     ser.manual_seed(9)
@@ -141,8 +133,8 @@ describe("ser.nn.functional (cnn)", function()
       local a = F.conv2d(x, w, nil, { padding = 1 })
       ser.set_amp(false)
       local f = F.conv2d(x, w, nil, { padding = 1 })
-      local d = max_abs_diff(a, f)
-      assert.is_true(d > 0 and d < 0.1 * num(f:abs():max()))
+      local d = numeric.max_abs_diff(a, f)
+      assert.is_true(d > 0 and d < 0.1 * numeric.num(f:abs():max()))
     end
     ser.set_amp(false)
     cnn.amp_rule(prev_rule)

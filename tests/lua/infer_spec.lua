@@ -11,18 +11,15 @@ local ser = require "ser"
 local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local recipe = require "ser.recipe"
 local torch_python = dofile(here .. "helpers/torch_python.lua")
 local frozen = require "ser.frozen_encoder"
 
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua, classify = build .. "/serlua", build .. "/examples/classify"
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local build = paths.build
+local serlua, classify = paths.serlua, build .. "/examples/classify"
+local exists = paths.exists
 local have = exists(serlua) and exists(classify)
 local it_bin = have and it or pending
 if not have then print("infer_spec: " .. classify .. " or serlua not built; run `make test` (C API checks pending)") end

@@ -6,6 +6,7 @@
 require "ser" -- installs the ser.core.* modules
 local walk = require("ser.core.data").walk
 
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/paths.lua")
 local root = debug.getinfo(1, "S").source:match("^@(.*)/tests/lua/[^/]*$") or "."
 
 -- What each core area may include besides itself. ops and autograd name each other: ops
@@ -77,12 +78,7 @@ local function violations(path, text, area)
   return out
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = paths.read
 
 local function sources(dir)
   local list = walk(dir)

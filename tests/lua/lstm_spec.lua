@@ -3,18 +3,12 @@
 -- targets, and the error messages.
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("lstm_x", { 2, 6, 4 }) ~= nil
-
-local function num(v) return type(v) == "number" and v or v:item() end
-local function max_abs_diff(a, b) return num((a - b):abs():max()) end
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("lstm_x")
 
 local WNAMES = { "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
                  "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse" }
@@ -22,19 +16,19 @@ local WSHAPES = { { 12, 4 }, { 12, 3 }, { 12 }, { 12 } }
 
 describe("F.lstm", function()
   it("matches PyTorch's bidirectional batch_first LSTM, outputs and all gradients", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local x = fixture("lstm_x", { 2, 6, 4 }):requires_grad(true)
     local w = {}
     for i, n in ipairs(WNAMES) do w[i] = fixture("lstm_" .. n, WSHAPES[(i - 1) % 4 + 1]):requires_grad(true) end
     local out, h_n, c_n = F.lstm(x, w, { batch_first = true, bidirectional = true })
     assert.are.same({ 2, 6, 6 }, out:shape())
-    assert.is_true(max_abs_diff(out, fixture("lstm_out", { 2, 6, 6 })) < 1e-5)
-    assert.is_true(max_abs_diff(h_n, fixture("lstm_h_n", { 2, 2, 3 })) < 1e-5)
-    assert.is_true(max_abs_diff(c_n, fixture("lstm_c_n", { 2, 2, 3 })) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(out, fixture("lstm_out", { 2, 6, 6 })) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(h_n, fixture("lstm_h_n", { 2, 2, 3 })) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(c_n, fixture("lstm_c_n", { 2, 2, 3 })) < 1e-5)
     out:backward(fixture("lstm_R", { 2, 6, 6 }))
-    assert.is_true(max_abs_diff(x:grad(), fixture("lstm_dx", { 2, 6, 4 })) < 1e-4)
+    assert.is_true(numeric.max_abs_diff(x:grad(), fixture("lstm_dx", { 2, 6, 4 })) < 1e-4)
     for i, n in ipairs(WNAMES) do
-      local d = max_abs_diff(w[i]:grad(), fixture("lstm_d" .. n, WSHAPES[(i - 1) % 4 + 1]))
+      local d = numeric.max_abs_diff(w[i]:grad(), fixture("lstm_d" .. n, WSHAPES[(i - 1) % 4 + 1]))
       assert(d < 1e-4, ("%s: worst abs err %g"):format(n, d))
     end
   end)
@@ -52,7 +46,7 @@ describe("F.lstm", function()
     local w = {}
     for i, k in ipairs(keys) do w[i] = sd[k] end
     local out2 = F.lstm(x, w, { batch_first = true, bidirectional = true, num_layers = 2, hidden_size = 3 })
-    assert.are.equal(0, max_abs_diff(out, out2))
+    assert.are.equal(0, numeric.max_abs_diff(out, out2))
   end)
 
   it("reports wrong weight counts and shapes", function()
@@ -76,13 +70,13 @@ end)
 
 describe("losses", function()
   it("cross_entropy matches PyTorch with weight and label_smoothing (targets 1-based)", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local z = fixture("ce_logits", { 6, 8 }):requires_grad(true)
     local y = fixture("ce_targets", { 6 }) + 1
     local loss = F.cross_entropy(z, y, { weight = fixture("ce_weight", { 8 }), label_smoothing = 0.1 })
     assert.is_true(math.abs(loss:item() - fixture("ce_ls_loss", { 1 }):item()) < 1e-5)
     loss:backward()
-    assert.is_true(max_abs_diff(z:grad(), fixture("ce_ls_dlogits", { 6, 8 })) < 1e-6)
+    assert.is_true(numeric.max_abs_diff(z:grad(), fixture("ce_ls_dlogits", { 6, 8 })) < 1e-6)
     -- the same targets as a Lua array
     local ys = {}
     for i, v in ipairs(y:totable()) do ys[i] = v end

@@ -8,6 +8,7 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 local old = here .. "../data/old_layout/"
 
 local function input(shape)   -- as tests/data/old_layout/make.lua made it
@@ -16,11 +17,6 @@ local function input(shape)   -- as tests/data/old_layout/make.lua made it
   local v = {}
   for i = 1, n do v[i] = math.sin(i * 0.37) + 0.5 * math.cos(i * 0.011) end
   return T.new(v):view(shape)
-end
-
-local function max_abs_diff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
 end
 
 describe("checkpoints of serlua's old layout", function()
@@ -52,12 +48,12 @@ describe("checkpoints of serlua's old layout", function()
       for from, to in pairs(spots) do
         assert(raw[from], "fixture lacks " .. from)
         assert(sd[to], "model lacks " .. to)
-        assert.are.equal(0, max_abs_diff(raw[from], sd[to]))
+        assert.are.equal(0, numeric.max_abs_diff(raw[from], sd[to]))
       end
       for k in pairs(sd) do assert.is_nil(k:match("^features%.") or k:match("^classifier%.") or k:match("^fc%.weight")) end
       local want = T.fromfile(old .. name .. "_logits.f32", { 2, 4 })
       local got = ser.no_grad(function() return model(input(shape)) end)
-      local d = max_abs_diff(got, want)
+      local d = numeric.max_abs_diff(got, want)
       assert(d < 1e-5, ("%s: logits off by %g from those serlua computed in the old layout"):format(name, d))
       assert.are.equal(meta.model, meta2.model)
     end)
@@ -71,7 +67,7 @@ describe("checkpoints of serlua's old layout", function()
       local model, meta = ser.models.load(path, { classes = { "neutral", "happy", "sad", "angry" } })
       assert(model, meta)
       local want = T.fromfile(old .. c[1] .. "_logits.f32", { 2, 4 })
-      local d = max_abs_diff(ser.no_grad(function() return model(input(c[2])) end), want)
+      local d = numeric.max_abs_diff(ser.no_grad(function() return model(input(c[2])) end), want)
       assert(d < 1e-5, ("%s without metadata: logits off by %g"):format(c[1], d))
     end
   end)
@@ -123,7 +119,7 @@ describe("a state_dict without serlua's metadata", function()
       assert.are.equal(m.input, meta.features.kind)
       assert.is_nil(meta.features.normalize)
       local x = T.randn(c[3])
-      assert.are.equal(0, max_abs_diff(m(x), back(x)))
+      assert.are.equal(0, numeric.max_abs_diff(m(x), back(x)))
     end)
   end
 

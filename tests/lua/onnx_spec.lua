@@ -18,23 +18,14 @@ local onnx_core = require "ser.core.onnx"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local root = here .. "../../"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 local ox = dofile(here .. "helpers/onnx_tools.lua")
 local old = here .. "../data/old_layout/"
 local CLASSES = { "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised" }
 local TOL = 1e-4
 
-local function max_abs_diff(a, b)
-  assert.are.same(a:shape(), b:shape())
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = paths.read
 
 -- BatchNorm statistics and affine parameters away from their initial 0 / 1, so that
 -- exporting them wrongly (order, eps, which is mean and which var) shows in the logits.
@@ -58,7 +49,7 @@ local function logits(model, x) return ser.no_grad(function() return model(x) en
 local function agrees(model, onnx_path, x, dir, what)
   local got, info = ox.run(onnx_path, x, dir)
   assert.are.equal("logits", info.output)
-  local d = max_abs_diff(got, logits(model, x))
+  local d = numeric.max_abs_diff(got, logits(model, x))
   assert(d < TOL, ("%s: onnxruntime's logits differ from ours by %g (tolerance %g)"):format(what, d, TOL))
   return d
 end
@@ -113,7 +104,7 @@ describe("ONNX export of every model option the project trains", function()
       local ys, infos = ox.run(out, xs, dir)
       for i, x in ipairs(xs) do
         assert.are.equal("logits", infos[i].output)
-        local d = max_abs_diff(ys[i], logits(model, x))
+        local d = numeric.max_abs_diff(ys[i], logits(model, x))
         assert(d < TOL, ("%s [%s]: onnxruntime's logits differ from ours by %g (tolerance %g)")
           :format(what, table.concat(shapes[i], ","), d, TOL))
       end
@@ -145,7 +136,7 @@ end)
 
 describe("export.lua", function()
   after_each(tmp.cleanup)
-  local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
+  local serlua = paths.serlua
 
   local function run(args)
     local p = assert(io.popen(("%s %sexperiments/export.lua %s 2>&1; echo \"rc=$?\""):format(serlua, root, args)))
@@ -180,7 +171,7 @@ describe("export.lua", function()
       local v = {}
       for i = 1, n do v[i] = math.sin(i * 0.37) + 0.5 * math.cos(i * 0.011) end   -- as tests/data/old_layout/make.lua
       local got = ox.run(dir .. "/m.onnx", T.new(v):view(c[2]), dir)
-      local d = max_abs_diff(got, T.fromfile(old .. c[1] .. "_logits.f32", { 2, 4 }))
+      local d = numeric.max_abs_diff(got, T.fromfile(old .. c[1] .. "_logits.f32", { 2, 4 }))
       assert(d < TOL, ("%s: onnxruntime's logits differ from the stored ones by %g"):format(c[1], d))
     end)
   end
@@ -198,7 +189,7 @@ describe("export.lua", function()
       local out, rc = run(("--attach %s/%s.pt %s/%s.onnx"):format(dir, name, dir, name))
       assert.are.equal(0, rc, out)
       local got = ox.run(("%s/%s.onnx"):format(dir, name), T.fromfile(("%s/%s_x.f32"):format(dir, name), shape), dir)
-      local d = max_abs_diff(got, T.fromfile(("%s/%s_logits.f32"):format(dir, name), { 2, 8 }))
+      local d = numeric.max_abs_diff(got, T.fromfile(("%s/%s_logits.f32"):format(dir, name), { 2, 8 }))
       assert(d < TOL, ("%s.pt: onnxruntime's logits differ from PyTorch's by %g"):format(name, d))
     end
   end)
@@ -246,7 +237,7 @@ describe("ONNX export of hand-written graph descriptions", function()
   local function compare(out, x, want, dir, what)
     if not ox.runtime then return pending(ox.missing_runtime) end
     local got = ox.run(out, x, dir)
-    local d = max_abs_diff(got, want)
+    local d = numeric.max_abs_diff(got, want)
     assert(d < TOL, ("%s: onnxruntime differs from ours by %g"):format(what, d))
   end
 
@@ -383,7 +374,7 @@ describe("ONNX export of the whisper family", function()
       local ys = ox.run(out, xs, dir)
       for i, x in ipairs(xs) do
         local want = ser.no_grad(function() return model(pooled(enc, x)) end)
-        local d = max_abs_diff(ys[i], want)
+        local d = numeric.max_abs_diff(ys[i], want)
         assert(d < TOL, ("whisper %s [%s]: onnxruntime's logits differ from ours by %g"):format(head, table.concat(x:shape(), ","), d))
       end
       local y1 = ys[1]:totable()

@@ -4,26 +4,19 @@
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 local optim = ser.optim
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local numeric = dofile(here .. "helpers/numeric.lua")
+local fixtures = dofile(here .. "helpers/fixtures.lua")
 
-local FIX = os.getenv("SER_FIXTURES") or "../shared/fixtures"
-local function fixture(name, shape)
-  local f = io.open(FIX .. "/" .. name .. ".f32", "rb")
-  if not f then return nil end
-  f:close()
-  return T.fromfile(FIX .. "/" .. name .. ".f32", shape)
-end
-local have_fixtures = fixture("adamw_p0", { 10 }) ~= nil
+local fixture = fixtures.load
+local have_fixtures = fixtures.have("adamw_p0")
 
-local function max_abs_diff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
-end
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local tmp = dofile(here .. "helpers/tmpdir.lua")
 
 describe("ser.optim.AdamW", function()
   after_each(tmp.cleanup)
   it("matches PyTorch's AdamW for two steps (parameter, exp_avg, exp_avg_sq)", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local p = fixture("adamw_p0", { 10 }):requires_grad(true)
     local opt = optim.AdamW({ p }, { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 1e-2 })
     for step = 1, 2 do
@@ -31,9 +24,9 @@ describe("ser.optim.AdamW", function()
       opt:step()
       local sd = opt:state_dict()
       assert.are.equal(step, sd["state.1.step"]:item())
-      assert.is_true(max_abs_diff(p, fixture("adamw_p" .. step, { 10 })) < 1e-6)
-      assert.is_true(max_abs_diff(sd["state.1.exp_avg"], fixture("adamw_m" .. step, { 10 })) < 1e-7)
-      assert.is_true(max_abs_diff(sd["state.1.exp_avg_sq"], fixture("adamw_v" .. step, { 10 })) < 1e-9)
+      assert.is_true(numeric.max_abs_diff(p, fixture("adamw_p" .. step, { 10 })) < 1e-6)
+      assert.is_true(numeric.max_abs_diff(sd["state.1.exp_avg"], fixture("adamw_m" .. step, { 10 })) < 1e-7)
+      assert.is_true(numeric.max_abs_diff(sd["state.1.exp_avg_sq"], fixture("adamw_v" .. step, { 10 })) < 1e-9)
     end
   end)
 
@@ -136,7 +129,7 @@ describe("ser.optim.SGD", function()
       p:set_grad(T.new(g))
       opt:step()
     end
-    assert.is_true(max_abs_diff(p, T.new { 0.51141125, -0.999064028, 1.87492871, 0.133927956 }) < 1e-6)
+    assert.is_true(numeric.max_abs_diff(p, T.new { 0.51141125, -0.999064028, 1.87492871, 0.133927956 }) < 1e-6)
     assert.is_not_nil(opt:state_dict()["state.1.momentum_buffer"])
   end)
 
@@ -152,13 +145,13 @@ describe("ser.optim.SGD", function()
       F.mse_loss(X:matmul(w), y):backward()
       opt:step()
     end
-    assert.is_true(max_abs_diff(w, w_true) < 1e-3)
+    assert.is_true(numeric.max_abs_diff(w, w_true) < 1e-3)
   end)
 end)
 
 describe("schedules", function()
   it("OneCycleLR sets PyTorch's lr and beta1 at every step", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local p = T.ones(2):requires_grad(true)
     local opt = optim.AdamW({ p }, { lr = 1e-3 })
     local sched = optim.OneCycleLR(opt, { max_lr = 1e-3, total_steps = 100 })
@@ -197,7 +190,7 @@ describe("schedules", function()
   end)
 
   it("CosineAnnealingLR follows PyTorch's per-epoch values", function()
-    if not have_fixtures then pending("no fixtures in " .. FIX) return end
+    if not have_fixtures then pending("no fixtures in " .. fixtures.dir) return end
     local opt = optim.SGD({ T.ones(1) }, { lr = 1e-3 })
     local sched = optim.CosineAnnealingLR(opt, { T_max = 35 })
     local want = fixture("cosine_lr", { 35 }):totable()
@@ -222,7 +215,7 @@ describe("ser.optim.clip_grad_norm", function()
     b:set_grad(T.new { 2, 0, -1, 1 })
     local n = optim.clip_grad_norm({ a, b, T.zeros(1) }, 2.5)
     assert.is_true(math.abs(n - 6.04152298) < 1e-6)
-    assert.is_true(max_abs_diff(b:grad(), T.new { 0.827605724, 0, -0.413802862, 0.413802862 }) < 1e-7)
+    assert.is_true(numeric.max_abs_diff(b:grad(), T.new { 0.827605724, 0, -0.413802862, 0.413802862 }) < 1e-7)
     local ok, err = pcall(optim.clip_grad_norm, { a }, -1)
     assert.is_false(ok)
     assert.matches("max_norm %-1", err)
@@ -246,16 +239,16 @@ describe("ser.optim.EMA", function()
     local d = ema:update()
     assert.are.near(2 / 11, d, 1e-12)                 -- min(0.9, (1 + 1) / (10 + 1))
     local avg = ema:state_dict()
-    assert.is_true(max_abs_diff(avg["0.weight"], w0 + (1 - d)) < 1e-6)
-    assert.is_true(max_abs_diff(avg["1.running_mean"], T.full({ 2 }, 4 * (1 - d))) < 1e-6)
+    assert.is_true(numeric.max_abs_diff(avg["0.weight"], w0 + (1 - d)) < 1e-6)
+    assert.is_true(numeric.max_abs_diff(avg["1.running_mean"], T.full({ 2 }, 4 * (1 - d))) < 1e-6)
     assert.are.equal(7, avg["1.num_batches_tracked"]:item())
     for _ = 1, 200 do ema:update() end
     assert.are.equal(0.9, ema:update())                -- the warm-up ends at the given decay
-    assert.is_true(max_abs_diff(ema:state_dict()["0.weight"], sd["0.weight"]) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(ema:state_dict()["0.weight"], sd["0.weight"]) < 1e-5)
     -- the averaged state loads into a model of the same architecture
     local m2 = nn.Sequential{ nn.Linear(3, 2), nn.BatchNorm1d(2) }
     m2:load_state_dict(ema:state_dict())
-    assert.is_true(max_abs_diff(m2:state_dict()["1.running_mean"], ema:state_dict()["1.running_mean"]) == 0)
+    assert.is_true(numeric.max_abs_diff(m2:state_dict()["1.running_mean"], ema:state_dict()["1.running_mean"]) == 0)
   end)
 
   it("without warm-up uses the decay from the first update", function()

@@ -11,16 +11,14 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local ref_script = here .. "helpers/whisper_ref.py"
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local san = dofile(here .. "helpers/sanitized.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local py = dofile(here .. "helpers/torch_python.lua")("torch, torchaudio")
 
@@ -32,24 +30,8 @@ local function run_ref(...)
   assert(text:match("ok%s*$"), "whisper_ref.py failed: " .. cmd .. "\n" .. text)
 end
 
--- Max |a - b| over max |b|, and the index of the worst element (both flat).
-local function rel_err(a, b)
-  local x, y = a:contiguous():view(-1):totable(), b:contiguous():view(-1):totable()
-  assert(#x == #y, ("sizes differ: %d vs %d"):format(#x, #y))
-  local worst, at, scale = 0, 1, 0
-  for i = 1, #y do
-    local e = math.abs(x[i] - y[i])
-    if e > worst then worst, at = e, i end
-    if math.abs(y[i]) > scale then scale = math.abs(y[i]) end
-  end
-  return worst / math.max(scale, 1e-30), worst, at, x[at], y[at]
-end
-
-local function assert_close(label, got, want, tol)
-  local r, worst, at, g, w = rel_err(got, want)
-  print(("  %s: max abs err %.3g (relative to max |ref| %.3g) at %d: %.6g vs %.6g"):format(label, worst, r, at, g, w))
-  assert(r <= tol, ("%s: relative error %.3g > %.3g"):format(label, r, tol))
-end
+-- Logs every comparison, so that a run shows how close each encoder came, not only that it passed.
+local function assert_close(label, got, want, tol) numeric.assert_close(label, got, want, tol, print) end
 
 -- Real speech clips (16 kHz) from the shared RAVDESS copy, else generated voiced audio.
 local function speech(n_clips)
@@ -128,12 +110,12 @@ describe("ser.features.whisper_logmel", function()
       local n = wav:shape()[1]
       local want = T.fromfile(c.out, { n_mels, n // 160 })
       local got = ser.features.whisper_logmel(wav, { n_mels = n_mels })
-      local _, worst = rel_err(got, want)
+      local _, worst = numeric.rel_err_at(got, want, 1e-30)
       print(("  %s, %d mels, %d frames: max abs err %.3g"):format(names[c.i], n_mels, n // 160, worst))
       assert.is_true(worst <= 1e-4)
       -- a batch of the same clip twice equals the clip
       local b = ser.features.whisper_logmel(T.cat({ wav:view(1, -1), wav:view(1, -1) }, 1), { n_mels = n_mels })
-      assert.are.equal(0, select(2, rel_err(b:select(1, 2), got)))
+      assert.are.equal(0, select(2, numeric.rel_err_at(b:select(1, 2), got, 1e-30)))
     end
   end)
 end)
@@ -224,7 +206,7 @@ describe("ser.pretrained (Whisper encoder)", function()
       local alone_hs = enc:hidden_states(mel:view(1, 80, -1))
       assert_close("clip " .. i .. " batched vs alone", y:select(1, i):narrow(1, 1, n2), alone:select(1, 1), 1e-5)
       for l = 1, #hs do
-        assert.is_true(rel_err(hs[l]:select(1, i):narrow(1, 1, n2), alone_hs[l]:select(1, 1)) <= 1e-5)
+        assert.is_true(numeric.rel_err_at(hs[l]:select(1, i):narrow(1, 1, n2), alone_hs[l]:select(1, 1), 1e-30) <= 1e-5)
       end
       -- rows past the clip are zero
       if n2 < y:shape()[2] then

@@ -2,12 +2,8 @@
 -- or through others), no library module requires the `ser` facade that loads it lazily, and
 -- the experiments use the public surface only (`require "ser"`, argparse). The requires are
 -- read from the sources: require "x" and require("x") with a literal name.
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/paths.lua")
+local read = paths.read
 
 local function lines_of(cmd)
   local p = assert(io.popen(cmd))

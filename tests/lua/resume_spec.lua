@@ -6,8 +6,9 @@
 local ser = require "ser"
 local T = ser.tensor
 local tmp = dofile("tests/lua/helpers/tmpdir.lua")
-local build = os.getenv("SER_TEST_BUILD") or "build"
-local serlua = build .. "/serlua"
+local numeric = dofile("tests/lua/helpers/numeric.lua")
+local paths = dofile("tests/lua/helpers/paths.lua")
+local build, serlua = paths.build, paths.serlua
 
 -- A tiny corpus (4 classes, 3 speakers, 2 clips each, 0.5 s) and a model, from one seed, so
 -- that every call builds the same starting point.
@@ -31,7 +32,10 @@ end
 -- The largest |a - b| over two models' state_dicts.
 local function maxdiff(a, b)
   local w, sb = 0, b:state_dict()
-  for k, t in pairs(a:state_dict()) do w = math.max(w, (t - sb[k]):abs():max()) end
+  for k, t in pairs(a:state_dict()) do
+    local d = numeric.max_abs_diff(t, sb[k])
+    if not (d <= w) then w = d end -- math.max would drop a NaN
+  end
   return w
 end
 
@@ -291,18 +295,11 @@ end)
 
 -- compare.lua killed (SIGKILL) while training its second model, then rerun with --resume: the
 -- first model's run is not retrained and the results equal the uninterrupted job's.
-local have = io.open(serlua, "rb")
-if have then have:close() end
-local it_bin = have and it or pending
+local it_bin = paths.have_serlua and it or pending
 
 local run = dofile("tests/lua/helpers/shell.lua").run
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = paths.read
 
 -- results.csv / <name>_history.csv without the columns that hold seconds
 local function without_seconds(csv)

@@ -7,7 +7,9 @@ function H.sh(cmd) return os.execute(cmd) == true end
 
 function H.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 H.tmpdir, H.cleanup = tmp.make, tmp.cleanup
 
 function H.write(path, bytes)
@@ -23,11 +25,7 @@ function H.read(path)
   f:close()
   return s
 end
-function H.exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+H.exists = paths.exists
 
 -- Sample encoders: x in [-1, 1] -> little-endian bytes of one sample.
 local enc = {
@@ -91,12 +89,9 @@ function H.err(fn, ...)
 end
 
 -- A number out of whatever a reduction returned (a Lua number or a 0-d tensor).
-function H.num(v) return type(v) == "number" and v or v:item() end
+H.num = dofile(here .. "helpers/numeric.lua").num
 
 -- Path of the serlua binary of the build under test (busted runs against $SER_TEST_BUILD).
-function H.serlua()
-  local b = os.getenv("SER_TEST_BUILD") or "build"
-  return b .. "/serlua"
-end
+function H.serlua() return paths.serlua end
 
 return H

@@ -9,8 +9,9 @@
 local ser = require "ser"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local S = dofile(here .. "helpers/serve_server.lua")
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
+local serlua = paths.serlua
 local san = dofile(here .. "helpers/sanitized.lua")
 
 -- The server's C side (libmicrohttpd, the sessions) is checked sanitized by serve_spec.lua;
@@ -23,8 +24,7 @@ if san.on then
 end
 
 local missing = {}
-local f = io.open(serlua, "rb")
-if f then f:close() else missing[#missing + 1] = serlua end
+if not paths.have_serlua then missing[#missing + 1] = serlua end
 for _, tool in ipairs { "chromium", "chromedriver", "node", "curl" } do
   if os.execute("command -v " .. tool .. " >/dev/null 2>&1") ~= true then missing[#missing + 1] = tool end
 end

@@ -7,10 +7,9 @@
 local ser = require "ser"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local S = dofile(here .. "helpers/serve_server.lua")
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
+local serlua, have = paths.serlua, paths.have_serlua
 local have_curl = os.execute("command -v curl >/dev/null 2>&1") == true
 if not (have and have_curl) then
   describe("serve.lua", function()

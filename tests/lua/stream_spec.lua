@@ -10,13 +10,12 @@ local cs = require "ser.core.stream"
 local segments = require "ser.stream.segments"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 
 ser.data.set_warn(function() end)
 
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have_bin = io.open(serlua, "rb")
-if have_bin then have_bin:close() end
-local it_bin = have_bin and it or pending
+local serlua = paths.serlua
+local it_bin = paths.have_serlua and it or pending
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -207,7 +206,7 @@ end)
 describe("ser.stream with a model", function()
   local dir, ckpt, corpus_dir
   setup(function()
-    if not have_bin then return end
+    if not paths.have_serlua then return end
     dir = tmp.make("stream")
     corpus_dir = dir .. "/corpus"
     local c = ser.data.synthetic { speakers = 3, per_class = 6, classes = 3, seconds = 2.0, seed = 3, out = corpus_dir }

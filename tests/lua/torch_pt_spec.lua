@@ -12,10 +12,9 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local H = dofile(here .. "robustness_helpers.lua")   -- temporary folders, file bytes
+local numeric = dofile(here .. "helpers/numeric.lua")
 local torch_python = dofile(here .. "helpers/torch_python.lua")
 local data = here .. "../data/pt/"
-
-local function max_abs_diff(a, b) return H.num((a - b):abs():max()) end
 
 describe("ser.load of a PyTorch .pt", function()
   after_each(H.cleanup)
@@ -127,7 +126,7 @@ describe("ser.load of a PyTorch .pt", function()
       local x = T.fromfile(("%s/%s_x.f32"):format(dir, kind), shapes[kind])
       local want = T.fromfile(("%s/%s_logits.f32"):format(dir, logits), { 2, 8 })
       local got = ser.no_grad(function() return model(x) end)
-      local d = max_abs_diff(got, want)
+      local d = numeric.max_abs_diff(got, want)
       assert(d < 1e-5, ("%s: logits off by %g from PyTorch's (largest |logit| %g)"):format(file, d,
         H.num(want:abs():max())))
     end

@@ -13,12 +13,8 @@ local fs = require "ser.fs"
 
 local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/paths.lua")
+local read = paths.read
 
 describe("ser.train helpers", function()
   after_each(tmp.cleanup)

@@ -10,18 +10,9 @@ local T, nn, F = ser.tensor, ser.nn, ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 
 local torch_python = dofile(here .. "helpers/torch_python.lua")
-
-local function max_abs(t)
-  local m = t:abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
--- max |a - b| / max |b|: the error relative to the tensor's scale
-local function rel_err(a, b)
-  return max_abs(a - b) / math.max(max_abs(b), 1e-30)
-end
 
 local function err_of(fn, ...)
   local ok, msg = pcall(fn, ...)
@@ -92,8 +83,8 @@ describe("transformer ops: modules", function()
     assert.are.equal("GELU(approximate='none')", tostring(nn.GELU()))
     local y = ln(T.randn(3, 4, 6))
     -- each row normalised: mean 0, biased variance 1 (to eps)
-    assert.is_true(max_abs(y:mean(3)) < 1e-6)
-    assert.is_true(max_abs(y:var(3, { unbiased = false }) - 1) < 1e-4)
+    assert.is_true(numeric.max_abs(y:mean(3)) < 1e-6)
+    assert.is_true(numeric.max_abs(y:var(3, { unbiased = false }) - 1) < 1e-4)
   end)
 
   it("MultiheadAttention uses Hugging Face's names and Whisper's bias-free k_proj", function()
@@ -116,8 +107,8 @@ describe("transformer ops: modules", function()
     -- b padded to 7 frames with garbage, batched with a
     local batch = T.cat({ a, T.cat({ b, T.randn(1, 3, 16):mul(1e3) }, 2) }, 1)
     local y = ser.no_grad(function() return m(batch, { lengths = { 7, 4 } }) end)
-    assert.is_true(max_abs(y:narrow(1, 1, 1) - alone_a) < 1e-5)
-    assert.is_true(max_abs(y:narrow(1, 2, 1):narrow(2, 1, 4) - alone_b) < 1e-5)
+    assert.is_true(numeric.max_abs(y:narrow(1, 1, 1) - alone_a) < 1e-5)
+    assert.is_true(numeric.max_abs(y:narrow(1, 2, 1):narrow(2, 1, 4) - alone_b) < 1e-5)
   end)
 
   it("masked keys and values get exactly zero gradient", function()
@@ -126,9 +117,9 @@ describe("transformer ops: modules", function()
     k:requires_grad(true)
     v:requires_grad(true)
     F.scaled_dot_product_attention(q, k, v, { heads = 2, lengths = { 6, 2 } }):sum():backward()
-    assert.are.equal(0, max_abs(k:grad():narrow(1, 2, 1):narrow(2, 3, 4)))
-    assert.are.equal(0, max_abs(v:grad():narrow(1, 2, 1):narrow(2, 3, 4)))
-    assert.is_true(max_abs(v:grad():narrow(1, 2, 1):narrow(2, 1, 2)) > 0)
+    assert.are.equal(0, numeric.max_abs(k:grad():narrow(1, 2, 1):narrow(2, 3, 4)))
+    assert.are.equal(0, numeric.max_abs(v:grad():narrow(1, 2, 1):narrow(2, 3, 4)))
+    assert.is_true(numeric.max_abs(v:grad():narrow(1, 2, 1):narrow(2, 1, 2)) > 0)
   end)
 end)
 
@@ -198,7 +189,7 @@ describe("transformer ops: PyTorch 1.13 parity", function()
       for _, c in ipairs(cases) do
         local function check(what, ours, file)
           local want = T.fromfile(("%s/%s_%s.f32"):format(dir, c.name, file), ours:shape())
-          local e = rel_err(ours, want)
+          local e = numeric.rel_err(ours, want, 1e-30)
           worst = math.max(worst, e)
           assert(e < 1e-5, ("%s %s: relative error %.3g vs PyTorch (tolerance 1e-5)"):format(c.name, what, e))
         end

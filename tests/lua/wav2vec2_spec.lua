@@ -14,9 +14,11 @@ local T = ser.tensor
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 local fixtures = here .. "../data/wav2vec2/"
 local ref_script = here .. "helpers/wav2vec2_ref.py"
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local py = dofile(here .. "helpers/torch_python.lua")("torch, torchaudio")
 
 -- variant -> what its config must say (wav2vec2_ref.py's VARIANTS)
@@ -29,37 +31,13 @@ local VARIANTS = {
 }
 local ORDER = { "w2v_group", "hubert_group_f16", "w2v_layer_pre", "wavlm_group", "wavlm_layer_pre" }
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
   local text = p:read("a")
   p:close()
   assert(text:match("ok%s*$"), cmd .. "\n" .. text)
-end
-
--- max |a - b| / max |b|, the worst index and values
-local function rel_err(a, b)
-  local x, y = a:contiguous():view(-1):totable(), b:contiguous():view(-1):totable()
-  assert(#x == #y, ("sizes differ: %d vs %d"):format(#x, #y))
-  local worst, at, scale = 0, 1, 0
-  for i = 1, #y do
-    local e = math.abs(x[i] - y[i])
-    if e > worst then worst, at = e, i end
-    scale = math.max(scale, math.abs(y[i]))
-  end
-  return worst / math.max(scale, 1e-30), worst, at, x[at], y[at]
-end
-
-local function assert_close(label, got, want, tol)
-  local r, worst, at, g, w = rel_err(got, want)
-  assert(r <= tol, ("%s: relative error %.3g > %.3g (max abs %.3g at %d: %.6g vs %.6g)"):format(label, r, tol, worst,
-    at, g, w))
-  return r
 end
 
 -- Every hidden state of each clip run alone, and the batch of all of them, against ref.
@@ -73,11 +51,11 @@ local function check_parity(enc, clips, ref, label)
     for l = 1, #hs do
       local want = ref[("hs.%d.%d"):format(i, l)]
       assert(want, ("%s: the reference has no hs.%d.%d"):format(label, i, l))
-      worst = math.max(worst, assert_close(("%s clip %d hidden state %d"):format(label, i, l - 1),
+      worst = math.max(worst, numeric.assert_close(("%s clip %d hidden state %d"):format(label, i, l - 1),
         hs[l]:select(1, 1), want, 1e-4))
     end
     -- enc(x) is the last hidden state
-    assert.are.equal(0, select(2, rel_err(enc(inputs[i]:view(1, -1)), hs[#hs])))
+    assert.are.equal(0, select(2, numeric.rel_err_at(enc(inputs[i]:view(1, -1)), hs[#hs], 1e-30)))
   end
   -- the padded batch: each clip's rows as alone, rows past its frames zero
   local x, lengths = enc:batch(inputs)
@@ -87,7 +65,7 @@ local function check_parity(enc, clips, ref, label)
     for l = 1, #hs do
       local want = ref[("hs.%d.%d"):format(i, l)]
       assert.are.same(want:shape(), { n, enc.config.d_model })
-      assert_close(("%s batch clip %d hidden state %d"):format(label, i, l - 1),
+      numeric.assert_close(("%s batch clip %d hidden state %d"):format(label, i, l - 1),
         hs[l]:select(1, i):narrow(1, 1, n), want, 1e-4)
       local T2 = hs[l]:shape()[2]
       if n < T2 then assert.are.equal(0, hs[l]:select(1, i):narrow(1, n + 1, T2 - n):abs():max()) end

@@ -12,24 +12,16 @@ local T = ser.tensor
 local F = ser.nn.functional
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
+local function rel_err(a, b) return numeric.rel_err(a, b, 1e-12) end
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local frozen = require "ser.frozen_encoder"
 local top = require "ser.pretrained.cached_top"
-local serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-local have = io.open(serlua, "rb")
-if have then have:close() end
+local serlua, have = paths.serlua, paths.have_serlua
 local it_bin = have and it or pending
 
 local run = dofile(here .. "helpers/shell.lua").run
-
-local function max_abs(t)
-  local m = t:abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
-local function rel_err(a, b)
-  return max_abs(a - b) / math.max(max_abs(b), 1e-12)
-end
 
 describe("fine-tuning from the frames cache", function()
   local dir, corpus, enc_dir, items
@@ -84,10 +76,10 @@ describe("fine-tuning from the frames cache", function()
       local dev = c - m:view(1, 5)
       assert.is_true(rel_err(s:select(1, b):select(1, 1), m) < 1e-6)
       local sd = (dev * dev):mean(1):sqrt()
-      assert.is_true(max_abs(s:select(1, b):select(1, 2) - sd) < 1e-3 * 50, "std of clip " .. b)
+      assert.is_true(numeric.max_abs(s:select(1, b):select(1, 2) - sd) < 1e-3 * 50, "std of clip " .. b)
     end
     -- a one-frame clip has std 0 (floored far below any spread), not NaN
-    assert.is_true(max_abs(s:select(1, 3):select(1, 2)) < 1e-5)
+    assert.is_true(numeric.max_abs(s:select(1, 3):select(1, 2)) < 1e-5)
   end)
 
   it("masks time only inside each clip, with the clip's mean frame", function()
@@ -95,15 +87,15 @@ describe("fine-tuning from the frames cache", function()
     local h = T.randn(2, 30, 4)
     h:select(1, 2):narrow(1, 21, 10):zero_()
     local y = top.time_mask(h, { 30, 20 }, { count = 2, width = 10, generator = ser.augment.generator(3) })
-    assert.are.equal(0, max_abs(y:select(1, 2):narrow(1, 21, 10)))   -- padding untouched
+    assert.are.equal(0, numeric.max_abs(y:select(1, 2):narrow(1, 21, 10)))   -- padding untouched
     local changed = 0
     for b, n in ipairs { 30, 20 } do
       local mean = h:select(1, b):narrow(1, 1, n):mean(1)
       for t = 1, n do
         local row = y:select(1, b):select(1, t)
-        if max_abs(row - h:select(1, b):select(1, t)) > 0 then
+        if numeric.max_abs(row - h:select(1, b):select(1, t)) > 0 then
           changed = changed + 1
-          assert.is_true(max_abs(row - mean) < 1e-6, "a masked frame is the clip's mean")
+          assert.is_true(numeric.max_abs(row - mean) < 1e-6, "a masked frame is the clip's mean")
         end
       end
     end
@@ -156,10 +148,10 @@ describe("fine-tuning from the frames cache", function()
     end
     local gl, gc = grads(live_top), grads(top.forward(m, h, n))
     local grad, scale, count = 0, 0, 0
-    for _, g in pairs(gl) do scale = math.max(scale, max_abs(g)) end
+    for _, g in pairs(gl) do scale = math.max(scale, numeric.max_abs(g)) end
     for k, g in pairs(gl) do
       assert.is_truthy(gc[k], k)
-      grad, count = math.max(grad, max_abs(gc[k] - g) / scale), count + 1
+      grad, count = math.max(grad, numeric.max_abs(gc[k] - g) / scale), count + 1
     end
     assert.is_true(count >= 13 * N, "trainable tensors with gradients: " .. count)
     return fwd, grad, m, h, n, hk, cached
@@ -183,7 +175,7 @@ describe("fine-tuning from the frames cache", function()
     end
   end)
 
-  local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+  local shared = paths.shared
   local tiny = shared .. "/models/whisper-tiny.en"
   local ravdess = shared .. "/data/ravdess16k/Actor_01/"
   local function exists(p)
@@ -233,7 +225,7 @@ describe("fine-tuning from the frames cache", function()
       local xa, xb = a:features(items), b:features(items)
       a:fit_standardisation(xa)
       b:fit_standardisation(xb)
-      assert.are.equal(0, max_abs(a.feature_mean - b.feature_mean))
+      assert.are.equal(0, numeric.max_abs(a.feature_mean - b.feature_mean))
       exact_store(a, b)
       a:eval(); b:eval()
       local y = T.new { 1, 2, 3, 1, 2, 3 }
@@ -242,7 +234,7 @@ describe("fine-tuning from the frames cache", function()
       F.cross_entropy(la, y):backward()
       F.cross_entropy(lb, y):backward()
       local pa, pb, scale = a:named_parameters(), b:named_parameters(), 0
-      for _, np in ipairs(pb) do if np[2]:grad() then scale = math.max(scale, max_abs(np[2]:grad())) end end
+      for _, np in ipairs(pb) do if np[2]:grad() then scale = math.max(scale, numeric.max_abs(np[2]:grad())) end end
       local n_enc = 0
       for i, np in ipairs(pa) do
         assert.are.equal(pb[i][1], np[1])
@@ -250,7 +242,7 @@ describe("fine-tuning from the frames cache", function()
         assert.are.equal(ga == nil, gb == nil, np[1])
         if ga then
           if np[1]:match("^encoder%.") then n_enc = n_enc + 1 end
-          local e = max_abs(ga - gb) / math.max(max_abs(gb), 1e-2 * scale)
+          local e = numeric.rel_err(ga, gb, 1e-2 * scale)
           assert.is_true(e < 1e-3, ("%s: %g"):format(np[1], e))
         end
       end
@@ -265,9 +257,9 @@ describe("fine-tuning from the frames cache", function()
       -- time masks on the cached frames change the training forward only
       a:train()
       ser.manual_seed(5)
-      assert.is_true(max_abs(a(xa) - la) > 0, "time masks changed nothing while training")
+      assert.is_true(numeric.max_abs(a(xa) - la) > 0, "time masks changed nothing while training")
       a:eval()
-      assert.are.equal(0, max_abs(a(xa) - la))
+      assert.are.equal(0, numeric.max_abs(a(xa) - la))
     end)
   end
 
@@ -331,7 +323,7 @@ describe("fine-tuning from the frames cache", function()
         "a frozen tensor in the checkpoint: " .. k)
     end
     local pre = frozen.encoder(enc_dir):state_dict()["model.encoder.layers.1.fc1.weight"]
-    assert.is_true(max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
+    assert.is_true(numeric.max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
     -- ONNX export refuses with the reason
     local eout, erc = run(("%s experiments/export.lua --attach %s %s/m.onnx"):format(serlua, ckpt, dir))
     assert.are_not.equal(0, erc, eout)

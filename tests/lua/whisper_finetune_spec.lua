@@ -13,27 +13,20 @@ local F = ser.nn.functional
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local paths = dofile(here .. "helpers/paths.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local grad_ref = here .. "helpers/whisper_grad_ref.py"
-local shared = os.getenv("SER_SHARED") or (here .. "../../../shared")
+local shared = paths.shared
 local san = dofile(here .. "helpers/sanitized.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = paths.exists
 
 local py = dofile(here .. "helpers/torch_python.lua")()
 local bf16 = require("ser.core.nn_cnn").bf16_supported()
 
--- max |a - b| relative to max |b|
-local function rel(a, b)
-  return (a - b):abs():max() / math.max(b:abs():max(), 1e-30)
-end
-
 local function assert_close(label, got, want, tol)
-  local r = rel(got, want)
+  local r = numeric.rel_err(got, want, 1e-30)
   print(("  %s: max |diff| / max |ref| = %.3g (bound %g)"):format(label, r, tol))
   assert(r <= tol, ("%s: relative error %.3g > %g"):format(label, r, tol))
 end
@@ -139,7 +132,7 @@ describe("ser.pretrained: enc:module (fine-tuning)", function()
     local sd = enc:state_dict()
     sd["model.encoder.layers.1.fc2.bias"] = sd["model.encoder.layers.1.fc2.bias"] + 0.5
     m:load_state_dict(sd)
-    assert.is_true(rel(m(x, { lengths = { 40, 33 } })[3], before) > 1e-3)
+    assert.is_true(numeric.rel_err(m(x, { lengths = { 40, 33 } })[3], before, 1e-30) > 1e-3)
     sd["model.encoder.layers.0.fc1.weight"] = sd["model.encoder.layers.0.fc1.weight"] * 1.01
     local ok, err = pcall(m.load_state_dict, m, sd)
     assert.is_false(ok)
@@ -153,7 +146,7 @@ describe("ser.pretrained: enc:module (fine-tuning)", function()
     assert(ser.save(path, m:state_dict()))
     local m2 = enc:module{ finetune_layers = 1 }
     m2:load_state_dict((ser.load(path)))
-    assert.are.equal(0, rel(m2(x, { lengths = { 40, 33 } })[3], m(x, { lengths = { 40, 33 } })[3]))
+    assert.are.equal(0, numeric.rel_err(m2(x, { lengths = { 40, 33 } })[3], m(x, { lengths = { 40, 33 } })[3], 1e-30))
   end)
 
   it("refuses bad options and input with clear messages", function()
@@ -243,7 +236,7 @@ describe("ser.pretrained: enc:module (fine-tuning)", function()
       local worst, worst_name = 0, ""
       for _, np in ipairs(m:named_parameters()) do
         local ref = T.fromfile(dir .. "/g/" .. np[1] .. ".f32", np[2]:shape())
-        local e = rel(np[2]:grad(), ref)
+        local e = numeric.rel_err(np[2]:grad(), ref, 1e-30)
         if e > worst then worst, worst_name = e, np[1] end
       end
       print(("  finetune_layers %d: %d gradients, worst max |diff| / max |ref| %.3g (%s), bound 1e-4"):format(N,
@@ -431,7 +424,7 @@ describe("fine-tuning a small head on the random encoder", function()
     local amp = m(x, { lengths = lengths })
     ser.set_amp(prev)
     require("ser.core.nn_cnn").amp_rule(prev_rule)
-    local r = rel(amp[3], fp32[3])
+    local r = numeric.rel_err(amp[3], fp32[3], 1e-30)
     print(("  amp vs fp32, last hidden state: max |diff| / max |ref| = %.3g"):format(r))
     assert.is_true(r > 0) -- bf16 really ran
     assert.is_true(r < 3e-2)

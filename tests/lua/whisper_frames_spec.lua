@@ -10,6 +10,8 @@ local ser = require "ser"
 local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
+local function rel_err(a, b) return numeric.rel_err(a, b, 1e-12) end
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local whisper_clips = dofile(here .. "helpers/whisper_clips.lua")
 local torch_python = dofile(here .. "helpers/torch_python.lua")
@@ -17,15 +19,6 @@ local cachemod = require "ser.data.embedding_cache"
 local frozen = require "ser.frozen_encoder"
 local job = dofile(here .. "helpers/quick_job.lua")
 local it_bin = job.built and it or pending
-
-local function max_abs(t)
-  local m = t:abs():max()
-  return type(m) == "number" and m or m:item()
-end
-
-local function rel_err(a, b)
-  return max_abs(a - b) / math.max(max_abs(b), 1e-12)
-end
 
 describe("AttentiveStatsHead", function()
   after_each(function() tmp.cleanup() end)
@@ -49,12 +42,12 @@ describe("AttentiveStatsHead", function()
     local noisy = x:clone()
     noisy:select(2, 2):narrow(2, 5, 3):copy_(T.randn(3, 3, 8) * 1000)
     noisy:select(2, 3):narrow(2, 2, 6):copy_(T.randn(3, 6, 8) * 1000)
-    assert.are.equal(0, max_abs(h(noisy, lengths) - y))
+    assert.are.equal(0, numeric.max_abs(h(noisy, lengths) - y))
     -- per_layer: every layer's attentive mean and std, (L + 1) * 2d inputs, padding ignored too
     local hp = ser.nn.AttentiveStatsHead(3, 8, 4, { hidden = 16, dropout = 0, attention = 5, per_layer = true })
     assert.are.same({ 16, 48 }, hp.mlp:get(1).weight:shape())
     assert.are.same({ 3, 48 }, hp:pooled(x, lengths):shape())
-    assert.are.equal(0, max_abs(hp(noisy, lengths) - hp(x, lengths)))
+    assert.are.equal(0, numeric.max_abs(hp(noisy, lengths) - hp(x, lengths)))
     -- 13 layers (whisper-small's count): more pieces than one autograd cat takes
     local h13 = ser.nn.AttentiveStatsHead(13, 4, 2, { hidden = 8, attention = 3, per_layer = true })
     local x13 = T.randn(13, 2, 5, 4)
@@ -65,17 +58,17 @@ describe("AttentiveStatsHead", function()
     local hw = (x13 * h13.weights:softmax(1):view(13, 1, 1, 1)):sum(1)         -- [2, 5, 4]
     local alpha = h13.attention(hw):view(2, 5):select(1, 1):softmax(1)           -- [5]
     local want = alpha:view(1, 5):matmul(x13:select(1, 9):select(1, 1)):view(4)
-    assert.is_true(max_abs(p13:select(1, 1):narrow(1, 8 * 8 + 1, 4) - want) < 1e-5)
+    assert.is_true(numeric.max_abs(p13:select(1, 1):narrow(1, 8 * 8 + 1, 4) - want) < 1e-5)
     h13(x13, { 5, 3 }):sum():backward()
     assert.is_true(h13.weights:grad():abs():sum():item() > 0)
     for b, n in ipairs(lengths) do
       local alone = h(x:narrow(2, b, 1):narrow(3, 1, n):contiguous(), { n })
-      assert.is_true(max_abs(alone - y:narrow(1, b, 1)) < 1e-5, "clip " .. b)
+      assert.is_true(numeric.max_abs(alone - y:narrow(1, b, 1)) < 1e-5, "clip " .. b)
     end
     -- one frame: mean = the frame, std = sqrt(eps)
     local p = h:pooled(x:narrow(2, 3, 1), { 1 })
     local frame = (x:narrow(2, 3, 1):narrow(3, 1, 1) * h.weights:softmax(1):view(3, 1, 1, 1)):sum(1):view(1, 8)
-    assert.is_true(max_abs(p:narrow(2, 1, 8) - frame) < 1e-6)
+    assert.is_true(numeric.max_abs(p:narrow(2, 1, 8) - frame) < 1e-6)
     assert.is_true(math.abs(p:narrow(2, 9, 8):mean():item() - math.sqrt(1e-5)) < 1e-6)
   end)
 
@@ -171,7 +164,7 @@ describe("AttentiveStatsHead", function()
     -- against 1e-3 rather than PyTorch's 1e-17
     local function check(what, ours, file)
       local want = T.fromfile(("%s/%s.f32"):format(dir, file), ours:shape())
-      local e = max_abs(ours - want) / math.max(max_abs(want), 1e-3)
+      local e = numeric.rel_err(ours, want, 1e-3)
       worst = math.max(worst, e)
       assert(e < 1e-4, ("%s: relative error %.3g vs PyTorch (tolerance 1e-4)"):format(what, e))
     end
@@ -204,7 +197,7 @@ describe("embedding cache, frames kind", function()
     local c2 = cache("frames")
     local f2 = c2:frames(paths)
     assert.are.equal(#paths, c2.hits)
-    for i = 1, #paths do assert.are.equal(0, max_abs(f1[i] - f2[i]), paths[i]) end
+    for i = 1, #paths do assert.are.equal(0, numeric.max_abs(f1[i] - f2[i]), paths[i]) end
     -- the clip encoded alone, to float16 rounding
     local enc = frozen.encoder(enc_dir)
     local wav = assert(ser.audio.load(paths[2], { sr = 16000, mono = true }))
@@ -320,7 +313,7 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     assert.are.same({ 3, 64 }, m.feature_mean:shape())
     m:eval()
     local a, b = m(x), m(x)
-    assert.are.equal(0, max_abs(a - b))
+    assert.are.equal(0, numeric.max_abs(a - b))
     -- with a frozen encoder (the fine-tuned blocks still at the pretrained weights) the frames
     -- equal the cached ones to float16 rounding: the same logits as the frozen attentive model
     local f = model { finetune_layers = 0 }
@@ -335,9 +328,9 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     m:train()
     ser.manual_seed(5)
     local c = m(x)
-    assert.is_true(max_abs(c - a) > 0, "SpecAugment changed nothing while training")
+    assert.is_true(numeric.max_abs(c - a) > 0, "SpecAugment changed nothing while training")
     m:eval()
-    assert.are.equal(0, max_abs(m(x) - a))
+    assert.are.equal(0, numeric.max_abs(m(x) - a))
   end)
 
   it("frozen attentive model: stored clips follow the statistics a state_dict brings", function()
@@ -360,10 +353,10 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     b:load_state_dict(sd)
     b:eval()
     local yb = b(b:features(items))      -- fresh clips, standardised with the loaded statistics
-    assert.is_true(max_abs(a(x) - yb) < 1e-5, "the stored clips kept the old statistics")
-    assert.is_true(max_abs(ya - yb) > 1e-4)
+    assert.is_true(numeric.max_abs(a(x) - yb) < 1e-5, "the stored clips kept the old statistics")
+    assert.is_true(numeric.max_abs(ya - yb) > 1e-4)
     a:load_state_dict(sd)                 -- the same statistics again: nothing changes
-    assert.is_true(max_abs(a(x) - yb) < 1e-5)
+    assert.is_true(numeric.max_abs(a(x) - yb) < 1e-5)
   end)
 
   it("refuses combinations that cannot work, saying why", function()
@@ -395,7 +388,7 @@ describe("fine-tuning in the main job (model.finetune_layers)", function()
     -- the fine-tuned block moved away from the encoder's weights
     local enc = frozen.encoder(enc_dir)
     local pre = enc:state_dict()["model.encoder.layers.1.fc1.weight"]
-    assert.is_true(max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
+    assert.is_true(numeric.max_abs(sd["encoder.layers.1.fc1.weight"] - pre) > 0, "the top block did not train")
     job.assert_reproduces(ckpt, corpus, out_dir .. "/results/results.csv", "whisper")
   end)
 end)

@@ -7,6 +7,7 @@ local ser = require "ser"
 local T = ser.tensor
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local tmp = dofile(here .. "helpers/tmpdir.lua")
+local numeric = dofile(here .. "helpers/numeric.lua")
 local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 local whisper_clips = dofile(here .. "helpers/whisper_clips.lua")
 local cachemod = require "ser.data.embedding_cache"
@@ -20,11 +21,6 @@ local function ls(dir)
   for l in p:lines() do out[#out + 1] = l end
   p:close()
   return out
-end
-
-local function max_diff(a, b)
-  local m = (a - b):abs():max()
-  return type(m) == "number" and m or m:item()
 end
 
 local function copy_file(src, dst)
@@ -80,7 +76,7 @@ describe("embedding cache", function()
     local x2 = c2:pooled(paths)
     assert.are.equal(#paths, c2.hits)
     assert.are.equal(0, c2.misses)
-    assert.are.equal(0, max_diff(x1, x2))
+    assert.are.equal(0, numeric.max_abs_diff(x1, x2))
     -- one .safetensors per clip, nothing half-written (temporary files renamed away)
     local files = ls(dir .. "/cache")
     assert.are.equal(#paths, #files)
@@ -100,12 +96,12 @@ describe("embedding cache", function()
       local mean = h:mean(1)
       local dev = h - mean:view(1, -1)
       local sd = (dev * dev):mean(1):sqrt()
-      assert.is_true(max_diff(x:select(1, 2):select(1, l):select(1, 1), mean) < 1e-4)
-      assert.is_true(max_diff(x:select(1, 2):select(1, l):select(1, 2), sd) < 1e-4)
+      assert.is_true(numeric.max_abs_diff(x:select(1, 2):select(1, l):select(1, 1), mean) < 1e-4)
+      assert.is_true(numeric.max_abs_diff(x:select(1, 2):select(1, l):select(1, 2), sd) < 1e-4)
     end
     -- and batching (clips of different lengths, padded and masked) does not change it
     local one = cache { dir = dir .. "/cache-b1", batch = 1 }:pooled(paths)
-    assert.is_true(max_diff(one, x) < 1e-4, "batch of 1 vs batch of 8: " .. max_diff(one, x))
+    assert.is_true(numeric.max_abs_diff(one, x) < 1e-4, "batch of 1 vs batch of 8: " .. numeric.max_abs_diff(one, x))
   end)
 
   it("recomputes a clip whose content changed, and only that one", function()
@@ -118,8 +114,8 @@ describe("embedding cache", function()
     local after = c:pooled({ changed, paths[2] })
     assert.are.equal(0, c.misses)                -- paths[3]'s content is cached already
     assert.are.equal(2, c.hits)
-    assert.is_true(max_diff(before, after:narrow(1, 1, 1)) > 1e-3)
-    assert.are.equal(0, max_diff(after:narrow(1, 1, 1), cache():pooled({ paths[3] })))
+    assert.is_true(numeric.max_abs_diff(before, after:narrow(1, 1, 1)) > 1e-3)
+    assert.are.equal(0, numeric.max_abs_diff(after:narrow(1, 1, 1), cache():pooled({ paths[3] })))
     local f = io.open(changed, "ab"); f:write("\0\0\0\0"); f:close()   -- a new content: a miss
     local c3 = cache()
     c3:pooled({ changed })
@@ -133,7 +129,7 @@ describe("embedding cache", function()
     local c = cache { encoder = other }
     local x = c:pooled(paths)
     assert.are.equal(#paths, c.misses)
-    assert.is_true(max_diff(x, base) > 1e-3)
+    assert.is_true(numeric.max_abs_diff(x, base) > 1e-3)
     -- the same folder edited in place: the identity changes, so does the cache folder
     local id1 = assert(cachemod.identity(other))
     random_whisper(other, { layers = 2, d_model = 64, seed = 8 })
@@ -159,7 +155,7 @@ describe("embedding cache", function()
     local c2 = cache()
     local y = c2:pooled({ paths[1] })
     assert.are.equal(1, c2.misses)
-    assert.is_true(max_diff(x, y) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(x, y) < 1e-5)
   end)
 
   it("says which file cannot be read, and refuses clips over 30 s", function()
@@ -188,7 +184,7 @@ describe("heads", function()
     assert.are.same({ 4, 16 }, h:embed(x):shape())
     -- zero weights: the layers' means averaged
     local want = x:narrow(3, 1, 1):mean(2):reshape(4, 16)
-    assert.is_true(max_diff(h:embed(x), want) < 1e-6)
+    assert.is_true(numeric.max_abs_diff(h:embed(x), want) < 1e-6)
     -- gradients reach the layer weights
     h(x):sum():backward()
     assert.is_true(h.weights:grad():abs():sum():item() > 0)

@@ -10,18 +10,15 @@
 -- depend on its batch.
 local core = require "ser.core.wav2vec2"
 local T = require "ser.tensor"
+local common = require "ser.pretrained.encoder"
 
 local M = {}
 
-local Encoder = {}
-Encoder.__index = Encoder
-
--- core.forward with its errors raised at the caller of the Encoder method (level 3).
-local function forward(enc, x, opts, hidden)
-  local ok, out, hs = pcall(core.forward, enc, x, opts, hidden)
-  if not ok then error((tostring(out):gsub("^[^:]*wav2vec2%.lua:%d+: ", "")), 3) end
-  return out, hs
-end
+-- forward: [B, N] -> [B, frames(N), d], the last hidden state (pre-LN models: after the final
+-- LayerNorm); hidden_states: layers + 1 tensors [B, frames(N), d], as Hugging Face's
+-- output_hidden_states; state_dict: copies of the weights under their Hugging Face names,
+-- without the family prefix (ser.pretrained.encoder).
+local Encoder = common.class(core)
 
 -- The encoder's input for a 16 kHz clip [N] (or each row of [B, N]): the waveform, z-scored per
 -- clip when the model's preprocessor_config.json says do_normalize (see docs/wav2vec2.md).
@@ -41,37 +38,11 @@ end
 function Encoder:output_frames(n) return core.frames(self._enc, n) end
 
 -- Front-end outputs of several clips -> the zero-padded batch [B, Nmax] and lengths (samples).
-function Encoder:batch(inputs)
-  local lengths, longest = {}, 0
-  for b, x in ipairs(inputs) do
-    lengths[b] = x:shape()[1]
-    longest = math.max(longest, lengths[b])
-  end
-  local x = T.zeros(#inputs, longest)
-  for b, w in ipairs(inputs) do x:select(1, b):narrow(1, 1, lengths[b]):copy_(w) end
-  return x, lengths
-end
-
--- [B, N] -> [B, frames(N), d]: the last hidden state (pre-LN models: after the final LayerNorm).
-function Encoder:forward(x, opts)
-  return (forward(self._enc, x, opts, false))
-end
-
--- [B, N] -> layers + 1 tensors [B, frames(N), d], as Hugging Face's output_hidden_states.
-function Encoder:hidden_states(x, opts)
-  local _, hs = forward(self._enc, x, opts, true)
-  return hs
-end
-
--- Copies of the weights under their Hugging Face names, without the family prefix.
-function Encoder:state_dict() return core.state_dict(self._enc) end
+function Encoder:batch(inputs) return common.batch(inputs, {}) end
 
 function Encoder:module()
   error(("pretrained: fine-tuning (enc:module) is implemented for Whisper only, not %s"):format(self.config.family), 2)
 end
-
-Encoder.__call = Encoder.forward
-Encoder.__tostring = function(self) return tostring(self._enc) end
 
 -- Is path a wav2vec2-family checkpoint (by its tensor names)?
 M.detect = core.detect

@@ -3,15 +3,13 @@
 -- training's features: speaker normalisation, recorded feature options).
 local T = require("ser").tensor
 
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "paths.lua")
+
 local M = {}
 
 -- The serlua binary under test (SER_TEST_BUILD or build/), nil when it is not built:
 -- specs then mark these checks pending.
-do
-  local path = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-  local f = io.open(path, "rb")
-  if f then f:close(); M.serlua = path end
-end
+if paths.have_serlua then M.serlua = paths.serlua end
 
 -- { [path] = {p1, p2, ...} } from predict.lua's "path<TAB>label<TAB>name p  name p ..." lines,
 -- and the whole output (for messages).

@@ -5,16 +5,13 @@
 local ser = require "ser"
 local assert = require "luassert"
 
+local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "paths.lua")
+
 local M = {}
 
 -- The serlua binary under test; M.built is false when it is not built (specs mark their
 -- end-to-end cases pending then).
-M.serlua = (os.getenv("SER_TEST_BUILD") or "build") .. "/serlua"
-do
-  local f = io.open(M.serlua, "rb")
-  M.built = f ~= nil
-  if f then f:close() end
-end
+M.serlua, M.built = paths.serlua, paths.have_serlua
 
 -- Runs a shell command; its output (stdout and stderr) and exit status.
 function M.run(cmd)
