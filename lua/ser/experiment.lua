@@ -195,12 +195,12 @@ function Study:fit(r)
       if o.distill then self:add_teacher(r, seed, o.distill) end
       o.state, o.resume = self:state_path(r, seed, run), self.resume
       if spread then o.data_parallel = false end
-      -- a family may train on something else than the corpus parts (cached encoder features)
-      local prepare = recipe.families[r.model.name].prepare
-      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say, collective = not spread }) or run
       local what = ("training %s, seed %d%s"):format(r.name, seed, run.name ~= "" and (", " .. run.name) or "")
       if not spread then say(("== %s: %s"):format(what, recipe.title(r))) end
       dist.activity(what)
+      -- a family may train on something else than the corpus parts (cached encoder features)
+      local prepare = recipe.families[r.model.name].prepare
+      local parts = prepare and prepare(r, model, run, { cache = self.cache, log = say, collective = not spread }) or run
       local _, history, result = train.fit(model, parts, o)
       done[#done + 1] = { j = j, history = history, result = result }
     end
@@ -232,6 +232,12 @@ function Study:fit(r)
   -- with several seeds the stable name <name>.safetensors holds the best seed's checkpoint
   if #r.seeds > 1 and dist.is_root() then fs.copy(self:checkpoint(r, out.best.seed), self:checkpoint(r, nil)) end
   self.trained[r.name] = r
+  -- the next recipe's model starts from a clean slate: this one's dead tensors and the
+  -- allocator's cached blocks go back to the system, so the job's peak memory is one model's,
+  -- not the sum of the blocks every model left behind (docs/engine.md, "Memory of the main job")
+  collectgarbage()
+  collectgarbage()
+  base.empty_cache()
   return out
 end
 
