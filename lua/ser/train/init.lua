@@ -551,6 +551,9 @@ function M.fit(model, parts, opts)
       finished = true })
   end
 
+  -- the final scores in full precision, as every later reader of the checkpoint computes them
+  -- (predict.lua, ensemble.lua, the C API, ONNX): amp speeds training, it does not score
+  cnn.set_amp(prev_amp)
   local result = { stop_reason = stop_reason, best_epoch = best.epoch, epochs = #history,
                    train_seconds = train_seconds, cpu_seconds = cpu_seconds, splits = {},
                    processes = size, comm_seconds = step and step.comm_seconds or nil }
@@ -565,7 +568,6 @@ function M.fit(model, parts, opts)
     for k, v in pairs(main) do result[k] = v end
     result.split = result.splits.test and "test" or "val"
   end
-  cnn.set_amp(prev_amp)
   return model, history, result
 end
 
