@@ -31,6 +31,14 @@ function M.compare(args)
   return M.experiment("compare.lua", "--quick " .. args)
 end
 
+-- A run that must have been refused before any training: a non-zero status, the message
+-- text in its output, and no epoch line. what: the case, named in failures.
+function M.assert_refused(out, rc, text, what)
+  assert.are_not.equal(0, rc, what)
+  assert.matches(text, out, 1, true)
+  assert.is_nil(out:find("epoch ", 1, true), what .. " started training")
+end
+
 -- The fields of the row of a results.csv for model and split, nil when there is none.
 function M.csv_row(path, model, split)
   for line in io.lines(path) do
