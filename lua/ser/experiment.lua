@@ -60,13 +60,14 @@ function M.runs(corpus, folds)
   return runs
 end
 
--- The recipes in training order (folds: --folds K or nil): a recipe whose distill.from names another recipe of the job
--- comes after it (otherwise the given order is kept). A teacher that is not in the job (not
--- trained here: its encoder's weights are missing, or --models left it out) leaves its
--- student without distillation, announced with note(text); the student's recipe then says so
--- (its distill field is dropped, or keeps only its teacher checkpoints). Raises on a recipe
--- that teaches itself, a circle of teachers, --folds (the folds of a recipe share one
--- checkpoint, so a fold's teacher could not be found), and a student seed its teacher lacks.
+-- The recipes in training order (folds: --folds K or nil): a recipe whose distill.from names
+-- another recipe of the job comes after it (otherwise the given order is kept). A teacher
+-- that is not in the job (not trained here: its encoder's weights are missing, or --models
+-- left it out) leaves its student without distillation, announced with note(text); the
+-- student's recipe then says so (its distill field is dropped, or keeps only its teacher
+-- checkpoints). Raises on a recipe that teaches itself, a circle of teachers, --folds (the
+-- folds of a recipe share one checkpoint, so a fold's teacher could not be found), and a
+-- student seed its teacher lacks.
 function M.order(recipes, folds, note)
   local by_name = {}
   for _, r in ipairs(recipes) do by_name[r.name] = r end
