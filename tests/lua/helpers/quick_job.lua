@@ -5,7 +5,9 @@
 local ser = require "ser"
 local assert = require "luassert"
 
-local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "paths.lua")
+local helpers = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local paths = dofile(helpers .. "paths.lua")
+local shell = dofile(helpers .. "shell.lua")
 
 local M = {}
 
@@ -13,13 +15,8 @@ local M = {}
 -- end-to-end cases pending then).
 M.serlua, M.built = paths.serlua, paths.have_serlua
 
--- Runs a shell command; its output (stdout and stderr) and exit status.
-function M.run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("rc=(%d+)%s*$"))
-end
+-- Runs a shell command; its output (stdout and stderr) and exit status (helpers/shell.lua).
+M.run = shell.run
 
 -- serlua experiments/<script> args...
 function M.experiment(script, args)
