@@ -323,6 +323,18 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* ser_memory_live() once it has stopped changing for 100 ms (at most 5 s) */
+static size_t settled_memory_live(void) {
+  size_t last = ser_memory_live();
+  for (int quiet = 0, tries = 0; quiet < 10 && tries < 500; tries++) {
+    usleep(10000);
+    size_t now = ser_memory_live();
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 static void test_threads(void **state) {
   (void)state;
   make_good();
@@ -345,7 +357,9 @@ static void test_threads(void **state) {
    * second, the exited threads (and their OpenMP teams) must have left nothing allocated */
   size_t live = 0;
   for (int round = 0; round < 2; round++) {
-    live = ser_memory_live();
+    /* the first round's OpenMP workers end after their parent threads were joined, and free
+     * their thread caches as they go: count from a quiet state, not from mid-teardown */
+    live = settled_memory_live();
     for (int i = 0; i < N; i++) {
       own[i].rc = shared[i].rc = 0;
       pthread_create(&th[i], NULL, worker, &own[i]);
@@ -354,7 +368,7 @@ static void test_threads(void **state) {
     for (int i = 0; i < 2 * N; i++) pthread_join(th[i], NULL);
   }
   /* libgomp ends a finished thread's team when that thread exits; give the workers a moment */
-  for (int tries = 0; tries < 100 && ser_memory_live() != live; tries++) usleep(10000);
+  for (int tries = 0; tries < 500 && ser_memory_live() != live; tries++) usleep(10000);
   if (ser_memory_live() != live)
     fail_msg("threads that ended left %lld bytes allocated", (long long)(ser_memory_live() - live));
   /* the same jobs one after another on this thread */
