@@ -135,9 +135,7 @@ Study.__index = Study
 -- whisper family without its encoder's weights).
 function M.unavailable(r)
   if r.model.name ~= "whisper" then return nil end
-  local ok, err = pcall(frozen_encoder.encoder, r.model.encoder)
-  if ok then return nil end
-  return tostring(err)
+  return frozen_encoder.check(r.model.encoder)
 end
 
 -- o: corpus, runs, plots, results (folders), seed (UMAP's), cache (the embedding cache of

@@ -69,6 +69,21 @@ function M.encoder(path)
   return hit.enc, id
 end
 
+-- Whether the encoder at path loads (nil) or why not (the message M.encoder would raise). The
+-- weights are read and checked but not kept: a job that checks its recipes first and trains
+-- the encoder's recipe last should not carry them through the other models' trainings.
+function M.check(path)
+  local id = embedding_cache.identity(path)
+  if id and loaded[id.sha256] then return nil end
+  local ok, msg = pcall(function()
+    if not id then M.encoder(path) end   -- raises the message that says how to get the weights
+    local enc, lerr = pretrained.load(path)
+    if not enc then error(("whisper: the encoder %s: %s"):format(path, tostring(lerr)), 0) end
+  end)
+  if ok then return nil end
+  return tostring(msg)
+end
+
 -- Per-row statistics of groups: x [N, F]; keys[i] the group of row i. Returns mean, std [N, F].
 local function group_stats(x, keys, floor)
   local groups, order = frame_store.groups(keys)

@@ -160,6 +160,10 @@ void ser_memory_trim(void) {
   cache_count = 0;
   cache_bytes = 0;
   pthread_mutex_unlock(&cache_lock);
+  /* Blocks under the mmap threshold live in malloc's arenas (one per thread that allocated:
+   * the prefetch worker, the OpenMP team); their freed pages stay resident until trimmed.
+   * Between two models of the main job that was ~200 MB the next model started with. */
+  malloc_trim(0);
 }
 
 void ser_memory_set_cache_limit(size_t bytes) {

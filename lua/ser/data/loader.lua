@@ -333,6 +333,10 @@ function Loader:features()
     local mean, scale = self:speaker_stats(self.feats) -- from the features just computed
     self.feats = speaker_norm.apply(self.feats, mean, scale):contiguous()
   end
+  -- Batches now come from the features alone: the decoded clips go (a waveform model's
+  -- z-normalised copy would otherwise double its corpus; 370 MB of the main job's peak on
+  -- the full RAVDESS). Asking for waveforms() again decodes them again.
+  self.wav = nil
   return self.feats
 end
 
