@@ -73,7 +73,7 @@ report_ctests "$log" "$BUILD"/tests/test_*
 # take). Skipped, saying so, under the sanitizers (the paths are the same C the
 # normal pass instruments; the time is not) and for levels this CPU is at or below.
 isa_tests="test_cpu test_gemm test_pool test_transformer test_optim test_audio_features test_conv test_umap
-  test_gradcheck test_lstm test_linear test_batchnorm test_infer test_stream"
+  test_gradcheck test_lstm test_linear test_batchnorm test_infer test_stream test_wav2vec2 test_pretrained"
 levels="generic avx2 avx512 avx512_bf16 amx"
 level_rank() { echo "$levels" | tr ' ' '\n' | grep -nx "$1" | cut -d: -f1; }
 t_isa=$SECONDS
