@@ -10,7 +10,8 @@ void serlua_print_version(void) {
   printf("serlua %s  (%s)\n", SER_VERSION, LUA_RELEASE);
   printf("BLAS: %s\n", ser_blas_info());
   printf("GEMM: %s\n", ser_gemm_info());
-  printf("ISA: %s%s\n", ser_cpu_info(), ser_cpu_cap() < SER_ISA_COUNT ? "" : " (set SER_ISA to lower it)");
+  const int plain = ser_cpu_cap() == SER_ISA_COUNT && !ser_cpu_env_error(); /* else the info says why */
+  printf("ISA: %s%s\n", ser_cpu_info(), plain ? " (set SER_ISA to lower it)" : "");
   printf("threads: %d (set SER_NUM_THREADS or OMP_NUM_THREADS to change)\n", ser_num_threads());
   fflush(stdout);
 }
