@@ -28,14 +28,19 @@ const char *ser_isa_name(ser_isa level) {
   return (unsigned)level < SER_ISA_COUNT ? names[level] : "?";
 }
 
-int ser_isa_parse(const char *s, ser_isa *out) {
+#define ALLOWED "expected generic, avx2, avx512, avx512_bf16 or amx"
+
+static int find_level(const char *s) {
   for (int i = 0; i < SER_ISA_COUNT; i++)
-    if (s && strcmp(s, names[i]) == 0) {
-      *out = (ser_isa)i;
-      return 0;
-    }
-  return ser_error(SER_EINVAL, "SER_ISA='%s' is not a level (expected generic, avx2, avx512, avx512_bf16 or amx)",
-                   s ? s : "(null)");
+    if (s && strcmp(s, names[i]) == 0) return i;
+  return -1;
+}
+
+int ser_isa_parse(const char *s, ser_isa *out) {
+  const int i = find_level(s);
+  if (i < 0) return ser_error(SER_EINVAL, "SER_ISA='%s' is not a level (" ALLOWED ")", s ? s : "(null)");
+  *out = (ser_isa)i;
+  return 0;
 }
 
 unsigned ser_cpu_capped(unsigned detected, ser_isa cap) {
@@ -97,13 +102,13 @@ static void init(void) {
   usable = detected;
   const char *env = getenv("SER_ISA");
   if (env && *env) {
-    ser_isa lv;
-    if (ser_isa_parse(env, &lv) == 0) {
-      cap = lv;
-      usable = ser_cpu_capped(detected, lv);
+    /* not ser_isa_parse: the calling thread's error message is not ours to overwrite */
+    const int lv = find_level(env);
+    if (lv >= 0) {
+      cap = (ser_isa)lv;
+      usable = ser_cpu_capped(detected, cap);
     } else {
-      snprintf(env_error, sizeof env_error, "%s; ignored", ser_errmsg());
-      ser_error_clear();
+      snprintf(env_error, sizeof env_error, "SER_ISA='%.80s' is not a level (" ALLOWED "); ignored", env);
       fprintf(stderr, "serlua: %s\n", env_error);
     }
   }

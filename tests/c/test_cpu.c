@@ -27,6 +27,16 @@ static unsigned full(ser_isa level) {
   return f[level];
 }
 
+/* The first detection runs inside whatever kernel call comes first: it must leave
+ * that thread's error message alone (even with a bad SER_ISA). Runs first. */
+static void test_detection_keeps_errmsg(void **state) {
+  (void)state;
+  ser_error(SER_EINVAL, "a caller's message");
+  (void)ser_cpu_features();
+  assert_string_equal(ser_errmsg(), "a caller's message");
+  ser_error_clear();
+}
+
 static void test_names_parse(void **state) {
   (void)state;
   static const char *want[] = {"generic", "avx2", "avx512", "avx512_bf16", "amx"};
@@ -134,6 +144,7 @@ static void test_this_process(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_detection_keeps_errmsg),
       cmocka_unit_test(test_names_parse),
       cmocka_unit_test(test_caps_only_lower),
       cmocka_unit_test(test_this_process),
