@@ -54,6 +54,9 @@ describe("SER_ISA", function()
         if rank[cpu] >= rank.avx512_bf16 then assert.matches("SER_ISA caps the kernels below avx512_bf16", out, 1, true) end
       end
       if rank[l] < rank.avx512 then assert.matches("\nGEMM: fp32 OpenBLAS;", out, 1, true) end
+      -- the same from Lua: ser.isa_info() -> the line, the level, the CPU's level
+      out = run(l, "-e " .. q("io.write(table.concat({ require('ser').isa_info() }, '|'))"))
+      assert.are.equal(("%s (SER_ISA=%s; the CPU has %s)|%s|%s"):format(want, l, cpu, want, cpu), out)
     end
   end)
 
