@@ -15,7 +15,7 @@
 static const char *const names[SER_ISA_COUNT] = {"generic", "avx2", "avx512", "avx512_bf16", "amx"};
 _Static_assert(sizeof names / sizeof *names == SER_ISA_COUNT, "one name per level");
 
-/* The features each level adds to the one below. */
+/* The features each level adds to the one below (what a CPU needs for it)... */
 static const unsigned level_adds[SER_ISA_COUNT] = {
     0,
     SER_CPU_AVX2 | SER_CPU_FMA,
@@ -23,6 +23,8 @@ static const unsigned level_adds[SER_ISA_COUNT] = {
     SER_CPU_AVX512BF16,
     SER_CPU_AMX,
 };
+/* ...and the ones a cap at that level keeps besides (not needed for the level). */
+static const unsigned level_also[SER_ISA_COUNT] = {0, SER_CPU_X86_64_V3, SER_CPU_X86_64_V4, 0, 0};
 
 const char *ser_isa_name(ser_isa level) {
   return (unsigned)level < SER_ISA_COUNT ? names[level] : "?";
@@ -45,7 +47,7 @@ int ser_isa_parse(const char *s, ser_isa *out) {
 
 unsigned ser_cpu_capped(unsigned detected, ser_isa cap) {
   unsigned allowed = 0;
-  for (int i = 0; i <= (int)cap && i < SER_ISA_COUNT; i++) allowed |= level_adds[i];
+  for (int i = 0; i <= (int)cap && i < SER_ISA_COUNT; i++) allowed |= level_adds[i] | level_also[i];
   return detected & allowed;
 }
 
@@ -81,6 +83,8 @@ static unsigned detect(void) {
   if (__builtin_cpu_supports("avx512dq")) f |= SER_CPU_AVX512DQ;
   if (__builtin_cpu_supports("avx512vl")) f |= SER_CPU_AVX512VL;
   if (__builtin_cpu_supports("avx512bf16")) f |= SER_CPU_AVX512BF16;
+  if (__builtin_cpu_supports("x86-64-v3")) f |= SER_CPU_X86_64_V3;
+  if (__builtin_cpu_supports("x86-64-v4")) f |= SER_CPU_X86_64_V4;
   unsigned a, b, c, d;
   amx_in_cpuid = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 22 & 1);
   if (amx_in_cpuid && __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && (xgetbv0() & (3u << 17)) == (3u << 17))

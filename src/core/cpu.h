@@ -30,7 +30,13 @@ enum {
   SER_CPU_AVX512DQ = 1u << 5,   /* avx512 */
   SER_CPU_AVX512VL = 1u << 6,   /* avx512 */
   SER_CPU_AVX512BF16 = 1u << 7, /* avx512_bf16 */
-  SER_CPU_AMX = 1u << 8         /* amx: AMX-TILE and AMX-BF16 in CPUID, XCR0 bits 17/18 set */
+  SER_CPU_AMX = 1u << 8,        /* amx: AMX-TILE and AMX-BF16 in CPUID, XCR0 bits 17/18 set */
+  /* The psABI levels, for code built with target("arch=x86-64-v3"/"v4") (the
+   * LSTM cell): v3 adds BMI1/2, F16C, LZCNT, MOVBE to AVX2+FMA, v4 is v3 plus
+   * AVX512F/BW/CD/DQ/VL. A cap at avx2 keeps v3, a cap at generic removes it;
+   * neither is needed for a level (an AVX2 CPU without MOVBE is still avx2). */
+  SER_CPU_X86_64_V3 = 1u << 9,  /* avx2 */
+  SER_CPU_X86_64_V4 = 1u << 10  /* avx512 */
 };
 
 /* The features the kernels may use: the CPU's, minus those above the SER_ISA

@@ -90,6 +90,14 @@ static void test_caps_only_lower(void **state) {
     }
     assert_int_equal(ser_cpu_capped(cpu, SER_ISA_AMX), cpu); /* the top cap is no cap */
   }
+  /* The psABI bits (the LSTM's arch=x86-64-v3/v4 copies) go with avx2 and avx512. */
+  const unsigned zen = full(SER_ISA_AVX512_BF16) | SER_CPU_X86_64_V3 | SER_CPU_X86_64_V4;
+  assert_int_equal(ser_cpu_capped(zen, SER_ISA_GENERIC), 0);
+  assert_int_equal(ser_cpu_capped(zen, SER_ISA_AVX2), full(SER_ISA_AVX2) | SER_CPU_X86_64_V3);
+  assert_int_equal(ser_cpu_capped(zen, SER_ISA_AVX512), full(SER_ISA_AVX512) | SER_CPU_X86_64_V3 | SER_CPU_X86_64_V4);
+  assert_int_equal(ser_cpu_capped(zen, SER_ISA_AMX), zen);
+  assert_int_equal(ser_cpu_level_of(zen), SER_ISA_AVX512_BF16);
+  assert_int_equal(ser_cpu_level_of(full(SER_ISA_AVX2)), SER_ISA_AVX2); /* v3 is not needed for avx2 */
   /* A level needs all its features and those of every level below. */
   for (int i = 0; i < SER_ISA_COUNT; i++) assert_int_equal(ser_cpu_level_of(full((ser_isa)i)), i);
   assert_int_equal(ser_cpu_level_of(SER_CPU_AVX2), SER_ISA_GENERIC);                     /* no FMA */
