@@ -83,9 +83,20 @@ static unsigned detect(void) {
   if (__builtin_cpu_supports("avx512dq")) f |= SER_CPU_AVX512DQ;
   if (__builtin_cpu_supports("avx512vl")) f |= SER_CPU_AVX512VL;
   if (__builtin_cpu_supports("avx512bf16")) f |= SER_CPU_AVX512BF16;
-  if (__builtin_cpu_supports("x86-64-v3")) f |= SER_CPU_X86_64_V3;
-  if (__builtin_cpu_supports("x86-64-v4")) f |= SER_CPU_X86_64_V4;
   unsigned a, b, c, d;
+  /* The psABI levels as GCC's __builtin_cpu_supports("x86-64-v3"/"v4") define
+   * them (clang 14 does not know those names, nor f16c, lzcnt, movbe): v3 is
+   * AVX2, FMA, BMI1, BMI2, F16C (CPUID.1:ECX.29), MOVBE (.22), LZCNT
+   * (CPUID.80000001h:ECX.5) on top of v2, the build's baseline; v4 adds the
+   * AVX-512 set. */
+  const int f16c_movbe = __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1) && (c >> 22 & 1);
+  const int lzcnt = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c >> 5 & 1);
+  const unsigned avx512 = SER_CPU_AVX512F | SER_CPU_AVX512CD | SER_CPU_AVX512BW | SER_CPU_AVX512DQ | SER_CPU_AVX512VL;
+  if ((f & (SER_CPU_AVX2 | SER_CPU_FMA)) == (SER_CPU_AVX2 | SER_CPU_FMA) && __builtin_cpu_supports("bmi") &&
+      __builtin_cpu_supports("bmi2") && f16c_movbe && lzcnt) {
+    f |= SER_CPU_X86_64_V3;
+    if ((f & avx512) == avx512) f |= SER_CPU_X86_64_V4;
+  }
   amx_in_cpuid = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 22 & 1);
   if (amx_in_cpuid && __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && (xgetbv0() & (3u << 17)) == (3u << 17))
     f |= SER_CPU_AMX;
