@@ -41,6 +41,20 @@ MUTATIONS = {
         "  for (int i = 0; i < n; i++) dst[i] = src[i] * win[i] * 1.001f;\n#else\n"
         "  for (int i = 0; i < n; i++) dst[i] = src[i] * win[i];\n#endif",
         ["test_audio_features"], {"generic"}),
+    "lstm_v3_cell": (
+        "src/ops/lstm_rows_impl.h",
+        "    v4f cv = v4_load(ig + j) * v4_load(gg + j);",
+        "#if defined(__AVX2__) && !defined(__AVX512F__) /* the x86-64-v3 copy only */\n"
+        "    v4f cv = v4_load(ig + j) * v4_load(gg + j) * v4_splat(1.001f);\n#else\n"
+        "    v4f cv = v4_load(ig + j) * v4_load(gg + j);\n#endif",
+        ["test_lstm"], {"avx2"}),
+    "batchnorm_base_affine": (
+        "src/ops/batchnorm_rows_impl.h",
+        "    for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;",
+        "#ifndef __AVX512F__ /* the baseline copy only */\n"
+        "    for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift * 1.001f;\n#else\n"
+        "    for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;\n#endif",
+        ["test_batchnorm"], {"avx2", "generic"}),
 }
 
 
