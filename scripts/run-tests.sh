@@ -4,6 +4,8 @@
 # busted specs left pending, e.g. without python3-torch; fixture tests without ../shared).
 # Called by `make test` (BUILD names the build folder). Suites:
 #   1. C unit tests: every $BUILD/tests/test_* binary (cmocka)
+#   1b. the kernel tests again under SER_ISA=avx2 and SER_ISA=generic (the
+#      paths CPUs without AVX-512 run; docs/engine.md, "Instruction-set dispatch")
 #   2. busted specs: tests/lua/*_spec.lua against $BUILD/ser.so
 #   3. the end-to-end smoke run of experiments/compare.lua (when it exists)
 set -u
@@ -26,34 +28,78 @@ t_stage=$SECONDS
 # SER_TEST_JOBS at a time (default 2: CI's machine has two cores and the longest tests spend
 # part of their time single-threaded); the report below is in name order either way.
 jobs_max=${SER_TEST_JOBS:-2}
-run_ctest() { # $1 binary: writes $log/NAME.log, NAME.rc and NAME.secs
+run_ctest() { # $1 binary, $2 log folder: writes $2/NAME.log, NAME.rc and NAME.secs
   local name t0
   name=$(basename "$1")
   t0=$(date +%s.%N)
-  CMOCKA_MESSAGE_OUTPUT=stdout "$1" >"$log/$name.log" 2>&1
-  echo $? >"$log/$name.rc"
-  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$log/$name.secs"
+  CMOCKA_MESSAGE_OUTPUT=stdout "$1" >"$2/$name.log" 2>&1
+  echo $? >"$2/$name.rc"
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$2/$name.secs"
 }
-for t in "$BUILD"/tests/test_*; do
-  [ -x "$t" ] || continue
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
-  run_ctest "$t" &
+run_ctests() { # $1 log folder, then the binaries
+  local dir=$1 t
+  shift
+  for t in "$@"; do
+    [ -x "$t" ] || continue
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+    run_ctest "$t" "$dir" &
+  done
+  wait
+}
+report_ctests() { # $1 log folder, then the binaries: one line each, counted
+  local dir=$1 t name rc p f s
+  shift
+  for t in "$@"; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    rc=$(cat "$dir/$name.rc" 2>/dev/null || echo 1)
+    p=$(grep -oE '\[  PASSED  \] [0-9]+' "$dir/$name.log" | grep -oE '[0-9]+$' | tail -1)
+    f=$(grep -oE '\[  FAILED  \] [0-9]+ test' "$dir/$name.log" | grep -oE '[0-9]+' | tail -1)
+    s=$(grep -oE '\[  SKIPPED \] [0-9]+ test' "$dir/$name.log" | grep -oE '[0-9]+' | tail -1)
+    p=${p:-0}; f=${f:-0}; s=${s:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
+    printf '  %-28s %3d passed, %d failed%s  (%.1f s)\n' "$name" "$p" "$f" \
+      "$( [ "$s" -gt 0 ] && echo ", $s skipped")" "$(cat "$dir/$name.secs" 2>/dev/null || echo 0)"
+    [ "$f" -ne 0 ] && grep -vE '^\[ +(RUN|OK) +\]|worst (relative|rel|abs) err' "$dir/$name.log" | head -40
+    count "$p" "$f" "$s"
+  done
+}
+run_ctests "$log" "$BUILD"/tests/test_*
+report_ctests "$log" "$BUILD"/tests/test_*
+
+# 1b. This machine's AVX-512 hides the AVX2 and plain C paths that CPUs without
+# it run; SER_ISA caps every kernel's choice, so the tests of kernels with several
+# paths run again at each lower level (test_cpu first fails if the cap did not
+# take). Skipped, saying so, under the sanitizers (the paths are the same C the
+# normal pass instruments; the time is not) and for levels this CPU is at or below.
+isa_tests="test_cpu test_gemm test_pool test_transformer test_optim test_audio_features test_conv test_umap
+  test_gradcheck test_lstm test_linear test_batchnorm test_infer test_stream test_wav2vec2 test_pretrained"
+levels="generic avx2 avx512 avx512_bf16 amx"
+level_rank() { echo "$levels" | tr ' ' '\n' | grep -nx "$1" | cut -d: -f1; }
+t_isa=$SECONDS
+cpu_level=$(env -u SER_ISA "$BUILD/serlua" -v 2>/dev/null | sed -n 's/^ISA: \([a-z0-9_]*\).*/\1/p')
+for lvl in avx2 generic; do
+  echo "== C kernel tests under SER_ISA=$lvl"
+  if [ -n "${SER_TEST_SANITIZED:-}" ]; then
+    echo "  skipped under the sanitizers (make test runs them)"; continue
+  fi
+  if [ -z "$cpu_level" ]; then
+    echo "  failed: no 'ISA:' line in $BUILD/serlua -v"; count 0 1; continue
+  fi
+  if [ "$(level_rank "$cpu_level")" -le "$(level_rank "$lvl")" ]; then
+    echo "  skipped: this CPU's level is $cpu_level, so the pass above ran these paths"; continue
+  fi
+  mkdir -p "$log/isa-$lvl"
+  bins=$(for t in $isa_tests; do echo "$BUILD/tests/$t"; done)
+  for t in $bins; do   # a renamed test must not drop out of the pass unnoticed
+    [ -x "$t" ] || { echo "  $(basename "$t"): not built (listed in isa_tests)"; count 0 1; }
+  done
+  # shellcheck disable=SC2086 # one binary per word
+  (export SER_ISA=$lvl; run_ctests "$log/isa-$lvl" $bins)
+  # shellcheck disable=SC2086
+  report_ctests "$log/isa-$lvl" $bins
 done
-wait
-for t in "$BUILD"/tests/test_*; do
-  [ -x "$t" ] || continue
-  name=$(basename "$t")
-  rc=$(cat "$log/$name.rc" 2>/dev/null || echo 1)
-  p=$(grep -oE '\[  PASSED  \] [0-9]+' "$log/$name.log" | grep -oE '[0-9]+$' | tail -1)
-  f=$(grep -oE '\[  FAILED  \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
-  s=$(grep -oE '\[  SKIPPED \] [0-9]+ test' "$log/$name.log" | grep -oE '[0-9]+' | tail -1)
-  p=${p:-0}; f=${f:-0}; s=${s:-0}
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before reporting
-  printf '  %-28s %3d passed, %d failed%s  (%.1f s)\n' "$name" "$p" "$f" \
-    "$( [ "$s" -gt 0 ] && echo ", $s skipped")" "$(cat "$log/$name.secs" 2>/dev/null || echo 0)"
-  [ "$f" -ne 0 ] && grep -vE '^\[ +(RUN|OK) +\]|worst (relative|rel|abs) err' "$log/$name.log" | head -40
-  count "$p" "$f" "$s"
-done
+t_isa=$((SECONDS - t_isa))
 
 t_c=$((SECONDS - t_stage)); t_stage=$SECONDS
 echo "== busted specs"
@@ -97,6 +143,6 @@ if [ -f experiments/compare.lua ]; then
   fi
 fi
 
-echo "time: C tests ${t_c} s, busted ${t_busted} s, smoke $((SECONDS - t_stage)) s"
+echo "time: C tests ${t_c} s (${t_isa} s of them the SER_ISA passes), busted ${t_busted} s, smoke $((SECONDS - t_stage)) s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

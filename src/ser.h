@@ -9,6 +9,7 @@
 #include "core/tensor.h"
 #include "core/threads.h"
 #include "core/comm.h"
+#include "core/cpu.h"
 #include "autograd/autograd.h"
 #include "ops/ops.h"
 #include "audio/audio.h"

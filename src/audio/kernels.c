@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
+
 /* Two copies of every kernel: the -march baseline and AVX2+FMA, picked per
  * call from the CPU's features (a load and a test). GCC's target_clones did
  * this automatically but does not link under clang (bugs.md). */
@@ -25,7 +27,7 @@
 #pragma clang attribute pop
 #endif
 
-static int have_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static int have_avx2(void) { return ser_cpu_has(SER_CPU_AVX2 | SER_CPU_FMA); }
 
 #define DISPATCH(name, args) (have_avx2() ? name##_avx2 args : name##_base args)
 

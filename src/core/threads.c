@@ -9,6 +9,8 @@
 #include <omp.h>
 #endif
 
+#include "cpu.h"
+
 /* OpenBLAS extensions (declared in its cblas.h, repeated here so that this file
  * does not depend on which cblas.h the include path finds first). */
 extern void openblas_set_num_threads(int);
@@ -75,10 +77,9 @@ const char *ser_blas_better_core(void) {
   if (!core) return NULL;
   for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
     if (strcasecmp(core, avx512_cores[i]) == 0) return NULL;
-  __builtin_cpu_init();
-  const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                     __builtin_cpu_supports("avx512vl");
+  /* OpenBLAS is not ours to cap (SER_ISA does not reach it): the CPU's own features. */
+  const unsigned need = SER_CPU_AVX512F | SER_CPU_AVX512CD | SER_CPU_AVX512BW | SER_CPU_AVX512DQ | SER_CPU_AVX512VL;
+  const int avx512 = (ser_cpu_detected() & need) == need;
   return avx512 ? "SkylakeX" : NULL;
 }
 

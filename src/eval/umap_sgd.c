@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #define AB_POINTS 300
@@ -274,9 +275,8 @@ int ser_umap_optimize(float *emb, const ser_umap_sgd *p, ser_rng *rng) {
     per_neg[e] = p->negative_sample_rate > 0 ? p->epochs_per_sample[e] / p->negative_sample_rate : INFINITY;
     next_neg[e] = per_neg[e];
   }
-  __builtin_cpu_init();
   sgd_consts c = {(float)p->a, (float)p->b, (float)(2.0 * p->gamma * p->b), 0, dim,
-                  __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")};
+                  ser_cpu_has(SER_CPU_AVX2 | SER_CPU_FMA)};
   const float attract = (float)(-2.0 * p->a * p->b);
   const uint32_t nv = (uint32_t)p->n_vertices;
   double alpha_d = p->initial_alpha;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "luat.h"
+#include "core/cpu.h"
 #include "ops/gemm.h"
 
 static int l_manual_seed(lua_State *L) {
@@ -105,6 +106,15 @@ static int l_gemm_info(lua_State *L) {
   return 1;
 }
 
+/* isa_info() -> the kernels' instruction-set level as serlua -v shows it, that level's
+ * name and the CPU's own (src/core/cpu.h; SER_ISA may lower the first below the last). */
+static int l_isa_info(lua_State *L) {
+  lua_pushstring(L, ser_cpu_info());
+  lua_pushstring(L, ser_isa_name(ser_cpu_level()));
+  lua_pushstring(L, ser_isa_name(ser_cpu_detected_level()));
+  return 3;
+}
+
 static int l_op_names(lua_State *L) {
   lua_createtable(L, SER_OP_COUNT, 0);
   for (int i = 0; i < SER_OP_COUNT; i++) {
@@ -167,6 +177,7 @@ static const luaL_Reg functions[] = {{"manual_seed", l_manual_seed},
                                      {"set_num_threads", l_set_num_threads},
                                      {"blas_info", l_blas_info},
                                      {"gemm_info", l_gemm_info},
+                                     {"isa_info", l_isa_info},
                                      {"op_names", l_op_names},
                                      {"catch_interrupt", l_catch_interrupt},
                                      {"interrupted", l_interrupted},

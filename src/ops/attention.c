@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/alloc.h"
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "../core/threads.h"
 #include "gemm.h"
@@ -54,8 +55,7 @@ static int fused_on = -1; /* -1: not decided yet (SER_ATTN_FUSED=0 turns it off)
 
 int ser_attention_set_fused(int on) {
   const int prev = fused_on > 0;
-  __builtin_cpu_init();
-  fused_on = on && __builtin_cpu_supports("avx512f");
+  fused_on = on && ser_cpu_has(SER_CPU_AVX512F);
   return prev;
 }
 

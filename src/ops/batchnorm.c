@@ -4,7 +4,9 @@
 
 #include "../core/alloc.h"
 #include "../core/comm.h"
+#include "../core/cpu.h"
 #include "../core/error.h"
+#include "isa.h"
 
 /* Statistics: each row of S values is summed in float across SIMD lanes
  * (omp simd reduction: 8-16 partial sums, so the rounding error grows with
@@ -12,63 +14,37 @@
  * channel in the first CNN2D layer, where one float sum would lose digits
  * PyTorch keeps. */
 /* The row loops are memory-bound passes over activations; with 16 lanes
- * (AVX-512, chosen at load time) they ran 1.3x faster than with the SSE
- * baseline on CNN2D's BatchNorm layers. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SER_BN_ROW __attribute__((target_clones("avx512f", "default")))
-#else
-#define SER_BN_ROW
-#endif
+ * (AVX-512) they ran 1.3x faster than with the SSE baseline on CNN2D's
+ * BatchNorm layers. Two copies (batchnorm_rows_impl.h), the AVX-512F one where
+ * ser_cpu_has says so (SER_ISA can lower it), decided at the first call. */
+#define K(name) name##_base
+#include "batchnorm_rows_impl.h"
+#undef K
+SER_ISA_BEGIN("avx512f")
+#define K(name) name##_avx512
+#include "batchnorm_rows_impl.h"
+#undef K
+SER_ISA_END
 
-SER_BN_ROW static float row_sum(const float *p, int S) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int i = 0; i < S; i++) s += p[i];
-  return s;
+static int bn_wide = -1; /* 1: the AVX-512F copies; -1 until the first call */
+static inline int bn_avx512(void) {
+  if (bn_wide < 0) bn_wide = ser_cpu_has(SER_CPU_AVX512F);
+  return bn_wide;
 }
+#define BN_ROW(name, args) (bn_avx512() ? name##_avx512 args : name##_base args)
 
-SER_BN_ROW static float row_sqdev(const float *p, int S, float mu) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int i = 0; i < S; i++) s += (p[i] - mu) * (p[i] - mu);
-  return s;
-}
-
-/* sum dy and sum dy * (x - mu) over one row; with y (batch_norm_relu's
- * output) dy counts only where y > 0, as relu's backward would pass it on */
-SER_BN_ROW static void row_dsums(const float *dy, const float *x, const float *y, int S, float mu, double *sdy,
+static inline float row_sum(const float *p, int S) { return BN_ROW(row_sum, (p, S)); }
+static inline float row_sqdev(const float *p, int S, float mu) { return BN_ROW(row_sqdev, (p, S, mu)); }
+static inline void row_dsums(const float *dy, const float *x, const float *y, int S, float mu, double *sdy,
                              double *sdyx) {
-  float a = 0.0f, b = 0.0f;
-  if (y) {
-#pragma omp simd reduction(+ : a, b)
-    for (int i = 0; i < S; i++) {
-      float g = dy[i]; /* loaded unconditionally: the select is a blend, the loop vectorises */
-      float d = y[i] > 0 ? g : 0.0f;
-      a += d;
-      b += d * (x[i] - mu);
-    }
-  } else {
-#pragma omp simd reduction(+ : a, b)
-    for (int i = 0; i < S; i++) {
-      a += dy[i];
-      b += dy[i] * (x[i] - mu);
-    }
-  }
-  *sdy += a;
-  *sdyx += b;
+  BN_ROW(row_dsums, (dy, x, y, S, mu, sdy, sdyx));
 }
-/* q = p * scale + shift, then max(0, .) when relu (written as ser_relu does: v > 0 ? v : 0). */
-SER_BN_ROW static void affine_row(float *q, const float *p, int S, float scale, float shift, int relu) {
-  if (relu) {
-#pragma omp simd
-    for (int i = 0; i < S; i++) {
-      float v = p[i] * scale + shift;
-      q[i] = v > 0 ? v : 0;
-    }
-  } else {
-#pragma omp simd
-    for (int i = 0; i < S; i++) q[i] = p[i] * scale + shift;
-  }
+static inline void affine_row(float *q, const float *p, int S, float scale, float shift, int relu) {
+  BN_ROW(affine_row, (q, p, S, scale, shift, relu));
+}
+static inline void dx_row(float *dx, const float *dy, const float *x, const float *y, int S, float g, float mdy,
+                          float mu, float k, int overwrite) {
+  BN_ROW(dx_row, (dx, dy, x, y, S, g, mdy, mu, k, overwrite));
 }
 
 /* relu: out = max(0, normalised) in the same pass (batch_norm_relu), NaN -> 0 as ser_relu. */
@@ -171,32 +147,6 @@ void ser_batchnorm_forward_eval(float *out, const float *in, const float *mean, 
 }
 
 /* din_overwrite: din is uninitialised (a fresh autograd buffer) and is written, not added to. */
-/* dx (+)= g (dy' - mdy - (x - mu) k), dy' = dy masked by y > 0 when y is given. */
-SER_BN_ROW static void dx_row(float *dx, const float *dy, const float *x, const float *y, int S, float g, float mdy,
-                              float mu, float k, int overwrite) {
-  if (y) {
-    if (overwrite) {
-#pragma omp simd
-      for (int i = 0; i < S; i++) {
-        float d = dy[i]; /* loaded unconditionally: the select is a blend */
-        dx[i] = g * ((y[i] > 0 ? d : 0.0f) - mdy - (x[i] - mu) * k);
-      }
-    } else {
-#pragma omp simd
-      for (int i = 0; i < S; i++) {
-        float d = dy[i];
-        dx[i] += g * ((y[i] > 0 ? d : 0.0f) - mdy - (x[i] - mu) * k);
-      }
-    }
-  } else if (overwrite) {
-#pragma omp simd
-    for (int i = 0; i < S; i++) dx[i] = g * (dy[i] - mdy - (x[i] - mu) * k);
-  } else {
-#pragma omp simd
-    for (int i = 0; i < S; i++) dx[i] += g * (dy[i] - mdy - (x[i] - mu) * k);
-  }
-}
-
 static void batchnorm_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                                const float *relu_out, const float *mean, const float *invstd, const float *weight,
                                int B, int C, int S, int training, int din_overwrite) {

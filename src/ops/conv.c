@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "conv1d_c1.h"
 #include "gemm.h"
@@ -76,7 +77,7 @@ __attribute__((target("avx512f"))) static void scatter_add_s2(float *dst, const 
 
 static int have_avx512(void) {
   static int cached = -1;
-  if (cached < 0) cached = __builtin_cpu_supports("avx512f");
+  if (cached < 0) cached = ser_cpu_has(SER_CPU_AVX512F);
   return cached;
 }
 

@@ -4,14 +4,14 @@
 #include <omp.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "scratch.h"
 
 int ser_conv1d_c1s2_supported(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx512f");
+    cached = ser_cpu_has(SER_CPU_AVX512F);
   }
   return cached;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "../core/threads.h"
 #include "gemm_amx.h"
@@ -22,11 +23,15 @@ static int amp_on;
 int ser_bf16_supported(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+    cached = ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512BW | SER_CPU_AVX512VL | SER_CPU_AVX512BF16);
   }
   return cached;
+}
+
+/* Why ser_bf16_supported() says no: the CPU, or a SER_ISA cap below avx512_bf16. */
+static const char *no_bf16_why(void) {
+  return ser_cpu_detected() & SER_CPU_AVX512BF16 ? "SER_ISA caps the kernels below avx512_bf16"
+                                                 : "this CPU has no AVX512-BF16";
 }
 
 int ser_set_amp(int on) {
@@ -34,7 +39,7 @@ int ser_set_amp(int on) {
   if (on && !ser_bf16_supported()) {
     /* The issue asks for one notice, not an error: the same script must run
      * (in fp32) on a machine without the instructions. */
-    if (!warned) fprintf(stderr, "ser: amp requested but this CPU has no AVX512-BF16; using fp32\n");
+    if (!warned) fprintf(stderr, "ser: amp requested but %s; using fp32\n", no_bf16_why());
     warned = 1;
     on = 0;
   }
@@ -367,16 +372,14 @@ static int f32_kernel = -1; /* -1 undecided, 0 OpenBLAS, 1 ours above the size l
 
 int ser_gemm_set_f32_kernel(int own) {
   const int prev = ser_gemm_f32_kernel();
-  __builtin_cpu_init();
-  const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  const int avx512 = ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512VL);
   f32_kernel = own < 0 ? -1 : avx512 ? (own > 2 ? 2 : own) : 0;
   return prev;
 }
 
 int ser_gemm_f32_kernel(void) {
   if (f32_kernel < 0) {
-    __builtin_cpu_init();
-    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    const int avx512 = ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512VL);
     const char *e = getenv("SER_GEMM_F32");
     if (e && strcmp(e, "blas") == 0) f32_kernel = 0;
     else if (e && strcmp(e, "avx512") == 0) f32_kernel = avx512;
@@ -438,7 +441,7 @@ const char *ser_gemm_info(void) {
   const int own = ser_gemm_f32_kernel();
   char amp[240];
   if (!ser_bf16_supported())
-    snprintf(amp, sizeof amp, "unavailable (no AVX512-BF16; fp32)");
+    snprintf(amp, sizeof amp, "unavailable (%s; fp32)", no_bf16_why());
   else if (ser_gemm_amx_available())
     snprintf(amp, sizeof amp, "AMX tiles (tdpbf16ps)");
   else

@@ -7,17 +7,13 @@
  * path where AMX exists and is skipped elsewhere. */
 #include "gemm_amx.h"
 
-#include <cpuid.h>
-#include <errno.h>
 #include <immintrin.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "scratch.h"
@@ -31,57 +27,11 @@
 #define AMX_RELEASE() _tile_release()
 #include "gemm_amx_impl.h"
 
-/* Linux (5.16+) hands out the 8 KB tile data state only on request, per process. */
-#define SER_ARCH_REQ_XCOMP_PERM 0x1023
-#define SER_XFEATURE_XTILEDATA 18
+/* The decision (CPUID, XCR0, SER_AMX, SER_ISA, the tile permission) is
+ * src/core/cpu.c's, like every other kernel's. */
+int ser_gemm_amx_available(void) { return ser_cpu_amx_ready(); }
 
-static int amx_ok;
-static char amx_why[160];
-static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
-
-static uint64_t xgetbv0(void) {
-  uint32_t lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  return ((uint64_t)hi << 32) | lo;
-}
-
-static void amx_detect(void) {
-  unsigned a, b, c, d;
-  const char *env = getenv("SER_AMX");
-  if (env && strcmp(env, "0") == 0) {
-    snprintf(amx_why, sizeof amx_why, "off (SER_AMX=0)");
-    return;
-  }
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> 24 & 1) || !(d >> 22 & 1)) {
-    snprintf(amx_why, sizeof amx_why, "no AMX-TILE/AMX-BF16 in CPUID");
-    return;
-  }
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1) || (xgetbv0() & (3u << 17)) != (3u << 17)) {
-    snprintf(amx_why, sizeof amx_why, "the OS does not enable the tile state (XCR0 bits 17/18)");
-    return;
-  }
-  if (!ser_bf16_supported()) {
-    snprintf(amx_why, sizeof amx_why, "AMX without AVX512-BF16 (the packers need it)");
-    return;
-  }
-  if (syscall(SYS_arch_prctl, SER_ARCH_REQ_XCOMP_PERM, SER_XFEATURE_XTILEDATA) != 0) {
-    snprintf(amx_why, sizeof amx_why, "Linux refused the tile permission (arch_prctl ARCH_REQ_XCOMP_PERM: %s)",
-             strerror(errno));
-    return;
-  }
-  snprintf(amx_why, sizeof amx_why, "in use");
-  amx_ok = 1;
-}
-
-int ser_gemm_amx_available(void) {
-  pthread_once(&amx_once, amx_detect);
-  return amx_ok;
-}
-
-const char *ser_gemm_amx_reason(void) {
-  pthread_once(&amx_once, amx_detect);
-  return amx_why;
-}
+const char *ser_gemm_amx_reason(void) { return ser_cpu_amx_reason(); }
 
 size_t ser_gemm_amx_pack_a_bytes(int M, int K) { return amx_pack_a_bytes(M, K); }
 
@@ -91,7 +41,8 @@ void ser_gemm_amx_pack_a_into(void *dst, int ta, int M, int K, const float *A, i
 
 int ser_gemm_amx(const void *Ap, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
-  if (!ser_gemm_amx_available()) return ser_error(SER_EUNSUPPORTED, "gemm: AMX unavailable: %s", amx_why);
+  if (!ser_gemm_amx_available())
+    return ser_error(SER_EUNSUPPORTED, "gemm: AMX unavailable: %s", ser_gemm_amx_reason());
   if (M <= 0 || N <= 0) return 0;
   if (K <= 0) { /* C = beta C */
     for (int i = 0; i < M; i++)

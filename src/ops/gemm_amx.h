@@ -10,7 +10,8 @@
 /* 1 when the CPU has AMX-TILE and AMX-BF16 (CPUID.7.0:EDX bits 24 and 22),
  * the OS enables the tile state (XCR0 bits 17 and 18), Linux granted the
  * permission (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), the CPU
- * has AVX512-BF16 (the packers use it) and SER_AMX is not 0. Decided once. */
+ * has AVX512-BF16 (the packers use it), SER_AMX is not 0 and SER_ISA does not
+ * cap below amx. Decided once, by ser_cpu_amx_ready (src/core/cpu.c). */
 int ser_gemm_amx_available(void);
 /* Why not (or "in use"): e.g. "no AMX-TILE/AMX-BF16 in CPUID", "off (SER_AMX=0)". */
 const char *ser_gemm_amx_reason(void);

@@ -5,7 +5,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "gemm.h"
+#include "isa.h"
 
 /* Elementwise math of the cell. The gate nonlinearities are most of the
  * LSTM's time outside the GEMMs, and glibc's scalar expf/tanhf keep the
@@ -14,9 +16,9 @@
  * and clang vector extensions): plain arithmetic and masks, no branches, no
  * libm. Four lanes because that is the baseline ABI: 8-float types passed
  * between functions compiled without AVX are an error in clang (the fuzz
- * build) and an ABI warning in GCC. target_clones builds the row functions for
- * x86-64-v4, v3 (FMA) and the baseline, picked at load time by ISA level (not
- * CPU model, which would never match AMD). */
+ * build) and an ABI warning in GCC. The row functions are built for
+ * x86-64-v4, v3 (FMA) and the baseline (lstm_rows_impl.h), picked by ISA level
+ * (not CPU model, which would never match AMD) through src/core/cpu.h. */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
@@ -61,65 +63,32 @@ static inline v4f v4_tanh(v4f x) { return v4_splat(2.0f) / (v4_splat(1.0f) + v4_
 static inline float sigmoid1(float x) { return v4_sigmoid(v4_splat(x))[0]; }
 static inline float tanh1(float x) { return v4_tanh(v4_splat(x))[0]; }
 
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define K(name) name##_base
+#include "lstm_rows_impl.h"
+#undef K
+SER_ISA_BEGIN("arch=x86-64-v3")
+#define K(name) name##_v3
+#include "lstm_rows_impl.h"
+#undef K
+SER_ISA_END
+SER_ISA_BEGIN("arch=x86-64-v4")
+#define K(name) name##_v4
+#include "lstm_rows_impl.h"
+#undef K
+SER_ISA_END
 
-/* One row of pre-activations [i f g o] (4H) -> activated, in place. */
-SIMD_CLONES static void activate_row(float *g, int H) {
-  const int n4 = H / 4 * 4;
-  for (int k = 0; k < 4; k++) {
-    float *q = g + k * H;
-    const int is_tanh = k == 2;
-    for (int j = 0; j < n4; j += 4) v4_store(q + j, is_tanh ? v4_tanh(v4_load(q + j)) : v4_sigmoid(v4_load(q + j)));
-    for (int j = n4; j < H; j++) q[j] = is_tanh ? tanh1(q[j]) : sigmoid1(q[j]);
-  }
-}
+/* The copies one layer's pass uses, chosen per call (SER_ISA can lower them). */
+typedef struct {
+  void (*activate)(float *g, int H);
+  void (*cell)(float *c, float *tc, float *h, const float *g, const float *cp, int H);
+  void (*cell_backward)(float *dg, float *dc, const float *dh_out, const float *dh_rec, const float *g,
+                        const float *tc, const float *cp, int H);
+} lstm_rows;
 
-/* c = f c_prev + i g (c_prev NULL = 0), tc = tanh c, h = o tc */
-SIMD_CLONES static void cell_row(float *c, float *tc, float *h, const float *g, const float *cp, int H) {
-  const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
-  const int n4 = H / 4 * 4;
-  for (int j = 0; j < n4; j += 4) {
-    v4f cv = v4_load(ig + j) * v4_load(gg + j);
-    if (cp) cv += v4_load(fg + j) * v4_load(cp + j);
-    const v4f t = v4_tanh(cv);
-    v4_store(c + j, cv);
-    v4_store(tc + j, t);
-    v4_store(h + j, v4_load(og + j) * t);
-  }
-  for (int j = n4; j < H; j++) {
-    c[j] = ig[j] * gg[j] + (cp ? fg[j] * cp[j] : 0.0f);
-    tc[j] = tanh1(c[j]);
-    h[j] = og[j] * tc[j];
-  }
-}
-
-/* Gradients of one row: dG = d(pre-activations) from dh (the row's output
- * gradient plus the recurrent one) and dc (from the next step, updated in place). */
-SIMD_CLONES static void cell_row_backward(float *dg, float *dc, const float *dh_out, const float *dh_rec,
-                                          const float *g, const float *tc, const float *cp, int H) {
-  const float *ig = g, *fg = g + H, *gg = g + 2 * H, *og = g + 3 * H;
-  const v4f one = v4_splat(1.0f);
-  const int n4 = H / 4 * 4;
-  for (int j = 0; j < n4; j += 4) {
-    const v4f i = v4_load(ig + j), f = v4_load(fg + j), gv = v4_load(gg + j), o = v4_load(og + j);
-    const v4f t = v4_load(tc + j);
-    const v4f dhv = v4_load(dh_out + j) + v4_load(dh_rec + j);
-    const v4f dcv = v4_load(dc + j) + dhv * o * (one - t * t);
-    v4_store(dg + j, dcv * gv * i * (one - i));
-    v4_store(dg + H + j, cp ? dcv * v4_load(cp + j) * f * (one - f) : v4_splat(0.0f));
-    v4_store(dg + 2 * H + j, dcv * i * (one - gv * gv));
-    v4_store(dg + 3 * H + j, dhv * t * o * (one - o));
-    v4_store(dc + j, dcv * f);
-  }
-  for (int j = n4; j < H; j++) {
-    const float dhv = dh_out[j] + dh_rec[j];
-    const float dcv = dc[j] + dhv * og[j] * (1.0f - tc[j] * tc[j]);
-    dg[j] = dcv * gg[j] * ig[j] * (1.0f - ig[j]);
-    dg[H + j] = cp ? dcv * cp[j] * fg[j] * (1.0f - fg[j]) : 0.0f;
-    dg[2 * H + j] = dcv * ig[j] * (1.0f - gg[j] * gg[j]);
-    dg[3 * H + j] = dhv * tc[j] * og[j] * (1.0f - og[j]);
-    dc[j] = dcv * fg[j];
-  }
+static lstm_rows rows_for_cpu(void) {
+  if (ser_cpu_has(SER_CPU_X86_64_V4)) return (lstm_rows){activate_row_v4, cell_row_v4, cell_row_backward_v4};
+  if (ser_cpu_has(SER_CPU_X86_64_V3)) return (lstm_rows){activate_row_v3, cell_row_v3, cell_row_backward_v3};
+  return (lstm_rows){activate_row_base, cell_row_base, cell_row_backward_base};
 }
 
 /* Row index of (b, t). */
@@ -135,6 +104,7 @@ void ser_lstm_dir_forward(float *h, float *gates, float *cell, float *tcell, con
                           const float *w_hh, const float *b_ih, const float *b_hh, const ser_lstm_dims *d) {
   const int B = d->B, T = d->T, I = d->I, H = d->H, G = 4 * H, ldh = d->ldh ? d->ldh : H;
   const int64_t rows = (int64_t)B * T, sb = batch_stride(d);
+  const lstm_rows R = rows_for_cpu();
 
   /* Input projections of every time step in one GEMM: gates = x W_ih^T + b_ih + b_hh. */
   ser_gemm(0, 1, (int)rows, G, I, 1.0f, x, I, w_ih, I, 0.0f, gates, G);
@@ -154,8 +124,8 @@ void ser_lstm_dir_forward(float *h, float *gates, float *cell, float *tcell, con
       ser_gemm(0, 1, B, G, H, 1.0f, h + row_of(d, 0, tp) * ldh, (int)(sb * ldh), w_hh, H, 1.0f, g_t, (int)(sb * G));
     for (int b = 0; b < B; b++) {
       const int64_t r = row_of(d, b, t);
-      activate_row(gates + r * G, H);
-      cell_row(cell + r * H, tcell + r * H, h + r * ldh, gates + r * G, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
+      R.activate(gates + r * G, H);
+      R.cell(cell + r * H, tcell + r * H, h + r * ldh, gates + r * G, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
     }
   }
 }
@@ -168,6 +138,7 @@ void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, 
   const int64_t rows = (int64_t)B * T, sb = batch_stride(d), st = time_stride(d);
   float *dh_rec = dstate;          /* [B,H] gradient reaching h_t from step t+1 (dG_{t+1} W_hh) */
   float *dc = dstate + (size_t)B * H; /* [B,H] gradient reaching c_t from step t+1 */
+  const lstm_rows R = rows_for_cpu();
   memset(dstate, 0, sizeof(float) * 2 * (size_t)B * H);
 
   for (int s = T - 1; s >= 0; s--) {
@@ -175,8 +146,8 @@ void ser_lstm_dir_backward(float *dx, float *dw_ih, float *dw_hh, float *db_ih, 
     const int tp = d->reverse ? t + 1 : t - 1;
     for (int b = 0; b < B; b++) {
       const int64_t r = row_of(d, b, t);
-      cell_row_backward(dgates + r * G, dc + (size_t)b * H, dh + r * ldh, dh_rec + (size_t)b * H, gates + r * G,
-                        tcell + r * H, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
+      R.cell_backward(dgates + r * G, dc + (size_t)b * H, dh + r * ldh, dh_rec + (size_t)b * H, gates + r * G,
+                      tcell + r * H, s > 0 ? cell + row_of(d, b, tp) * H : NULL, H);
     }
     /* dh_{t-1} from the recurrent product: dG_t W_hh ([B,4H] x [4H,H]). */
     if (s > 0)

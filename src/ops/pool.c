@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/alloc.h"
+#include "../core/cpu.h"
 #include "../core/error.h"
 
 int ser_pool_geom_init(ser_pool_geom *g, const char *op) {
@@ -38,10 +39,9 @@ static int isa_choice = -1; /* SER_POOL_*; -1 until first use: the widest the CP
 int ser_pool_best_isa(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx512f") ? SER_POOL_AVX512
-             : __builtin_cpu_supports("avx2")  ? SER_POOL_AVX2
-                                               : SER_POOL_SCALAR;
+    cached = ser_cpu_has(SER_CPU_AVX512F) ? SER_POOL_AVX512
+             : ser_cpu_has(SER_CPU_AVX2)  ? SER_POOL_AVX2
+                                          : SER_POOL_SCALAR;
   }
   return cached;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "../core/cpu.h"
 #include "isa.h"
 
 /* Three copies of every row kernel, like src/audio/kernels.c: the parallel
@@ -46,10 +47,8 @@ SER_ISA_END
 int ser_row_max_level(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512vl");
+    int avx2 = ser_cpu_has(SER_CPU_AVX2 | SER_CPU_FMA);
+    int avx512 = avx2 && ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512DQ | SER_CPU_AVX512VL);
     cached = avx512 ? 2 : avx2 ? 1 : 0;
   }
   return cached;

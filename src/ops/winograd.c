@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "gemm_rule.h"
@@ -13,8 +14,7 @@
 int ser_winograd_supported(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx512f");
+    cached = ser_cpu_has(SER_CPU_AVX512F);
   }
   return cached;
 }

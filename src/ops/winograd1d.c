@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "scratch.h"
@@ -82,8 +83,7 @@ static const float AT[4][15] = {
 int ser_winograd1d_supported(void) {
   static int cached = -1;
   if (cached < 0) {
-    __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx512f");
+    cached = ser_cpu_has(SER_CPU_AVX512F);
   }
   return cached;
 }

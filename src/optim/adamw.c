@@ -2,6 +2,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "../core/cpu.h"
 #include "optim.h"
 
 /* One element, as PyTorch's single-tensor AdamW computes it in float. */
@@ -49,7 +50,7 @@ void ser_adamw_update(float *p, const float *g, float *m, float *v, size_t n, in
   const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
   const float b1 = (float)beta1, b2 = (float)beta2, fe = (float)eps;
   const float a1 = (float)(1.0 - beta1), a2 = (float)(1.0 - beta2);
-  if (__builtin_cpu_supports("avx2")) {
+  if (ser_cpu_has(SER_CPU_AVX2)) {
     adamw_avx2(p, g, m, v, n, decay, step_size, bc2_sqrt, b1, b2, a1, a2, fe);
     return;
   }

@@ -3,6 +3,7 @@
  *   avg <- decay * avg + (1 - decay) * src, element by element. */
 #include <immintrin.h>
 
+#include "../core/cpu.h"
 #include "../core/error.h"
 #include "optim.h"
 
@@ -30,7 +31,7 @@ int ser_ema_update(ser_tensor *const *avg, ser_tensor *const *src, int n, double
       return ser_error(SER_EINVAL, "ema_update: tensor %d is not contiguous", k + 1);
   }
   const float d = (float)decay, w = (float)(1.0 - decay);
-  const int avx2 = __builtin_cpu_supports("avx2");
+  const int avx2 = ser_cpu_has(SER_CPU_AVX2);
   for (int k = 0; k < n; k++) {
     float *a = ser_tensor_data(avg[k]);
     const float *s = ser_tensor_data(src[k]);

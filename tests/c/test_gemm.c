@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "lib/fixture.h"
 
 static float *randbuf(size_t n, unsigned seed) {
@@ -108,8 +109,8 @@ static void test_bf16_inside_parallel_region(void **state) {
  * leading dimensions, K = 0, and from inside a parallel region. */
 static void test_f32_own_against_reference(void **state) {
   (void)state;
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")) {
-    printf("skip: no AVX-512 on this CPU (OpenBLAS does all fp32 products)\n");
+  if (!ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512VL)) {
+    printf("skip: no AVX-512 (CPU or SER_ISA; OpenBLAS does all fp32 products)\n");
     skip();
   }
   const int prev = ser_gemm_set_f32_kernel(2);

@@ -1,6 +1,7 @@
 /* LSTM: PyTorch parity (../shared/fixtures/lstm_*: LSTM(4, 3, batch_first=True,
  * bidirectional=True), x [2,6,4]) through the autograd op, layout equivalence,
  * h_n / c_n, no-grad mode and the error messages. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,58 @@ static void unbatched_equals_batch_of_one(void **state) {
   for (int i = 0; i < 6; i++) ser_tensor_release(ts[i]);
 }
 
+static double sigm(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* The fixture's hidden size 3 runs only the cell's scalar tail; hidden 8 and 9
+ * run its 4-lane vector rows (and 9 a tail after them), against the cell
+ * written out in double here: h_n, c_n and every output. make test runs this
+ * under SER_ISA=avx2 and generic too, so each of the cell's three copies meets it. */
+static void vector_rows_match_a_plain_reference(void **state) {
+  (void)state;
+  const int B = 2, T = 4, I = 5;
+  for (int H = 8; H <= 9; H++) {
+    ser_rng rng;
+    ser_rng_seed(&rng, 100 + H);
+    ser_tensor *x = ser_tensor_empty(3, SER_DIMS(B, T, I)), *w[4];
+    ser_tensor_fill_normal(x, 0, 1, &rng);
+    for (int i = 0; i < 4; i++) {
+      w[i] = i < 2 ? ser_tensor_empty(2, SER_DIMS(4 * H, i == 0 ? I : H)) : ser_tensor_empty(1, SER_DIMS(4 * H));
+      ser_tensor_fill_uniform(w[i], -0.6f, 0.6f, &rng);
+    }
+    ser_lstm_opts o = {.input_size = I, .hidden_size = H, .num_layers = 1, .bidirectional = 0, .batch_first = 1};
+    ser_tensor *out, *hn, *cn;
+    assert_int_equal(ser_lstm(&out, &hn, &cn, x, w, &o), 0);
+    const float *X = ser_tensor_data(x), *Wi = ser_tensor_data(w[0]), *Wh = ser_tensor_data(w[1]),
+                *bi = ser_tensor_data(w[2]), *bh = ser_tensor_data(w[3]);
+    double worst = 0;
+    for (int b = 0; b < B; b++) {
+      double h[9] = {0}, c[9] = {0}, g[36];
+      for (int t = 0; t < T; t++) {
+        for (int r = 0; r < 4 * H; r++) {
+          double a = (double)bi[r] + bh[r];
+          for (int k = 0; k < I; k++) a += (double)Wi[r * I + k] * X[((size_t)b * T + t) * I + k];
+          for (int k = 0; k < H; k++) a += (double)Wh[r * H + k] * h[k];
+          g[r] = a;
+        }
+        for (int j = 0; j < H; j++) {
+          c[j] = sigm(g[H + j]) * c[j] + sigm(g[j]) * tanh(g[2 * H + j]);
+          h[j] = sigm(g[3 * H + j]) * tanh(c[j]);
+          worst = fmax(worst, fabs(h[j] - ser_tensor_data(out)[((size_t)b * T + t) * H + j]));
+        }
+      }
+      for (int j = 0; j < H; j++) {
+        worst = fmax(worst, fabs(h[j] - ser_tensor_data(hn)[b * H + j]));
+        worst = fmax(worst, fabs(c[j] - ser_tensor_data(cn)[b * H + j]));
+      }
+    }
+    printf("  hidden %d: worst abs err %.3g against the double reference\n", H, worst);
+    assert_true(worst < 2e-6);
+    for (int i = 0; i < 4; i++) ser_tensor_release(w[i]);
+    ser_tensor *ts[] = {x, out, hn, cn};
+    for (int i = 0; i < 4; i++) ser_tensor_release(ts[i]);
+  }
+}
+
 /* A one-direction LSTM with the forward weights is the first half of the bidirectional output. */
 static void unidirectional_is_the_forward_half(void **state) {
   ser_tensor *x = fixture_tensor("lstm_x", 3, SER_DIMS(2, 6, 4)), *w[8];
@@ -212,6 +265,7 @@ static void weight_names_follow_pytorch(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(vector_rows_match_a_plain_reference),
       cmocka_unit_test(fixture_parity),
       cmocka_unit_test(time_major_matches_batch_first),
       cmocka_unit_test(unbatched_equals_batch_of_one),

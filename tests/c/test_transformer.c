@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "lib/fixture.h"
 #include "ops/rowops.h"
 
@@ -352,8 +353,8 @@ static void test_attention_matches_reference(void **state) {
  * ser_gemm path; NaN and huge values in masked keys and values change no bit. */
 static void test_attention_fused(void **state) {
   (void)state;
-  if (!__builtin_cpu_supports("avx512f")) {
-    printf("skip: no AVX-512F on this CPU (the fused path is not used)\n");
+  if (!ser_cpu_has(SER_CPU_AVX512F)) {
+    printf("skip: no AVX-512F (CPU or SER_ISA; the fused path is not used)\n");
     skip();
   }
   const attn_case cases[] = {{2, 13, 37, 2, 16, 0.25f, {37, 1}, 1},  {3, 9, 200, 2, 48, 0.144f, {200, 171, 33}, 1},
