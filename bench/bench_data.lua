@@ -9,8 +9,12 @@
 -- Usage: serlua bench/bench_data.lua [DATA_DIR] [N_CLIPS]
 local ser = require "ser"
 local clock = require("ser.core.nn_cnn").monotonic
-local dir = arg[1] or "../shared/data/ravdess16k"
-local nclips = tonumber(arg[2] or "960")
+local argparse = require "argparse"
+local parser = argparse("bench_data.lua", "Data pipeline timings (our side of bench/bench_data.sh)")
+parser:argument("data_dir", "RAVDESS folder (a generated corpus when absent)", "../shared/data/ravdess16k")
+parser:argument("n_clips", "training clips per epoch", "960"):convert(tonumber)
+local opts = parser:parse(arg)
+local dir, nclips = opts.data_dir, opts.n_clips
 
 local function timed(fn)
   collectgarbage()

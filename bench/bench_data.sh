@@ -4,6 +4,7 @@
 #   bench/bench_data.sh [DATA_DIR] [N_CLIPS]     (defaults ../shared/data/ravdess16k 960)
 # The machine is shared and noisy: compare only ratios taken in one run.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;; esac
 BUILD=${BUILD:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -3,6 +3,7 @@
 # libdnnl-dev is installed) on the conv GEMM shapes, 1 and 2 threads.
 #   bench/bench_gemm.sh        (BUILD names the build folder, default build)
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;; esac
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
 [ -f "$BUILD/libser.a" ] || { echo "bench_gemm.sh: $BUILD/libser.a not built" >&2; exit 1; }

@@ -7,6 +7,7 @@
 #   bench/bench_serve.sh [CHECKPOINT]     default: an untrained CRNN (a trained one costs the same)
 #   N=40 requests per measurement; SER_NUM_THREADS as for any serlua run
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 S=$BUILD/serlua

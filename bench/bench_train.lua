@@ -11,19 +11,15 @@ local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 local cnn = require "ser.core.nn_cnn"
 
-local args = { model = "cnn2d", threads = "1,2", amp = false, steps = 5, repeats = 3 }
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  if a == "--amp" then args.amp = true
-  elseif a:match("^%-%-") and arg[i + 1] then
-    local key = a:sub(3)
-    if args[key] == nil then error("bench_train.lua: unknown option " .. a) end
-    args[key] = arg[i + 1]
-    i = i + 1
-  else error("bench_train.lua: unexpected argument " .. a) end
-  i = i + 1
-end
+local argparse = require "argparse"
+local parser = argparse("bench_train.lua", "Training / inference throughput of one reference model (our side "
+  .. "of bench/bench_train.sh)")
+parser:option("--model", "cnn2d, crnn or cnn1d", "cnn2d")
+parser:option("--threads", "comma-separated thread counts", "1,2")
+parser:flag("--amp", "bfloat16 GEMMs where amp's rule says they pay")
+parser:option("--steps", "steps per repeat", "5")
+parser:option("--repeats", "repeats (the median is printed)", "3")
+local args = parser:parse(arg)
 args.steps, args.repeats = tonumber(args.steps), tonumber(args.repeats)
 
 local shapes = { cnn2d = { 1, 64, 251 }, crnn = { 1, 64, 251 }, cnn1d = { 1, 64000 } }

@@ -6,14 +6,13 @@
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 
-local args = { batch = 8, steps = 31, repeats = 7, python = "/usr/bin/python3" }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match("^%-%-(.+)$")
-  if not key or args[key] == nil or arg[i + 1] == nil then error("lstm_bench.lua: bad argument " .. arg[i]) end
-  args[key] = arg[i + 1]
-  i = i + 2
-end
+local argparse = require "argparse"
+local parser = argparse("lstm_bench.lua", "The CRNN's BiLSTM, ours vs PyTorch 1.13 in one invocation")
+parser:option("--batch", "batch size", "8")
+parser:option("--steps", "time steps", "31")
+parser:option("--repeats", "repeats of 10 calls (the median is printed)", "7")
+parser:option("--python", "the Python with torch 1.13", "/usr/bin/python3")
+local args = parser:parse(arg)
 local B, S, reps = tonumber(args.batch), tonumber(args.steps), tonumber(args.repeats)
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 

@@ -9,12 +9,18 @@ local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 local clock = require("ser.core.nn_cnn").monotonic
 
-local model = arg[1] or "../shared/models/whisper-tiny.en"
-local N = tonumber(arg[2] or 2)
-local B = tonumber(arg[3] or 8)
-local seconds = tonumber(arg[4] or 4)
-local steps = tonumber(arg[5] or 3)
-local amp = arg[6] == "amp"
+local argparse = require "argparse"
+local parser = argparse("whisper_finetune_step.lua", "Times fine-tuning steps of a Whisper encoder with a "
+  .. "SUPERB-style head (not a comparison, not a test)")
+parser:argument("model", "encoder folder", "../shared/models/whisper-tiny.en")
+parser:argument("finetune_layers", "top blocks trained", "2"):convert(tonumber)
+parser:argument("batch", "clips per step", "8"):convert(tonumber)
+parser:argument("seconds", "clip length", "4"):convert(tonumber)
+parser:argument("steps", "timed steps", "3"):convert(tonumber)
+parser:argument("amp", "\"amp\" for bfloat16 GEMMs", ""):args("?")
+local opts = parser:parse(arg)
+local model, N, B, seconds, steps = opts.model, opts.finetune_layers, opts.batch, opts.seconds, opts.steps
+local amp = opts.amp == "amp"
 
 local enc = assert(ser.pretrained.load(model))
 local c = enc.config
