@@ -210,15 +210,18 @@ describe("ser.stream with a model", function()
     dir = tmp.make("stream")
     corpus_dir = dir .. "/corpus"
     local c = ser.data.synthetic { speakers = 3, per_class = 6, classes = 3, seconds = 2.0, seed = 3, out = corpus_dir }
-    local train, val = ser.data.scan(corpus_dir, { quiet = true }):split { by = "speaker", train = { 1, 2 }, val = { 3 },
+    local train = ser.data.scan(corpus_dir, { quiet = true }):split { by = "speaker", train = { 1, 2 }, val = { 3 },
       quiet = true }
     -- one thread: the same weights whatever SER_NUM_THREADS the test run has
     local threads = ser.num_threads()
     ser.set_num_threads(1)
     ser.manual_seed(1)
     ckpt = dir .. "/cnn2d.safetensors"
-    -- trained with random shifts of up to 1 s: a stream's windows hold speech anywhere in them
-    ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train, val }, { epochs = 16, lr = 3e-3,
+    -- trained with random shifts of up to 1 s: a stream's windows hold speech anywhere in them.
+    -- No validation part: the checkpoint is the last epoch's model. Picked by the 9 validation
+    -- clips' score it was sometimes an early epoch's, unsure of every clip (0.43 for the top
+    -- class), when rounding (another instruction-set level) moved the run a little.
+    ser.train.fit(ser.models.create("cnn2d", { classes = #c.classes }), { train }, { epochs = 16, lr = 3e-3,
       augment = { { "shift", seconds = 1.0, p = 1 } }, batch = 8, seconds = 2.0, classes = c.classes,
       progress = "quiet", checkpoint = ckpt, name = "cnn2d" })
     ser.set_num_threads(threads)
@@ -364,13 +367,21 @@ describe("ser.stream with a model", function()
     f = io.open(dir .. "/long.s16", "wb"); f:write(table.concat(s16)); f:close()
     local out, rc = run(stream("- --rate 8000 --window 2 --min-segment 3 < " .. q(dir .. "/long.s16")))
     assert.are.equal(0, rc, out)
+    -- The labels are compared where the file's label is clear (mean top probability >= 0.5): this
+    -- small model has near ties (0.44 against 0.43), which the band-limited input may flip, as may
+    -- another instruction-set level's rounding of its training (SER_ISA=avx2 did).
     local a, b = parse_segments(file_out), parse_segments(out)
     assert.are.equal(#a, #b, out)
+    local clear = 0
     for i = 1, #a do
-      assert.are.equal(a[i].label, b[i].label, out)
+      if a[i].confidence >= 0.5 then
+        assert.are.equal(a[i].label, b[i].label, file_out .. "\n" .. out)
+        clear = clear + 1
+      end
       assert.is_true(math.abs(a[i].start - b[i].start) <= 0.25 and math.abs(a[i].stop - b[i].stop) <= 0.25,
         file_out .. "\n" .. out)
     end
+    assert.is_true(clear >= 2, "fewer than two clear labels to compare:\n" .. file_out)
   end)
 
   it_bin("reports a PCM stream that stops inside a sample, after the segments before it", function()
