@@ -49,20 +49,30 @@ M.STD_FLOOR = 1e-4
 -- Encoders loaded in this process, by identity.
 local loaded = {}
 
+-- What to tell a user whose encoder folder cannot be read (err: why).
+local function unreadable(path, err)
+  return ("whisper: the encoder %s cannot be read (%s). The model family `whisper` reads a Whisper "
+    .. "encoder's features: get the weights with `make whisper-base` (into models/whisper-base) or "
+    .. "`make whisper-tiny.en`, or point model.encoder (--encoder) at a folder holding model.safetensors "
+    .. "and config.json"):format(path, tostring(err))
+end
+
+-- The encoder's weights, or nil and the message that says what is wrong with them.
+local function load_weights(path)
+  local ok, enc, err = pcall(pretrained.load, path)
+  if ok and enc then return enc end
+  return nil, ("whisper: the encoder %s: %s"):format(path, tostring(ok and err or enc))
+end
+
 -- The encoder of a folder (or .safetensors file) and its identity; raises a message that says
 -- what to do when the folder is missing.
 function M.encoder(path)
   local id, err = embedding_cache.identity(path)
-  if not id then
-    error(("whisper: the encoder %s cannot be read (%s). The model family `whisper` reads a Whisper "
-      .. "encoder's features: get the weights with `make whisper-base` (into models/whisper-base) or "
-      .. "`make whisper-tiny.en`, or point model.encoder (--encoder) at a folder holding model.safetensors "
-      .. "and config.json"):format(path, tostring(err)), 0)
-  end
+  if not id then error(unreadable(path, err), 0) end
   local hit = loaded[id.sha256]
   if not hit then
-    local enc, lerr = pretrained.load(path)
-    if not enc then error(("whisper: the encoder %s: %s"):format(path, tostring(lerr)), 0) end
+    local enc, lerr = load_weights(path)
+    if not enc then error(lerr, 0) end
     hit = { enc = enc, id = id }
     loaded[id.sha256] = hit
   end
@@ -73,15 +83,11 @@ end
 -- weights are read and checked but not kept: a job that checks its recipes first and trains
 -- the encoder's recipe last should not carry them through the other models' trainings.
 function M.check(path)
-  local id = embedding_cache.identity(path)
-  if id and loaded[id.sha256] then return nil end
-  local ok, msg = pcall(function()
-    if not id then M.encoder(path) end   -- raises the message that says how to get the weights
-    local enc, lerr = pretrained.load(path)
-    if not enc then error(("whisper: the encoder %s: %s"):format(path, tostring(lerr)), 0) end
-  end)
-  if ok then return nil end
-  return tostring(msg)
+  local id, err = embedding_cache.identity(path)
+  if not id then return unreadable(path, err) end
+  if loaded[id.sha256] then return nil end
+  local _, lerr = load_weights(path)
+  return lerr
 end
 
 -- Per-row statistics of groups: x [N, F]; keys[i] the group of row i. Returns mean, std [N, F].
