@@ -75,11 +75,7 @@ __attribute__((target("avx512f"))) static void scatter_add_s2(float *dst, const 
   for (; i < n; i++) dst[2 * i] += src[i];
 }
 
-static int have_avx512(void) {
-  static int cached = -1;
-  if (cached < 0) cached = ser_cpu_has(SER_CPU_AVX512F);
-  return cached;
-}
+static int have_avx512(void) { return ser_cpu_has(SER_CPU_AVX512F); }   /* detected once, in core/cpu.c */
 
 /* The columns of output positions [n0, n1) (flat oh*OW + ow) of one image:
  * col [C*KH*KW, n1-n0] <- img [C,H,W], zero where the kernel hits padding.

@@ -9,11 +9,7 @@
 #include "scratch.h"
 
 int ser_conv1d_c1s2_supported(void) {
-  static int cached = -1;
-  if (cached < 0) {
-    cached = ser_cpu_has(SER_CPU_AVX512F);
-  }
-  return cached;
+  return ser_cpu_has(SER_CPU_AVX512F);   /* detected once, in core/cpu.c */
 }
 
 /* One image's phases: E[i] = x[2 (i - M)], D[i] = x[2 (i - M) + 1], zero

@@ -21,11 +21,7 @@
 static int amp_on;
 
 int ser_bf16_supported(void) {
-  static int cached = -1;
-  if (cached < 0) {
-    cached = ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512BW | SER_CPU_AVX512VL | SER_CPU_AVX512BF16);
-  }
-  return cached;
+  return ser_cpu_has(SER_CPU_AVX512F | SER_CPU_AVX512BW | SER_CPU_AVX512VL | SER_CPU_AVX512BF16);   /* detected once, in core/cpu.c */
 }
 
 /* Why ser_bf16_supported() says no: the CPU, or a SER_ISA cap below avx512_bf16. */

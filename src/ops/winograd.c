@@ -12,11 +12,7 @@
 #include "scratch.h"
 
 int ser_winograd_supported(void) {
-  static int cached = -1;
-  if (cached < 0) {
-    cached = ser_cpu_has(SER_CPU_AVX512F);
-  }
-  return cached;
+  return ser_cpu_has(SER_CPU_AVX512F);   /* detected once, in core/cpu.c */
 }
 
 typedef struct {

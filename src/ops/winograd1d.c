@@ -81,11 +81,7 @@ static const float AT[4][15] = {
 
 
 int ser_winograd1d_supported(void) {
-  static int cached = -1;
-  if (cached < 0) {
-    cached = ser_cpu_has(SER_CPU_AVX512F);
-  }
-  return cached;
+  return ser_cpu_has(SER_CPU_AVX512F);   /* detected once, in core/cpu.c */
 }
 
 static inline __mmask16 mask_of(long n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
