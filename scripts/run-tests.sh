@@ -122,7 +122,12 @@ if ls tests/lua/*_spec.lua >/dev/null 2>&1; then
   p=${p:-0}; f=$(( ${f:-0} + ${e:-0} )); s=${s:-0}
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   printf '  %-28s %3d passed, %d failed%s\n' busted "$p" "$f" "$( [ "$s" -gt 0 ] && echo ", $s skipped")"
-  [ "$f" -ne 0 ] && grep -vE '^[●◼✱]+$' "$log/busted.log" | head -80
+  if [ "$f" -ne 0 ]; then
+    # the failures' own blocks: the log's head is progress marks and the specs' printed
+    # measurements, which hid the failure of a CI run; the whole head when busted died first
+    fails=$(awk '/^(Failure|Error) -> /{ n = 25 } n-- > 0' "$log/busted.log" | head -150)
+    if [ -n "$fails" ]; then echo "$fails"; else grep -vE '^[●◼✱]+$' "$log/busted.log" | head -80; fi
+  fi
   count "$p" "$f" "$s"
   # where the time goes (the whole table is in $log/spec-times.tsv)
   if [ -s "$log/spec-times.tsv" ]; then
