@@ -91,12 +91,14 @@ function M.describe(sd)
   if has("net.0.weight") or (w0 and #w0 == 3 and has("classifier.2.weight")) then
     local out = shape(sd, "fc.2.weight") or shape(sd, "classifier.2.weight")
     if not out then return nil, "a CNN1D state_dict (net.*) needs fc.2.weight" end
-    return { model = "cnn1d", classes = out[1] }
+    return { model = "cnn1d", classes = out[1], time = out[2] == 512 and "stats" or nil }
   end
   if w0 and #w0 == 4 and has("classifier.5.weight") then
+    -- the classifier reads 256 x bands values, twice that with statistics pooling over time
     local hidden_in = last("classifier.2.weight", 2)
+    local stats = hidden_in == 512 or hidden_in == 4096
     return { model = "cnn2d", classes = shape(sd, "classifier.5.weight")[1],
-             freq = hidden_in and hidden_in ~= 256 and "flatten" or nil }
+             freq = hidden_in and hidden_in > 512 and "flatten" or nil, time = stats and "stats" or nil }
   end
   local some = {}
   for k in pairs(sd) do some[#some + 1] = k end

@@ -7,6 +7,7 @@
 -- Each model has embed(x): the penultimate representation, used for UMAP.
 -- model.input names the features the model expects ("logmel" or "waveform").
 local nn = require "ser.nn"
+local F = require "ser.nn.functional"
 local T = require "ser.core.tensor"
 local ckpt = require "ser.core.checkpoint"
 local loader = require "ser.data.loader"
@@ -26,9 +27,12 @@ end
 
 -- CNN2D on log-mel [B,1,64,T]: 4 x [Conv 3x3 -> BN -> ReLU -> MaxPool 2]
 -- (the last block pools adaptively to 1x1), then a 2-layer classifier.
--- Option beyond the notebook's layers (recorded in checkpoints): freq = "flatten" pools
+-- Options beyond the notebook's layers (recorded in checkpoints): freq = "flatten" pools
 -- the last block to (8 frequency bands x 1) instead of 1x1, so the classifier sees where
--- in the spectrum each channel responds (Linear 256*8 -> 128; the parameter names stay).
+-- in the spectrum each channel responds (Linear 256*8 -> 128; the parameter names stay);
+-- time = "stats" summarises the last block over time by its mean and standard deviation
+-- (statistics pooling: how much a channel's response varies across the clip, not only its
+-- level; the classifier's first Linear takes twice the inputs).
 local FREQ_BANDS = 8
 -- A two-way option: nil or the notebook's value -> nil (nothing recorded in checkpoints, so
 -- theirs stay as they were); the other value -> itself; anything else is an error.
@@ -38,29 +42,47 @@ local function variant(model, key, value, notebook, other)
   end
   return value == other and other or nil
 end
+-- Statistics pooling over the last dim: [..., T] -> mean and sqrt(population var + 1e-5)
+-- concatenated along dim 2 (channels). The floor keeps sqrt's gradient finite at a
+-- constant sequence (ser.graph.describe emits the same: op std with eps 1e-5).
+local function mean_std_last(h)
+  local d = h:dim()
+  return T.cat({ h:mean(d), (h:var(d, { unbiased = false }) + 1e-5):sqrt() }, 2)
+end
 local CNN2D = nn.Module.class("CNN2D")
 function CNN2D:init(o)
   o = check_classes("CNN2D", o)
   self.classes, self.input = o.classes, "logmel"
   self.freq = variant("CNN2D", "freq", o.freq, "mean", "flatten")
+  self.time = variant("CNN2D", "time", o.time, "mean", "stats")
   local bands = self.freq and FREQ_BANDS or 1
   local layers, c_in = {}, 1
   for i, c in ipairs { 32, 64, 128, 256 } do
     for _, m in ipairs { nn.Conv2d(c_in, c, 3, { padding = 1 }), nn.BatchNorm2d(c), nn.ReLU(),
-                         i < 4 and nn.MaxPool2d(2) or nn.AdaptiveAvgPool2d(bands == 1 and 1 or { bands, 1 }) } do
+                         i < 4 and nn.MaxPool2d(2) or nil } do
       layers[#layers + 1] = m
     end
     c_in = c
   end
+  -- The last pool has no parameters, so leaving it out of features keeps every name: with
+  -- time = "stats" pooled() pools frequency to the bands and keeps time for the statistics.
+  if not self.time then layers[#layers + 1] = nn.AdaptiveAvgPool2d(bands == 1 and 1 or { bands, 1 }) end
+  self.bands = bands
   self:add_module("features", nn.Sequential(layers))
-  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256 * bands, 128), nn.ReLU(),
-                                               nn.Dropout(0.3), nn.Linear(128, o.classes) })
+  self:add_module("classifier", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3),
+    nn.Linear(256 * bands * (self.time and 2 or 1), 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, o.classes) })
+end
+-- The last block's output pooled: [B,256,bands,1], or with time = "stats" [B,512,bands]
+function CNN2D:pooled(x)
+  local h = self.features(x)
+  if not self.time then return h end
+  return mean_std_last(F.adaptive_avg_pool2d(h, { self.bands, h:size(4) }))   -- [B,512,bands]
 end
 function CNN2D:forward(x)
-  return self.classifier(self.features(x))
+  return self.classifier(self:pooled(x))
 end
 function CNN2D:embed(x)   -- [B,128]: the input of the last Linear
-  local h = self.features(x)
+  local h = self:pooled(x)
   for i = 1, self.classifier:len() - 1 do h = self.classifier:get(i)(h) end
   return h
 end
@@ -159,10 +181,15 @@ models.CRNN = CRNN
 
 -- CNN1D on the waveform [B,1,N]: 4 x [Conv1d k9 s2 p4 -> BN -> ReLU] and global average
 -- pool (net.0/1/3/4/6/7/9/10), then Flatten, Dropout, Linear (fc.2).
+-- Option beyond the notebook's layers (recorded in checkpoints): time = "stats" pools by
+-- the mean and standard deviation over time instead of the mean (net has no pool layer
+-- then; Linear 512 -> classes). The convolutions see ~8 ms of audio each, so the average
+-- alone keeps how often a pattern occurs but not how it varies over the clip.
 local CNN1D = nn.Module.class("CNN1D")
 function CNN1D:init(o)
   o = check_classes("CNN1D", o)
   self.classes, self.input = o.classes, "waveform"
+  self.time = variant("CNN1D", "time", o.time, "mean", "stats")
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128, 256 } do
     for _, m in ipairs { nn.Conv1d(c_in, c, 9, { stride = 2, padding = 4 }), nn.BatchNorm1d(c), nn.ReLU() } do
@@ -170,15 +197,20 @@ function CNN1D:init(o)
     end
     c_in = c
   end
-  layers[#layers + 1] = nn.AdaptiveAvgPool1d(1)
+  if not self.time then layers[#layers + 1] = nn.AdaptiveAvgPool1d(1) end
   self:add_module("net", nn.Sequential(layers))
-  self:add_module("fc", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, o.classes) })
+  self:add_module("fc", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(self.time and 512 or 256, o.classes) })
+end
+-- [B,256,1], or with time = "stats" [B,512]
+function CNN1D:pooled(x)
+  local h = self.net(x)
+  return self.time and mean_std_last(h) or h
 end
 function CNN1D:forward(x)
-  return self.fc(self.net(x))
+  return self.fc(self:pooled(x))
 end
-function CNN1D:embed(x)   -- [B,256]: the pooled features
-  return self.fc:get(1)(self.net(x))
+function CNN1D:embed(x)   -- [B,256] (the pooled features; [B,512] with time = "stats")
+  return self.fc:get(1)(self:pooled(x))
 end
 models.CNN1D = CNN1D
 

@@ -131,13 +131,16 @@ local function create(name)
     return models.create(name, o)
   end
 end
-M.register_family("cnn2d", { input = "logmel", title = "CNN2D (log-mel)", fields = { freq = FREQ },
+local TIME = { choices = { "mean", "stats" }, default = "mean",
+               help = "summary over time: mean or mean + standard deviation (statistics pooling)" }
+M.register_family("cnn2d", { input = "logmel", title = "CNN2D (log-mel)", fields = { freq = FREQ, time = TIME },
   build = create("cnn2d") })
-M.register_family("cnn1d", { input = "waveform", title = "CNN1D (waveform)", fields = {}, build = create("cnn1d") })
+M.register_family("cnn1d", { input = "waveform", title = "CNN1D (waveform)", fields = { time = TIME },
+  build = create("cnn1d") })
 M.register_family("crnn", { input = "logmel", title = "CRNN (log-mel)", fields = {
   freq = FREQ,
   hidden = { kind = "posint", default = 128, help = "hidden units per direction of the BiLSTM" },
-  time = { choices = { "mean", "stats" }, default = "mean", help = "summary over time: mean or mean + std" },
+  time = TIME,
   dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)", help = "dropout before the classifier" },
   feature_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
                       help = "dropout on the BiLSTM's input" },

@@ -152,10 +152,11 @@ static int emit_adaptive(ox_ctx *c, const cJSON *nd, int sd, const ox_value *x, 
   if (rc) return rc;
   const cJSON *oj = ox_field(nd, "output_size");
   if (cJSON_IsArray(oj) && cJSON_GetArraySize(oj) == sd) {
-    for (int i = 0; i < sd; i++) {  /* null keeps that axis's size, as PyTorch's None */
+    for (int i = 0; i < sd; i++) {  /* null or 0 keeps that axis's size, as PyTorch's None */
       const cJSON *e = cJSON_GetArrayItem(oj, i);
       if (cJSON_IsNull(e)) o[i] = -1;
       else if ((rc = ox_whole(c, e, "output_size", &o[i]))) return rc;
+      else if (o[i] == 0) o[i] = -1;
     }
   } else if ((rc = ox_get_ints(c, nd, "output_size", sd, 1, 1, o))) {
     return rc;

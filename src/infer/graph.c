@@ -214,8 +214,8 @@ static int parse_op_attrs(parser *p, const cJSON *n, ser_graph_node *nd) {
     }
     case SER_G_AAPOOL1D:
     case SER_G_AAPOOL2D: {
-      int sp = nd->op == SER_G_AAPOOL2D ? 2 : 1;
-      return get_list(p, n, "output_size", sp, sp, 1, MAX_SMALL, nd->shape, &nd->nd);
+      int sp = nd->op == SER_G_AAPOOL2D ? 2 : 1;   /* 0 keeps that axis (run.c) */
+      return get_list(p, n, "output_size", sp, sp, 0, MAX_SMALL, nd->shape, &nd->nd);
     }
     case SER_G_FLATTEN:
       return get_int(p, n, "start_dim", REQUIRED, 0, SER_MAX_DIMS - 1, &nd->start_dim);

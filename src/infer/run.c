@@ -94,8 +94,15 @@ static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *
       ser_pool_opts o = {{n->k[0][0], n->k[0][1]}, {n->k[1][0], n->k[1][1]}, {n->k[2][0], n->k[2][1]}};
       return n->op == SER_G_MAXPOOL2D ? ser_max_pool2d(y, NULL, x, &o) : ser_max_pool1d(y, NULL, x, &o);
     }
-    case SER_G_AAPOOL1D: return ser_adaptive_avg_pool1d(y, x, (int)n->shape[0]);
-    case SER_G_AAPOOL2D: return ser_adaptive_avg_pool2d(y, x, (int)n->shape[0], (int)n->shape[1]);
+    case SER_G_AAPOOL1D:
+    case SER_G_AAPOOL2D: {   /* an output size of 0 keeps that axis (docs/graph.md) */
+      const int sp = n->op == SER_G_AAPOOL2D ? 2 : 1;
+      if (x->ndim != sp + 2)
+        return ser_error(SER_EINVAL, "adaptive_avgpool%dd: expected a %d-d input, got %s", sp, sp + 2, SER_SHAPE(x));
+      int o[2];
+      for (int i = 0; i < sp; i++) o[i] = n->shape[i] ? (int)n->shape[i] : (int)x->shape[2 + i];
+      return sp == 2 ? ser_adaptive_avg_pool2d(y, x, o[0], o[1]) : ser_adaptive_avg_pool1d(y, x, o[0]);
+    }
     case SER_G_FLATTEN:
       if (n->start_dim >= x->ndim)
         return ser_error(SER_EINVAL, "flatten: start_dim %d is past the input's dims (%s)", n->start_dim, SER_SHAPE(x));

@@ -135,6 +135,9 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     { "crnn", { time = "stats", hidden = 32 }, { kind = "logmel", n_mels = 40 }, { seconds = 2 } },
     { "cnn1d", {}, { kind = "waveform", normalize = true }, { seconds = 2, trim = true } },
     { "cnn1d", {}, { kind = "waveform" }, { seconds = 1.5 } },
+    { "cnn2d", { freq = "flatten", time = "stats" }, { kind = "logmel", n_mels = 64 }, { seconds = 2, trim = true } },
+    { "cnn2d", { time = "stats" }, { kind = "mfcc", n_mfcc = 40 }, { seconds = 2 } },
+    { "cnn1d", { time = "stats" }, { kind = "waveform", normalize = true }, { seconds = 2 } },
   }
   for i, c in ipairs(cases) do
     local name, o, feats, fit = c[1], c[2], c[3], c[4]

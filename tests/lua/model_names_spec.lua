@@ -102,6 +102,12 @@ describe("a state_dict without serlua's metadata", function()
       return ser.models.CRNN{ classes = 6, hidden = 8, batchnorm = true, freq = "flatten", mels = 32, time = "stats" } end,
       { 2, 1, 32, 32 }, { model = "crnn", hidden = 8, batchnorm = true, freq = "flatten", mels = 32, time = "stats" } },
     { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 2, 1, 2000 }, { model = "cnn1d" } },
+    { "CNN1D stats", function() return ser.models.CNN1D{ classes = 8, time = "stats" } end, { 2, 1, 2000 },
+      { model = "cnn1d", time = "stats" } },
+    { "CNN2D stats", function() return ser.models.CNN2D{ classes = 8, time = "stats" } end, { 2, 1, 64, 32 },
+      { model = "cnn2d", time = "stats" } },
+    { "CNN2D flatten stats", function() return ser.models.CNN2D{ classes = 4, freq = "flatten", time = "stats" } end,
+      { 2, 1, 64, 32 }, { model = "cnn2d", freq = "flatten", time = "stats" } },
   } do
     it(c[1] .. " is described from its names and shapes and gives the same logits", function()
       ser.manual_seed(8)

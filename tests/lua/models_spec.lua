@@ -135,6 +135,74 @@ describe("ser.models", function()
     assert.matches('CNN2D: freq must be "mean" or "flatten", got bands', err, 1, true)
   end)
 
+  -- mean and sqrt(population var + 1e-5) of each row of a [C][T] table, against emb[c] / emb[C + c]
+  local function assert_stats(rows, emb, C)
+    for c = 1, C do
+      local n, sum, sq = #rows[c], 0, 0
+      for t = 1, n do sum = sum + rows[c][t]; sq = sq + rows[c][t] ^ 2 end
+      local mean = sum / n
+      assert.is_near(mean, emb[c], 1e-5 * (1 + math.abs(mean)))
+      assert.is_near(math.sqrt(math.max(0, sq / n - mean * mean) + 1e-5), emb[C + c], 1e-4)
+    end
+  end
+
+  it("build CNN1D's statistics pooling over time (time = \"stats\") and load it back", function()
+    ser.manual_seed(6)
+    local m = ser.models.CNN1D{ classes = 8, time = "stats" }
+    assert.are.same({ 8, 512 }, m:state_dict()["fc.2.weight"]:shape())
+    assert.are.same(ser.models.CNN1D{ classes = 8 }:state_dict_keys(), m:state_dict_keys())   -- the notebook's names
+    m:eval()
+    local x = T.randn(2, 1, 800)
+    local h = m.net(x):totable()   -- [2,256,50]: the last block, time kept
+    local e = m:embed(x):totable()
+    for b = 1, 2 do assert_stats(h[b], e[b], 256) end
+    local back, meta = through_checkpoint(m, "cnn1d")
+    assert.are.equal("stats", meta.time)
+    assert.are.same(m(x):totable(), back(x):totable())
+    assert.is_nil(ser.models.CNN1D{ classes = 8 }.time)
+    local ok, err = pcall(ser.models.CNN1D, { classes = 8, time = "max" })
+    assert.is_false(ok)
+    assert.matches('CNN1D: time must be "mean" or "stats", got max', err, 1, true)
+  end)
+
+  it("build CNN2D's statistics pooling over time, with and without frequency bands, and load it back", function()
+    ser.manual_seed(7)
+    for _, freq in ipairs { "flatten", "mean" } do
+      local m = ser.models.CNN2D{ classes = 8, freq = freq, time = "stats" }
+      local bands = freq == "flatten" and 8 or 1
+      assert.are.same({ 128, 2 * 256 * bands }, m:state_dict()["classifier.2.weight"]:shape())
+      assert.are.same(ser.models.CNN2D{ classes = 8 }:state_dict_keys(), m:state_dict_keys())
+      m:eval()
+      local x = T.randn(2, 1, 64, 40)
+      local h = m.features(x):totable()   -- [2,256,8,5]: the last block's ReLU, nothing pooled yet
+      assert.are.equal(8, #h[1][1])
+      -- PyTorch's flatten of [B, 512, bands]: channel-major, the means' 256 channels first
+      local e = m.classifier:get(1)(m:pooled(x)):totable()
+      for b = 1, 2 do
+        for band = 1, bands do
+          local rows, emb = {}, {}
+          for c = 1, 256 do
+            local row = {}
+            for t = 1, #h[b][c][1] do   -- the band's mean over its 8 / bands frequency rows
+              local s = 0
+              for f = (band - 1) * (8 // bands) + 1, band * (8 // bands) do s = s + h[b][c][f][t] end
+              row[t] = s / (8 // bands)
+            end
+            rows[c] = row
+            emb[c], emb[256 + c] = e[b][(c - 1) * bands + band], e[b][(256 + c - 1) * bands + band]
+          end
+          assert_stats(rows, emb, 256)
+        end
+      end
+      local back, meta = through_checkpoint(m, "cnn2d")
+      assert.are.equal("stats", meta.time)
+      assert.are.same(m(x):totable(), back(x):totable())
+    end
+    local ok, err = pcall(ser.models.CNN2D, { classes = 8, time = "last" })
+    assert.is_false(ok)
+    assert.matches('CNN2D: time must be "mean" or "stats", got last', err, 1, true)
+  end)
+
   it("build CRNN's flattened-frequency input and statistics pooling, and load them back", function()
     ser.manual_seed(3)
     local m = ser.models.CRNN{ classes = 8, hidden = 16, freq = "flatten", time = "stats" }
@@ -242,6 +310,9 @@ describe("ser.models", function()
     { "CRNN (flatten, stats)", function() return ser.models.CRNN{ classes = 8, hidden = 32, freq = "flatten", time = "stats",
       mels = 16 } end, { 8, 1, 16, 16 }, 3e-3 },
     { "CNN1D", function() return ser.models.CNN1D{ classes = 8 } end, { 8, 1, 400 }, 3e-3 },
+    { "CNN2D (flatten, stats)", function() return ser.models.CNN2D{ classes = 8, freq = "flatten", time = "stats" } end,
+      { 8, 1, 64, 16 }, 3e-3 },
+    { "CNN1D (stats)", function() return ser.models.CNN1D{ classes = 8, time = "stats" } end, { 8, 1, 400 }, 3e-3 },
   } do
     it_run(case[1] .. " overfits a tiny batch", function()
       ser.manual_seed(5)

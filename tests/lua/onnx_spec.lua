@@ -66,6 +66,9 @@ describe("ONNX export of every model option the project trains", function()
     { "crnn", { freq = "flatten" } },
     { "crnn", { freq = "flatten", time = "stats", batchnorm = true, feature_dropout = 0.2, hidden = 16 } },
     { "cnn1d", {} },
+    { "cnn2d", { freq = "flatten", time = "stats" } },
+    { "cnn2d", { time = "stats" } },
+    { "cnn1d", { time = "stats" } },
   } do
     local name, o = case[1], case[2]
     local parts = {}

@@ -91,7 +91,7 @@ describe("ser.recipe", function()
       err_of(recipe.resolve, { model = { name = "crnn" }, features = { hop_len = 160 } }), 1, true)
     assert.are.equal(160, recipe.resolve({ model = { name = "crnn" }, features = { hop = 160 } }).features.hop)
     -- a model field of the family only: CNN2D has no hidden units
-    assert.matches("unknown field 'model.hidden' (fields of model cnn2d: freq)",
+    assert.matches("unknown field 'model.hidden' (fields of model cnn2d: freq, time)",
       err_of(recipe.validate, { model = { name = "cnn2d", hidden = 64 } }), 1, true)
   end)
 

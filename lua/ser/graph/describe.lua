@@ -88,15 +88,29 @@ end
 
 local describe_model = {}
 
+-- time = "stats" (ser.models): mean and sqrt(population var + 1e-5) over the last dim,
+-- concatenated along the channels.
+local function mean_std_last(b, rank)
+  local x = b.last
+  local mean = b.add({ op = "mean", dims = { rank - 1 }, keepdim = false }, { x })
+  local std = b.add({ op = "std", dims = { rank - 1 }, keepdim = false, unbiased = false, eps = 1e-5 }, { x })
+  return b.add({ op = "concat", axis = 1 }, { mean, std })
+end
+
 function describe_model.CNN2D(b, m)
   local ok, err = sequential(b, m.features, "features")
   if not ok then return nil, err end
+  if m.time then   -- frequency pooled to the bands, time kept (0), then its statistics
+    b.add { op = "adaptive_avgpool2d", output_size = { m.bands, 0 } }
+    mean_std_last(b, 4)
+  end
   return sequential(b, m.classifier, "classifier")
 end
 
 function describe_model.CNN1D(b, m)
   local ok, err = sequential(b, m.net, "net")
   if not ok then return nil, err end
+  if m.time then mean_std_last(b, 3) end
   return sequential(b, m.fc, "fc")
 end
 
