@@ -161,6 +161,16 @@ const char *ser_cpu_env_error(void) {
   return env_error[0] ? env_error : NULL;
 }
 
+const char *ser_cpu_why_not(unsigned mask) {
+  static const char *const capped[SER_ISA_COUNT] = {
+    "above the SER_ISA=generic cap", "above the SER_ISA=avx2 cap", "above the SER_ISA=avx512 cap",
+    "above the SER_ISA=avx512_bf16 cap", "above the SER_ISA=amx cap"};
+  if (ser_cpu_has(mask)) return "usable";
+  if ((ser_cpu_detected() & mask) != mask) return "not on this CPU";
+  const ser_isa level = ser_cpu_cap();
+  return level < SER_ISA_COUNT ? capped[level] : "not usable";
+}
+
 const char *ser_cpu_info(void) {
   pthread_once(&once, init);
   return info;

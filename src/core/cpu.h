@@ -68,6 +68,9 @@ ser_isa ser_cpu_level_of(unsigned features);
  * unset or valid) so that a program can refuse instead; serlua shows it in -v
  * and the banner. */
 const char *ser_cpu_env_error(void);
+/* Why features in mask are not usable, for a skip message: "not on this CPU"
+ * or "above the SER_ISA=avx2 cap"; "usable" when they are. */
+const char *ser_cpu_why_not(unsigned mask);
 /* For -v and the banner: "avx512_bf16" or "avx2 (SER_ISA=avx2; the CPU has
  * avx512_bf16)", with any SER_ISA error appended. */
 const char *ser_cpu_info(void);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "lib/fixture.h"
 #include "ops/conv1d_c1.h"
 #include "ops/winograd.h"
@@ -153,7 +154,7 @@ static void check_winograd(int B, int C, int H, int W, int OC, int ph, int pw, i
 static void test_winograd(void **state) {
   (void)state;
   if (!ser_winograd_supported()) {
-    printf("skip: no AVX-512 on this CPU\n");
+    printf("skip: AVX-512 %s\n", ser_cpu_why_not(SER_CPU_AVX512F));
     skip();
   }
   check_winograd(1, 1, 2, 2, 1, 1, 1, 1);     /* one tile, one channel */
@@ -255,7 +256,7 @@ static void check_winograd1d(int B, int C, int W, int OC, int threads) {
 static void test_winograd1d(void **state) {
   (void)state;
   if (!ser_winograd1d_supported()) {
-    printf("skip: no AVX-512 on this CPU\n");
+    printf("skip: AVX-512 %s\n", ser_cpu_why_not(SER_CPU_AVX512F));
     skip();
   }
   check_winograd1d(1, 8, 1, 8, 1);       /* one output: all taps but the centre in the padding */
@@ -341,7 +342,7 @@ static void check_direct_c1(int B, int W, int OC, int K, int pad, int threads, i
 static void test_direct_c1(void **state) {
   (void)state;
   if (!ser_conv1d_c1s2_supported()) {
-    printf("skip: no AVX-512 on this CPU\n");
+    printf("skip: AVX-512 %s\n", ser_cpu_why_not(SER_CPU_AVX512F));
     skip();
   }
   check_direct_c1(1, 1, 1, 9, 4, 1, 1);      /* one sample: every tap but the centre in the padding */
@@ -371,7 +372,7 @@ static void test_direct_c1(void **state) {
 static void test_amp_winograd1d(void **state) {
   (void)state;
   if (!ser_bf16_supported() || !ser_winograd1d_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU\n");
+    printf("skip: AVX512-BF16 %s\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
   for (int cfg = 0; cfg < 3; cfg++) {
@@ -425,7 +426,7 @@ static void test_amp_winograd1d(void **state) {
 static void test_amp_close_to_fp32(void **state) {
   (void)state;
   if (!ser_bf16_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU\n");
+    printf("skip: AVX512-BF16 %s\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
   ser_conv_geom g = GEOM(4, 16, 16, 20, 32, 3, 3, 1, 1, 1, 1, 1, 1);
@@ -480,7 +481,7 @@ static void test_amp_close_to_fp32(void **state) {
 static void test_amp_im2col_conv1d(void **state) {
   (void)state;
   if (!ser_bf16_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU\n");
+    printf("skip: AVX512-BF16 %s\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
   ser_conv_geom g = GEOM(3, 24, 1, 700, 32, 1, 9, 1, 2, 0, 4, 1, 1);

@@ -119,6 +119,9 @@ static void test_this_process(void **state) {
   assert_int_equal(ser_cpu_has(0), 1);
   assert_int_equal(ser_cpu_has(usable), 1);
   assert_int_equal(ser_cpu_has(SER_CPU_AMX) && !(cpu & SER_CPU_AMX), 0);
+  /* The skip messages' reason: usable, absent, or removed by the cap (checked below). */
+  assert_string_equal(ser_cpu_why_not(usable), "usable");
+  if (!(cpu & SER_CPU_AMX)) assert_string_equal(ser_cpu_why_not(SER_CPU_AMX), "not on this CPU");
   if (!env || !*env) {
     assert_int_equal(ser_cpu_cap(), SER_ISA_COUNT);
     assert_int_equal(usable, cpu);
@@ -143,6 +146,12 @@ static void test_this_process(void **state) {
     assert_int_equal(ser_cpu_level(), ser_cpu_detected_level());
   } else {
     assert_int_equal(ser_cpu_level(), want); /* the extra passes of make test depend on this */
+  }
+  if (cpu & ~usable) {   /* a feature the CPU has and the cap removed */
+    const unsigned lost = (cpu & ~usable) & -(cpu & ~usable);
+    char expect[64];
+    snprintf(expect, sizeof expect, "above the SER_ISA=%s cap", ser_isa_name(want));
+    assert_string_equal(ser_cpu_why_not(lost), expect);
   }
   if (want < SER_ISA_AMX) {
     assert_int_equal(ser_cpu_amx_ready(), 0);

@@ -75,7 +75,7 @@ static int check_case(int ta, int tb, int M, int N, int K, float alpha, float be
 
 static void skip_without_bf16(void) {
   if (!ser_bf16_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU\n");
+    printf("skip: AVX512-BF16 %s\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "lib/fixture.h"
 
 /* ---- the tile emulator (per thread, as tile state is) ------------------- */
@@ -196,7 +197,7 @@ static int check_case(int kernel, int ta, int tb, int M, int N, int K, float alp
 
 static void skip_without_bf16(void) {
   if (!ser_bf16_supported()) { /* the packers use AVX512-BF16 conversions, also in the emulated build */
-    printf("skip: no AVX512-BF16 on this CPU (the AMX packers need it)\n");
+    printf("skip: AVX512-BF16 %s (the AMX packers need it)\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
 }

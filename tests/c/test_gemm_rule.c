@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cpu.h"
 #include "lib/fixture.h"
 #include "ops/gemm_rule.h"
 #include "ops/winograd.h"
@@ -17,7 +18,7 @@ static char table[256];
 
 static void skip_without_bf16(void) {
   if (!ser_bf16_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU (amp runs fp32; no rule to measure)\n");
+    printf("skip: AVX512-BF16 %s (amp runs fp32; no rule to measure)\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
 }
@@ -129,7 +130,7 @@ static void test_winograd_decision_obeyed(void **state) {
   (void)state;
   skip_without_bf16();
   if (!ser_winograd_supported()) {
-    printf("skip: no Winograd path on this CPU\n");
+    printf("skip: no Winograd path: AVX-512 %s\n", ser_cpu_why_not(SER_CPU_AVX512F));
     skip();
   }
   ser_gemm_rule_forget();

@@ -34,7 +34,8 @@ static double gelu_grad_ref(double x) { return 0.5 * (1.0 + erf(x / sqrt(2.0))) 
 /* Selects a row-kernel level for one test; skips (visibly) when the CPU lacks it. */
 static int enter_level(int level) {
   if (level > ser_row_max_level()) {
-    printf("skip: row-kernel level %d (%s) not on this CPU\n", level, level == 2 ? "AVX-512" : "AVX2+FMA");
+    printf("skip: row-kernel level %d (%s) %s\n", level, level == 2 ? "AVX-512" : "AVX2+FMA",
+           ser_cpu_why_not(level == 2 ? SER_CPU_AVX512F | SER_CPU_AVX512DQ | SER_CPU_AVX512VL : SER_CPU_AVX2 | SER_CPU_FMA));
     return -2;
   }
   return ser_row_set_level(level);
@@ -431,7 +432,7 @@ static void test_attention_bad_lengths(void **state) {
 static void test_attention_amp(void **state) {
   (void)state;
   if (!ser_bf16_supported()) {
-    printf("skip: no AVX512-BF16 on this CPU\n");
+    printf("skip: AVX512-BF16 %s\n", ser_cpu_why_not(SER_CPU_AVX512BF16));
     skip();
   }
   const int B = 2, T = 48, H = 2, Dh = 32, E = H * Dh;
