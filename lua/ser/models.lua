@@ -76,7 +76,9 @@ end
 function CNN2D:pooled(x)
   local h = self.features(x)
   if not self.time then return h end
-  return mean_std_last(F.adaptive_avg_pool2d(h, { self.bands, h:size(4) }))   -- [B,512,bands]
+  -- 64 mels leave exactly 8 rows: pooling them to 8 bands would be a copy of 3 MB a step
+  if h:size(3) ~= self.bands then h = F.adaptive_avg_pool2d(h, { self.bands, h:size(4) }) end
+  return mean_std_last(h)   -- [B,512,bands]
 end
 function CNN2D:forward(x)
   return self.classifier(self:pooled(x))

@@ -293,6 +293,29 @@ static void test_adaptive_general_size(void **state) {
   release_all(all, sizeof all / sizeof *all);
 }
 
+/* Output size = input size (CNN2D's bands with time kept): the copy path, forward and
+ * gradient, the gradient both into a fresh buffer and added to one that holds a value. */
+static void test_adaptive_identity_size(void **state) {
+  (void)state;
+  ser_tensor *x = ramp(4, SER_DIMS(2, 3, 4, 9)), *y = NULL, *y2 = NULL;
+  x->requires_grad = 1;
+  assert_int_equal(ser_adaptive_avg_pool2d(&y, x, 4, 9), 0);
+  assert_int_equal(y->ndim, 4);
+  assert_int_equal(y->shape[2], 4);
+  assert_int_equal(y->shape[3], 9);
+  assert_memory_equal(ser_tensor_data(y), ser_tensor_data(x), sizeof(float) * 216);
+  ser_tensor *g = ramp(4, SER_DIMS(2, 3, 4, 9));
+  assert_int_equal(ser_backward(y, g, 0), 0);
+  assert_memory_equal(ser_tensor_data(x->grad), ser_tensor_data(g), sizeof(float) * 216);
+  ser_tensor *x3 = NULL, *g3 = ramp(3, SER_DIMS(6, 4, 9));
+  assert_int_equal(ser_view(&x3, x, 3, SER_DIMS(6, 4, 9)), 0);
+  assert_int_equal(ser_adaptive_avg_pool1d(&y2, x3, 9), 0);
+  assert_int_equal(ser_backward(y2, g3, 0), 0);   /* through the view: adds to x->grad */
+  for (int i = 0; i < 216; i++) assert_float_equal(ser_tensor_data(x->grad)[i], 2.0f * ser_tensor_data(g)[i], 0);
+  ser_tensor *all[] = {x, y, y2, g, x3, g3};
+  release_all(all, sizeof all / sizeof *all);
+}
+
 static void test_errors(void **state) {
   (void)state;
   ser_tensor *x = ser_tensor_zeros(4, SER_DIMS(2, 3, 5, 7)), *l = ser_tensor_zeros(3, SER_DIMS(2, 3, 5)), *y = NULL;
@@ -318,7 +341,8 @@ int main(void) {
       cmocka_unit_test(test_adaptive1d_parity),     cmocka_unit_test(test_maxpool_padding_stride_1d),
       cmocka_unit_test(test_maxpool_nan_propagates), cmocka_unit_test(test_maxpool_2x2_fast_path),
       cmocka_unit_test(test_avgpool),
-      cmocka_unit_test(test_adaptive_general_size), cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_adaptive_general_size), cmocka_unit_test(test_adaptive_identity_size),
+      cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
