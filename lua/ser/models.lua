@@ -42,12 +42,11 @@ local function variant(model, key, value, notebook, other)
   end
   return value == other and other or nil
 end
--- Statistics pooling over the last dim: [..., T] -> mean and sqrt(population var + 1e-5)
--- concatenated along dim 2 (channels). The floor keeps sqrt's gradient finite at a
--- constant sequence (ser.graph.describe emits the same: op std with eps 1e-5).
-local function mean_std_last(h)
-  local d = h:dim()
-  return T.cat({ h:mean(d), (h:var(d, { unbiased = false }) + 1e-5):sqrt() }, 2)
+-- Statistics pooling (time = "stats" of all three models): the mean and sqrt(population
+-- var + 1e-5) over dim, concatenated along dim 2. The floor keeps sqrt's gradient finite at
+-- a constant sequence (ser.graph.describe emits the same: op std with eps 1e-5).
+local function mean_std(h, dim)
+  return T.cat({ h:mean(dim), (h:var(dim, { unbiased = false }) + 1e-5):sqrt() }, 2)
 end
 local CNN2D = nn.Module.class("CNN2D")
 function CNN2D:init(o)
@@ -78,7 +77,7 @@ function CNN2D:pooled(x)
   if not self.time then return h end
   -- 64 mels leave exactly 8 rows: pooling them to 8 bands would be a copy of 3 MB a step
   if h:size(3) ~= self.bands then h = F.adaptive_avg_pool2d(h, { self.bands, h:size(4) }) end
-  return mean_std_last(h)   -- [B,512,bands]
+  return mean_std(h, 4)   -- [B,512,bands]
 end
 function CNN2D:forward(x)
   return self.classifier(self:pooled(x))
@@ -171,8 +170,7 @@ function CRNN:embed(x)
   if self.feature_drop then steps = self.feature_drop(steps) end
   local out = self.rnn(steps)                 -- [B,T,2H]
   if not self.time then return out:mean(2) end
-  -- var + a floor before sqrt: the gradient of sqrt at a constant sequence is infinite
-  return T.cat({ out:mean(2), (out:var(2, { unbiased = false }) + 1e-5):sqrt() }, 2)
+  return mean_std(out, 2)
 end
 function CRNN:forward(x)
   local h = self:embed(x)
@@ -206,7 +204,7 @@ end
 -- [B,256,1], or with time = "stats" [B,512]
 function CNN1D:pooled(x)
   local h = self.net(x)
-  return self.time and mean_std_last(h) or h
+  return self.time and mean_std(h, 3) or h
 end
 function CNN1D:forward(x)
   return self.fc(self:pooled(x))

@@ -88,12 +88,12 @@ end
 
 local describe_model = {}
 
--- time = "stats" (ser.models): mean and sqrt(population var + 1e-5) over the last dim,
--- concatenated along the channels.
-local function mean_std_last(b, rank)
+-- time = "stats" (ser.models' mean_std): mean and sqrt(population var + 1e-5) over dim
+-- (0-based), concatenated along axis 1.
+local function mean_std(b, dim)
   local x = b.last
-  local mean = b.add({ op = "mean", dims = { rank - 1 }, keepdim = false }, { x })
-  local std = b.add({ op = "std", dims = { rank - 1 }, keepdim = false, unbiased = false, eps = 1e-5 }, { x })
+  local mean = b.add({ op = "mean", dims = { dim }, keepdim = false }, { x })
+  local std = b.add({ op = "std", dims = { dim }, keepdim = false, unbiased = false, eps = 1e-5 }, { x })
   return b.add({ op = "concat", axis = 1 }, { mean, std })
 end
 
@@ -102,7 +102,7 @@ function describe_model.CNN2D(b, m)
   if not ok then return nil, err end
   if m.time then   -- frequency pooled to the bands, time kept (0), then its statistics
     b.add { op = "adaptive_avgpool2d", output_size = { m.bands, 0 } }
-    mean_std_last(b, 4)
+    mean_std(b, 3)
   end
   return sequential(b, m.classifier, "classifier")
 end
@@ -110,7 +110,7 @@ end
 function describe_model.CNN1D(b, m)
   local ok, err = sequential(b, m.net, "net")
   if not ok then return nil, err end
-  if m.time then mean_std_last(b, 3) end
+  if m.time then mean_std(b, 2) end
   return sequential(b, m.fc, "fc")
 end
 
@@ -131,12 +131,9 @@ function describe_model.CRNN(b, m)
     b.add { op = "mean", dims = { 2 }, keepdim = false }
     b.add { op = "transpose", perm = { 0, 2, 1 } }
   end
-  local out = lstm(b, m.rnn, "rnn")
+  lstm(b, m.rnn, "rnn")
   if m.time then
-    local mean = b.add({ op = "mean", dims = { 1 }, keepdim = false }, { out })
-    -- ser.models.CRNN: sqrt(var + 1e-5), the population variance
-    local std = b.add({ op = "std", dims = { 1 }, keepdim = false, unbiased = false, eps = 1e-5 }, { out })
-    b.add({ op = "concat", axis = 1 }, { mean, std })
+    mean_std(b, 1)
   else
     b.add { op = "mean", dims = { 1 }, keepdim = false }
   end
