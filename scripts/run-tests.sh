@@ -4,8 +4,9 @@
 # busted specs left pending, e.g. without python3-torch; fixture tests without ../shared).
 # Called by `make test` (BUILD names the build folder). Suites:
 #   1. C unit tests: every $BUILD/tests/test_* binary (cmocka)
-#   1b. the kernel tests again under SER_ISA=avx2 and SER_ISA=generic (the
-#      paths CPUs without AVX-512 run; docs/engine.md, "Instruction-set dispatch")
+#   1b. the kernel tests again under each SER_ISA level below this CPU's (the paths
+#      CPUs with less run: AVX-512 without BF16, AVX2, plain C; on an AMX CPU also
+#      AVX512-BF16 without AMX; docs/engine.md, "Instruction-set dispatch")
 #   2. busted specs: tests/lua/*_spec.lua against $BUILD/ser.so
 #   3. the end-to-end smoke run of experiments/compare.lua (when it exists)
 set -u
@@ -67,18 +68,20 @@ report_ctests() { # $1 log folder, then the binaries: one line each, counted
 run_ctests "$log" "$BUILD"/tests/test_*
 report_ctests "$log" "$BUILD"/tests/test_*
 
-# 1b. This machine's AVX-512 hides the AVX2 and plain C paths that CPUs without
-# it run; SER_ISA caps every kernel's choice, so the tests of kernels with several
-# paths run again at each lower level (test_cpu first fails if the cap did not
+# 1b. This machine's best paths hide the ones CPUs with less run (AVX-512 without
+# BF16, AVX2, plain C; on an AMX CPU also AVX512-BF16 without AMX); SER_ISA caps
+# every kernel's choice, so the tests of kernels with several paths run again at
+# each lower level (test_cpu first fails if the cap did not
 # take). Skipped, saying so, under the sanitizers (the paths are the same C the
 # normal pass instruments; the time is not) and for levels this CPU is at or below.
 isa_tests="test_cpu test_gemm test_pool test_transformer test_optim test_audio_features test_conv test_umap
-  test_gradcheck test_lstm test_linear test_batchnorm test_infer test_stream test_wav2vec2 test_pretrained"
+  test_gradcheck test_lstm test_linear test_batchnorm test_infer test_stream test_wav2vec2 test_pretrained
+  test_gemm_amx test_gemm_rule"
 levels="generic avx2 avx512 avx512_bf16 amx"
 level_rank() { echo "$levels" | tr ' ' '\n' | grep -nx "$1" | cut -d: -f1; }
 t_isa=$SECONDS
 cpu_level=$(env -u SER_ISA "$BUILD/serlua" -v 2>/dev/null | sed -n 's/^ISA: \([a-z0-9_]*\).*/\1/p')
-for lvl in avx2 generic; do
+for lvl in avx512_bf16 avx512 avx2 generic; do
   echo "== C kernel tests under SER_ISA=$lvl"
   if [ -n "${SER_TEST_SANITIZED:-}" ]; then
     echo "  skipped under the sanitizers (make test runs them)"; continue
