@@ -57,3 +57,28 @@ int ser_fs_mkdir_p(const char *path) {
 }
 
 int ser_fs_isatty(int fd) { return fd >= 0 && isatty(fd) == 1; }
+
+int ser_fs_read_small(char **out, size_t *len, const char *path, size_t cap, const char *who, const char *expected) {
+  *out = NULL;
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return ser_error(SER_EIO, "%s: cannot open '%s': %s", who, path, strerror(errno));
+  char *buf = malloc(cap + 2);
+  if (!buf) {
+    fclose(f);
+    return ser_error(SER_ENOMEM, "%s: out of memory reading '%s'", who, path);
+  }
+  /* one byte more than allowed: a file of exactly cap bytes is accepted, one more refused */
+  const size_t n = fread(buf, 1, cap + 1, f);
+  const int failed = ferror(f);
+  fclose(f);
+  if (failed || n > cap) {
+    free(buf);
+    if (failed) return ser_error(SER_EIO, "%s: cannot read '%s'", who, path);
+    return ser_error(SER_EFORMAT, "%s: '%s' is larger than %zu KiB; expected %s", who, path, cap >> 10, expected);
+  }
+  buf[n] = 0;
+  *out = buf;
+  *len = n;
+  return 0;
+}

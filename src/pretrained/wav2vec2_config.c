@@ -2,13 +2,13 @@
 #include "pretrained/wav2vec2_config.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "io/fs.h"
 
 void ser_w2v_config_init(w2v_config_fields *cf) {
   memset(cf, 0, sizeof *cf);
@@ -158,25 +158,9 @@ int ser_w2v_preprocessor_parse(w2v_config_fields *cf, const char *text, size_t l
   return rc;
 }
 
+/* Hugging Face's JSON configs are a few KiB; 1 MiB bounds what a wrong file can cost. */
 static int read_text(char **out, size_t *len, const char *path) {
-  *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return ser_error(SER_EIO, "wav2vec2: cannot open '%s': %s", path, strerror(errno));
-  const size_t cap = 1 << 20;
-  char *buf = malloc(cap + 1);
-  if (!buf) {
-    fclose(f);
-    return ser_error(SER_ENOMEM, "wav2vec2: out of memory");
-  }
-  const size_t n = fread(buf, 1, cap + 1, f);
-  fclose(f);
-  if (n > cap) {
-    free(buf);
-    return ser_error(SER_EFORMAT, "wav2vec2: '%s' is larger than 1 MiB; expected a Hugging Face JSON config", path);
-  }
-  *out = buf;
-  *len = n;
-  return 0;
+  return ser_fs_read_small(out, len, path, 1 << 20, "wav2vec2", "a Hugging Face JSON config");
 }
 
 int ser_w2v_config_read(w2v_config_fields *cf, const char *path) {

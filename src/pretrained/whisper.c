@@ -2,8 +2,8 @@
  * and the batched, padding-masked forward on the transformer kernels of src/ops. */
 #include "pretrained/whisper.h"
 #include "pretrained/forward_tensor.h"
+#include "pretrained/whisper_config.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,57 +36,6 @@ void ser_whisper_encoder_free(ser_whisper_encoder *enc) {
   free(enc->blocks);
   free(enc->source);
   free(enc);
-}
-
-/* Reads config.json; fields absent stay -1. */
-typedef struct cfg_fields {
-  int n_mels, d_model, heads, layers, ffn, max_positions;
-} cfg_fields;
-
-static int read_config(cfg_fields *c, const char *path) {
-  *c = (cfg_fields){-1, -1, -1, -1, -1, -1};
-  FILE *f = fopen(path, "rb");
-  if (!f) return ser_error(SER_EIO, "whisper: cannot open '%s': %s", path, strerror(errno));
-  char buf[1 << 16];
-  const size_t n = fread(buf, 1, sizeof buf - 1, f);
-  const int big = !feof(f);
-  fclose(f);
-  if (big) return ser_error(SER_EFORMAT, "whisper: '%s' is larger than 64 KiB; expected a Hugging Face config.json", path);
-  buf[n] = 0;
-  cJSON *root = cJSON_Parse(buf);
-  if (!root || !cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    return ser_error(SER_EFORMAT, "whisper: '%s' is not a JSON object (a Hugging Face config.json)", path);
-  }
-  int rc = 0;
-  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-  if (mt && (!cJSON_IsString(mt) || strcmp(mt->valuestring, "whisper") != 0)) {
-    rc = ser_error(SER_EFORMAT, "whisper: '%s' describes a model of type '%s', not 'whisper'", path,
-                   cJSON_IsString(mt) ? mt->valuestring : "(not a string)");
-    goto done;
-  }
-  const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
-  if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0)) {
-    rc = ser_error(SER_EUNSUPPORTED, "whisper: '%s' has activation_function '%s'; only 'gelu' (exact erf, as "
-                   "Whisper) is implemented", path, cJSON_IsString(act) ? act->valuestring : "(not a string)");
-    goto done;
-  }
-  static const char *keys[6] = {"num_mel_bins", "d_model", "encoder_attention_heads", "encoder_layers",
-                                "encoder_ffn_dim", "max_source_positions"};
-  int *dst[6] = {&c->n_mels, &c->d_model, &c->heads, &c->layers, &c->ffn, &c->max_positions};
-  for (int i = 0; i < 6; i++) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, keys[i]);
-    if (!v) continue;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
-        v->valuedouble > 1e6) {
-      rc = ser_error(SER_EFORMAT, "whisper: '%s': %s must be a positive whole number", path, keys[i]);
-      goto done;
-    }
-    *dst[i] = (int)v->valuedouble;
-  }
-done:
-  cJSON_Delete(root);
-  return rc;
 }
 
 /* config.json value (or -1) against the tensors' value. */
@@ -222,8 +171,8 @@ static int load_from(ser_whisper_encoder *enc, ser_safetensors_file *sf, const c
   c->max_positions = (int)s[0];
   c->heads = c->d_model % 64 == 0 ? c->d_model / 64 : -1; /* every Whisper size has 64-wide heads */
   if (cfgpath) {
-    cfg_fields cf;
-    int rc = read_config(&cf, cfgpath);
+    whisper_config_fields cf;
+    int rc = ser_whisper_config_read(&cf, cfgpath);
     if (rc) return rc;
     if ((rc = agree(cfgpath, "num_mel_bins", cf.n_mels, c->n_mels, "conv1.weight")) ||
         (rc = agree(cfgpath, "d_model", cf.d_model, c->d_model, "conv1.weight")) ||

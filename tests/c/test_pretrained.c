@@ -2,7 +2,8 @@
  * random encoder written here as a Hugging Face-style float16 checkpoint with a
  * large decoder tensor beside it; loading must convert the weights and leave the
  * decoder on disk; a padded batch must equal its clips run alone; bad input must
- * fail with a message. (PyTorch parity is in tests/lua/pretrained_spec.lua.) */
+ * fail with a message; config.json's parser takes what it should and refuses the
+ * rest. (PyTorch parity is in tests/lua/pretrained_spec.lua.) */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/fixture.h"
+#include "pretrained/whisper_config.h"
 
 static char dir[256];
 enum { L = 2, D = 64, H = 4, M = 80, F = 256, P = 1500 };
@@ -180,11 +182,73 @@ static void bad_input(void **state) {
   printf("  %s\n", ser_errmsg());
 }
 
+/* config.json: the fields read, what is refused (with the file named), parsed by length
+ * (a 0 byte inside does not end it), and the size bound of the file reader. */
+static void config_parser(void **state) {
+  whisper_config_fields c;
+  static const char ok[] = "{\"model_type\": \"whisper\", \"activation_function\": \"gelu\", \"num_mel_bins\": 128, "
+                           "\"d_model\": 1280, \"encoder_attention_heads\": 20, \"encoder_layers\": 32, "
+                           "\"encoder_ffn_dim\": 5120, \"max_source_positions\": 1500, \"vocab_size\": 51866}";
+  assert_int_equal(ser_whisper_config_parse(&c, ok, sizeof ok - 1, "ok.json"), 0);
+  assert_int_equal(c.n_mels, 128);
+  assert_int_equal(c.d_model, 1280);
+  assert_int_equal(c.heads, 20);
+  assert_int_equal(c.layers, 32);
+  assert_int_equal(c.ffn, 5120);
+  assert_int_equal(c.max_positions, 1500);
+  static const char partial[] = "{\"d_model\": 384}";
+  assert_int_equal(ser_whisper_config_parse(&c, partial, sizeof partial - 1, "p.json"), 0);
+  assert_int_equal(c.d_model, 384);
+  assert_int_equal(c.heads, -1);
+  static const struct { const char *text; int rc; const char *msg; } bad[] = {
+      {"{\"model_type\": \"wav2vec2\"}", SER_EFORMAT, "'bad.json' describes a model of type 'wav2vec2', not 'whisper'"},
+      {"{\"model_type\": 3}", SER_EFORMAT, "of type '(not a string)'"},
+      {"{\"activation_function\": \"relu\"}", SER_EUNSUPPORTED, "activation_function 'relu'; only 'gelu'"},
+      {"{\"d_model\": 1.5}", SER_EFORMAT, "d_model must be a whole number in [1, 1000000]"},
+      {"{\"encoder_layers\": \"6\"}", SER_EFORMAT, "encoder_layers must be a whole number"},
+      {"{\"encoder_ffn_dim\": 0}", SER_EFORMAT, "encoder_ffn_dim must be a whole number"},
+      {"{\"num_mel_bins\": 1e300}", SER_EFORMAT, "num_mel_bins must be a whole number"},
+      {"[1, 2]", SER_EFORMAT, "'bad.json' is not a JSON object"},
+      {"", SER_EFORMAT, "is not a JSON object"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    assert_int_equal(ser_whisper_config_parse(&c, bad[i].text, strlen(bad[i].text), "bad.json"), bad[i].rc);
+    if (!strstr(ser_errmsg(), bad[i].msg)) fail_msg("case %zu: '%s' lacks '%s'", i, ser_errmsg(), bad[i].msg);
+    assert_int_equal(c.d_model, -1);   /* nothing half-read is left behind */
+  }
+  /* read to its length: cJSON takes a 0 byte for white space, so what follows it still counts */
+  static const char nul[] = "{\"d_model\": 512\0, \"encoder_layers\": 4}";
+  assert_int_equal(ser_whisper_config_parse(&c, nul, sizeof nul - 1, "nul.json"), 0);
+  assert_int_equal(c.layers, 4);
+
+  /* the reader: 64 KiB exactly is read, one byte more refused; a missing file named */
+  char path[512];
+  snprintf(path, sizeof path, "%s/big.json", dir);
+  for (int extra = 0; extra <= 1; extra++) {
+    FILE *f = fopen(path, "w");
+    fputs(partial, f);
+    for (size_t k = sizeof partial - 1; k < (1u << 16) + (size_t)extra; k++) fputc(' ', f);
+    fclose(f);
+    const int rc = ser_whisper_config_read(&c, path);
+    if (extra) {
+      assert_int_equal(rc, SER_EFORMAT);
+      assert_non_null(strstr(ser_errmsg(), "is larger than 64 KiB; expected a Hugging Face config.json"));
+    } else {
+      assert_int_equal(rc, 0);
+      assert_int_equal(c.d_model, 384);
+    }
+  }
+  unlink(path);
+  assert_int_equal(ser_whisper_config_read(&c, "/nonexistent/config.json"), SER_EIO);
+  assert_non_null(strstr(ser_errmsg(), "whisper: cannot open '/nonexistent/config.json'"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(load_reads_the_encoder_only),
       cmocka_unit_test(batch_equals_alone),
       cmocka_unit_test(bad_input),
+      cmocka_unit_test(config_parser),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

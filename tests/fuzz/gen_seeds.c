@@ -1,5 +1,5 @@
 /* Writes the seed corpora of the fuzz targets: gen_seeds OUTDIR creates
- * OUTDIR/{audio,safetensors,manifest,names,torch,w2v_config}/ with small valid inputs made here
+ * OUTDIR/{audio,safetensors,manifest,names,torch,w2v_config,whisper_config,pcm,http}/ with small valid inputs made here
  * (tiny WAV/FLAC/AIFF/OGG/... through libsndfile, safetensors files of every dtype (F16/BF16
  * also as the writer makes them, and a Whisper-checkpoint layout), CSV manifests, sample
  * names of each corpus) and, for torch, the hand-made .pt files of tests/data/pt with their
@@ -261,6 +261,17 @@ static void w2v_config_seeds(void) {
   put("w2v_config", "preprocessor.json", 1, pre, sizeof pre - 1);
 }
 
+/* config.json of Whisper folders: a whole one (whisper-large-v3's sizes) and a partial one. */
+static void whisper_config_seeds(void) {
+  static const char large[] =
+      "{\"model_type\": \"whisper\", \"activation_function\": \"gelu\", \"num_mel_bins\": 128, \"d_model\": 1280, "
+      "\"encoder_attention_heads\": 20, \"encoder_layers\": 32, \"encoder_ffn_dim\": 5120, "
+      "\"max_source_positions\": 1500, \"decoder_layers\": 32, \"vocab_size\": 51866}";
+  put("whisper_config", "large_v3.json", -1, large, sizeof large - 1);
+  static const char partial[] = "{\"d_model\": 384, \"encoder_layers\": 4}";
+  put("whisper_config", "partial.json", -1, partial, sizeof partial - 1);
+}
+
 /* Raw PCM for fuzz_pcm: a tone as s16 and f32, mono and stereo, at the rates the option
  * byte selects (bit 0 format, bits 1-2 channels, bits 3-4 rate, bits 5-7 block size), one
  * cut inside a frame. */
@@ -310,7 +321,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   outdir = argv[1];
-  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config", "/pcm", "/http"};
+  const char *sub[] = {"", "/audio", "/safetensors", "/manifest", "/names", "/torch", "/w2v_config", "/whisper_config", "/pcm", "/http"};
   for (int i = 0; i < (int)(sizeof sub / sizeof *sub); i++) {
     char p[1024];
     snprintf(p, sizeof p, "%s%s", outdir, sub[i]);
@@ -322,6 +333,7 @@ int main(int argc, char **argv) {
   names_seeds();
   torch_seeds();
   w2v_config_seeds();
+  whisper_config_seeds();
   pcm_seeds();
   http_seeds();
   printf("gen_seeds: %d seed files in %s\n", n_written, outdir);

@@ -2,7 +2,7 @@
 # regression inputs). Target T is tests/fuzz/fuzz_T.c with its regression inputs in
 # tests/fuzz/regress/T/. fuzz_kind T says what it links besides libser.a: "lua" the Lua harness
 # and the bindings, "onnx" the generated protobuf headers, "plain" nothing more.
-FUZZ_TARGETS=(audio safetensors manifest names torch graph onnx w2v_config pcm http amp_table train_state)
+FUZZ_TARGETS=(audio safetensors manifest names torch graph onnx w2v_config whisper_config pcm http amp_table train_state)
 
 fuzz_kind() {
   case $1 in
