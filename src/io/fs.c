@@ -69,12 +69,13 @@ int ser_fs_read_small(char **out, size_t *len, const char *path, size_t cap, con
     return ser_error(SER_ENOMEM, "%s: out of memory reading '%s'", who, path);
   }
   /* one byte more than allowed: a file of exactly cap bytes is accepted, one more refused */
+  errno = 0;
   const size_t n = fread(buf, 1, cap + 1, f);
-  const int failed = ferror(f);
+  const int failed = ferror(f), err = errno;   /* a folder opens, and fails here (EISDIR) */
   fclose(f);
   if (failed || n > cap) {
     free(buf);
-    if (failed) return ser_error(SER_EIO, "%s: cannot read '%s'", who, path);
+    if (failed) return ser_error(SER_EIO, "%s: cannot read '%s': %s", who, path, strerror(err ? err : EIO));
     return ser_error(SER_EFORMAT, "%s: '%s' is larger than %zu KiB; expected %s", who, path, cap >> 10, expected);
   }
   buf[n] = 0;

@@ -241,6 +241,8 @@ static void config_parser(void **state) {
   unlink(path);
   assert_int_equal(ser_whisper_config_read(&c, "/nonexistent/config.json"), SER_EIO);
   assert_non_null(strstr(ser_errmsg(), "whisper: cannot open '/nonexistent/config.json'"));
+  assert_int_equal(ser_whisper_config_read(&c, dir), SER_EIO);   /* a folder opens, but cannot be read */
+  assert_non_null(strstr(ser_errmsg(), "Is a directory"));
 }
 
 int main(void) {
