@@ -67,7 +67,7 @@ for name in (args.models or ""):gmatch("[^,%s]+") do
   end
   wanted[name] = true
 end
-local recipes, by_name = {}, {}
+local recipes, by_name, unavailable = {}, {}, {}
 for _, file in ipairs(files) do
   local r = checked(recipe.resolve, file, sets, args)
   if args.quick then r = recipe.quick(r) end
@@ -78,9 +78,15 @@ for _, file in ipairs(files) do
   by_name[r.name] = file
   local missing = (not wanted or wanted[r.model.name]) and experiment.unavailable(r)
   if missing and ser.dist.is_root() then print(("note: not training %s: %s"):format(r.name, missing)) end
+  if missing then unavailable[#unavailable + 1] = r.name end
   if (not wanted or wanted[r.model.name]) and not missing then recipes[#recipes + 1] = r end
 end
-if #recipes == 0 then parser:error("--models leaves no recipe to train") end
+if #recipes == 0 then
+  parser:error(#unavailable > 0
+    and ("--models leaves no recipe to train: %s cannot be trained here (the note above says why)")
+      :format(table.concat(unavailable, ", "))
+    or "--models leaves no recipe to train")
+end
 recipes = checked(experiment.order, recipes, folds, function(text)
   if ser.dist.is_root() then print("note: " .. text) end
 end)
