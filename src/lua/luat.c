@@ -38,17 +38,25 @@ int ser_lua_fail(lua_State *L, const char *fname) {
 void ser_lua_account(lua_State *L) {
   /* Lua sees only the small userdata box; without this a loop creating large
    * tensors grows without bound (Torch7 #229). Collect once the tensor memory
-   * allocated since the last collection passes a slack of a quarter of what
-   * survived it (at least 128 MB). The slack used to be all of it (collect when
-   * live memory doubled): with a decoded corpus of 700 MB resident, a training
-   * loop then left 700 MB of dead activations waiting for the collector. Lua's own
-   * heap is a few MB, so a full collection costs about a millisecond. */
-  static size_t threshold = 256u << 20;
+   * allocated since the last collection passes a slack: a quarter of what survived
+   * it, at least 8 MB, and at least twice Lua's own heap (a full collection costs
+   * ~0.14 ms per MB of it here, so the collector's share of the work stays small).
+   * The slack used to be all of the live memory (collect when it doubled): with a
+   * decoded corpus of 700 MB resident, a training loop then left 700 MB of dead
+   * activations waiting for the collector. Then its floor was 128 MB and the first
+   * collection came at 256 MB: a small model's inference allocated that much fresh
+   * memory before any block came back to the allocator's cache, so every page of every
+   * output was a page fault — CNN2D on one clip took 28 ms instead of 2.7
+   * (bench/bench_onnx.sh), and a training process kept ~200 MB more resident. */
+  static size_t threshold = 16u << 20;
   size_t live = ser_memory_live();
   if (live > threshold) {
     lua_gc(L, LUA_GCCOLLECT);
     live = ser_memory_live();
-    size_t slack = live / 4 > (128u << 20) ? live / 4 : (128u << 20);
+    const size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) << 10;
+    size_t slack = live / 4;
+    if (slack < (8u << 20)) slack = 8u << 20;
+    if (slack < 2 * heap) slack = 2 * heap;
     threshold = live + slack;
   }
 }
