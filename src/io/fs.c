@@ -63,12 +63,13 @@ int ser_fs_read_small(char **out, size_t *len, const char *path, size_t cap, con
   *len = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return ser_error(SER_EIO, "%s: cannot open '%s': %s", who, path, strerror(errno));
-  char *buf = malloc(cap + 2);
+  char *buf = malloc(cap + 1);
   if (!buf) {
     fclose(f);
     return ser_error(SER_ENOMEM, "%s: out of memory reading '%s'", who, path);
   }
-  /* one byte more than allowed: a file of exactly cap bytes is accepted, one more refused */
+  /* one byte more than allowed: a file of exactly cap bytes is accepted (and its 0 fits),
+   * one more refused */
   errno = 0;
   const size_t n = fread(buf, 1, cap + 1, f);
   const int failed = ferror(f), err = errno;   /* a folder opens, and fails here (EISDIR) */

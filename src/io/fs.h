@@ -1,6 +1,6 @@
 /* File-system and terminal checks the experiments need before they start work, without
  * a shell: is a path a folder, create a folder and its parents, is a descriptor a
- * terminal. */
+ * terminal; and reading a small file (a JSON config) whole, with a size bound. */
 #ifndef SER_IO_FS_H
 #define SER_IO_FS_H
 
