@@ -1,7 +1,6 @@
 /* config.json / preprocessor_config.json of wav2vec2-family folders (see wav2vec2_config.h). */
 #include "pretrained/wav2vec2_config.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/fs.h"
+#include "io/json_config.h"
 
 void ser_w2v_config_init(w2v_config_fields *cf) {
   memset(cf, 0, sizeof *cf);
@@ -19,23 +19,12 @@ void ser_w2v_config_init(w2v_config_fields *cf) {
 }
 
 static cJSON *parse_object(const char *text, size_t len, const char *label, const char *what) {
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  if (!root || !cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    ser_error(SER_EFORMAT, "wav2vec2: '%s' is not a JSON object (a Hugging Face %s)", label, what);
-    return NULL;
-  }
-  return root;
+  return ser_json_config_object(text, len, "wav2vec2", label, what);
 }
 
-/* A positive whole number <= 1e6 into *dst; absent leaves it. */
+/* A whole number in [1, 1e6] into *dst; absent leaves it. */
 static int get_int(const cJSON *root, const char *key, int *dst, const char *label) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-  if (!v) return 0;
-  if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 || v->valuedouble > 1e6)
-    return ser_error(SER_EFORMAT, "wav2vec2: '%s': %s must be a positive whole number", label, key);
-  *dst = (int)v->valuedouble;
-  return 0;
+  return ser_json_config_int(root, key, dst, "wav2vec2", label);
 }
 
 static int get_bool(const cJSON *root, const char *key, int *dst, const char *label) {
@@ -67,12 +56,7 @@ static int get_list(const cJSON *root, const char *key, int *dst, int *n, const 
 }
 
 static int expect_string(const cJSON *root, const char *key, const char *want, const char *label) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-  if (!v) return 0;
-  if (!cJSON_IsString(v) || strcmp(v->valuestring, want) != 0)
-    return ser_error(SER_EUNSUPPORTED, "wav2vec2: '%s' has %s '%s'; only '%s' is implemented", label, key,
-                     cJSON_IsString(v) ? v->valuestring : "(not a string)", want);
-  return 0;
+  return ser_json_config_expect(root, key, want, "wav2vec2", label);
 }
 
 int ser_w2v_config_parse(w2v_config_fields *cf, const char *text, size_t len, const char *label) {
