@@ -372,6 +372,23 @@ void ser_adaptive_avgpool2d_forward(float *out, const float *in, int B, int C, i
   for (int p = 0; p < planes; p++) {
     const float *x = in + (size_t)p * H * W;
     float *y = out + (size_t)p * OH * OW;
+    if (OW == W) {   /* columns kept (frequency pooled, time kept: CNN2D with freq = "mean"): whole
+                        rows summed in SIMD lanes, not a window of one column per output value */
+      for (int oh = 0; oh < OH; oh++) {
+        int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
+        float *yr = y + (size_t)oh * W;
+        memcpy(yr, x + (size_t)h0 * W, sizeof(float) * (size_t)W);
+        for (int h = h0 + 1; h < h1; h++) {
+          const float *r = x + (size_t)h * W;
+#pragma omp simd
+          for (int w = 0; w < W; w++) yr[w] += r[w];
+        }
+        const float inv = 1.0f / (float)(h1 - h0);
+#pragma omp simd
+        for (int w = 0; w < W; w++) yr[w] *= inv;
+      }
+      continue;
+    }
     for (int oh = 0; oh < OH; oh++) {
       int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
       for (int ow = 0; ow < OW; ow++) {
@@ -415,6 +432,19 @@ static void adaptive_avgpool_backward(float *din, const float *dout, int B, int 
     float *dx = din + (size_t)p * H * W;
     const float *dy = dout + (size_t)p * OH * OW;
     if (overwrite) memset(dx, 0, sizeof(float) * (size_t)H * W);
+    if (OW == W) {   /* columns kept: each output row's gradient added to its window's rows */
+      for (int oh = 0; oh < OH; oh++) {
+        int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
+        const float *dr = dy + (size_t)oh * W;
+        const float inv = 1.0f / (float)(h1 - h0);
+        for (int h = h0; h < h1; h++) {
+          float *r = dx + (size_t)h * W;
+#pragma omp simd
+          for (int w = 0; w < W; w++) r[w] += dr[w] * inv;
+        }
+      }
+      continue;
+    }
     for (int oh = 0; oh < OH; oh++) {
       int h0 = win_start(oh, H, OH), h1 = win_end(oh, H, OH);
       for (int ow = 0; ow < OW; ow++) {

@@ -316,6 +316,43 @@ static void test_adaptive_identity_size(void **state) {
   release_all(all, sizeof all / sizeof *all);
 }
 
+/* Rows pooled, columns kept (CNN2D with freq = "mean": bands averaged, time kept): the
+ * row-wise path, against the window formula by hand, and its gradient into a fresh buffer and
+ * added to one that holds a value. H = 5 -> 3: overlapping row windows [0,2), [1,4), [3,5). */
+static void test_adaptive_columns_kept(void **state) {
+  (void)state;
+  ser_tensor *x = ramp(4, SER_DIMS(2, 3, 5, 7)), *y = NULL, *y2 = NULL;
+  x->requires_grad = 1;
+  assert_int_equal(ser_adaptive_avg_pool2d(&y, x, 3, 7), 0);
+  const int hs[3][2] = {{0, 2}, {1, 4}, {3, 5}};
+  float want[2 * 3 * 3 * 7], dwant[2 * 3 * 5 * 7] = {0};
+  const float *xd = ser_tensor_data(x);
+  ser_tensor *g = ramp(4, SER_DIMS(2, 3, 3, 7));
+  const float *gd = ser_tensor_data(g);
+  for (int p = 0; p < 6; p++)
+    for (int i = 0; i < 3; i++)
+      for (int w = 0; w < 7; w++) {
+        double s = 0;
+        int n = hs[i][1] - hs[i][0];
+        for (int h = hs[i][0]; h < hs[i][1]; h++) {
+          s += xd[(p * 5 + h) * 7 + w];
+          dwant[(p * 5 + h) * 7 + w] += gd[(p * 3 + i) * 7 + w] / (float)n;
+        }
+        want[(p * 3 + i) * 7 + w] = (float)(s / n);
+      }
+  assert_close_abs("adaptive rows 5->3, columns kept", ser_tensor_data(y), want, 126, 1e-4);
+  assert_int_equal(ser_backward(y, g, 0), 0);
+  assert_close_abs("its gradient", ser_tensor_data(x->grad), dwant, 210, 1e-4);   /* values up to ~130: a few ulps */
+  ser_tensor *x3 = NULL;
+  assert_int_equal(ser_view(&x3, x, 4, SER_DIMS(2, 3, 5, 7)), 0);
+  assert_int_equal(ser_adaptive_avg_pool2d(&y2, x3, 3, 7), 0);
+  assert_int_equal(ser_backward(y2, g, 0), 0);   /* through the view: adds to x->grad */
+  for (int i = 0; i < 210; i++) dwant[i] *= 2.0f;
+  assert_close_abs("the gradient added", ser_tensor_data(x->grad), dwant, 210, 1e-4);
+  ser_tensor *all[] = {x, y, y2, g, x3};
+  release_all(all, sizeof all / sizeof *all);
+}
+
 static void test_errors(void **state) {
   (void)state;
   ser_tensor *x = ser_tensor_zeros(4, SER_DIMS(2, 3, 5, 7)), *l = ser_tensor_zeros(3, SER_DIMS(2, 3, 5)), *y = NULL;
@@ -342,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_maxpool_nan_propagates), cmocka_unit_test(test_maxpool_2x2_fast_path),
       cmocka_unit_test(test_avgpool),
       cmocka_unit_test(test_adaptive_general_size), cmocka_unit_test(test_adaptive_identity_size),
+      cmocka_unit_test(test_adaptive_columns_kept),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
