@@ -21,6 +21,10 @@ while [ $# -gt 0 ]; do
     *) echo "bench_pool.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$threads$repeats" in *[!0-9]*|'') echo "bench_pool.sh: --threads and --repeats take whole numbers" >&2; exit 2 ;; esac
+[ "$threads" -ge 1 ] && [ "$repeats" -ge 1 ] || { echo "bench_pool.sh: --threads and --repeats must be >= 1" >&2; exit 2; }
+# The cases, one list for both sides: name:input shape:output size (one number for a 1-d pool).
+cases="rows:16,128,8,250:1,250 plane1d:8,256,4000:1 general:16,64,15,100:4,30"
 serlua=$BUILD/serlua
 [ -x "$serlua" ] || { echo "bench_pool.sh: $serlua not built (run make BUILD=$BUILD)" >&2; exit 1; }
 py=/usr/bin/python3
@@ -30,20 +34,21 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; the machine has $(nproc) cores), $threads thread(s)"
 
-"$serlua" - "$threads" "$repeats" >>"$out" <<'LUA'
+"$serlua" - "$threads" "$repeats" "$cases" >>"$out" <<'LUA'
 local ser = require "ser"
 local T, F = ser.tensor, ser.nn.functional
 local clock = require("ser.core.nn_cnn").monotonic
 local threads, repeats = tonumber(arg[1]), tonumber(arg[2])
 ser.set_num_threads(threads)
 ser.manual_seed(1)
-local cases = {
-  { "rows", { 16, 128, 8, 250 }, { 1, 250 } },
-  { "plane1d", { 8, 256, 4000 }, 1 },
-  { "general", { 16, 64, 15, 100 }, { 4, 30 } },
-}
-for _, c in ipairs(cases) do
-  local name, shape, size = c[1], c[2], c[3]
+local function numbers(text)
+  local t = {}
+  for v in text:gmatch("%d+") do t[#t + 1] = tonumber(v) end
+  return t
+end
+for name, shape_text, size_text in arg[3]:gmatch("(%w+):([%d,]+):([%d,]+)") do
+  local shape, size = numbers(shape_text), numbers(size_text)
+  if #size == 1 then size = size[1] end
   local pool = #shape == 4 and F.adaptive_avg_pool2d or F.adaptive_avg_pool1d
   local x = T.randn(table.unpack(shape))
   local xg = T.randn(table.unpack(shape)):requires_grad(true)
@@ -60,14 +65,16 @@ for _, c in ipairs(cases) do
 end
 LUA
 
-OPENBLAS_NUM_THREADS=1 "$py" - "$threads" "$repeats" >>"$out" <<'PY'
+OPENBLAS_NUM_THREADS=1 "$py" - "$threads" "$repeats" "$cases" >>"$out" <<'PY'
 import sys, time, torch
 import torch.nn.functional as F
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(1)
-cases = [("rows", (16, 128, 8, 250), (1, 250)), ("plane1d", (8, 256, 4000), 1), ("general", (16, 64, 15, 100), (4, 30))]
-for name, shape, size in cases:
+for case in sys.argv[3].split():
+    name, shape_text, size_text = case.split(":")
+    shape, size = tuple(int(v) for v in shape_text.split(",")), tuple(int(v) for v in size_text.split(","))
+    if len(size) == 1: size = size[0]
     pool = F.adaptive_avg_pool2d if len(shape) == 4 else F.adaptive_avg_pool1d
     x = torch.randn(*shape)
     xg = torch.randn(*shape, requires_grad=True)
