@@ -3,7 +3,7 @@
 --
 --   WhisperClassifier{ encoder = "models/whisper-base", head = "stats" | "superb", classes = 8,
 --                      hidden = 256, dropout = 0.3, speaker_norm = false,
---                      seconds = 8, sr = 16000, trim = nil, cache = "OUT/cache/embeddings" }
+--                      seconds = 8, sr = 16000, trim = nil, context = 0, cache = "OUT/cache/embeddings" }
 --
 -- The encoder is loaded from its folder (weights stay out of the model's state_dict: a
 -- checkpoint holds the head and the feature standardisation only, plus the encoder's folder and
@@ -113,12 +113,15 @@ M.group_stats = group_stats
 local WhisperClassifier = Module.class("WhisperClassifier")
 
 -- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, finetune_layers,
--- encoder_lr, finetune_from, spec_augment, frame_masks, frame_mask_width, seconds, sr, trim, cache.
+-- encoder_lr, finetune_from, spec_augment, frame_masks, frame_mask_width, seconds, sr, trim, context
+-- (seconds of Whisper window each clip is padded to before encoding; 0: the clip alone), cache.
 function WhisperClassifier:init(o)
   local enc, id = M.encoder(o.encoder)
   self.encoder_path, self.identity, self.config = o.encoder, id, enc.config
   self.head_kind, self.speaker_norm = o.head or "stats", o.speaker_norm == true
-  self.settings = { seconds = o.seconds or 8, sr = o.sr or 16000, trim = o.trim }
+  self.settings = { seconds = o.seconds or 8, sr = o.sr or 16000, trim = o.trim, context = o.context or 0 }
+  local problem = embedding_cache.context_problem(self.settings, enc.config.family or "whisper")
+  if problem then error("whisper: model.context: " .. problem, 0) end
   self.cache_dir = o.cache
   self.input = "whisper"
   local L1, d = enc.config.layers + 1, enc.config.d_model
@@ -419,6 +422,9 @@ M.family = {
     dropout = { kind = "unit", default = 0.3, expect = "a probability in [0, 1)", help = "dropout in the stats head's MLP" },
     input_dropout = { kind = "unit", default = 0, expect = "a probability in [0, 1)",
                       help = "dropout on the standardised pooled features (training only)" },
+    context = { kind = "nonneg", default = 0,
+                help = "pad each clip with silence to this many seconds before encoding, as Whisper's own 30 s window, "
+                  .. "and pool the clip's frames (0: the clip at its own length; at most 30; ~20x the encoding at 30)" },
     speaker_norm = { kind = "boolean", default = false,
                      help = "z-score each speaker's pooled features over the speaker's clips (no labels)" },
     cache = { kind = "string", help = "embedding cache folder (default OUT/cache/embeddings)" },
@@ -429,7 +435,7 @@ M.family = {
       dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
       finetune_layers = m.finetune_layers, encoder_lr = m.encoder_lr, spec_augment = m.spec_augment,
       finetune_from = m.finetune_from, frame_masks = m.frame_masks, frame_mask_width = m.frame_mask_width,
-      seconds = r.data.seconds, sr = r.data.sr,
+      seconds = r.data.seconds, sr = r.data.sr, context = m.context,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,
   -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);

@@ -29,6 +29,11 @@ function M.check(self, o, enc)
     error(("whisper: finetune_layers = %d cannot be combined with speaker_norm: a speaker's statistics of the "
       .. "fine-tuned layers change with every step; train without speaker_norm"):format(N), 0)
   end
+  if (self.settings.context or 0) > 0 then   -- the trained blocks would see the clip alone, not its window
+    error(("whisper: finetune_layers = %d cannot be combined with model.context = %g: fine-tuning runs the top "
+      .. "blocks on the clip's own frames, not on a %g s window; set model.context = 0"):format(N,
+        self.settings.context, self.settings.context), 0)
+  end
   if N > enc.config.layers then
     error(("whisper: finetune_layers = %d, but the encoder %s has %d layers"):format(N, o.encoder, enc.config.layers), 0)
   end

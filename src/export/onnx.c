@@ -248,6 +248,16 @@ static int build_ex(unsigned char **out, size_t *out_len, const char *graph_json
     if (!inner) return ser_error(SER_EFORMAT, "onnx: the graph description string is not valid JSON");
     g = inner;
   }
+  /* a clip padded into a Whisper window (input.context) needs its own frame count beside the
+   * log-mel, which the exported model's one input cannot carry */
+  const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "input"), "context");
+  if (cJSON_IsNumber(ctx) && ctx->valuedouble > 0) {
+    cJSON_Delete(g);
+    return ser_error(SER_EUNSUPPORTED, "onnx: the model encodes each clip zero-padded to a %g s Whisper window "
+                     "(model.context) and pools the clip's own frames, which an exported model's single log-mel input "
+                     "cannot say; export a model trained with model.context = 0, or run this one with predict.lua or "
+                     "the C API (ser_model_load)", ctx->valuedouble);
+  }
   ox_ctx c = {0};
   c.n = n;
   c.names = names;

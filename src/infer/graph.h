@@ -56,7 +56,9 @@ typedef struct ser_graph {
  * stay the caller's. On failure *out is NULL and the message names the node and the problem. */
 int ser_graph_parse(ser_graph **out, const char *json, ser_graph_lookup_fn lookup, void *ctx);
 void ser_graph_free(ser_graph *g); /* NULL-safe */
-/* Runs the nodes on x (the input value, borrowed) -> *out (a new reference: the output value). */
-int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x);
+/* Runs the nodes on x (the input value, borrowed) -> *out (a new reference: the output value).
+ * own_frames: the clip's own frames at the start of a padded Whisper window (ser_prep_run's), which
+ * the whisper_encoder node pools after attending over the whole window; 0: all of x is the clip. */
+int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, int64_t own_frames);
 
 #endif

@@ -55,8 +55,9 @@ static int load_encoder(ser_model *m, const char *ckpt_path) {
 
 static int logits(const ser_model *m, const float *pcm, int64_t n, int rate, ser_tensor **out) {
   ser_tensor *x = NULL, *y = NULL;
-  int rc = ser_prep_run(&x, &m->prep, pcm, n, rate);
-  if (!rc) rc = ser_graph_run(&y, m->g, x);
+  int64_t own = 0;
+  int rc = ser_prep_run(&x, &own, &m->prep, pcm, n, rate);
+  if (!rc) rc = ser_graph_run(&y, m->g, x, own);
   ser_tensor_release(x);
   if (!rc && (y->ndim != 2 || y->shape[0] != 1 || y->shape[1] != m->g->n_classes)) {
     rc = ser_error(SER_EFORMAT, "the graph's output is %s; expected [1, %d] (one logit per class)", SER_SHAPE(y),

@@ -138,6 +138,9 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
       p->kind = SER_PREP_WHISPER;
       p->n_mels = 80;
       if (!(rc = known_keys(f, keys))) rc = whole(f, "n_mels", 1, 512, 0, &p->n_mels);
+      /* Whisper's window is 30 s; the clips (at most input.seconds) must fit the context */
+      if (!rc) rc = number(in, "context", 0, 30, 0, &p->context);
+      if (!rc && p->context > 0 && p->context < p->seconds) rc = bad("context", "0 or at least input.seconds");
     } else {
       rc = ser_error(SER_EUNSUPPORTED, "the graph's input.features.kind '%.64s' is unknown (expected logmel, mfcc, "
                      "waveform or whisper_logmel)", k);
@@ -192,8 +195,28 @@ static int window(ser_tensor **out, const ser_prep *p, ser_tensor *wav) {
   return 0;
 }
 
-int ser_prep_run(ser_tensor **out, const ser_prep *p, const float *pcm, int64_t n, int rate) {
+/* The Whisper log-mel [1, n_mels, frames] of row [1, len]; with a context, of the row zero-padded
+ * to the context's samples (*own: the row's own frames, len // 160). */
+static int whisper_input(ser_tensor **out, int64_t *own, const ser_prep *p, ser_tensor *row, int64_t len, int trimmed) {
+  if (len < 2 * 160)
+    return ser_error(SER_EINVAL, "predict: %lld samples after resampling%s; the Whisper encoder needs at least 320 "
+                     "(20 ms)", (long long)len, trimmed ? " and trimming" : "");
+  if (p->context <= 0) return ser_whisper_logmel_tensor(out, row, p->n_mels);
+  int64_t window = llround(p->context * p->sr);
+  if (len > window)   /* the parser keeps seconds <= context; a clip is at most seconds long */
+    return ser_error(SER_EINVAL, "predict: %lld samples do not fit the %g s context", (long long)len, p->context);
+  ser_tensor *padded = ser_tensor_zeros(2, SER_DIMS(1, window));
+  if (!padded) return ser_error(SER_ENOMEM, "predict: out of memory");
+  memcpy(ser_tensor_data(padded), ser_tensor_data(row), (size_t)len * sizeof(float));
+  int rc = ser_whisper_logmel_tensor(out, padded, p->n_mels);
+  ser_tensor_release(padded);
+  *own = len / 160;
+  return rc;
+}
+
+int ser_prep_run(ser_tensor **out, int64_t *own_frames, const ser_prep *p, const float *pcm, int64_t n, int rate) {
   *out = NULL;
+  *own_frames = 0;
   if (!pcm || n <= 0) return ser_error(SER_EINVAL, "predict: the clip is empty (%lld samples); expected mono PCM", (long long)n);
   if (n > SER_PREP_MAX_SAMPLES)
     return ser_error(SER_EINVAL, "predict: %lld samples is more than the %lld a clip may have", (long long)n,
@@ -236,12 +259,7 @@ int ser_prep_run(ser_tensor **out, const ser_prep *p, const float *pcm, int64_t 
             x = v;
           }
           break;
-        case SER_PREP_WHISPER:
-          if (len < 2 * 160)
-            rc = ser_error(SER_EINVAL, "predict: %lld samples after resampling%s; the Whisper encoder needs at least 320 "
-                           "(20 ms)", (long long)len, p->has_trim ? " and trimming" : "");
-          else rc = ser_whisper_logmel_tensor(&x, row, p->n_mels);
-          break;
+        case SER_PREP_WHISPER: rc = whisper_input(&x, own_frames, p, row, len, p->has_trim); break;
       }
     ser_tensor_release(row);
     ser_tensor_release(c);

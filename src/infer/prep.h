@@ -22,6 +22,7 @@ typedef struct ser_prep {
   ser_feat_opts feat;     /* logmel / mfcc */
   int znorm;              /* waveform: z-normalise the clip */
   int n_mels;             /* whisper_logmel */
+  double context;         /* whisper_logmel: seconds of window the clip is zero-padded to (0: none) */
 } ser_prep;
 
 /* Reads the graph JSON's `input`; a message naming the field on failure. */
@@ -32,7 +33,8 @@ int ser_prep_parse(ser_prep *out, const char *graph_json);
 #define SER_PREP_MIN_RATE 1000
 #define SER_PREP_MAX_RATE 768000
 /* pcm[n] mono at rate Hz -> *out, the graph's input value for one clip ([1, 1, F, frames],
- * [1, 1, samples] or [1, n_mels, frames]). */
-int ser_prep_run(ser_tensor **out, const ser_prep *p, const float *pcm, int64_t n, int rate);
+ * [1, 1, samples] or [1, n_mels, frames]). *own_frames: the clip's own frames at the start of
+ * *out when input.context pads it into a longer window (the whisper encoder pools those), else 0. */
+int ser_prep_run(ser_tensor **out, int64_t *own_frames, const ser_prep *p, const float *pcm, int64_t n, int rate);
 
 #endif

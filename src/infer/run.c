@@ -13,28 +13,33 @@
 
 /* The Whisper encoder's hidden states of one log-mel clip x [1, n_mels, T], pooled per state:
  * [1, L+1, 2, d] (mean and population std over the clip's ceil(T/2) frames), as
- * ser.data.embedding_cache pools them. */
-static int whisper_pooled(ser_tensor **out, const ser_whisper_encoder *enc, ser_tensor *x) {
+ * ser.data.embedding_cache pools them. own > 0: x is a padded window whose first `own` input
+ * frames are the clip's; the encoder attends over all of x, the pools cover the clip's frames. */
+static int whisper_pooled(ser_tensor **out, const ser_whisper_encoder *enc, ser_tensor *x, int64_t own) {
   *out = NULL;
   const ser_whisper_config *c = &enc->cfg;
   if (x->ndim != 3 || x->shape[0] != 1 || x->shape[1] != c->n_mels)
     return ser_error(SER_EINVAL, "whisper_encoder: expected a log-mel clip [1, %d, T], got %s", c->n_mels, SER_SHAPE(x));
   int B = 1, T = (int)x->shape[2], rc = ser_whisper_encoder_check(enc, B, T, NULL);
   if (rc) return rc;
+  if (own < 0 || own > T)
+    return ser_error(SER_EINVAL, "whisper_encoder: the clip's %lld frames do not fit its window of %d", (long long)own, T);
   int64_t T2 = ser_whisper_encoder_frames(T), L1 = c->layers + 1, d = c->d_model;
-  ser_tensor *xc = ser_tensor_contiguous_raw(x), *hs = ser_tensor_empty(4, SER_DIMS(L1, 1, T2, d));
+  int64_t kept = own ? ser_whisper_encoder_frames((int)own) : T2;
+  ser_tensor *xc = ser_tensor_contiguous_raw(x), *hs = ser_tensor_empty(4, SER_DIMS(L1, 1, T2, d)), *clip = NULL;
   ser_tensor *m = NULL, *dev = NULL, *sq = NULL, *var = NULL, *sd = NULL, *both = NULL, *perm = NULL;
   if (!xc || !hs) rc = ser_error(SER_ENOMEM, "whisper_encoder: out of memory");
   if (!rc) rc = ser_whisper_encoder_forward(enc, NULL, ser_tensor_data(hs), ser_tensor_data(xc), NULL, B, T);
-  if (!rc) rc = ser_mean(&m, hs, 1u << 2, 1);
-  if (!rc) rc = ser_sub(&dev, hs, m);
+  if (!rc) rc = ser_narrow(&clip, hs, 2, 0, kept);
+  if (!rc) rc = ser_mean(&m, clip, 1u << 2, 1);
+  if (!rc) rc = ser_sub(&dev, clip, m);
   if (!rc) rc = ser_mul(&sq, dev, dev);
   if (!rc) rc = ser_mean(&var, sq, 1u << 2, 1);
   if (!rc) rc = ser_sqrt(&sd, var);
   if (!rc) rc = ser_cat(&both, (ser_tensor *const[]){m, sd}, 2, 2);   /* [L+1, 1, 2, d] */
   if (!rc) rc = ser_permute(&perm, both, (const int[]){1, 0, 2, 3});
   if (!rc) rc = ser_contiguous(out, perm);
-  ser_tensor *all[] = {xc, hs, m, dev, sq, var, sd, both, perm};
+  ser_tensor *all[] = {xc, hs, clip, m, dev, sq, var, sd, both, perm};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ser_tensor_release(all[i]);
   return rc;
 }
@@ -78,7 +83,7 @@ static int lstm(ser_tensor **out, ser_tensor *x, const ser_graph_node *n) {
   return ser_lstm(out, NULL, NULL, x, n->t, &o);
 }
 
-static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *in) {
+static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *in, int64_t own_frames) {
   ser_tensor *x = in[0];
   switch (n->op) {
     case SER_G_CONV1D:
@@ -133,12 +138,12 @@ static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *
         return ser_error(SER_EINVAL, "slice: axis %d, %lld values from %lld, of %s", n->axis, (long long)n->length,
                          (long long)n->start, SER_SHAPE(x));
       return ser_narrow(y, x, n->axis, n->start, n->length);
-    case SER_G_WHISPER: return whisper_pooled(y, n->enc, x);
+    case SER_G_WHISPER: return whisper_pooled(y, n->enc, x, own_frames);
     default: return ser_error(SER_EUNSUPPORTED, "graph op %d cannot run", (int)n->op);
   }
 }
 
-int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x) {
+int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, int64_t own_frames) {
   *out = NULL;
   ser_tensor **v = calloc((size_t)g->n_values, sizeof *v);
   if (!v) return ser_error(SER_ENOMEM, "graph: out of memory");
@@ -148,7 +153,7 @@ int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x) {
     const ser_graph_node *n = &g->nodes[i];
     ser_tensor *in[SER_GRAPH_MAX_INPUTS];
     for (int k = 0; k < n->n_in; k++) in[k] = v[n->in[k]];
-    rc = run_node(&v[n->out], n, n->n_in ? in : (ser_tensor *[]){x});
+    rc = run_node(&v[n->out], n, n->n_in ? in : (ser_tensor *[]){x}, own_frames);
     if (rc < 0) ser_error_prefix(rc, "graph node %d (%s -> %s)", i, ser_graph_op_name(n->op), g->values[n->out]);
   }
   ser_set_grad_enabled(prev);

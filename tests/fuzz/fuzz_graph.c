@@ -66,12 +66,13 @@ static void one(const char *text) {
       float clip[1200];
       for (int i = 0; i < 1200; i++) clip[i] = (float)((i * 37 % 101) - 50) / 100.0f;
       ser_tensor *x = NULL, *y = NULL;
+      int64_t own = 0;
       ser_error_clear();
-      if (ser_prep_run(&x, &p, clip, 1200, 8000) < 0) {
+      if (ser_prep_run(&x, &own, &p, clip, 1200, 8000) < 0) {
         if (!*ser_errmsg()) fail("clip failure without a message");
       } else {
         ser_error_clear();
-        if (ser_graph_run(&y, g, x) < 0) {
+        if (ser_graph_run(&y, g, x, own) < 0) {
           if (y) fail("run failure left *out non-NULL");
           if (!*ser_errmsg()) fail("run failure without a message");
         } else if (!y) {

@@ -1,7 +1,7 @@
 -- The C inference API (src/infer/, docs/c-api.md) against predict.lua: every model kind the
 -- project trains (CNN2D freq mean/flatten, CRNN in the notebook's form and with batchnorm,
 -- flatten and statistics pooling, CNN1D, the whisper family's three heads on a small random
--- encoder), saved by ser.train.checkpoint with weights and BatchNorm statistics perturbed so
+-- encoder, and one inside a padded window, model.context), saved by ser.train.checkpoint with weights and BatchNorm statistics perturbed so
 -- that the probabilities are far from uniform; build/examples/classify (the C API) must print
 -- predict.lua's probabilities to 1e-5 on clips at 16, 22.05 (stereo) and 48 kHz, with and
 -- without silence trimming. Also: ser.graph.attach on an old-layout checkpoint and a
@@ -175,6 +175,22 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       assert(top > 0.3, ("near-uniform whisper model (top probability %.3f)"):format(top))
     end)
   end
+
+  it_bin("the whisper family with model.context (each clip padded into a 3 s window, its own frames pooled)", function()
+    local enc = dir .. "/enc"
+    if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
+    local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = "concat", hidden = 32, context = 3 },
+                               data = { seconds = 2, trim = 30 } })
+    ser.manual_seed(201)
+    local model = perturb(recipe.build_model(r, #CLASSES), 8, 4)
+    model:eval()
+    local path = dir .. "/whisper_context.safetensors"
+    ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
+    local _, meta = assert(ser.load(path))
+    assert.are.equal(3, meta.graph.input.context)
+    local top = assert_parity(path)
+    assert(top > 0.3, ("near-uniform whisper model (top probability %.3f)"):format(top))
+  end)
 
   it_bin("a speaker-normalised model is refused with the reason (one clip has no speaker statistics)", function()
     local enc = dir .. "/enc"

@@ -406,6 +406,23 @@ describe("ONNX export of the whisper family", function()
     assert.is_nil(ok)
     assert.truthy(err:match("has changed since the model was trained"), err)
   end)
+
+  it("refuses a model that encodes clips inside a padded window (model.context), saying what runs it", function()
+    local dir = tmp.make("onnx")
+    local encdir = dir .. "/enc"
+    random_whisper(encdir, { layers = 2, d_model = 64 })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "concat", hidden = 32, context = 3 },
+                                   data = { seconds = 2 } })
+    local model = ser.recipe.build_model(r, 4)
+    model:eval()
+    ser.train.save_checkpoint(dir .. "/w.safetensors", model, { "a", "b", "c", "d" },
+      { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    local ok, err = ser.onnx.export(dir .. "/w.safetensors", dir .. "/w.onnx")
+    assert.is_nil(ok)
+    assert.truthy(err:match("zero%-padded to a 3 s Whisper window %(model.context%)"), err)
+    assert.truthy(err:match("predict.lua or the C API"), err)
+    assert.is_nil(io.open(dir .. "/w.onnx", "rb"), "a failed export left a file")
+  end)
 end)
 
 describe("ONNX export refuses bad descriptions clearly", function()

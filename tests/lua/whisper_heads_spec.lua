@@ -104,6 +104,59 @@ describe("embedding cache", function()
     assert.is_true(numeric.max_abs_diff(one, x) < 1e-4, "batch of 1 vs batch of 8: " .. numeric.max_abs_diff(one, x))
   end)
 
+  it("with a context, encodes each clip inside a silent window and pools the clip's own frames", function()
+    local s = { seconds = 1, sr = 16000, context = 2.5 }
+    local c = cache { settings = s }
+    local x = c:pooled(paths)
+    assert.are.equal(#paths, c.misses)
+    local enc = frozen.encoder(enc_dir)
+    local wav = assert(ser.audio.load(paths[2], { sr = 16000, mono = true }))
+    local n = wav:shape()[1]
+    local m = enc:frontend(T.cat({ wav, T.zeros(40000 - n) }, 1))      -- 2.5 s at 16 kHz
+    assert.are.same({ 80, 250 }, m:shape())
+    local hs = enc:hidden_states(m:view(1, 80, -1))                      -- the window attended whole
+    local frames = (n // 160 + 1) // 2
+    for l = 1, 3 do
+      local h = hs[l]:select(1, 1):narrow(1, 1, frames)
+      local mean = h:mean(1)
+      local dev = h - mean:view(1, -1)
+      assert.is_true(numeric.max_abs_diff(x:select(1, 2):select(1, l):select(1, 1), mean) < 1e-4)
+      assert.is_true(numeric.max_abs_diff(x:select(1, 2):select(1, l):select(1, 2), (dev * dev):mean(1):sqrt()) < 1e-4)
+    end
+    -- not the clip alone's features, and stored under its own settings id; batching changes nothing
+    local alone = cache { settings = { seconds = 1, sr = 16000 } }
+    assert.is_true(numeric.max_abs_diff(alone:pooled(paths), x) > 1e-3)
+    assert.are_not.equal(alone.dir, c.dir)
+    local one = cache { settings = s, dir = dir .. "/cache-ctx-b1", batch = 1 }:pooled(paths)
+    assert.is_true(numeric.max_abs_diff(one, x) < 1e-4, "batch of 1 vs batch of 8: " .. numeric.max_abs_diff(one, x))
+    -- a context of 0 is no context: the settings text (and so every existing cache's id) is unchanged
+    assert.are.equal(cachemod.settings_text({ seconds = 1, sr = 16000 }, 80),
+      cachemod.settings_text({ seconds = 1, sr = 16000, context = 0 }, 80))
+    assert.matches(";context=2.5$", cachemod.settings_text(s, 80))
+  end)
+
+  it("refuses a context that cannot hold the clips, exceeds Whisper's window, or meets another encoder", function()
+    for _, case in ipairs {
+      { { seconds = 4, sr = 16000, context = 3 }, "whisper", "shorter than the clips it must hold %(up to 4 s" },
+      { { seconds = 4, sr = 16000, context = 31 }, "whisper", "longer than Whisper's 30 s window" },
+      { { seconds = 4, sr = 16000, context = 10 }, "wav2vec2", "this encoder is wav2vec2" },
+      { { seconds = 4, sr = 16000, context = -1 }, "whisper", "number of seconds >= 0" },
+    } do
+      assert.matches(case[3], cachemod.context_problem(case[1], case[2]))
+    end
+    assert.is_nil(cachemod.context_problem({ seconds = 4, context = 30 }, "whisper"))
+    assert.is_nil(cachemod.context_problem({ seconds = 40 }, "wav2vec2"))
+    local ok, err = pcall(cache, { settings = { seconds = 4, sr = 16000, context = 2 } })
+    assert.is_false(ok)
+    assert.matches("embedding cache: a context of 2 s is shorter", err)
+    ok, err = pcall(frozen.WhisperClassifier, { encoder = enc_dir, classes = 2, seconds = 4, context = 40 })
+    assert.is_false(ok)
+    assert.matches("^whisper: model.context: a context of 40 s is longer than Whisper's 30 s window", err)
+    ok, err = pcall(frozen.WhisperClassifier, { encoder = enc_dir, classes = 2, seconds = 4, context = 30, finetune_layers = 1 })
+    assert.is_false(ok)
+    assert.matches("finetune_layers = 1 cannot be combined with model.context = 30", err)
+  end)
+
   it("recomputes a clip whose content changed, and only that one", function()
     cache():pooled(paths)
     local changed = dir .. "/changed.wav"

@@ -211,11 +211,12 @@ end
 -- The input side of a whisper-family model (ser.data.embedding_cache's clip).
 local function whisper_input(m, trim_options)
   local s = m.settings
-  return { sr = s.sr, seconds = s.seconds, window = "at_most", read_seconds = 0,
+  local context = (s.context or 0) > 0 and s.context or nil   -- absent when 0: graphs before it read the same
+  return { sr = s.sr, seconds = s.seconds, window = "at_most", read_seconds = 0, context = context,
            trim = s.trim and trim_options(s.trim) or nil, speaker_norm = m.speaker_norm == true,
            normalize = m.speaker_norm and "speaker" or "clip",
            features = { kind = "whisper_logmel", n_mels = m.config.n_mels },
-           shape = { "batch", m.config.n_mels, "time" } }
+           shape = { "batch", m.config.n_mels, context and math.floor(context * 100 + 0.5) or "time" } }
 end
 
 -- model: a ser.models / ser.frozen_encoder model; meta: { classes, features, inputs } (see the

@@ -1,0 +1,17 @@
+-- whisper_concat_spk.lua inside Whisper's own 30 s window: each trimmed clip is zero-padded to
+-- 30 s before the log-mel and the encoder attends over the whole window, as Whisper was trained;
+-- the head still pools the clip's own frames. Speaker-normalised (needs the speaker's other
+-- clips at inference). Encoding costs ~20x the clip-length recipe (a 30 s window for every 2-5 s
+-- RAVDESS clip), once: the embedding cache keeps the result (docs/pretrained.md, "Encoding clips
+-- inside Whisper's 30 s window").
+return {
+  name = "whisper_concat_spk_window",
+  model = { name = "whisper", encoder = "models/whisper-base", head = "concat", hidden = 512, dropout = 0.5,
+            speaker_norm = true, context = 30 },
+  data = { seconds = 8, trim = 30 },
+  batch = 32,
+  epochs = 60,
+  optim = { lr = 1e-3, weight_decay = 1e-2 },
+  early_stopping = { patience = 60 },
+  seeds = { 1, 2, 3 },
+}
