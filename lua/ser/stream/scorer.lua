@@ -8,8 +8,9 @@
 -- Spectral and waveform models (CNN2D, CRNN, CNN1D): the window is cut or zero-padded at the
 -- end to the checkpoint's clip length, as loading a file of that length does; with silence
 -- trimming, the voiced part is centred instead (ser.data.trim_window). The whisper family: the
--- window is the clip the encoder sees (its own length, up to the model's seconds), pooled and
--- standardised as for files. Speaker-normalised models are refused: their features need a
+-- window is the clip the encoder sees (its own length, up to the model's seconds; padded into
+-- a silent Whisper window first when the model has model.context), pooled and standardised as
+-- for files. Speaker-normalised models are refused: their features need a
 -- speaker's statistics over many clips, which a stream does not have when it starts.
 local base = require "ser.core.base"
 local checkpoint = require "ser.train.checkpoint"
