@@ -2,7 +2,8 @@
 # Latency and throughput (clips/s) of the C inference API, ser_model_predict, per model on one
 # thread (bench/bench_infer.c): checkpoints of the default models written by ser.train.checkpoint
 # (random weights: the time does not depend on their values) and, when an encoder folder is
-# there (models/whisper-base or ../shared/models/whisper-base), the whisper family's default.
+# there (models/whisper-base or ../shared/models/whisper-base), the whisper family's default, at
+# clip length and inside Whisper's 30 s window (model.context = 30).
 #   bench/bench_infer.sh [--repeats 20] [--threads 1]   (BUILD names the build folder, default build)
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -37,6 +38,10 @@ save("cnn1d", ser.models.create("cnn1d", { classes = 8 }), { seconds = 4, sr = 1
 if enc ~= "" then
   local r = ser.recipe.resolve("experiments/recipes/whisper.lua", { ser.recipe.parse_set("model.encoder=" .. enc) })
   save("whisper", ser.recipe.build_model(r, 8), { seconds = 8, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } })
+  -- the same head with each clip encoded inside Whisper's 30 s window (model.context)
+  r = ser.recipe.resolve("experiments/recipes/whisper.lua", { ser.recipe.parse_set("model.encoder=" .. enc),
+    ser.recipe.parse_set("model.context=30") })
+  save("whisper_window", ser.recipe.build_model(r, 8), { seconds = 8, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } })
 end
 LUA
 bin=$dir/bench_infer
@@ -44,5 +49,5 @@ cc -O2 -fopenmp -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/benc
   $(pkg-config --libs sndfile fftw3f soxr libcjson libzip) -lopenblas -lm -o "$bin"
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'); threads: $threads; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 ckpts=("$dir"/cnn2d.safetensors "$dir"/crnn.safetensors "$dir"/crnn_best.safetensors "$dir"/cnn1d.safetensors)
-[ -n "$enc" ] && ckpts+=("$dir"/whisper.safetensors) || echo "(no Whisper encoder folder: the whisper row is left out)"
+[ -n "$enc" ] && ckpts+=("$dir"/whisper.safetensors "$dir"/whisper_window.safetensors) || echo "(no Whisper encoder folder: the whisper row is left out)"
 SER_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$bin" "$repeats" "${ckpts[@]}"
