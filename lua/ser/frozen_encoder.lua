@@ -438,6 +438,16 @@ M.family = {
       seconds = r.data.seconds, sr = r.data.sr, context = m.context,
       trim = (r.data.trim ~= 0) and r.data.trim or nil, cache = m.cache }
   end,
+  -- Combinations refused before any clip is read (the encoder's own family is checked when it loads).
+  check = function(r)
+    local m = r.model
+    local problem = embedding_cache.context_problem({ seconds = r.data.seconds, context = m.context }, "whisper")
+    if problem then return "model.context: " .. problem end
+    if m.context > 0 and m.finetune_layers > 0 then
+      return ("model.context = %g cannot be combined with model.finetune_layers = %d: fine-tuning runs the top blocks "
+        .. "on the clip's own frames, not on a window; set one of them to 0"):format(m.context, m.finetune_layers)
+    end
+  end,
   -- The run's corpus parts as datasets of pooled features (ctx.cache: the default cache root);
   -- the model's standardisation set from the training clips.
   prepare = function(r, model, run, ctx)

@@ -113,12 +113,14 @@ M.families = {}
 -- prepare (optional): function(r, model, run, ctx) -> run, the corpus parts of a run turned into
 -- what fit trains the model on (the whisper family: datasets of cached encoder features; ctx:
 -- { cache = the default embedding cache folder, log = function(line) }).
+-- check (optional): function(r) -> nil, or what is wrong with the validated recipe's combination
+-- of fields (said before any data is read or model built).
 function M.register_family(name, spec)
   if type(name) ~= "string" or type(spec) ~= "table" or type(spec.build) ~= "function" then
     error("ser.recipe.register_family: expected a name and { input =, title =, fields =, build = function(r, classes) }", 2)
   end
   M.families[name] = { input = spec.input or "logmel", title = spec.title or name, fields = spec.fields or {},
-                       build = spec.build, prepare = spec.prepare }
+                       build = spec.build, prepare = spec.prepare, check = spec.check }
 end
 
 local FREQ = { choices = { "flatten", "mean" }, default = "flatten",
@@ -277,6 +279,8 @@ function M.validate(r, where, sources)
       error(("%s: features: %s"):format(where, tostring(err)), 0)
     end
   end
+  local problem = family.check and family.check(out)
+  if problem then error(("%s: %s"):format(where, problem), 0) end
   if out.distill then
     if not out.distill.teachers and not out.distill.from then
       local set = {}

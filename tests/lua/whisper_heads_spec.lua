@@ -155,6 +155,16 @@ describe("embedding cache", function()
     ok, err = pcall(frozen.WhisperClassifier, { encoder = enc_dir, classes = 2, seconds = 4, context = 30, finetune_layers = 1 })
     assert.is_false(ok)
     assert.matches("finetune_layers = 1 cannot be combined with model.context = 30", err)
+    -- a recipe says so when it is resolved, before any clip is read or encoder loaded
+    local recipe = require "ser.recipe"
+    ok, err = pcall(recipe.resolve, { model = { name = "whisper", encoder = "/nowhere", context = 5 }, data = { seconds = 8 } })
+    assert.is_false(ok)
+    assert.matches("^recipe whisper: model.context: a context of 5 s is shorter than the clips it must hold %(up to 8 s", err)
+    ok, err = pcall(recipe.resolve, { model = { name = "whisper", encoder = "/nowhere", context = 30, finetune_layers = 2 },
+                                      data = { seconds = 8 } })
+    assert.is_false(ok)
+    assert.matches("model.context = 30 cannot be combined with model.finetune_layers = 2", err)
+    assert.are.equal(30, recipe.resolve({ model = { name = "whisper", encoder = "/nowhere", context = 30 } }).model.context)
   end)
 
   it("recomputes a clip whose content changed, and only that one", function()
