@@ -23,6 +23,7 @@
 #define GRAPH_VERSION 1
 #define MAX_INPUTS 16
 #define OUTPUT_NAME "logits"
+#define FRAMES_NAME "frames"
 
 static Onnx__ValueInfoProto *value_info(ox_ctx *c, const ox_value *v) {
   Onnx__ValueInfoProto *vi = ox_alloc(c, sizeof *vi);
@@ -82,6 +83,28 @@ static int graph_input(ox_ctx *c, const cJSON *g, const char **name) {
     }
   }
   return ox_put(c, *name, r, d) ? 0 : SER_ENOMEM;
+}
+
+/* A model whose clips sit at the start of a padded Whisper window (input.context > 0, the
+ * whisper family's model.context) takes each clip's own log-mel frames as a second input,
+ * "frames" (int64 [batch]; samples // 160), which the encoder's pooling reads. */
+static int frames_input(ox_ctx *c, const cJSON *g) {
+  const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "input"), "context");
+  if (!ctx || (cJSON_IsNumber(ctx) && ctx->valuedouble == 0)) return 0;
+  if (!cJSON_IsNumber(ctx) || !(ctx->valuedouble > 0 && ctx->valuedouble <= 30))
+    return ser_error(SER_EFORMAT, "onnx: the graph's input.context must be a number of seconds in [0, 30]");
+  const cJSON *kind = cJSON_GetObjectItemCaseSensitive(
+    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "input"), "features"), "kind");
+  if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "whisper_logmel") != 0)
+    return ser_error(SER_EFORMAT, "onnx: the graph's input.context (a padded Whisper window) needs input.features.kind "
+                     "\"whisper_logmel\"");
+  if (strcmp(c->values[0].name, FRAMES_NAME) == 0)
+    return ser_error(SER_EFORMAT, "onnx: the graph's input is named '%s', which a model with input.context keeps for "
+                     "its second input", FRAMES_NAME);
+  const ox_dim d[1] = {c->values[0].dim[0]};
+  if (!ox_put(c, FRAMES_NAME, 1, d)) return SER_ENOMEM;
+  c->frames = FRAMES_NAME;
+  return 0;
 }
 
 /* Runs every node of the description through its emitter. */
@@ -158,6 +181,7 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   if (n_classes < 2) return ser_error(SER_EFORMAT, "onnx: the graph has %d class names; expected a list of 2 or more", n_classes);
   const char *in_name;
   int rc = graph_input(c, g, &in_name);
+  if (!rc) rc = frames_input(c, g);
   if (rc || (rc = graph_nodes(c, g))) return rc;
   const cJSON *oj = cJSON_GetObjectItemCaseSensitive(g, "output");
   const char *out_name = cJSON_IsString(oj) ? oj->valuestring : "logits";
@@ -170,7 +194,7 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   Onnx__ModelProto *mp = ox_alloc(c, sizeof *mp);
   Onnx__OperatorSetIdProto *opset = ox_alloc(c, sizeof *opset);
   Onnx__OperatorSetIdProto **opsets = ox_alloc(c, sizeof *opsets);
-  Onnx__ValueInfoProto **gi = ox_alloc(c, sizeof *gi), **go = ox_alloc(c, sizeof *go);
+  Onnx__ValueInfoProto **gi = ox_alloc(c, 2 * sizeof *gi), **go = ox_alloc(c, sizeof *go);
   const int n_extra = props ? props->n : 0;
   Onnx__StringStringEntryProto **meta = ox_alloc(c, (size_t)(6 + n_extra) * sizeof *meta);
   if (!gp || !mp || !opset || !opsets || !gi || !go || !meta) return SER_ENOMEM;
@@ -187,12 +211,16 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
     if (!ox_node(c, "Identity", 1, in, OUTPUT_NAME) || !ox_put(c, OUTPUT_NAME, v.rank, v.dim)) return SER_ENOMEM;
   }
   if (!(gi[0] = value_info(c, &c->values[0])) || !(go[0] = value_info(c, ox_get(c, OUTPUT_NAME)))) return SER_ENOMEM;
+  if (c->frames) {
+    if (!(gi[1] = value_info(c, ox_get(c, c->frames)))) return SER_ENOMEM;
+    gi[1]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+  }
   gp->name = "serlua";
   gp->n_node = c->n_nodes;
   gp->node = c->nodes;
   gp->n_initializer = c->n_inits;
   gp->initializer = c->inits;
-  gp->n_input = 1;
+  gp->n_input = c->frames ? 2 : 1;
   gp->input = gi;
   gp->n_output = 1;
   gp->output = go;
@@ -247,16 +275,6 @@ static int build_ex(unsigned char **out, size_t *out_len, const char *graph_json
     cJSON_Delete(g);
     if (!inner) return ser_error(SER_EFORMAT, "onnx: the graph description string is not valid JSON");
     g = inner;
-  }
-  /* a clip padded into a Whisper window (input.context) needs its own frame count beside the
-   * log-mel, which the exported model's one input cannot carry */
-  const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(g, "input"), "context");
-  if (cJSON_IsNumber(ctx) && ctx->valuedouble > 0) {
-    cJSON_Delete(g);
-    return ser_error(SER_EUNSUPPORTED, "onnx: the model encodes each clip zero-padded to a %g s Whisper window "
-                     "(model.context) and pools the clip's own frames, which an exported model's single log-mel input "
-                     "cannot say; export a model trained with model.context = 0, or run this one with predict.lua or "
-                     "the C API (ser_model_load)", ctx->valuedouble);
   }
   ox_ctx c = {0};
   c.n = n;

@@ -41,6 +41,10 @@ typedef struct {
   /* the checkpoint's path (NULL when built from text): a relative encoder folder is also
    * looked for beside it */
   const char *ckpt_path;
+  /* the second graph input, int64 [batch]: each clip's own log-mel frames at the start of a
+   * padded Whisper window (the description's input.context), which the whisper_encoder
+   * pools over; NULL for a model of one input */
+  const char *frames;
   /* the node being emitted, for messages: index (0-based, as in the description) and op */
   int node_index;
   const char *op;

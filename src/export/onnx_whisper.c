@@ -3,7 +3,8 @@
  * checks it) written out as ONNX ops with its weights as initializers, then the pooling the
  * whisper family trains on: per hidden state (the embeddings and each block's output,
  * before the final LayerNorm) the mean and population std over the clip's frames,
- * [B, L+1, 2, d]. The computation follows src/pretrained/whisper.h for one unpadded clip:
+ * [B, L+1, 2, d]; for a clip at the start of a padded window (input.context) over its own
+ * frames only, their count read from the model's second input, "frames". The computation follows src/pretrained/whisper.h for one unpadded clip:
  *   logmel [B, n_mels, T] -> Conv1d k3 p1 -> GELU -> Conv1d k3 s2 p1 -> GELU -> [B, T', d]
  *   + positional rows 0..T'-1 -> L pre-LayerNorm blocks (attention scaled by head_dim^-1/2,
  *   k_proj without bias, exact GELU in the MLP). */
@@ -135,15 +136,66 @@ static int block(ox_ctx *c, const ser_whisper_encoder *e, int l, const char *x, 
   return 0;
 }
 
-/* h [B, T', d] -> [B, 1, 2, d]: mean and population std over the frames. */
-static int pool(ox_ctx *c, const char *h, int64_t d, const char *out) {
-  const char *m = ox_tmp(c, out, "m"), *dev = ox_tmp(c, out, "dev"), *sq = ox_tmp(c, out, "sq"), *var = ox_tmp(c, out, "var"),
-             *sd = ox_tmp(c, out, "sd"), *both = ox_tmp(c, out, "ms");
-  const int64_t t[1] = {1}, shape[4] = {0, 1, 2, d};
-  if (!m || !dev || !sq || !var || !sd || !both) return SER_ENOMEM;
-  if (ox_reduce_mean(c, h, 1, t, 1, m) || ox_binary(c, "Sub", h, m, dev) || ox_binary(c, "Mul", dev, dev, sq) ||
-      ox_reduce_mean(c, sq, 1, t, 1, var))
+/* The clip's frames of a padded window (c->frames, int64 [B]: its own log-mel frames): *mask
+ * [B, T', 1] float, 1 on the clip's ceil(frames / 2) encoder frames and 0 on the window's rest,
+ * and *count [B, 1, 1] float, their number. emb: a value [B, T', d] whose T' the mask takes. */
+static int clip_mask(ox_ctx *c, const char *emb, const char *base, const char **mask, const char **count) {
+  const char *one = ox_tmp(c, base, "mask"), *two = ox_tmp(c, base, "mask"), *zero_s = ox_tmp(c, base, "mask"),
+             *one_s = ox_tmp(c, base, "mask"), *ax0 = ox_tmp(c, base, "mask"), *ax1 = ox_tmp(c, base, "mask"),
+             *shp = ox_tmp(c, base, "mask"), *tlen = ox_tmp(c, base, "mask"), *n1 = ox_tmp(c, base, "mask"),
+             *own = ox_tmp(c, base, "mask"), *r = ox_tmp(c, base, "mask"), *r2 = ox_tmp(c, base, "mask"),
+             *own2 = ox_tmp(c, base, "mask"), *lt = ox_tmp(c, base, "mask"), *mf = ox_tmp(c, base, "mask"),
+             *ax2 = ox_tmp(c, base, "mask"), *cf = ox_tmp(c, base, "mask");
+  *mask = ox_tmp(c, base, "mask");
+  *count = ox_tmp(c, base, "count");
+  if (!one || !two || !zero_s || !one_s || !ax0 || !ax1 || !shp || !tlen || !n1 || !own || !r || !r2 || !own2 || !lt ||
+      !mf || !ax2 || !cf || !*mask || !*count)
     return SER_ENOMEM;
+  const int64_t d1[1] = {1}, v1[1] = {1}, v2[1] = {2}, v0[1] = {0}, vb[3] = {-1, 1, 1};
+  const int64_t s0 = 0, s1 = 1;
+  if (ox_init_int64(c, one, 1, d1, v1) || ox_init_int64(c, two, 1, d1, v2) || ox_init_int64(c, zero_s, 0, NULL, &s0) ||
+      ox_init_int64(c, one_s, 0, NULL, &s1) || ox_init_int64(c, ax0, 1, d1, v0) || ox_init_int64(c, ax1, 1, d1, v1) ||
+      ox_init_int64(c, ax2, 1, d1, v2))
+    return SER_ENOMEM;
+  const char *in_e[1] = {emb}, *rng[3] = {zero_s, tlen, one_s}, *in_lt[1] = {lt}, *in_own[1] = {own};
+  /* own = (frames + 1) / 2 (int64 division: ceil for frames >= 0); T' = emb.shape[1] as a scalar */
+  if (ox_binary(c, "Add", c->frames, one, n1) || ox_binary(c, "Div", n1, two, own) || !ox_node(c, "Shape", 1, in_e, shp) ||
+      ox_binary(c, "Gather", shp, one_s, tlen) || !ox_node(c, "Range", 3, rng, r) || ox_binary(c, "Unsqueeze", r, ax0, r2) ||
+      ox_binary(c, "Unsqueeze", own, ax1, own2) || ox_binary(c, "Less", r2, own2, lt))
+    return SER_ENOMEM;
+  Onnx__NodeProto *cm = ox_node(c, "Cast", 1, in_lt, mf), *cc = cm ? ox_node(c, "Cast", 1, in_own, cf) : NULL;
+  if (!cc || ox_attr_int(c, cm, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) ||
+      ox_attr_int(c, cc, "to", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) || ox_binary(c, "Unsqueeze", mf, ax2, *mask))
+    return SER_ENOMEM;
+  return ox_reshape_to(c, cf, 3, vb, *count);
+}
+
+/* The sum over the frames of x [B, T', d] divided by count [B, 1, 1] -> [B, 1, d]. */
+static int masked_mean(ox_ctx *c, const char *x, const char *count, const char *out) {
+  const char *ax = ox_tmp(c, out, "axes"), *s = ox_tmp(c, out, "sum");
+  const int64_t d1[1] = {1}, v1[1] = {1};
+  if (!ax || !s || ox_init_int64(c, ax, 1, d1, v1)) return SER_ENOMEM;
+  const char *in[2] = {x, ax};
+  Onnx__NodeProto *n = ox_node(c, "ReduceSum", 2, in, s);
+  if (!n || ox_attr_int(c, n, "keepdims", 1)) return SER_ENOMEM;
+  return ox_binary(c, "Div", s, count, out);
+}
+
+/* h [B, T', d] -> [B, 1, 2, d]: mean and population std over the frames (with mask / count,
+ * over the clip's frames of a padded window only: clip_mask). */
+static int pool(ox_ctx *c, const char *h, int64_t d, const char *mask, const char *count, const char *out) {
+  const char *m = ox_tmp(c, out, "m"), *dev = ox_tmp(c, out, "dev"), *sq = ox_tmp(c, out, "sq"), *var = ox_tmp(c, out, "var"),
+             *sd = ox_tmp(c, out, "sd"), *both = ox_tmp(c, out, "ms"), *hm = ox_tmp(c, out, "hm"), *dm = ox_tmp(c, out, "dm");
+  const int64_t t[1] = {1}, shape[4] = {0, 1, 2, d};
+  if (!m || !dev || !sq || !var || !sd || !both || !hm || !dm) return SER_ENOMEM;
+  if (mask) {   /* the window's frames past the clip weigh 0 in both sums */
+    if (ox_binary(c, "Mul", h, mask, hm) || masked_mean(c, hm, count, m) || ox_binary(c, "Sub", h, m, dm) ||
+        ox_binary(c, "Mul", dm, mask, dev) || ox_binary(c, "Mul", dev, dev, sq) || masked_mean(c, sq, count, var))
+      return SER_ENOMEM;
+  } else if (ox_reduce_mean(c, h, 1, t, 1, m) || ox_binary(c, "Sub", h, m, dev) || ox_binary(c, "Mul", dev, dev, sq) ||
+             ox_reduce_mean(c, sq, 1, t, 1, var)) {
+    return SER_ENOMEM;
+  }
   const char *in[1] = {var}, *cat[2] = {m, sd};
   Onnx__NodeProto *n = ox_node(c, "Sqrt", 1, in, sd);
   Onnx__NodeProto *cn = n ? ox_node(c, "Concat", 2, cat, both) : NULL;
@@ -189,7 +241,8 @@ int ox_emit_whisper(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const
       goto done;
     }
   }
-  const char *cur = h0, *pooled[65];
+  const char *cur = h0, *pooled[65], *mask = NULL, *count = NULL;
+  if (c->frames && (rc = clip_mask(c, h0, out, &mask, &count))) goto done;
   if (L + 1 > 65) {
     rc = ox_fail(c, SER_EINVAL, "an encoder of %lld layers; at most 64 export", (long long)L);
     goto done;
@@ -201,7 +254,7 @@ int ox_emit_whisper(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const
       cur = nx_;
     }
     if (!(pooled[l] = ox_tmp(c, out, "pool"))) rc = SER_ENOMEM;
-    else rc = pool(c, cur, d, pooled[l]);
+    else rc = pool(c, cur, d, mask, count, pooled[l]);
   }
   if (rc) goto done;
   {

@@ -2,6 +2,8 @@
 // little-endian files and writes the first output of each the same way
 // (tests/lua/helpers/onnx_tools.lua, bench/bench_onnx.lua).
 //   node onnx_run.js MODEL.onnx INPUT.f32 DIM,DIM,... OUTPUT.f32 [INPUT2 DIMS2 OUTPUT2 ...]
+// A model with a second input "frames" (int64 [batch]: a whisper model with input.context) reads
+// it for each INPUT.f32 from INPUT.f32.frames, the whole numbers separated by commas.
 // ONNX_RUN_REPEATS=N also times N runs of each input after a warm-up run.
 // Prints one JSON line per input: output dims, output name, mean milliseconds (or null).
 // Needs onnxruntime-node on NODE_PATH.
@@ -21,6 +23,10 @@ async function main() {
     const buf = fs.readFileSync(input);
     const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, dims.split(",").map(Number)) };
+    if (session.inputNames.includes("frames")) {
+      const frames = fs.readFileSync(input + ".frames", "utf8").trim().split(",").map((v) => BigInt(v));
+      feeds.frames = new ort.Tensor("int64", BigInt64Array.from(frames), [frames.length]);
+    }
     let result = await session.run(feeds);
     let ms = null;
     if (repeats > 0) {

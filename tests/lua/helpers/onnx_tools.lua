@@ -40,14 +40,20 @@ end
 M.missing_runtime = san.on and san.why("onnxruntime's comparison") or
   "node + onnxruntime-node not found (scripts/install-deps.sh --onnx installs them); onnxruntime comparison skipped"
 
--- xs: one tensor or a list; returns the outputs (a tensor or a list) and their infos
-function M.run(model, xs, dir, repeats)
+-- xs: one tensor or a list; returns the outputs (a tensor or a list) and their infos. frames
+-- (a model with the second input "frames"): per tensor of xs, the list of its clips' frames.
+function M.run(model, xs, dir, repeats, frames)
   local single = getmetatable(xs) ~= nil
-  if single then xs = { xs } end
+  if single then xs, frames = { xs }, frames and { frames } end
   local args = {}
   for i, x in ipairs(xs) do
     local xin, yout = ("%s/onnx_x%d.f32"):format(dir, i), ("%s/onnx_y%d.f32"):format(dir, i)
     x:contiguous():tofile(xin)
+    if frames then   -- the second input of a model with input.context (onnx_run.js)
+      local f = assert(io.open(xin .. ".frames", "w"))
+      f:write(table.concat(frames[i], ","))
+      f:close()
+    end
     args[#args + 1] = ("%s %s %s"):format(quote(xin), table.concat(x:shape(), ","), quote(yout))
   end
   local ok, out = capture(("%sNODE_PATH=%s node %s %s %s"):format(repeats and ("ONNX_RUN_REPEATS=%d "):format(repeats) or "",
