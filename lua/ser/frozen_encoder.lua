@@ -8,7 +8,8 @@
 -- The encoder is loaded from its folder (weights stay out of the model's state_dict: a
 -- checkpoint holds the head and the feature standardisation only, plus the encoder's folder and
 -- identity in its metadata). The model's input is the pooled hidden states of clips,
--- x [B, L + 1, 2, d] (ser.data.embedding_cache), standardised with the training clips'
+-- x [B, L + 1, 2, d] (ser.data.embedding_cache; [B, #layers, 2, d] with model.layers, the
+-- hidden states picked from the cache's L + 1), standardised with the training clips'
 -- statistics (buffers feature_mean, feature_std); model:features(items) computes them for
 -- files ({ path =, speaker = }), with speaker normalisation when the model has it (each
 -- speaker's clips z-scored with that speaker's mean and std over those clips, per feature; no
@@ -110,9 +111,41 @@ local function group_stats(x, keys, floor)
 end
 M.group_stats = group_stats
 
+-- model.layers (numbers of hidden states as Hugging Face's hidden_states counts them: 0 the
+-- embeddings, k block k's output; increasing, each once) -> their 1-based rows among the L + 1
+-- the cache holds; nil (all) for nil. Raises with what is wrong.
+function M.check_layers(list, L)
+  if list == nil then return nil end
+  local rows = {}
+  for i, k in ipairs(type(list) == "table" and list or {}) do
+    if math.type(k) ~= "integer" or k < 0 or k > L or (i > 1 and k <= list[i - 1]) then
+      error(("whisper: model.layers must list hidden states 0 (the embeddings) to %d (the last block's output) in "
+        .. "increasing order, each once; got {%s}"):format(L, table.concat(list, ", ")), 0)
+    end
+    rows[i] = k + 1
+  end
+  if #rows == 0 then error("whisper: model.layers must name at least one hidden state (0 to " .. L .. ")", 0) end
+  return rows
+end
+
+-- The pooled features [N, L + 1, 2, d] of the hidden states in rows (nil: x as it is), as runs
+-- of neighbouring rows: [N, #rows, 2, d].
+local function pick_layers(x, rows)
+  if not rows then return x end
+  local parts, first = {}, 1
+  for i = 1, #rows do
+    if i == #rows or rows[i + 1] ~= rows[i] + 1 then
+      parts[#parts + 1] = x:narrow(2, rows[first], i - first + 1)
+      first = i + 1
+    end
+  end
+  return (#parts == 1 and parts[1] or T.cat(parts, 2)):contiguous()
+end
+M.pick_layers = pick_layers
+
 local WhisperClassifier = Module.class("WhisperClassifier")
 
--- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, finetune_layers,
+-- o: encoder (path), head, classes, hidden, dropout, input_dropout, attention, speaker_norm, layers, finetune_layers,
 -- encoder_lr, finetune_from, spec_augment, frame_masks, frame_mask_width, seconds, sr, trim, context
 -- (seconds of Whisper window each clip is padded to before encoding; 0: the clip alone), cache.
 function WhisperClassifier:init(o)
@@ -125,8 +158,15 @@ function WhisperClassifier:init(o)
   self.cache_dir = o.cache
   self.input = "whisper"
   local L1, d = enc.config.layers + 1, enc.config.d_model
+  self.hidden = M.check_layers(o.layers, enc.config.layers)   -- 1-based rows of the L + 1 hidden states, or nil: all
+  if self.hidden then L1 = #self.hidden end
   self.layers, self.d = L1, d
   self.frame_level = M.FRAME_HEADS[self.head_kind] == true
+  if self.hidden and (self.frame_level or (o.finetune_layers or 0) > 0) then
+    error(("whisper: model.layers picks the hidden states of the pooled heads (superb, stats, concat); %s reads "
+      .. "every layer; leave model.layers unset"):format((o.finetune_layers or 0) > 0 and "fine-tuning" or
+        ("the " .. self.head_kind .. " head")), 0)
+  end
   if self.frame_level or (o.finetune_layers or 0) > 0 then self.store = frame_store.new(L1, d) end
   if self.frame_level then
     self:register_buffer("feature_mean", T.zeros(L1, d))
@@ -306,7 +346,7 @@ function WhisperClassifier:features(items, o)
     for i, f in ipairs(list) do ids[i] = { self.store:add { frames = f:contiguous() } } end
     return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
-  local x = self:cache(o.cache):pooled(paths)
+  local x = pick_layers(self:cache(o.cache):pooled(paths), self.hidden)
   if self.speaker_norm and #items > 0 then
     local n, F = #items, self.layers * 2 * self.d
     local flat = x:contiguous():view(n, F)
@@ -427,12 +467,17 @@ M.family = {
                   .. "and pool the clip's frames (0: the clip at its own length; at most 30; ~20x the encoding at 30)" },
     speaker_norm = { kind = "boolean", default = false,
                      help = "z-score each speaker's pooled features over the speaker's clips (no labels)" },
+    layers = { kind = "integers",
+               help = "the hidden states the pooled heads read, numbered as Hugging Face's hidden_states (0 the "
+                 .. "embeddings, k block k's output; increasing): e.g. 3,4,5,6, whisper-base's top four blocks "
+                 .. "(default: all)" },
     cache = { kind = "string", help = "embedding cache folder (default OUT/cache/embeddings)" },
   },
   build = function(r, classes)
     local m = r.model
     return WhisperClassifier { encoder = m.encoder, head = m.head, classes = classes, hidden = m.hidden,
       dropout = m.dropout, input_dropout = m.input_dropout, attention = m.attention, speaker_norm = m.speaker_norm,
+      layers = m.layers,
       finetune_layers = m.finetune_layers, encoder_lr = m.encoder_lr, spec_augment = m.spec_augment,
       finetune_from = m.finetune_from, frame_masks = m.frame_masks, frame_mask_width = m.frame_mask_width,
       seconds = r.data.seconds, sr = r.data.sr, context = m.context,

@@ -176,10 +176,11 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     end)
   end
 
-  it_bin("the whisper family with model.context (each clip padded into a 3 s window, its own frames pooled)", function()
+  it_bin("the whisper family with model.context (each clip padded into a 3 s window, its own frames pooled) and model.layers", function()
     local enc = dir .. "/enc"
     if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
-    local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = "concat", hidden = 32, context = 3 },
+    local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = "concat", hidden = 32, context = 3,
+                                         layers = { 0, 2 } },
                                data = { seconds = 2, trim = 30 } })
     ser.manual_seed(201)
     local model = perturb(recipe.build_model(r, #CLASSES), 8, 4)

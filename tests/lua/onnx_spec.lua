@@ -407,12 +407,12 @@ describe("ONNX export of the whisper family", function()
     assert.truthy(err:match("has changed since the model was trained"), err)
   end)
 
-  it("a model inside a padded window (model.context): input frames says which frames are the clip's", function()
+  it("a model inside a padded window (model.context): input frames says which frames are the clip's (and model.layers)", function()
     local dir = tmp.make("onnx")
     local encdir = dir .. "/enc"
     random_whisper(encdir, { layers = 2, d_model = 64 })
-    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "concat", hidden = 32, context = 3 },
-                                   data = { seconds = 2 } })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "concat", hidden = 32, context = 3,
+                                             layers = { 0, 2 } }, data = { seconds = 2 } })
     ser.manual_seed(22)
     local model = ser.recipe.build_model(r, 4)
     local enc = assert(ser.pretrained.load(encdir))
@@ -431,7 +431,7 @@ describe("ONNX export of the whisper family", function()
         end
         rows[b] = T.cat(per, 1):view(1, #hs, 2, -1)
       end
-      return T.cat(rows, 1)
+      return require("ser.frozen_encoder").pick_layers(T.cat(rows, 1), model.hidden)   -- model.layers 0 and 2
     end
     local sd, ref, state = {}, pooled_own(xs[1], frames[1]):select(1, 1), model:state_dict()
     local keys = {}

@@ -167,6 +167,40 @@ describe("embedding cache", function()
     assert.are.equal(30, recipe.resolve({ model = { name = "whisper", encoder = "/nowhere", context = 30 } }).model.context)
   end)
 
+  it("model.layers: the head reads the picked hidden states of the same cache, in the graph too", function()
+    local all = frozen.WhisperClassifier { encoder = enc_dir, classes = 2, seconds = 4, head = "concat",
+                                           cache = dir .. "/cache" }
+    local picked = frozen.WhisperClassifier { encoder = enc_dir, classes = 2, seconds = 4, head = "concat",
+                                              cache = dir .. "/cache", layers = { 0, 2 } }
+    local items = {}
+    for i, p in ipairs(paths) do items[i] = { path = p, speaker = "s" } end
+    local xa, xp = all:features(items), picked:features(items)
+    assert.are.same({ #paths, 3, 2, 64 }, xa:shape())
+    assert.are.same({ #paths, 2, 2, 64 }, xp:shape())
+    assert.are.equal(0, numeric.max_abs_diff(xp:narrow(2, 1, 1), xa:narrow(2, 1, 1)))
+    assert.are.equal(0, numeric.max_abs_diff(xp:narrow(2, 2, 1), xa:narrow(2, 3, 1)))
+    assert.are.same({ 2, 2, 64 }, picked.feature_mean:shape())
+    local g = assert(ser.graph.describe(picked, { classes = { "a", "b" } }))
+    local ops = {}
+    for _, n in ipairs(g.nodes) do ops[#ops + 1] = n.op end
+    assert.are.equal("whisper_encoder slice slice concat param param sub div", table.concat(ops, " ", 1, 8))
+    assert.are.same({ 0, 1, 2, 1 }, { g.nodes[2].start, g.nodes[2].length, g.nodes[3].start, g.nodes[3].length })
+    for _, case in ipairs {
+      { { layers = { 0, 3 } }, "hidden states 0 %(the embeddings%) to 2 .* got {0, 3}" },
+      { { layers = { 2, 1 } }, "in increasing order, each once; got {2, 1}" },
+      { { layers = { 1, 1 } }, "got {1, 1}" },
+      { { layers = { 1 }, head = "attentive" }, "the attentive head reads every layer" },
+      { { layers = { 1 }, finetune_layers = 1 }, "fine%-tuning reads every layer" },
+    } do
+      local o = { encoder = enc_dir, classes = 2, seconds = 4, head = "concat" }
+      for k, v in pairs(case[1]) do o[k] = v end
+      local ok, err = pcall(frozen.WhisperClassifier, o)
+      assert.is_false(ok)
+      assert.matches("^whisper: model.layers", err)
+      assert.matches(case[2], err)
+    end
+  end)
+
   it("recomputes a clip whose content changed, and only that one", function()
     cache():pooled(paths)
     local changed = dir .. "/changed.wav"
