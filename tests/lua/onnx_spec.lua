@@ -328,13 +328,16 @@ describe("ONNX export of the whisper family", function()
   after_each(tmp.cleanup)
   local random_whisper = dofile(here .. "helpers/whisper_random.lua")
 
-  local function pooled(enc, x)   -- [B, L+1, 2, d]: mean and population std of each hidden state
+  -- [B, L+1, 2, d]: mean and population std of each hidden state over each clip's frames
+  -- (frames: the clips' own log-mel frames at the start of a padded window; nil: all of x)
+  local function pooled(enc, x, frames)
     local hs = ser.no_grad(function() return enc:hidden_states(x) end)
     local rows = {}
     for b = 1, x:shape()[1] do
       local per = {}
       for l, h in ipairs(hs) do
         local xb = h:select(1, b)
+        if frames then xb = xb:narrow(1, 1, (frames[b] + 1) // 2) end
         local m = xb:mean(1)
         local dev = xb - m:view(1, -1)
         per[l] = T.cat({ m:view(1, 1, -1), (dev * dev):mean(1):sqrt():view(1, 1, -1) }, 2)
@@ -342,6 +345,24 @@ describe("ONNX export of the whisper family", function()
       rows[b] = T.cat(per, 1):view(1, #hs, 2, -1)
     end
     return T.cat(rows, 1)
+  end
+
+  -- Standardises around ref (one clip's pooled features) with a small spread and gives the head
+  -- random weights, so that the logits depend clearly on the clip (keys in sorted order: pairs'
+  -- order changes from run to run, and with it which tensor got which draw — one draw in some
+  -- runs left two clips' first logits within 1e-3).
+  local function randomise(model, ref)
+    local sd, state, keys = {}, model:state_dict(), {}
+    for k in pairs(state) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = state[k]
+      if k == "feature_mean" then sd[k] = ref:reshape(v:shape())
+      elseif k == "feature_std" then sd[k] = T.randn(v:shape()):abs() * 0.05 + 0.05
+      else sd[k] = T.randn(v:shape()) * 0.3 end
+    end
+    model:load_state_dict(sd)
+    model:eval()
   end
 
   for _, head in ipairs { "superb", "stats", "concat" } do
@@ -354,22 +375,7 @@ describe("ONNX export of the whisper family", function()
       local model = ser.recipe.build_model(r, 4)
       local enc = assert(ser.pretrained.load(encdir))
       local xs = { T.randn(2, 80, 150), T.randn(1, 80, 97) }
-      -- standardise around the first clip with a small spread and give the head random
-      -- weights, so that the logits depend clearly on the clip
-      -- (keys in sorted order: pairs' order changes from run to run, and with it which tensor
-      -- got which draw — one draw in some runs left the two clips' first logits within 1e-3)
-      local sd, ref, state = {}, pooled(enc, xs[1]):select(1, 1), model:state_dict()
-      local keys = {}
-      for k in pairs(state) do keys[#keys + 1] = k end
-      table.sort(keys)
-      for _, k in ipairs(keys) do
-        local v = state[k]
-        if k == "feature_mean" then sd[k] = ref:reshape(v:shape())
-        elseif k == "feature_std" then sd[k] = T.randn(v:shape()):abs() * 0.05 + 0.05
-        else sd[k] = T.randn(v:shape()) * 0.3 end
-      end
-      model:load_state_dict(sd)
-      model:eval()
+      randomise(model, pooled(enc, xs[1]):select(1, 1))
       local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
       ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
       local info = assert(ser.onnx.export(ck, out))
@@ -418,33 +424,11 @@ describe("ONNX export of the whisper family", function()
     local enc = assert(ser.pretrained.load(encdir))
     -- windows of 3 s (300 log-mel frames) holding clips of 150 and 120 frames, and of 97
     local xs, frames = { T.randn(2, 80, 300), T.randn(1, 80, 300) }, { { 150, 120 }, { 97 } }
-    local function pooled_own(x, f)   -- the whole window encoded, each clip's own frames pooled
-      local hs = ser.no_grad(function() return enc:hidden_states(x) end)
-      local rows = {}
-      for b = 1, x:shape()[1] do
-        local per = {}
-        for l, h in ipairs(hs) do
-          local xb = h:select(1, b):narrow(1, 1, (f[b] + 1) // 2)
-          local m = xb:mean(1)
-          local dev = xb - m:view(1, -1)
-          per[l] = T.cat({ m:view(1, 1, -1), (dev * dev):mean(1):sqrt():view(1, 1, -1) }, 2)
-        end
-        rows[b] = T.cat(per, 1):view(1, #hs, 2, -1)
-      end
-      return require("ser.frozen_encoder").pick_layers(T.cat(rows, 1), model.hidden)   -- model.layers 0 and 2
+    local frozen = require "ser.frozen_encoder"
+    local function pooled_own(x, f)   -- the whole window encoded, each clip's own frames pooled, layers 0 and 2
+      return frozen.pick_layers(pooled(enc, x, f), model.hidden)
     end
-    local sd, ref, state = {}, pooled_own(xs[1], frames[1]):select(1, 1), model:state_dict()
-    local keys = {}
-    for k in pairs(state) do keys[#keys + 1] = k end
-    table.sort(keys)
-    for _, k in ipairs(keys) do
-      local v = state[k]
-      if k == "feature_mean" then sd[k] = ref:reshape(v:shape())
-      elseif k == "feature_std" then sd[k] = T.randn(v:shape()):abs() * 0.05 + 0.05
-      else sd[k] = T.randn(v:shape()) * 0.3 end
-    end
-    model:load_state_dict(sd)
-    model:eval()
+    randomise(model, pooled_own(xs[1], frames[1]):select(1, 1))
     local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
     ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
     assert(ser.onnx.export(ck, out))
