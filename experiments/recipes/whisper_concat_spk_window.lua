@@ -1,13 +1,16 @@
--- whisper_concat_spk.lua inside Whisper's own 30 s window: each trimmed clip is zero-padded to
--- 30 s before the log-mel and the encoder attends over the whole window, as Whisper was trained;
--- the head still pools the clip's own frames. Speaker-normalised (needs the speaker's other
--- clips at inference). Encoding costs ~20x the clip-length recipe (a 30 s window for every 2-5 s
--- RAVDESS clip), once: the embedding cache keeps the result (docs/pretrained.md, "Encoding clips
--- inside Whisper's 30 s window").
+-- whisper_concat_spk.lua inside Whisper's own 30 s window, on the top four blocks: each trimmed
+-- clip is zero-padded to 30 s before the log-mel and the encoder attends over the whole window,
+-- as Whisper was trained; the head pools the clip's own frames of hidden states 3-6 (whisper-base's
+-- top four blocks; the embeddings and the first two blocks left out). Speaker-normalised (needs
+-- the speaker's other clips at inference). Encoding costs ~20x the clip-length recipe (a 30 s
+-- window for every 2-5 s RAVDESS clip), once: the embedding cache keeps every layer, so the
+-- layer choice costs nothing more. The layers were chosen on the validation speakers
+-- (docs/pretrained.md, "Encoding clips inside Whisper's 30 s window"); with whisper-tiny.en
+-- (4 blocks) add --set model.layers=0,1,2,3,4 (all: its top blocks alone scored lower).
 return {
   name = "whisper_concat_spk_window",
   model = { name = "whisper", encoder = "models/whisper-base", head = "concat", hidden = 512, dropout = 0.5,
-            speaker_norm = true, context = 30 },
+            speaker_norm = true, context = 30, layers = { 3, 4, 5, 6 } },
   data = { seconds = 8, trim = 30 },
   batch = 32,
   epochs = 60,
