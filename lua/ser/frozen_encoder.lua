@@ -112,17 +112,20 @@ end
 M.group_stats = group_stats
 
 -- model.layers (numbers of hidden states as Hugging Face's hidden_states counts them: 0 the
--- embeddings, k block k's output; increasing, each once) -> their 1-based rows among the L + 1
--- the cache holds; nil (all) for nil. Raises with what is wrong.
+-- embeddings, k block k's output, and as Python indexes them from the end, -1 the last block's
+-- output, so that {-4, -3, -2, -1} is the top four blocks of any encoder; increasing, each once)
+-- -> their 1-based rows among the L + 1 the cache holds; nil (all) for nil. Raises with what is wrong.
 function M.check_layers(list, L)
   if list == nil then return nil end
   local rows = {}
   for i, k in ipairs(type(list) == "table" and list or {}) do
-    if math.type(k) ~= "integer" or k < 0 or k > L or (i > 1 and k <= list[i - 1]) then
-      error(("whisper: model.layers must list hidden states 0 (the embeddings) to %d (the last block's output) in "
-        .. "increasing order, each once; got {%s}"):format(L, table.concat(list, ", ")), 0)
+    local row = math.type(k) == "integer" and (k < 0 and L + 2 + k or k + 1) or nil
+    if not row or row < 1 or row > L + 1 or (i > 1 and row <= rows[i - 1]) then
+      error(("whisper: model.layers must list hidden states 0 (the embeddings) to %d (the last block's output), or "
+        .. "-%d to -1 counted from the end, in increasing order, each once; got {%s}"):format(L, L + 1,
+          table.concat(list, ", ")), 0)
     end
-    rows[i] = k + 1
+    rows[i] = row
   end
   if #rows == 0 then error("whisper: model.layers must name at least one hidden state (0 to " .. L .. ")", 0) end
   return rows
@@ -469,8 +472,8 @@ M.family = {
                      help = "z-score each speaker's pooled features over the speaker's clips (no labels)" },
     layers = { kind = "integers",
                help = "the hidden states the pooled heads read, numbered as Hugging Face's hidden_states (0 the "
-                 .. "embeddings, k block k's output; increasing): e.g. 3,4,5,6, whisper-base's top four blocks "
-                 .. "(default: all)" },
+                 .. "embeddings, k block k's output, -1 the last; increasing): e.g. -4,-3,-2,-1, the top four "
+                 .. "blocks (whisper-base's 3-6) (default: all)" },
     cache = { kind = "string", help = "embedding cache folder (default OUT/cache/embeddings)" },
   },
   build = function(r, classes)

@@ -185,8 +185,14 @@ describe("embedding cache", function()
     for _, n in ipairs(g.nodes) do ops[#ops + 1] = n.op end
     assert.are.equal("whisper_encoder slice slice concat param param sub div", table.concat(ops, " ", 1, 8))
     assert.are.same({ 0, 1, 2, 1 }, { g.nodes[2].start, g.nodes[2].length, g.nodes[3].start, g.nodes[3].length })
+    -- counted from the end as Python does: -1 the last block's output
+    local from_end = frozen.WhisperClassifier { encoder = enc_dir, classes = 2, seconds = 4, head = "concat",
+                                                cache = dir .. "/cache", layers = { -3, -1 } }
+    assert.are.equal(0, numeric.max_abs_diff(from_end:features(items), xp))
     for _, case in ipairs {
       { { layers = { 0, 3 } }, "hidden states 0 %(the embeddings%) to 2 .* got {0, 3}" },
+      { { layers = { -4 } }, "or %-3 to %-1 counted from the end" },
+      { { layers = { 2, -1 } }, "got {2, %-1}" },
       { { layers = { 2, 1 } }, "in increasing order, each once; got {2, 1}" },
       { { layers = { 1, 1 } }, "got {1, 1}" },
       { { layers = { 1 }, head = "attentive" }, "the attentive head reads every layer" },
