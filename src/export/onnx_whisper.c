@@ -4,7 +4,8 @@
  * whisper family trains on: per hidden state (the embeddings and each block's output,
  * before the final LayerNorm) the mean and population std over the clip's frames,
  * [B, L+1, 2, d]; for a clip at the start of a padded window (input.context) over its own
- * frames only, their count read from the model's second input, "frames". The computation follows src/pretrained/whisper.h for one unpadded clip:
+ * frames only, their count read from the model's second input, "frames". The computation
+ * follows src/pretrained/whisper.h for one unpadded clip:
  *   logmel [B, n_mels, T] -> Conv1d k3 p1 -> GELU -> Conv1d k3 s2 p1 -> GELU -> [B, T', d]
  *   + positional rows 0..T'-1 -> L pre-LayerNorm blocks (attention scaled by head_dim^-1/2,
  *   k_proj without bias, exact GELU in the MLP). */
@@ -145,11 +146,12 @@ static int clip_mask(ox_ctx *c, const char *emb, const char *base, const char **
              *shp = ox_tmp(c, base, "mask"), *tlen = ox_tmp(c, base, "mask"), *n1 = ox_tmp(c, base, "mask"),
              *own = ox_tmp(c, base, "mask"), *r = ox_tmp(c, base, "mask"), *r2 = ox_tmp(c, base, "mask"),
              *own2 = ox_tmp(c, base, "mask"), *lt = ox_tmp(c, base, "mask"), *mf = ox_tmp(c, base, "mask"),
-             *ax2 = ox_tmp(c, base, "mask"), *cf = ox_tmp(c, base, "mask");
+             *ax2 = ox_tmp(c, base, "mask"), *cf = ox_tmp(c, base, "mask"), *half = ox_tmp(c, base, "mask"),
+             *atleast = ox_tmp(c, base, "mask");
   *mask = ox_tmp(c, base, "mask");
   *count = ox_tmp(c, base, "count");
   if (!one || !two || !zero_s || !one_s || !ax0 || !ax1 || !shp || !tlen || !n1 || !own || !r || !r2 || !own2 || !lt ||
-      !mf || !ax2 || !cf || !*mask || !*count)
+      !mf || !ax2 || !cf || !half || !atleast || !*mask || !*count)
     return SER_ENOMEM;
   const int64_t d1[1] = {1}, v1[1] = {1}, v2[1] = {2}, v0[1] = {0}, vb[3] = {-1, 1, 1};
   const int64_t s0 = 0, s1 = 1;
@@ -158,9 +160,12 @@ static int clip_mask(ox_ctx *c, const char *emb, const char *base, const char **
       ox_init_int64(c, ax2, 1, d1, v2))
     return SER_ENOMEM;
   const char *in_e[1] = {emb}, *rng[3] = {zero_s, tlen, one_s}, *in_lt[1] = {lt}, *in_own[1] = {own};
-  /* own = (frames + 1) / 2 (int64 division: ceil for frames >= 0); T' = emb.shape[1] as a scalar */
-  if (ox_binary(c, "Add", c->frames, one, n1) || ox_binary(c, "Div", n1, two, own) || !ox_node(c, "Shape", 1, in_e, shp) ||
-      ox_binary(c, "Gather", shp, one_s, tlen) || !ox_node(c, "Range", 3, rng, r) || ox_binary(c, "Unsqueeze", r, ax0, r2) ||
+  /* own = (frames + 1) / 2 (int64 division: ceil for frames >= 0), kept in [1, T'] (T' = emb.shape[1],
+   * a scalar) so that a frame count out of range pools one frame or the whole window, never
+   * divides by zero; the C runtime's preparation always gives at least 2 frames (20 ms) */
+  if (ox_binary(c, "Add", c->frames, one, n1) || ox_binary(c, "Div", n1, two, half) || !ox_node(c, "Shape", 1, in_e, shp) ||
+      ox_binary(c, "Gather", shp, one_s, tlen) || ox_binary(c, "Max", half, one, atleast) ||
+      ox_binary(c, "Min", atleast, tlen, own) || !ox_node(c, "Range", 3, rng, r) || ox_binary(c, "Unsqueeze", r, ax0, r2) ||
       ox_binary(c, "Unsqueeze", own, ax1, own2) || ox_binary(c, "Less", r2, own2, lt))
     return SER_ENOMEM;
   Onnx__NodeProto *cm = ox_node(c, "Cast", 1, in_lt, mf), *cc = cm ? ox_node(c, "Cast", 1, in_own, cf) : NULL;

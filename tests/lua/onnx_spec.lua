@@ -447,6 +447,12 @@ describe("ONNX export of the whisper family", function()
       local whole = ser.no_grad(function() return model(pooled_own(x, { 300, 300 })) end)
       assert(numeric.max_abs_diff(ys[i], whole) > 1e-3, "the logits do not depend on the clip's frame count")
     end
+    -- a frame count out of range pools one frame (0) or the whole window (past its end), never NaN
+    local odd = ox.run(out, { xs[2], xs[2] }, dir, nil, { { 0 }, { 100000 } })
+    for k, f in ipairs { 1, 300 } do
+      local want = ser.no_grad(function() return model(pooled_own(xs[2], { f })) end)
+      assert(numeric.max_abs_diff(odd[k], want) < TOL, ("frames out of range (%d): %g"):format(f, numeric.max_abs_diff(odd[k], want)))
+    end
   end)
 end)
 
