@@ -131,17 +131,23 @@ function M.check_layers(list, L)
   return rows
 end
 
--- The pooled features [N, L + 1, 2, d] of the hidden states in rows (nil: x as it is), as runs
--- of neighbouring rows: [N, #rows, 2, d].
-local function pick_layers(x, rows)
-  if not rows then return x end
-  local parts, first = {}, 1
+-- Increasing rows as runs of neighbours: { { first row, count }, ... } ({2, 3, 5} -> {{2, 2}, {5, 1}}).
+local function runs(rows)
+  local out, first = {}, 1
   for i = 1, #rows do
     if i == #rows or rows[i + 1] ~= rows[i] + 1 then
-      parts[#parts + 1] = x:narrow(2, rows[first], i - first + 1)
+      out[#out + 1] = { rows[first], i - first + 1 }
       first = i + 1
     end
   end
+  return out
+end
+
+-- The pooled features [N, L + 1, 2, d] of the hidden states in rows (nil: x as it is): [N, #rows, 2, d].
+local function pick_layers(x, rows)
+  if not rows then return x end
+  local parts = {}
+  for i, run in ipairs(runs(rows)) do parts[i] = x:narrow(2, run[1], run[2]) end
   return (#parts == 1 and parts[1] or T.cat(parts, 2)):contiguous()
 end
 M.pick_layers = pick_layers
@@ -406,6 +412,12 @@ function WhisperClassifier:checkpoint_meta()
   return { encoder = { path = self.encoder_path, sha256 = self.identity.sha256, layers = self.config.layers,
     d_model = self.config.d_model, n_mels = self.config.n_mels, source = self.config.source,
     finetune_layers = self.finetune_layers } }
+end
+
+-- model.layers as runs of neighbouring hidden states, { { first row (1-based), count }, ... }
+-- (ser.graph slices the encoder's output by them); nil when the model reads every layer.
+function WhisperClassifier:layer_runs()
+  return self.hidden and runs(self.hidden) or nil
 end
 
 -- Refuses a checkpoint whose encoder is not the one this model loaded (an edited or replaced file).

@@ -151,13 +151,11 @@ function describe_model.WhisperClassifier(b, m)
   b.add { op = "whisper_encoder", encoder = { path = m.encoder_path, sha256 = m.identity.sha256, layers = cfg.layers,
           d_model = cfg.d_model, n_mels = cfg.n_mels }, pooling = "mean_std" }
   local x = b.last
-  if m.hidden then   -- model.layers: the picked hidden states, as slices of neighbouring rows
-    local all, parts, first = x, {}, 1
-    for i = 1, #m.hidden do
-      if i == #m.hidden or m.hidden[i + 1] ~= m.hidden[i] + 1 then
-        parts[#parts + 1] = b.add({ op = "slice", axis = 1, start = m.hidden[first] - 1, length = i - first + 1 }, { all })
-        first = i + 1
-      end
+  local runs = m:layer_runs()
+  if runs then   -- model.layers: the picked hidden states, a slice per run of neighbouring ones
+    local all, parts = x, {}
+    for i, run in ipairs(runs) do
+      parts[i] = b.add({ op = "slice", axis = 1, start = run[1] - 1, length = run[2] }, { all })
     end
     x = #parts == 1 and parts[1] or b.add({ op = "concat", axis = 1 }, parts)
   end
