@@ -171,12 +171,12 @@ function WhisperClassifier:init(o)
   if self.hidden then L1 = #self.hidden end
   self.layers, self.d = L1, d
   self.frame_level = M.FRAME_HEADS[self.head_kind] == true
-  if self.hidden and (self.frame_level or (o.finetune_layers or 0) > 0) then
+  local tuned = (o.finetune_layers or 0) > 0
+  if self.hidden and (self.frame_level or tuned) then
     error(("whisper: model.layers picks the hidden states of the pooled heads (superb, stats, concat); %s reads "
-      .. "every layer; leave model.layers unset"):format((o.finetune_layers or 0) > 0 and "fine-tuning" or
-        ("the " .. self.head_kind .. " head")), 0)
+      .. "every layer; leave model.layers unset"):format(tuned and "fine-tuning" or ("the " .. self.head_kind .. " head")), 0)
   end
-  if self.frame_level or (o.finetune_layers or 0) > 0 then self.store = frame_store.new(L1, d) end
+  if self.frame_level or tuned then self.store = frame_store.new(L1, d) end
   if self.frame_level then
     self:register_buffer("feature_mean", T.zeros(L1, d))
     self:register_buffer("feature_std", T.ones(L1, d))

@@ -232,7 +232,7 @@ function Cache:encode(todo, done)
     for i = first, last do
       local wav = clips[i].wav
       if window > 0 then   -- the clip at the start of a silent window (see the header)
-        own[#own + 1] = wav:shape()[1] // 160                   -- the clip's own log-mel frames
+        own[#own + 1] = clips[i].n // 160                       -- the clip's own log-mel frames
         if window > clips[i].n then wav = T.cat({ wav, T.zeros(window - clips[i].n) }, 1) end
       end
       inputs[#inputs + 1] = enc:frontend(wav)                 -- Whisper: [n_mels, frames]
