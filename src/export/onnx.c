@@ -107,6 +107,22 @@ static int frames_input(ox_ctx *c, const cJSON *g) {
   return 0;
 }
 
+/* A speaker-normalised whisper model z-scores the encoder's pooled hidden states with the
+ * speaker's statistics between the whisper_encoder node and the head, inside the graph the
+ * file would hold: exported without them it would give other logits, silently. (A spectral
+ * model's speaker statistics apply to its input features, which the user computes anyway.) */
+static int speaker_refusal(const cJSON *g) {
+  const cJSON *in = cJSON_GetObjectItemCaseSensitive(g, "input");
+  const cJSON *kind = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(in, "features"), "kind");
+  if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "speaker_norm")) || !cJSON_IsString(kind) ||
+      strcmp(kind->valuestring, "whisper_logmel") != 0)
+    return 0;
+  return ser_error(SER_EUNSUPPORTED, "onnx: the model normalises the encoder's pooled features with each speaker's "
+                   "statistics over that speaker's clips (speaker_norm), between the encoder and the head, which one "
+                   "ONNX file cannot carry; export a model trained without speaker_norm, or run this one with the C "
+                   "API's ser_speaker (docs/c-api.md) or predict.lua");
+}
+
 /* Runs every node of the description through its emitter. */
 static int graph_nodes(ox_ctx *c, const cJSON *g) {
   const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(g, "nodes");
@@ -180,7 +196,8 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   cJSON_ArrayForEach(cl, classes) if (!cJSON_IsString(cl)) return ser_error(SER_EFORMAT, "onnx: the graph's classes must be a list of names");
   if (n_classes < 2) return ser_error(SER_EFORMAT, "onnx: the graph has %d class names; expected a list of 2 or more", n_classes);
   const char *in_name;
-  int rc = graph_input(c, g, &in_name);
+  int rc = speaker_refusal(g);
+  if (!rc) rc = graph_input(c, g, &in_name);
   if (!rc) rc = frames_input(c, g);
   if (rc || (rc = graph_nodes(c, g))) return rc;
   const cJSON *oj = cJSON_GetObjectItemCaseSensitive(g, "output");

@@ -56,9 +56,21 @@ typedef struct ser_graph {
  * stay the caller's. On failure *out is NULL and the message names the node and the problem. */
 int ser_graph_parse(ser_graph **out, const char *json, ser_graph_lookup_fn lookup, void *ctx);
 void ser_graph_free(ser_graph *g); /* NULL-safe */
-/* Runs the nodes on x (the input value, borrowed) -> *out (a new reference: the output value).
- * own_frames: the clip's own frames at the start of a padded Whisper window (ser_prep_run's), which
- * the whisper_encoder node pools after attending over the whole window; 0: all of x is the clip. */
-int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, int64_t own_frames);
+/* Per-run options of ser_graph_run (NULL: all zero). */
+typedef struct ser_graph_run_opts {
+  /* The clip's own frames at the start of a padded Whisper window (ser_prep_run's), which the
+   * whisper_encoder node pools after attending over the whole window; 0: all of x is the clip. */
+  int64_t own_frames;
+  /* Speaker normalisation of the whisper_encoder node's output (its pooled hidden states,
+   * n_norm values): y = (y - shift) * scale elementwise before the nodes after it; NULL: none. */
+  const float *shift, *scale;
+  int64_t n_norm;
+  /* Stop at the whisper_encoder node and return its output (a speaker's statistics are
+   * gathered there) instead of the graph's. */
+  int until_encoder;
+} ser_graph_run_opts;
+
+/* Runs the nodes on x (the input value, borrowed) -> *out (a new reference: the output value). */
+int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, const ser_graph_run_opts *o);
 
 #endif

@@ -9,19 +9,9 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "infer/graph.h"
-#include "infer/prep.h"
-#include "io/safetensors.h"
+#include "infer/model_impl.h"
 #include "ops/ops.h"
 #include "pretrained/identity.h"
-#include "pretrained/whisper.h"
-
-struct ser_model {
-  ser_safetensors *st;
-  ser_graph *g;
-  ser_prep prep;
-  ser_whisper_encoder *enc;
-};
 
 static ser_tensor *lookup(void *ctx, const char *name) {
   const ser_safetensors *st = ctx;
@@ -53,11 +43,35 @@ static int load_encoder(ser_model *m, const char *ckpt_path) {
   return 0;
 }
 
-static int logits(const ser_model *m, const float *pcm, int64_t n, int rate, ser_tensor **out) {
+/* Spectral features x [1, 1, F, frames] -> (x - shift[f]) * scale[f], a new tensor. */
+static int normalise_bins(ser_tensor **out, ser_tensor *x, const ser_model_norm *norm) {
+  if (x->ndim != 4 || x->shape[2] != norm->n)
+    return ser_error(SER_EINVAL, "speaker normalisation: %lld statistics for features %s", (long long)norm->n, SER_SHAPE(x));
+  ser_tensor *c = ser_tensor_clone_raw(x);
+  if (!c) return ser_error(SER_ENOMEM, "speaker normalisation: out of memory");
+  float *d = ser_tensor_data(c);
+  int64_t frames = x->shape[3];
+  for (int64_t f = 0; f < norm->n; f++)
+    for (int64_t t = 0; t < frames; t++) d[f * frames + t] = (d[f * frames + t] - norm->shift[f]) * norm->scale[f];
+  *out = c;
+  return 0;
+}
+
+int ser_model_run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out) {
   ser_tensor *x = NULL, *y = NULL;
-  int64_t own = 0;
-  int rc = ser_prep_run(&x, &own, &m->prep, pcm, n, rate);
-  if (!rc) rc = ser_graph_run(&y, m->g, x, own);
+  ser_graph_run_opts o = {0};
+  int rc = ser_prep_run(&x, &o.own_frames, &m->prep, pcm, n, rate);
+  if (!rc && norm && m->prep.kind == SER_PREP_WHISPER) {
+    o.shift = norm->shift;
+    o.scale = norm->scale;
+    o.n_norm = norm->n;
+  } else if (!rc && norm) {
+    ser_tensor *z = NULL;
+    rc = normalise_bins(&z, x, norm);
+    ser_tensor_release(x);
+    x = z;
+  }
+  if (!rc) rc = ser_graph_run(&y, m->g, x, &o);
   ser_tensor_release(x);
   if (!rc && (y->ndim != 2 || y->shape[0] != 1 || y->shape[1] != m->g->n_classes)) {
     rc = ser_error(SER_EFORMAT, "the graph's output is %s; expected [1, %d] (one logit per class)", SER_SHAPE(y),
@@ -90,10 +104,6 @@ ser_model *ser_model_load(const char *path) {
                    serlua ? "the checkpoint was written before graphs were saved and" : "this state_dict", path);
   } else if (!rc) {
     if ((rc = ser_graph_parse(&m->g, graph, lookup, m->st)) == 0) rc = ser_prep_parse(&m->prep, graph);
-    if (!rc && m->prep.speaker_norm)
-      rc = ser_error(SER_EUNSUPPORTED, "the model normalises each speaker's features with statistics over that speaker's "
-                     "other clips (speaker normalisation), which one clip does not give; the C API predicts single clips "
-                     "of models trained without it (predict.lua groups several files by speaker)");
     if (!rc && (m->prep.kind == SER_PREP_WHISPER) != (m->g->enc_path != NULL))
       rc = ser_error(SER_EFORMAT, "the graph's input features (whisper_logmel) and its whisper_encoder node go together");
     if (!rc && m->g->enc_path) rc = load_encoder(m, path);
@@ -104,7 +114,7 @@ ser_model *ser_model_load(const char *path) {
     int64_t n = llround(m->prep.seconds * m->prep.sr);
     float *zeros = calloc((size_t)n, sizeof *zeros);
     ser_tensor *y = NULL;
-    rc = zeros ? logits(m, zeros, n, m->prep.sr, &y) : ser_error(SER_ENOMEM, "ser_model_load: out of memory");
+    rc = zeros ? ser_model_run(m, zeros, n, m->prep.sr, NULL, &y) : ser_error(SER_ENOMEM, "ser_model_load: out of memory");
     free(zeros);
     ser_tensor_release(y);
     if (rc < 0) ser_error_prefix(rc, "%s: the model does not run on a clip of %g s", path, m->prep.seconds);
@@ -133,10 +143,21 @@ const char *ser_model_class_name(const ser_model *m, int i) {
 int ser_model_sample_rate(const ser_model *m) { return m ? m->prep.sr : 0; }
 double ser_model_seconds(const ser_model *m) { return m ? m->prep.seconds : 0; }
 
+int ser_model_speaker_norm(const ser_model *m) { return m ? m->prep.speaker_norm : 0; }
+
 static int predict(const ser_model *m, const float *pcm, int64_t n, int rate, float *dst, int softmax) {
   if (!m || !dst) return ser_error(SER_EINVAL, "ser_model_predict: %s is NULL", m ? "the output array" : "the model");
+  if (m->prep.speaker_norm)
+    return ser_error(SER_EINVAL, "the model normalises each speaker's features with statistics over that speaker's "
+                     "clips (speaker normalisation), which one clip does not give: add the speaker's clips to a "
+                     "ser_speaker (ser_speaker_new, ser_speaker_add) and call ser_model_predict_speaker");
+  return ser_model_output(m, NULL, pcm, n, rate, dst, softmax);
+}
+
+int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
+                     int softmax) {
   ser_tensor *y = NULL, *p = NULL;
-  int rc = logits(m, pcm, n, rate, &y);
+  int rc = ser_model_run(m, pcm, n, rate, norm, &y);
   if (!rc && softmax) rc = ser_softmax(&p, y, 1);
   if (!rc) memcpy(dst, ser_tensor_data(softmax ? p : y), (size_t)m->g->n_classes * sizeof(float));
   ser_tensor_release(y);

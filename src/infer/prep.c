@@ -51,6 +51,20 @@ static int choice(const cJSON *o, const char *key, const char *a, const char *b,
   return 0;
 }
 
+/* input.normalize: absent or "clip", "speaker", "speaker_bins". */
+static int normalize_mode(const cJSON *in, ser_prep_norm *out) {
+  static const char *const names[] = {"clip", "speaker", "speaker_bins"};
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "normalize");
+  *out = SER_PREP_NORM_CLIP;
+  if (!v) return 0;
+  for (int i = 0; i < 3; i++)
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, names[i])) {
+      *out = (ser_prep_norm)i;
+      return 0;
+    }
+  return ser_error(SER_EFORMAT, "the graph's input field 'normalize' must be \"clip\", \"speaker\" or \"speaker_bins\"");
+}
+
 /* Refuses options outside keys (NULL-terminated). */
 static int known_keys(const cJSON *f, const char *const *keys) {
   const cJSON *e;
@@ -115,6 +129,9 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
   if (!rc) rc = number(in, "read_seconds", 0, 3600, 0, &p->read_seconds);
   if (!rc) rc = choice(in, "window", "fixed", "at_most", &p->at_most);
   if (!rc) rc = boolean(in, "speaker_norm", &p->speaker_norm);
+  if (!rc) rc = normalize_mode(in, &p->normalize);
+  if (!rc && p->speaker_norm != (p->normalize != SER_PREP_NORM_CLIP))
+    rc = bad("speaker_norm", "true exactly when input.normalize is \"speaker\" or \"speaker_bins\"");
   if (!rc && !p->at_most && p->read_seconds < p->seconds) rc = bad("read_seconds", "at least input.seconds");
   if (!rc && trim && !cJSON_IsNull(trim)) {
     p->has_trim = 1;
@@ -129,15 +146,19 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
     if (!strcmp(k, "logmel") || !strcmp(k, "mfcc")) {
       p->kind = !strcmp(k, "logmel") ? SER_PREP_LOGMEL : SER_PREP_MFCC;
       rc = feature_opts(&p->feat, f, p->kind == SER_PREP_LOGMEL ? SER_FEAT_LOGMEL : SER_FEAT_MFCC);
+      if (p->speaker_norm) p->feat.normalize = 0;   /* the speaker's statistics replace the per-clip z-norm */
     } else if (!strcmp(k, "waveform")) {
       static const char *const keys[] = {"kind", "normalize", NULL};
       p->kind = SER_PREP_WAVEFORM;
       if (!(rc = known_keys(f, keys))) rc = boolean(f, "normalize", &p->znorm);
+      if (!rc && p->speaker_norm) rc = bad("normalize", "\"clip\" for waveform features (speaker statistics are spectral)");
     } else if (!strcmp(k, "whisper_logmel")) {
       static const char *const keys[] = {"kind", "n_mels", NULL};
       p->kind = SER_PREP_WHISPER;
       p->n_mels = 80;
       if (!(rc = known_keys(f, keys))) rc = whole(f, "n_mels", 1, 512, 0, &p->n_mels);
+      if (!rc && p->normalize == SER_PREP_NORM_SPEAKER_BINS)
+        rc = bad("normalize", "\"clip\" or \"speaker\" for a Whisper model (its pooled features, not bins)");
       /* Whisper's window is 30 s; the clips (at most input.seconds) must fit the context */
       if (!rc) rc = number(in, "context", 0, 30, 0, &p->context);
       if (!rc && p->context > 0 && p->context < p->seconds) rc = bad("context", "0 or at least input.seconds");

@@ -10,6 +10,10 @@
 #include "core/tensor.h"
 
 typedef enum { SER_PREP_LOGMEL, SER_PREP_MFCC, SER_PREP_WAVEFORM, SER_PREP_WHISPER } ser_prep_kind;
+/* input.normalize: per clip, or with a speaker's statistics over all of the speaker's clips --
+ * of the spectral features (one mean and std over every bin, or one per bin; ser_prep_run then
+ * leaves them un-normalised) or, for the whisper family, of the encoder's pooled output. */
+typedef enum { SER_PREP_NORM_CLIP, SER_PREP_NORM_SPEAKER, SER_PREP_NORM_SPEAKER_BINS } ser_prep_norm;
 
 typedef struct ser_prep {
   int sr;
@@ -17,7 +21,8 @@ typedef struct ser_prep {
   int at_most;            /* window "at_most" (whisper family) instead of "fixed" */
   int has_trim;
   ser_trim_opts trim;
-  int speaker_norm;       /* the model needs a speaker's other clips: refused by ser_model_load */
+  int speaker_norm;       /* the model needs a speaker's statistics (ser_speaker, infer.h) */
+  ser_prep_norm normalize;
   ser_prep_kind kind;
   ser_feat_opts feat;     /* logmel / mfcc */
   int znorm;              /* waveform: z-normalise the clip */

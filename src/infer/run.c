@@ -143,21 +143,45 @@ static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *
   }
 }
 
-int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, int64_t own_frames) {
+/* The whisper_encoder node's output speaker-normalised in place of *y: (y - shift) * scale. */
+static int speaker_normalise(ser_tensor **y, const ser_graph_run_opts *o) {
+  if (ser_tensor_numel(*y) != o->n_norm)
+    return ser_error(SER_EINVAL, "speaker normalisation: %lld statistics for the encoder's %s output", (long long)o->n_norm,
+                     SER_SHAPE(*y));
+  ser_tensor *c = ser_tensor_clone_raw(*y);
+  if (!c) return ser_error(SER_ENOMEM, "speaker normalisation: out of memory");
+  float *d = ser_tensor_data(c);
+  for (int64_t i = 0; i < o->n_norm; i++) d[i] = (d[i] - o->shift[i]) * o->scale[i];
+  ser_tensor_release(*y);
+  *y = c;
+  return 0;
+}
+
+int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, const ser_graph_run_opts *o) {
+  static const ser_graph_run_opts none;
+  if (!o) o = &none;
   *out = NULL;
   ser_tensor **v = calloc((size_t)g->n_values, sizeof *v);
   if (!v) return ser_error(SER_ENOMEM, "graph: out of memory");
-  int prev = ser_set_grad_enabled(0), rc = 0;
+  int prev = ser_set_grad_enabled(0), rc = 0, result = g->output, stopped = 0;
   v[0] = ser_tensor_retain(x);
   for (int i = 0; i < g->n_nodes && rc == 0; i++) {
     const ser_graph_node *n = &g->nodes[i];
     ser_tensor *in[SER_GRAPH_MAX_INPUTS];
     for (int k = 0; k < n->n_in; k++) in[k] = v[n->in[k]];
-    rc = run_node(&v[n->out], n, n->n_in ? in : (ser_tensor *[]){x}, own_frames);
+    rc = run_node(&v[n->out], n, n->n_in ? in : (ser_tensor *[]){x}, o->own_frames);
+    if (rc == 0 && n->op == SER_G_WHISPER && o->until_encoder) {
+      result = n->out;
+      stopped = 1;
+      break;
+    }
+    if (rc == 0 && n->op == SER_G_WHISPER && o->shift) rc = speaker_normalise(&v[n->out], o);
     if (rc < 0) ser_error_prefix(rc, "graph node %d (%s -> %s)", i, ser_graph_op_name(n->op), g->values[n->out]);
   }
   ser_set_grad_enabled(prev);
-  if (rc == 0) *out = ser_tensor_retain(v[g->output]);
+  if (rc == 0 && o->until_encoder && !stopped)
+    rc = ser_error(SER_EINVAL, "graph: no whisper_encoder node to stop at");
+  if (rc == 0) *out = ser_tensor_retain(v[result]);
   for (int i = 0; i < g->n_values; i++) ser_tensor_release(v[i]);
   free(v);
   return rc;

@@ -2,9 +2,10 @@
  * conv1d -> relu -> adaptive pool -> flatten -> linear). Checks the probabilities against the
  * same ops run by hand, every class of bad input (a graph that is not JSON, an unknown op, a
  * missing tensor, a tensor of the wrong shape, a truncated file, a checkpoint without a
- * graph, a speaker-normalised model, empty and non-finite PCM, absurd rates) giving a message
- * and no crash, and that threads predicting at once (own models and one shared model) get the
- * single-threaded results. The parity with predict.lua on every model kind is
+ * graph, inconsistent speaker normalisation, empty and non-finite PCM, absurd rates) giving a
+ * message and no crash, that threads predicting at once (own models and one shared model) get the
+ * single-threaded results, and the speaker API (ser_speaker_*) on a speaker-normalised log-mel
+ * model: its statistics by hand, and its misuse refused. The parity with predict.lua on every model kind is
  * tests/lua/infer_spec.lua. */
 #include <math.h>
 #include <pthread.h>
@@ -173,7 +174,11 @@ static void test_bad_checkpoints(void **state) {
   write_model(p, graph_text("", "", "conv2d", "l.weight"), 4);   /* a 3-d weight for conv2d */
   expect_load_error(p, "expected 4 dims");
   write_model(p, graph_text(",\"speaker_norm\":true", "", "conv1d", "l.weight"), 4);
-  expect_load_error(p, "speaker");
+  expect_load_error(p, "input.speaker_norm must be true exactly when input.normalize");
+  write_model(p, graph_text(",\"speaker_norm\":true,\"normalize\":\"speaker\"", "", "conv1d", "l.weight"), 4);
+  expect_load_error(p, "\"clip\" for waveform features");
+  write_model(p, graph_text(",\"normalize\":\"speakers\"", "", "conv1d", "l.weight"), 4);
+  expect_load_error(p, "'normalize' must be");
   write_model(p, graph_text("", ",\"kind2\":1", "conv1d", "l.weight"), 4);
   expect_load_error(p, "kind2");
   char *g = strdup(graph_text("", "", "conv1d", "l.weight"));
@@ -386,6 +391,94 @@ static void test_threads(void **state) {
   ser_model_free(m);
 }
 
+/* A speaker-normalised log-mel model (normalize = mode) whose logits are W * mean(x) + b over
+ * every bin and frame of the normalised features x [1, 1, 16, frames]. */
+static const char *speaker_model(const char *mode) {
+  char graph[2048], name[64];
+  snprintf(graph, sizeof graph,
+           "{\"format\":\"serlua-graph\",\"version\":1,\"classes\":[\"a\",\"b\",\"c\"],"
+           "\"input\":{\"sr\":8000,\"seconds\":0.5,\"window\":\"fixed\",\"read_seconds\":0.5,"
+           "\"speaker_norm\":true,\"normalize\":\"%s\","
+           "\"features\":{\"kind\":\"logmel\",\"sr\":8000,\"n_fft\":256,\"hop\":64,\"n_mels\":16,\"fmax\":4000}},"
+           "\"nodes\":[{\"op\":\"mean\",\"inputs\":[\"input\"],\"output\":\"h1\",\"dims\":[1,2,3]},"
+           "{\"op\":\"reshape\",\"inputs\":[\"h1\"],\"output\":\"h2\",\"shape\":[1,1]},"
+           "{\"op\":\"linear\",\"inputs\":[\"h2\"],\"output\":\"h3\",\"weight\":\"l.weight\",\"bias\":\"l.bias\"}],"
+           "\"output\":\"h3\"}",
+           mode);
+  snprintf(name, sizeof name, "speaker_%s", mode);
+  const char *path = model_path(name);
+  ser_tensor *t[2] = {randn(2, SER_DIMS(3, 1), 7), randn(1, SER_DIMS(3), 8)};
+  const char *names[2] = {"l.weight", "l.bias"}, *mk[] = {"graph"}, *mv[] = {graph};
+  assert_int_equal(ser_safetensors_write(path, 2, names, t, 1, mk, mv), 0);
+  ser_tensor_release(t[0]);
+  ser_tensor_release(t[1]);
+  return path;
+}
+
+static void test_speaker(void **state) {
+  (void)state;
+  float a[4000], b[4000], logits[3], other[3];
+  signal(a, 4000, 8000, 180);
+  signal(b, 4000, 8000, 620);
+  for (int i = 0; i < 4000; i++) b[i] *= 3;
+  static const char *const modes[] = {"speaker", "speaker_bins"};
+  for (int k = 0; k < 2; k++) {
+    ser_model *m = ser_model_load(speaker_model(modes[k]));
+    assert_non_null(m);
+    assert_int_equal(ser_model_speaker_norm(m), 1);
+    /* one clip has no speaker statistics */
+    assert_true(ser_model_predict(m, a, 4000, 8000, logits) < 0);
+    assert_non_null(strstr(ser_errmsg(), "ser_speaker_add"));
+    ser_speaker *s = ser_speaker_new(m);
+    assert_non_null(s);
+    assert_true(ser_model_logits_speaker(m, s, a, 4000, 8000, logits) < 0);
+    assert_non_null(strstr(ser_errmsg(), "no clips yet"));
+    /* a refused clip adds nothing */
+    a[5] = NAN;
+    assert_true(ser_speaker_add(s, a, 4000, 8000) < 0);
+    assert_non_null(strstr(ser_errmsg(), "non-finite"));
+    a[5] = 0;
+    assert_int_equal(ser_speaker_num_clips(s), 0);
+    assert_int_equal(ser_speaker_add(s, a, 4000, 8000), 0);
+    assert_int_equal(ser_speaker_num_clips(s), 1);
+    /* the speaker is this clip alone: its normalised features have mean 0 over every bin and
+     * frame (either mode), so the logits are the bias */
+    ser_safetensors *st;
+    assert_int_equal(ser_safetensors_read(&st, model_path(k ? "speaker_speaker_bins" : "speaker_speaker")), 0);
+    const float *bias = ser_tensor_data(find(st, "l.bias"));
+    assert_int_equal(ser_model_logits_speaker(m, s, a, 4000, 8000, logits), 0);
+    for (int i = 0; i < 3; i++) assert_float_equal(logits[i], bias[i], 1e-5);
+    /* another clip of the speaker moves the statistics, and so the first clip's logits */
+    assert_int_equal(ser_speaker_add(s, b, 4000, 8000), 0);
+    assert_int_equal(ser_model_logits_speaker(m, s, a, 4000, 8000, other), 0);
+    assert_true(fabsf(other[0] - bias[0]) > 1e-3);
+    ser_safetensors_free(st);
+    /* a speaker belongs to its model; NULLs are refused */
+    ser_model *m2 = ser_model_load(speaker_model(modes[k]));
+    assert_non_null(m2);
+    assert_true(ser_model_predict_speaker(m2, s, a, 4000, 8000, logits) < 0);
+    assert_non_null(strstr(ser_errmsg(), "another model"));
+    assert_true(ser_model_predict_speaker(m, NULL, a, 4000, 8000, logits) < 0);
+    assert_true(ser_model_predict_speaker(m, s, a, 4000, 8000, NULL) < 0);
+    assert_true(ser_speaker_add(NULL, a, 4000, 8000) < 0);
+    assert_true(ser_speaker_add(s, a, 0, 8000) < 0);
+    assert_int_equal(ser_speaker_num_clips(s), 2);
+    ser_model_free(m2);
+    ser_speaker_free(s);
+    ser_model_free(m);
+  }
+  /* a model without speaker normalisation takes no speaker */
+  make_good();
+  ser_model *g = ser_model_load(model_path("good"));
+  assert_non_null(g);
+  assert_int_equal(ser_model_speaker_norm(g), 0);
+  assert_null(ser_speaker_new(g));
+  assert_non_null(strstr(ser_errmsg(), "without speaker normalisation"));
+  assert_null(ser_speaker_new(NULL));
+  ser_speaker_free(NULL);
+  ser_model_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_predicts_what_the_ops_compute),
@@ -393,6 +486,7 @@ int main(void) {
       cmocka_unit_test(test_lstm_checks),
       cmocka_unit_test(test_bad_pcm),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_speaker),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,7 +72,7 @@ static void one(const char *text) {
         if (!*ser_errmsg()) fail("clip failure without a message");
       } else {
         ser_error_clear();
-        if (ser_graph_run(&y, g, x, own) < 0) {
+        if (ser_graph_run(&y, g, x, &(ser_graph_run_opts){.own_frames = own}) < 0) {
           if (y) fail("run failure left *out non-NULL");
           if (!*ser_errmsg()) fail("run failure without a message");
         } else if (!y) {

@@ -5,7 +5,8 @@
 -- that the probabilities are far from uniform; build/examples/classify (the C API) must print
 -- predict.lua's probabilities to 1e-5 on clips at 16, 22.05 (stereo) and 48 kHz, with and
 -- without silence trimming. Also: ser.graph.attach on an old-layout checkpoint and a
--- notebook .pt, ser.train.fit's checkpoint, clear refusals (no graph, speaker normalisation),
+-- notebook .pt, ser.train.fit's checkpoint, speaker-normalised models (spectral "speaker" and
+-- "speaker_bins", the whisper family's speaker_norm) with classify --speaker, clear refusals,
 -- and `make install` + pkg-config building the example against the installed library.
 local ser = require "ser"
 local T = ser.tensor
@@ -45,15 +46,17 @@ local clips   -- audio files every case is scored on
 
 -- Compares classify (the C API) with predict.lua on every clip; returns the largest
 -- probability seen (so a case can show it is not near-uniform).
-local function assert_parity(ckpt)
-  local files = table.concat(clips, " ")
-  local pout, prc = run(("SER_NUM_THREADS=1 %s experiments/predict.lua --digits 7 %s %s"):format(serlua, ckpt, files))
+-- files: the clips (default: all); speaker: classify --speaker (one speaker's files).
+local function assert_parity(ckpt, files, speaker)
+  files = files or clips
+  local list = table.concat(files, " ")
+  local pout, prc = run(("SER_NUM_THREADS=1 %s experiments/predict.lua --digits 7 %s %s"):format(serlua, ckpt, list))
   assert.are.equal(0, prc, pout)
-  local cout, crc = run(("SER_NUM_THREADS=1 %s %s %s"):format(classify, ckpt, files))
+  local cout, crc = run(("SER_NUM_THREADS=1 %s %s%s %s"):format(classify, speaker and "--speaker " or "", ckpt, list))
   assert.are.equal(0, crc, cout)
   local want, got = parse(pout), parse(cout)
   local worst, top, mid = 0, 0, 0
-  for _, path in ipairs(clips) do
+  for _, path in ipairs(files) do
     assert(want[path] and #want[path] > 1, "predict.lua gave no line for " .. path .. "\n" .. pout)
     assert(got[path], "classify gave no line for " .. path .. "\n" .. cout)
     assert.are.equal(#want[path], #got[path])
@@ -193,24 +196,78 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     assert(top > 0.3, ("near-uniform whisper model (top probability %.3f)"):format(top))
   end)
 
-  it_bin("a speaker-normalised model is refused with the reason (one clip has no speaker statistics)", function()
-    local enc = dir .. "/enc"
-    if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
-    local r = recipe.resolve({ model = { name = "whisper", encoder = enc, head = "superb", speaker_norm = true },
-                               data = { seconds = 2 } })
-    local model = recipe.build_model(r, #CLASSES)
-    local path = dir .. "/spk.safetensors"
-    ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
-    local out, rc = run(("%s %s %s"):format(classify, path, clips[1]))
-    assert.are_not.equal(0, rc)
-    assert.matches("speaker normalisation", out, 1, true)
-    -- a spectral model trained with normalize = "speaker" likewise
-    local m2 = ser.models.create("cnn2d", { classes = #CLASSES })
-    local p2 = dir .. "/spk2.safetensors"
-    ser.train.save_checkpoint(p2, m2, CLASSES, { seconds = 2, sr = 16000, normalize = "speaker" }, 1, { features = { kind = "logmel" } })
-    out, rc = run(("%s %s %s"):format(classify, p2, clips[1]))
-    assert.are_not.equal(0, rc)
-    assert.matches("speaker", out, 1, true)
+  -- Speaker-normalised models: classify --speaker takes the speaker's statistics over all the
+  -- files given (ser_speaker_add), as predict.lua does over one speaker's files. The clips made
+  -- here have no speaker in their names, so predict.lua takes them as one speaker; the shared
+  -- RAVDESS clips (real speech) join them under names that do not say their speaker either.
+  local function one_speaker()
+    local files = {}
+    for i, c in ipairs(clips) do
+      if c:match("Actor_") then
+        local copy = ("%s/speech%d.%s"):format(dir, i, c:match("%.(%w+)$"))
+        local src, dst = assert(io.open(c, "rb")), assert(io.open(copy, "wb"))
+        dst:write(src:read("a"))
+        src:close()
+        dst:close()
+        c = copy
+      end
+      files[i] = c
+    end
+    return files
+  end
+
+  local spectral_speaker = {
+    { "cnn2d", { freq = "flatten" }, { kind = "logmel" }, "speaker", { seconds = 2, trim = true } },
+    { "crnn", { time = "stats", hidden = 32 }, { kind = "logmel", n_mels = 40 }, "speaker_bins", { seconds = 2 } },
+    { "cnn2d", {}, { kind = "mfcc", n_mfcc = 40 }, "speaker_bins", { seconds = 2.5 } },
+  }
+  for i, c in ipairs(spectral_speaker) do
+    local name, o, feats, norm, fit = c[1], c[2], c[3], c[4], c[5]
+    it_bin(("%s on %s, normalize = %q (a speaker's statistics)"):format(name, feats.kind, norm), function()
+      o.classes = #CLASSES
+      ser.manual_seed(300 + i)
+      local model = perturb(ser.models.create(name, o), 30 + i)
+      local path = ("%s/%s_spk_%d.safetensors"):format(dir, name, i)
+      ser.train.save_checkpoint(path, model, CLASSES, { seconds = fit.seconds, sr = 16000, trim = fit.trim,
+        normalize = norm }, 1, { features = feats })
+      local top = assert_parity(path, one_speaker(), true)
+      assert(top > 0.3, ("near-uniform speaker-normalised model (top probability %.3f)"):format(top))
+    end)
+  end
+
+  for _, c in ipairs { { "superb", {} }, { "concat", { context = 3, layers = { 1, 2 } } } } do
+    it_bin("the whisper family with speaker_norm (" .. c[1] .. " head" .. (c[2].context and ", model.context" or "")
+        .. ")", function()
+      local enc = dir .. "/enc"
+      if not exists(enc .. "/model.safetensors") then random_whisper(enc, { layers = 2, d_model = 64 }) end
+      local m = { name = "whisper", encoder = enc, head = c[1], hidden = 32, speaker_norm = true }
+      for k, v in pairs(c[2]) do m[k] = v end
+      local r = recipe.resolve({ model = m, data = { seconds = 2, trim = 30 } })
+      ser.manual_seed(202)
+      local model = perturb(recipe.build_model(r, #CLASSES), 9, c[1] == "superb" and 2 or 4)
+      model:eval()
+      local path = ("%s/whisper_spk_%s.safetensors"):format(dir, c[1])
+      ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
+      local top = assert_parity(path, one_speaker(), true)
+      assert(top > 0.3, ("near-uniform whisper model (top probability %.3f)"):format(top))
+    end)
+  end
+
+  it_bin("a speaker-normalised model without a speaker, and a speaker for a model without it, are refused", function()
+    local p = dir .. "/cnn2d_spk_1.safetensors"
+    if not exists(p) then
+      ser.train.save_checkpoint(p, ser.models.create("cnn2d", { classes = #CLASSES }), CLASSES,
+        { seconds = 2, sr = 16000, normalize = "speaker" }, 1, { features = { kind = "logmel" } })
+    end
+    local out, rc = run(("%s %s %s"):format(classify, p, clips[1]))
+    assert.are.equal(2, rc, out)
+    assert.matches("speaker-normalised: give --speaker", out, 1, true)
+    local plain = dir .. "/plain.safetensors"
+    ser.train.save_checkpoint(plain, ser.models.create("cnn2d", { classes = #CLASSES }), CLASSES,
+      { seconds = 2, sr = 16000 }, 1, { features = { kind = "logmel" } })
+    out, rc = run(("%s --speaker %s %s"):format(classify, plain, clips[1]))
+    assert.are.equal(2, rc, out)
+    assert.matches("trained without speaker normalisation", out, 1, true)
   end)
 
   it_bin("a changed encoder is refused (its identity differs from the checkpoint's)", function()

@@ -413,6 +413,23 @@ describe("ONNX export of the whisper family", function()
     assert.truthy(err:match("has changed since the model was trained"), err)
   end)
 
+  it("refuses a speaker-normalised whisper model (its statistics would sit inside the file), leaving no file", function()
+    local dir = tmp.make("onnx")
+    local encdir = dir .. "/enc"
+    random_whisper(encdir, { layers = 2, d_model = 64 })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "superb", speaker_norm = true },
+                                   data = { seconds = 2 } })
+    local model = ser.recipe.build_model(r, 4)
+    model:eval()
+    ser.train.save_checkpoint(dir .. "/w.safetensors", model, { "a", "b", "c", "d" },
+      { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    local ok, err = ser.onnx.export(dir .. "/w.safetensors", dir .. "/w.onnx")
+    assert.is_nil(ok)
+    assert.truthy(err:match("speaker_norm"), err)
+    assert.truthy(err:match("ser_speaker"), err)
+    assert.is_nil(io.open(dir .. "/w.onnx", "rb"), "a refused export left a file")
+  end)
+
   it("a model inside a padded window (model.context): input frames says which frames are the clip's (and model.layers)", function()
     local dir = tmp.make("onnx")
     local encdir = dir .. "/enc"

@@ -1,0 +1,37 @@
+/* Inside the C inference API (infer.h): what a loaded model holds, and one clip through it,
+ * shared by the single-clip calls (model.c) and the speaker-normalised ones (speaker.c). */
+#ifndef SER_INFER_MODEL_IMPL_H
+#define SER_INFER_MODEL_IMPL_H
+#include <stdint.h>
+
+#include "core/tensor.h"
+#include "infer/graph.h"
+#include "infer/infer.h"
+#include "infer/prep.h"
+#include "io/safetensors.h"
+#include "pretrained/whisper.h"
+
+struct ser_model {
+  ser_safetensors *st;
+  ser_graph *g;
+  ser_prep prep;
+  ser_whisper_encoder *enc;
+};
+
+/* A speaker's statistics as the model applies them: (value - shift) * scale per feature --
+ * per spectral bin before the graph, or per pooled encoder value after the whisper_encoder
+ * node (n values). */
+typedef struct ser_model_norm {
+  const float *shift, *scale;
+  int64_t n;
+} ser_model_norm;
+
+/* pcm[n] at rate -> *out, the model's logits [1, classes]. norm: a speaker's statistics, or NULL
+ * (a model without speaker normalisation; ser_model_load's check of a model with it). */
+int ser_model_run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out);
+
+/* The model's probabilities (softmax) or logits of one clip into dst[classes]. */
+int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
+                     int softmax);
+
+#endif
