@@ -70,22 +70,27 @@ int main(int argc, char **argv) {
     return 2;
   }
   int failed = 0;
-  for (int f = first + 1; s && f < argc; f++) {   /* the speaker's statistics over every file first */
+  char *refused = calloc((size_t)argc, 1);   /* files already reported */
+  for (int f = first + 1; s && refused && f < argc; f++) {   /* the speaker's statistics over every file first */
     ser_audio a;
     if (load(&a, argv[f]) < 0) {
-      failed++;
+      refused[f] = 1;
       continue;
     }
     if (ser_speaker_add(s, a.data, a.frames, a.sr) < 0) {
       fprintf(stderr, "%s: %s\n", argv[f], ser_errmsg());
-      failed++;
+      refused[f] = 1;
     }
     ser_audio_free(&a);
   }
   float *probs = malloc((size_t)ser_model_num_classes(m) * sizeof *probs);
-  for (int f = first + 1; f < argc && probs; f++) {
+  if (!probs || !refused) {
+    fprintf(stderr, "classify: out of memory\n");
+    failed = 1;
+  }
+  for (int f = first + 1; f < argc && probs && refused; f++) {
     ser_audio a;
-    if (load(&a, argv[f]) < 0) {
+    if (refused[f] || load(&a, argv[f]) < 0) {
       failed++;
       continue;
     }
@@ -100,6 +105,7 @@ int main(int argc, char **argv) {
     print_line(m, argv[f], probs);
   }
   free(probs);
+  free(refused);
   ser_speaker_free(s);
   ser_model_free(m);
   return failed ? 1 : 0;
