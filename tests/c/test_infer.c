@@ -274,6 +274,14 @@ static void test_bad_pcm(void **state) {
   ser_model_free(m);
 }
 
+/* Writes a checkpoint of two tensors (released here) with the graph text. */
+static void write_graph_model(const char *path, const char *graph, const char **names, ser_tensor **t) {
+  const char *mk[] = {"graph"}, *mv[] = {graph};
+  assert_int_equal(ser_safetensors_write(path, 2, names, t, 1, mk, mv), 0);
+  ser_tensor_release(t[0]);
+  ser_tensor_release(t[1]);
+}
+
 /* A log-mel model (conv2d on [1, 1, 16, frames]) whose STFT size is n_fft: threads with
  * different sizes create FFT plans, filterbanks and windows at once. */
 static const char *logmel_model(int n_fft) {
@@ -290,11 +298,8 @@ static const char *logmel_model(int n_fft) {
            n_fft);
   snprintf(name, sizeof name, "logmel%d", n_fft);
   const char *path = model_path(name);
-  ser_tensor *t[2] = {randn(4, SER_DIMS(4, 1, 3, 3), 5), randn(2, SER_DIMS(3, 4), 6)};
-  const char *names[2] = {"k.weight", "l.weight"}, *mk[] = {"graph"}, *mv[] = {graph};
-  assert_int_equal(ser_safetensors_write(path, 2, names, t, 1, mk, mv), 0);
-  ser_tensor_release(t[0]);
-  ser_tensor_release(t[1]);
+  write_graph_model(path, graph, (const char *[]){"k.weight", "l.weight"},
+                    (ser_tensor *[]){randn(4, SER_DIMS(4, 1, 3, 3), 5), randn(2, SER_DIMS(3, 4), 6)});
   return path;
 }
 
@@ -407,11 +412,8 @@ static const char *speaker_model(const char *mode) {
            mode);
   snprintf(name, sizeof name, "speaker_%s", mode);
   const char *path = model_path(name);
-  ser_tensor *t[2] = {randn(2, SER_DIMS(3, 1), 7), randn(1, SER_DIMS(3), 8)};
-  const char *names[2] = {"l.weight", "l.bias"}, *mk[] = {"graph"}, *mv[] = {graph};
-  assert_int_equal(ser_safetensors_write(path, 2, names, t, 1, mk, mv), 0);
-  ser_tensor_release(t[0]);
-  ser_tensor_release(t[1]);
+  write_graph_model(path, graph, (const char *[]){"l.weight", "l.bias"},
+                    (ser_tensor *[]){randn(2, SER_DIMS(3, 1), 7), randn(1, SER_DIMS(3), 8)});
   return path;
 }
 
