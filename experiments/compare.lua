@@ -24,7 +24,8 @@ local parser = argparse("compare.lua", "Train speech emotion recognition models 
 parser:option("--recipe", "A recipe file (experiments/recipes/*.lua); repeat for several. Default: the notebook's " ..
               "three models, experiments/recipes/{cnn2d,crnn,cnn1d}.lua, and whisper.lua when its encoder " ..
               "(models/whisper-base: `make whisper-base`) is there."):count("*"):argname("<file>")
-parser:option("--set", "Override a recipe field, dotted: --set optim.lr=3e-4 --set model.hidden=256; repeatable.")
+parser:option("--set", "Override a recipe field, dotted: --set optim.lr=3e-4 --set model.hidden=256; repeatable. "
+  .. "KEY=default puts a field back to its default (e.g. a recipe's model.layers).")
   :count("*"):argname("<key=value>")
 parser:option("--data", "Corpus folder (RAVDESS, CREMA-D, TESS, SAVEE, EMO-DB names or one folder per label). " ..
               "Default: data/ravdess if present, else a synthetic corpus.")

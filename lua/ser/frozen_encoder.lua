@@ -174,7 +174,7 @@ function WhisperClassifier:init(o)
   local tuned = (o.finetune_layers or 0) > 0
   if self.hidden and (self.frame_level or tuned) then
     error(("whisper: model.layers picks the hidden states of the pooled heads (superb, stats, concat); %s reads "
-      .. "every layer; leave model.layers unset"):format(tuned and "fine-tuning" or ("the " .. self.head_kind .. " head")), 0)
+      .. "every layer; leave model.layers unset (--set model.layers=default)"):format(tuned and "fine-tuning" or ("the " .. self.head_kind .. " head")), 0)
   end
   if self.frame_level or tuned then self.store = frame_store.new(L1, d) end
   if self.frame_level then

@@ -318,7 +318,8 @@ function M.parse_value(spec, text)
 end
 
 -- Applies overrides {key, value, source} to a recipe (before validation). Values given as
--- text are parsed by the field's kind; a key that no field of the recipe's family has is refused.
+-- text are parsed by the field's kind ("default": the field's default, unless it holds names
+-- or paths); a key that no field of the recipe's family has is refused.
 function M.override(r, overrides)
   r = copy(r)
   if type(r.model) == "string" then r.model = { name = r.model } end
@@ -338,7 +339,10 @@ function M.override(r, overrides)
         table.concat(sorted_keys(all), ", ")), 0)
     end
     if spec then
-      set_path(r, key, M.parse_value(spec, value))
+      -- `default` puts a field back to its default (a list such as model.layers cannot be
+      -- emptied otherwise); not for fields holding names or paths, where it could be one
+      local named = spec.kind == "string" or spec.kind == "paths"
+      set_path(r, key, (value ~= "default" or named) and M.parse_value(spec, value) or nil)
       sources[key] = o.source
     end
   end

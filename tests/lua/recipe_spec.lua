@@ -109,6 +109,13 @@ describe("ser.recipe", function()
     assert.is_true(r.amp)
     assert.are.same({ "a.safetensors", "b.safetensors" }, r.distill.teachers)
     assert.are.equal(0.5, r.distill.alpha)   -- the distill defaults come with the teachers
+    -- "default" puts a field back to its default, so a recipe's list can be unset
+    local d = recipe.resolve("experiments/recipes/crnn_best.lua", { recipe.parse_set("epochs=default"),
+      recipe.parse_set("ema=default") })
+    assert.are.same({ 35, 0 }, { d.epochs, d.ema })
+    local wl = recipe.resolve({ model = { name = "whisper", encoder = "enc", layers = { -2, -1 } } },
+      { recipe.parse_set("model.layers=default") })
+    assert.is_nil(wl.model.layers)
     assert.matches("--set epochs: expected key=value", err_of(recipe.parse_set, "epochs"), 1, true)
     assert.matches("--set optim.lrr=1: optim.lrr names no recipe field",
       err_of(recipe.resolve, "experiments/recipes/crnn_notebook.lua", { recipe.parse_set("optim.lrr=1") }), 1, true)
