@@ -22,12 +22,15 @@ parser:flag("--no-vad", "Classify every window, also silent ones (default: windo
 parser:option("--max-body", "Largest request body in MiB.", "32"):convert(tonumber)
 parser:option("--timeout", "Seconds a connection may stay idle (slow clients are closed).", "30"):convert(tonumber)
 parser:flag("--quiet", "No line per request on stderr.")
+parser:option("--speaker-clips", "For speaker-normalised models: clips of the speaker the page will hear (an audio " ..
+              "file or a folder of them; repeatable). Each window is normalised with their statistics and its own."):count("*")
 local args = parser:parse(arg)
 
 local model, meta = ser.cli.load_checkpoint(parser, args.checkpoint, args.classes)
 
 local app_ok, app = pcall(ser.serve.app.new, model, meta, { hop = args.hop, window = args.window,
-  smooth = args.smooth, vad = not args.no_vad, name = args.checkpoint:match("[^/]+$") })
+  smooth = args.smooth, vad = not args.no_vad, name = args.checkpoint:match("[^/]+$"),
+  speaker = ser.cli.speaker_clips(parser, args.speaker_clips) })
 if not app_ok then parser:error(("%s: %s"):format(args.checkpoint, tostring(app))) end
 
 local run_ok, err = pcall(ser.serve.run, app, {

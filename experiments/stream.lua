@@ -25,6 +25,8 @@ parser:option("--min-silence", "Seconds of silence that end a segment."):default
 parser:option("--min-segment", "Seconds a new label must hold to start a segment within speech."):default("1.0")
 parser:option("--csv", "Write each window's probabilities (smoothed and its own) to this CSV file.")
 parser:flag("--json", "Print JSON lines for programs ({\"type\": \"window\"|\"segment\", ...}) instead of segment lines.")
+parser:option("--speaker-clips", "For speaker-normalised models: clips of the stream's speaker (an audio file or a " ..
+              "folder of them; repeatable). Each window is normalised with their statistics and its own."):count("*")
 parser:option("--classes", "Class names in the model's output order, comma-separated, for a checkpoint without a " ..
               "class list (a PyTorch .pt).")
 local args = ser.cli.parse(parser)
@@ -47,6 +49,7 @@ if args.input ~= "-" and (args.rate or args.channels ~= "1" or args.format ~= "s
 end
 
 local model, meta = ser.cli.load_checkpoint(parser, args.checkpoint, args.classes)
+local speaker = ser.cli.speaker_clips(parser, args.speaker_clips)
 
 -- the input: blocks of raw PCM (0.1 s each, so that a live source is answered promptly) or of a file
 local blocks, rate
@@ -65,7 +68,8 @@ local ok, st = pcall(ser.stream.new, model, meta, { window = args.window and num
   hop = number("hop", args.hop), rate = rate, vad = not args.no_vad, vad_db = number("vad-db", args.vad_db),
   vad_range = number("vad-range", args.vad_range),
   vad_min = number("vad-min", args.vad_min), smooth = number("smooth", args.smooth, true),
-  min_silence = number("min-silence", args.min_silence), min_segment = number("min-segment", args.min_segment) })
+  min_silence = number("min-silence", args.min_silence), min_segment = number("min-segment", args.min_segment),
+  speaker = speaker })
 if not ok then parser:error((tostring(st):gsub("^ser%.stream%.new: ", ""))) end
 
 local fmt = ser.stream.format

@@ -76,4 +76,17 @@ function M.load_checkpoint(parser, path, classes_csv)
   return model, meta, features
 end
 
+-- --speaker-clips PATH ... (stream.lua, serve.lua): the audio files named (a folder: the audio
+-- files in it), or nil when none was given; a path without audio ends the script through the parser.
+function M.speaker_clips(parser, list)
+  local files
+  for _, p in ipairs(list or {}) do
+    local found, err = require("ser.data").audio_files(p)
+    if not found then parser:error(("--speaker-clips %s: %s"):format(p, err)) end
+    files = files or {}
+    for _, f in ipairs(found) do files[#files + 1] = f end
+  end
+  return files
+end
+
 return M

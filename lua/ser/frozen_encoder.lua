@@ -336,17 +336,25 @@ function WhisperClassifier:cache(dir)
   return self._caches[key]
 end
 
--- The pooled features of items ({ path =, speaker = }; with o.audio, a part's in-memory audio
--- [N, samples], items with `row` are read from it), speaker-normalised when the model is (each
--- speaker's statistics over that speaker's items here): [N, L + 1, 2, d]; for a frame-level
--- head the clips' numbers [N, 1] in the model's store, to which their frames are added.
+-- What the cache reads for items ({ path = }; with o.audio, a part's in-memory audio
+-- [N, samples], items with `row` are read from it).
+local function item_paths(items, o)
+  local paths = {}
+  for i, it in ipairs(items) do
+    paths[i] = it.path
+    if o and o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
+  end
+  return paths
+end
+
+-- The pooled features of items ({ path =, speaker = }; o.audio as item_paths), speaker-normalised
+-- when the model is (each speaker's statistics over that speaker's items here): [N, L + 1, 2, d];
+-- for a frame-level head the clips' numbers [N, 1] in the model's store, to which their frames
+-- are added.
 function WhisperClassifier:features(items, o)
   o = o or {}
-  local paths, speakers = {}, {}
-  for i, it in ipairs(items) do
-    paths[i], speakers[i] = it.path, it.speaker
-    if o.audio and it.row then paths[i] = { wav = o.audio:select(1, it.row), name = it.path } end
-  end
+  local paths, speakers = item_paths(items, o), {}
+  for i, it in ipairs(items) do speakers[i] = it.speaker end
   if self.encoder then return finetune.add_clips(self, self:cache(o.cache), (M.encoder(self.encoder_path)), paths) end
   if self.frame_level then
     local list = self:cache(o.cache):frames(paths)
@@ -355,14 +363,24 @@ function WhisperClassifier:features(items, o)
     for i, f in ipairs(list) do ids[i] = { self.store:add { frames = f:contiguous() } } end
     return #ids > 0 and T.new(ids) or T.zeros(0, 1)
   end
-  local x = pick_layers(self:cache(o.cache):pooled(paths), self.hidden)
-  if self.speaker_norm and #items > 0 then
-    local n, F = #items, self.layers * 2 * self.d
-    local flat = x:contiguous():view(n, F)
-    local m, sd = group_stats(flat, speakers, M.STD_FLOOR)
-    x = ((flat - m) / sd):view(n, self.layers, 2, self.d)
-  end
+  local x = self:pooled_features(items, o)
+  if self.speaker_norm and #items > 0 then x = self:speaker_normalise(x, speakers) end
   return x
+end
+
+-- A pooled head's input before any speaker normalisation: the picked hidden states' pooled
+-- features of items [N, layers, 2, d] (o.audio as item_paths).
+function WhisperClassifier:pooled_features(items, o)
+  return pick_layers(self:cache(o and o.cache):pooled(item_paths(items, o)), self.hidden)
+end
+
+-- Pooled features x [N, layers, 2, d] z-scored per speaker (speakers[i]: row i's) with that
+-- speaker's mean and std over its rows here.
+function WhisperClassifier:speaker_normalise(x, speakers)
+  local n, F = x:shape()[1], self.layers * 2 * self.d
+  local flat = x:contiguous():view(n, F)
+  local m, sd = group_stats(flat, speakers, M.STD_FLOOR)
+  return ((flat - m) / sd):view(n, self.layers, 2, self.d)
 end
 
 -- A corpus part as an in-memory dataset { x, y, classes, speakers } (nil for an empty part);

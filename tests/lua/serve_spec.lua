@@ -259,6 +259,22 @@ describe("serve.lua", function()
     out, rc = run("--help")
     assert.equal(0, rc, out)
     assert.truthy(out:find("--max-body", 1, true), out)
+    -- a speaker-normalised model: refused without the speaker's clips, saying how to give them
+    local model, meta = assert(ser.train.load_checkpoint(ckpt))
+    local spk = dir .. "/spk.safetensors"
+    ser.train.save_checkpoint(spk, model, meta.classes, { seconds = meta.seconds, sr = meta.sr, normalize = "speaker" },
+      1, { features = meta.features })
+    out, rc = run(("%s --port 0"):format(S.quote(spk)))
+    assert.not_equal(0, rc, out)
+    assert.truthy(out:find("--speaker-clips", 1, true), out)
+    out, rc = run(("%s --port 0 --speaker-clips %s"):format(S.quote(spk), S.quote(dir .. "/no-such-folder")))
+    assert.not_equal(0, rc, out)
+    assert.truthy(out:find("--speaker-clips " .. dir .. "/no-such-folder", 1, true), out)
+    -- with them, the page's scorer is ser.stream's with the same clips
+    local spk_model, spk_meta = assert(ser.train.load_checkpoint(spk))
+    local app = ser.serve.app.new(spk_model, spk_meta, { speaker = { clip, long } })
+    local wav = assert(ser.audio.load(clip, { sr = 16000 }))
+    assert.same(ser.stream.scorer.new(spk_model, spk_meta, { clip, long })(wav), app.score(wav))
   end)
 end)
 

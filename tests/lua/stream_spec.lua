@@ -481,3 +481,115 @@ describe("ser.stream with a model", function()
     assert.is_true(l10 <= l1 + 512, ("Lua memory %.0f KB after 1 min, %.0f KB after 10"):format(l1, l10))
   end)
 end)
+
+-- Speaker-normalised models given the speaker's clips: a window's probabilities are
+-- predict.lua's for a file holding that window, given with the same clips as one speaker (the
+-- file names say no speaker, so predict.lua groups them all).
+describe("ser.stream with a speaker-normalised model and the speaker's clips", function()
+  local dir, clips, window_file, window
+  local random_whisper = dofile(here .. "helpers/whisper_random.lua")
+  setup(function()
+    if not paths.have_serlua then return end
+    dir = tmp.make("stream_spk")
+    local c = ser.data.synthetic { speakers = 1, per_class = 2, classes = 3, seconds = 2.0, seed = 5, out = dir .. "/c" }
+    clips = {}
+    for i, it in ipairs(ser.data.scan(dir .. "/c", { quiet = true }).items) do
+      clips[i] = ("%s/clip%d.wav"):format(dir, i)
+      assert(ser.audio.save(clips[i], assert(ser.audio.load(it.path, { sr = 16000 })), 16000))
+    end
+    assert(#clips == 2 * #c.classes)
+    -- the window: a clip's second half and silence, as saved and read back (the file predict.lua reads)
+    local w = assert(ser.audio.load(clips[1], { sr = 16000 }))
+    window_file = dir .. "/window.wav"
+    assert(ser.audio.save(window_file, T.cat({ w:narrow(1, 16001, 16000), T.zeros(8000) }, 1), 16000))
+    window = assert(ser.audio.load(window_file, { sr = 16000 }))
+  end)
+  teardown(tmp.cleanup)
+
+  -- predict.lua's probabilities for the window file among the clips, and the scorer's
+  local function both(ckpt)
+    -- (its note that 7 clips are few for a speaker's statistics, on stderr, is left out)
+    local out, rc = run(("SER_NUM_THREADS=1 %s experiments/predict.lua --digits 7 %s %s %s 2>/dev/null"):format(serlua,
+      q(ckpt), table.concat(clips, " "), window_file), true)
+    assert.are.equal(0, rc, out)
+    local want = {}
+    for p in out:match(window_file:gsub("%p", "%%%0") .. "\t[^\t]+\t([^\n]*)"):gmatch("%s(%d%.%d+)") do
+      want[#want + 1] = tonumber(p)
+    end
+    local model, meta = assert(ser.train.load_checkpoint(ckpt))
+    local score = ser.stream.scorer.new(model, meta, clips)
+    return want, score(window)
+  end
+
+  local function assert_close(want, got)
+    assert.are.equal(#want, #got)
+    local worst, top = 0, 0
+    for k = 1, #want do worst, top = math.max(worst, math.abs(want[k] - got[k])), math.max(top, want[k]) end
+    assert(worst <= 1e-5, ("the stream's probabilities differ from predict.lua's by %.3g"):format(worst))
+    assert(top > 0.4 and top < 1 - 1e-4, ("top probability %.4f: too flat or saturated to compare"):format(top))
+  end
+
+  local function sharpen(model, names, scale)
+    ser.no_grad(function()
+      local sd = model:state_dict()
+      for _, n in ipairs(names) do sd[n]:copy_(sd[n] * scale) end
+    end)
+  end
+
+  for _, norm in ipairs { "speaker", "speaker_bins" } do
+    it_bin("a CNN2D with normalize = \"" .. norm .. "\"", function()
+      ser.manual_seed(11)
+      local model = ser.models.create("cnn2d", { classes = 3 })
+      sharpen(model, { "classifier.5.weight" }, 30)
+      local ckpt = ("%s/cnn2d_%s.safetensors"):format(dir, norm)
+      ser.train.save_checkpoint(ckpt, model, { "neutral", "happy", "sad" }, { seconds = 2, sr = 16000, normalize = norm },
+        1, { features = { kind = "logmel" } })
+      assert_close(both(ckpt))
+    end)
+  end
+
+  it_bin("a whisper-family model with speaker_norm (concat head on a small random encoder)", function()
+    local enc = dir .. "/enc"
+    random_whisper(enc, { layers = 2, d_model = 64 })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = enc, head = "concat", hidden = 32,
+      speaker_norm = true, layers = { 1, 2 } }, data = { seconds = 2 } })
+    ser.manual_seed(12)
+    local model = ser.recipe.build_model(r, 3)
+    sharpen(model, { "head.mlp.4.weight" }, 8)
+    model:eval()
+    local ckpt = dir .. "/whisper_spk.safetensors"
+    ser.train.save_checkpoint(ckpt, model, { "neutral", "happy", "sad" },
+      { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    assert_close(both(ckpt))
+    -- stream.lua takes them as --speaker-clips (a folder or files)
+    os.execute(("mkdir -p %s/spk && cp %s %s/spk/"):format(q(dir), table.concat(clips, " "), q(dir)))
+    local out, rc = run(("SER_NUM_THREADS=1 %s experiments/stream.lua --speaker-clips %s %s %s"):format(serlua,
+      q(dir .. "/spk"), q(ckpt), q(window_file)))
+    assert.are.equal(0, rc, out)
+    out, rc = run(("%s experiments/stream.lua %s %s"):format(serlua, q(ckpt), q(window_file)))
+    assert.are_not.equal(0, rc)
+    assert.is_truthy(out:find("--speaker-clips", 1, true), out)
+    out, rc = run(("%s experiments/stream.lua --speaker-clips %s %s %s"):format(serlua, q(dir .. "/none"), q(ckpt),
+      q(window_file)))
+    assert.are_not.equal(0, rc)
+    assert.is_truthy(out:find("--speaker-clips " .. dir .. "/none", 1, true), out)
+  end)
+
+  it_bin("refuses the speaker's clips for a model trained without speaker normalisation, and a bad clip", function()
+    ser.manual_seed(13)
+    local ckpt = dir .. "/plain.safetensors"
+    ser.train.save_checkpoint(ckpt, ser.models.create("cnn2d", { classes = 3 }), { "neutral", "happy", "sad" },
+      { seconds = 2, sr = 16000 }, 1, { features = { kind = "logmel" } })
+    local model, meta = assert(ser.train.load_checkpoint(ckpt))
+    local ok, err = pcall(ser.stream.scorer.new, model, meta, clips)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("trained without speaker normalisation", 1, true), err)
+    local spk_ckpt = dir .. "/spk_bad_clip.safetensors"
+    ser.train.save_checkpoint(spk_ckpt, model, { "neutral", "happy", "sad" }, { seconds = 2, sr = 16000,
+      normalize = "speaker" }, 1, { features = { kind = "logmel" } })
+    local spk, spk_meta = assert(ser.train.load_checkpoint(spk_ckpt))
+    ok, err = pcall(ser.stream.scorer.new, spk, spk_meta, { clips[1], dir .. "/missing.wav" })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("the speaker's clip 2 (" .. dir .. "/missing.wav)", 1, true), err)
+  end)
+end)

@@ -5,6 +5,7 @@ local names = require "ser.data.names"
 
 local M = {
   scan = require("ser.data.scan").scan,
+  audio_files = require("ser.data.scan").audio_files,   -- a file, or the audio files under a folder
   manifest = require("ser.data.manifest").manifest,
   synthetic = require("ser.data.synthetic").synthetic,
   loader = require("ser.data.loader").loader,

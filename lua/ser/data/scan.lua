@@ -3,6 +3,7 @@ local names = require "ser.data.names"
 local corpus = require "ser.data.corpus"
 local options = require "ser.options"
 local core = require "ser.core.data"
+local audio_info = require("ser.core.audio").info
 
 local M = {}
 
@@ -86,6 +87,22 @@ function M.scan(dir, opts)
   local classes = opts.classes
   return corpus.new(items, { classes = classes, skipped = skipped, root = root, name = root:match("([^/]+)$") or root,
     warnings = warnings })
+end
+
+-- The audio files a user names by path: a file as it is, or the audio files under a folder
+-- (sorted; other files ignored). nil and why when there is none.
+function M.audio_files(path)
+  if audio_info(path) then return { path } end
+  local ok, paths = pcall(core.walk, path, 0)
+  if not ok then return nil, (tostring(paths):gsub("^scan: ", ""):gsub(" %(give the corpus root folder%)", "")) end
+  local out = {}
+  for _, p in ipairs(paths) do
+    local _, ext = names.split_path(p)
+    if names.audio_extensions[ext] then out[#out + 1] = p end
+  end
+  table.sort(out)
+  if #out == 0 then return nil, ("no audio files under '%s'"):format(path) end
+  return out
 end
 
 return M

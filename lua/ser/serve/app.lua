@@ -35,14 +35,15 @@ end
 
 -- o: window, hop (seconds; default ser.stream's: 3 s or the model's clip length if shorter,
 -- and 0.5), vad, smooth, max_sessions (live sessions open at once), session_idle (seconds
--- before an idle one is closed), name (shown on the page). Raises ser.stream's message for a
--- model it cannot stream (a speaker-normalised one) or bad window options.
+-- before an idle one is closed), name (shown on the page), speaker (a speaker-normalised model's
+-- clips of the speaker, as ser.stream takes them). Raises ser.stream's message for a model it
+-- cannot stream (a speaker-normalised one without the speaker's clips) or bad window options.
 function M.new(model, meta, o)
   o = o or {}
-  local score, sr, seconds = scorer.new(model, meta)
+  local score, sr, seconds = scorer.new(model, meta, o.speaker)
   local self = setmetatable({
     model = model, meta = meta, classes = meta.classes, score = score, sr = sr, seconds = seconds,
-    opts = { window = o.window, hop = o.hop, vad = o.vad, smooth = o.smooth },
+    opts = { window = o.window, hop = o.hop, vad = o.vad, smooth = o.smooth, speaker = o.speaker },
     max_sessions = o.max_sessions or 8, session_idle = o.session_idle or 60,
     name = o.name or "model", sessions = {}, n_sessions = 0, clock = o.clock or os.time,
   }, App)

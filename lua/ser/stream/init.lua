@@ -10,6 +10,8 @@
 --   unvoiced window has voiced = false and no probabilities: it was not scored).
 -- segments: the emotion segments this call closed: { start =, stop =, label =, confidence =,
 --   probs = mean probabilities }.
+-- A speaker-normalised model needs { speaker = { "clip1.wav", ... } }: clips of the stream's
+-- speaker, whose statistics (with each window's) normalise the windows (ser.stream.scorer).
 --
 -- The per-sample work is in C (src/audio/stream.c: resampling to the model's rate, the ring of
 -- the last window, frame energies); the windows are scored as predict.lua scores a clip of
@@ -26,6 +28,7 @@ local input = require "ser.stream.input"
 local M = {}
 M.format = format   -- text forms: segment lines, JSON lines, CSV rows
 M.input = input   -- raw PCM and audio files a block at a time
+M.scorer = scorer   -- one window's probabilities (what ser.stream.new scores with)
 
 local Stream = {}
 Stream.__index = Stream
@@ -40,7 +43,7 @@ M.VAD_DECAY = 10
 M.defaults = { window = 3.0, hop = 0.5, vad = true, vad_db = -70, vad_range = 30, vad_min = 0.25, smooth = 3,
   min_silence = 1.0, min_segment = 1.0 }
 local known = { "window", "hop", "rate", "vad", "vad_db", "vad_range", "vad_min", "smooth", "min_silence",
-  "min_segment" }
+  "min_segment", "speaker" }
 
 local function check_number(o, key, lo, hi, what)
   local v = o[key]
@@ -55,7 +58,7 @@ function M.new(model, meta, o)
   local opts = {}
   for k, v in pairs(M.defaults) do opts[k] = v end
   for k, v in pairs(o or {}) do opts[k] = v end
-  local score, sr, seconds = scorer.new(model, meta)
+  local score, sr, seconds = scorer.new(model, meta, opts.speaker)
   opts.rate = opts.rate or sr
   -- a model sees at most its clip length: a longer window's tail would be cut off unseen
   if o == nil or o.window == nil then opts.window = math.min(opts.window, seconds) end

@@ -2,7 +2,7 @@
 -- computes for a clip holding exactly that audio (experiments/predict.lua: the checkpoint's
 -- rate, clip length, silence trimming and feature settings; ser.train.checkpoint).
 --
---   local score, sr, seconds = scorer.new(model, meta)   -- the rate of the windows, the most the model sees
+--   local score, sr, seconds = scorer.new(model, meta [, speaker])   -- the rate of the windows, the most the model sees
 --   local probs = score(wav)                    -- wav [n] at sr -> { p1, ..., pK }
 --
 -- Spectral and waveform models (CNN2D, CRNN, CNN1D): the window is cut or zero-padded at the
@@ -10,11 +10,15 @@
 -- trimming, the voiced part is centred instead (ser.data.trim_window). The whisper family: the
 -- window is the clip the encoder sees (its own length, up to the model's seconds; padded into
 -- a silent Whisper window first when the model has model.context), pooled and standardised as
--- for files. Speaker-normalised models are refused: their features need a
--- speaker's statistics over many clips, which a stream does not have when it starts.
+-- for files. Speaker-normalised models need the speaker's clips (speaker: a list of audio
+-- file paths): each window is then normalised with the statistics over those clips and the
+-- window, as predict.lua normalises a file given among the speaker's files; without them
+-- they are refused (a stream has no statistics of its speaker when it starts).
+local audio = require "ser.core.audio"
 local base = require "ser.core.base"
 local checkpoint = require "ser.train.checkpoint"
 local loader = require "ser.data.loader"
+local speaker_norm = require "ser.data.speaker_norm"
 local T = require "ser.tensor"
 
 local M = {}
@@ -25,11 +29,50 @@ end
 
 local function refuse_speaker_norm(how)
   error(("ser.stream: the model was trained with speaker normalisation (%s): its features need the statistics " ..
-    "of many clips of one speaker, which a stream does not have when it starts; stream a model trained with " ..
-    "per-clip normalisation (compare.lua --norm clip), or score whole files with predict.lua"):format(how), 0)
+    "of many clips of one speaker, which a stream does not have when it starts; give the speaker's clips " ..
+    "(stream.lua --speaker-clips), stream a model trained with per-clip normalisation, or score whole files " ..
+    "with predict.lua"):format(how), 0)
 end
 
-function M.new(model, meta)
+local function check_speaker(speaker, normalised)
+  if speaker == nil then return nil end
+  if not normalised then
+    error("ser.stream: the model was trained without speaker normalisation: the speaker's clips are not used; " ..
+      "stream without them", 0)
+  end
+  if type(speaker) ~= "table" or #speaker == 0 then
+    error(("ser.stream: speaker must be a list of the speaker's audio files, got %s"):format(tostring(speaker)), 0)
+  end
+  for i, p in ipairs(speaker) do
+    local ok, err = audio.info(type(p) == "string" and p or "")
+    if not ok then error(("ser.stream: the speaker's clip %d (%s): %s"):format(i, tostring(p), tostring(err)), 0) end
+  end
+  return speaker
+end
+
+-- A whisper-family model: the window's pooled features, normalised with the speaker's
+-- statistics over the speaker's clips (pooled once here) and the window.
+local function whisper_scorer(model, speaker)
+  local window = { { path = "(stream window)", row = 1, speaker = "(stream)" } }
+  if not model.speaker_norm then
+    return function(wav) return softmax_row(model, model:features(window, { audio = wav:view(1, -1) })) end
+  end
+  if not speaker then refuse_speaker_norm("speaker_norm = true") end
+  if type(model.pooled_features) ~= "function" or model.frame_level or model.encoder then
+    error("ser.stream: a speaker-normalised frame-level or fine-tuned whisper model cannot be streamed; its pooled " ..
+      "heads (superb, stats, concat) can", 0)
+  end
+  local clips, speakers = {}, {}
+  for i, p in ipairs(speaker) do clips[i], speakers[i] = { path = p }, "(stream)" end
+  speakers[#speakers + 1] = "(stream)"
+  local known = model:pooled_features(clips)
+  return function(wav)
+    local x = T.cat({ known, model:pooled_features(window, { audio = wav:view(1, -1) }) }, 1)
+    return softmax_row(model, model:speaker_normalise(x, speakers):narrow(1, #speakers, 1))
+  end
+end
+
+function M.new(model, meta, speaker)
   if type(model) ~= "table" or type(meta) ~= "table" then
     error(("ser.stream: expected model, meta from ser.train.load_checkpoint, got %s, %s"):format(type(model),
       type(meta)), 0)
@@ -38,38 +81,59 @@ function M.new(model, meta)
     error(("ser.stream: the checkpoint's metadata has no class list (classes = %s)"):format(tostring(meta.classes)), 0)
   end
   local inputs = checkpoint.inputs(model, meta)
+  local by_speaker = inputs.normalize ~= nil and inputs.normalize ~= "clip"
+  if type(model.features) == "function" then by_speaker = model.speaker_norm == true end
+  speaker = check_speaker(speaker, by_speaker)
   local sr, seconds = inputs.sr, inputs.seconds
 
   if type(model.features) == "function" then   -- a head on a frozen encoder (the whisper family)
-    if model.speaker_norm then refuse_speaker_norm("speaker_norm = true") end
-    local items = { { path = "(stream window)", row = 1, speaker = "(stream)" } }
-    return function(wav)
-      return softmax_row(model, model:features(items, { audio = wav:view(1, -1) }))
-    end, sr, seconds
+    return whisper_scorer(model, speaker), sr, seconds
   end
 
-  if inputs.normalize ~= nil and inputs.normalize ~= "clip" then
-    refuse_speaker_norm(("normalize = \"%s\""):format(tostring(inputs.normalize)))
-  end
+  if by_speaker and not speaker then refuse_speaker_norm(("normalize = \"%s\""):format(tostring(inputs.normalize))) end
   local features = checkpoint.features(model, meta)
   local samples = math.floor(seconds * sr + 0.5)
   local trim = inputs.trim and loader.trim_options(inputs.trim, 1) or nil
   -- predict.lua reads this much of a file before trimming
   local lookahead = trim and math.floor(loader.trim_lookahead(seconds) * sr + 0.5) or samples
-  return function(wav)
+  local function clip_of(wav)
     local n = wav:shape()[1]
     if n > lookahead then wav, n = wav:narrow(1, 1, lookahead), lookahead end
-    local clip
-    if trim then
-      clip = loader.trim_window(wav:contiguous(), samples, trim)
-    elseif n == samples then
-      clip = wav
-    else
-      clip = T.zeros(samples)
-      local keep = math.min(n, samples)
-      if keep > 0 then clip:narrow(1, 1, keep):copy_(wav:narrow(1, 1, keep)) end
-    end
-    return softmax_row(model, checkpoint.transform(features, clip:contiguous():view(1, -1)))
+    if trim then return loader.trim_window(wav:contiguous(), samples, trim) end
+    if n == samples then return wav end
+    local clip = T.zeros(samples)
+    local keep = math.min(n, samples)
+    if keep > 0 then clip:narrow(1, 1, keep):copy_(wav:narrow(1, 1, keep)) end
+    return clip
+  end
+  if not by_speaker then
+    return function(wav)
+      return softmax_row(model, checkpoint.transform(features, clip_of(wav):contiguous():view(1, -1)))
+    end, sr, seconds
+  end
+
+  -- speaker-normalised spectral features: computed without the per-clip z-norm (as the loader
+  -- does), the speaker's clips once, each window with them
+  local raw = {}
+  for k, v in pairs(features) do raw[k] = v end
+  raw.normalize = false
+  local function raw_of(wav) return checkpoint.transform(raw, clip_of(wav):contiguous():view(1, -1)) end
+  local known, items = {}, {}
+  for i, p in ipairs(speaker) do
+    local wav, err = audio.load(p, { sr = sr, mono = true, seconds = trim and loader.trim_lookahead(seconds) or seconds })
+    if not wav then error(("ser.stream: the speaker's clip %d (%s): %s"):format(i, p, tostring(err)), 0) end
+    known[i], items[i] = raw_of(wav), { speaker = "(stream)" }
+  end
+  items[#items + 1] = { speaker = "(stream)" }
+  return function(wav)
+    known[#items] = raw_of(wav)
+    local mean, scale = speaker_norm.stats(function(rows)
+      local picked = {}
+      for j, r in ipairs(rows) do picked[j] = known[r] end
+      return T.cat(picked, 1)
+    end, items, inputs.normalize)
+    local x = speaker_norm.apply(known[#items], mean:narrow(1, #items, 1), scale:narrow(1, #items, 1))
+    return softmax_row(model, x)
   end, sr, seconds
 end
 
