@@ -73,14 +73,14 @@ describe("ser.stream windows of every model kind", function()
     end)
   end
 
-  it_bin("refuses a speaker-normalised whisper model, saying why and what to do", function()
+  it_bin("refuses a speaker-normalised whisper model without the speaker's clips, saying why and what to do", function()
     local model, meta = assert(ser.train.load_checkpoint(dir .. "/spk/results/whisper.safetensors"))
     local ok, err = pcall(ser.stream.new, model, meta)
     assert.is_false(ok)
     assert.are.equal("ser.stream: the model was trained with speaker normalisation (speaker_norm = true): its " ..
       "features need the statistics of many clips of one speaker, which a stream does not have when it starts; " ..
-      "stream a model trained with per-clip normalisation (compare.lua --norm clip), or score whole files with " ..
-      "predict.lua", err)
+      "give the speaker's clips (stream.lua --speaker-clips), stream a model trained with per-clip normalisation, " ..
+      "or score whole files with predict.lua", err)
     local out, rc = run(("%s experiments/stream.lua %s - < /dev/null"):format(serlua,
       dir .. "/spk/results/whisper.safetensors"))
     assert.are_not.equal(0, rc)

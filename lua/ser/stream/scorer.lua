@@ -72,6 +72,35 @@ local function whisper_scorer(model, speaker)
   end
 end
 
+-- A speaker-normalised spectral model: features computed without the per-clip z-norm (as the
+-- loader computes them for it), the speaker's clips' once (read as predict.lua reads a file:
+-- load_seconds at sr, then the clip preparation clip_of), each window's normalised with the
+-- statistics (mode "speaker" or "speaker_bins") over them and the window.
+local function spectral_speaker_scorer(model, features, mode, speaker, clip_of, sr, load_seconds)
+  local raw = {}
+  for k, v in pairs(features) do raw[k] = v end
+  raw.normalize = false
+  local function raw_of(wav) return checkpoint.transform(raw, clip_of(wav):contiguous():view(1, -1)) end
+  local rows, items = {}, {}
+  for i, p in ipairs(speaker) do
+    local wav, err = audio.load(p, { sr = sr, mono = true, seconds = load_seconds })
+    if not wav then error(("ser.stream: the speaker's clip %d (%s): %s"):format(i, p, tostring(err)), 0) end
+    rows[i], items[i] = raw_of(wav), { speaker = "(stream)" }
+  end
+  local last = #items + 1
+  items[last] = { speaker = "(stream)" }
+  local function features_of(picked)
+    local out = {}
+    for j, r in ipairs(picked) do out[j] = rows[r] end
+    return T.cat(out, 1)
+  end
+  return function(wav)
+    rows[last] = raw_of(wav)
+    local mean, scale = speaker_norm.stats(features_of, items, mode)
+    return softmax_row(model, speaker_norm.apply(rows[last], mean:narrow(1, last, 1), scale:narrow(1, last, 1)))
+  end
+end
+
 function M.new(model, meta, speaker)
   if type(model) ~= "table" or type(meta) ~= "table" then
     error(("ser.stream: expected model, meta from ser.train.load_checkpoint, got %s, %s"):format(type(model),
@@ -112,29 +141,8 @@ function M.new(model, meta, speaker)
     end, sr, seconds
   end
 
-  -- speaker-normalised spectral features: computed without the per-clip z-norm (as the loader
-  -- does), the speaker's clips once, each window with them
-  local raw = {}
-  for k, v in pairs(features) do raw[k] = v end
-  raw.normalize = false
-  local function raw_of(wav) return checkpoint.transform(raw, clip_of(wav):contiguous():view(1, -1)) end
-  local known, items = {}, {}
-  for i, p in ipairs(speaker) do
-    local wav, err = audio.load(p, { sr = sr, mono = true, seconds = trim and loader.trim_lookahead(seconds) or seconds })
-    if not wav then error(("ser.stream: the speaker's clip %d (%s): %s"):format(i, p, tostring(err)), 0) end
-    known[i], items[i] = raw_of(wav), { speaker = "(stream)" }
-  end
-  items[#items + 1] = { speaker = "(stream)" }
-  return function(wav)
-    known[#items] = raw_of(wav)
-    local mean, scale = speaker_norm.stats(function(rows)
-      local picked = {}
-      for j, r in ipairs(rows) do picked[j] = known[r] end
-      return T.cat(picked, 1)
-    end, items, inputs.normalize)
-    local x = speaker_norm.apply(known[#items], mean:narrow(1, #items, 1), scale:narrow(1, #items, 1))
-    return softmax_row(model, x)
-  end, sr, seconds
+  local load_seconds = trim and loader.trim_lookahead(seconds) or seconds
+  return spectral_speaker_scorer(model, features, inputs.normalize, speaker, clip_of, sr, load_seconds), sr, seconds
 end
 
 return M
