@@ -89,12 +89,17 @@ function M.scan(dir, opts)
     warnings = warnings })
 end
 
--- The audio files a user names by path: a file as it is, or the audio files under a folder
--- (sorted; other files ignored). nil and why when there is none.
+-- The audio files a user names by path: a file as it is, or every audio file under a folder
+-- (its subfolders too; sorted; other files ignored). nil and why when there is none.
 function M.audio_files(path)
-  if audio_info(path) then return { path } end
+  local is_audio, why = audio_info(path)
+  if is_audio then return { path } end
   local ok, paths = pcall(core.walk, path, 0)
-  if not ok then return nil, (tostring(paths):gsub("^scan: ", ""):gsub(" %(give the corpus root folder%)", "")) end
+  if not ok then
+    -- not a folder either: the reason it is not audio says more (unless it does not exist)
+    local folder_err = tostring(paths):gsub("^scan: ", "")
+    return nil, folder_err:find("is not a folder", 1, true) and tostring(why) or folder_err
+  end
   local out = {}
   for _, p in ipairs(paths) do
     local _, ext = names.split_path(p)
