@@ -105,7 +105,7 @@ int ser_corpus_walk(ser_filelist *out, const char *dir, int max_depth) {
     ser_filelist_free(out);
     return rc;
   }
-  qsort(out->paths, out->n, sizeof *out->paths, cmp_str);
+  if (out->n > 1) qsort(out->paths, out->n, sizeof *out->paths, cmp_str);   /* an empty folder has no array */
   return 0;
 }
 

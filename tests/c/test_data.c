@@ -99,6 +99,13 @@ static void test_walk_errors(void **state) {
   assert_int_equal(ser_corpus_walk(&l, f, 0), SER_EINVAL);
   assert_non_null(strstr(ser_errmsg(), "is not a folder"));
   assert_int_equal(ser_corpus_walk(&l, "", 0), SER_EINVAL);
+  /* an empty folder: no files, no error (and nothing to sort) */
+  sub("empty");
+  char e[512];
+  snprintf(e, sizeof e, "%s/empty", root);
+  assert_int_equal(ser_corpus_walk(&l, e, 0), 0);
+  assert_int_equal(l.n, 0);
+  ser_filelist_free(&l);
 }
 
 static double rms(const float *x, int64_t n) {
