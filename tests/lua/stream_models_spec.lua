@@ -79,8 +79,8 @@ describe("ser.stream windows of every model kind", function()
     assert.is_false(ok)
     assert.are.equal("ser.stream: the model was trained with speaker normalisation (speaker_norm = true): its " ..
       "features need the statistics of many clips of one speaker, which a stream does not have when it starts; " ..
-      "give the speaker's clips (stream.lua --speaker-clips), stream a model trained with per-clip normalisation, " ..
-      "or score whole files with predict.lua", err)
+      "give the speaker's clips (--speaker-clips of stream.lua and serve.lua), stream a model trained with " ..
+      "per-clip normalisation, or score whole files with predict.lua", err)
     local out, rc = run(("%s experiments/stream.lua %s - < /dev/null"):format(serlua,
       dir .. "/spk/results/whisper.safetensors"))
     assert.are_not.equal(0, rc)

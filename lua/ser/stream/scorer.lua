@@ -30,8 +30,8 @@ end
 local function refuse_speaker_norm(how)
   error(("ser.stream: the model was trained with speaker normalisation (%s): its features need the statistics " ..
     "of many clips of one speaker, which a stream does not have when it starts; give the speaker's clips " ..
-    "(stream.lua --speaker-clips), stream a model trained with per-clip normalisation, or score whole files " ..
-    "with predict.lua"):format(how), 0)
+    "(--speaker-clips of stream.lua and serve.lua), stream a model trained with per-clip normalisation, or score " ..
+    "whole files with predict.lua"):format(how), 0)
 end
 
 local function check_speaker(speaker, normalised)
