@@ -353,11 +353,13 @@ end
 -- are added.
 function WhisperClassifier:features(items, o)
   o = o or {}
-  local paths, speakers = item_paths(items, o), {}
+  local speakers = {}
   for i, it in ipairs(items) do speakers[i] = it.speaker end
-  if self.encoder then return finetune.add_clips(self, self:cache(o.cache), (M.encoder(self.encoder_path)), paths) end
+  if self.encoder then
+    return finetune.add_clips(self, self:cache(o.cache), (M.encoder(self.encoder_path)), item_paths(items, o))
+  end
   if self.frame_level then
-    local list = self:cache(o.cache):frames(paths)
+    local list = self:cache(o.cache):frames(item_paths(items, o))
     if self.speaker_norm then frame_store.speaker_normalise(list, speakers, M.STD_FLOOR) end
     local ids = {}
     for i, f in ipairs(list) do ids[i] = { self.store:add { frames = f:contiguous() } } end

@@ -57,7 +57,9 @@ static int normalise_bins(ser_tensor **out, ser_tensor *x, const ser_model_norm 
   return 0;
 }
 
-int ser_model_run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out) {
+/* pcm[n] at rate -> *out, the model's logits [1, classes]. norm: a speaker's statistics, or NULL
+ * (a model without speaker normalisation; ser_model_load's check of a model with it). */
+static int run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out) {
   ser_tensor *x = NULL, *y = NULL;
   ser_graph_run_opts o = {0};
   int rc = ser_prep_run(&x, &o.own_frames, &m->prep, pcm, n, rate);
@@ -114,7 +116,7 @@ ser_model *ser_model_load(const char *path) {
     int64_t n = llround(m->prep.seconds * m->prep.sr);
     float *zeros = calloc((size_t)n, sizeof *zeros);
     ser_tensor *y = NULL;
-    rc = zeros ? ser_model_run(m, zeros, n, m->prep.sr, NULL, &y) : ser_error(SER_ENOMEM, "ser_model_load: out of memory");
+    rc = zeros ? run(m, zeros, n, m->prep.sr, NULL, &y) : ser_error(SER_ENOMEM, "ser_model_load: out of memory");
     free(zeros);
     ser_tensor_release(y);
     if (rc < 0) ser_error_prefix(rc, "%s: the model does not run on a clip of %g s", path, m->prep.seconds);
@@ -143,11 +145,11 @@ const char *ser_model_class_name(const ser_model *m, int i) {
 int ser_model_sample_rate(const ser_model *m) { return m ? m->prep.sr : 0; }
 double ser_model_seconds(const ser_model *m) { return m ? m->prep.seconds : 0; }
 
-int ser_model_speaker_norm(const ser_model *m) { return m ? m->prep.speaker_norm : 0; }
+int ser_model_speaker_norm(const ser_model *m) { return m && m->prep.normalize != SER_PREP_NORM_CLIP; }
 
 static int predict(const ser_model *m, const float *pcm, int64_t n, int rate, float *dst, int softmax) {
   if (!m || !dst) return ser_error(SER_EINVAL, "ser_model_predict: %s is NULL", m ? "the output array" : "the model");
-  if (m->prep.speaker_norm)
+  if (ser_model_speaker_norm(m))
     return ser_error(SER_EINVAL, "the model normalises each speaker's features with statistics over that speaker's "
                      "clips (speaker normalisation), which one clip does not give: add the speaker's clips to a "
                      "ser_speaker (ser_speaker_new, ser_speaker_add) and call ser_model_predict_speaker");
@@ -157,7 +159,7 @@ static int predict(const ser_model *m, const float *pcm, int64_t n, int rate, fl
 int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
                      int softmax) {
   ser_tensor *y = NULL, *p = NULL;
-  int rc = ser_model_run(m, pcm, n, rate, norm, &y);
+  int rc = run(m, pcm, n, rate, norm, &y);
   if (!rc && softmax) rc = ser_softmax(&p, y, 1);
   if (!rc) memcpy(dst, ser_tensor_data(softmax ? p : y), (size_t)m->g->n_classes * sizeof(float));
   ser_tensor_release(y);

@@ -1,4 +1,4 @@
-/* Inside the C inference API (infer.h): what a loaded model holds, and one clip through it,
+/* Inside the C inference API (infer.h): what a loaded model holds, and one clip's output,
  * shared by the single-clip calls (model.c) and the speaker-normalised ones (speaker.c). */
 #ifndef SER_INFER_MODEL_IMPL_H
 #define SER_INFER_MODEL_IMPL_H
@@ -26,11 +26,8 @@ typedef struct ser_model_norm {
   int64_t n;
 } ser_model_norm;
 
-/* pcm[n] at rate -> *out, the model's logits [1, classes]. norm: a speaker's statistics, or NULL
- * (a model without speaker normalisation; ser_model_load's check of a model with it). */
-int ser_model_run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out);
-
-/* The model's probabilities (softmax) or logits of one clip into dst[classes]. */
+/* The model's probabilities (softmax) or logits of one clip (pcm[n] at rate) into dst[classes].
+ * norm: a speaker's statistics, or NULL for a model without speaker normalisation. */
 int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
                      int softmax);
 

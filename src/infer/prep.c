@@ -128,9 +128,10 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
   if (!rc) rc = number(in, "seconds", 1e-3, 3600, 1, &p->seconds);
   if (!rc) rc = number(in, "read_seconds", 0, 3600, 0, &p->read_seconds);
   if (!rc) rc = choice(in, "window", "fixed", "at_most", &p->at_most);
-  if (!rc) rc = boolean(in, "speaker_norm", &p->speaker_norm);
+  int speaker_norm = 0;   /* the description says it twice: input.speaker_norm and input.normalize */
+  if (!rc) rc = boolean(in, "speaker_norm", &speaker_norm);
   if (!rc) rc = normalize_mode(in, &p->normalize);
-  if (!rc && p->speaker_norm != (p->normalize != SER_PREP_NORM_CLIP))
+  if (!rc && speaker_norm != (p->normalize != SER_PREP_NORM_CLIP))
     rc = bad("speaker_norm", "true exactly when input.normalize is \"speaker\" or \"speaker_bins\"");
   if (!rc && !p->at_most && p->read_seconds < p->seconds) rc = bad("read_seconds", "at least input.seconds");
   if (!rc && trim && !cJSON_IsNull(trim)) {
@@ -146,12 +147,12 @@ int ser_prep_parse(ser_prep *p, const char *graph_json) {
     if (!strcmp(k, "logmel") || !strcmp(k, "mfcc")) {
       p->kind = !strcmp(k, "logmel") ? SER_PREP_LOGMEL : SER_PREP_MFCC;
       rc = feature_opts(&p->feat, f, p->kind == SER_PREP_LOGMEL ? SER_FEAT_LOGMEL : SER_FEAT_MFCC);
-      if (p->speaker_norm) p->feat.normalize = 0;   /* the speaker's statistics replace the per-clip z-norm */
+      if (p->normalize != SER_PREP_NORM_CLIP) p->feat.normalize = 0;   /* the speaker's statistics replace the per-clip z-norm */
     } else if (!strcmp(k, "waveform")) {
       static const char *const keys[] = {"kind", "normalize", NULL};
       p->kind = SER_PREP_WAVEFORM;
       if (!(rc = known_keys(f, keys))) rc = boolean(f, "normalize", &p->znorm);
-      if (!rc && p->speaker_norm) rc = bad("normalize", "\"clip\" for waveform features (speaker statistics are spectral)");
+      if (!rc && p->normalize != SER_PREP_NORM_CLIP) rc = bad("normalize", "\"clip\" for waveform features (speaker statistics are spectral)");
     } else if (!strcmp(k, "whisper_logmel")) {
       static const char *const keys[] = {"kind", "n_mels", NULL};
       p->kind = SER_PREP_WHISPER;

@@ -21,8 +21,7 @@ typedef struct ser_prep {
   int at_most;            /* window "at_most" (whisper family) instead of "fixed" */
   int has_trim;
   ser_trim_opts trim;
-  int speaker_norm;       /* the model needs a speaker's statistics (ser_speaker, infer.h) */
-  ser_prep_norm normalize;
+  ser_prep_norm normalize; /* not CLIP: the model needs a speaker's statistics (ser_speaker, infer.h) */
   ser_prep_kind kind;
   ser_feat_opts feat;     /* logmel / mfcc */
   int znorm;              /* waveform: z-normalise the clip */

@@ -115,6 +115,13 @@ int ser_speaker_add(ser_speaker *s, const float *pcm, int64_t len, int rate) {
   return 0;
 }
 
+/* Feature f's mean and population variance over the speaker's values. */
+static void moments(const ser_speaker *s, int64_t f, double *mean, double *var) {
+  double mu = s->s1[f] / s->count, v = s->s2[f] / s->count - mu * mu;
+  *mean = s->k[f] + mu;
+  *var = v > 0 ? v : 0;
+}
+
 /* The speaker's shift and scale per feature (arrays of s->n the caller frees). */
 static int statistics(const ser_speaker *s, float **shift_out, float **scale_out) {
   float *shift = malloc((size_t)s->n * sizeof *shift), *scale = malloc((size_t)s->n * sizeof *scale);
@@ -123,25 +130,28 @@ static int statistics(const ser_speaker *s, float **shift_out, float **scale_out
     return ser_error(SER_ENOMEM, "speaker statistics: out of memory");
   }
   const int whisper = s->m->prep.kind == SER_PREP_WHISPER;
-  double all_mean = 0, all_sq = 0;
-  for (int64_t f = 0; f < s->n; f++) {
-    double mu = s->s1[f] / s->count, var = s->s2[f] / s->count - mu * mu;
-    double mean = s->k[f] + mu;
-    var = var > 0 ? var : 0;
-    shift[f] = (float)mean;
-    scale[f] = (float)var;   /* the variance for now */
-    all_mean += mean;
-    all_sq += var + mean * mean;
-  }
-  if (s->m->prep.normalize == SER_PREP_NORM_SPEAKER && !whisper) {
-    /* one mean and std over all bins: every bin has the same frames, so the pooled moments are
-     * the averages of the bins' */
-    double m = all_mean / (double)s->n, var = all_sq / (double)s->n - m * m;
-    for (int64_t f = 0; f < s->n; f++) shift[f] = (float)m, scale[f] = (float)(var > 0 ? var : 0);
+  /* "speaker" on spectral features: one mean and std over all bins; every bin has the same
+   * frames, so the pooled moments are the averages of the bins' */
+  const int one_pair = !whisper && s->m->prep.normalize == SER_PREP_NORM_SPEAKER;
+  double all_mean = 0, all_var = 0;
+  if (one_pair) {
+    double sq = 0;
+    for (int64_t f = 0; f < s->n; f++) {
+      double mean, var;
+      moments(s, f, &mean, &var);
+      all_mean += mean;
+      sq += var + mean * mean;
+    }
+    all_mean /= (double)s->n;
+    all_var = sq / (double)s->n - all_mean * all_mean;
+    all_var = all_var > 0 ? all_var : 0;
   }
   const double floor = whisper ? WHISPER_STD_FLOOR : SPECTRAL_STD_FLOOR;
   for (int64_t f = 0; f < s->n; f++) {
-    double sd = sqrt((double)scale[f]);
+    double mean = all_mean, var = all_var;
+    if (!one_pair) moments(s, f, &mean, &var);
+    double sd = sqrt(var);
+    shift[f] = (float)mean;
     scale[f] = (float)(1.0 / (sd > floor ? sd : floor));
   }
   *shift_out = shift;
