@@ -181,15 +181,27 @@ models.CRNN = CRNN
 
 -- CNN1D on the waveform [B,1,N]: 4 x [Conv1d k9 s2 p4 -> BN -> ReLU] and global average
 -- pool (net.0/1/3/4/6/7/9/10), then Flatten, Dropout, Linear (fc.2).
--- Option beyond the notebook's layers (recorded in checkpoints): time = "stats" pools by
--- the mean and standard deviation over time instead of the mean (net has no pool layer
--- then; Linear 512 -> classes). The convolutions see ~8 ms of audio each, so the average
--- alone keeps how often a pattern occurs but not how it varies over the clip.
+-- Options beyond the notebook's layers (recorded in checkpoints):
+-- time = "stats" pools by the mean and standard deviation over time instead of the mean (net
+-- has no pool layer then; Linear 512 -> classes).
+-- context_blocks = N appends N blocks to net after the fourth convolution, each
+-- MaxPool1d(4) -> Conv1d(256, 256, 9, padding 4) -> BN -> ReLU (net.12 on). The notebook's
+-- convolutions hear ~8 ms of audio at each output step (121 samples), shorter than a syllable
+-- and barely a pitch period; each block quarters the time steps, so N = 2 hears ~180 ms for
+-- 29 % more arithmetic (N = 3: ~0.74 s). The pools need inputs of at least 16 * 4^N - 15
+-- samples.
+local CNN1D_CONTEXT_POOL = 4
 local CNN1D = nn.Module.class("CNN1D")
 function CNN1D:init(o)
   o = check_classes("CNN1D", o)
   self.classes, self.input = o.classes, "waveform"
   self.time = variant("CNN1D", "time", o.time, "mean", "stats")
+  local n_context = o.context_blocks or 0
+  if type(n_context) ~= "number" or n_context ~= math.floor(n_context) or n_context < 0 or n_context == math.huge then
+    error(("ser.models.CNN1D: context_blocks must be a whole number >= 0, got %s"):format(tostring(o.context_blocks)), 3)
+  end
+  -- 0 records nothing, so the notebook's checkpoints stay as they were
+  self.context_blocks = n_context > 0 and math.tointeger(n_context) or nil
   local layers, c_in = {}, 1
   for _, c in ipairs { 32, 64, 128, 256 } do
     for _, m in ipairs { nn.Conv1d(c_in, c, 9, { stride = 2, padding = 4 }), nn.BatchNorm1d(c), nn.ReLU() } do
@@ -197,12 +209,24 @@ function CNN1D:init(o)
     end
     c_in = c
   end
+  for _ = 1, n_context do
+    for _, m in ipairs { nn.MaxPool1d(CNN1D_CONTEXT_POOL), nn.Conv1d(256, 256, 9, { padding = 4 }), nn.BatchNorm1d(256),
+                         nn.ReLU() } do
+      layers[#layers + 1] = m
+    end
+  end
   if not self.time then layers[#layers + 1] = nn.AdaptiveAvgPool1d(1) end
   self:add_module("net", nn.Sequential(layers))
   self:add_module("fc", nn.Sequential{ nn.Flatten(), nn.Dropout(0.3), nn.Linear(self.time and 512 or 256, o.classes) })
 end
 -- [B,256,1], or with time = "stats" [B,512]
 function CNN1D:pooled(x)
+  -- the convolutions leave ceil(N / 16) steps; the pools need 4^blocks of them
+  local shortest = 16 * CNN1D_CONTEXT_POOL ^ (self.context_blocks or 0) - 15
+  if self.context_blocks and x:size(x:dim()) < shortest then
+    error(("ser.models.CNN1D: %d context blocks need at least %d samples of waveform, got %d")
+      :format(self.context_blocks, math.tointeger(shortest), x:size(x:dim())), 3)
+  end
   local h = self.net(x)
   return self.time and mean_std(h, 3) or h
 end
@@ -258,7 +282,7 @@ function models.load(path, o)
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
     batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), feature_dropout = tonumber(meta.feature_dropout),
-    freq = meta.freq, time = meta.time, mels = tonumber(meta.mels) })
+    freq = meta.freq, time = meta.time, mels = tonumber(meta.mels), context_blocks = tonumber(meta.context_blocks) })
   if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
   local err
   ok, sd = pcall(names.migrate, name:lower(), sd)

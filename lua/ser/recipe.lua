@@ -137,8 +137,11 @@ local TIME = { choices = { "mean", "stats" }, default = "mean",
                help = "summary over time: mean or mean + standard deviation (statistics pooling)" }
 M.register_family("cnn2d", { input = "logmel", title = "CNN2D (log-mel)", fields = { freq = FREQ, time = TIME },
   build = create("cnn2d") })
-M.register_family("cnn1d", { input = "waveform", title = "CNN1D (waveform)", fields = { time = TIME },
-  build = create("cnn1d") })
+M.register_family("cnn1d", { input = "waveform", title = "CNN1D (waveform)", fields = {
+  time = TIME,
+  context_blocks = { kind = "natural", default = 0,
+                     help = "blocks after the four convolutions, each max-pooling time by 4 then convolving (wider context)" },
+}, build = create("cnn1d") })
 M.register_family("crnn", { input = "logmel", title = "CRNN (log-mel)", fields = {
   freq = FREQ,
   hidden = { kind = "posint", default = 128, help = "hidden units per direction of the BiLSTM" },
@@ -249,7 +252,9 @@ function M.validate(r, where, sources)
     local spec, v = specs[key], given[key]
     if v == nil and (distilled or not key:match("^distill%.")) then v = copy(spec.default) end
     if v ~= nil then
-      if type(v) == "number" and spec.kind == "posint" and v == math.floor(v) then v = math.tointeger(v) or v end
+      if type(v) == "number" and (spec.kind == "posint" or spec.kind == "natural") and v == math.floor(v) then
+        v = math.tointeger(v) or v
+      end
       local bad = M.expect(spec, v)
       if bad then fail(where, key, bad, v, sources) end
       set_path(out, key, v)
@@ -511,7 +516,7 @@ function M.from_meta(meta, where)
   for k in pairs(family.fields) do
     local v = meta[k]
     if k == "freq" or k == "time" then v = v or "mean" end   -- absent: the notebook's layers
-    if k == "dropout" or k == "feature_dropout" then v = tonumber(v) or 0 end
+    if k == "dropout" or k == "feature_dropout" or k == "context_blocks" then v = tonumber(v) or 0 end
     if k == "batchnorm" then v = v == true end
     r.model[k] = v
   end

@@ -165,6 +165,40 @@ describe("ser.models", function()
     assert.matches('CNN1D: time must be "mean" or "stats", got max', err, 1, true)
   end)
 
+  it("build CNN1D's context blocks (context_blocks = N) and load them back", function()
+    ser.manual_seed(9)
+    local m = ser.models.CNN1D{ classes = 8, context_blocks = 2 }
+    local plain = ser.models.CNN1D{ classes = 8 }
+    -- the notebook's parameters keep their names; each block adds a convolution and a BatchNorm
+    local sd = m:state_dict()
+    for _, k in ipairs(plain:state_dict_keys()) do assert.are.same(plain:state_dict()[k]:shape(), sd[k]:shape(), k) end
+    assert.are.same({ 256, 256, 9 }, sd["net.13.weight"]:shape())
+    assert.are.same({ 256 }, sd["net.18.running_var"]:shape())
+    assert.is_nil(sd["net.21.weight"])
+    m:eval()
+    -- 2000 samples: 125 steps after the convolutions, 31 after the first pool, 7 after the second
+    local x = T.randn(2, 1, 2000)
+    local y = x
+    for i = 1, 20 do y = m.net:get(i)(y) end   -- up to the second block's ReLU, before the global pool
+    assert.are.equal("AdaptiveAvgPool1d", m.net:get(21).__name)
+    assert.are.same({ 2, 256, 7 }, y:shape())
+    local back, meta = through_checkpoint(m, "cnn1d")
+    assert.are.equal(2, meta.context_blocks)
+    assert.are.same(m(x):totable(), back(x):totable())
+    assert.is_nil(plain.context_blocks)
+    assert.is_nil(ser.models.CNN1D{ classes = 8, context_blocks = 0 }.context_blocks)
+    -- the shortest input the pools take: ceil(N / 16) >= 16 steps
+    assert.are.same({ 1, 8 }, m(T.randn(1, 1, 241)):shape())
+    local ok, err = pcall(m, T.randn(1, 1, 240))
+    assert.is_false(ok)
+    assert.matches("CNN1D: 2 context blocks need at least 241 samples of waveform, got 240", err, 1, true)
+    for _, bad in ipairs { -1, 1.5, "2", math.huge } do
+      ok, err = pcall(ser.models.CNN1D, { classes = 8, context_blocks = bad })
+      assert.is_false(ok)
+      assert.matches("CNN1D: context_blocks must be a whole number >= 0, got " .. tostring(bad), err, 1, true)
+    end
+  end)
+
   it("build CNN2D's statistics pooling over time, with and without frequency bands, and load it back", function()
     ser.manual_seed(7)
     for _, freq in ipairs { "flatten", "mean" } do
@@ -313,6 +347,8 @@ describe("ser.models", function()
     { "CNN2D (flatten, stats)", function() return ser.models.CNN2D{ classes = 8, freq = "flatten", time = "stats" } end,
       { 8, 1, 64, 16 }, 3e-3 },
     { "CNN1D (stats)", function() return ser.models.CNN1D{ classes = 8, time = "stats" } end, { 8, 1, 400 }, 3e-3 },
+    { "CNN1D (context blocks)", function() return ser.models.CNN1D{ classes = 8, context_blocks = 2 } end,
+      { 8, 1, 400 }, 3e-3 },
   } do
     it_run(case[1] .. " overfits a tiny batch", function()
       ser.manual_seed(5)
