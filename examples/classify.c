@@ -5,19 +5,34 @@
  *   ./classify results/crnn.safetensors a.wav b.flac
  *
  * Prints, per file, the predicted emotion and every class's probability (predict.lua's line).
- * A speaker-normalised model needs --speaker and files of one speaker (their statistics are
- * taken over all of them, as predict.lua does for one speaker's files). */
+ * A speaker-normalised model needs the speaker's statistics: --speaker when the files are one
+ * speaker's (taken over all of them, as predict.lua does for one speaker's files), or
+ * --speaker-clips DIR for the speaker's clips in a folder (stream.lua's and serve.lua's flag). */
 #include <ser/ser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void usage(FILE *to) {
-  fprintf(to, "usage: classify [--speaker] CHECKPOINT FILE...\n"
+  fprintf(to, "usage: classify [--speaker | --speaker-clips DIR] CHECKPOINT FILE...\n"
               "  The emotion of each audio file (wav, flac, ogg, mp3, aiff; any rate, mixed to mono) with a\n"
               "  checkpoint written by serlua's compare.lua (a .safetensors with a graph, docs/graph.md).\n"
-              "  --speaker  the files are one speaker's clips: the speaker's statistics are taken over all\n"
-              "             of them first (needed by, and only for, speaker-normalised models)\n");
+              "  Speaker-normalised models need one of (and other models take neither):\n"
+              "  --speaker            the files are one speaker's clips: the speaker's statistics are taken\n"
+              "                       over all of them first\n"
+              "  --speaker-clips DIR  the speaker's statistics from the audio files under DIR (include the\n"
+              "                       files you classify to get predict.lua's numbers for them)\n");
+}
+
+/* 1 when the file name ends in an audio extension serlua reads (ser.data's list) */
+static int is_audio(const char *path) {
+  static const char *const ext[] = {"wav", "flac", "ogg", "mp3", "aiff", "aif"};
+  const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+  if (!dot || (slash && dot < slash)) return 0;
+  for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+    if (!strcasecmp(dot + 1, ext[i])) return 1;
+  return 0;
 }
 
 /* The file at its own rate, mixed to mono (the model resamples and windows it itself); 0 or -1
@@ -42,13 +57,49 @@ static void print_line(const ser_model *m, const char *path, const float *probs)
   printf("\n");
 }
 
+/* Adds one file to the speaker: its clip number, or -1 with the reason printed. */
+static int add_clip(ser_speaker *s, const char *path) {
+  ser_audio a;
+  if (load(&a, path) < 0) return -1;
+  int rc = ser_speaker_add(s, a.data, a.frames, a.sr);
+  ser_audio_free(&a);
+  if (rc < 0) {
+    fprintf(stderr, "%s: %s\n", path, ser_errmsg());
+    return -1;
+  }
+  return ser_speaker_num_clips(s) - 1;
+}
+
+/* Adds the audio files under dir (or the audio file dir) to the speaker; 0, or -1 with the
+ * reason printed when it cannot be read or gives no clip. A file that cannot be read is
+ * reported and left out. */
+static int enrol_folder(ser_speaker *s, const char *dir) {
+  ser_filelist files;
+  if (is_audio(dir) && ser_fs_is_file(dir)) {
+    add_clip(s, dir);
+  } else if (ser_corpus_walk(&files, dir, 0) < 0) {
+    fprintf(stderr, "classify: --speaker-clips %s: %s\n", dir, ser_errmsg());
+    return -1;
+  } else {
+    for (size_t i = 0; i < files.n; i++)
+      if (is_audio(files.paths[i])) add_clip(s, files.paths[i]);
+    ser_filelist_free(&files);
+  }
+  if (ser_speaker_num_clips(s) > 0) return 0;
+  fprintf(stderr, "classify: --speaker-clips %s: no clip of the speaker could be added (expected audio files: "
+          "wav, flac, ogg, mp3, aiff)\n", dir);
+  return -1;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     usage(stdout);
     return 0;
   }
   int first = 1, speaker = 0;
+  const char *clips_dir = NULL;
   if (argc > 1 && !strcmp(argv[1], "--speaker")) speaker = 1, first = 2;
+  if (argc > 2 && !strcmp(argv[1], "--speaker-clips")) speaker = 1, clips_dir = argv[2], first = 3;
   if (argc < first + 2) {
     usage(stderr);
     return 2;
@@ -59,7 +110,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (ser_model_speaker_norm(m) && !speaker) {
-    fprintf(stderr, "classify: %s is speaker-normalised: give --speaker and clips of one speaker\n", argv[first]);
+    fprintf(stderr, "classify: %s is speaker-normalised: give --speaker and clips of one speaker, or --speaker-clips "
+            "DIR\n", argv[first]);
     ser_model_free(m);
     return 2;
   }
@@ -70,33 +122,35 @@ int main(int argc, char **argv) {
     return 2;
   }
   int failed = 0;
-  char *refused = calloc((size_t)argc, 1);   /* files already reported */
-  for (int f = first + 1; s && refused && f < argc; f++) {   /* the speaker's statistics over every file first */
-    ser_audio a;
-    if (load(&a, argv[f]) < 0) {
-      refused[f] = 1;
-      continue;
-    }
-    if (ser_speaker_add(s, a.data, a.frames, a.sr) < 0) {
-      fprintf(stderr, "%s: %s\n", argv[f], ser_errmsg());
-      refused[f] = 1;
-    }
-    ser_audio_free(&a);
-  }
+  /* with --speaker: each file's clip number in the speaker (-1: refused, already reported);
+   * the statistics are over every file, so the predictions come after all are added, from
+   * what the speaker kept of each clip (a Whisper model's encoder runs once per file) */
+  int *clip = calloc((size_t)argc, sizeof *clip);
   float *probs = malloc((size_t)ser_model_num_classes(m) * sizeof *probs);
-  if (!probs || !refused) {
+  if (!probs || !clip) {
     fprintf(stderr, "classify: out of memory\n");
     failed = 1;
   }
-  for (int f = first + 1; f < argc && probs && refused; f++) {
-    ser_audio a;
-    if (refused[f] || load(&a, argv[f]) < 0) {
-      failed++;
-      continue;
+  for (int f = first + 1; s && !clips_dir && clip && f < argc; f++) clip[f] = add_clip(s, argv[f]);
+  if (clips_dir && enrol_folder(s, clips_dir) < 0) failed = 1;
+  for (int f = first + 1; f < argc && probs && clip && !failed; f++) {
+    int rc;
+    if (s && !clips_dir) {
+      if (clip[f] < 0) {
+        failed++;
+        continue;
+      }
+      rc = ser_model_predict_speaker_clip(m, s, clip[f], probs);
+    } else {
+      ser_audio a;
+      if (load(&a, argv[f]) < 0) {
+        failed++;
+        continue;
+      }
+      rc = s ? ser_model_predict_speaker(m, s, a.data, a.frames, a.sr, probs)
+             : ser_model_predict(m, a.data, a.frames, a.sr, probs);
+      ser_audio_free(&a);
     }
-    int rc = s ? ser_model_predict_speaker(m, s, a.data, a.frames, a.sr, probs)
-               : ser_model_predict(m, a.data, a.frames, a.sr, probs);
-    ser_audio_free(&a);
     if (rc < 0) {
       fprintf(stderr, "%s: %s\n", argv[f], ser_errmsg());
       failed++;
@@ -105,7 +159,7 @@ int main(int argc, char **argv) {
     print_line(m, argv[f], probs);
   }
   free(probs);
-  free(refused);
+  free(clip);
   ser_speaker_free(s);
   ser_model_free(m);
   return failed ? 1 : 0;

@@ -68,6 +68,9 @@ typedef struct ser_graph_run_opts {
   /* Stop at the whisper_encoder node and return its output (a speaker's statistics are
    * gathered there) instead of the graph's. */
   int until_encoder;
+  /* x is the whisper_encoder node's output (what until_encoder returned), not the input: the
+   * nodes after it run (with the speaker normalisation above), the encoder does not. */
+  int from_encoder;
 } ser_graph_run_opts;
 
 /* Runs the nodes on x (the input value, borrowed) -> *out (a new reference: the output value). */

@@ -57,24 +57,23 @@ static int normalise_bins(ser_tensor **out, ser_tensor *x, const ser_model_norm 
   return 0;
 }
 
-/* pcm[n] at rate -> *out, the model's logits [1, classes]. norm: a speaker's statistics, or NULL
- * (a model without speaker normalisation; ser_model_load's check of a model with it). */
-static int run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out) {
-  ser_tensor *x = NULL, *y = NULL;
-  ser_graph_run_opts o = {0};
-  int rc = ser_prep_run(&x, &o.own_frames, &m->prep, pcm, n, rate);
-  if (!rc && norm && m->prep.kind == SER_PREP_WHISPER) {
+/* A prepared clip x (borrowed; with o->own_frames) -> *out, the model's logits [1, classes].
+ * norm: a speaker's statistics, or NULL (a model without speaker normalisation). With
+ * o->from_encoder, x is a whisper model's pooled encoder output instead of its input. */
+static int run_prepared(const ser_model *m, ser_tensor *x, ser_graph_run_opts o, const ser_model_norm *norm,
+                        ser_tensor **out) {
+  ser_tensor *y = NULL, *z = NULL;
+  int rc = 0;
+  if (norm && m->prep.kind == SER_PREP_WHISPER) {
     o.shift = norm->shift;
     o.scale = norm->scale;
     o.n_norm = norm->n;
-  } else if (!rc && norm) {
-    ser_tensor *z = NULL;
+  } else if (norm) {
     rc = normalise_bins(&z, x, norm);
-    ser_tensor_release(x);
     x = z;
   }
   if (!rc) rc = ser_graph_run(&y, m->g, x, &o);
-  ser_tensor_release(x);
+  ser_tensor_release(z);
   if (!rc && (y->ndim != 2 || y->shape[0] != 1 || y->shape[1] != m->g->n_classes)) {
     rc = ser_error(SER_EFORMAT, "the graph's output is %s; expected [1, %d] (one logit per class)", SER_SHAPE(y),
                    m->g->n_classes);
@@ -85,6 +84,17 @@ static int run(const ser_model *m, const float *pcm, int64_t n, int rate, const 
   }
   *out = y;
   return 0;
+}
+
+/* pcm[n] at rate -> *out, the model's logits [1, classes] (ser_model_load's check of a model
+ * with speaker normalisation runs it with norm NULL). */
+static int run(const ser_model *m, const float *pcm, int64_t n, int rate, const ser_model_norm *norm, ser_tensor **out) {
+  ser_tensor *x = NULL;
+  ser_graph_run_opts o = {0};
+  int rc = ser_prep_run(&x, &o.own_frames, &m->prep, pcm, n, rate);
+  if (!rc) rc = run_prepared(m, x, o, norm, out);
+  ser_tensor_release(x);
+  return rc;
 }
 
 ser_model *ser_model_load(const char *path) {
@@ -156,15 +166,27 @@ static int predict(const ser_model *m, const float *pcm, int64_t n, int rate, fl
   return ser_model_output(m, NULL, pcm, n, rate, dst, softmax);
 }
 
-int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
-                     int softmax) {
-  ser_tensor *y = NULL, *p = NULL;
-  int rc = run(m, pcm, n, rate, norm, &y);
-  if (!rc && softmax) rc = ser_softmax(&p, y, 1);
-  if (!rc) memcpy(dst, ser_tensor_data(softmax ? p : y), (size_t)m->g->n_classes * sizeof(float));
+/* Logits y [1, classes] (released here) -> dst, through a softmax if asked. */
+static int output(ser_tensor *y, int classes, float *dst, int softmax) {
+  ser_tensor *p = NULL;
+  int rc = softmax ? ser_softmax(&p, y, 1) : 0;
+  if (!rc) memcpy(dst, ser_tensor_data(softmax ? p : y), (size_t)classes * sizeof(float));
   ser_tensor_release(y);
   ser_tensor_release(p);
   return rc;
+}
+
+int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
+                     int softmax) {
+  ser_tensor *y = NULL;
+  int rc = run(m, pcm, n, rate, norm, &y);
+  return rc ? rc : output(y, m->g->n_classes, dst, softmax);
+}
+
+int ser_model_output_kept(const ser_model *m, const ser_model_norm *norm, ser_tensor *kept, float *dst, int softmax) {
+  ser_tensor *y = NULL;
+  int rc = run_prepared(m, kept, (ser_graph_run_opts){.from_encoder = m->prep.kind == SER_PREP_WHISPER}, norm, &y);
+  return rc ? rc : output(y, m->g->n_classes, dst, softmax);
 }
 
 int ser_model_predict(const ser_model *m, const float *pcm, int64_t n, int sample_rate, float *probs) {

@@ -30,5 +30,9 @@ typedef struct ser_model_norm {
  * norm: a speaker's statistics, or NULL for a model without speaker normalisation. */
 int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float *pcm, int64_t n, int rate, float *dst,
                      int softmax);
+/* The same from what a ser_speaker keeps of a clip it was given (speaker.c), so the clip is not
+ * prepared again: a spectral model's features [1, 1, F, frames] before the normalisation, or a
+ * whisper model's pooled encoder output (the graph then starts after its whisper_encoder node). */
+int ser_model_output_kept(const ser_model *m, const ser_model_norm *norm, ser_tensor *kept, float *dst, int softmax);
 
 #endif

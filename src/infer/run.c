@@ -157,18 +157,39 @@ static int speaker_normalise(ser_tensor **y, const ser_graph_run_opts *o) {
   return 0;
 }
 
+/* The index of the graph's whisper_encoder node, or -1. */
+static int whisper_node(const ser_graph *g) {
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == SER_G_WHISPER) return i;
+  return -1;
+}
+
 int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, const ser_graph_run_opts *o) {
   static const ser_graph_run_opts none;
   if (!o) o = &none;
   *out = NULL;
+  int first = 0;
+  if (o->from_encoder) {
+    if ((first = whisper_node(g)) < 0) return ser_error(SER_EINVAL, "graph: no whisper_encoder node to start after");
+    first++;
+  }
   ser_tensor **v = calloc((size_t)g->n_values, sizeof *v);
   if (!v) return ser_error(SER_ENOMEM, "graph: out of memory");
   int prev = ser_set_grad_enabled(0), rc = 0, result = g->output, stopped = 0;
-  v[0] = ser_tensor_retain(x);
-  for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+  if (o->from_encoder) {   /* x stands for the encoder node's output; "input" was never given */
+    v[g->nodes[first - 1].out] = ser_tensor_retain(x);
+    if (o->shift) rc = speaker_normalise(&v[g->nodes[first - 1].out], o);
+  } else {
+    v[0] = ser_tensor_retain(x);
+  }
+  for (int i = first; i < g->n_nodes && rc == 0; i++) {
     const ser_graph_node *n = &g->nodes[i];
     ser_tensor *in[SER_GRAPH_MAX_INPUTS];
-    for (int k = 0; k < n->n_in; k++) in[k] = v[n->in[k]];
+    for (int k = 0; k < n->n_in && rc == 0; k++)
+      if (!(in[k] = v[n->in[k]]))   /* only when started after the encoder */
+        rc = ser_error(SER_EINVAL, "graph node %d (%s) reads %s, which is computed before the whisper_encoder node", i,
+                       ser_graph_op_name(n->op), g->values[n->in[k]]);
+    if (rc) break;
     rc = run_node(&v[n->out], n, n->n_in ? in : (ser_tensor *[]){x}, o->own_frames);
     if (rc == 0 && n->op == SER_G_WHISPER && o->until_encoder) {
       result = n->out;

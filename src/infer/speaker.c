@@ -22,6 +22,10 @@ struct ser_speaker {
   int clips;
   double count;  /* values per feature so far: frames (spectral) or clips (whisper) */
   double *k, *s1, *s2;
+  /* each clip's un-normalised values (clip_values), so that ser_model_predict_speaker_clip
+   * need not prepare (whisper: encode) the clip again */
+  ser_tensor **kept;
+  int kept_cap;
 };
 
 ser_speaker *ser_speaker_new(const ser_model *m) {
@@ -42,6 +46,8 @@ ser_speaker *ser_speaker_new(const ser_model *m) {
 
 void ser_speaker_free(ser_speaker *s) {
   if (!s) return;
+  for (int i = 0; i < s->clips; i++) ser_tensor_release(s->kept[i]);
+  free(s->kept);
   free(s->k);
   free(s->s1);
   free(s->s2);
@@ -76,6 +82,13 @@ static int clip_values(ser_tensor **out, int64_t *n, int64_t *per, const ser_mod
 
 int ser_speaker_add(ser_speaker *s, const float *pcm, int64_t len, int rate) {
   if (!s) return ser_error(SER_EINVAL, "ser_speaker_add: the speaker is NULL");
+  if (s->clips == s->kept_cap) {   /* room for the clip's values first, so a refusal adds nothing */
+    int cap = s->kept_cap ? 2 * s->kept_cap : 16;
+    ser_tensor **kept = realloc(s->kept, (size_t)cap * sizeof *kept);
+    if (!kept) return ser_error(SER_ENOMEM, "ser_speaker_add: out of memory");
+    s->kept = kept;
+    s->kept_cap = cap;
+  }
   ser_tensor *x = NULL;
   int64_t n = 0, per = 0;
   int rc = clip_values(&x, &n, &per, s->m, pcm, len, rate);
@@ -110,8 +123,7 @@ int ser_speaker_add(ser_speaker *s, const float *pcm, int64_t len, int rate) {
       s->s2[f] += v * v;
     }
   s->count += (double)per;
-  s->clips++;
-  ser_tensor_release(x);
+  s->kept[s->clips++] = x;
   return 0;
 }
 
@@ -159,17 +171,24 @@ static int statistics(const ser_speaker *s, float **shift_out, float **scale_out
   return 0;
 }
 
-static int predict(const ser_model *m, const ser_speaker *s, const float *pcm, int64_t n, int rate, float *dst,
-                   int softmax) {
-  const char *fn = softmax ? "ser_model_predict_speaker" : "ser_model_logits_speaker";
+/* One clip's output with the speaker's statistics: the samples pcm[n] at rate, or (kept) the
+ * speaker's clip `clip` from what ser_speaker_add kept of it. */
+static int predict(const char *fn, const ser_model *m, const ser_speaker *s, const float *pcm, int64_t n, int rate,
+                   int kept, int clip, float *dst, int softmax) {
   if (!m || !s || !dst)
     return ser_error(SER_EINVAL, "%s: %s is NULL", fn, !m ? "the model" : !s ? "the speaker" : "the output array");
   if (s->m != m) return ser_error(SER_EINVAL, "%s: the speaker was made for another model (ser_speaker_new)", fn);
   if (s->clips == 0)
     return ser_error(SER_EINVAL, "%s: the speaker has no clips yet; add the speaker's clips with ser_speaker_add", fn);
+  if (kept && (clip < 0 || clip >= s->clips))
+    return ser_error(SER_EINVAL, "%s: clip %d of a speaker with %d clips (0 to %d)", fn, clip, s->clips, s->clips - 1);
   float *shift = NULL, *scale = NULL;
   int rc = statistics(s, &shift, &scale);
-  if (!rc) rc = ser_model_output(m, &(ser_model_norm){shift, scale, s->n}, pcm, n, rate, dst, softmax);
+  if (!rc) {
+    const ser_model_norm norm = {shift, scale, s->n};
+    rc = kept ? ser_model_output_kept(m, &norm, s->kept[clip], dst, softmax)
+              : ser_model_output(m, &norm, pcm, n, rate, dst, softmax);
+  }
   free(shift);
   free(scale);
   return rc;
@@ -177,10 +196,18 @@ static int predict(const ser_model *m, const ser_speaker *s, const float *pcm, i
 
 int ser_model_predict_speaker(const ser_model *m, const ser_speaker *s, const float *pcm, int64_t n, int rate,
                               float *probs) {
-  return predict(m, s, pcm, n, rate, probs, 1);
+  return predict("ser_model_predict_speaker", m, s, pcm, n, rate, 0, 0, probs, 1);
 }
 
 int ser_model_logits_speaker(const ser_model *m, const ser_speaker *s, const float *pcm, int64_t n, int rate,
                              float *logits) {
-  return predict(m, s, pcm, n, rate, logits, 0);
+  return predict("ser_model_logits_speaker", m, s, pcm, n, rate, 0, 0, logits, 0);
+}
+
+int ser_model_predict_speaker_clip(const ser_model *m, const ser_speaker *s, int clip, float *probs) {
+  return predict("ser_model_predict_speaker_clip", m, s, NULL, 0, 0, 1, clip, probs, 1);
+}
+
+int ser_model_logits_speaker_clip(const ser_model *m, const ser_speaker *s, int clip, float *logits) {
+  return predict("ser_model_logits_speaker_clip", m, s, NULL, 0, 0, 1, clip, logits, 0);
 }

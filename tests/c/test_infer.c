@@ -454,6 +454,17 @@ static void test_speaker(void **state) {
     assert_int_equal(ser_speaker_add(s, b, 4000, 8000), 0);
     assert_int_equal(ser_model_logits_speaker(m, s, a, 4000, 8000, other), 0);
     assert_true(fabsf(other[0] - bias[0]) > 1e-3);
+    /* the kept clips give what their samples give, with the statistics of both clips */
+    float kept[3], probs[3], kept_probs[3];
+    assert_int_equal(ser_model_logits_speaker_clip(m, s, 0, kept), 0);
+    for (int i = 0; i < 3; i++) assert_float_equal(kept[i], other[i], 1e-6);
+    assert_int_equal(ser_model_predict_speaker(m, s, b, 4000, 8000, probs), 0);
+    assert_int_equal(ser_model_predict_speaker_clip(m, s, 1, kept_probs), 0);
+    for (int i = 0; i < 3; i++) assert_float_equal(kept_probs[i], probs[i], 1e-6);
+    assert_true(ser_model_predict_speaker_clip(m, s, 2, kept) < 0);
+    assert_non_null(strstr(ser_errmsg(), "clip 2 of a speaker with 2 clips (0 to 1)"));
+    assert_true(ser_model_logits_speaker_clip(m, s, -1, kept) < 0);
+    assert_true(ser_model_predict_speaker_clip(m, s, 0, NULL) < 0);
     ser_safetensors_free(st);
     /* a speaker belongs to its model; NULLs are refused */
     ser_model *m2 = ser_model_load(speaker_model(modes[k]));

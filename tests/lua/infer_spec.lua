@@ -44,30 +44,47 @@ end
 local SHARED = here .. "../../../shared/data/"
 local clips   -- audio files every case is scored on
 
+-- Copies of the files into a fresh folder (a speaker's clips for classify --speaker-clips).
+local function copies(files)
+  local folder = tmp.make("infer-clips")
+  for i, f in ipairs(files) do
+    local src, dst = assert(io.open(f, "rb")), assert(io.open(("%s/clip%d.%s"):format(folder, i, f:match("%.(%w+)$")), "wb"))
+    dst:write(src:read("a"))
+    src:close()
+    dst:close()
+  end
+  return folder
+end
+
 -- Compares classify (the C API) with predict.lua on every clip; returns the largest
 -- probability seen (so a case can show it is not near-uniform).
--- files: the clips (default: all); speaker: classify --speaker (one speaker's files).
+-- files: the clips (default: all); speaker: the files are one speaker's, classified twice --
+-- `--speaker` (ser_model_predict_speaker_clip on the clips the speaker kept) and
+-- `--speaker-clips DIR` with copies of them in DIR (ser_model_predict_speaker on the samples).
 local function assert_parity(ckpt, files, speaker)
   files = files or clips
   local list = table.concat(files, " ")
   local pout, prc = run(("SER_NUM_THREADS=1 %s experiments/predict.lua --digits 7 %s %s"):format(serlua, ckpt, list))
   assert.are.equal(0, prc, pout)
-  local cout, crc = run(("SER_NUM_THREADS=1 %s %s%s %s"):format(classify, speaker and "--speaker " or "", ckpt, list))
-  assert.are.equal(0, crc, cout)
-  local want, got = parse(pout), parse(cout)
-  local worst, top, mid = 0, 0, 0
-  for _, path in ipairs(files) do
-    assert(want[path] and #want[path] > 1, "predict.lua gave no line for " .. path .. "\n" .. pout)
-    assert(got[path], "classify gave no line for " .. path .. "\n" .. cout)
-    assert.are.equal(#want[path], #got[path])
-    for k, p in ipairs(want[path]) do
-      worst = math.max(worst, math.abs(p - got[path][k]))
-      top = math.max(top, p)
-      if p > 1e-4 and p < 1 - 1e-4 then mid = mid + 1 end
+  local want = parse(pout)
+  local top, mid = 0, 0
+  for _, flags in ipairs(speaker and { "--speaker ", "--speaker-clips " .. copies(files) .. " " } or { "" }) do
+    local cout, crc = run(("SER_NUM_THREADS=1 %s %s%s %s"):format(classify, flags, ckpt, list))
+    assert.are.equal(0, crc, cout)
+    local got, worst = parse(cout), 0
+    for _, path in ipairs(files) do
+      assert(want[path] and #want[path] > 1, "predict.lua gave no line for " .. path .. "\n" .. pout)
+      assert(got[path], "classify gave no line for " .. path .. "\n" .. cout)
+      assert.are.equal(#want[path], #got[path])
+      for k, p in ipairs(want[path]) do
+        worst = math.max(worst, math.abs(p - got[path][k]))
+        top = math.max(top, p)
+        if p > 1e-4 and p < 1 - 1e-4 then mid = mid + 1 end
+      end
     end
+    assert(worst <= 1e-5, ("%s: the C API's probabilities (classify %s) differ from predict.lua's by %.3g (> 1e-5)"
+      .. "\npredict.lua:\n%s\nclassify:\n%s"):format(ckpt, flags, worst, pout, cout))
   end
-  assert(worst <= 1e-5, ("%s: the C API's probabilities differ from predict.lua's by %.3g (> 1e-5)\npredict.lua:\n%s\nclassify:\n%s")
-    :format(ckpt, worst, pout, cout))
   -- saturated outputs (all 0 or 1) would hide differences in the logits
   assert(mid > 0, "every probability is within 1e-4 of 0 or 1: the comparison would not see a difference\n" .. pout)
   return top
@@ -141,6 +158,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     { "cnn2d", { freq = "flatten", time = "stats" }, { kind = "logmel", n_mels = 64 }, { seconds = 2, trim = true } },
     { "cnn2d", { time = "stats" }, { kind = "mfcc", n_mfcc = 40 }, { seconds = 2 } },
     { "cnn1d", { time = "stats" }, { kind = "waveform", normalize = true }, { seconds = 2 } },
+    { "cnn1d", { context_blocks = 2 }, { kind = "waveform", normalize = true }, { seconds = 2, trim = true } },
   }
   for i, c in ipairs(cases) do
     local name, o, feats, fit = c[1], c[2], c[3], c[4]
@@ -268,6 +286,21 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     out, rc = run(("%s --speaker %s %s"):format(classify, plain, clips[1]))
     assert.are.equal(2, rc, out)
     assert.matches("trained without speaker normalisation", out, 1, true)
+    -- --speaker-clips: a folder without audio, and one that is not there
+    local empty = tmp.make("infer-empty")
+    local note = assert(io.open(empty .. "/README.md", "w"))
+    note:write("no audio here\n")
+    note:close()
+    out, rc = run(("%s --speaker-clips %s %s %s"):format(classify, empty, p, clips[1]))
+    assert.are.equal(1, rc, out)
+    assert.matches("no clip of the speaker could be added (expected audio files", out, 1, true)
+    out, rc = run(("%s --speaker-clips %s/nowhere %s %s"):format(classify, empty, p, clips[1]))
+    assert.are.equal(1, rc, out)
+    assert.matches("--speaker-clips " .. empty .. "/nowhere", out, 1, true)
+    -- one audio file is a speaker's clips too
+    out, rc = run(("%s --speaker-clips %s %s %s"):format(classify, clips[1], p, clips[2]))
+    assert.are.equal(0, rc, out)
+    assert.matches(clips[2], out, 1, true)
   end)
 
   it_bin("a changed encoder is refused (its identity differs from the checkpoint's)", function()
