@@ -24,6 +24,11 @@
 #define MAX_INPUTS 16
 #define OUTPUT_NAME "logits"
 #define FRAMES_NAME "frames"
+#define POOLED_NAME "pooled"
+#define SHIFT_NAME "speaker_shift"
+#define SCALE_NAME "speaker_scale"
+/* the floor of a speaker's spread, as ser.frozen_encoder and the C API's ser_speaker apply it */
+#define WHISPER_STD_FLOOR_TEXT "1e-4"
 
 static Onnx__ValueInfoProto *value_info(ox_ctx *c, const ox_value *v) {
   Onnx__ValueInfoProto *vi = ox_alloc(c, sizeof *vi);
@@ -108,19 +113,37 @@ static int frames_input(ox_ctx *c, const cJSON *g) {
 }
 
 /* A speaker-normalised whisper model z-scores the encoder's pooled hidden states with the
- * speaker's statistics between the whisper_encoder node and the head, inside the graph the
- * file would hold: exported without them it would give other logits, silently. (A spectral
- * model's speaker statistics apply to its input features, which the user computes anyway.) */
-static int speaker_refusal(const cJSON *g) {
+ * speaker's statistics between the whisper_encoder node and the head. The statistics come in
+ * as graph inputs (one speaker per run), and the pooled states go out as a second output, from
+ * which a user computes them over the speaker's clips (docs/onnx.md). (A spectral speaker
+ * model's statistics apply to its input features, which the user computes anyway.) */
+static int speaker_setup(ox_ctx *c, const cJSON *g) {
   const cJSON *in = cJSON_GetObjectItemCaseSensitive(g, "input");
   const cJSON *kind = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(in, "features"), "kind");
   if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "speaker_norm")) || !cJSON_IsString(kind) ||
       strcmp(kind->valuestring, "whisper_logmel") != 0)
     return 0;
-  return ser_error(SER_EUNSUPPORTED, "onnx: the model normalises the encoder's pooled features with each speaker's "
-                   "statistics over that speaker's clips (speaker_norm), between the encoder and the head, which one "
-                   "ONNX file cannot carry; export a model trained without speaker_norm, or run this one with the C "
-                   "API's ser_speaker (docs/c-api.md) or predict.lua");
+  const char *reserved[] = {POOLED_NAME, SHIFT_NAME, SCALE_NAME};
+  for (int i = 0; i < 3; i++)
+    if (strcmp(c->values[0].name, reserved[i]) == 0)
+      return ser_error(SER_EFORMAT, "onnx: the graph's input is named '%s', which a speaker-normalised model keeps for "
+                       "its speaker statistics", reserved[i]);
+  c->speaker = 1;
+  return 0;
+}
+
+/* After a speaker-normalised model's whisper_encoder node, emitted as POOLED_NAME [B, L+1, 2, d]:
+ * out = (pooled - speaker_shift) * speaker_scale, the statistics [L+1, 2, d] graph inputs. */
+static int speaker_normalise(ox_ctx *c, const char *out) {
+  const ox_value *v = ox_get(c, POOLED_NAME);
+  if (!v || v->rank < 2) return ox_fail(c, SER_EINVAL, "speaker normalisation needs the encoder's pooled output");
+  ox_value pooled = *v;
+  const char *centred = ox_tmp(c, out, "centred");
+  if (!centred || !ox_put(c, SHIFT_NAME, pooled.rank - 1, pooled.dim + 1) ||
+      !ox_put(c, SCALE_NAME, pooled.rank - 1, pooled.dim + 1) || ox_binary(c, "Sub", POOLED_NAME, SHIFT_NAME, centred) ||
+      ox_binary(c, "Mul", centred, SCALE_NAME, out) || !ox_put(c, out, pooled.rank, pooled.dim))
+    return SER_ENOMEM;
+  return 0;
 }
 
 /* Runs every node of the description through its emitter. */
@@ -157,7 +180,9 @@ static int graph_nodes(ox_ctx *c, const cJSON *g) {
     for (int k = 0; k < c->n_values; k++)
       if (strcmp(c->values[k].name, out->valuestring) == 0)
         return ox_fail(c, SER_EFORMAT, "output '%s' is already the name of an earlier value", out->valuestring);
-    int rc = def->emit(c, nd, x, n_in, out->valuestring);
+    const int speaker = c->speaker && strcmp(op->valuestring, "whisper_encoder") == 0;
+    int rc = def->emit(c, nd, x, n_in, speaker ? POOLED_NAME : out->valuestring);
+    if (!rc && speaker) rc = speaker_normalise(c, out->valuestring);
     if (rc) return rc;
   }
   c->op = NULL;
@@ -196,9 +221,9 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   cJSON_ArrayForEach(cl, classes) if (!cJSON_IsString(cl)) return ser_error(SER_EFORMAT, "onnx: the graph's classes must be a list of names");
   if (n_classes < 2) return ser_error(SER_EFORMAT, "onnx: the graph has %d class names; expected a list of 2 or more", n_classes);
   const char *in_name;
-  int rc = speaker_refusal(g);
-  if (!rc) rc = graph_input(c, g, &in_name);
+  int rc = graph_input(c, g, &in_name);
   if (!rc) rc = frames_input(c, g);
+  if (!rc) rc = speaker_setup(c, g);
   if (rc || (rc = graph_nodes(c, g))) return rc;
   const cJSON *oj = cJSON_GetObjectItemCaseSensitive(g, "output");
   const char *out_name = cJSON_IsString(oj) ? oj->valuestring : "logits";
@@ -211,9 +236,9 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
   Onnx__ModelProto *mp = ox_alloc(c, sizeof *mp);
   Onnx__OperatorSetIdProto *opset = ox_alloc(c, sizeof *opset);
   Onnx__OperatorSetIdProto **opsets = ox_alloc(c, sizeof *opsets);
-  Onnx__ValueInfoProto **gi = ox_alloc(c, 2 * sizeof *gi), **go = ox_alloc(c, sizeof *go);
+  Onnx__ValueInfoProto **gi = ox_alloc(c, 4 * sizeof *gi), **go = ox_alloc(c, 2 * sizeof *go);
   const int n_extra = props ? props->n : 0;
-  Onnx__StringStringEntryProto **meta = ox_alloc(c, (size_t)(6 + n_extra) * sizeof *meta);
+  Onnx__StringStringEntryProto **meta = ox_alloc(c, (size_t)(7 + n_extra) * sizeof *meta);
   if (!gp || !mp || !opset || !opsets || !gi || !go || !meta) return SER_ENOMEM;
   onnx__graph_proto__init(gp);
   onnx__model_proto__init(mp);
@@ -227,19 +252,28 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
     ox_value v = *ox_get(c, out_name);
     if (!ox_node(c, "Identity", 1, in, OUTPUT_NAME) || !ox_put(c, OUTPUT_NAME, v.rank, v.dim)) return SER_ENOMEM;
   }
+  size_t n_gi = 1, n_go = 1;
   if (!(gi[0] = value_info(c, &c->values[0])) || !(go[0] = value_info(c, ox_get(c, OUTPUT_NAME)))) return SER_ENOMEM;
   if (c->frames) {
-    if (!(gi[1] = value_info(c, ox_get(c, c->frames)))) return SER_ENOMEM;
-    gi[1]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    if (!(gi[n_gi] = value_info(c, ox_get(c, c->frames)))) return SER_ENOMEM;
+    gi[n_gi++]->type->tensor_type->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+  }
+  if (c->speaker) {
+    if (!ox_get(c, POOLED_NAME))
+      return ser_error(SER_EFORMAT, "onnx: the graph is speaker-normalised (input.speaker_norm) but has no "
+                       "whisper_encoder node to normalise after");
+    if (!(gi[n_gi++] = value_info(c, ox_get(c, SHIFT_NAME))) || !(gi[n_gi++] = value_info(c, ox_get(c, SCALE_NAME))) ||
+        !(go[n_go++] = value_info(c, ox_get(c, POOLED_NAME))))
+      return SER_ENOMEM;
   }
   gp->name = "serlua";
   gp->n_node = c->n_nodes;
   gp->node = c->nodes;
   gp->n_initializer = c->n_inits;
   gp->initializer = c->inits;
-  gp->n_input = c->frames ? 2 : 1;
+  gp->n_input = n_gi;
   gp->input = gi;
-  gp->n_output = 1;
+  gp->n_output = n_go;
   gp->output = go;
   opset->domain = "";
   opset->has_version = 1;
@@ -263,6 +297,11 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
       (rc = add_json_prop(c, meta, &n_meta, "input", input)) ||
       (rc = add_json_prop(c, meta, &n_meta, "input_shape", cJSON_GetObjectItemCaseSensitive(input, "shape"))) ||
       (rc = add_json_prop(c, meta, &n_meta, "serlua_graph", g)))
+    return rc;
+  if (c->speaker && (rc = add_prop(c, meta, &n_meta, "speaker_norm",
+                                   "speaker_shift and speaker_scale are the speaker's statistics of output 'pooled' over "
+                                   "the speaker's clips, each value on its own: shift = the mean, scale = 1 / max(population "
+                                   "standard deviation, " WHISPER_STD_FLOOR_TEXT ")")))
     return rc;
   for (int i = 0; i < n_extra; i++)
     if (props->keys[i] && props->values[i] && (rc = add_prop(c, meta, &n_meta, props->keys[i], props->values[i]))) return rc;

@@ -45,6 +45,10 @@ typedef struct {
    * padded Whisper window (the description's input.context), which the whisper_encoder
    * pools over; NULL for a model of one input */
   const char *frames;
+  /* 1 for a speaker-normalised whisper model (input.speaker_norm): the whisper_encoder node's
+   * pooled output is a second graph output, "pooled", and is normalised with two more graph
+   * inputs, "speaker_shift" and "speaker_scale", before the nodes after it */
+  int speaker;
   /* the node being emitted, for messages: index (0-based, as in the description) and op */
   int node_index;
   const char *op;

@@ -38,6 +38,19 @@ static int wired(const Onnx__GraphProto *g) {
   return 1;
 }
 
+/* The input, then a Whisper window's "frames" (input.context) if any, then a speaker-normalised
+ * model's "speaker_shift" and "speaker_scale"; the output "logits", then that model's "pooled". */
+static int envelope_ok(const Onnx__GraphProto *g) {
+  if (!g || g->n_input < 1 || g->n_output < 1 || strcmp(g->output[0]->name, "logits") != 0) return 0;
+  size_t k = 1;
+  if (k < g->n_input && !strcmp(g->input[k]->name, "frames")) k++;
+  const int speaker = k + 2 == g->n_input && !strcmp(g->input[k]->name, "speaker_shift") &&
+                      !strcmp(g->input[k + 1]->name, "speaker_scale");
+  if (speaker) k += 2;
+  if (k != g->n_input) return 0;
+  return speaker ? g->n_output == 2 && !strcmp(g->output[1]->name, "pooled") : g->n_output == 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_graph_tensors(tensors, names);
   char *text = malloc(size + 1);
@@ -56,10 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!m) fail("the bytes do not unpack as a ModelProto");
     if (m->n_opset_import != 1 || m->opset_import[0]->version != SER_ONNX_OPSET) fail("wrong opset");
     const Onnx__GraphProto *g = m->graph;
-    /* one input, or two when the second is a Whisper window's "frames" (input.context) */
-    if (!g || g->n_input < 1 || g->n_input > 2 || g->n_output != 1 || strcmp(g->output[0]->name, "logits") != 0 ||
-        (g->n_input == 2 && strcmp(g->input[1]->name, "frames") != 0))
-      fail("wrong graph envelope");
+    if (!envelope_ok(g)) fail("wrong graph envelope");
     if (g->n_node < 1 || strcmp(g->node[g->n_node - 1]->output[0], "logits") != 0) fail("no node makes the logits");
     if (!wired(g)) fail("a node reads a value nothing makes");
     onnx__model_proto__free_unpacked(m, NULL);

@@ -414,21 +414,59 @@ describe("ONNX export of the whisper family", function()
     assert.truthy(err:match("has changed since the model was trained"), err)
   end)
 
-  it("refuses a speaker-normalised whisper model (its statistics would sit inside the file), leaving no file", function()
+  it("a speaker-normalised model takes the speaker's statistics as inputs and gives the pooled states to compute them", function()
     local dir = tmp.make("onnx")
     local encdir = dir .. "/enc"
     random_whisper(encdir, { layers = 2, d_model = 64 })
-    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "superb", speaker_norm = true },
-                                   data = { seconds = 2 } })
+    local r = ser.recipe.resolve({ model = { name = "whisper", encoder = encdir, head = "concat", hidden = 32,
+                                             speaker_norm = true, layers = { 1, 2 } }, data = { seconds = 2 } })
+    ser.manual_seed(23)
     local model = ser.recipe.build_model(r, 4)
-    model:eval()
-    ser.train.save_checkpoint(dir .. "/w.safetensors", model, { "a", "b", "c", "d" },
-      { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
-    local ok, err = ser.onnx.export(dir .. "/w.safetensors", dir .. "/w.onnx")
-    assert.is_nil(ok)
-    assert.truthy(err:match("speaker_norm"), err)
-    assert.truthy(err:match("ser_speaker"), err)
-    assert.is_nil(io.open(dir .. "/w.onnx", "rb"), "a refused export left a file")
+    local enc = assert(ser.pretrained.load(encdir))
+    -- one speaker's three clips (a batch), and a fourth clip of another length alone; levels
+    -- and spreads far apart, so that the clips' pooled states spread widely (a speaker's
+    -- statistics over near-identical clips would divide by near-zero spreads, and any
+    -- difference in the last float digit of the pooled states would show in the logits)
+    local xs = { T.cat({ T.randn(1, 80, 120) * 0.5, T.randn(1, 80, 120) + 1, T.randn(1, 80, 120) * 2 - 1 }, 1),
+                 T.randn(1, 80, 97) * 1.5 + 0.5 }
+    local all = T.cat({ pooled(enc, xs[1]), pooled(enc, xs[2]) }, 1)   -- [4, L+1, 2, d]
+    local spk = { "s", "s", "s", "s" }
+    local picked = all:narrow(2, 2, 2)   -- model.layers {1, 2}: hidden states 1 and 2 of 0..2
+    randomise(model, model:speaker_normalise(picked, spk):select(1, 1))
+    -- speaker-normalised features are already of unit spread: randomise's narrow standardisation
+    -- (for the pooled states of near-identical random clips) would amplify float rounding here
+    local fs = model:state_dict().feature_std
+    ser.no_grad(function() fs:copy_(T.ones_like(fs)) end)
+    local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
+    ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    assert(ser.onnx.export(ck, out))
+    if ox.python then
+      local ok, msg, meta = ox.check(out)
+      assert(ok, "onnx.checker: " .. tostring(msg))
+      assert.truthy(meta.speaker_norm and meta.speaker_norm:match("1e%-4"), tostring(meta.speaker_norm))
+    end
+    if not ox.runtime then return pending(ox.missing_runtime) end
+    local dims = all:shape()
+    -- first pass: any statistics; the second output is the encoder's pooled states
+    local none = { shift = T.zeros(dims[2], dims[3], dims[4]), scale = T.ones(dims[2], dims[3], dims[4]) }
+    local _, infos = ox.run(out, xs, dir, nil, nil, none)
+    local got = T.cat({ infos[1].pooled, infos[2].pooled }, 1)
+    assert(numeric.max_abs_diff(got, all) < TOL, "the pooled output differs from the encoder's pooled states by "
+      .. numeric.max_abs_diff(got, all))
+    -- the statistics over the speaker's four clips, as the metadata says, then the logits
+    local flat = got:view(4, -1)
+    local mean = flat:mean(1)
+    local dev = flat - mean:view(1, -1)
+    local sd = (dev * dev):mean(1):sqrt():clamp(1e-4, math.huge)
+    local stats = { shift = mean:view(dims[2], dims[3], dims[4]), scale = (T.ones(sd:shape()) / sd):view(dims[2], dims[3], dims[4]) }
+    local ys = ox.run(out, xs, dir, nil, nil, stats)
+    local want = ser.no_grad(function() return model(model:speaker_normalise(picked, spk)) end)
+    local y = T.cat(ys, 1)
+    local d = numeric.max_abs_diff(y, want)
+    assert(d < TOL, ("speaker-normalised whisper: onnxruntime's logits differ from ours by %g"):format(d))
+    -- the statistics matter: the unnormalised run gives other logits
+    assert(numeric.max_abs_diff(T.cat(ox.run(out, xs, dir, nil, nil, none), 1), want) > 1e-2,
+      "the logits do not depend on the speaker's statistics: the test would not see them")
   end)
 
   it("a model inside a padded window (model.context): input frames says which frames are the clip's (and model.layers)", function()

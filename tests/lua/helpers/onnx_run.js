@@ -3,7 +3,10 @@
 // (tests/lua/helpers/onnx_tools.lua, bench/bench_onnx.lua).
 //   node onnx_run.js MODEL.onnx INPUT.f32 DIM,DIM,... OUTPUT.f32 [INPUT2 DIMS2 OUTPUT2 ...]
 // A model with a second input "frames" (int64 [batch]: a whisper model with input.context) reads
-// it for each INPUT.f32 from INPUT.f32.frames, the whole numbers separated by commas.
+// it for each INPUT.f32 from INPUT.f32.frames, the whole numbers separated by commas; a model
+// with inputs "speaker_shift" and "speaker_scale" (a speaker-normalised whisper model) reads
+// them from INPUT.f32.speaker_shift and INPUT.f32.speaker_scale (raw float32), their dims from
+// INPUT.f32.speaker_dims. Outputs after the first are written to OUTPUT.f32.<output name>.
 // ONNX_RUN_REPEATS=N also times N runs of each input after a warm-up run.
 // Prints one JSON line per input: output dims, output name, mean milliseconds (or null).
 // Needs onnxruntime-node on NODE_PATH.
@@ -27,6 +30,13 @@ async function main() {
       const frames = fs.readFileSync(input + ".frames", "utf8").trim().split(",").map((v) => BigInt(v));
       feeds.frames = new ort.Tensor("int64", BigInt64Array.from(frames), [frames.length]);
     }
+    if (session.inputNames.includes("speaker_shift")) {
+      const dims = fs.readFileSync(input + ".speaker_dims", "utf8").trim().split(",").map(Number);
+      for (const name of ["speaker_shift", "speaker_scale"]) {
+        const b = fs.readFileSync(input + "." + name);
+        feeds[name] = new ort.Tensor("float32", new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), dims);
+      }
+    }
     let result = await session.run(feeds);
     let ms = null;
     if (repeats > 0) {
@@ -36,6 +46,10 @@ async function main() {
     }
     const out = result[session.outputNames[0]];
     fs.writeFileSync(output, Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength));
+    for (const name of session.outputNames.slice(1)) {
+      const o = result[name];
+      fs.writeFileSync(output + "." + name, Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength));
+    }
     console.log(JSON.stringify({ dims: out.dims, output: session.outputNames[0], ms }));
   }
 }

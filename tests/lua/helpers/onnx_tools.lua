@@ -42,17 +42,25 @@ M.missing_runtime = san.on and san.why("onnxruntime's comparison") or
 
 -- xs: one tensor or a list; returns the outputs (a tensor or a list) and their infos. frames
 -- (a model with the second input "frames"): per tensor of xs, the list of its clips' frames.
-function M.run(model, xs, dir, repeats, frames)
+-- speaker (a speaker-normalised whisper model): { shift = T, scale = T } for every x; the
+-- model's second output, "pooled" ([batch, shift's dims...]), is then infos[i].pooled.
+function M.run(model, xs, dir, repeats, frames, speaker)
   local single = getmetatable(xs) ~= nil
   if single then xs, frames = { xs }, frames and { frames } end
   local args = {}
+  local function write_text(path, text)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+  end
   for i, x in ipairs(xs) do
     local xin, yout = ("%s/onnx_x%d.f32"):format(dir, i), ("%s/onnx_y%d.f32"):format(dir, i)
     x:contiguous():tofile(xin)
-    if frames then   -- the second input of a model with input.context (onnx_run.js)
-      local f = assert(io.open(xin .. ".frames", "w"))
-      f:write(table.concat(frames[i], ","))
-      f:close()
+    if frames then write_text(xin .. ".frames", table.concat(frames[i], ",")) end   -- the input of input.context
+    if speaker then   -- the statistics inputs of a speaker-normalised whisper model
+      speaker.shift:contiguous():tofile(xin .. ".speaker_shift")
+      speaker.scale:contiguous():tofile(xin .. ".speaker_scale")
+      write_text(xin .. ".speaker_dims", table.concat(speaker.shift:shape(), ","))
     end
     args[#args + 1] = ("%s %s %s"):format(quote(xin), table.concat(x:shape(), ","), quote(yout))
   end
@@ -66,6 +74,10 @@ function M.run(model, xs, dir, repeats, frames)
     local i = #ys + 1
     ys[i] = T.fromfile(("%s/onnx_y%d.f32"):format(dir, i), dims)
     infos[i] = { dims = dims, ms = tonumber(line:match('"ms":([%d.]+)')), output = line:match('"output":"([^"]*)"') }
+    if speaker then
+      local pdims = { xs[i]:size(1), table.unpack(speaker.shift:shape()) }
+      infos[i].pooled = T.fromfile(("%s/onnx_y%d.f32.pooled"):format(dir, i), pdims)
+    end
   end
   assert(#ys == #xs, "onnx_run.js printed " .. #ys .. " results for " .. #xs .. " inputs: " .. out)
   if single then return ys[1], infos[1] end
