@@ -492,6 +492,50 @@ static void test_speaker(void **state) {
   ser_model_free(g);
 }
 
+/* Threads predicting one speaker's kept clips at once (predicting with a speaker is read only). */
+typedef struct speaker_job {
+  const ser_model *m;
+  const ser_speaker *s;
+  float probs[2][3];
+  int rc;
+} speaker_job;
+
+static void *speaker_worker(void *arg) {
+  speaker_job *j = arg;
+  for (int round = 0; round < 50 && !j->rc; round++)
+    for (int c = 0; c < 2 && !j->rc; c++) j->rc = ser_model_predict_speaker_clip(j->m, j->s, c, j->probs[c]);
+  return NULL;
+}
+
+static void test_speaker_threads(void **state) {
+  (void)state;
+  float a[4000], b[4000], want[2][3];
+  signal(a, 4000, 8000, 180);
+  signal(b, 4000, 8000, 620);
+  ser_model *m = ser_model_load(speaker_model("speaker_bins"));
+  assert_non_null(m);
+  ser_speaker *s = ser_speaker_new(m);
+  assert_non_null(s);
+  assert_int_equal(ser_speaker_add(s, a, 4000, 8000), 0);
+  assert_int_equal(ser_speaker_add(s, b, 4000, 8000), 0);
+  for (int c = 0; c < 2; c++) assert_int_equal(ser_model_predict_speaker_clip(m, s, c, want[c]), 0);
+  enum { N = 4 };
+  speaker_job jobs[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    jobs[i] = (speaker_job){m, s, {{0}}, 0};
+    pthread_create(&th[i], NULL, speaker_worker, &jobs[i]);
+  }
+  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(jobs[i].rc, 0);
+    for (int c = 0; c < 2; c++)
+      for (int k = 0; k < 3; k++) assert_float_equal(jobs[i].probs[c][k], want[c][k], 1e-7);
+  }
+  ser_speaker_free(s);
+  ser_model_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_predicts_what_the_ops_compute),
@@ -500,6 +544,7 @@ int main(void) {
       cmocka_unit_test(test_bad_pcm),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_speaker),
+      cmocka_unit_test(test_speaker_threads),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
