@@ -366,6 +366,18 @@ describe("ONNX export of the whisper family", function()
     model:eval()
   end
 
+  -- The model's checkpoint (classes a-d, its recipe in the metadata) exported to dir/w.onnx and,
+  -- with python3-onnx, checked: the file's path, export's info and the metadata (nil without).
+  local function export_checked(dir, model, r)
+    local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
+    ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
+    local info = assert(ser.onnx.export(ck, out))
+    if not ox.python then return out, info end
+    local ok, msg, meta = ox.check(out)
+    assert(ok, "onnx.checker: " .. tostring(msg))
+    return out, info, meta
+  end
+
   for _, head in ipairs { "superb", "stats", "concat" } do
     it(head .. " head: onnxruntime's logits equal ours at two clip lengths", function()
       local dir = tmp.make("onnx")
@@ -377,15 +389,9 @@ describe("ONNX export of the whisper family", function()
       local enc = assert(ser.pretrained.load(encdir))
       local xs = { T.randn(2, 80, 150), T.randn(1, 80, 97) }
       randomise(model, pooled(enc, xs[1]):select(1, 1))
-      local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
-      ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
-      local info = assert(ser.onnx.export(ck, out))
+      local out, info, meta = export_checked(dir, model, r)
       assert.are.equal("WhisperClassifier", info.model)
-      if ox.python then
-        local ok, msg, meta = ox.check(out)
-        assert(ok, "onnx.checker: " .. tostring(msg))
-        assert.truthy(meta.features:match('"kind":"whisper_logmel"'), meta.features)
-      end
+      if meta then assert.truthy(meta.features:match('"kind":"whisper_logmel"'), meta.features) end
       if not ox.runtime then return pending(ox.missing_runtime) end
       local ys = ox.run(out, xs, dir)
       for i, x in ipairs(xs) do
@@ -437,14 +443,8 @@ describe("ONNX export of the whisper family", function()
     -- (for the pooled states of near-identical random clips) would amplify float rounding here
     local fs = model:state_dict().feature_std
     ser.no_grad(function() fs:copy_(T.ones_like(fs)) end)
-    local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
-    ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
-    assert(ser.onnx.export(ck, out))
-    if ox.python then
-      local ok, msg, meta = ox.check(out)
-      assert(ok, "onnx.checker: " .. tostring(msg))
-      assert.truthy(meta.speaker_norm and meta.speaker_norm:match("1e%-4"), tostring(meta.speaker_norm))
-    end
+    local out, _, meta = export_checked(dir, model, r)
+    if meta then assert.truthy(meta.speaker_norm and meta.speaker_norm:match("1e%-4"), tostring(meta.speaker_norm)) end
     if not ox.runtime then return pending(ox.missing_runtime) end
     local dims = all:shape()
     -- first pass: any statistics; the second output is the encoder's pooled states
@@ -485,14 +485,8 @@ describe("ONNX export of the whisper family", function()
       return frozen.pick_layers(pooled(enc, x, f), model.hidden)
     end
     randomise(model, pooled_own(xs[1], frames[1]):select(1, 1))
-    local ck, out = dir .. "/w.safetensors", dir .. "/w.onnx"
-    ser.train.save_checkpoint(ck, model, { "a", "b", "c", "d" }, { seconds = 2, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } }, 1, {})
-    assert(ser.onnx.export(ck, out))
-    if ox.python then
-      local ok, msg, meta = ox.check(out)
-      assert(ok, "onnx.checker: " .. tostring(msg))
-      assert.truthy(meta.input:match('"context":3'), meta.input)
-    end
+    local out, _, meta = export_checked(dir, model, r)
+    if meta then assert.truthy(meta.input:match('"context":3'), meta.input) end
     if not ox.runtime then return pending(ox.missing_runtime) end
     local ys = ox.run(out, xs, dir, nil, frames)
     for i, x in ipairs(xs) do
