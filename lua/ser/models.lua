@@ -188,7 +188,7 @@ models.CRNN = CRNN
 -- MaxPool1d(4) -> Conv1d(256, 256, 9, padding 4) -> BN -> ReLU (net.12 on). The notebook's
 -- convolutions hear ~8 ms of audio at each output step (121 samples), shorter than a syllable
 -- and barely a pitch period; each block quarters the time steps, so N = 2 hears ~180 ms for
--- 29 % more arithmetic (N = 3: ~0.74 s). The pools need inputs of at least 16 * 4^N - 15
+-- 36 % more multiply-adds (N = 3: ~0.74 s, 38 %). The pools need inputs of at least 16 * 4^N - 15
 -- samples.
 local CNN1D_CONTEXT_POOL = 4
 local CNN1D = nn.Module.class("CNN1D")
@@ -221,7 +221,7 @@ function CNN1D:init(o)
 end
 -- [B,256,1], or with time = "stats" [B,512]
 function CNN1D:pooled(x)
-  -- the convolutions leave ceil(N / 16) steps; the pools need 4^blocks of them
+  -- the convolutions leave ceil(samples / 16) steps; the pools need 4^blocks of them
   local shortest = 16 * CNN1D_CONTEXT_POOL ^ (self.context_blocks or 0) - 15
   if self.context_blocks and x:size(x:dim()) < shortest then
     error(("ser.models.CNN1D: %d context blocks need at least %d samples of waveform, got %d")
