@@ -30,5 +30,13 @@ if not args.quiet then
     ser.onnx.opset, info.seconds))
   print(("  input  'input'  [%s]  %s features at %s Hz%s"):format(table.concat(shape, ","), tostring(features.kind),
     tostring(features.sr or input.sr), input.seconds and (", %g s clips"):format(input.seconds) or ""))
+  if (tonumber(input.context) or 0) > 0 then
+    print("  input  'frames' [batch]  int64: each clip's own log-mel frames at the start of its padded window")
+  end
+  local whisper_speaker = input.speaker_norm == true and features.kind == "whisper_logmel"
+  if whisper_speaker then
+    print("  input  'speaker_shift', 'speaker_scale'  the speaker's statistics of output 'pooled' (docs/onnx.md)")
+  end
   print(("  output 'logits' [batch,%d]  classes %s"):format(#(info.classes or {}), table.concat(info.classes or {}, ",")))
+  if whisper_speaker then print("  output 'pooled' [batch,layers+1,2,d]  the encoder's pooled states, for those statistics") end
 end
