@@ -337,6 +337,10 @@ static int emit_lstm(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, cons
   ser_tensor *w0 = ox_tensor(c, wname, "prefix");
   if (!w0) return SER_EINVAL;
   if (w0->ndim != 2) return ox_fail(c, SER_EINVAL, "'%s' is %s; expected [4*hidden, input]", wname, SER_SHAPE(w0));
+  /* before any buffer is sized by hidden: the weights say how large it can be (a division,
+   * so that a huge hidden cannot overflow) */
+  if (w0->shape[0] % 4 != 0 || w0->shape[0] / 4 != H)
+    return ox_fail(c, SER_EINVAL, "'%s' is %s; hidden %lld needs [4*hidden, input]", wname, SER_SHAPE(w0), (long long)H);
   const int64_t I0 = w0->shape[1];
   const ox_dim feat = x->dim[2];
   if (feat.v >= 0 && feat.v != I0)

@@ -194,6 +194,14 @@ static void test_errors(void **state) {
   p = strstr(g, "\"time\",2]");
   memcpy(p, "\"time\",3]", 9);
   expect_error(g, &w, "input 'input' is [batch,time,3] with 3 features per step; 'rnn.weight_ih_l0' [4,2] expects 2");
+  /* a hidden size the weights do not have is refused before anything is sized by it (a fuzz
+   * finding: hidden 28888888888888 asked for petabytes) */
+  snprintf(g, sizeof g, "%s", GRAPH);
+  p = strstr(g, "\"hidden\":1,");
+  assert_non_null(p);
+  memmove(p + 23, p + 10, strlen(p + 10) + 1);   /* keep the comma after the 1 */
+  memcpy(p, "\"hidden\":28888888888888", 23);
+  expect_error(g, &w, "'rnn.weight_ih_l0' is [4,2]; hidden 28888888888888 needs [4*hidden, input]");
   /* a description naming 2 classes for 3 outputs */
   snprintf(g, sizeof g, "%s", GRAPH);
   p = strstr(g, ",\"z\"]");
