@@ -75,7 +75,7 @@ int ser_model_logits_speaker(const ser_model *m, const ser_speaker *s, const flo
  * them; refused clips have no number), with the statistics over all the clips added so far --
  * equal to ser_model_predict_speaker on that clip's samples, without preparing the clip again:
  * ser_speaker_add keeps what the model needs of each clip (a whisper model's pooled encoder
- * output, 4 x layers x 2 x d_model bytes, so the encoder runs once per clip; a spectral
+ * output, 4 x (layers + 1) x 2 x d_model bytes, so the encoder runs once per clip; a spectral
  * model's features, 4 x bins x frames bytes). */
 int ser_model_predict_speaker_clip(const ser_model *m, const ser_speaker *s, int clip, float *probs);
 int ser_model_logits_speaker_clip(const ser_model *m, const ser_speaker *s, int clip, float *logits);
