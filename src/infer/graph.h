@@ -69,7 +69,8 @@ typedef struct ser_graph_run_opts {
    * gathered there) instead of the graph's. */
   int until_encoder;
   /* x is the whisper_encoder node's output (what until_encoder returned), not the input: the
-   * nodes after it run (with the speaker normalisation above), the encoder does not. */
+   * nodes after it run (with the speaker normalisation above), the encoder does not. x is
+   * then copied, not retained, so threads may run with one x at once. */
   int from_encoder;
 } ser_graph_run_opts;
 

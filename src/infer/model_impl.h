@@ -32,7 +32,9 @@ int ser_model_output(const ser_model *m, const ser_model_norm *norm, const float
                      int softmax);
 /* The same from what a ser_speaker keeps of a clip it was given (speaker.c), so the clip is not
  * prepared again: a spectral model's features [1, 1, F, frames] before the normalisation, or a
- * whisper model's pooled encoder output (the graph then starts after its whisper_encoder node). */
+ * whisper model's pooled encoder output (the graph then starts after its whisper_encoder node).
+ * kept is only read -- normalised into a new tensor, never retained -- so that threads
+ * predicting with one speaker can share it (reference counts are not atomic). norm: not NULL. */
 int ser_model_output_kept(const ser_model *m, const ser_model_norm *norm, ser_tensor *kept, float *dst, int softmax);
 
 #endif

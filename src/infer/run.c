@@ -143,16 +143,16 @@ static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *
   }
 }
 
-/* The whisper_encoder node's output speaker-normalised in place of *y: (y - shift) * scale. */
-static int speaker_normalise(ser_tensor **y, const ser_graph_run_opts *o) {
-  if (ser_tensor_numel(*y) != o->n_norm)
+/* The whisper_encoder node's output x speaker-normalised, (x - shift) * scale, as a new tensor
+ * *y; x is only read. */
+static int speaker_normalised(ser_tensor **y, const ser_tensor *x, const ser_graph_run_opts *o) {
+  if (ser_tensor_numel(x) != o->n_norm)
     return ser_error(SER_EINVAL, "speaker normalisation: %lld statistics for the encoder's %s output", (long long)o->n_norm,
-                     SER_SHAPE(*y));
-  ser_tensor *c = ser_tensor_clone_raw(*y);
+                     SER_SHAPE(x));
+  ser_tensor *c = ser_tensor_clone_raw(x);
   if (!c) return ser_error(SER_ENOMEM, "speaker normalisation: out of memory");
   float *d = ser_tensor_data(c);
   for (int64_t i = 0; i < o->n_norm; i++) d[i] = (d[i] - o->shift[i]) * o->scale[i];
-  ser_tensor_release(*y);
   *y = c;
   return 0;
 }
@@ -176,9 +176,13 @@ int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, const ser
   ser_tensor **v = calloc((size_t)g->n_values, sizeof *v);
   if (!v) return ser_error(SER_ENOMEM, "graph: out of memory");
   int prev = ser_set_grad_enabled(0), rc = 0, result = g->output, stopped = 0;
-  if (o->from_encoder) {   /* x stands for the encoder node's output; "input" was never given */
-    v[g->nodes[first - 1].out] = ser_tensor_retain(x);
-    if (o->shift) rc = speaker_normalise(&v[g->nodes[first - 1].out], o);
+  if (o->from_encoder) {
+    /* x stands for the encoder node's output ("input" was never given). It is copied, never
+     * retained: a ser_speaker's kept values are read by every thread predicting with it, and
+     * a tensor's reference count is not atomic. */
+    ser_tensor **enc_out = &v[g->nodes[first - 1].out];
+    if (o->shift) rc = speaker_normalised(enc_out, x, o);
+    else if (!(*enc_out = ser_tensor_clone_raw(x))) rc = ser_error(SER_ENOMEM, "graph: out of memory");
   } else {
     v[0] = ser_tensor_retain(x);
   }
@@ -196,7 +200,13 @@ int ser_graph_run(ser_tensor **out, const ser_graph *g, ser_tensor *x, const ser
       stopped = 1;
       break;
     }
-    if (rc == 0 && n->op == SER_G_WHISPER && o->shift) rc = speaker_normalise(&v[n->out], o);
+    if (rc == 0 && n->op == SER_G_WHISPER && o->shift) {
+      ser_tensor *normalised = NULL;
+      if ((rc = speaker_normalised(&normalised, v[n->out], o)) == 0) {
+        ser_tensor_release(v[n->out]);
+        v[n->out] = normalised;
+      }
+    }
     if (rc < 0) ser_error_prefix(rc, "graph node %d (%s -> %s)", i, ser_graph_op_name(n->op), g->values[n->out]);
   }
   ser_set_grad_enabled(prev);

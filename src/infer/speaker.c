@@ -183,15 +183,13 @@ static int predict(const char *fn, const ser_model *m, const ser_speaker *s, con
   if (kept && (clip < 0 || clip >= s->clips))
     return ser_error(SER_EINVAL, "%s: clip %d of a speaker with %d clips (0 to %d)", fn, clip, s->clips, s->clips - 1);
   float *shift = NULL, *scale = NULL;
-  /* a copy of the kept values: running the graph retains its input, and a tensor's reference
-   * count is not atomic, so threads predicting with one speaker must not share the tensor */
-  ser_tensor *copy = kept ? ser_tensor_clone_raw(s->kept[clip]) : NULL;
-  int rc = kept && !copy ? ser_error(SER_ENOMEM, "%s: out of memory", fn) : statistics(s, &shift, &scale);
+  int rc = statistics(s, &shift, &scale);
   if (!rc) {
+    /* the kept values are only read (ser_model_output_kept), so threads may share them */
     const ser_model_norm norm = {shift, scale, s->n};
-    rc = kept ? ser_model_output_kept(m, &norm, copy, dst, softmax) : ser_model_output(m, &norm, pcm, n, rate, dst, softmax);
+    rc = kept ? ser_model_output_kept(m, &norm, s->kept[clip], dst, softmax)
+              : ser_model_output(m, &norm, pcm, n, rate, dst, softmax);
   }
-  ser_tensor_release(copy);
   free(shift);
   free(scale);
   return rc;
