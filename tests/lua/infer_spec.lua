@@ -44,15 +44,20 @@ end
 local SHARED = here .. "../../../shared/data/"
 local clips   -- audio files every case is scored on
 
+-- Copies audio file src to folder/<name>.<src's extension>; returns the copy's path.
+local function copy_audio(src, folder, name)
+  local path = ("%s/%s.%s"):format(folder, name, src:match("%.(%w+)$"))
+  local from, to = assert(io.open(src, "rb")), assert(io.open(path, "wb"))
+  to:write(from:read("a"))
+  from:close()
+  to:close()
+  return path
+end
+
 -- Copies of the files into a fresh folder (a speaker's clips for classify --speaker-clips).
 local function copies(files)
   local folder = tmp.make("infer-clips")
-  for i, f in ipairs(files) do
-    local src, dst = assert(io.open(f, "rb")), assert(io.open(("%s/clip%d.%s"):format(folder, i, f:match("%.(%w+)$")), "wb"))
-    dst:write(src:read("a"))
-    src:close()
-    dst:close()
-  end
+  for i, f in ipairs(files) do copy_audio(f, folder, "clip" .. i) end
   return folder
 end
 
@@ -221,14 +226,7 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
   local function one_speaker()
     local files = {}
     for i, c in ipairs(clips) do
-      if c:match("Actor_") then
-        local copy = ("%s/speech%d.%s"):format(dir, i, c:match("%.(%w+)$"))
-        local src, dst = assert(io.open(c, "rb")), assert(io.open(copy, "wb"))
-        dst:write(src:read("a"))
-        src:close()
-        dst:close()
-        c = copy
-      end
+      if c:match("Actor_") then c = copy_audio(c, dir, "speech" .. i) end
       files[i] = c
     end
     return files
