@@ -115,27 +115,34 @@ int main(int argc, char **argv) {
     ser_model_free(m);
     return 2;
   }
+  if (speaker && !ser_model_speaker_norm(m)) {
+    fprintf(stderr, "classify: %s was trained without speaker normalisation: classify its files without --speaker "
+            "or --speaker-clips\n", argv[first]);
+    ser_model_free(m);
+    return 2;
+  }
   ser_speaker *s = speaker ? ser_speaker_new(m) : NULL;
   if (speaker && !s) {
     fprintf(stderr, "classify: %s\n", ser_errmsg());
     ser_model_free(m);
-    return 2;
+    return 1;
   }
   int failed = 0;
-  /* with --speaker: each file's clip number in the speaker (-1: refused, already reported);
-   * the statistics are over every file, so the predictions come after all are added, from
-   * what the speaker kept of each clip (a Whisper model's encoder runs once per file) */
+  /* --speaker: the files are the speaker's clips. The statistics are over all of them, so each
+   * is predicted after all are added, from what the speaker kept of it (a Whisper model's
+   * encoder runs once per file); clip[f]: file f's clip number (-1: refused, reported). */
+  const int kept = speaker && !clips_dir;
   int *clip = calloc((size_t)argc, sizeof *clip);
   float *probs = malloc((size_t)ser_model_num_classes(m) * sizeof *probs);
   if (!probs || !clip) {
     fprintf(stderr, "classify: out of memory\n");
     failed = 1;
   }
-  for (int f = first + 1; s && !clips_dir && clip && f < argc; f++) clip[f] = add_clip(s, argv[f]);
+  for (int f = first + 1; kept && clip && f < argc; f++) clip[f] = add_clip(s, argv[f]);
   if (clips_dir && enrol_folder(s, clips_dir) < 0) failed = 1;
   for (int f = first + 1; f < argc && probs && clip && !failed; f++) {
     int rc;
-    if (s && !clips_dir) {
+    if (kept) {
       if (clip[f] < 0) {
         failed++;
         continue;
