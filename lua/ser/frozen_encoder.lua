@@ -44,8 +44,9 @@ local finetune = require "ser.whisper_finetune"
 
 local M = {}
 
--- A spread below this is taken as the floor (a flat feature is not blown up).
-M.STD_FLOOR = 1e-4
+-- A spread below this is taken as the floor (a flat feature is not blown up); the C core's,
+-- which its inference API and ONNX export apply too.
+M.STD_FLOOR = require("ser.core.pretrained").POOLED_STD_FLOOR
 
 -- Encoders loaded in this process, by identity.
 local loaded = {}

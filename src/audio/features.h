@@ -22,6 +22,11 @@
 
 #include "core/tensor.h"
 
+/* The floor of a speaker's spread of spectral features in speaker normalisation, as
+ * ser.data.speaker_norm (Lua: ser.core.features.SPEAKER_STD_FLOOR) and the C inference API's
+ * ser_speaker apply it: a spread below it is taken as the floor, so a flat bin is not blown up. */
+#define SER_SPEAKER_STD_FLOOR 1e-2
+
 typedef struct ser_feat_opts {
   int sr, n_fft, hop, n_mels;
   double fmin, fmax;

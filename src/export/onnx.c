@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "pretrained/whisper.h"
 #include "onnx_ops.h"
 #include "onnx_proto.h"
 
@@ -27,8 +28,6 @@
 #define POOLED_NAME "pooled"
 #define SHIFT_NAME "speaker_shift"
 #define SCALE_NAME "speaker_scale"
-/* the floor of a speaker's spread, as ser.frozen_encoder and the C API's ser_speaker apply it */
-#define WHISPER_STD_FLOOR_TEXT "1e-4"
 
 static Onnx__ValueInfoProto *value_info(ox_ctx *c, const ox_value *v) {
   Onnx__ValueInfoProto *vi = ox_alloc(c, sizeof *vi);
@@ -298,11 +297,12 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
       (rc = add_json_prop(c, meta, &n_meta, "input_shape", cJSON_GetObjectItemCaseSensitive(input, "shape"))) ||
       (rc = add_json_prop(c, meta, &n_meta, "serlua_graph", g)))
     return rc;
-  if (c->speaker && (rc = add_prop(c, meta, &n_meta, "speaker_norm",
-                                   "speaker_shift and speaker_scale are the speaker's statistics of output 'pooled' over "
-                                   "the speaker's clips, each value on its own: shift = the mean, scale = 1 / max(population "
-                                   "standard deviation, " WHISPER_STD_FLOOR_TEXT ")")))
-    return rc;
+  char speaker_doc[256];
+  snprintf(speaker_doc, sizeof speaker_doc,
+           "speaker_shift and speaker_scale are the speaker's statistics of output 'pooled' over the speaker's clips, "
+           "each value on its own: shift = the mean, scale = 1 / max(population standard deviation, %g)",
+           SER_POOLED_STD_FLOOR);
+  if (c->speaker && (rc = add_prop(c, meta, &n_meta, "speaker_norm", speaker_doc))) return rc;
   for (int i = 0; i < n_extra; i++)
     if (props->keys[i] && props->values[i] && (rc = add_prop(c, meta, &n_meta, props->keys[i], props->values[i]))) return rc;
   mp->n_metadata_props = n_meta;

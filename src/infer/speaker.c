@@ -6,13 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/features.h"
 #include "core/error.h"
 #include "infer/model_impl.h"
-
-/* The floors below which a spread is taken as the floor (so a flat feature is not blown up):
- * ser.data.speaker_norm.STD_FLOOR and ser.frozen_encoder.STD_FLOOR. */
-#define SPECTRAL_STD_FLOOR 1e-2
-#define WHISPER_STD_FLOOR 1e-4
+#include "pretrained/whisper.h"
 
 /* Moments per feature, shifted by the first clip's values (one pass, no cancellation):
  * s1 = sum (x - k), s2 = sum (x - k)^2 over `count` values of each feature. */
@@ -158,7 +155,7 @@ static int statistics(const ser_speaker *s, float **shift_out, float **scale_out
     all_var = sq / (double)s->n - all_mean * all_mean;
     all_var = all_var > 0 ? all_var : 0;
   }
-  const double floor = whisper ? WHISPER_STD_FLOOR : SPECTRAL_STD_FLOOR;
+  const double floor = whisper ? SER_POOLED_STD_FLOOR : SER_SPEAKER_STD_FLOOR;
   for (int64_t f = 0; f < s->n; f++) {
     double mean = all_mean, var = all_var;
     if (!one_pair) moments(s, f, &mean, &var);

@@ -172,5 +172,7 @@ int ser_lua_open_features(lua_State *L) {
                                  {"frames", l_frames}, {"znorm", l_znorm}, {"whisper_logmel", l_whisper_logmel},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
+  lua_pushnumber(L, SER_SPEAKER_STD_FLOOR);
+  lua_setfield(L, -2, "SPEAKER_STD_FLOOR");
   return 1;
 }

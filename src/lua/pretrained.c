@@ -115,5 +115,7 @@ int ser_lua_open_pretrained(lua_State *L) {
   static const luaL_Reg fns[] = {{"load", l_load}, {"config", l_config}, {"forward", l_forward},
                                  {"state_dict", l_state_dict}, {"weights", l_weights}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  lua_pushnumber(L, SER_POOLED_STD_FLOOR);
+  lua_setfield(L, -2, "POOLED_STD_FLOOR");
   return 1;
 }

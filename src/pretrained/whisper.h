@@ -29,6 +29,12 @@
 #include "core/tensor.h"
 #include "pretrained/weights.h"
 
+/* The floor of a spread of an encoder's pooled features (a spread below it is taken as the
+ * floor, so a flat feature is not blown up): in a head's standardisation and in a speaker's
+ * statistics, as ser.frozen_encoder (Lua: ser.core.pretrained.POOLED_STD_FLOOR), the C
+ * inference API's ser_speaker and the ONNX export's speaker_norm metadata apply it. */
+#define SER_POOLED_STD_FLOOR 1e-4
+
 typedef struct ser_whisper_config {
   int n_mels;        /* num_mel_bins: 80, or 128 for large-v3 */
   int d_model;

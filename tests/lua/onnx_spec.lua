@@ -444,7 +444,12 @@ describe("ONNX export of the whisper family", function()
     local fs = model:state_dict().feature_std
     ser.no_grad(function() fs:copy_(T.ones_like(fs)) end)
     local out, _, meta = export_checked(dir, model, r)
-    if meta then assert.truthy(meta.speaker_norm and meta.speaker_norm:match("1e%-4"), tostring(meta.speaker_norm)) end
+    -- the metadata names the floor the C core applies (and ser.frozen_encoder with it)
+    local floor = require("ser.core.pretrained").POOLED_STD_FLOOR
+    if meta then
+      local said = meta.speaker_norm and tonumber(meta.speaker_norm:match("standard deviation, ([^)]+)%)"))
+      assert.are.equal(floor, said, tostring(meta.speaker_norm))
+    end
     if not ox.runtime then return pending(ox.missing_runtime) end
     local dims = all:shape()
     -- first pass: any statistics; the second output is the encoder's pooled states
@@ -457,7 +462,7 @@ describe("ONNX export of the whisper family", function()
     local flat = got:view(4, -1)
     local mean = flat:mean(1)
     local dev = flat - mean:view(1, -1)
-    local sd = (dev * dev):mean(1):sqrt():clamp(1e-4, math.huge)
+    local sd = (dev * dev):mean(1):sqrt():clamp(floor, math.huge)
     local stats = { shift = mean:view(dims[2], dims[3], dims[4]), scale = (T.ones(sd:shape()) / sd):view(dims[2], dims[3], dims[4]) }
     local ys = ox.run(out, xs, dir, nil, nil, stats)
     local want = ser.no_grad(function() return model(model:speaker_normalise(picked, spk)) end)

@@ -8,8 +8,9 @@ local T = require "ser.tensor"
 
 local M = {}
 
--- A spread below this is taken as the floor, so that a flat bin is not blown up.
-M.STD_FLOOR = 1e-2
+-- A spread below this is taken as the floor, so that a flat bin is not blown up; the C core's,
+-- which its inference API applies too.
+M.STD_FLOOR = require("ser.core.features").SPEAKER_STD_FLOOR
 
 -- Per-bin mean and variance of the features of `rows`, in chunks of 64 clips: sums of
 -- (x - K) and (x - K)^2 with K the first chunk's bin means (one pass, no cancellation).
