@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static void usage(FILE *to) {
   fprintf(to, "usage: classify [--speaker | --speaker-clips DIR] CHECKPOINT FILE...\n"
@@ -23,16 +22,6 @@ static void usage(FILE *to) {
               "                       over all of them first\n"
               "  --speaker-clips DIR  the speaker's statistics from the audio files under DIR (include the\n"
               "                       files you classify to get predict.lua's numbers for them)\n");
-}
-
-/* 1 when the file name ends in an audio extension serlua reads (ser.data's list) */
-static int is_audio(const char *path) {
-  static const char *const ext[] = {"wav", "flac", "ogg", "mp3", "aiff", "aif"};
-  const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-  if (!dot || (slash && dot < slash)) return 0;
-  for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
-    if (!strcasecmp(dot + 1, ext[i])) return 1;
-  return 0;
 }
 
 /* The file at its own rate, mixed to mono (the model resamples and windows it itself); 0 or -1
@@ -75,14 +64,14 @@ static int add_clip(ser_speaker *s, const char *path) {
  * reported and left out. */
 static int enrol_folder(ser_speaker *s, const char *dir) {
   ser_filelist files;
-  if (is_audio(dir) && ser_fs_is_file(dir)) {
+  if (ser_audio_has_extension(dir) && ser_fs_is_file(dir)) {
     add_clip(s, dir);
   } else if (ser_corpus_walk(&files, dir, 0) < 0) {
     fprintf(stderr, "classify: --speaker-clips %s: %s\n", dir, ser_errmsg());
     return -1;
   } else {
     for (size_t i = 0; i < files.n; i++)
-      if (is_audio(files.paths[i])) add_clip(s, files.paths[i]);
+      if (ser_audio_has_extension(files.paths[i])) add_clip(s, files.paths[i]);
     ser_filelist_free(&files);
   }
   if (ser_speaker_num_clips(s) > 0) return 0;

@@ -17,6 +17,16 @@
 
 enum { SER_AUDIO_MIN_SR = 1000, SER_AUDIO_MAX_SR = 768000, SER_AUDIO_MAX_CHANNELS = 64 };
 
+const char *const ser_audio_extensions[] = {"wav", "flac", "ogg", "mp3", "aiff", "aif", NULL};
+
+int ser_audio_has_extension(const char *path) {
+  const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+  if (!dot || (slash && dot < slash)) return 0;
+  for (const char *const *e = ser_audio_extensions; *e; e++)
+    if (!strcasecmp(dot + 1, *e)) return 1;
+  return 0;
+}
+
 ser_audio_opts ser_audio_opts_default(void) {
   ser_audio_opts o = {.sr = 16000, .mono = 1, .offset = 0.0, .seconds = 0.0, .normalize = 0};
   return o;

@@ -24,6 +24,13 @@ typedef struct ser_audio_opts {
   int normalize;   /* 1: scale so that max |x| == 1 (left alone for an all-zero signal) */
 } ser_audio_opts;
 
+/* The file name extensions read as audio (formats libsndfile decodes), lower case without the
+ * dot, NULL-terminated: ser.data's corpus scan (Lua: ser.core.audio.extensions) and the classify
+ * example pick audio files in a folder by them. */
+extern const char *const ser_audio_extensions[];
+/* 1 when the file name in path (after its last '/') ends in one of them, in any case. */
+int ser_audio_has_extension(const char *path);
+
 /* Defaults of the reference pipeline except `seconds` (0 = whole file): 16 kHz mono. */
 ser_audio_opts ser_audio_opts_default(void);
 

@@ -275,5 +275,11 @@ int ser_lua_open_audio(lua_State *L) {
                                  {"cache_clear", l_cache_clear}, {"cache_limit", l_cache_limit}, {"trim", l_trim},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
+  lua_newtable(L);
+  for (int i = 0; ser_audio_extensions[i]; i++) {
+    lua_pushstring(L, ser_audio_extensions[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "extensions");
   return 1;
 }

@@ -350,11 +350,34 @@ static void test_ravdess_48k_vs_16k(void **state) {
   assert_true(files == 8);
 }
 
+/* The extension list picks audio by the file name's last suffix, in any case, and never by a
+ * dot in a folder name. */
+static void test_audio_extensions(void **state) {
+  (void)state;
+  assert_true(ser_audio_has_extension("a.wav"));
+  assert_true(ser_audio_has_extension("dir/b.FLAC"));
+  assert_true(ser_audio_has_extension("/x/y/c.Aif"));
+  assert_false(ser_audio_has_extension("notes.txt"));
+  assert_false(ser_audio_has_extension("archive.wav.gz"));
+  assert_false(ser_audio_has_extension("folder.wav/readme"));
+  assert_false(ser_audio_has_extension("wav"));
+  assert_false(ser_audio_has_extension("trailing."));
+  int n = 0;
+  for (const char *const *e = ser_audio_extensions; *e; e++) {
+    char name[32];
+    snprintf(name, sizeof name, "clip.%s", *e);
+    assert_true(ser_audio_has_extension(name));
+    n++;
+  }
+  assert_int_equal(n, 6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_formats_resample_mono), cmocka_unit_test(test_seconds_offset_normalize),
       cmocka_unit_test(test_bad_files),             cmocka_unit_test(test_save_roundtrip_atomic),
       cmocka_unit_test(test_cache_and_load_many),   cmocka_unit_test(test_ravdess_48k_vs_16k),
+      cmocka_unit_test(test_audio_extensions),
   };
   return cmocka_run_group_tests_name("audio_io", tests, setup, teardown);
 }

@@ -272,9 +272,20 @@ describe("serve.lua", function()
     assert.truthy(out:find("--speaker-clips " .. dir .. "/no-such-folder", 1, true), out)
     -- with them, the page's scorer is ser.stream's with the same clips
     local spk_model, spk_meta = assert(ser.train.load_checkpoint(spk))
-    local app = ser.serve.app.new(spk_model, spk_meta, { speaker = { clip, long } })
+    -- (copies, removed once the app is made: live sessions share its scorer, so they do not read
+    -- the clips again)
+    local copies = { dir .. "/spk_a.wav", dir .. "/spk_b.wav" }
+    for i, p in ipairs { clip, long } do
+      assert(ser.audio.save(copies[i], assert(ser.audio.load(p, { sr = 16000 })), 16000))
+    end
+    local app = ser.serve.app.new(spk_model, spk_meta, { speaker = copies })
+    for _, p in ipairs(copies) do assert(os.remove(p)) end
     local wav = assert(ser.audio.load(clip, { sr = 16000 }))
     assert.same(ser.stream.scorer.new(spk_model, spk_meta, { clip, long })(wav), app.score(wav))
+    local st = app:stream()
+    local windows = st:push(wav)
+    for _, w in ipairs(st:finish()) do windows[#windows + 1] = w end
+    assert(#windows > 0 and windows[1].raw, "the live session scored no window")
   end)
 end)
 

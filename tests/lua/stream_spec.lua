@@ -575,6 +575,48 @@ describe("ser.stream with a speaker-normalised model and the speaker's clips", f
     assert.is_truthy(out:find("--speaker-clips " .. dir .. "/none", 1, true), out)
   end)
 
+  it_bin("streams of one speaker share a prepared scorer, which read the speaker's clips once", function()
+    ser.manual_seed(14)
+    local model = ser.models.create("cnn2d", { classes = 3 })
+    sharpen(model, { "classifier.5.weight" }, 30)
+    local ckpt = dir .. "/cnn2d_shared.safetensors"
+    ser.train.save_checkpoint(ckpt, model, { "neutral", "happy", "sad" }, { seconds = 2, sr = 16000, normalize = "speaker" },
+      1, { features = { kind = "logmel" } })
+    local m, meta = assert(ser.train.load_checkpoint(ckpt))
+    -- copies of the clips, gone once the scorer is prepared: the streams must not read them
+    os.execute(("mkdir -p %s/gone"):format(q(dir)))
+    local copies = {}
+    for i, c in ipairs(clips) do
+      copies[i] = ("%s/gone/clip%d.wav"):format(dir, i)
+      assert(ser.audio.save(copies[i], assert(ser.audio.load(c, { sr = 16000 })), 16000))
+    end
+    local shared = ser.stream.scorer.prepare(m, meta, copies)
+    for _, c in ipairs(copies) do assert(os.remove(c)) end
+    local function probs(o)
+      local st = ser.stream.new(m, meta, o)
+      local windows = st:push(T.cat({ window, window }, 1))
+      local more = st:finish()
+      for _, w in ipairs(more) do windows[#windows + 1] = w end
+      local out = {}
+      for _, w in ipairs(windows) do if w.raw then out[#out + 1] = w.raw end end
+      return out
+    end
+    local want = probs { speaker = clips, window = 1.5, hop = 0.5 }
+    assert(#want >= 3, "too few scored windows to compare: " .. #want)
+    for _ = 1, 2 do assert.same(want, probs { scorer = shared, window = 1.5, hop = 0.5 }) end
+    -- refused: a scorer and clips together, another model's scorer, something else
+    local ok, err = pcall(ser.stream.new, m, meta, { scorer = shared, speaker = clips })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("not both", 1, true), err)
+    local other = assert(ser.train.load_checkpoint(ckpt))
+    ok, err = pcall(ser.stream.new, other, meta, { scorer = shared })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("prepared for another model", 1, true), err)
+    ok, err = pcall(ser.stream.new, m, meta, { scorer = function() end })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("ser.stream.scorer.prepare", 1, true), err)
+  end)
+
   it_bin("refuses the speaker's clips for a model trained without speaker normalisation, and a bad clip", function()
     ser.manual_seed(13)
     local ckpt = dir .. "/plain.safetensors"

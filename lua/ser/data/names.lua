@@ -12,7 +12,9 @@ M.canonical = { "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust"
 M.canonical_rank = {}
 for i, name in ipairs(M.canonical) do M.canonical_rank[name] = i end
 
-M.audio_extensions = { wav = true, flac = true, ogg = true, mp3 = true, aiff = true, aif = true }
+-- The extensions read as audio (lower case, no dot), as a set: the C core's list.
+M.audio_extensions = {}
+for _, ext in ipairs(require("ser.core.audio").extensions) do M.audio_extensions[ext] = true end
 
 -- Synonyms seen in folder names and corpora (lower case) -> canonical name.
 local synonyms = {

@@ -40,10 +40,11 @@ end
 -- cannot stream (a speaker-normalised one without the speaker's clips) or bad window options.
 function M.new(model, meta, o)
   o = o or {}
-  local score, sr, seconds = scorer.new(model, meta, o.speaker)
+  -- one scorer for the page's files and every live session: the speaker's clips are read once
+  local shared = scorer.prepare(model, meta, o.speaker)
   local self = setmetatable({
-    model = model, meta = meta, classes = meta.classes, score = score, sr = sr, seconds = seconds,
-    opts = { window = o.window, hop = o.hop, vad = o.vad, smooth = o.smooth, speaker = o.speaker },
+    model = model, meta = meta, classes = meta.classes, score = shared.score, sr = shared.sr, seconds = shared.seconds,
+    opts = { window = o.window, hop = o.hop, vad = o.vad, smooth = o.smooth, scorer = shared },
     max_sessions = o.max_sessions or 8, session_idle = o.session_idle or 60,
     name = o.name or "model", sessions = {}, n_sessions = 0, clock = o.clock or os.time,
   }, App)

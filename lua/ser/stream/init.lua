@@ -11,7 +11,9 @@
 -- segments: the emotion segments this call closed: { start =, stop =, label =, confidence =,
 --   probs = mean probabilities }.
 -- A speaker-normalised model needs { speaker = { "clip1.wav", ... } }: clips of the stream's
--- speaker, whose statistics (with each window's) normalise the windows (ser.stream.scorer).
+-- speaker, whose statistics (with each window's) normalise the windows (ser.stream.scorer);
+-- or { scorer = ser.stream.scorer.prepare(model, meta, speaker) }, one scorer shared by the
+-- streams of that speaker, which then read the clips once.
 --
 -- The per-sample work is in C (src/audio/stream.c: resampling to the model's rate, the ring of
 -- the last window, frame energies); the windows are scored as predict.lua scores a clip of
@@ -43,7 +45,7 @@ M.VAD_DECAY = 10
 M.defaults = { window = 3.0, hop = 0.5, vad = true, vad_db = -70, vad_range = 30, vad_min = 0.25, smooth = 3,
   min_silence = 1.0, min_segment = 1.0 }
 local known = { "window", "hop", "rate", "vad", "vad_db", "vad_range", "vad_min", "smooth", "min_silence",
-  "min_segment", "speaker" }
+  "min_segment", "speaker", "scorer" }
 
 local function check_number(o, key, lo, hi, what)
   local v = o[key]
@@ -53,12 +55,31 @@ local function check_number(o, key, lo, hi, what)
   return v
 end
 
+-- The scorer of o.scorer (ser.stream.scorer.prepare's), checked against the model; nothing
+-- when there is none.
+local function shared_scorer(model, o)
+  local s = o.scorer
+  if s == nil then return nil end
+  if o.speaker ~= nil then
+    error("ser.stream.new: give the speaker's clips (speaker) or a prepared scorer (scorer), not both: the " ..
+      "scorer already holds its speaker", 3)
+  end
+  if type(s) ~= "table" or type(s.score) ~= "function" or type(s.sr) ~= "number" or type(s.seconds) ~= "number" then
+    error(("ser.stream.new: scorer must be what ser.stream.scorer.prepare returns, got %s"):format(tostring(s)), 3)
+  end
+  if s.model ~= model then
+    error("ser.stream.new: the scorer was prepared for another model; prepare it with this stream's model", 3)
+  end
+  return s.score, s.sr, s.seconds
+end
+
 function M.new(model, meta, o)
   options.check(o, known, "ser.stream.new", 2)
   local opts = {}
   for k, v in pairs(M.defaults) do opts[k] = v end
   for k, v in pairs(o or {}) do opts[k] = v end
-  local score, sr, seconds = scorer.new(model, meta, opts.speaker)
+  local score, sr, seconds = shared_scorer(model, opts)
+  if not score then score, sr, seconds = scorer.new(model, meta, opts.speaker) end
   opts.rate = opts.rate or sr
   -- a model sees at most its clip length: a longer window's tail would be cut off unseen
   if o == nil or o.window == nil then opts.window = math.min(opts.window, seconds) end

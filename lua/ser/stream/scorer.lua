@@ -4,6 +4,7 @@
 --
 --   local score, sr, seconds = scorer.new(model, meta [, speaker])   -- the rate of the windows, the most the model sees
 --   local probs = score(wav)                    -- wav [n] at sr -> { p1, ..., pK }
+--   local shared = scorer.prepare(model, meta [, speaker])  -- the same as one value for ser.stream.new's `scorer`
 --
 -- Spectral and waveform models (CNN2D, CRNN, CNN1D): the window is cut or zero-padded at the
 -- end to the checkpoint's clip length, as loading a file of that length does; with silence
@@ -143,6 +144,15 @@ function M.new(model, meta, speaker)
 
   local load_seconds = trim and loader.trim_lookahead(seconds) or seconds
   return spectral_speaker_scorer(model, features, inputs.normalize, speaker, clip_of, sr, load_seconds), sr, seconds
+end
+
+-- M.new's scorer as one value, { score =, sr =, seconds =, model = }, for ser.stream.new's
+-- `scorer` option: streams of one model and speaker share it, so that the speaker's clips are
+-- read (a whisper model's: encoded) once rather than once per stream, as serve.lua's live
+-- sessions do. A call keeps nothing between windows, so the streams may take turns with it.
+function M.prepare(model, meta, speaker)
+  local score, sr, seconds = M.new(model, meta, speaker)
+  return { score = score, sr = sr, seconds = seconds, model = model }
 end
 
 return M
