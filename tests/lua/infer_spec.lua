@@ -213,10 +213,25 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     model:eval()
     local path = dir .. "/whisper_context.safetensors"
     ser.train.save_checkpoint(path, model, CLASSES, { seconds = 2, sr = 16000, meta = { recipe = recipe.to_meta(r) } }, 1, {})
-    local _, meta = assert(ser.load(path))
+    local sd, meta = assert(ser.load(path))
     assert.are.equal(3, meta.graph.input.context)
     local top = assert_parity(path)
     assert(top > 0.3, ("near-uniform whisper model (top probability %.3f)"):format(top))
+    -- a graph that disagrees with the recipe the Lua side rebuilds from (as one written by
+    -- another build could) is refused rather than run otherwise than predict.lua would run it
+    local function refused(edit, want)
+      local _, m = assert(ser.load(path))
+      edit(m)
+      m.format = nil   -- ser.save writes it
+      local stale = dir .. "/whisper_stale.safetensors"
+      assert(ser.save(stale, sd, m))
+      local out, rc = run(("%s %s %s"):format(classify, stale, clips[1]))
+      assert.are_not.equal(0, rc, out)
+      assert.matches(want, out, 1, true)
+      assert.matches("ser.graph.attach", out, 1, true)
+    end
+    refused(function(m) m.graph.input.context = nil end, "model.context (3 s) and the graph's input.context (0 s) disagree")
+    refused(function(m) m.recipe.model.speaker_norm = true end, "model.speaker_norm (true) and the graph's input.normalize (clip)")
   end)
 
   -- Speaker-normalised models: classify --speaker takes the speaker's statistics over all the
