@@ -20,6 +20,7 @@
 #include "io/torch_pickle.h"
 #include "io/torch_zip.h"
 #include "io/fs.h"
+#include "io/recipe_graph.h"
 #include "eval/metrics.h"
 #include "eval/umap.h"
 #include "pretrained/identity.h"

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "io/recipe_graph.h"
 #include "io/safetensors.h"
 #include "pretrained/whisper.h"
 #include "onnx_ops.h"
@@ -431,6 +432,12 @@ int ser_onnx_export_checkpoint(const char *ckpt_path, const char *out_path, cons
     return ser_error(SER_EINVAL, "onnx: '%s' has no graph description (metadata key \"graph\"), so there is nothing to export; "
                      "checkpoints saved by this serlua have one, and ser.graph.attach(\"%s\", \"with_graph.safetensors\") "
                      "adds one to an older checkpoint or a PyTorch .pt", ckpt_path, ckpt_path);
+  }
+  /* the Lua side rebuilds the model from its recipe: the exported graph must run the same */
+  if ((rc = ser_recipe_graph_check(ser_safetensors_file_meta(sf, "recipe"), graph)) < 0) {
+    ser_error_prefix(rc, "onnx: '%s'", ckpt_path);
+    ser_safetensors_close(sf);
+    return rc;
   }
   const int n = ser_safetensors_count(sf);
   const char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);

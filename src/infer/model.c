@@ -8,10 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/error.h"
 #include "infer/model_impl.h"
+#include "io/recipe_graph.h"
 #include "ops/ops.h"
 #include "pretrained/identity.h"
 
@@ -99,35 +98,6 @@ static int run(const ser_model *m, const float *pcm, int64_t n, int rate, const 
   return rc;
 }
 
-/* A whisper model's checkpoint records its recipe (meta.recipe, which serlua's Lua side rebuilds
- * the model from) beside the graph (which this API runs). serlua writes both from one model, so
- * they agree; a checkpoint whose graph came from another build could say otherwise, and the two
- * would then predict differently without a word. The settings the graph's input carries for the
- * whisper family are compared: the Whisper window (model.context) and speaker normalisation. */
-static int check_recipe(const ser_model *m) {
-  const char *text = ser_safetensors_meta(m->st, "recipe");
-  if (!text || m->prep.kind != SER_PREP_WHISPER) return 0;
-  cJSON *recipe = cJSON_Parse(text);
-  const cJSON *model = cJSON_GetObjectItemCaseSensitive(recipe, "model");
-  int rc = 0;
-  if (cJSON_IsObject(model)) {
-    const cJSON *context = cJSON_GetObjectItemCaseSensitive(model, "context");
-    const cJSON *spk = cJSON_GetObjectItemCaseSensitive(model, "speaker_norm");
-    const double want_context = cJSON_IsNumber(context) ? context->valuedouble : 0;
-    const int want_spk = cJSON_IsTrue(spk), has_spk = m->prep.normalize != SER_PREP_NORM_CLIP;
-    const char *fix = "the graph description was written by another build; write it again from the recipe with "
-                      "ser.graph.attach (docs/graph.md)";
-    if (want_context != m->prep.context)
-      rc = ser_error(SER_EFORMAT, "the recipe's model.context (%g s) and the graph's input.context (%g s) disagree: %s",
-                     want_context, m->prep.context, fix);
-    else if (cJSON_IsBool(spk) && want_spk != has_spk)
-      rc = ser_error(SER_EFORMAT, "the recipe's model.speaker_norm (%s) and the graph's input.normalize (%s) disagree: %s",
-                     want_spk ? "true" : "false", has_spk ? "speaker" : "clip", fix);
-  }
-  cJSON_Delete(recipe);
-  return rc;
-}
-
 ser_model *ser_model_load(const char *path) {
   if (!path) {
     ser_error(SER_EINVAL, "ser_model_load: path is NULL");
@@ -149,7 +119,8 @@ ser_model *ser_model_load(const char *path) {
     if ((rc = ser_graph_parse(&m->g, graph, lookup, m->st)) == 0) rc = ser_prep_parse(&m->prep, graph);
     if (!rc && (m->prep.kind == SER_PREP_WHISPER) != (m->g->enc_path != NULL))
       rc = ser_error(SER_EFORMAT, "the graph's input features (whisper_logmel) and its whisper_encoder node go together");
-    if (!rc) rc = check_recipe(m);
+    /* the Lua side rebuilds the model from its recipe: the graph must run the same */
+    if (!rc) rc = ser_recipe_graph_check(ser_safetensors_meta(m->st, "recipe"), graph);
     if (!rc && m->g->enc_path) rc = load_encoder(m, path);
     if (rc < 0) ser_error_prefix(rc, "%s", path);
   }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/error.h"
+#include "io/recipe_graph.h"
 #include "io/safetensors.h"
 #include "lib/fixture.h"
 
@@ -372,6 +374,24 @@ static void read_by_name(void **state) {
   assert_int_equal(ser_safetensors_open(&sf, "/nonexistent/x.safetensors"), SER_EIO);
 }
 
+/* A checkpoint's recipe against its graph description: only the whisper family's window and
+ * speaker normalisation are compared; nothing to compare is no error. */
+static void recipe_against_graph(void **state) {
+  (void)state;
+  const char *whisper = "{\"input\": {\"features\": {\"kind\": \"whisper_logmel\"}, \"context\": 30, \"speaker_norm\": true}}";
+  assert_int_equal(0, ser_recipe_graph_check(NULL, whisper));
+  assert_int_equal(0, ser_recipe_graph_check("{\"model\": {\"context\": 30, \"speaker_norm\": true}}", whisper));
+  assert_int_equal(0, ser_recipe_graph_check("{\"model\": {\"context\": 30}}", whisper));   /* not said: not compared */
+  assert_int_equal(SER_EFORMAT, ser_recipe_graph_check("{\"model\": {\"speaker_norm\": true}}", whisper));
+  assert_non_null(strstr(ser_errmsg(), "model.context (0 s) and the graph's input.context (30 s) disagree"));
+  assert_int_equal(SER_EFORMAT, ser_recipe_graph_check("{\"model\": {\"context\": 30, \"speaker_norm\": false}}", whisper));
+  assert_non_null(strstr(ser_errmsg(), "ser.graph.attach"));
+  /* a spectral model's graph carries neither; an unreadable recipe or graph is left to its reader */
+  assert_int_equal(0, ser_recipe_graph_check("{\"model\": {\"context\": 30}}", "{\"input\": {\"features\": {\"kind\": \"logmel\"}}}"));
+  assert_int_equal(0, ser_recipe_graph_check("not json", whisper));
+  assert_int_equal(0, ser_recipe_graph_check("{\"model\": 3}", "[1, 2"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(round_trip_with_metadata),
@@ -381,6 +401,7 @@ int main(void) {
       cmocka_unit_test(f16_rounding),
       cmocka_unit_test(write_f16_bf16),
       cmocka_unit_test(read_by_name),
+      cmocka_unit_test(recipe_against_graph),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -229,9 +229,16 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
       assert.are_not.equal(0, rc, out)
       assert.matches(want, out, 1, true)
       assert.matches("ser.graph.attach", out, 1, true)
+      -- the ONNX export runs the graph too, and refuses it alike, writing nothing
+      local onnx = dir .. "/whisper_stale.onnx"
+      local ok, err = require("ser.core.onnx").export(stale, onnx)
+      assert.is_nil(ok)
+      assert.matches(want, err, 1, true)
+      assert.is_nil(io.open(onnx))
     end
     refused(function(m) m.graph.input.context = nil end, "model.context (3 s) and the graph's input.context (0 s) disagree")
-    refused(function(m) m.recipe.model.speaker_norm = true end, "model.speaker_norm (true) and the graph's input.normalize (clip)")
+    refused(function(m) m.recipe.model.speaker_norm = true end,
+      "model.speaker_norm (true) and the graph's input.speaker_norm (false) disagree")
   end)
 
   -- Speaker-normalised models: classify --speaker takes the speaker's statistics over all the
