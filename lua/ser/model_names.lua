@@ -91,11 +91,13 @@ function M.describe(sd)
   if has("net.0.weight") or (w0 and #w0 == 3 and has("classifier.2.weight")) then
     local out = shape(sd, "fc.2.weight") or shape(sd, "classifier.2.weight")
     if not out then return nil, "a CNN1D state_dict (net.*) needs fc.2.weight" end
+    -- the filterbank front end (ser.models.CNN1D) has its BatchNorm at net.4 and 64 filters first
+    local filterbank = w0 and #w0 == 3 and w0[1] == 64 and has("net.4.running_mean")
     -- context blocks (ser.models.CNN1D) put a convolution at net.13, net.17, ...
     local blocks = 0
-    while has(("net.%d.weight"):format(13 + 4 * blocks)) do blocks = blocks + 1 end
+    while not filterbank and has(("net.%d.weight"):format(13 + 4 * blocks)) do blocks = blocks + 1 end
     return { model = "cnn1d", classes = out[1], time = out[2] == 512 and "stats" or nil,
-             context_blocks = blocks > 0 and blocks or nil }
+             context_blocks = blocks > 0 and blocks or nil, frontend = filterbank and "filterbank" or nil }
   end
   if w0 and #w0 == 4 and has("classifier.5.weight") then
     -- the classifier reads 256 x bands values, twice that with statistics pooling over time

@@ -6,6 +6,7 @@
 -- are renamed when loaded (ser.model_names).
 -- Each model has embed(x): the penultimate representation, used for UMAP.
 -- model.input names the features the model expects ("logmel" or "waveform").
+local base = require "ser.core.base"
 local nn = require "ser.nn"
 local F = require "ser.nn.functional"
 local T = require "ser.core.tensor"
@@ -190,20 +191,70 @@ models.CRNN = CRNN
 -- and barely a pitch period; each block quarters the time steps, so N = 2 hears ~180 ms for
 -- 36 % more multiply-adds (N = 3: ~0.74 s, 38 %). The pools need inputs of at least 16 * 4^N - 15
 -- samples.
+-- frontend = "filterbank" replaces the first convolution by a learnt filterbank: 64 band-pass
+-- filters of 257 taps (16 ms at 16 kHz) at stride 2, initialised as Hamming-windowed sinc
+-- band-passes on the mel scale from 60 Hz to 7.6 kHz (as SincNet's, but every tap is then
+-- learnt), each band's energy averaged over 10 ms and log-compressed, then BatchNorm: net.0
+-- Conv1d, net.1 Square, net.2 AvgPool1d(80), net.3 Log(1e-6), net.4 BN. The four convolutions
+-- (128, 128, 256, 256 channels) then run on 100 frames a second instead of 8000-1000 samples,
+-- so each output step hears ~1.2 s, for about a quarter of the default's multiply-adds. Inputs
+-- need at least 159 samples (one frame).
 local CNN1D_CONTEXT_POOL = 4
+local FILTERBANK = { bands = 64, taps = 257, stride = 2, frame = 80, fmin = 60, fmax = 7600, sr = 16000, eps = 1e-6 }
+
+-- The filterbank's initial taps [bands][1][taps]: mel-spaced band-passes, each the difference
+-- of two windowed sinc low-passes, scaled to unit energy.
+local function sinc_bandpasses(fb)
+  local function mel(f) return 2595 * math.log(1 + f / 700, 10) end
+  local function hz(m) return 700 * (10 ^ (m / 2595) - 1) end
+  local m0, m1, w, half = mel(fb.fmin), mel(fb.fmax), {}, (fb.taps - 1) / 2
+  for i = 1, fb.bands do
+    local lo = hz(m0 + (m1 - m0) * (i - 1) / fb.bands) / fb.sr
+    local hi = hz(m0 + (m1 - m0) * i / fb.bands) / fb.sr
+    local taps, energy = {}, 0
+    for t = 0, fb.taps - 1 do
+      local x = t - half
+      local function lowpass(fc) return x == 0 and 2 * fc or math.sin(2 * math.pi * fc * x) / (math.pi * x) end
+      local v = (lowpass(hi) - lowpass(lo)) * (0.54 - 0.46 * math.cos(2 * math.pi * t / (fb.taps - 1)))
+      taps[t + 1], energy = v, energy + v * v
+    end
+    for t = 1, fb.taps do taps[t] = taps[t] / math.sqrt(energy) end
+    w[i] = { taps }
+  end
+  return w
+end
+
+-- The filterbank front end's layers (see above), its first convolution initialised.
+local function filterbank_layers(fb)
+  local conv = nn.Conv1d(1, fb.bands, fb.taps, { stride = fb.stride, padding = (fb.taps - 1) // 2 })
+  base.no_grad(function()
+    conv.weight:copy_(sinc_bandpasses(fb))
+    conv.bias:zero_()
+  end)
+  return { conv, nn.Square(), nn.AvgPool1d(fb.frame), nn.Log(fb.eps), nn.BatchNorm1d(fb.bands) }
+end
 local CNN1D = nn.Module.class("CNN1D")
 function CNN1D:init(o)
   o = check_classes("CNN1D", o)
   self.classes, self.input = o.classes, "waveform"
   self.time = variant("CNN1D", "time", o.time, "mean", "stats")
+  self.frontend = variant("CNN1D", "frontend", o.frontend, "conv", "filterbank")
   local n_context = o.context_blocks or 0
   if type(n_context) ~= "number" or n_context ~= math.floor(n_context) or n_context < 0 or n_context == math.huge then
     error(("ser.models.CNN1D: context_blocks must be a whole number >= 0, got %s"):format(tostring(o.context_blocks)), 3)
   end
   -- 0 records nothing, so the notebook's checkpoints stay as they were
   self.context_blocks = n_context > 0 and math.tointeger(n_context) or nil
-  local layers, c_in = {}, 1
-  for _, c in ipairs { 32, 64, 128, 256 } do
+  if self.frontend and self.context_blocks then
+    error("ser.models.CNN1D: context_blocks work on the convolutions' 1000 steps a second; the filterbank front "
+      .. "end's 100 frames a second already give each output step ~1.2 s: use one or the other", 3)
+  end
+  local layers, c_in, widths = {}, 1, { 32, 64, 128, 256 }
+  if self.frontend then
+    layers = filterbank_layers(FILTERBANK)
+    c_in, widths = FILTERBANK.bands, { 128, 128, 256, 256 }
+  end
+  for _, c in ipairs(widths) do
     for _, m in ipairs { nn.Conv1d(c_in, c, 9, { stride = 2, padding = 4 }), nn.BatchNorm1d(c), nn.ReLU() } do
       layers[#layers + 1] = m
     end
@@ -226,6 +277,12 @@ function CNN1D:pooled(x)
   if self.context_blocks and x:size(x:dim()) < shortest then
     error(("ser.models.CNN1D: %d context blocks need at least %d samples of waveform, got %d")
       :format(self.context_blocks, math.tointeger(shortest), x:size(x:dim())), 3)
+  end
+  -- the filterbank's stride 2 leaves ceil(samples / 2) steps; its energy pool needs a frame of them
+  local frame = FILTERBANK.stride * FILTERBANK.frame - 1
+  if self.frontend and x:size(x:dim()) < frame then
+    error(("ser.models.CNN1D: the filterbank front end needs at least %d samples of waveform (one 10 ms frame), "
+      .. "got %d"):format(frame, x:size(x:dim())), 3)
   end
   local h = self.net(x)
   return self.time and mean_std(h, 3) or h
@@ -282,7 +339,8 @@ function models.load(path, o)
   end
   local ok, model = pcall(models.create, name, { classes = #meta.classes, hidden = tonumber(meta.hidden),
     batchnorm = meta.batchnorm == true, dropout = tonumber(meta.dropout), feature_dropout = tonumber(meta.feature_dropout),
-    freq = meta.freq, time = meta.time, mels = tonumber(meta.mels), context_blocks = tonumber(meta.context_blocks) })
+    freq = meta.freq, time = meta.time, mels = tonumber(meta.mels), context_blocks = tonumber(meta.context_blocks),
+    frontend = meta.frontend })
   if not ok then return nil, ("%s: metadata describes no buildable model: %s"):format(path, tostring(model)) end
   local err
   ok, sd = pcall(names.migrate, name:lower(), sd)

@@ -141,6 +141,8 @@ M.register_family("cnn1d", { input = "waveform", title = "CNN1D (waveform)", fie
   time = TIME,
   context_blocks = { kind = "natural", default = 0,
                      help = "blocks after the four convolutions, each max-pooling time by 4 then convolving (wider context)" },
+  frontend = { choices = { "conv", "filterbank" }, default = "conv",
+               help = "first layer: the notebook's convolution, or a learnt filterbank's log energies every 10 ms" },
 }, build = create("cnn1d") })
 M.register_family("crnn", { input = "logmel", title = "CRNN (log-mel)", fields = {
   freq = FREQ,
@@ -516,6 +518,7 @@ function M.from_meta(meta, where)
   for k in pairs(family.fields) do
     local v = meta[k]
     if k == "freq" or k == "time" then v = v or "mean" end   -- absent: the notebook's layers
+    if k == "frontend" then v = v or "conv" end
     if k == "dropout" or k == "feature_dropout" or k == "context_blocks" then v = tonumber(v) or 0 end
     if k == "batchnorm" then v = v == true end
     r.model[k] = v

@@ -73,6 +73,20 @@ static int emit_batchnorm(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx,
 
 static int emit_relu(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return ox_unary(c, "Relu", x, out); }
 
+/* log(x + eps): Log, after an Add of the constant when eps > 0 */
+static int emit_log(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) {
+  double eps;
+  int rc = ox_get_num(c, nd, "eps", 0, &eps);
+  if (rc) return rc;
+  if (!(eps >= 0 && eps < 1e30)) return ox_fail(c, SER_EINVAL, "eps must be a finite number >= 0, got %g", eps);
+  if (eps == 0) return ox_unary(c, "Log", x, out);
+  const char *shifted = ox_tmp(c, out, "log"), *e = ox_scalar(c, out, (float)eps);
+  if (!shifted || !e || ox_binary(c, "Add", x->name, e, shifted)) return SER_ENOMEM;
+  const char *in[1] = {shifted};
+  if (!ox_node(c, "Log", 1, in, out)) return SER_ENOMEM;
+  return ox_put(c, out, x->rank, x->dim) ? 0 : SER_ENOMEM;
+}
+
 /* GELU: opset 17 has no Gelu op (it arrives in opset 20), so the formula: exact
  * 0.5 x (1 + erf(x / sqrt 2)), or with tanh_form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 int ox_gelu(ox_ctx *c, const char *x, int tanh_form, const char *out) {
@@ -109,7 +123,8 @@ static int emit_gelu(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, cons
   return ox_put(c, out, x->rank, x->dim) ? 0 : SER_ENOMEM;
 }
 
-static int emit_maxpool(ox_ctx *c, const cJSON *nd, int sd, const ox_value *x, const char *out) {
+/* MaxPool, or (avg) AveragePool with the padding counted as zeros (PyTorch's count_include_pad) */
+static int emit_pool(ox_ctx *c, const cJSON *nd, int sd, int avg, const ox_value *x, const char *out) {
   int rc = ox_need_rank(c, x, sd + 2, sd + 2);
   int64_t k[2], st[2], pad[2], dil[2], pads[4];
   int ceil_mode;
@@ -126,21 +141,24 @@ static int emit_maxpool(ox_ctx *c, const cJSON *nd, int sd, const ox_value *x, c
   for (int i = 0; i < sd; i++) {
     if (k[i] < 1 || st[i] < 1 || dil[i] < 1 || pad[i] < 0 || 2 * pad[i] > k[i])
       return ox_fail(c, SER_EINVAL, "kernel, stride and dilation must be >= 1 and padding between 0 and half the kernel");
+    if (avg && dil[i] != 1) return ox_fail(c, SER_EINVAL, "average pooling has no dilation (got %lld)", (long long)dil[i]);
     pads[i] = pads[i + sd] = pad[i];
   }
   const char *in[1] = {x->name};
-  Onnx__NodeProto *n = ox_node(c, "MaxPool", 1, in, out);
+  Onnx__NodeProto *n = ox_node(c, avg ? "AveragePool" : "MaxPool", 1, in, out);
   if (!n || ox_attr_ints(c, n, "kernel_shape", sd, k) || ox_attr_ints(c, n, "strides", sd, st) ||
-      ox_attr_ints(c, n, "pads", 2 * sd, pads) || ox_attr_ints(c, n, "dilations", sd, dil) ||
-      (ceil_mode && ox_attr_int(c, n, "ceil_mode", 1)))
+      ox_attr_ints(c, n, "pads", 2 * sd, pads) || (!avg && ox_attr_ints(c, n, "dilations", sd, dil)) ||
+      (avg && ox_attr_int(c, n, "count_include_pad", 1)) || (ceil_mode && ox_attr_int(c, n, "ceil_mode", 1)))
     return SER_ENOMEM;
   ox_dim d[SER_MAX_DIMS] = {x->dim[0], x->dim[1]};
   for (int i = 0; i < sd; i++) d[2 + i] = window_out(x->dim[2 + i], k[i], st[i], pad[i], dil[i], ceil_mode);
   return ox_put(c, out, sd + 2, d) ? 0 : SER_ENOMEM;
 }
 
-static int emit_maxpool1d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_maxpool(c, nd, 1, x, out); }
-static int emit_maxpool2d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_maxpool(c, nd, 2, x, out); }
+static int emit_maxpool1d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_pool(c, nd, 1, 0, x, out); }
+static int emit_maxpool2d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_pool(c, nd, 2, 0, x, out); }
+static int emit_avgpool1d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_pool(c, nd, 1, 1, x, out); }
+static int emit_avgpool2d(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const char *out) { return emit_pool(c, nd, 2, 1, x, out); }
 
 /* Adaptive average pooling has no ONNX op. Axes pooled to 1 become a ReduceMean (their
  * size may be dynamic: the time axis), axes kept at their size are left alone, and an axis
@@ -387,8 +405,11 @@ const ox_op ox_ops_nn[] = {
   {"conv2d", 1, emit_conv2d},
   {"batchnorm", 1, emit_batchnorm},
   {"relu", 1, emit_relu},
+  {"log", 1, emit_log},
   {"gelu", 1, emit_gelu},
   {"maxpool1d", 1, emit_maxpool1d},
+  {"avgpool1d", 1, emit_avgpool1d},
+  {"avgpool2d", 1, emit_avgpool2d},
   {"maxpool2d", 1, emit_maxpool2d},
   {"adaptive_avgpool1d", 1, emit_adaptive1d},
   {"adaptive_avgpool2d", 1, emit_adaptive2d},

@@ -14,6 +14,7 @@ static const char *const op_names[] = {
   "conv1d", "conv2d", "batchnorm", "relu", "gelu", "maxpool1d", "maxpool2d", "adaptive_avgpool1d",
   "adaptive_avgpool2d", "flatten", "linear", "lstm", "transpose", "reshape", "mean", "std", "concat",
   "layernorm", "softmax", "param", "add", "sub", "mul", "div", "sum", "slice", "whisper_encoder",
+  "avgpool1d", "avgpool2d", "log",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == SER_G_OP_COUNT, "one name per graph op");
 
@@ -206,8 +207,10 @@ static int parse_op_attrs(parser *p, const cJSON *n, ser_graph_node *nd) {
         return rc;
       return expect_len(p, nd->t[1], "bias", nd->t[0]->shape[0]);
     case SER_G_MAXPOOL1D:
-    case SER_G_MAXPOOL2D: {
-      int sp = nd->op == SER_G_MAXPOOL2D ? 2 : 1;
+    case SER_G_MAXPOOL2D:
+    case SER_G_AVGPOOL1D:
+    case SER_G_AVGPOOL2D: {
+      int sp = nd->op == SER_G_MAXPOOL2D || nd->op == SER_G_AVGPOOL2D ? 2 : 1;
       if ((rc = get_pair(p, n, "kernel", sp, 1, -1, nd->k[0])) < 0) return rc;
       if ((rc = get_pair(p, n, "stride", sp, 1, -1, nd->k[1])) < 0) return rc;
       return get_pair(p, n, "padding", sp, 0, 0, nd->k[2]);
@@ -219,6 +222,8 @@ static int parse_op_attrs(parser *p, const cJSON *n, ser_graph_node *nd) {
     }
     case SER_G_FLATTEN:
       return get_int(p, n, "start_dim", REQUIRED, 0, SER_MAX_DIMS - 1, &nd->start_dim);
+    case SER_G_LOG:
+      return get_double(p, n, "eps", 0, &nd->eps);
     case SER_G_LSTM: {
       const cJSON *pre = cJSON_GetObjectItemCaseSensitive(n, "prefix");
       int in, hid, bf;

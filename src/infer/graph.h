@@ -11,7 +11,7 @@ typedef enum {
   SER_G_CONV1D, SER_G_CONV2D, SER_G_BATCHNORM, SER_G_RELU, SER_G_GELU, SER_G_MAXPOOL1D, SER_G_MAXPOOL2D,
   SER_G_AAPOOL1D, SER_G_AAPOOL2D, SER_G_FLATTEN, SER_G_LINEAR, SER_G_LSTM, SER_G_TRANSPOSE, SER_G_RESHAPE,
   SER_G_MEAN, SER_G_STD, SER_G_CONCAT, SER_G_LAYERNORM, SER_G_SOFTMAX, SER_G_PARAM, SER_G_ADD, SER_G_SUB,
-  SER_G_MUL, SER_G_DIV, SER_G_SUM, SER_G_SLICE, SER_G_WHISPER,
+  SER_G_MUL, SER_G_DIV, SER_G_SUM, SER_G_SLICE, SER_G_WHISPER, SER_G_AVGPOOL1D, SER_G_AVGPOOL2D, SER_G_LOG,
   SER_G_OP_COUNT
 } ser_graph_op;
 
@@ -34,7 +34,7 @@ typedef struct ser_graph_node {
   unsigned dims;                    /* mean, std, sum: bit mask */
   int keepdim, unbiased, axis, start_dim;
   int64_t start, length;
-  double eps;
+  double eps;                       /* norms, std; log: log(x + eps) */
   int lstm_layers, lstm_dirs, lstm_bias;
   int64_t lstm_in, lstm_hidden;
   struct ser_whisper_encoder *enc;  /* owned by the model (ser_infer_model), not the graph */

@@ -99,6 +99,19 @@ static int run_node(ser_tensor **y, const ser_graph_node *n, ser_tensor *const *
       ser_pool_opts o = {{n->k[0][0], n->k[0][1]}, {n->k[1][0], n->k[1][1]}, {n->k[2][0], n->k[2][1]}};
       return n->op == SER_G_MAXPOOL2D ? ser_max_pool2d(y, NULL, x, &o) : ser_max_pool1d(y, NULL, x, &o);
     }
+    case SER_G_AVGPOOL1D:
+    case SER_G_AVGPOOL2D: {   /* padding counts as zeros, as PyTorch's count_include_pad */
+      ser_pool_opts o = {{n->k[0][0], n->k[0][1]}, {n->k[1][0], n->k[1][1]}, {n->k[2][0], n->k[2][1]}};
+      return n->op == SER_G_AVGPOOL2D ? ser_avg_pool2d(y, x, &o) : ser_avg_pool1d(y, x, &o);
+    }
+    case SER_G_LOG: {
+      if (n->eps == 0) return ser_log(y, x);
+      ser_tensor *shifted = NULL;
+      int rc = ser_add_scalar(&shifted, x, (float)n->eps);
+      if (!rc) rc = ser_log(y, shifted);
+      ser_tensor_release(shifted);
+      return rc;
+    }
     case SER_G_AAPOOL1D:
     case SER_G_AAPOOL2D: {   /* an output size of 0 keeps that axis (docs/graph.md) */
       const int sp = n->op == SER_G_AAPOOL2D ? 2 : 1;

@@ -4,7 +4,8 @@
  * clip is short is then run on a small clip, which must either give the output value or fail
  * with a message. Any sanitizer report, a failure without a message, or memory left allocated
  * is a bug: each input runs twice and the second run must leave ser_memory_live where it was
- * (the first fills the core's process-wide caches: mel filterbanks, FFT plans, scratch). */
+ * (the first fills the core's process-wide caches: mel filterbanks, FFT plans, scratch). The
+ * text also goes through the check of a checkpoint's recipe against its graph, both ways round. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "graph_tensors.h"
 #include "infer/graph.h"
 #include "infer/prep.h"
+#include "io/recipe_graph.h"
 
 static void fail(const char *what) {
   fprintf(stderr, "fuzz_graph: %s\n", what);
@@ -51,6 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 static void one(const char *text) {
   ser_graph *g = NULL;
   ser_prep p;
+  /* ser_model_load and the ONNX export compare the description with the checkpoint's recipe:
+   * the text as the graph against a recipe, then as the recipe against a whisper graph */
+  static const char *const recipe = "{\"model\": {\"context\": 30, \"speaker_norm\": true}}";
+  static const char *const whisper = "{\"input\": {\"features\": {\"kind\": \"whisper_logmel\"}, \"context\": 30}}";
+  ser_error_clear();
+  if (ser_recipe_graph_check(recipe, text) < 0 && !*ser_errmsg()) fail("recipe check failure without a message");
+  ser_error_clear();
+  if (ser_recipe_graph_check(text, whisper) < 0 && !*ser_errmsg()) fail("recipe check failure without a message");
   ser_error_clear();
   int rc = ser_graph_parse(&g, text, lookup, NULL);
   if (rc < 0) {

@@ -164,6 +164,8 @@ describe("the C inference API (ser_model_predict) equals predict.lua", function(
     { "cnn2d", { time = "stats" }, { kind = "mfcc", n_mfcc = 40 }, { seconds = 2 } },
     { "cnn1d", { time = "stats" }, { kind = "waveform", normalize = true }, { seconds = 2 } },
     { "cnn1d", { context_blocks = 2 }, { kind = "waveform", normalize = true }, { seconds = 2, trim = true } },
+    { "cnn1d", { frontend = "filterbank" }, { kind = "waveform", normalize = true }, { seconds = 2, trim = true } },
+    { "cnn1d", { frontend = "filterbank", time = "stats" }, { kind = "waveform", normalize = true }, { seconds = 1.5 } },
   }
   for i, c in ipairs(cases) do
     local name, o, feats, fit = c[1], c[2], c[3], c[4]

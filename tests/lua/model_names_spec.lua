@@ -108,6 +108,8 @@ describe("a state_dict without serlua's metadata", function()
       context_blocks = 2 } end, { 2, 1, 2000 }, { model = "cnn1d", time = "stats", context_blocks = 2 } },
     { "CNN1D with a context block", function() return ser.models.CNN1D{ classes = 8, context_blocks = 1 } end,
       { 2, 1, 2000 }, { model = "cnn1d", context_blocks = 1 } },
+    { "CNN1D with the filterbank front end and stats", function() return ser.models.CNN1D{ classes = 8,
+      frontend = "filterbank", time = "stats" } end, { 2, 1, 2000 }, { model = "cnn1d", frontend = "filterbank", time = "stats" } },
     { "CNN2D stats", function() return ser.models.CNN2D{ classes = 8, time = "stats" } end, { 2, 1, 64, 32 },
       { model = "cnn2d", time = "stats" } },
     { "CNN2D flatten stats", function() return ser.models.CNN2D{ classes = 4, freq = "flatten", time = "stats" } end,

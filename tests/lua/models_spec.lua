@@ -199,6 +199,60 @@ describe("ser.models", function()
     end
   end)
 
+  it("build CNN1D's filterbank front end (frontend = \"filterbank\") and load it back", function()
+    ser.manual_seed(10)
+    local m = ser.models.CNN1D{ classes = 8, frontend = "filterbank" }
+    local sd = m:state_dict()
+    assert.are.same({ 64, 1, 257 }, sd["net.0.weight"]:shape())
+    assert.are.same({ 64 }, sd["net.4.running_mean"]:shape())
+    assert.are.same({ 256, 256, 9 }, sd["net.14.weight"]:shape())
+    assert.are.same({ 8, 256 }, sd["fc.2.weight"]:shape())
+    -- the initial filters are band-passes at rising mel-spaced frequencies: each has unit
+    -- energy, and the frequency of its largest response (a 2048-point DFT) rises band by band
+    local w = sd["net.0.weight"]:totable()
+    local last = -1
+    for band = 1, 64 do
+      local taps, energy = w[band][1], 0
+      for _, v in ipairs(taps) do energy = energy + v * v end
+      assert(math.abs(energy - 1) < 1e-4, ("band %d has energy %g"):format(band, energy))
+      local best, at = -1, 0
+      for k = 0, 1023, 2 do
+        local re, im = 0, 0
+        for t, v in ipairs(taps) do
+          re, im = re + v * math.cos(2 * math.pi * k * t / 2048), im + v * math.sin(2 * math.pi * k * t / 2048)
+        end
+        if re * re + im * im > best then best, at = re * re + im * im, k * 16000 / 2048 end
+      end
+      assert(at >= last, ("band %d peaks at %g Hz, below band %d's %g Hz"):format(band, at, band - 1, last))
+      last = at
+    end
+    assert(last > 6000, "the top band peaks at " .. last .. " Hz")
+    -- 2000 samples: 1000 after the filters' stride, 12 frames of 10 ms, the four convolutions then halve them
+    m:eval()
+    local x = T.randn(2, 1, 2000)
+    local y = x
+    for i = 1, 4 do y = m.net:get(i)(y) end
+    assert.are.same({ 2, 64, 12 }, y:shape())
+    local logs = y:totable()
+    local back, meta = through_checkpoint(m, "cnn1d")
+    assert.are.equal("filterbank", meta.frontend)
+    assert.are.same(m(x):totable(), back(x):totable())
+    assert(logs[1][1][1] == logs[1][1][1] and math.abs(logs[1][1][1]) < 100, "log energies are finite")
+    assert.is_nil(ser.models.CNN1D{ classes = 8 }.frontend)
+    assert.is_nil(ser.models.CNN1D{ classes = 8, frontend = "conv" }.frontend)
+    -- the shortest input: one frame after the stride
+    assert.are.same({ 1, 8 }, m(T.randn(1, 1, 159)):shape())
+    local ok, err = pcall(m, T.randn(1, 1, 158))
+    assert.is_false(ok)
+    assert.matches("the filterbank front end needs at least 159 samples of waveform (one 10 ms frame), got 158", err, 1, true)
+    ok, err = pcall(ser.models.CNN1D, { classes = 8, frontend = "sinc" })
+    assert.is_false(ok)
+    assert.matches('CNN1D: frontend must be "conv" or "filterbank", got sinc', err, 1, true)
+    ok, err = pcall(ser.models.CNN1D, { classes = 8, frontend = "filterbank", context_blocks = 1 })
+    assert.is_false(ok)
+    assert.matches("use one or the other", err, 1, true)
+  end)
+
   it("build CNN2D's statistics pooling over time, with and without frequency bands, and load it back", function()
     ser.manual_seed(7)
     for _, freq in ipairs { "flatten", "mean" } do

@@ -70,6 +70,7 @@ describe("ONNX export of every model option the project trains", function()
     { "cnn2d", { time = "stats" } },
     { "cnn1d", { time = "stats" } },
     { "cnn1d", { context_blocks = 2, time = "stats" } },
+    { "cnn1d", { frontend = "filterbank" } },
   } do
     local name, o = case[1], case[2]
     local parts = {}

@@ -52,8 +52,12 @@ local function layer(b, m, p)
   elseif name == "GELU" then
     if m.approximate ~= "none" then return nil, "GELU with approximate = " .. tostring(m.approximate) end
     b.add { op = "gelu" }
-  elseif name == "MaxPool2d" or name == "MaxPool1d" then
+  elseif name == "MaxPool2d" or name == "MaxPool1d" or name == "AvgPool2d" or name == "AvgPool1d" then
     b.add { op = name:lower(), kernel = list(m.kernel_size), stride = list(m.stride), padding = list(m.padding) }
+  elseif name == "Square" then
+    b.add({ op = "mul" }, { b.last, b.last })
+  elseif name == "Log" then
+    b.add { op = "log", eps = m.eps }
   elseif name == "AdaptiveAvgPool2d" or name == "AdaptiveAvgPool1d" then
     b.add { op = name == "AdaptiveAvgPool2d" and "adaptive_avgpool2d" or "adaptive_avgpool1d",
             output_size = list(m.output_size) }

@@ -73,4 +73,27 @@ function LeakyReLU:extra_repr()
   return "negative_slope=" .. u.pyfloat(self.negative_slope)
 end
 
-return { Linear = Linear, Dropout = Dropout, Flatten = Flatten, ReLU = ReLU, Tanh = Tanh, LeakyReLU = LeakyReLU }
+-- x * x elementwise (a filterbank's energy; PyTorch writes it inline, x ** 2).
+local Square = Module.class("Square")
+function Square:forward(x)
+  return x * x
+end
+
+-- log(x + eps) elementwise (log compression of an energy; eps keeps silence finite).
+local Log = Module.class("Log")
+function Log:init(eps)
+  eps = eps or 0
+  if type(eps) ~= "number" or not (eps >= 0 and eps < math.huge) then
+    error(("Log: eps must be a finite number >= 0, got %s"):format(tostring(eps)), 3)
+  end
+  self.eps = eps
+end
+function Log:forward(x)
+  return (self.eps > 0 and x + self.eps or x):log()
+end
+function Log:extra_repr()
+  return "eps=" .. u.pyfloat(self.eps)
+end
+
+return { Linear = Linear, Dropout = Dropout, Flatten = Flatten, ReLU = ReLU, Tanh = Tanh, LeakyReLU = LeakyReLU,
+         Square = Square, Log = Log }

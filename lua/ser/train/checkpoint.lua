@@ -25,6 +25,7 @@ function M.save(path, model, classes, o, epoch, data)
                  input = model.input, hidden = model.hidden, batchnorm = model.batchnorm, dropout = model.dropout,
                  feature_dropout = model.feature_dropout,
                  freq = model.freq, time = model.time, mels = model.mels, context_blocks = model.context_blocks,
+                 frontend = model.frontend,
                  seconds = o.seconds, sr = o.sr, features = type(features) == "table" and features or nil,
                  trim = o.trim and loader.trim_options(o.trim, 1) or nil,
                  normalize = batches.normalize_for(model.input, o.normalize),
