@@ -197,7 +197,7 @@ models.CRNN = CRNN
 -- learnt), each band's energy averaged over 10 ms and log-compressed, then BatchNorm: net.0
 -- Conv1d, net.1 Square, net.2 AvgPool1d(80), net.3 Log(1e-6), net.4 BN. The four convolutions
 -- (128, 128, 256, 256 channels) then run on 100 frames a second instead of 8000-1000 samples,
--- so each output step hears ~1.2 s, for about a quarter of the default's multiply-adds. Inputs
+-- so each output step hears ~1.2 s, for about a quarter of the notebook layers' multiply-adds. Inputs
 -- need at least 159 samples (one frame).
 local CNN1D_CONTEXT_POOL = 4
 local FILTERBANK = { bands = 64, taps = 257, stride = 2, frame = 80, fmin = 60, fmax = 7600, sr = 16000, eps = 1e-6 }

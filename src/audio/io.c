@@ -20,6 +20,7 @@ enum { SER_AUDIO_MIN_SR = 1000, SER_AUDIO_MAX_SR = 768000, SER_AUDIO_MAX_CHANNEL
 const char *const ser_audio_extensions[] = {"wav", "flac", "ogg", "mp3", "aiff", "aif", NULL};
 
 int ser_audio_has_extension(const char *path) {
+  if (!path) return 0;
   const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
   if (!dot || (slash && dot < slash)) return 0;
   for (const char *const *e = ser_audio_extensions; *e; e++)

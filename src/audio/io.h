@@ -28,7 +28,7 @@ typedef struct ser_audio_opts {
  * dot, NULL-terminated: ser.data's corpus scan (Lua: ser.core.audio.extensions) and the classify
  * example pick audio files in a folder by them. */
 extern const char *const ser_audio_extensions[];
-/* 1 when the file name in path (after its last '/') ends in one of them, in any case. */
+/* 1 when the file name in path (after its last '/') ends in one of them, in any case; 0 for NULL. */
 int ser_audio_has_extension(const char *path);
 
 /* Defaults of the reference pipeline except `seconds` (0 = whole file): 16 kHz mono. */

@@ -362,6 +362,7 @@ static void test_audio_extensions(void **state) {
   assert_false(ser_audio_has_extension("folder.wav/readme"));
   assert_false(ser_audio_has_extension("wav"));
   assert_false(ser_audio_has_extension("trailing."));
+  assert_false(ser_audio_has_extension(NULL));
   int n = 0;
   for (const char *const *e = ser_audio_extensions; *e; e++) {
     char name[32];
