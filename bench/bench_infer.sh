@@ -35,6 +35,8 @@ save("crnn", ser.models.create("crnn", { classes = 8 }), { seconds = 4, sr = 160
 save("crnn_best", ser.models.create("crnn", { classes = 8, freq = "flatten", time = "stats", dropout = 0.3 }),
   { seconds = 4, sr = 16000 }, logmel)
 save("cnn1d", ser.models.create("cnn1d", { classes = 8 }), { seconds = 4, sr = 16000 }, { kind = "waveform", normalize = true })
+save("cnn1d_filterbank", ser.models.create("cnn1d", { classes = 8, frontend = "filterbank" }), { seconds = 4, sr = 16000 },
+  { kind = "waveform", normalize = true })
 if enc ~= "" then
   local r = ser.recipe.resolve("experiments/recipes/whisper.lua", { ser.recipe.parse_set("model.encoder=" .. enc) })
   save("whisper", ser.recipe.build_model(r, 8), { seconds = 8, sr = 16000, meta = { recipe = ser.recipe.to_meta(r) } })
@@ -48,6 +50,7 @@ bin=$dir/bench_infer
 cc -O2 -fopenmp -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/bench_infer.c "$BUILD/libser.a" \
   $(pkg-config --libs sndfile fftw3f soxr libcjson libzip) -lopenblas -lm -o "$bin"
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'); threads: $threads; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-ckpts=("$dir"/cnn2d.safetensors "$dir"/crnn.safetensors "$dir"/crnn_best.safetensors "$dir"/cnn1d.safetensors)
+ckpts=("$dir"/cnn2d.safetensors "$dir"/crnn.safetensors "$dir"/crnn_best.safetensors "$dir"/cnn1d.safetensors
+       "$dir"/cnn1d_filterbank.safetensors)
 [ -n "$enc" ] && ckpts+=("$dir"/whisper.safetensors "$dir"/whisper_window.safetensors) || echo "(no Whisper encoder folder: the whisper row is left out)"
 SER_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$bin" "$repeats" "${ckpts[@]}"
