@@ -7,6 +7,7 @@
 -- Each model has embed(x): the penultimate representation, used for UMAP.
 -- model.input names the features the model expects ("logmel" or "waveform").
 local base = require "ser.core.base"
+local core_features = require "ser.core.features"
 local nn = require "ser.nn"
 local F = require "ser.nn.functional"
 local T = require "ser.core.tensor"
@@ -202,11 +203,10 @@ models.CRNN = CRNN
 local CNN1D_CONTEXT_POOL = 4
 local FILTERBANK = { bands = 64, taps = 257, stride = 2, frame = 80, fmin = 60, fmax = 7600, sr = 16000, eps = 1e-6 }
 
--- The filterbank's initial taps [bands][1][taps]: mel-spaced band-passes, each the difference
--- of two windowed sinc low-passes, scaled to unit energy.
+-- The filterbank's initial taps [bands][1][taps]: band-passes spaced on the (HTK) mel scale,
+-- each the difference of two windowed sinc low-passes, scaled to unit energy.
 local function sinc_bandpasses(fb)
-  local function mel(f) return 2595 * math.log(1 + f / 700, 10) end
-  local function hz(m) return 700 * (10 ^ (m / 2595) - 1) end
+  local mel, hz = core_features.hz_to_mel, core_features.mel_to_hz
   local m0, m1, w, half = mel(fb.fmin), mel(fb.fmax), {}, (fb.taps - 1) / 2
   for i = 1, fb.bands do
     local lo = hz(m0 + (m1 - m0) * (i - 1) / fb.bands) / fb.sr

@@ -298,12 +298,14 @@ static int build(ox_ctx *c, const cJSON *g, const ser_onnx_props *props, unsigne
       (rc = add_json_prop(c, meta, &n_meta, "input_shape", cJSON_GetObjectItemCaseSensitive(input, "shape"))) ||
       (rc = add_json_prop(c, meta, &n_meta, "serlua_graph", g)))
     return rc;
-  char speaker_doc[256];
-  snprintf(speaker_doc, sizeof speaker_doc,
-           "speaker_shift and speaker_scale are the speaker's statistics of output 'pooled' over the speaker's clips, "
-           "each value on its own: shift = the mean, scale = 1 / max(population standard deviation, %g)",
-           SER_POOLED_STD_FLOOR);
-  if (c->speaker && (rc = add_prop(c, meta, &n_meta, "speaker_norm", speaker_doc))) return rc;
+  if (c->speaker) {
+    char doc[256];
+    snprintf(doc, sizeof doc,
+             "speaker_shift and speaker_scale are the speaker's statistics of output 'pooled' over the speaker's "
+             "clips, each value on its own: shift = the mean, scale = 1 / max(population standard deviation, %g)",
+             SER_POOLED_STD_FLOOR);
+    if ((rc = add_prop(c, meta, &n_meta, "speaker_norm", doc))) return rc;
+  }
   for (int i = 0; i < n_extra; i++)
     if (props->keys[i] && props->values[i] && (rc = add_prop(c, meta, &n_meta, props->keys[i], props->values[i]))) return rc;
   mp->n_metadata_props = n_meta;

@@ -78,7 +78,7 @@ static int emit_log(ox_ctx *c, const cJSON *nd, const ox_value *x, int nx, const
   double eps;
   int rc = ox_get_num(c, nd, "eps", 0, &eps);
   if (rc) return rc;
-  if (!(eps >= 0 && eps < 1e30)) return ox_fail(c, SER_EINVAL, "eps must be a finite number >= 0, got %g", eps);
+  if (!(eps >= 0) || !isfinite(eps)) return ox_fail(c, SER_EINVAL, "eps must be a finite number >= 0, got %g", eps);
   if (eps == 0) return ox_unary(c, "Log", x, out);
   const char *shifted = ox_tmp(c, out, "log"), *e = ox_scalar(c, out, (float)eps);
   if (!shifted || !e || ox_binary(c, "Add", x->name, e, shifted)) return SER_ENOMEM;

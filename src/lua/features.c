@@ -94,6 +94,17 @@ static int l_melbank(lua_State *L) {
 }
 
 /* hann(n) -> periodic Hann window [n] */
+/* hz_to_mel(hz [, htk = true]) / mel_to_hz(mel [, htk = true]): the mel scale of the filterbanks
+ * (HTK's 2595 log10(1 + f / 700), or Slaney's with htk = false). */
+static int l_hz_to_mel(lua_State *L) {
+  lua_pushnumber(L, ser_hz_to_mel(luaL_checknumber(L, 1), lua_isnoneornil(L, 2) || lua_toboolean(L, 2)));
+  return 1;
+}
+static int l_mel_to_hz(lua_State *L) {
+  lua_pushnumber(L, ser_mel_to_hz(luaL_checknumber(L, 1), lua_isnoneornil(L, 2) || lua_toboolean(L, 2)));
+  return 1;
+}
+
 static int l_hann(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   if (n < 1 || n > (1 << 24)) return luaL_error(L, "features.hann: length must be in 1..16777216, got %d", (int)n);
@@ -170,6 +181,7 @@ int ser_lua_open_features(lua_State *L) {
                                  {"melpower", l_melpower}, {"stft", l_stft},   {"melbank", l_melbank},
                                  {"hann", l_hann},     {"dct", l_dct},         {"amplitude_to_db", l_amplitude_to_db},
                                  {"frames", l_frames}, {"znorm", l_znorm}, {"whisper_logmel", l_whisper_logmel},
+                                 {"hz_to_mel", l_hz_to_mel}, {"mel_to_hz", l_mel_to_hz},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushnumber(L, SER_SPEAKER_STD_FLOOR);

@@ -11,6 +11,16 @@ describe("ser.features", function()
   ser.manual_seed(3)
   local wav = T.randn(3, 16000) * 0.1
 
+  it("converts between Hz and the mel scale (HTK by default, Slaney with htk = false)", function()
+    local core = require "ser.core.features"
+    assert.near(2595 * math.log(1 + 7600 / 700, 10), core.hz_to_mel(7600), 1e-9)
+    assert.near(15, core.hz_to_mel(1000, false), 1e-12)   -- Slaney: linear below 1 kHz, 3 mels per 200 Hz
+    for _, hz in ipairs { 60, 440, 1000, 7600 } do
+      assert.near(hz, core.mel_to_hz(core.hz_to_mel(hz)), 1e-9)
+      assert.near(hz, core.mel_to_hz(core.hz_to_mel(hz, false), false), 1e-9)
+    end
+  end)
+
   it("gives [n_mels, frames] for [T] and [B, 1, n_mels, frames] for [B, T]", function()
     assert.are.same({ 64, 63 }, ser.features.logmel(wav:select(1, 1)):shape())
     assert.are.same({ 3, 1, 64, 63 }, ser.features.logmel(wav):shape())
