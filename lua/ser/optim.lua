@@ -9,6 +9,7 @@
 --   param_groups.<g>.lr, .weight_decay, .beta1, .beta2, ...     over all groups)
 local C = require "ser.core.optim"
 local options = require "ser.options"
+local base = require "ser.core.base"
 
 local optim = {}
 
@@ -512,4 +513,62 @@ function EMA:__tostring()
 end
 
 optim.Optimizer = Optimizer
+-- ---- BatchNorm statistics of averaged weights ----
+
+--- update_bn(model, batches): every BatchNorm's running statistics recomputed from scratch
+--- as the plain mean, over the batches, of each batch's statistics in train mode (PyTorch's
+--- torch.optim.swa_utils.update_bn). For averaged weights (an EMA, SWA): the running
+--- statistics averaged beside them were gathered under other weights and need not describe
+--- the averaged model's activations. `batches` is an iterator (a for-in function) yielding
+--- tensors or tables with the input as x. No gradients; the model's modes and each
+--- BatchNorm's momentum are put back. Returns the number of batches run (0: a model without
+--- BatchNorm, whose batches are not drawn, or no batches: the statistics are unchanged).
+function optim.update_bn(model, batches)
+  if type(model) ~= "table" or type(model.modules) ~= "function" then
+    fail("update_bn", "expected an nn module as the first argument, got %s", type(model))
+  end
+  if type(batches) ~= "function" then
+    fail("update_bn", "expected an iterator over batches as the second argument, got %s", type(batches))
+  end
+  local norms, modes = {}, {}
+  for i, m in ipairs(model:modules()) do
+    modes[i] = m.training
+    if type(m.__name) == "string" and m.__name:match("^BatchNorm") and m.track_running_stats then
+      norms[#norms + 1] = { module = m, momentum = m.momentum }
+    end
+  end
+  if #norms == 0 then return 0 end
+  local saved = {}
+  for i, bn in ipairs(norms) do
+    local m = bn.module
+    saved[i] = { m.running_mean:clone(), m.running_var:clone(), m.num_batches_tracked:clone() }
+  end
+  model:train()
+  local n = 0
+  local ok, err = pcall(base.no_grad, function()
+    for b in batches do
+      local x = type(b) == "table" and b.x or b
+      n = n + 1
+      for _, bn in ipairs(norms) do
+        if n == 1 then   -- momentum 1: the first batch's statistics replace the old ones outright
+          bn.module.num_batches_tracked:zero_()
+        end
+        bn.module.momentum = 1 / n   -- the running value becomes the mean of the n batches' values
+      end
+      model(x)
+    end
+  end)
+  for i, m in ipairs(model:modules()) do m.training = modes[i] end
+  for i, bn in ipairs(norms) do
+    bn.module.momentum = bn.momentum
+    if not ok then   -- a failed pass leaves the statistics as they were
+      bn.module.running_mean:copy_(saved[i][1])
+      bn.module.running_var:copy_(saved[i][2])
+      bn.module.num_batches_tracked:copy_(saved[i][3])
+    end
+  end
+  if not ok then error(err, 0) end
+  return n
+end
+
 return optim

@@ -222,6 +222,62 @@ describe("ser.optim.clip_grad_norm", function()
   end)
 end)
 
+describe("ser.optim.update_bn", function()
+  local nn = ser.nn
+
+  local function batches_of(list)
+    local i = 0
+    return function() i = i + 1; return list[i] end
+  end
+
+  it("sets BatchNorm's running statistics to the mean of the batches' statistics, in train mode, and restores the rest", function()
+    ser.manual_seed(3)
+    local m = nn.Sequential{ nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2), nn.BatchNorm1d(2, { momentum = 0.3 }) }
+    m:eval()
+    local xs = { T.randn(5, 3) * 2 + 1, T.randn(7, 3), { x = T.randn(6, 3) - 3 } }   -- tensors or { x = }
+    -- the first BatchNorm sees the Linear's outputs: their per-batch mean and unbiased variance
+    local lin, mean_sum, var_sum = m["0"], T.zeros(4), T.zeros(4)
+    ser.no_grad(function()
+      for _, b in ipairs(xs) do
+        local h = lin(type(b) == "table" and b.x or b)
+        local mu = h:mean(1)
+        local dev = h - mu:view(1, -1)
+        mean_sum = mean_sum + mu
+        var_sum = var_sum + (dev * dev):sum(1) / (h:shape()[1] - 1)
+      end
+    end)
+    local n = optim.update_bn(m, batches_of(xs))
+    assert.are.equal(3, n)
+    local sd = m:state_dict()
+    assert.is_true(numeric.max_abs_diff(sd["1.running_mean"], mean_sum / 3) < 1e-5)
+    assert.is_true(numeric.max_abs_diff(sd["1.running_var"], var_sum / 3) < 1e-5)
+    assert.are.equal(3, sd["1.num_batches_tracked"]:item())
+    assert.are.equal(3, sd["4.num_batches_tracked"]:item())
+    assert.are.equal(0.1, m["1"].momentum)                    -- each BatchNorm's own momentum is back
+    assert.are.equal(0.3, m["4"].momentum)
+    assert.is_false(m.training)                               -- and the model's mode
+    assert.is_false(m["1"].training)
+  end)
+
+  it("draws no batch for a model without BatchNorm, and leaves the statistics as they were when a batch fails", function()
+    local drawn = 0
+    local n = optim.update_bn(nn.Linear(3, 2), function() drawn = drawn + 1; return T.zeros(2, 3) end)
+    assert.are.equal(0, n)
+    assert.are.equal(0, drawn)
+    local m = nn.Sequential{ nn.Linear(3, 2), nn.BatchNorm1d(2) }
+    local before = m:state_dict()["1.running_var"]:clone()
+    local ok, err = pcall(optim.update_bn, m, batches_of({ T.randn(4, 3), T.randn(4, 5) }))
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("3", 1, true))
+    assert.are.same(before:totable(), m:state_dict()["1.running_var"]:totable())
+    assert.are.equal(0.1, m["1"].momentum)
+    ok, err = pcall(optim.update_bn, {}, batches_of({}))
+    assert.matches("expected an nn module", err)
+    ok, err = pcall(optim.update_bn, m, { T.zeros(2, 3) })
+    assert.matches("expected an iterator over batches", err)
+  end)
+end)
+
 describe("ser.optim.EMA", function()
   local nn = ser.nn
 

@@ -93,6 +93,13 @@ describe("ser.recipe", function()
     bad({ ["distill.alpha"] = 0.3 }, "distill.alpha set without distill.teachers")
     bad({ ["distill.teachers"] = { "t.safetensors" }, mixup = 0.2 },
       "distillation and mixup cannot be combined unless distill.consistent = true")
+    bad({ ["ema_bn"] = "recompute" }, 'ema_bn must be "average" without a weight EMA (ema = 0): "recompute" applies to '
+      .. 'the averaged weights; set ema (such as 0.999) too, got "recompute"')
+    bad({ ["ema_bn"] = "fresh", ema = 0.999 }, 'ema_bn must be one of "average", "recompute", got "fresh"')
+    assert.are.equal("recompute", recipe.validate(recipe.copy { model = { name = "crnn" }, ema = 0.999, ema_bn = "recompute" }).ema_bn)
+    assert.are.equal("average", recipe.validate(recipe.copy(base)).ema_bn)
+    assert.are.equal("recompute", recipe.fit_options(recipe.validate { model = { name = "crnn" }, ema = 0.999,
+      ema_bn = "recompute" }, 1).ema_bn)
     -- feature options are ser.features', whose parser refuses unknown ones (before any training)
     assert.matches("recipe crnn: features: features.melbank: unknown option 'hop_len' (expected sr, n_fft, hop,",
       err_of(recipe.resolve, { model = { name = "crnn" }, features = { hop_len = 160 } }), 1, true)

@@ -220,6 +220,19 @@ describe("ser.train.fit with a training state", function()
     history_equal(h1, h2)
   end)
 
+  it("leaves options added later out of a run's identity at the value earlier runs trained with", function()
+    local trainstate = require "ser.train.state"
+    local m = ser.models.create("cnn1d", { classes = 4 })
+    local function id(o, recipe) return trainstate.identity({ lr = 1e-3, ema = 0.9, ema_bn = o, meta = { recipe = recipe } }, m, {}, 1) end
+    local old = trainstate.identity({ lr = 1e-3, ema = 0.9, meta = { recipe = { model = { name = "cnn1d" } } } }, m, {}, 1)
+    local now = id("average", { model = { name = "cnn1d", frontend = "conv" }, ema_bn = "average" })
+    assert.is_nil(trainstate.mismatch(old, now))
+    local other = id("recompute", { model = { name = "cnn1d", frontend = "filterbank" }, ema_bn = "recompute" })
+    local why = trainstate.mismatch(old, other)
+    assert.matches("option ema_bn was unset, now \"recompute\"", why, 1, true)
+    assert.matches("option meta.recipe.model.frontend was unset, now \"filterbank\"", why, 1, true)
+  end)
+
   it("refuses the state of another run and says what differs", function()
     local st = dir .. "/state.safetensors"
     local m, p = setup("crnn")

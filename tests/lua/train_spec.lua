@@ -12,6 +12,7 @@ local files = require "ser.results"
 local fs = require "ser.fs"
 
 local tmp = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/tmpdir.lua")
+local numeric = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/numeric.lua")
 
 local paths = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helpers/paths.lua")
 local read = paths.read
@@ -349,6 +350,36 @@ describe("ser.train mixup and EMA", function()
     assert.are_not.equal(h3[1].val_loss, h4[1].val_loss)
   end)
 
+  it_fit("with ema_bn = \"recompute\" validates the averaged weights with BatchNorm statistics gathered under them", function()
+    local function run(opts)
+      ser.manual_seed(2)
+      local model = nn.Sequential{ nn.Linear(4, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2) }
+      local o = { epochs = 4, batch = 8, lr = 5e-2, progress = "quiet", seed = 9, ema = 0.9 }
+      for k, v in pairs(opts) do o[k] = v end
+      local _, history = ser.train.fit(model, { data(1), data(2) }, o)
+      return model, history
+    end
+    local m1, h1 = run{}
+    local m2, h2 = run{ ema_bn = "recompute" }
+    for e = 1, 4 do assert.are.equal(h1[e].train_loss, h2[e].train_loss) end   -- training goes on as without
+    assert.are_not.equal(h1[1].val_loss, h2[1].val_loss)
+    -- the kept model's statistics are its training batches' under its weights: gathering them
+    -- again from the last epoch's batches changes nothing
+    local sd = m2:state_dict()
+    local mean, var = sd["1.running_mean"]:clone(), sd["1.running_var"]:clone()
+    assert.are_not.same(m1:state_dict()["1.running_mean"]:totable(), mean:totable())
+    local train = data(1)
+    local k = 0
+    ser.optim.update_bn(m2, function()
+      k = k + 1
+      if k > 4 then return nil end
+      return train.x:narrow(1, (k - 1) * 8 + 1, 8)
+    end)
+    -- (the batches' order differs from fit's shuffled one; the mean of the four batches' means is
+    -- the same, the variances' mean nearly so)
+    assert.is_true(numeric.max_abs_diff(m2:state_dict()["1.running_mean"], mean) < 1e-4)
+  end)
+
   it("rejects a bad mixup strength or EMA decay", function()
     local part = { { x = T.zeros(2, 2), y = { 1, 2 } } }
     local ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { mixup = -1 })
@@ -356,5 +387,7 @@ describe("ser.train mixup and EMA", function()
     assert.matches("option mixup = %-1 is invalid %(expected a number >= 0%)", err)
     ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { ema = 1 })
     assert.matches("option ema = 1 is invalid %(expected a number in %[0, 1%) or false%)", err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { ema = 0.9, ema_bn = "fresh" })
+    assert.matches('option ema_bn = fresh is invalid %(expected one of "average", "recompute"%)', err)
   end)
 end)

@@ -41,7 +41,7 @@ M.defaults = {
   epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, schedule = "onecycle",
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
-  min_epochs = "auto", name = nil, mixup = 0, ema = false, distill = nil,
+  min_epochs = "auto", name = nil, mixup = 0, ema = false, ema_bn = "average", distill = nil,
   sync_bn = false, grad_compression = "none", data_parallel = true, state = nil, resume = false,
 }
 
@@ -49,7 +49,7 @@ M.defaults = {
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema", "distill", "sync_bn", "grad_compression", "data_parallel", "state", "resume" } do
+  "mixup", "ema", "ema_bn", "distill", "sync_bn", "grad_compression", "data_parallel", "state", "resume" } do
   M.known[k] = true
 end
 
@@ -73,6 +73,10 @@ local function check_opts(opts)
     if bad then
       error(("ser.train.fit: option %s = %s is invalid (expected %s)"):format(k, tostring(o[k]), bad), 3)
     end
+  end
+  local bad_ema_bn = recipe.expect(recipe.fields["ema_bn"], o.ema_bn)
+  if bad_ema_bn then
+    error(("ser.train.fit: option ema_bn = %s is invalid (expected %s)"):format(tostring(o.ema_bn), bad_ema_bn), 3)
   end
   local bad_schedule = recipe.expect(recipe.fields.schedule, o.schedule)
   if bad_schedule then
@@ -386,6 +390,18 @@ function M.fit(model, parts, opts)
       checkpoint = o.checkpoint })
   end
 
+  -- The EMA's weights into the model. With ema_bn = "recompute" its BatchNorm statistics are
+  -- then gathered afresh under them from the batches of `epoch` (a learnt front end's averaged
+  -- filters give activations at another level than the averaged running statistics; measured:
+  -- docs/results.md). The generator is put back, so training goes on as it would without.
+  local function averaged_weights(epoch)
+    model:load_state_dict(ema:state_dict())
+    if o.ema_bn ~= "recompute" then return end
+    local rng = base.get_rng_state()
+    optim.update_bn(model, batches.iterate(train, math.max(epoch, 1)))
+    base.set_rng_state(rng)
+  end
+
   -- One epoch of training; returns its row or raises {stop = reason}.
   local function train_epoch(epoch)
     model:train()
@@ -478,7 +494,7 @@ function M.fit(model, parts, opts)
       -- under mpirun rank 0 alone validates and decides; the others follow below
       local validate = val and root
       local raw = ema and validate and snapshot(model)
-      if raw then model:load_state_dict(ema:state_dict()) end
+      if raw then averaged_weights(epoch) end
       if validate then
         local r = report(M.evaluate(model, val, criterion), classes)
         row.val_loss, row.val_acc, row.val_f1 = r.loss, r.accuracy, r.weighted_f1
@@ -538,7 +554,7 @@ function M.fit(model, parts, opts)
   if not finished then
     show.message(stop_reason)
     if best.state then model:load_state_dict(best.state)
-    elseif ema then model:load_state_dict(ema:state_dict()) end
+    elseif ema then averaged_weights(#history) end
   end
   if par then dist.broadcast_state(model) end
   if not finished and not val and o.checkpoint and root then

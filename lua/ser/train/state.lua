@@ -34,6 +34,12 @@ M.FORMAT = "serlua-train-state-1"
 local NOT_IDENTITY = { progress = true, checkpoint = true, state = true, resume = true, embeddings = true,
   name = true, data_parallel = true }
 
+-- Options added after states were first written, with the value every earlier run trained
+-- with: at that value they are left out of the identity, so that a state written before the
+-- option existed still resumes.
+local LATER = { ema_bn = "average", ["meta.recipe.ema_bn"] = "average", ["meta.recipe.model.frontend"] = "conv" }
+M.LATER = LATER
+
 -- A canonical text of plain data: sorted keys, exact numbers; functions and userdata by kind.
 local function canon(v, out)
   local ty = type(v)
@@ -94,13 +100,13 @@ function M.identity(o, model, parts, processes)
         local function flatten(prefix, t)
           for tk, tv in pairs(t) do
             local name = prefix .. "." .. tostring(tk)
-            if name ~= "meta.recipe.seeds" then
+            if name ~= "meta.recipe.seeds" and LATER[name] ~= tv then
               if type(tv) == "table" and not T.is_tensor(tv) then flatten(name, tv) else opts[name] = M.canonical(tv) end
             end
           end
         end
         flatten("meta", v)
-      else
+      elseif LATER[k] ~= v then
         opts[k] = M.canonical(v)
       end
     end
