@@ -95,6 +95,8 @@ M.fields = {
   ["ema"] = { kind = "unit", default = 0, expect = "a decay in [0, 1) (0 = off)", help = "weight EMA decay" },
   ["ema_bn"] = { choices = { "average", "recompute" }, default = "average",
     help = "BatchNorm statistics of the EMA weights: the average of the running ones, or recomputed from the training batches" },
+  ["ema_bn_batches"] = { kind = "natural", default = 0,
+    help = "with ema_bn = \"recompute\": how many of the epoch's training batches (0 = all)" },
   ["amp"] = { kind = "boolean", default = false, help = "bfloat16 GEMMs" },
   ["seeds"] = { kind = "integers", default = { 42 }, help = "one training run per seed" },
   ["parallel.sync_bn"] = { kind = "boolean", default = false,
@@ -294,6 +296,10 @@ function M.validate(r, where, sources)
     fail(where, "ema_bn", "\"average\" without a weight EMA (ema = 0): \"recompute\" applies to the averaged weights; "
       .. "set ema (such as 0.999) too", out.ema_bn, sources)
   end
+  if out.ema_bn_batches > 0 and out.ema_bn ~= "recompute" then
+    fail(where, "ema_bn_batches", "0 unless ema_bn = \"recompute\" (it counts the batches the statistics are "
+      .. "recomputed from)", out.ema_bn_batches, sources)
+  end
   if out.distill then
     if not out.distill.teachers and not out.distill.from then
       local set = {}
@@ -489,7 +495,8 @@ function M.fit_options(r, seed)
     label_smoothing = r.optim.label_smoothing, schedule = r.schedule, seed = seed, amp = r.amp,
     patience = r.early_stopping.patience, seconds = r.data.seconds, sr = r.data.sr,
     features = M.feature_spec(r), augment = r.augment, trim = M.trim(r), normalize = r.data.normalize,
-    mixup = r.mixup, ema = r.ema > 0 and r.ema or false, ema_bn = r.ema_bn, name = r.model.name,
+    mixup = r.mixup, ema = r.ema > 0 and r.ema or false, ema_bn = r.ema_bn, ema_bn_batches = r.ema_bn_batches,
+    name = r.model.name,
     sync_bn = r.parallel.sync_bn, grad_compression = r.parallel.grad_compression,
     -- (a teacher of the same job, distill.from, is added by ser.experiment, which knows its checkpoint)
     distill = d and { teachers = d.teachers, alpha = d.alpha, temperature = d.temperature, consistent = d.consistent },

@@ -96,6 +96,8 @@ describe("ser.recipe", function()
     bad({ ["ema_bn"] = "recompute" }, 'ema_bn must be "average" without a weight EMA (ema = 0): "recompute" applies to '
       .. 'the averaged weights; set ema (such as 0.999) too, got "recompute"')
     bad({ ["ema_bn"] = "fresh", ema = 0.999 }, 'ema_bn must be one of "average", "recompute", got "fresh"')
+    bad({ ["ema_bn_batches"] = 8, ema = 0.999 }, 'ema_bn_batches must be 0 unless ema_bn = "recompute" (it counts the '
+      .. 'batches the statistics are recomputed from), got 8')
     assert.are.equal("recompute", recipe.validate(recipe.copy { model = { name = "crnn" }, ema = 0.999, ema_bn = "recompute" }).ema_bn)
     assert.are.equal("average", recipe.validate(recipe.copy(base)).ema_bn)
     assert.are.equal("recompute", recipe.fit_options(recipe.validate { model = { name = "crnn" }, ema = 0.999,

@@ -378,6 +378,14 @@ describe("ser.train mixup and EMA", function()
     -- (the batches' order differs from fit's shuffled one; the mean of the four batches' means is
     -- the same, the variances' mean nearly so)
     assert.is_true(numeric.max_abs_diff(m2:state_dict()["1.running_mean"], mean) < 1e-4)
+    -- ema_bn_batches: at least the epoch's four batches is all of them; one batch is another estimate
+    local _, h3 = run{ ema_bn = "recompute", ema_bn_batches = 4 }
+    local _, h4 = run{ ema_bn = "recompute", ema_bn_batches = 1 }
+    for e = 1, 4 do
+      assert.are.equal(h2[e].val_loss, h3[e].val_loss)
+      assert.are.equal(h1[e].train_loss, h4[e].train_loss)
+    end
+    assert.are_not.equal(h2[1].val_loss, h4[1].val_loss)
   end)
 
   it("rejects a bad mixup strength or EMA decay", function()
@@ -389,5 +397,7 @@ describe("ser.train mixup and EMA", function()
     assert.matches("option ema = 1 is invalid %(expected a number in %[0, 1%) or false%)", err)
     ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { ema = 0.9, ema_bn = "fresh" })
     assert.matches('option ema_bn = fresh is invalid %(expected one of "average", "recompute"%)', err)
+    ok, err = pcall(ser.train.fit, nn.Linear(2, 2), part, { ema = 0.9, ema_bn = "recompute", ema_bn_batches = 1.5 })
+    assert.matches("option ema_bn_batches = 1.5 is invalid %(expected a whole number >= 0%)", err)
   end)
 end)

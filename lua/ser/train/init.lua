@@ -41,7 +41,8 @@ M.defaults = {
   epochs = 35, batch = 8, lr = 1e-3, weight_decay = 1e-4, schedule = "onecycle",
   label_smoothing = 0.1, class_weights = true, patience = 10, clip = 5.0, amp = false,
   seed = nil, checkpoint = nil, meta = nil, embeddings = false, progress = "auto",
-  min_epochs = "auto", name = nil, mixup = 0, ema = false, ema_bn = "average", distill = nil,
+  min_epochs = "auto", name = nil, mixup = 0, ema = false, ema_bn = "average", ema_bn_batches = 0,
+  distill = nil,
   sync_bn = false, grad_compression = "none", data_parallel = true, state = nil, resume = false,
 }
 
@@ -49,7 +50,7 @@ M.defaults = {
 M.known = {}
 for _, k in ipairs { "epochs", "batch", "lr", "weight_decay", "schedule", "label_smoothing", "class_weights",
   "patience", "clip", "amp", "seed", "checkpoint", "meta", "embeddings", "progress", "min_epochs", "name",
-  "mixup", "ema", "ema_bn", "distill", "sync_bn", "grad_compression", "data_parallel", "state", "resume" } do
+  "mixup", "ema", "ema_bn", "ema_bn_batches", "distill", "sync_bn", "grad_compression", "data_parallel", "state", "resume" } do
   M.known[k] = true
 end
 
@@ -57,7 +58,7 @@ end
 local CHECKS = {
   epochs = "posint", batch = "posint", lr = "posnum", weight_decay = "nonneg",
   label_smoothing = "unit", patience = "posint", clip = "nonneg_or_false", mixup = "nonneg",
-  ema = "unit_or_false",
+  ema = "unit_or_false", ema_bn_batches = "natural",
 }
 
 local function check_opts(opts)
@@ -391,14 +392,19 @@ function M.fit(model, parts, opts)
   end
 
   -- The EMA's weights into the model. With ema_bn = "recompute" its BatchNorm statistics are
-  -- then gathered afresh under them from the batches of `epoch` (a learnt front end's averaged
-  -- filters give activations at another level than the averaged running statistics; measured:
-  -- docs/results.md). The generator is put back, so training goes on as it would without.
+  -- then gathered afresh under them from the batches of `epoch` (the first ema_bn_batches of
+  -- them; 0: all): a learnt front end's averaged filters give activations at another level
+  -- than the averaged running statistics (measured: docs/results.md). The generator is put
+  -- back, so training goes on as it would without.
   local function averaged_weights(epoch)
     model:load_state_dict(ema:state_dict())
     if o.ema_bn ~= "recompute" then return end
     local rng = base.get_rng_state()
-    optim.update_bn(model, batches.iterate(train, math.max(epoch, 1)))
+    local each, limit, n = batches.iterate(train, math.max(epoch, 1)), o.ema_bn_batches, 0
+    optim.update_bn(model, function()
+      n = n + 1
+      if limit == 0 or n <= limit then return each() end
+    end)
     base.set_rng_state(rng)
   end
 

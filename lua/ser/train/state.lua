@@ -37,7 +37,8 @@ local NOT_IDENTITY = { progress = true, checkpoint = true, state = true, resume 
 -- Options added after states were first written, with the value every earlier run trained
 -- with: at that value they are left out of the identity, so that a state written before the
 -- option existed still resumes.
-local LATER = { ema_bn = "average", ["meta.recipe.ema_bn"] = "average", ["meta.recipe.model.frontend"] = "conv" }
+local LATER = { ema_bn = "average", ["meta.recipe.ema_bn"] = "average", ema_bn_batches = 0,
+  ["meta.recipe.ema_bn_batches"] = 0, ["meta.recipe.model.frontend"] = "conv" }
 M.LATER = LATER
 
 -- A canonical text of plain data: sorted keys, exact numbers; functions and userdata by kind.
