@@ -35,6 +35,7 @@ local models = {
   { "crnn", {}, { 1, 1, 64, 251 } },
   { "crnn_best", { freq = "flatten", time = "stats", dropout = 0.3 }, { 1, 1, 64, 251 }, "crnn" },
   { "cnn1d", {}, { 1, 1, 64000 } },
+  { "cnn1d_fb", { frontend = "filterbank" }, { 1, 1, 64000 }, "cnn1d" },   -- the default recipe's front end
 }
 print(("%-10s %10s %10s %12s %12s %8s"):format("model", "onnx MB", "export s", "ours ms", "ort ms", "ours/ort"))
 for _, m in ipairs(models) do
