@@ -513,6 +513,7 @@ function EMA:__tostring()
 end
 
 optim.Optimizer = Optimizer
+
 -- ---- BatchNorm statistics of averaged weights ----
 
 --- update_bn(model, batches): every BatchNorm's running statistics recomputed from scratch
