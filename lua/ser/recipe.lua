@@ -94,7 +94,8 @@ M.fields = {
   ["early_stopping.patience"] = { kind = "posint", default = 10, help = "epochs without a better validation wF1" },
   ["ema"] = { kind = "unit", default = 0, expect = "a decay in [0, 1) (0 = off)", help = "weight EMA decay" },
   ["ema_bn"] = { choices = { "average", "recompute" }, default = "average",
-    help = "BatchNorm statistics of the EMA weights: the average of the running ones, or recomputed from the training batches" },
+    help = "with ema > 0, BatchNorm's statistics of the EMA weights: the average of the running ones, or recomputed "
+      .. "from the training batches (without an EMA it does nothing, so --set ema=0 turns the EMA off alone)" },
   ["ema_bn_batches"] = { kind = "natural", default = 0,
     help = "with ema_bn = \"recompute\": how many of the epoch's training batches (0 = all)" },
   ["amp"] = { kind = "boolean", default = false, help = "bfloat16 GEMMs" },
@@ -292,14 +293,6 @@ function M.validate(r, where, sources)
   end
   local problem = family.check and family.check(out)
   if problem then error(("%s: %s"):format(where, problem), 0) end
-  if out.ema_bn == "recompute" and out.ema == 0 then
-    fail(where, "ema_bn", "\"average\" without a weight EMA (ema = 0): \"recompute\" applies to the averaged weights; "
-      .. "set ema (such as 0.999) too", out.ema_bn, sources)
-  end
-  if out.ema_bn_batches > 0 and out.ema_bn ~= "recompute" then
-    fail(where, "ema_bn_batches", "0 unless ema_bn = \"recompute\" (it counts the batches the statistics are "
-      .. "recomputed from)", out.ema_bn_batches, sources)
-  end
   if out.distill then
     if not out.distill.teachers and not out.distill.from then
       local set = {}

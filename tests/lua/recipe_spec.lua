@@ -94,11 +94,11 @@ describe("ser.recipe", function()
     bad({ ["distill.alpha"] = 0.3 }, "distill.alpha set without distill.teachers")
     bad({ ["distill.teachers"] = { "t.safetensors" }, mixup = 0.2 },
       "distillation and mixup cannot be combined unless distill.consistent = true")
-    bad({ ["ema_bn"] = "recompute" }, 'ema_bn must be "average" without a weight EMA (ema = 0): "recompute" applies to '
-      .. 'the averaged weights; set ema (such as 0.999) too, got "recompute"')
     bad({ ["ema_bn"] = "fresh", ema = 0.999 }, 'ema_bn must be one of "average", "recompute", got "fresh"')
-    bad({ ["ema_bn_batches"] = 8, ema = 0.999 }, 'ema_bn_batches must be 0 unless ema_bn = "recompute" (it counts the '
-      .. 'batches the statistics are recomputed from), got 8')
+    bad({ ["ema_bn_batches"] = -1 }, "ema_bn_batches must be a whole number >= 0, got -1")
+    -- --set ema=0 turns the default CNN1D's EMA off alone: its ema_bn fields then do nothing
+    assert.are.equal(false, recipe.fit_options(recipe.resolve("experiments/recipes/cnn1d.lua",
+      { recipe.parse_set("ema=0") }), 1).ema)
     assert.are.equal("recompute", recipe.validate(recipe.copy { model = { name = "crnn" }, ema = 0.999, ema_bn = "recompute" }).ema_bn)
     assert.are.equal("average", recipe.validate(recipe.copy(base)).ema_bn)
     assert.are.equal("recompute", recipe.fit_options(recipe.validate { model = { name = "crnn" }, ema = 0.999,
