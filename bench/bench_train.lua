@@ -14,7 +14,7 @@ local cnn = require "ser.core.nn_cnn"
 local argparse = require "argparse"
 local parser = argparse("bench_train.lua", "Training / inference throughput of one reference model (our side "
   .. "of bench/bench_train.sh)")
-parser:option("--model", "cnn2d, crnn or cnn1d", "cnn2d")
+parser:option("--model", "cnn2d, crnn, cnn1d or cnn1d_fb (CNN1D with the filterbank front end)", "cnn2d")
 parser:option("--threads", "comma-separated thread counts", "1,2")
 parser:flag("--amp", "bfloat16 GEMMs where amp's rule says they pay")
 parser:option("--steps", "steps per repeat", "5")
@@ -22,7 +22,7 @@ parser:option("--repeats", "repeats (the median is printed)", "3")
 local args = parser:parse(arg)
 args.steps, args.repeats = tonumber(args.steps), tonumber(args.repeats)
 
-local shapes = { cnn2d = { 1, 64, 251 }, crnn = { 1, 64, 251 }, cnn1d = { 1, 64000 } }
+local shapes = { cnn2d = { 1, 64, 251 }, crnn = { 1, 64, 251 }, cnn1d = { 1, 64000 }, cnn1d_fb = { 1, 64000 } }
 local in_shape = shapes[args.model] or error("bench_train.lua: unknown model " .. args.model)
 local function batch_shape(b)
   local s = { b }
@@ -61,7 +61,8 @@ local function peak_rss_mb()
 end
 
 ser.manual_seed(0)
-local model = ser.models.create(args.model, { classes = 8 })
+local model = args.model == "cnn1d_fb" and ser.models.create("cnn1d", { classes = 8, frontend = "filterbank" })
+  or ser.models.create(args.model, { classes = 8 })
 local params = model:parameters()
 local opt_name, step
 local has_optim, optim = pcall(function() return ser.optim end)

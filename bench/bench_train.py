@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lua", "helpers"))
 import models_ref  # noqa: E402  (the PyTorch twins of ser.models)
 
-SHAPES = {"cnn2d": (1, 64, 251), "crnn": (1, 64, 251), "cnn1d": (1, 64000)}
+SHAPES = {"cnn2d": (1, 64, 251), "crnn": (1, 64, 251), "cnn1d": (1, 64000), "cnn1d_fb": (1, 64000)}
 
 
 def time_it(fn, steps, repeats):
@@ -55,7 +55,7 @@ def main():
         return torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast else contextlib.nullcontext()
     torch.manual_seed(0)
     model = {"cnn2d": lambda: models_ref.CNN2D(8), "crnn": lambda: models_ref.CRNN(8),
-             "cnn1d": lambda: models_ref.CNN1D(8)}[a.model]()
+             "cnn1d": lambda: models_ref.CNN1D(8), "cnn1d_fb": lambda: models_ref.CNN1DFilterbank(8)}[a.model]()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     x8 = torch.randn(8, *SHAPES[a.model])
     x1 = torch.randn(1, *SHAPES[a.model])

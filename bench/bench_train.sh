@@ -2,7 +2,8 @@
 # Training and inference throughput of CNN2D, CRNN and CNN1D: ours (serlua) vs
 # PyTorch 1.13 (python3-torch), side by side in one invocation, with ratios.
 #
-#   bench/bench_train.sh [--models cnn2d,crnn,cnn1d] [--threads 1,2] [--amp] [--steps N] [--repeats R]
+#   bench/bench_train.sh [--models cnn2d,crnn,cnn1d,cnn1d_fb] [--threads 1,2] [--amp] [--steps N] [--repeats R]
+#   (cnn1d_fb: CNN1D with the filterbank front end, the main job's; the default list leaves it out)
 #
 # Each model runs in its own pair of processes (ours, then PyTorch), so peak
 # RSS is per model. PyTorch gets OPENBLAS_NUM_THREADS=1 (this build nests

@@ -60,6 +60,40 @@ class CNN1D(nn.Module):
         return self.fc(self.net(x))
 
 
+class Square(nn.Module):
+    def forward(self, x):
+        return x * x
+
+
+class Log(nn.Module):
+    """log(x + eps), ser's nn.Log(eps)."""
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        return torch.log(x + self.eps)
+
+
+class CNN1DFilterbank(nn.Module):
+    """CNN1D with frontend = "filterbank" (ser.models): the same layers and names; the first
+    convolution's taps are left random here (ser initialises them as sinc band-passes), which
+    changes no shape or cost."""
+    def __init__(self, classes):
+        super().__init__()
+        layers, c_in = [nn.Conv1d(1, 64, 257, stride=2, padding=128), Square(), nn.AvgPool1d(80), Log(1e-6),
+                        nn.BatchNorm1d(64)], 64
+        for c in [128, 128, 256, 256]:
+            layers += [nn.Conv1d(c_in, c, 9, stride=2, padding=4), nn.BatchNorm1d(c), nn.ReLU()]
+            c_in = c
+        layers.append(nn.AdaptiveAvgPool1d(1))
+        self.net = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, classes))
+
+    def forward(self, x):
+        return self.fc(self.net(x))
+
+
 def main():
     classes = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     hidden = int(sys.argv[2]) if len(sys.argv) > 2 else 128
