@@ -46,10 +46,12 @@ class CRNN(nn.Module):
 
 
 class CNN1D(nn.Module):
-    def __init__(self, classes):
+    """The notebook's CNN1D; front (layers before the convolutions, giving c_in channels) and
+    widths let CNN1DFilterbank build ser's filterbank variant on the same code."""
+    def __init__(self, classes, front=(), c_in=1, widths=(32, 64, 128, 256)):
         super().__init__()
-        layers, c_in = [], 1
-        for c in [32, 64, 128, 256]:
+        layers = list(front)
+        for c in widths:
             layers += [nn.Conv1d(c_in, c, 9, stride=2, padding=4), nn.BatchNorm1d(c), nn.ReLU()]
             c_in = c
         layers.append(nn.AdaptiveAvgPool1d(1))
@@ -75,23 +77,13 @@ class Log(nn.Module):
         return torch.log(x + self.eps)
 
 
-class CNN1DFilterbank(nn.Module):
+class CNN1DFilterbank(CNN1D):
     """CNN1D with frontend = "filterbank" (ser.models): the same layers and names; the first
     convolution's taps are left random here (ser initialises them as sinc band-passes), which
     changes no shape or cost."""
     def __init__(self, classes):
-        super().__init__()
-        layers, c_in = [nn.Conv1d(1, 64, 257, stride=2, padding=128), Square(), nn.AvgPool1d(80), Log(1e-6),
-                        nn.BatchNorm1d(64)], 64
-        for c in [128, 128, 256, 256]:
-            layers += [nn.Conv1d(c_in, c, 9, stride=2, padding=4), nn.BatchNorm1d(c), nn.ReLU()]
-            c_in = c
-        layers.append(nn.AdaptiveAvgPool1d(1))
-        self.net = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(256, classes))
-
-    def forward(self, x):
-        return self.fc(self.net(x))
+        super().__init__(classes, front=[nn.Conv1d(1, 64, 257, stride=2, padding=128), Square(), nn.AvgPool1d(80),
+                                         Log(1e-6), nn.BatchNorm1d(64)], c_in=64, widths=(128, 128, 256, 256))
 
 
 def main():
